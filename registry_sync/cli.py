@@ -1,0 +1,42 @@
+"""The registry-sync command line: run, once, status, register, promote, local-registry."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__, logs
+from .errors import ConfigError, RegistrySyncError
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="registry-sync", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from .local_registry import cli as local_registry_cli
+
+    local_registry_cli.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; errors become one line on stderr and an exit code, never a traceback."""
+    args = build_parser().parse_args(argv)
+    logs.setup(getattr(args, "log_level", None) or "info")
+    try:
+        return args.handler(args) or EXIT_OK
+    except ConfigError as exc:
+        print(f"registry-sync: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except RegistrySyncError as exc:
+        print(f"registry-sync: {logs.mask(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Configuration: read once, from flags or the environment, into frozen typed objects.
+
+This is the only module of registry-sync that reads os.environ. Every setting has an
+environment variable and a flag twin (the flag wins). A missing or malformed setting raises
+ConfigError naming the variable and what it expects; the CLI turns that into one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_COMET_URL = "https://www.comet.com"
+
+
+def _url_root(value: str) -> str:
+    """Keep only scheme://host:port of a URL, as the comet_ml SDK does with COMET_URL_OVERRIDE."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("an http(s) URL such as http://127.0.0.1:8080/clientlib/")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0 or number != number or number == float("inf"):
+        raise ValueError("a positive number")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("a number >= 0")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("a whole number >= 1")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("a whole number >= 0")
+    return number
+
+
+def _name_list(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names:
+        raise ValueError("a comma-separated list of registry model names")
+    return names
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("HOST:PORT, e.g. 127.0.0.1:8090 (port 0 disables it)")
+    return host or "127.0.0.1", int(port)
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return value
+
+    return parse
+
+
+def _log_level(value: str) -> str:
+    return _choice("debug", "info", "warning", "error")(value.lower())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its variable, its flag, how to parse it, its default and its meaning."""
+
+    env: str
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The CLI twin of the variable, e.g. --sync-interval for SYNC_INTERVAL."""
+        return "--" + self.env.lower().replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        """The attribute the flag is parsed into."""
+        return self.env.lower()
+
+
+SETTINGS: dict[str, Setting] = {
+    s.env: s
+    for s in [
+        Setting("COMET_API_KEY", str, None, "Comet API key (or use COMET_API_KEY_FILE)", True),
+        Setting("COMET_API_KEY_FILE", Path, None, "file holding the API key; re-read on each poll"),
+        Setting("COMET_WORKSPACE", str, None, "Comet workspace holding the registry models"),
+        Setting("COMET_URL_OVERRIDE", _url_root, DEFAULT_COMET_URL,
+                "Comet server; only scheme://host:port is used, as by the comet_ml SDK"),
+        Setting("COMET_TIMEOUT", _positive_float, "10", "seconds to wait on a registry API call"),
+        Setting("COMET_DOWNLOAD_TIMEOUT", _positive_float, "60",
+                "seconds a download may stall without receiving a byte"),
+        Setting("MODEL_ROOT", Path, None, "shared directory holding snapshots/ and current"),
+        Setting("REGISTRY_MODELS", _name_list, None, "comma-separated registry model names"),
+        Setting("REGISTRY_STATUS", str, "Production", "status that marks the version to serve"),
+        Setting("REGISTRY_TAG", str, "",
+                "if set, a version carrying this tag / legacy stage is used when none has the status"),
+        Setting("SYNC_GROUPING", _choice("experiment", "independent"), "experiment",
+                "experiment: publish only when all models' versions come from one experiment"),
+        Setting("SYNC_INTERVAL", _positive_float, "10", "seconds between polls (with ±10% jitter)"),
+        Setting("SYNC_MAX_BACKOFF", _positive_float, "300", "cap in seconds of the backoff on errors"),
+        Setting("INIT_MAX_FAILURES", _non_negative_int, "5",
+                "failed syncs before the first good snapshot that stop the daemon (0: never)"),
+        Setting("KEEP_SNAPSHOTS", _positive_int, "3", "snapshots kept on disk, current included"),
+        Setting("MAX_MODEL_BYTES", _positive_int, str(4 * 1024**3),
+                "cap on one model's uncompressed size in bytes"),
+        Setting("MAX_ZIP_ENTRIES", _positive_int, "10000", "cap on the number of files in one zip"),
+        Setting("MAX_COMPRESSION_RATIO", _positive_float, "200",
+                "cap on a zip entry's uncompressed/compressed size ratio"),
+        Setting("SERVING_URL", str, "",
+                "serving's base URL for validate/reload (empty: publish without validation)"),
+        Setting("RELOAD_TOKEN", str, "", "shared token for serving's /-/validate and /-/reload", True),
+        Setting("RELOAD_TOKEN_FILE", Path, None, "file holding the reload token"),
+        Setting("SIDECAR_LISTEN", _listen, "127.0.0.1:8090",
+                "address of the sidecar's /healthz /readyz /metrics /status (port 0: off)"),
+        Setting("LOG_LEVEL", _log_level, "info", "debug, info, warning or error"),
+    ]
+}
+
+
+def add_flags(parser: argparse.ArgumentParser, names: list[str]) -> None:
+    """Give a parser the flag twins of the named settings."""
+    for name in names:
+        setting = SETTINGS[name]
+        parser.add_argument(
+            setting.flag, dest=setting.dest, metavar=name, default=None,
+            help=f"{setting.help} [env {name}" + (f", default {setting.default}]"
+                                                   if setting.default is not None else "]"),
+        )
+
+
+def read(args: argparse.Namespace, environ: Mapping[str, str], names: list[str]) -> dict[str, Any]:
+    """Parse the named settings, flag before variable before default; None where unset."""
+    values: dict[str, Any] = {}
+    for name in names:
+        setting = SETTINGS[name]
+        raw = getattr(args, setting.dest, None)
+        if raw is None:
+            raw = environ.get(name)
+        if raw is None or raw == "":
+            raw = setting.default
+        if raw is None:
+            values[name] = None
+            continue
+        try:
+            values[name] = setting.parse(raw) if raw != "" else raw
+        except ValueError as exc:
+            shown = "(hidden)" if setting.secret else repr(raw)
+            expected = str(exc) if _is_expectation(exc) else "a valid value"
+            raise ConfigError(f"{name} (or {setting.flag}) is {shown}: expected {expected}") from None
+    return values
+
+
+def _is_expectation(exc: ValueError) -> bool:
+    """True for our own parse errors, which say what is expected; not for int()/float()'s."""
+    text = str(exc)
+    return not text.startswith(("invalid literal", "could not convert"))
+
+
+def require(values: Mapping[str, Any], *names: str) -> None:
+    """Raise ConfigError naming the first required setting that is unset."""
+    for name in names:
+        if values.get(name) in (None, ""):
+            raise ConfigError(f"{name} (or {SETTINGS[name].flag}) is required: {SETTINGS[name].help}")
+
+
+def read_secret_file(path: Path, name: str) -> str:
+    """Read a secret from a mounted file, stripped; ConfigError if it cannot be read or is empty."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{name} {str(path)!r} cannot be read: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{name} {str(path)!r} is empty")
+    return value
+
+
+@dataclass(frozen=True)
+class CometSettings:
+    """Where the registry is and how to authenticate to it."""
+
+    url: str
+    workspace: str
+    api_key: str | None
+    api_key_file: Path | None
+    timeout: float = 10.0
+    download_timeout: float = 60.0
+
+    def read_api_key(self) -> str:
+        """The current API key: from its file when one is mounted (rotation without restart)."""
+        if self.api_key_file is not None:
+            return read_secret_file(self.api_key_file, "COMET_API_KEY_FILE")
+        assert self.api_key is not None
+        return self.api_key
+
+
+COMET_NAMES = ["COMET_API_KEY", "COMET_API_KEY_FILE", "COMET_WORKSPACE", "COMET_URL_OVERRIDE",
+               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT"]
+
+
+def comet_settings(values: Mapping[str, Any]) -> CometSettings:
+    """Build the Comet settings, requiring a workspace and a key (inline or from a file)."""
+    require(values, "COMET_WORKSPACE")
+    if not values.get("COMET_API_KEY") and not values.get("COMET_API_KEY_FILE"):
+        raise ConfigError("COMET_API_KEY (or COMET_API_KEY_FILE) is required: your Comet API key")
+    settings = CometSettings(
+        url=values["COMET_URL_OVERRIDE"], workspace=values["COMET_WORKSPACE"],
+        api_key=values.get("COMET_API_KEY") or None, api_key_file=values.get("COMET_API_KEY_FILE"),
+        timeout=values["COMET_TIMEOUT"], download_timeout=values["COMET_DOWNLOAD_TIMEOUT"],
+    )
+    settings.read_api_key()
+    return settings
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Caps that a downloaded zip must stay within."""
+
+    max_bytes: int = 4 * 1024**3
+    max_entries: int = 10000
+    max_ratio: float = 200.0
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Everything the sync daemon needs, validated."""
+
+    comet: CometSettings
+    model_root: Path
+    models: tuple[str, ...]
+    status: str
+    tag: str
+    grouping: str
+    interval: float
+    max_backoff: float
+    init_max_failures: int
+    keep_snapshots: int
+    limits: ArchiveLimits
+    serving_url: str
+    reload_token: str
+    listen: tuple[str, int]
+    log_level: str
+
+
+SYNC_NAMES = COMET_NAMES + [
+    "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG", "SYNC_GROUPING",
+    "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
+    "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "SERVING_URL", "RELOAD_TOKEN",
+    "RELOAD_TOKEN_FILE", "SIDECAR_LISTEN", "LOG_LEVEL",
+]
+
+
+def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> SyncConfig:
+    """Read and validate the daemon's configuration."""
+    values = read(args, os.environ if environ is None else environ, SYNC_NAMES)
+    require(values, "MODEL_ROOT", "REGISTRY_MODELS")
+    token = values["RELOAD_TOKEN"]
+    if values.get("RELOAD_TOKEN_FILE"):
+        token = read_secret_file(values["RELOAD_TOKEN_FILE"], "RELOAD_TOKEN_FILE")
+    serving_url = values["SERVING_URL"].rstrip("/")
+    if serving_url:
+        try:
+            _url_root(serving_url)
+        except ValueError as exc:
+            raise ConfigError(
+                f"SERVING_URL (or --serving-url) is {serving_url!r}: expected {exc}") from None
+        if not token:
+            raise ConfigError("RELOAD_TOKEN (or RELOAD_TOKEN_FILE) is required with SERVING_URL")
+    return SyncConfig(
+        comet=comet_settings(values),
+        model_root=values["MODEL_ROOT"].absolute(),
+        models=values["REGISTRY_MODELS"],
+        status=values["REGISTRY_STATUS"],
+        tag=values["REGISTRY_TAG"],
+        grouping=values["SYNC_GROUPING"],
+        interval=values["SYNC_INTERVAL"],
+        max_backoff=values["SYNC_MAX_BACKOFF"],
+        init_max_failures=values["INIT_MAX_FAILURES"],
+        keep_snapshots=values["KEEP_SNAPSHOTS"],
+        limits=ArchiveLimits(values["MAX_MODEL_BYTES"], values["MAX_ZIP_ENTRIES"],
+                             values["MAX_COMPRESSION_RATIO"]),
+        serving_url=serving_url,
+        reload_token=token,
+        listen=values["SIDECAR_LISTEN"],
+        log_level=values["LOG_LEVEL"],
+    )

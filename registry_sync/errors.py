@@ -1,0 +1,103 @@
+"""The exceptions of registry-sync, one small tree; HTTP codes are mapped to it only in comet.py.
+
+RegistrySyncError
+├── ConfigError            a setting is missing or malformed (the message names it)
+├── CometError             the registry answered something we cannot use
+│   ├── Unauthorized       the API key is wrong, revoked or lacks access
+│   ├── WorkspaceNotFound  the workspace does not exist
+│   ├── ModelNotFound      the registry model does not exist in the workspace
+│   ├── VersionNotFound    the version does not exist
+│   ├── BadRequest         any other refusal of a request as malformed
+│   ├── BadResponse        the registry's answer does not have the documented shape
+│   └── CometUnavailable   unreachable, timing out, 5xx or 429 after every retry
+├── ArchiveError           a downloaded archive is unsafe or does not match the registry
+│   ├── UnsafeArchive      absolute paths, '..', links, or an unreadable zip
+│   ├── ArchiveTooLarge    over the caps on size, entry count or compression ratio
+│   └── SizeMismatch       sizes disagree with the registry's fileSize
+├── InsufficientSpace      not enough free disk for a download, checked before it starts
+├── SnapshotRejected       serving refused to load a staged snapshot
+└── ServingUnavailable     serving could not be asked to validate or reload
+"""
+
+
+class RegistrySyncError(Exception):
+    """Base of every error registry-sync raises on purpose."""
+
+
+class ConfigError(RegistrySyncError):
+    """A setting is missing or malformed."""
+
+
+class CometError(RegistrySyncError):
+    """The registry answered something we cannot use."""
+
+
+class Unauthorized(CometError):
+    """The API key is wrong, revoked or lacks access to the workspace."""
+
+
+class WorkspaceNotFound(CometError):
+    """The configured workspace does not exist."""
+
+
+class ModelNotFound(CometError):
+    """A registry model does not exist in the workspace."""
+
+    def __init__(self, workspace: str, name: str):
+        super().__init__(
+            f"registry model {name!r} not found in workspace {workspace!r}: "
+            "check REGISTRY_MODELS and COMET_WORKSPACE"
+        )
+        self.workspace, self.name = workspace, name
+
+
+class VersionNotFound(CometError):
+    """A version of a registry model does not exist."""
+
+    def __init__(self, workspace: str, name: str, version: str):
+        super().__init__(f"version {version!r} of {workspace}/{name} not found")
+        self.workspace, self.name, self.version = workspace, name, version
+
+
+class BadRequest(CometError):
+    """The registry refused a request as malformed."""
+
+
+class BadResponse(CometError):
+    """The registry's answer does not have the documented shape."""
+
+
+class CometUnavailable(CometError):
+    """The registry could not be reached, or kept failing, after every retry."""
+
+
+class ArchiveError(RegistrySyncError):
+    """A downloaded archive is unsafe or does not match the registry."""
+
+
+class UnsafeArchive(ArchiveError):
+    """An archive holds absolute paths, '..', links, or cannot be read as a zip."""
+
+
+class ArchiveTooLarge(ArchiveError):
+    """An archive exceeds the caps on size, entry count or compression ratio."""
+
+
+class SizeMismatch(ArchiveError):
+    """A file's size disagrees with the registry's fileSize."""
+
+
+class InsufficientSpace(RegistrySyncError):
+    """Not enough free disk under MODEL_ROOT for a download."""
+
+
+class SnapshotRejected(RegistrySyncError):
+    """Serving refused to load a staged snapshot."""
+
+    def __init__(self, snapshot_id: str, reason: str):
+        super().__init__(f"serving rejected snapshot {snapshot_id}: {reason}")
+        self.snapshot_id, self.reason = snapshot_id, reason
+
+
+class ServingUnavailable(RegistrySyncError):
+    """Serving could not be asked to validate or reload."""
