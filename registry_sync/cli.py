@@ -16,8 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registry-sync", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from . import commands as sync_commands
+    from . import promote, register
     from .local_registry import cli as local_registry_cli
 
+    sync_commands.add_parsers(commands)
+    register.add_parser(commands)
+    promote.add_parser(commands)
     local_registry_cli.add_parser(commands)
     return parser
 

@@ -28,32 +28,27 @@ def _url_root(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _number(value: str, kind: type, minimum: float, strict: bool, expects: str) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(expects) from None
+    if number != number or number in (float("inf"), float("-inf")) or number < minimum or (
+            strict and number == minimum):
+        raise ValueError(expects)
+    return number
+
+
 def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0 or number != number or number == float("inf"):
-        raise ValueError("a positive number")
-    return number
-
-
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if not number >= 0 or number == float("inf"):
-        raise ValueError("a number >= 0")
-    return number
+    return _number(value, float, 0, True, "a number > 0")
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError("a whole number >= 1")
-    return number
+    return _number(value, int, 0, True, "a whole number >= 1")
 
 
 def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("a whole number >= 0")
-    return number
+    return _number(value, int, 0, False, "a whole number >= 0")
 
 
 def _name_list(value: str) -> tuple[str, ...]:
@@ -119,11 +114,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("REGISTRY_MODELS", _name_list, None, "comma-separated registry model names"),
         Setting("REGISTRY_STATUS", str, "Production", "status that marks the version to serve"),
         Setting("REGISTRY_TAG", str, "",
-                "if set, a version carrying this tag / legacy stage is used when none has the status"),
+                "if set, the newest version with this tag / legacy stage when none has the status"),
         Setting("SYNC_GROUPING", _choice("experiment", "independent"), "experiment",
                 "experiment: publish only when all models' versions come from one experiment"),
         Setting("SYNC_INTERVAL", _positive_float, "10", "seconds between polls (with ±10% jitter)"),
-        Setting("SYNC_MAX_BACKOFF", _positive_float, "300", "cap in seconds of the backoff on errors"),
+        Setting("SYNC_MAX_BACKOFF", _positive_float, "300", "cap in seconds of the error backoff"),
         Setting("INIT_MAX_FAILURES", _non_negative_int, "5",
                 "failed syncs before the first good snapshot that stop the daemon (0: never)"),
         Setting("KEEP_SNAPSHOTS", _positive_int, "3", "snapshots kept on disk, current included"),
@@ -134,11 +129,14 @@ SETTINGS: dict[str, Setting] = {
                 "cap on a zip entry's uncompressed/compressed size ratio"),
         Setting("SERVING_URL", str, "",
                 "serving's base URL for validate/reload (empty: publish without validation)"),
-        Setting("RELOAD_TOKEN", str, "", "shared token for serving's /-/validate and /-/reload", True),
+        Setting("RELOAD_TOKEN", str, "", "shared token for serving's /-/validate and /-/reload",
+                True),
         Setting("RELOAD_TOKEN_FILE", Path, None, "file holding the reload token"),
         Setting("SIDECAR_LISTEN", _listen, "127.0.0.1:8090",
                 "address of the sidecar's /healthz /readyz /metrics /status (port 0: off)"),
         Setting("LOG_LEVEL", _log_level, "info", "debug, info, warning or error"),
+        Setting("POD_NAME", str, "", "this pod's name (Downward API), for Events and annotations"),
+        Setting("POD_NAMESPACE", str, "", "this pod's namespace (Downward API)"),
     ]
 }
 
@@ -171,22 +169,16 @@ def read(args: argparse.Namespace, environ: Mapping[str, str], names: list[str])
             values[name] = setting.parse(raw) if raw != "" else raw
         except ValueError as exc:
             shown = "(hidden)" if setting.secret else repr(raw)
-            expected = str(exc) if _is_expectation(exc) else "a valid value"
-            raise ConfigError(f"{name} (or {setting.flag}) is {shown}: expected {expected}") from None
+            raise ConfigError(f"{name} (or {setting.flag}) is {shown}: expected {exc}") from None
     return values
-
-
-def _is_expectation(exc: ValueError) -> bool:
-    """True for our own parse errors, which say what is expected; not for int()/float()'s."""
-    text = str(exc)
-    return not text.startswith(("invalid literal", "could not convert"))
 
 
 def require(values: Mapping[str, Any], *names: str) -> None:
     """Raise ConfigError naming the first required setting that is unset."""
     for name in names:
         if values.get(name) in (None, ""):
-            raise ConfigError(f"{name} (or {SETTINGS[name].flag}) is required: {SETTINGS[name].help}")
+            setting = SETTINGS[name]
+            raise ConfigError(f"{name} (or {setting.flag}) is required: {setting.help}")
 
 
 def read_secret_file(path: Path, name: str) -> str:
@@ -265,13 +257,15 @@ class SyncConfig:
     reload_token: str
     listen: tuple[str, int]
     log_level: str
+    kube: dict[str, Any] | None = None
 
 
-SYNC_NAMES = COMET_NAMES + [
+SYNC_NAMES = [
+    *COMET_NAMES,
     "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG", "SYNC_GROUPING",
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "SERVING_URL", "RELOAD_TOKEN",
-    "RELOAD_TOKEN_FILE", "SIDECAR_LISTEN", "LOG_LEVEL",
+    "RELOAD_TOKEN_FILE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME", "POD_NAMESPACE",
 ]
 
 

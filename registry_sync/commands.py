@@ -1,0 +1,98 @@
+"""The sync subcommands: run (the daemon), once (one pass, for init containers), status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+from . import config, logs, ops_server, snapshot, state, status
+from .comet import CometClient
+from .daemon import EXIT_FAILED, EXIT_OK, Daemon
+from .metrics import SyncMetrics
+from .notifier import ServingNotifier
+from .syncer import Syncer
+
+
+def build_daemon(settings: config.SyncConfig) -> Daemon:
+    """Wire a daemon from its configuration."""
+    logs.redact(settings.comet.api_key)
+    logs.redact(settings.reload_token)
+    notifier = (ServingNotifier(settings.serving_url, settings.reload_token)
+                if settings.serving_url else None)
+    settings.model_root.mkdir(parents=True, exist_ok=True)
+    daemon_holder: list[Daemon] = []
+    syncer = Syncer(settings, CometClient(settings.comet), state.load(settings.model_root),
+                    SyncMetrics(), notifier,
+                    should_stop=lambda: bool(daemon_holder) and daemon_holder[0].stop.is_set(),
+                    reporter=_reporter(settings))
+    daemon = Daemon(syncer)
+    daemon_holder.append(daemon)
+    return daemon
+
+
+def _reporter(settings: config.SyncConfig):
+    """The Kubernetes Events/annotations reporter when in a cluster, else None."""
+    if settings.kube is None:
+        return None
+    from . import kube
+
+    return kube.PodReporter.in_cluster(**settings.kube)
+
+
+def run(args: argparse.Namespace) -> int:
+    """registry-sync run: the daemon."""
+    settings = config.sync_config(args)
+    logs.setup(settings.log_level)
+    daemon = build_daemon(settings)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: daemon.request_stop())
+    host, port = settings.listen
+    server = ops_server.start(daemon, host, port) if port else None
+    try:
+        return daemon.run()
+    finally:
+        if server:
+            server.shutdown()
+
+
+def once(args: argparse.Namespace) -> int:
+    """registry-sync once: one pass; exit 0 when MODEL_ROOT holds a good snapshot."""
+    settings = config.sync_config(args)
+    logs.setup(settings.log_level)
+    daemon = build_daemon(settings)
+    snapshot.clean_staging(settings.model_root)
+    outcome = daemon.run_once()
+    snapshot.clean_staging(settings.model_root)
+    report = status.report(settings.model_root, daemon.state)
+    print(status.render(report))
+    if daemon.has_good_snapshot():
+        return EXIT_OK
+    why = (daemon.state.last_error or {}).get("message") or (outcome.detail if outcome else "")
+    print(f"registry-sync: no good snapshot in MODEL_ROOT: {why}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def show_status(args: argparse.Namespace) -> int:
+    """registry-sync status: what is desired, installed, published, and the last error."""
+    values = config.read(args, os.environ, ["MODEL_ROOT"])
+    config.require(values, "MODEL_ROOT")
+    root = values["MODEL_ROOT"]
+    report = status.report(root, state.load(root))
+    print(json.dumps(report, indent=2, default=str) if args.json else status.render(report))
+    return EXIT_OK if report["ready"] else EXIT_FAILED
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Add run, once and status to the CLI."""
+    for name, handler, text in (("run", run, "keep MODEL_ROOT on the production versions"),
+                                ("once", once, "sync once and exit (0 if a good snapshot)")):
+        sub = commands.add_parser(name, help=text, description=text)
+        config.add_flags(sub, config.SYNC_NAMES)
+        sub.set_defaults(handler=handler)
+    sub = commands.add_parser("status", help="show what is desired, installed and published")
+    config.add_flags(sub, ["MODEL_ROOT"])
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.set_defaults(handler=show_status)

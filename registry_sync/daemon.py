@@ -1,0 +1,148 @@
+"""The sync loop: the one place that decides between retrying, backing off and exiting.
+
+While a good snapshot is published the loop never exits on errors; it backs off (exponential,
+capped, with jitter) and keeps the snapshot. Before the first good snapshot, INIT_MAX_FAILURES
+failed passes in a row stop it with exit code 1. SIGTERM finishes or abandons the current step
+(an abandoned snapshot stays in .staging, which is cleaned) and exits 0.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from . import logs, snapshot, state
+from .errors import ConfigError, RegistrySyncError
+from .installer import Stopped
+from .syncer import Outcome, Syncer
+
+log = logs.get(__name__)
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def backoff_delay(failures: int, interval: float, cap: float,
+                  rand: Callable[[], float] = random.random) -> float:
+    """Exponential backoff from the poll interval, capped, with full jitter on its upper half."""
+    ceiling = min(cap, interval * 2 ** min(failures, 20))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+def poll_delay(interval: float, rand: Callable[[], float] = random.random) -> float:
+    """The poll interval with ±10% jitter, so replicas do not poll in step."""
+    return interval * (0.9 + 0.2 * rand())
+
+
+class Daemon:
+    """Runs sync passes until stopped, applying the failure policy."""
+
+    def __init__(self, syncer: Syncer, stop: threading.Event | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.syncer = syncer
+        self.config = syncer.config
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.heartbeat = clock()
+        self.wake = threading.Event()
+
+    @property
+    def state(self) -> state.SyncState:
+        """The syncer's state, shown by /status."""
+        return self.syncer.state
+
+    def has_good_snapshot(self) -> bool:
+        """True when `current` points at a snapshot with a readable manifest."""
+        return snapshot.read_current(self.config.model_root) is not None
+
+    def run_once(self) -> Outcome | None:
+        """One pass with bookkeeping; None if it failed (the error is in the state)."""
+        started = self.clock()
+        self.state.last_attempt_at = started
+        try:
+            outcome = self.syncer.sync_once()
+        except Stopped:
+            log.info("sync_abandoned", reason="stop requested")
+            return None
+        except ConfigError:
+            raise
+        except (RegistrySyncError, OSError) as exc:
+            self._failed(exc)
+            return None
+        except Exception as exc:  # the loop must outlive a bug while a snapshot is served
+            log.error("sync_crashed", error_type=type(exc).__name__, error=str(exc))
+            self._failed(exc)
+            return None
+        finally:
+            self.heartbeat = self.clock()
+            self.syncer.metrics.duration.observe(max(0.0, self.clock() - started))
+        self._succeeded(outcome)
+        return outcome
+
+    def _succeeded(self, outcome: Outcome) -> None:
+        metrics, current = self.syncer.metrics, self.state
+        metrics.attempts.labels(outcome=outcome.kind).inc()
+        metrics.last_success.set(self.clock())
+        metrics.failures.set(0)
+        current.consecutive_failures = 0
+        current.last_success_at = self.clock()
+        current.last_error = None
+        event = log.info if outcome.kind in ("unchanged", "published") else log.warning
+        event("sync_finished", outcome=outcome.kind, detail=outcome.detail,
+              snapshot=outcome.snapshot_id)
+        self._save()
+
+    def _failed(self, exc: BaseException) -> None:
+        current = self.state
+        current.consecutive_failures += 1
+        current.last_error = {"type": type(exc).__name__, "message": logs.mask(str(exc)),
+                              "at": self.clock()}
+        self.syncer.metrics.attempts.labels(outcome="failed").inc()
+        self.syncer.metrics.failures.set(current.consecutive_failures)
+        log.error("sync_failed", error_type=type(exc).__name__, error=str(exc),
+                  consecutive_failures=current.consecutive_failures)
+        if self.syncer.reporter:
+            self.syncer.reporter.sync_failing(logs.mask(str(exc)), current.consecutive_failures)
+        self._save()
+
+    def _save(self) -> None:
+        try:
+            state.save(self.config.model_root, self.state)
+        except OSError as exc:
+            log.warning("state_not_saved", error=str(exc))
+
+    def run(self) -> int:
+        """Loop until stopped; the exit code follows the failure policy."""
+        self.config.model_root.mkdir(parents=True, exist_ok=True)
+        snapshot.clean_staging(self.config.model_root)
+        log.info("sync_started", models=list(self.config.models), status=self.config.status,
+                 interval=self.config.interval, registry=self.config.comet.url)
+        while not self.stop.is_set():
+            outcome = self.run_once()
+            failures = self.state.consecutive_failures
+            if outcome is None and failures and self._should_give_up(failures):
+                return EXIT_FAILED
+            delay = (backoff_delay(failures, self.config.interval, self.config.max_backoff)
+                     if failures else poll_delay(self.config.interval))
+            self.heartbeat = self.clock()
+            if not self.stop.is_set():
+                self.wake.wait(delay)
+            self.wake.clear()
+        snapshot.clean_staging(self.config.model_root)
+        log.info("sync_stopped")
+        return EXIT_OK
+
+    def _should_give_up(self, failures: int) -> bool:
+        limit = self.config.init_max_failures
+        if limit == 0 or failures < limit or self.has_good_snapshot():
+            return False
+        log.error("sync_gave_up", consecutive_failures=failures,
+                  reason="no good snapshot yet and INIT_MAX_FAILURES reached",
+                  error=(self.state.last_error or {}).get("message"))
+        return True
+
+    def request_stop(self) -> None:
+        """Stop after the current step (called from the SIGTERM handler)."""
+        self.stop.set()
+        self.wake.set()

@@ -1,0 +1,44 @@
+"""The MODEL_ROOT layout shared by the sidecar and serving: names, and how to find `current`.
+
+MODEL_ROOT/
+  current -> snapshots/<snapshot-id>     relative symlink, replaced only by rename(2)
+  snapshots/<snapshot-id>/manifest.json  written last
+  snapshots/<snapshot-id>/<registry-model-name>/<files as unzipped>
+  .staging/                              work in progress, never read by serving
+  .sync-state.json                       the sidecar's own status and memory (rejections)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CURRENT = "current"
+SNAPSHOTS = "snapshots"
+STAGING = ".staging"
+STATE = ".sync-state.json"
+
+
+def snapshots_dir(root: Path) -> Path:
+    """Where complete snapshots live."""
+    return root / SNAPSHOTS
+
+
+def staging_dir(root: Path) -> Path:
+    """Where downloads and unzips happen before they become a snapshot."""
+    return root / STAGING
+
+
+def current_snapshot_id(root: Path) -> str | None:
+    """The id of the published snapshot (basename of readlink(current)), or None."""
+    try:
+        return os.path.basename(os.readlink(root / CURRENT))
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def snapshot_path(root: Path, snapshot_id: str) -> Path:
+    """The folder of one snapshot; refuses ids that would leave snapshots/."""
+    if not snapshot_id or "/" in snapshot_id or snapshot_id.startswith("."):
+        raise ValueError(f"invalid snapshot id {snapshot_id!r}")
+    return snapshots_dir(root) / snapshot_id

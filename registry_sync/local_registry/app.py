@@ -1,0 +1,134 @@
+"""The Flask app of the local registry: blueprints, auth, counting, faults and error bodies."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from .. import logs
+from . import admin, faults, read_api, write_api
+from .store import Conflict, Invalid, NotFound, Store, StoreError
+from .web import JSON, ApiError, Registry, error_response, json_response, state
+
+API_PREFIX = "/api/rest/v2"
+ADMIN_PREFIX = "/-"
+BACKEND_VERSION = "4.20.500"
+SERVER_NAME = "comet-registry-sync-local"
+_STORE_ERRORS = {NotFound: 404, Conflict: 409, Invalid: 400}
+
+log = logs.get(__name__)
+
+
+def create_app(data: Path, api_key: str, workspaces: Iterable[str] = ()) -> Flask:
+    """A local registry storing under data, answering only requests carrying api_key."""
+    app = Flask(__name__)
+    app.extensions["local_registry"] = Registry(Store(data), api_key, frozenset(workspaces))
+    app.register_blueprint(read_api.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(write_api.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(admin.bp, url_prefix=ADMIN_PREFIX)
+    app.add_url_rule("/clientlib/isAlive/ver", "is_alive", is_alive)
+    app.before_request(_count)
+    app.before_request(_inject_fault)
+    app.before_request(_authenticate)
+    app.after_request(_alter_response)
+    app.register_error_handler(ApiError, lambda e: error_response(e.code, e.msg, e.headers))
+    app.register_error_handler(StoreError, _store_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def is_alive() -> Response:
+    """The backend version the SDK checks; `server` tells our tools this is the local registry."""
+    return json_response({"version": BACKEND_VERSION, "server": SERVER_NAME})
+
+
+def _count() -> None:
+    if not request.path.startswith(ADMIN_PREFIX + "/"):
+        state().counts.count(request.method, request.path)
+
+
+def _inject_fault() -> Response | None:
+    if request.path.startswith(ADMIN_PREFIX + "/"):
+        return None
+    rule = state().faults.take(request.method, request.path, _model_of_request)
+    if rule is None:
+        return None
+    g.fault = rule
+    log.info("fault_injected", method=request.method, path=request.path, status=rule.status,
+             stall=rule.stall)
+    if rule.stall:
+        time.sleep(rule.stall)
+    if rule.status is not None:
+        return error_response(rule.status, f"Injected fault: HTTP {rule.status}",
+                              rule.error_headers())
+    return None
+
+
+def _authenticate() -> Response | None:
+    if not request.path.startswith((API_PREFIX + "/", ADMIN_PREFIX + "/")):
+        return None
+    # The Python SDK sends the raw key as Authorization; the Java SDK as Comet-Sdk-Api.
+    given = request.headers.get("Authorization") or request.headers.get("Comet-Sdk-Api") or ""
+    if not hmac.compare_digest(given.encode(), state().api_key.encode()):
+        return error_response(401, "Unauthorized: missing or invalid API key")
+    return None
+
+
+def _model_of_request() -> str | None:
+    """The registry model a request is about, for fault rules that name one."""
+    args = request.args
+    name = args.get("modelName") or args.get("registryModelName")
+    if name is None and request.mimetype == JSON:
+        body = request.get_json(silent=True, cache=True)
+        if isinstance(body, dict):
+            name = body.get("registryModelName")
+            args = {**args, **{k: body[k] for k in ("modelItemId", "registryModelItemId")
+                               if k in body}}
+    item_id = args.get("modelItemId") or args.get("registryModelItemId")
+    try:
+        if name is None and item_id:
+            return state().store.item(str(item_id))[0]["modelName"]
+        if name is None and args.get("assetId"):
+            version, _ = state().store.asset(args["assetId"])
+            return state().store.item(version["registryModelItemId"])[0]["modelName"]
+    except NotFound:
+        return None
+    return name
+
+
+def _alter_response(response: Response) -> Response:
+    rule = g.get("fault")
+    if rule is None:
+        return response
+    if rule.file_size_delta and response.mimetype == JSON:
+        response.set_data(faults.add_to_file_sizes(response.get_data(), rule.file_size_delta))
+    if rule.alters_body:
+        length = response.content_length
+        chunks = response.response if response.direct_passthrough else [response.get_data()]
+        response.response = faults.alter_body(chunks, rule, length)
+        response.direct_passthrough = True
+        if length is not None:
+            response.headers["Content-Length"] = str(length)
+    return response
+
+
+def _store_error(exc: StoreError) -> Response:
+    return error_response(_STORE_ERRORS.get(type(exc), 400), str(exc))
+
+
+def _http_error(exc: HTTPException) -> Response:
+    if exc.code == 404:
+        log.info("unknown_endpoint", method=request.method, path=request.path)
+    return error_response(exc.code or 500, exc.description or exc.name)
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    log.error("request_failed", method=request.method, path=request.path,
+              error=str(exc), error_type=type(exc).__name__)
+    return error_response(500, "Internal Server Error")

@@ -1,0 +1,77 @@
+"""The `registry-sync local-registry` subcommand: serve the local registry until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from .. import config, logs
+from ..errors import ConfigError, RegistrySyncError
+from .app import create_app
+
+log = logs.get(__name__)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Add the local-registry subcommand to the CLI's subparsers."""
+    parser = commands.add_parser(
+        "local-registry", help="serve a local Comet-compatible model registry",
+        description="Serve a Comet-compatible model registry (REST API v2) storing under --data.")
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
+                        help="directory holding the registry; created if missing")
+    parser.add_argument("--port", type=int, default=0, metavar="N",
+                        help="port to listen on (default 0: any free port, logged at start)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--api-key", metavar="KEY", help="the API key clients must send")
+    parser.add_argument("--api-key-file", type=Path, metavar="PATH",
+                        help="file holding the API key, instead of --api-key")
+    parser.add_argument("--workspace", action="append", default=[], metavar="NAME",
+                        help="accept only these workspaces (repeatable or comma-separated); "
+                             "default: any workspace name")
+    config.add_flags(parser, ["LOG_LEVEL"])
+    parser.set_defaults(handler=serve)
+
+
+def _api_key(args: argparse.Namespace) -> str:
+    if args.api_key:
+        return args.api_key
+    if args.api_key_file:
+        return config.read_secret_file(args.api_key_file, "--api-key-file")
+    raise ConfigError("--api-key (or --api-key-file) is required: the key clients must send")
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve the local registry, threaded, until SIGTERM or SIGINT; exit 0 then."""
+    key = _api_key(args)
+    logs.redact(key)
+    if not 0 <= args.port < 65536:
+        raise ConfigError(f"--port is {args.port}: expected 0-65535")
+    workspaces = {w.strip() for value in args.workspace for w in value.split(",") if w.strip()}
+    data = args.data.absolute()
+    try:
+        app = create_app(data, key, workspaces)
+        server = make_server(args.host, args.port, app, threaded=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise RegistrySyncError(f"local registry cannot start: {exc}") from exc
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{server.server_port}"
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("local_registry_stopping", signal=signal.Signals(signum).name)
+        # shutdown() waits for serve_forever() to return, which runs on this very thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("local_registry_started", url=url, comet_url_override=f"{url}/clientlib/",
+             data=str(data), workspaces=sorted(workspaces))
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    log.info("local_registry_stopped")
+    return 0

@@ -1,0 +1,72 @@
+"""The JSON shapes of comet-registry-api.md §2 and §3, built from the store's records."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+API = "/api/rest/v2/"
+MODEL_FIELDS = ("registryModelId", "modelName", "description", "isPublic", "userName",
+                "createdAt", "lastUpdated")
+
+
+def asset(version: dict, record: dict, root: str) -> dict[str, Any]:
+    """One asset of a version; its link carries the experimentKey, as the SDK needs."""
+    key = version["experimentKey"]
+    query = urlencode({"assetId": record["assetId"], "experimentKey": key})
+    return {
+        "fileName": record["fileName"],
+        "fileSize": record["fileSize"],
+        "assetId": record["assetId"],
+        "experimentKey": key,
+        "type": "model-element",
+        "metadata": None,
+        "remote": False,
+        "s3Link": None,
+        "dir": f"models/{version['experimentModelName']}",
+        "link": f"{root}{API}experiment/asset/get-asset?{query}",
+        "createdAt": record["createdAt"],
+        "tags": [],
+    }
+
+
+def version(record: dict, root: str, with_assets: bool = True) -> dict[str, Any]:
+    """A version object; `stages` mirrors the tags, lowercased."""
+    shape = {
+        "registryModelItemId": record["registryModelItemId"],
+        "experimentModel": {
+            "experimentModelId": record["experimentModelId"],
+            "experimentModelName": record["experimentModelName"],
+            "experimentKey": record["experimentKey"],
+        },
+        "version": record["version"],
+        "comment": record["comment"],
+        "stages": list(dict.fromkeys(tag.lower() for tag in record["tags"])),
+        "tags": list(record["tags"]),
+        "status": record["status"],
+        "userName": record["userName"],
+        "createdAt": record["createdAt"],
+        "lastUpdated": record["lastUpdated"],
+        "restApiUrl": None,
+    }
+    if with_assets:
+        shape["assets"] = [asset(record, a, root) for a in record["assets"]]
+    return shape
+
+
+def overview(model: dict, root: str) -> dict[str, Any]:
+    """A model in the workspace listing: its fields, version count and latest version."""
+    shape = {name: model[name] for name in MODEL_FIELDS}
+    shape["numberOfVersions"] = len(model["versions"])
+    latest = model["versions"][0] if model["versions"] else None
+    shape["latestVersion"] = version(latest, root, with_assets=False) if latest else None
+    return shape
+
+
+def details(model: dict, root: str, versions: list[dict] | None = None) -> dict[str, Any]:
+    """A model with its versions (all of them, or those given), newest first."""
+    shape = {name: model[name] for name in MODEL_FIELDS}
+    shape["numberOfVersions"] = len(model["versions"])
+    chosen = model["versions"] if versions is None else versions
+    shape["versions"] = [version(v, root) for v in chosen]
+    return shape

@@ -1,0 +1,40 @@
+"""The sidecar's Prometheus metrics, in a registry of their own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+
+class SyncMetrics:
+    """Counters and gauges of the sync loop."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.attempts = Counter("registry_sync_attempts", "Sync passes by outcome", ["outcome"],
+                                registry=r)
+        self.duration = Histogram("registry_sync_duration_seconds", "Duration of a sync pass",
+                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+                                  registry=r)
+        self.bytes = Counter("registry_sync_downloaded_bytes", "Bytes downloaded from the registry",
+                             registry=r)
+        self.last_success = Gauge("registry_sync_last_success_timestamp_seconds",
+                                  "Time of the last successful sync pass", registry=r)
+        self.failures = Gauge("registry_sync_consecutive_failures",
+                              "Failed sync passes in a row", registry=r)
+        self.rejections = Counter("registry_sync_rejections", "Version sets rejected", ["reason"],
+                                  registry=r)
+        self.desired = Gauge("registry_sync_desired_version_info",
+                             "Production version chosen in the registry", ["model", "version"],
+                             registry=r)
+        self.published = Gauge("registry_sync_published_version_info",
+                               "Version in the published snapshot", ["model", "version"],
+                               registry=r)
+        self.snapshot = Info("registry_sync_published_snapshot", "The published snapshot",
+                             registry=r)
+
+    def set_versions(self, gauge: Gauge, versions: dict[str, str]) -> None:
+        """Make an info gauge show exactly these model versions."""
+        gauge.clear()
+        for model, version in versions.items():
+            gauge.labels(model=model, version=version).set(1)

@@ -1,0 +1,53 @@
+"""registry-sync promote: set a version's status (or add a tag), as the Comet UI does."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from . import config, logs
+from .comet import CometClient
+from .registry import find_production_version
+
+log = logs.get(__name__)
+
+PROMOTE_NAMES = [*config.COMET_NAMES, "LOG_LEVEL"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Promote MODEL VERSION; optionally demote the versions that had the status before."""
+    settings = config.comet_settings(config.read(args, os.environ, PROMOTE_NAMES))
+    logs.redact(settings.api_key)
+    client = CometClient(settings)
+    model = client.get_model(args.model)
+    previous = [v for v in model.versions if v.status == args.status and v.version != args.version]
+    for tag in args.tag:
+        client.add_tag(args.model, args.version, tag)
+    if args.status:
+        client.set_status(args.model, args.version, args.status)
+    if args.demote_to is not None:
+        for version in previous:
+            client.set_status(args.model, version.version, args.demote_to)
+            print(f"demoted {args.model} {version.version} to {args.demote_to}")
+    chosen = find_production_version(client.get_model(args.model), args.status or "Production")
+    log.info("model_promoted", model=args.model, version=args.version, status=args.status,
+             tags=args.tag)
+    print(f"promoted {settings.workspace}/{args.model} {args.version}"
+          + (f" to {args.status}" if args.status else "")
+          + (f" with tags {', '.join(args.tag)}" if args.tag else "")
+          + (f"; the {args.status} version is now {chosen.version}" if chosen else ""))
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Add `promote` to the CLI."""
+    sub = commands.add_parser("promote", help="set a version's status / add a tag")
+    sub.add_argument("model", metavar="MODEL", help="registry model name")
+    sub.add_argument("version", metavar="VERSION", help="version to promote")
+    sub.add_argument("--status", default="Production", help="status to set (default Production;"
+                     " empty to only tag)")
+    sub.add_argument("--tag", action="append", default=[], help="a tag to add (repeatable)")
+    sub.add_argument("--demote-to", default=None, metavar="STATUS",
+                     help="give the versions that had --status before this status, e.g. None")
+    config.add_flags(sub, PROMOTE_NAMES)
+    sub.set_defaults(handler=run)

@@ -1,0 +1,125 @@
+"""The registry's objects as typed values, parsed from Comet's JSON, and the choice of production.
+
+Which version is "production" (comet-registry-api.md §4): the newest version whose `status`
+equals the configured status; if none and a tag is configured, the newest carrying that tag or
+legacy stage (case-insensitive); otherwise none. Newest means greatest `createdAt`, ties broken
+by semantic version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BadResponse
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One file of a registry model version."""
+
+    file_name: str
+    file_size: int
+    asset_id: str
+    experiment_key: str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One version of a registry model."""
+
+    version: str
+    registry_model_item_id: str
+    status: str
+    tags: tuple[str, ...]
+    stages: tuple[str, ...]
+    experiment_key: str
+    created_at: int
+    comment: str
+    assets: tuple[Asset, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies this version across polls: version and registry item id."""
+        return self.version, self.registry_model_item_id
+
+    @property
+    def total_size(self) -> int:
+        """Sum of the assets' sizes in bytes, as the registry reports them."""
+        return sum(a.file_size for a in self.assets)
+
+    def carries(self, tag: str) -> bool:
+        """True if the version carries the tag or legacy stage, ignoring case."""
+        wanted = tag.casefold()
+        return any(t.casefold() == wanted for t in (*self.tags, *self.stages))
+
+
+@dataclass(frozen=True)
+class RegistryModel:
+    """A registry model with all its versions."""
+
+    workspace: str
+    name: str
+    registry_model_id: str
+    versions: tuple[ModelVersion, ...]
+
+    def version(self, version: str) -> ModelVersion | None:
+        """One version by its version string, or None."""
+        return next((v for v in self.versions if v.version == version), None)
+
+
+def semver_key(version: str) -> tuple:
+    """A sort key for semantic versions; release sorts after its pre-releases."""
+    match = re.match(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?", version)
+    if not match:
+        return (0, 0, 0, 0, version)
+    major, minor, patch, pre = match.groups()
+    return (int(major), int(minor or 0), int(patch or 0), 0 if pre else 1, pre or "")
+
+
+def newest(versions: list[ModelVersion]) -> ModelVersion | None:
+    """The newest version by createdAt, ties broken by semver."""
+    return max(versions, key=lambda v: (v.created_at, semver_key(v.version)), default=None)
+
+
+def find_production_version(model: RegistryModel, status: str = "Production",
+                            tag: str = "") -> ModelVersion | None:
+    """The version to serve: newest with the status, else newest with the tag, else None."""
+    chosen = newest([v for v in model.versions if v.status == status])
+    if chosen is None and tag:
+        chosen = newest([v for v in model.versions if v.carries(tag)])
+    return chosen
+
+
+def parse_model(workspace: str, raw: Mapping[str, Any]) -> RegistryModel:
+    """Parse the answer of registry-model/details; BadResponse if it lacks what we need."""
+    try:
+        return RegistryModel(
+            workspace=workspace,
+            name=raw["modelName"],
+            registry_model_id=str(raw.get("registryModelId", "")),
+            versions=tuple(_parse_version(v) for v in raw.get("versions") or ()),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadResponse(f"registry-model/details has an unexpected shape: {exc!r}") from None
+
+
+def _parse_version(raw: Mapping[str, Any]) -> ModelVersion:
+    experiment = raw.get("experimentModel") or {}
+    return ModelVersion(
+        version=str(raw["version"]),
+        registry_model_item_id=str(raw["registryModelItemId"]),
+        status=str(raw.get("status") or "None"),
+        tags=tuple(raw.get("tags") or ()),
+        stages=tuple(raw.get("stages") or ()),
+        experiment_key=str(experiment.get("experimentKey") or ""),
+        created_at=int(raw.get("createdAt") or 0),
+        comment=str(raw.get("comment") or ""),
+        assets=tuple(
+            Asset(str(a["fileName"]), int(a.get("fileSize") or 0), str(a.get("assetId", "")),
+                  str(a.get("experimentKey") or experiment.get("experimentKey") or ""))
+            for a in raw.get("assets") or ()
+        ),
+    )

@@ -1,0 +1,62 @@
+"""The status report: what is desired, installed, published, and the last error."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from . import layout, snapshot
+from .state import SyncState
+
+
+def report(root: Path, current: SyncState) -> dict[str, Any]:
+    """The status as JSON-ready data, from the state and what is on disk."""
+    published = snapshot.read_current(root)
+    return {
+        "modelRoot": str(root),
+        "desired": {n: v["version"] for n, v in current.desired.items()},
+        "published": ({"snapshot": published.snapshotId, "versions": published.versions,
+                       "createdAt": published.createdAt} if published else None),
+        "installed": [m.snapshotId for m in snapshot.installed_manifests(root)],
+        "waiting": current.waiting,
+        "rejected": list(current.rejected.values()),
+        "lastError": current.last_error,
+        "lastSuccessAt": current.last_success_at,
+        "lastAttemptAt": current.last_attempt_at,
+        "consecutiveFailures": current.consecutive_failures,
+        "ready": published is not None,
+        "currentLink": layout.current_snapshot_id(root),
+    }
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def render(status: dict[str, Any]) -> str:
+    """The status as lines for people."""
+    published = status["published"]
+    lines = [
+        f"MODEL_ROOT   {status['modelRoot']}",
+        "desired      " + (_versions(status["desired"]) or "(unknown: no poll yet)"),
+        "published    " + (f"{published['snapshot']}  {_versions(published['versions'])}"
+                           if published else "(nothing yet)"),
+        f"installed    {', '.join(status['installed']) or '(none)'}",
+        f"last success {_when(status['lastSuccessAt'])}",
+    ]
+    if status["waiting"]:
+        lines.append(f"waiting      {status['waiting']}")
+    for rejection in status["rejected"][-3:]:
+        lines.append(f"rejected     {_versions(rejection['versions'])}: {rejection['reason']}")
+    if status["lastError"]:
+        error = status["lastError"]
+        lines.append(f"last error   {error['type']}: {error['message']} "
+                     f"({status['consecutiveFailures']} in a row, {_when(error['at'])})")
+    return "\n".join(lines)
+
+
+def _versions(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in versions.items())
