@@ -41,9 +41,9 @@ def safe_member_path(name: str) -> str:
 
 
 def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> None:
-    mode = info.external_attr >> 16
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+    file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool recorded none
+    if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
+        kind = "a symbolic link" if file_type == stat.S_IFLNK else "not a regular file"
         raise UnsafeArchive(f"zip entry {info.filename!r} is {kind}")
     if info.file_size > RATIO_CHECK_MIN_BYTES:
         ratio = info.file_size / max(info.compress_size, 1)

@@ -39,13 +39,17 @@ class Daemon:
     """Runs sync passes until stopped, applying the failure policy."""
 
     def __init__(self, syncer: Syncer, stop: threading.Event | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 wait: Callable[[float], object] | None = None,
+                 rand: Callable[[], float] = random.random):
         self.syncer = syncer
         self.config = syncer.config
         self.stop = stop or threading.Event()
         self.clock = clock
         self.heartbeat = clock()
         self.wake = threading.Event()
+        self._wait = wait or self.wake.wait
+        self._rand = rand
 
     @property
     def state(self) -> state.SyncState:
@@ -123,11 +127,12 @@ class Daemon:
             failures = self.state.consecutive_failures
             if outcome is None and failures and self._should_give_up(failures):
                 return EXIT_FAILED
-            delay = (backoff_delay(failures, self.config.interval, self.config.max_backoff)
-                     if failures else poll_delay(self.config.interval))
+            delay = (backoff_delay(failures, self.config.interval, self.config.max_backoff,
+                                   self._rand)
+                     if failures else poll_delay(self.config.interval, self._rand))
             self.heartbeat = self.clock()
             if not self.stop.is_set():
-                self.wake.wait(delay)
+                self._wait(delay)
             self.wake.clear()
         snapshot.clean_staging(self.config.model_root)
         log.info("sync_stopped")

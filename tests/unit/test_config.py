@@ -1,0 +1,111 @@
+"""Configuration is read once, validated, and a bad setting is named in one line."""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from registry_sync import config
+from registry_sync.errors import ConfigError
+
+BASE = {"MODEL_ROOT": "/tmp/models", "REGISTRY_MODELS": "a, b,a", "COMET_WORKSPACE": "ws",
+        "COMET_API_KEY": "k3y-secret"}
+
+
+def load(**overrides):
+    return config.sync_config(argparse.Namespace(), {**BASE, **overrides})
+
+
+def test_defaults_follow_comet_and_the_design():
+    settings = load()
+    assert settings.comet.url == "https://www.comet.com"
+    assert settings.models == ("a", "b")
+    assert settings.status == "Production"
+    assert settings.interval == 10 and settings.keep_snapshots == 3
+    assert settings.serving_url == "" and settings.grouping == "experiment"
+
+
+def test_url_override_keeps_only_scheme_host_and_port():
+    settings = load(COMET_URL_OVERRIDE="http://127.0.0.1:9000/clientlib/")
+    assert settings.comet.url == "http://127.0.0.1:9000"
+
+
+def test_flag_wins_over_environment():
+    args = argparse.Namespace(sync_interval="2.5")
+    settings = config.sync_config(args, {**BASE, "SYNC_INTERVAL": "30"})
+    assert settings.interval == 2.5
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("SYNC_INTERVAL", "soon", "SYNC_INTERVAL (or --sync-interval) is 'soon': expected a number"),
+    ("SYNC_INTERVAL", "-1", "expected a number > 0"),
+    ("SYNC_INTERVAL", "nan", "expected a number > 0"),
+    ("KEEP_SNAPSHOTS", "0", "KEEP_SNAPSHOTS (or --keep-snapshots) is '0': expected a whole number"),
+    ("COMET_URL_OVERRIDE", "ftp://x", "expected an http(s) URL"),
+    ("SYNC_GROUPING", "sometimes", "expected one of experiment, independent"),
+    ("SIDECAR_LISTEN", "nowhere", "expected HOST:PORT"),
+    ("REGISTRY_MODELS", " , ", "expected a comma-separated list"),
+])
+def test_malformed_setting_is_named_with_what_is_expected(name, value, expected):
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load(**{name: value})
+
+
+@pytest.mark.parametrize("missing", ["MODEL_ROOT", "REGISTRY_MODELS", "COMET_WORKSPACE"])
+def test_missing_setting_is_named(missing):
+    values = {k: v for k, v in BASE.items() if k != missing}
+    with pytest.raises(ConfigError, match=f"^{missing} .* is required"):
+        config.sync_config(argparse.Namespace(), values)
+
+
+def test_missing_key_names_both_ways_to_give_it():
+    values = {k: v for k, v in BASE.items() if k != "COMET_API_KEY"}
+    with pytest.raises(ConfigError, match="COMET_API_KEY \\(or COMET_API_KEY_FILE\\)"):
+        config.sync_config(argparse.Namespace(), values)
+
+
+
+def test_serving_url_requires_a_reload_token():
+    with pytest.raises(ConfigError, match="RELOAD_TOKEN"):
+        load(SERVING_URL="http://127.0.0.1:8081")
+    assert load(SERVING_URL="http://127.0.0.1:8081/", RELOAD_TOKEN="t0ken").serving_url == \
+        "http://127.0.0.1:8081"
+
+
+def test_api_key_file_is_reread_on_each_use(tmp_path: Path):
+    key_file = tmp_path / "api-key"
+    key_file.write_text("first\n")
+    values = {k: v for k, v in BASE.items() if k != "COMET_API_KEY"}
+    settings = config.sync_config(argparse.Namespace(), {**values,
+                                                         "COMET_API_KEY_FILE": str(key_file)})
+    assert settings.comet.read_api_key() == "first"
+    key_file.write_text("second")
+    assert settings.comet.read_api_key() == "second"
+
+
+def test_unreadable_key_file_is_a_config_error(tmp_path: Path):
+    values = {k: v for k, v in BASE.items() if k != "COMET_API_KEY"}
+    with pytest.raises(ConfigError, match=r"COMET_API_KEY_FILE .* cannot be read"):
+        config.sync_config(argparse.Namespace(), {**values,
+                                                  "COMET_API_KEY_FILE": str(tmp_path / "no")})
+
+
+def test_cli_prints_one_line_and_exits_2_without_traceback(tmp_path: Path):
+    env = {"PATH": "/usr/bin:/bin", "MODEL_ROOT": str(tmp_path), "REGISTRY_MODELS": "m",
+           "COMET_WORKSPACE": "ws", "COMET_API_KEY": "k", "KEEP_SNAPSHOTS": "many"}
+    done = subprocess.run([sys.executable, "-m", "registry_sync.cli", "once"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "registry-sync: configuration error: KEEP_SNAPSHOTS (or --keep-snapshots) is 'many': "
+        "expected a whole number >= 1"]
+
+
+def test_env_example_lists_every_setting_with_its_default():
+    text = (Path(__file__).parents[2] / "env.example").read_text()
+    for name, setting in config.SETTINGS.items():
+        assert f"{name}=" in text, f"{name} missing from env.example"
+        if setting.default not in (None, ""):
+            assert f"{name}={setting.default}" in text or f"# {name}={setting.default}" in text
