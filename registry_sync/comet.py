@@ -94,7 +94,7 @@ class CometClient:
         self._clock = clock
         self._retrying = Retrying(
             retry=retry_if_exception_type(_Retryable),
-            wait=wait_retry_after(wait_exponential_jitter(initial=0.5, max=max_wait), max_wait),
+            wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=max_wait), max_wait),
             stop=stop_after_attempt(attempts),
             sleep=sleep,
             reraise=True,
@@ -186,7 +186,11 @@ class CometClient:
     def download(self, name: str, version: str, dest: Path, progress: ProgressFn | None = None,
                  expected_size: int | None = None) -> int:
         """Stream the version's zip into dest in chunks; return its size in bytes."""
-        return self._retrying(self._download_once, name, version, dest, progress, expected_size)
+        try:
+            return self._retrying(self._download_once, name, version, dest, progress,
+                                  expected_size)
+        except _Retryable as exc:
+            raise CometUnavailable(f"registry {self.settings.url} unavailable: {exc}") from exc
 
     def _download_once(self, name: str, version: str, dest: Path, progress: ProgressFn | None,
                        expected_size: int | None) -> int:
