@@ -21,6 +21,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from . import __version__, logs
@@ -68,6 +69,17 @@ class wait_retry_after(wait_base):  # lower case: reads as a tenacity phrase
         return self.fallback(retry_state)
 
 
+class stop_when_asked_to_wait_longer_than(stop_base):  # lower case: a tenacity phrase
+    """Give up at once when the server asks for a longer wait than we will sleep in one call."""
+
+    def __init__(self, cap: float):
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return (getattr(exc, "retry_after", None) or 0) > self.cap
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asks us to wait, from Retry-After or Retry-After-Custom."""
     for name in ("Retry-After", "Retry-After-Custom"):
@@ -95,7 +107,7 @@ class CometClient:
         self._retrying = Retrying(
             retry=retry_if_exception_type(_Retryable),
             wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=max_wait), max_wait),
-            stop=stop_after_attempt(attempts),
+            stop=stop_after_attempt(attempts) | stop_when_asked_to_wait_longer_than(max_wait),
             sleep=sleep,
             reraise=True,
             before_sleep=self._log_retry,
@@ -122,7 +134,7 @@ class CometClient:
         try:
             return self._retrying(self._attempt, method, path, not_found, **kwargs)
         except _Retryable as exc:
-            raise CometUnavailable(f"registry {self.settings.url} unavailable: {exc}") from exc
+            raise self._unavailable(exc) from exc
 
     def _attempt(self, method: str, path: str, not_found: CometError | None,
                  **kwargs: Any) -> requests.Response:
@@ -190,7 +202,12 @@ class CometClient:
             return self._retrying(self._download_once, name, version, dest, progress,
                                   expected_size)
         except _Retryable as exc:
-            raise CometUnavailable(f"registry {self.settings.url} unavailable: {exc}") from exc
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: _Retryable) -> CometUnavailable:
+        error = CometUnavailable(f"registry {self.settings.url} unavailable: {exc}")
+        error.retry_after = exc.retry_after
+        return error
 
     def _download_once(self, name: str, version: str, dest: Path, progress: ProgressFn | None,
                        expected_size: int | None) -> int:

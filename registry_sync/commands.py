@@ -24,7 +24,9 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
                 if settings.serving_url else None)
     settings.model_root.mkdir(parents=True, exist_ok=True)
     daemon_holder: list[Daemon] = []
-    syncer = Syncer(settings, CometClient(settings.comet), state.load(settings.model_root),
+    # the loop's own backoff takes over from the client's retries: keep a pass short
+    client = CometClient(settings.comet, attempts=3, max_wait=min(30.0, settings.max_backoff))
+    syncer = Syncer(settings, client, state.load(settings.model_root),
                     SyncMetrics(), notifier,
                     should_stop=lambda: bool(daemon_holder) and daemon_holder[0].stop.is_set(),
                     reporter=_reporter(settings))

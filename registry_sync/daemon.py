@@ -50,6 +50,7 @@ class Daemon:
         self.wake = threading.Event()
         self._wait = wait or self.wake.wait
         self._rand = rand
+        self.retry_after = 0.0  # what the registry last asked us to wait, if anything
 
     @property
     def state(self) -> state.SyncState:
@@ -85,6 +86,7 @@ class Daemon:
         return outcome
 
     def _succeeded(self, outcome: Outcome) -> None:
+        self.retry_after = 0.0
         metrics, current = self.syncer.metrics, self.state
         metrics.attempts.labels(outcome=outcome.kind).inc()
         metrics.last_success.set(self.clock())
@@ -98,6 +100,7 @@ class Daemon:
         self._save()
 
     def _failed(self, exc: BaseException) -> None:
+        self.retry_after = getattr(exc, "retry_after", None) or 0.0
         current = self.state
         current.consecutive_failures += 1
         current.last_error = {"type": type(exc).__name__, "message": logs.mask(str(exc)),
@@ -130,6 +133,7 @@ class Daemon:
             delay = (backoff_delay(failures, self.config.interval, self.config.max_backoff,
                                    self._rand)
                      if failures else poll_delay(self.config.interval, self._rand))
+            delay = max(delay, self.retry_after)
             self.heartbeat = self.clock()
             if not self.stop.is_set():
                 self._wait(delay)

@@ -70,6 +70,8 @@ class BadResponse(CometError):
 class CometUnavailable(CometError):
     """The registry could not be reached, or kept failing, after every retry."""
 
+    retry_after: float | None = None  # seconds the registry asked us to wait, if it did
+
 
 class ArchiveError(RegistrySyncError):
     """A downloaded archive is unsafe or does not match the registry."""

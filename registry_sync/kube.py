@@ -214,6 +214,7 @@ class PodReporter:
         configuration = client.Configuration(
             host=api_url, ssl_ca_cert=str(ca_file) if ca_file else None, retries=0,
         )
+        configuration.api_key["BearerToken"] = ""  # the hook reads it before every request
         configuration.api_key_prefix["BearerToken"] = "Bearer"
         configuration.refresh_api_key_hook = _token_hook(token_file)
         return cls(client.ApiClient(configuration), pod, **options)

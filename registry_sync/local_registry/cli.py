@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def _api_key(args: argparse.Namespace) -> str:
     raise ConfigError("--api-key (or --api-key-file) is required: the key clients must send")
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, bound here so that a busy port is our error, not werkzeug's exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(args: argparse.Namespace) -> int:
     """Serve the local registry, threaded, until SIGTERM or SIGINT; exit 0 then."""
     key = _api_key(args)
@@ -54,11 +69,12 @@ def serve(args: argparse.Namespace) -> int:
     data = args.data.absolute()
     try:
         app = create_app(data, key, workspaces)
-        server = make_server(args.host, args.port, app, threaded=True)
+        with _listen(args.host, args.port) as sock:
+            server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
     except (OSError, ValueError, KeyError) as exc:
         raise RegistrySyncError(f"local registry cannot start: {exc}") from exc
     host = f"[{args.host}]" if ":" in args.host else args.host
-    url = f"http://{host}:{server.server_port}"
+    url = f"http://{host}:{server.port}"
 
     def stop(signum: int, _frame: object) -> None:
         log.info("local_registry_stopping", signal=signal.Signals(signum).name)

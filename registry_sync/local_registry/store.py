@@ -7,7 +7,8 @@ Layout under the data directory:
     tmp/                    uploads in progress; emptied at start
 
 One lock guards the index; an upload streams to tmp/ outside it and is moved into zips/ by
-rename under it, so readers see a version with its zip or not at all.
+rename under it, so readers see a version with its zip or not at all. One process per data
+directory: the lock is in memory, and tmp/ is emptied at start.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -141,13 +142,16 @@ class Store:
         model["versions"] = newest_first(model["versions"].values())
         return model
 
-    def _item(self, item_id: str) -> tuple[dict, dict]:
-        for models in self._models.values():
+    def _all_versions(self) -> Iterator[tuple[str, dict, dict]]:
+        for workspace, models in self._models.items():
             for model in models.values():
-                version = next((v for v in model["versions"].values()
-                                if v["registryModelItemId"] == item_id), None)
-                if version is not None:
-                    return model, version
+                for version in model["versions"].values():
+                    yield workspace, model, version
+
+    def _item(self, item_id: str) -> tuple[dict, dict]:
+        for _, model, version in self._all_versions():
+            if version["registryModelItemId"] == item_id:
+                return model, version
         raise NotFound(f"Registry model item {item_id!r} not found")
 
     def item(self, item_id: str) -> tuple[dict, dict]:
@@ -160,23 +164,17 @@ class Store:
     def asset(self, asset_id: str) -> tuple[dict, dict]:
         """The version and the asset of an assetId."""
         with self._lock:
-            for models in self._models.values():
-                for model in models.values():
-                    for version in model["versions"].values():
-                        for asset in version["assets"]:
-                            if asset["assetId"] == asset_id:
-                                return copy.deepcopy(version), dict(asset)
+            for _, _, version in self._all_versions():
+                for asset in version["assets"]:
+                    if asset["assetId"] == asset_id:
+                        return copy.deepcopy(version), dict(asset)
         raise NotFound(f"Asset {asset_id!r} not found")
 
     def workspace_of_experiment(self, experiment_key: str) -> str | None:
         """The workspace holding a version registered from an experiment, if any."""
         with self._lock:
-            for workspace, models in self._models.items():
-                for model in models.values():
-                    keys = {v["experimentKey"] for v in model["versions"].values()}
-                    if experiment_key in keys:
-                        return workspace
-        return None
+            return next((workspace for workspace, _, version in self._all_versions()
+                         if version["experimentKey"] == experiment_key), None)
 
     def zip_path(self, item_id: str) -> Path:
         """Where the zip of a version is kept."""

@@ -6,7 +6,7 @@ import json
 import re
 import uuid
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from . import shapes
 from .store import SEMVER, Conflict, NotFound, check_status
@@ -16,7 +16,7 @@ bp = Blueprint("write_api", __name__)
 EXPERIMENT_KEY = re.compile(r"^[0-9a-zA-Z]{1,64}$")
 
 
-def _version_answer(record: dict) -> object:
+def _version_answer(record: dict) -> Response:
     return json_response(shapes.version(record, request.host_url.rstrip("/"), with_assets=False))
 
 
@@ -87,8 +87,10 @@ def create():
     """Register a version with no files (the SDK's register call)."""
     body = json_body()
     name = body.get("registryModelName") or body.get("experimentModelName")
-    if not name or not body.get("version"):
-        raise ApiError(400, "registryModelName and version are required")
+    if not isinstance(name, str) or not isinstance(body.get("version"), str):
+        raise ApiError(400, "registryModelName and version are required strings")
+    if not isinstance(body.get("tags") or [], list):
+        raise ApiError(400, "tags must be a list of strings")
     fields = {
         "modelName": name, "version": body["version"], "status": body.get("status") or "None",
         "tags": [str(t) for t in body.get("tags") or []], "comment": body.get("versionComment"),

@@ -65,9 +65,9 @@ def test_unknown_model_and_version_are_typed(local_registry):
 
 
 def test_unknown_workspace_is_named(tmp_path):
-    with running_local_registry(tmp_path / "data", workspaces=("only-this",)) as registry:
-        with pytest.raises(WorkspaceNotFound, match="check COMET_WORKSPACE"):
-            client_for(registry, workspace="other").get_model("m")
+    with (running_local_registry(tmp_path / "data", workspaces=("only-this",)) as registry,
+          pytest.raises(WorkspaceNotFound, match="check COMET_WORKSPACE")):
+        client_for(registry, workspace="other").get_model("m")
 
 
 def test_5xx_are_retried_with_backoff_then_succeed(local_registry):
@@ -140,7 +140,7 @@ def test_a_stalled_download_is_bounded_by_the_timeout(local_registry, tmp_path):
     name = unique_name("clf")
     local_registry.register_files(name, "1.0.0", {"weights.bin": b"x" * 1000})
     local_registry.add_fault(path="item/download", stall=30, times=None)
-    with pytest.raises(CometUnavailable, match="Timeout|Connection"):
+    with pytest.raises(CometUnavailable, match=r"Timeout|Connection"):
         client_for(local_registry, download_timeout=1.0, attempts=2).download(
             name, "1.0.0", tmp_path / "m.zip")
 
@@ -179,7 +179,7 @@ def test_a_200mb_download_keeps_memory_flat(local_registry, tmp_path):
             for _ in range(megabytes):
                 out.write(os.urandom(1024 * 1024))
         local_registry.register_folder(name, "1.0.0", _folder_with(blob, tmp_path / name))
-    small_size, small_growth = peak_rss_growth_kb(local_registry, small, tmp_path / "s.zip")
+    _, small_growth = peak_rss_growth_kb(local_registry, small, tmp_path / "s.zip")
     large_size, large_growth = peak_rss_growth_kb(local_registry, large, tmp_path / "l.zip")
     assert large_size > 200 * 1024 * 1024
     assert large_growth - small_growth < 16 * 1024  # KB: not proportional to 200 MB
@@ -189,3 +189,12 @@ def _folder_with(blob: Path, folder: Path) -> Path:
     folder.mkdir()
     blob.rename(folder / "weights.bin")
     return folder
+
+
+def test_a_retry_after_longer_than_the_cap_ends_the_call_and_carries_the_hint(local_registry):
+    local_registry.add_fault(path="registry-model/details", status=429, times=1,
+                             retry_after_custom=120)
+    sleeps = []
+    with pytest.raises(CometUnavailable) as caught:
+        client_for(local_registry, sleeps, max_wait=10).get_model("m")
+    assert sleeps == [] and caught.value.retry_after == 120

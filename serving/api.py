@@ -1,0 +1,85 @@
+"""The JSON API, for programs: predictions, the served model, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, request, send_file
+from werkzeug.exceptions import UnsupportedMediaType
+
+from . import metrics
+from .context import holder, json_response, model_headers, settings
+from .errors import FieldError, InvalidInput
+from .schema import DIAMONDS
+from .validation import parse_body
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+def read_json() -> Any:
+    """The request's JSON body; 415 unless declared JSON, InvalidInput unless well-formed."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise InvalidInput([FieldError("body", f"is not valid JSON: {reason}")]) from None
+
+
+@bp.post("/predict")
+def predict():
+    """One instance -> one prediction; {"instances": [...]} -> one prediction each."""
+    model = holder().require()
+    matrix, batch = parse_body(read_json(), model.schema, settings().max_batch)
+    labels, probabilities = model.predictor.predict(matrix)
+    metrics.PREDICTIONS.labels("api").inc(len(labels))
+    if batch:
+        payload = {"predictions": [{"label": label, "probability": probability}
+                                   for label, probability in zip(labels, probabilities,
+                                                                 strict=True)],
+                   "count": len(labels), "model": model.summary()}
+    else:
+        payload = {"label": labels[0], "probability": probabilities[0],
+                   "model": model.summary()}
+    return json_response(payload, headers=model_headers(model))
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@bp.get("/model")
+def model():
+    """The served snapshot, its versions, when it was loaded, and the last rejection."""
+    models = holder()
+    served = models.live
+    rejection = models.last_rejection
+    payload: dict[str, Any] = {
+        "ready": served is not None,
+        "model": served.summary() if served else None,
+        "current": models.current(),
+        "last_rejection": rejection.to_json() if rejection else None,
+        "worker": os.getpid(),
+    }
+    if served is not None:
+        payload.update(layout=served.layout, primary=served.primary,
+                       loaded_at=_iso(served.loaded_at),
+                       load_seconds=round(served.load_seconds, 3), checks=served.checks,
+                       classes=list(served.schema.classes), features=served.schema.to_json(),
+                       training=served.training)
+    else:
+        payload.update(classes=list(DIAMONDS.classes), features=DIAMONDS.to_json())
+    return json_response(payload)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI document of this API."""
+    return send_file(OPENAPI, mimetype="application/json", max_age=60)

@@ -1,0 +1,174 @@
+"""Configuration of serving: read once from the environment into frozen objects.
+
+This is the only module of serving that reads os.environ. A missing or malformed setting raises
+ConfigError naming the variable and what it expects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+MIB = 1024 * 1024
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("a whole number >= 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError("a positive number")
+    return number
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 1:
+        raise ValueError("a number between 0 and 1")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError("a TCP port between 1 and 65535")
+    return number
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in ("debug", "info", "warning", "error"):
+        raise ValueError("one of debug, info, warning, error")
+    return value.lower()
+
+
+def _bind(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError("HOST:PORT, e.g. 127.0.0.1:8080")
+    return value
+
+
+# Variable -> (parser, default, meaning). docs/serving.md lists the same table.
+SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
+    "MODEL_ROOT": (Path, None, "shared directory holding snapshots/ and the current symlink"),
+    "RELOAD_TOKEN": (str, None, "shared token for /-/validate and /-/reload"),
+    "RELOAD_TOKEN_FILE": (Path, None, "file holding the reload token (instead of RELOAD_TOKEN)"),
+    "ADMIN_PORT": (_port, None, "if set, /-/ endpoints answer only on this port (127.0.0.1)"),
+    "MAX_BATCH": (_positive_int, "1000", "most instances in one batch request"),
+    "MAX_BODY_BYTES": (_positive_int, str(2 * MIB), "largest accepted request body in bytes"),
+    "MODEL_CHECK_INTERVAL": (_positive_float, "0.2", "seconds between checks of `current`"),
+    "GOLDEN_MIN_ACCURACY": (_fraction, "0.7",
+                            "accuracy a seed-layout snapshot must reach on the bundled sample"),
+    "LOG_LEVEL": (_log_level, "info", "debug, info, warning or error"),
+    "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by gunicorn workers"),
+    "BIND": (_bind, "127.0.0.1:8080", "public address gunicorn listens on"),
+    "WEB_CONCURRENCY": (_positive_int, "2", "gunicorn worker processes"),
+    "GUNICORN_THREADS": (_positive_int, "1", "threads per worker (1: sync workers)"),
+}
+
+
+def _read(environ: Mapping[str, Any], name: str) -> Any:
+    parse, default, meaning = SETTINGS[name]
+    raw = environ.get(name)
+    raw = default if raw is None or str(raw).strip() == "" else str(raw).strip()
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        shown = "(hidden)" if name == "RELOAD_TOKEN" else repr(raw)
+        raise ConfigError(f"{name} is {shown}: expected {exc}") from None
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Everything the Flask application needs, validated."""
+
+    model_root: Path
+    reload_token: str | None = dataclasses.field(default=None, repr=False)
+    admin_port: int | None = None
+    max_batch: int = 1000
+    max_body_bytes: int = 2 * MIB
+    check_interval: float = 0.2
+    golden_min_accuracy: float = 0.7
+    log_level: str = "info"
+    metrics_dir: Path | None = None
+    watch: bool = True  # tests turn the background watcher off to drive swaps by hand
+
+
+@dataclass(frozen=True)
+class GunicornConfig:
+    """What the gunicorn config file needs: addresses, processes, threads."""
+
+    binds: tuple[str, ...]
+    workers: int
+    threads: int
+    log_level: str
+    metrics_dir: Path | None
+
+
+def _token(environ: Mapping[str, Any]) -> str | None:
+    token = _read(environ, "RELOAD_TOKEN")
+    path = _read(environ, "RELOAD_TOKEN_FILE")
+    if token or path is None:
+        return token or None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"RELOAD_TOKEN_FILE {str(path)!r} cannot be read: {exc.strerror}") \
+            from None
+    if not token:
+        raise ConfigError(f"RELOAD_TOKEN_FILE {str(path)!r} is empty")
+    return token
+
+
+def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
+    """Read the serving settings from the environment (or a mapping of variables)."""
+    env = os.environ if environ is None else environ
+    root = _read(env, "MODEL_ROOT")
+    if root is None:
+        raise ConfigError("MODEL_ROOT is required: " + SETTINGS["MODEL_ROOT"][2])
+    return ServingConfig(
+        model_root=root, reload_token=_token(env), admin_port=_read(env, "ADMIN_PORT"),
+        max_batch=_read(env, "MAX_BATCH"), max_body_bytes=_read(env, "MAX_BODY_BYTES"),
+        check_interval=_read(env, "MODEL_CHECK_INTERVAL"),
+        golden_min_accuracy=_read(env, "GOLDEN_MIN_ACCURACY"), log_level=_read(env, "LOG_LEVEL"),
+        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"),
+    )
+
+
+def load(config: ServingConfig | Mapping[str, Any] | None = None) -> ServingConfig:
+    """The config to use: given as is, or the environment with a mapping's overrides.
+
+    A mapping holds variable names (MODEL_ROOT, ...) laid over os.environ, and may hold
+    lower-case field names (watch, ...) set on the result.
+    """
+    if isinstance(config, ServingConfig):
+        return config
+    overrides = dict(config or {})
+    fields = {k: overrides.pop(k) for k in list(overrides) if k.islower()}
+    return dataclasses.replace(from_env({**os.environ, **overrides}), **fields)
+
+
+def gunicorn_from_env(environ: Mapping[str, Any] | None = None) -> GunicornConfig:
+    """Read gunicorn's settings; the admin port is bound on loopback beside the public one."""
+    env = os.environ if environ is None else environ
+    binds = [_read(env, "BIND")]
+    admin_port = _read(env, "ADMIN_PORT")
+    if admin_port is not None:
+        binds.append(f"127.0.0.1:{admin_port}")
+    return GunicornConfig(binds=tuple(binds), workers=_read(env, "WEB_CONCURRENCY"),
+                          threads=_read(env, "GUNICORN_THREADS"), log_level=_read(env, "LOG_LEVEL"),
+                          metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"))

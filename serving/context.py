@@ -1,0 +1,48 @@
+"""Where views find the running app's model holder and settings, and how they answer JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, current_app
+
+from .config import ServingConfig
+from .errors import FieldError
+from .holder import ModelHolder
+from .loader import ServedModel
+
+HOLDER = "serving.holder"
+SETTINGS = "serving.settings"
+
+
+def holder() -> ModelHolder:
+    """The model holder of the current app."""
+    return current_app.extensions[HOLDER]
+
+
+def settings() -> ServingConfig:
+    """The settings of the current app."""
+    return current_app.extensions[SETTINGS]
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None,
+                  ) -> Response:
+    """A compact JSON response (keys in the order given)."""
+    return Response(json.dumps(payload, separators=(",", ":"), allow_nan=False), status=status,
+                    headers=headers, mimetype="application/json")
+
+
+def error_response(status: int, error: str, message: str,
+                   errors: list[FieldError] | None = None, **extra: Any) -> Response:
+    """The JSON body of every error: a code, a sentence, and the offending fields if any."""
+    payload: dict[str, Any] = {"error": error, "message": message}
+    if errors is not None:
+        payload["errors"] = [e.to_json() for e in errors]
+    payload.update(extra)
+    return json_response(payload, status)
+
+
+def model_headers(model: ServedModel) -> dict[str, str]:
+    """The headers naming the model that answered."""
+    return {"X-Model-Version": model.version, "X-Model-Snapshot": model.snapshot}

@@ -1,0 +1,38 @@
+"""The bundled diamonds data set: rows as feature dicts, and the Gold / Silver label of each."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .schema import GOLD_CUTS, LABELS, DIAMONDS
+
+DATA_PATH = Path(__file__).with_name("data") / "diamonds.csv.gz"
+CATEGORICAL = frozenset(("color", "clarity"))
+
+
+def label_of(cut: str) -> str:
+    """Gold for an Ideal or Premium cut, Silver otherwise."""
+    return LABELS[0] if cut in GOLD_CUTS else LABELS[1]
+
+
+def read(path: Path = DATA_PATH) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every row as {feature: value} in schema order, and its label."""
+    rows, labels = [], []
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+        for record in csv.DictReader(handle):
+            rows.append({name: record[name] if name in CATEGORICAL else float(record[name])
+                         for name in DIAMONDS.names})
+            labels.append(label_of(record["cut"]))
+    return rows, labels
+
+
+@lru_cache(maxsize=4)
+def sample(size: int = 200) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
+    """A fixed, evenly spaced sample of the data set (the same rows on every call)."""
+    rows, labels = read()
+    step = max(len(rows) // size, 1)
+    return tuple(rows[::step][:size]), tuple(labels[::step][:size])

@@ -1,0 +1,176 @@
+"""Loading a snapshot: verify its manifest, recognise its layout, load, warm and check it.
+
+Two layouts are recognised from the files alone:
+- pipeline: one registry model holds `pipeline.skops` (or `pipeline.pkl`) and `metadata.json`;
+- seed: five pickles (`model.pkl`, `colorFeatureLabelEncoder.pkl`,
+  `clarityFeatureLabelEncoder.pkl`, `scaler.pkl`, `labelEncoder.pkl`), in any registry models.
+Whatever goes wrong becomes ModelRejected(snapshot, reason).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io
+
+from registry_sync import layout, manifest
+
+from . import golden
+from .errors import ModelRejected, SnapshotNotFound
+from .predictors import PipelinePredictor, SeedPredictor
+from .schema import DIAMONDS, Schema, from_metadata
+
+PIPELINE_FILES = ("pipeline.skops", "pipeline.pkl")
+METADATA = "metadata.json"
+SEED_FILES = {"model": "model.pkl", "color": "colorFeatureLabelEncoder.pkl",
+              "clarity": "clarityFeatureLabelEncoder.pkl", "scaler": "scaler.pkl",
+              "labels": "labelEncoder.pkl"}
+# skops refuses every type it does not know to be safe; these are the ones our pipeline adds.
+TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded, checked snapshot: what predicts, and what to say about it."""
+
+    snapshot: str
+    layout: str
+    primary: str
+    versions: dict[str, str]
+    predictor: Any
+    schema: Schema
+    loaded_at: float
+    load_seconds: float
+    checks: str
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """The version of the registry model holding the classifier."""
+        return self.versions[self.primary]
+
+    def summary(self) -> dict[str, Any]:
+        """The model block of every prediction response."""
+        return {"version": self.version, "snapshot": self.snapshot, "versions": self.versions}
+
+
+class LayoutError(ValueError):
+    """The files of a snapshot match neither layout."""
+
+
+def load(root: Path, snapshot_id: str, min_accuracy: float) -> ServedModel:
+    """Load MODEL_ROOT/snapshots/<id> beside whatever is live; ModelRejected if unfit."""
+    try:
+        folder = layout.snapshot_path(root, snapshot_id)
+    except ValueError:
+        raise SnapshotNotFound(snapshot_id) from None
+    if not folder.is_dir():
+        raise SnapshotNotFound(snapshot_id)
+    started = time.perf_counter()
+    try:
+        found = manifest.read(folder)
+        manifest.verify(folder, found)
+        files = files_by_model(folder, found)
+        kind, primary = detect(files)
+        loaded = _load_pipeline(files[primary], min_accuracy) if kind == "pipeline" \
+            else _load_seed(files, min_accuracy)
+    except (manifest.ManifestError, LayoutError, golden.GoldenFailure) as exc:
+        raise ModelRejected(snapshot_id, str(exc)) from exc
+    except Exception as exc:  # unpickling can raise anything; the reason must say what
+        raise ModelRejected(snapshot_id, f"cannot load: {type(exc).__name__}: {exc}") from exc
+    predictor, schema, checks, training = loaded
+    return ServedModel(snapshot_id, kind, primary, found.versions, predictor, schema,
+                       loaded_at=time.time(), load_seconds=time.perf_counter() - started,
+                       checks=checks, training=training)
+
+
+def files_by_model(folder: Path, found: manifest.Manifest) -> dict[str, dict[str, Path]]:
+    """Registry model name -> {file name: path}, from the manifest's file list."""
+    files: dict[str, dict[str, Path]] = {}
+    for model in found.models:
+        named = files.setdefault(model.name, {})
+        for entry in model.files:
+            name = Path(entry.path).name
+            if name in named:
+                raise LayoutError(f"{model.name} holds two files named {name}")
+            named[name] = folder / model.name / entry.path
+    return files
+
+
+def detect(files: dict[str, dict[str, Path]]) -> tuple[str, str]:
+    """The layout of a snapshot and its primary registry model, from its file names."""
+    pipelines = sorted(m for m, named in files.items() if any(p in named for p in PIPELINE_FILES))
+    if len(pipelines) > 1:
+        raise LayoutError("several registry models hold a pipeline: " + ", ".join(pipelines))
+    if pipelines:
+        return "pipeline", pipelines[0]
+    holders = {role: [m for m, named in files.items() if name in named]
+               for role, name in SEED_FILES.items()}
+    missing = [SEED_FILES[role] for role, found in holders.items() if not found]
+    if missing:
+        raise LayoutError(f"unrecognised layout: no {PIPELINE_FILES[0]} and, of the seed's "
+                          f"pickles, missing {', '.join(missing)}")
+    doubled = [SEED_FILES[role] for role, found in holders.items() if len(found) > 1]
+    if doubled:
+        raise LayoutError("several registry models hold " + ", ".join(doubled))
+    return "seed", holders["model"][0]
+
+
+def _unpickle(path: Path) -> Any:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def _load_skops(path: Path) -> Any:
+    untrusted = skops.io.get_untrusted_types(file=path)
+    unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unknown:
+        raise LayoutError(f"{path.name} holds types outside the trusted list: "
+                          + ", ".join(unknown))
+    return skops.io.load(path, trusted=untrusted)
+
+
+def _load_pipeline(named: dict[str, Path], min_accuracy: float):
+    metadata = json.loads(named[METADATA].read_text("utf-8")) if METADATA in named else {}
+    if not isinstance(metadata, dict):
+        raise LayoutError(f"{METADATA} is not a JSON object")
+    schema = from_metadata(metadata) if metadata else DIAMONDS
+    if "pipeline.skops" in named:
+        estimator = _load_skops(named["pipeline.skops"])
+    else:
+        estimator = _unpickle(named["pipeline.pkl"])
+    predictor = PipelinePredictor(estimator, len(schema.features))
+    if sorted(predictor.classes) != sorted(schema.classes):
+        raise LayoutError(f"pipeline classes {list(predictor.classes)} differ from "
+                          f"{METADATA} classes {list(schema.classes)}")
+    _warm(predictor, schema)
+    if metadata.get("golden"):
+        count = golden.check_examples(predictor, schema, metadata["golden"])
+        return predictor, schema, f"{count} golden examples", metadata.get("training", {})
+    accuracy = golden.check_sample(predictor, schema, min_accuracy)
+    return predictor, schema, f"sample accuracy {accuracy:.3f}", metadata.get("training", {})
+
+
+def _load_seed(files: dict[str, dict[str, Path]], min_accuracy: float):
+    loaded = {role: _unpickle(next(named[name] for named in files.values() if name in named))
+              for role, name in SEED_FILES.items()}
+    schema = DIAMONDS.with_codes({"color": loaded["color"].classes_,
+                                  "clarity": loaded["clarity"].classes_})
+    predictor = SeedPredictor(loaded["model"], loaded["scaler"], loaded["labels"],
+                              len(schema.features))
+    _warm(predictor, schema)
+    accuracy = golden.check_sample(predictor, schema, min_accuracy)
+    return predictor, schema, f"sample accuracy {accuracy:.3f}", {}
+
+
+def _warm(predictor: Any, schema: Schema) -> None:
+    """One single-row call, so the first request does not pay for lazy set-up."""
+    row = np.array([[f.codes[f.default] if f.kind == "category" else f.default
+                     for f in schema.features]], dtype=np.float64)
+    predictor.predict(row)

@@ -1,0 +1,71 @@
+"""Serving's Prometheus metrics; with gunicorn they are summed over workers (multiprocess mode).
+
+Multiprocess mode is chosen by prometheus_client when PROMETHEUS_MULTIPROC_DIR is set before
+this module is imported: the gunicorn config file sets it up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, multiprocess)
+
+REGISTRY = CollectorRegistry()
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+REQUESTS = Counter("serving_requests", "HTTP requests by endpoint and outcome",
+                   ["endpoint", "outcome"], registry=REGISTRY)
+LATENCY = Histogram("serving_request_duration_seconds", "Time to answer a request",
+                    ["endpoint", "outcome"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+PREDICTIONS = Counter("serving_predictions", "Rows predicted, by interface", ["interface"],
+                      registry=REGISTRY)
+SWAPS = Counter("serving_model_swaps", "Swaps to a newly loaded snapshot", registry=REGISTRY)
+REJECTIONS = Counter("serving_model_rejections", "Snapshots refused, by phase (validate, load)",
+                     ["phase"], registry=REGISTRY)
+# livemax: a version shows 1 while any live worker serves it, 0 once none does.
+MODEL_INFO = Gauge("serving_model_info", "Registry model versions served (1) or no longer (0)",
+                   ["snapshot", "model", "version", "layout"], multiprocess_mode="livemax",
+                   registry=REGISTRY)
+# livemin: 1 only when every live worker has a model.
+LOADED = Gauge("serving_model_loaded", "1 when a model is loaded", multiprocess_mode="livemin",
+               registry=REGISTRY)
+LOAD_SECONDS = Gauge("serving_model_load_seconds", "Time the served snapshot took to load",
+                     multiprocess_mode="livemax", registry=REGISTRY)
+
+
+def outcome_of(status: int) -> str:
+    """The outcome label of an HTTP status."""
+    if status < 400:
+        return "ok"
+    if status == 503:
+        return "unavailable"
+    return "error" if status >= 500 else "client_error"
+
+
+def observe_request(endpoint: str, status: int, seconds: float) -> None:
+    """Count one answered request and its latency."""
+    outcome = outcome_of(status)
+    REQUESTS.labels(endpoint, outcome).inc()
+    LATENCY.labels(endpoint, outcome).observe(seconds)
+
+
+def model_swapped(old, new) -> None:
+    """Record a swap: the new versions show 1, the old ones 0."""
+    if old is not None:
+        for name, version in old.versions.items():
+            MODEL_INFO.labels(old.snapshot, name, version, old.layout).set(0)
+    for name, version in new.versions.items():
+        MODEL_INFO.labels(new.snapshot, name, version, new.layout).set(1)
+    LOADED.set(1)
+    LOAD_SECONDS.set(new.load_seconds)
+    SWAPS.inc()
+
+
+def render(metrics_dir: Path | None) -> tuple[bytes, str]:
+    """The exposition text: all workers' values in multiprocess mode, else this process's."""
+    if metrics_dir is None:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,118 @@
+"""Operations endpoints, for probes and the sidecar: health, readiness, metrics, validate, reload.
+
+/-/validate and /-/reload need `Authorization: Bearer <RELOAD_TOKEN>`; with ADMIN_PORT set they
+exist only on requests that arrived on that port (404 elsewhere).
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+
+from flask import Blueprint, Response, request
+from werkzeug.exceptions import NotFound
+
+from . import metrics
+from .api import read_json
+from .context import error_response, holder, json_response, settings
+from .errors import FieldError, InvalidInput, ModelRejected, SnapshotNotFound
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """Alive: the process answers."""
+    return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Ready once a model is loaded; 503 until then."""
+    model = holder().live
+    if model is None:
+        return json_response({"status": "no_model", "reason": _no_model_reason()}, 503,
+                             headers={"Retry-After": "1"})
+    return json_response({"status": "ready", "snapshot": model.snapshot,
+                          "version": model.version})
+
+
+def _no_model_reason() -> str:
+    rejection = holder().last_rejection
+    if rejection is None:
+        return "no model is loaded yet"
+    return f"snapshot {rejection.snapshot} was rejected: {rejection.reason}"
+
+
+@bp.get("/metrics")
+def prometheus():
+    """Prometheus metrics of all workers."""
+    body, content_type = metrics.render(settings().metrics_dir)
+    return Response(body, content_type=content_type)
+
+
+def admin_only(view):
+    """Only on the admin port (when one is set), and only with the shared token."""
+
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        config = settings()
+        if config.admin_port is not None and \
+                request.environ.get("SERVER_PORT") != str(config.admin_port):
+            raise NotFound()
+        if not config.reload_token:
+            return error_response(403, "forbidden", "admin endpoints are disabled: set "
+                                  "RELOAD_TOKEN or RELOAD_TOKEN_FILE")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), config.reload_token.encode()):
+            response = error_response(401, "unauthorized", "a valid bearer token is required")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def _snapshot_field(required: bool) -> str | None:
+    body = read_json()
+    snapshot = body.get("snapshot") if isinstance(body, dict) else None
+    if snapshot is None and not required and isinstance(body, dict):
+        return None
+    if not isinstance(snapshot, str) or not snapshot:
+        raise InvalidInput([FieldError("snapshot", "must be a snapshot id (a string)")])
+    return snapshot
+
+
+@bp.post("/-/validate")
+@admin_only
+def validate():
+    """Prepare: load and check a snapshot in memory without serving it."""
+    snapshot = _snapshot_field(required=True)
+    try:
+        model = holder().validate(snapshot)
+    except SnapshotNotFound as exc:
+        return json_response({"outcome": "not_found", "snapshot": snapshot, "reason": str(exc)},
+                             404)
+    except ModelRejected as exc:
+        return json_response({"outcome": "rejected", "snapshot": snapshot,
+                              "reason": exc.reason}, 422)
+    return json_response({"outcome": "ok", "snapshot": snapshot, "version": model.version,
+                          "versions": model.versions, "layout": model.layout,
+                          "checks": model.checks})
+
+
+@bp.post("/-/reload")
+@admin_only
+def reload():
+    """Commit: converge on `current` now (the named snapshot is a hint; the symlink is truth)."""
+    requested = _snapshot_field(required=False)
+    models = holder()
+    try:
+        outcome = models.converge(force=True)
+    except ModelRejected as exc:
+        return json_response({"outcome": "rejected", "snapshot": exc.snapshot,
+                              "reason": exc.reason}, 422)
+    served = models.live
+    return json_response({"outcome": outcome, "snapshot": served.snapshot if served else None,
+                          "requested": requested, "current": models.current()})

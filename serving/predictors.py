@@ -1,0 +1,80 @@
+"""Predictors: one vectorised call from the validated matrix to labels and probabilities.
+
+PipelinePredictor wraps our layout's scikit-learn Pipeline (classes are the label names);
+SeedPredictor chains the seed's scaler, classifier and target LabelEncoder.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+# A seed model fitted on a DataFrame warns on every ndarray call; the columns are checked here.
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
+
+
+def _best(proba: np.ndarray, classes: np.ndarray) -> tuple[list[str], list[float]]:
+    """The most probable class of each row and its probability."""
+    best = proba.argmax(axis=1)
+    chosen = proba[np.arange(len(best)), best]
+    return classes[best].tolist(), np.round(chosen, 6).tolist()
+
+
+def _require_proba(estimator: Any, what: str) -> None:
+    if not callable(getattr(estimator, "predict_proba", None)):
+        raise TypeError(f"{what} ({type(estimator).__name__}) has no predict_proba")
+
+
+def _check_width(estimator: Any, width: int, what: str) -> None:
+    seen = getattr(estimator, "n_features_in_", width)
+    if seen != width:
+        raise ValueError(f"{what} expects {seen} features, the schema has {width}")
+
+
+class PipelinePredictor:
+    """Our layout: an estimator taking the feature matrix, whose classes_ are label names."""
+
+    def __init__(self, estimator: Any, width: int):
+        _require_proba(estimator, "pipeline")
+        _check_width(estimator, width, "pipeline")
+        self._estimator = estimator
+        self.classes = np.array([str(c) for c in estimator.classes_], dtype=object)
+
+    def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
+        """Labels and their probabilities, one model call for all rows."""
+        return _best(self._estimator.predict_proba(matrix), self.classes)
+
+
+class SeedPredictor:
+    """The seed's layout: standard-scale, classify, decode the class with the target encoder."""
+
+    def __init__(self, model: Any, scaler: Any, label_encoder: Any, width: int):
+        _require_proba(model, "model.pkl")
+        _check_width(scaler, width, "scaler.pkl")
+        _check_width(model, width, "model.pkl")
+        self._model, self._scaler = model, scaler
+        self._mean, self._scale = _standard_scaling(scaler, width)
+        codes = np.asarray(model.classes_).astype(int)
+        self.classes = np.array([str(c) for c in label_encoder.inverse_transform(codes)],
+                                dtype=object)
+
+    def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
+        """Labels and their probabilities, one model call for all rows."""
+        if self._mean is not None:
+            scaled = (matrix - self._mean) / self._scale
+        else:
+            scaled = self._scaler.transform(matrix)
+        return _best(self._model.predict_proba(scaled), self.classes)
+
+
+def _standard_scaling(scaler: Any, width: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A StandardScaler's mean and scale as arrays (done in numpy: no per-call checks)."""
+    if type(scaler).__name__ != "StandardScaler":
+        return None, None
+    mean = getattr(scaler, "mean_", None)
+    scale = getattr(scaler, "scale_", None)
+    mean = np.zeros(width) if mean is None or not scaler.with_mean else np.asarray(mean, float)
+    scale = np.ones(width) if scale is None or not scaler.with_std else np.asarray(scale, float)
+    return mean, scale

@@ -1,0 +1,67 @@
+"""The HTML pages, for people: the form, the result, and the form again with its errors."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from . import metrics
+from .context import holder, model_headers
+from .errors import InvalidInput
+from .schema import DIAMONDS
+from .validation import parse_form
+
+bp = Blueprint("web", __name__)
+# Pages use only our stylesheet: no scripts, no third parties, no framing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@bp.after_request
+def secure(response):
+    """Add the security headers to every page."""
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@bp.get("/")
+def index():
+    """The empty form, filled with typical values."""
+    model = holder().live
+    schema = model.schema if model else DIAMONDS
+    notice = None if model else _no_model_notice()
+    return render_template("form.html", schema=schema, values=schema.defaults(), errors={},
+                           model=model, notice=notice)
+
+
+@bp.post("/predict")
+def predict():
+    """Predict from the form; on bad input, the form again with the errors and the values."""
+    model = holder().live
+    schema = model.schema if model else DIAMONDS
+    values = {f.name: request.form.get(f.name, "") for f in schema.features}
+    if model is None:
+        return render_template("form.html", schema=schema, values=values, errors={},
+                               model=None, notice=_no_model_notice()), 503, {"Retry-After": "5"}
+    try:
+        instance, matrix = parse_form(request.form, schema)
+    except InvalidInput as exc:
+        errors = {e.field: e.message for e in exc.errors}
+        return render_template("form.html", schema=schema, values=values, errors=errors,
+                               model=model), 400
+    labels, probabilities = model.predictor.predict(matrix)
+    metrics.PREDICTIONS.labels("web").inc()
+    return render_template("result.html", schema=schema, values=values, instance=instance,
+                           label=labels[0], probability=probabilities[0],
+                           model=model), 200, model_headers(model)
+
+
+def _no_model_notice() -> str:
+    rejection = holder().last_rejection
+    if rejection is None:
+        return "No model is loaded yet. Please try again in a few seconds."
+    return (f"No model can be served: snapshot {rejection.snapshot} was rejected "
+            f"({rejection.reason}). Please try again later.")

@@ -1,0 +1,108 @@
+"""Every untrusted-archive case is refused with a clear error and `current` left untouched."""
+
+import io
+import json
+import os
+import stat
+import zipfile
+
+import pytest
+
+from tests.support.processes import published
+from tests.support.registry import unique_name, zip_bytes
+
+from .test_sidecar import cli
+
+
+def with_symlink() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("weights.bin", b"ok")
+        link = zipfile.ZipInfo("escape")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    return buffer.getvalue()
+
+
+def corrupted() -> bytes:
+    data = bytearray(zip_bytes({"weights.bin": bytes(range(256)) * 2000}))
+    data[200:260] = b"\x00" * 60
+    return bytes(data)
+
+
+CASES = {
+    "parent-path": (zip_bytes({"../evil.py": b"x"}), {}, "climbs out with '..'"),
+    "absolute-path": (zip_bytes({"/tmp/evil.py": b"x"}), {}, "absolute path"),
+    "symlink": (with_symlink(), {}, "symbolic link"),
+    "bomb-ratio": (zip_bytes({"zeros.bin": bytes(30_000_000)}), {}, "zip bomb"),
+    "bomb-total-size": (zip_bytes({"a.bin": bytes(600_000), "b.bin": bytes(600_000)}),
+                        {"MAX_MODEL_BYTES": "1000000"}, "cap MAX_MODEL_BYTES"),
+    "corrupt": (corrupted(), {}, "zip"),
+    "truncated": (zip_bytes({"weights.bin": os.urandom(100_000)})[:50_000], {},
+                  "not a readable zip"),
+    "not-a-zip": (b"<html>proxy error</html>", {}, "not a readable zip"),
+}
+
+
+def good_root(registry, tmp_path, **extra):
+    name = unique_name("clf")
+    registry.register_files(name, "1.0.0", {"weights.bin": b"good"}, status="Production")
+    root = tmp_path / "models"
+    assert cli(registry, root, name, "once", **extra).returncode == 0
+    return name, root
+
+
+def status_of(registry, root, name) -> dict:
+    return json.loads(cli(registry, root, name, "status", "--json").stdout)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_unsafe_archive_is_rejected_once_and_current_untouched(local_registry, tmp_path, case):
+    data, extra, reason = CASES[case]
+    name, root = good_root(local_registry, tmp_path, **extra)
+    before = published(root)
+    local_registry.register_zip(name, "1.1.0", data, status="Production")
+    done = cli(local_registry, root, name, "once", **extra)
+    assert done.returncode == 0  # a good snapshot is still there
+    assert published(root) == before
+    rejected = status_of(local_registry, root, name)["rejected"]
+    assert rejected and rejected[-1]["versions"] == {name: "1.1.0"}
+    assert reason in rejected[-1]["reason"]
+    assert not list((root / ".staging").glob("*/*"))
+    local_registry.reset_request_counts()
+    assert cli(local_registry, root, name, "once", **extra).returncode == 0
+    assert local_registry.count("registry-model/item/download") == 0  # not retried
+
+
+def test_sizes_that_disagree_with_file_size_are_rejected(local_registry, tmp_path):
+    name, root = good_root(local_registry, tmp_path)
+    before = published(root)
+    local_registry.register_files(name, "1.1.0", {"weights.bin": b"x" * 1000},
+                                  status="Production")
+    local_registry.add_fault(path="registry-model/details", file_size_delta=7)
+    assert cli(local_registry, root, name, "once").returncode == 0
+    assert published(root) == before
+    reason = status_of(local_registry, root, name)["rejected"][-1]["reason"]
+    assert "registry's fileSize says 1007" in reason
+
+
+def test_not_enough_disk_is_refused_before_downloading(local_registry, tmp_path):
+    name, root = good_root(local_registry, tmp_path)
+    before = published(root)
+    local_registry.register_files(name, "1.1.0", {"weights.bin": b"x"}, status="Production")
+    local_registry.add_fault(path="registry-model/details", file_size_delta=10**15)
+    local_registry.reset_request_counts()
+    done = cli(local_registry, root, name, "once")
+    assert done.returncode == 0 and published(root) == before
+    assert local_registry.count("registry-model/item/download") == 0
+    error = status_of(local_registry, root, name)["lastError"]
+    assert error["type"] == "InsufficientSpace" and "bytes free under MODEL_ROOT" in \
+        error["message"]
+
+
+def test_once_without_any_good_snapshot_exits_1_with_the_reason(local_registry, tmp_path):
+    name = unique_name("clf")
+    local_registry.register_zip(name, "1.0.0", zip_bytes({"../x": b"1"}), status="Production")
+    done = cli(local_registry, tmp_path / "models", name, "once")
+    assert done.returncode == 1
+    assert "no good snapshot" in done.stderr and "climbs out" in done.stdout + done.stderr

