@@ -193,10 +193,14 @@ class PodReporter:
             log.info("kube_reporting_off", reason="POD_NAME or POD_NAMESPACE is not set")
             return None
         host = f"[{service_host}]" if ":" in service_host else service_host
-        return cls.connect(
-            f"https://{host}:{service_port}", PodRef(pod_name, namespace, pod_uid),
-            token_file=token_file, ca_file=ca_file if ca_file.is_file() else None, **options,
-        )
+        try:
+            return cls.connect(
+                f"https://{host}:{service_port}", PodRef(pod_name, namespace, pod_uid),
+                token_file=token_file, ca_file=ca_file if ca_file.is_file() else None, **options,
+            )
+        except _api_errors() as exc:
+            log.warning("kube_reporting_off", reason=_describe(exc))
+            return None
 
     @classmethod
     def connect(

@@ -69,8 +69,8 @@ def test_promotion_is_published_within_one_interval_and_old_snapshots_pruned(loc
             sidecar.wait_for_versions({name: version}, timeout=10)
             assert time.monotonic() - promoted < 0.5 + 2.0  # one interval + handling
         assert len(list((root / "snapshots").iterdir())) == 2
-        assert 'registry_sync_published_version_info{model="%s",version="1.3.0"} 1.0' % name \
-            in sidecar.metrics()
+        expected = f'registry_sync_published_version_info{{model="{name}",version="1.3.0"}} 1.0'
+        assert expected in sidecar.metrics()
 
 
 def test_an_unchanged_registry_costs_one_details_request_per_poll_and_no_download(

@@ -1,0 +1,197 @@
+"""The one-command demo: the whole system on a local registry, on 127.0.0.1.
+
+`make demo` (python -m registry_sync.demo) trains the diamonds classifier, starts the local
+registry with version 1.0.0 in Production, the sidecar and serving (gunicorn) as real
+processes, and prints the URL of the form and a curl line for the JSON API. State lives under
+one folder (default .demo/, `--reset` starts afresh). Ctrl-C stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+MODEL = "diamonds-classifier"
+WORKSPACE = "demo"
+SERVING_COMMAND = [sys.executable, "-m", "gunicorn", "--config", "python:serving.gunicorn_conf",
+                   "serving.wsgi:app"]
+
+
+class DemoError(Exception):
+    """The demo could not start; the message says why."""
+
+
+def _ask(url: str, timeout: float = 2.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+            return response.status
+    except OSError:
+        return 0
+
+
+def _wait_ready(url: str, processes: dict[str, subprocess.Popen], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _ask(url) != 200:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                raise DemoError(f"{name} exited with code {process.returncode}; see its log")
+        if time.monotonic() > deadline:
+            raise DemoError(f"{url} not ready after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+class Demo:
+    """Starts and stops the demo's processes."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.home: Path = args.home.absolute()
+        self.args = args
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.registry_url = f"http://127.0.0.1:{args.registry_port}"
+        self.app_url = f"http://127.0.0.1:{args.port}"
+        self.env = {
+            **os.environ,
+            "COMET_URL_OVERRIDE": f"{self.registry_url}/clientlib/",
+            "COMET_API_KEY": "demo-api-key", "COMET_WORKSPACE": WORKSPACE,
+            "MODEL_ROOT": str(self.home / "models"), "REGISTRY_MODELS": MODEL,
+            "SYNC_INTERVAL": str(args.interval), "RELOAD_TOKEN": "demo-reload-token",
+            "SERVING_URL": f"http://127.0.0.1:{args.admin_port}",
+            "SIDECAR_LISTEN": f"127.0.0.1:{args.sidecar_port}",
+            "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
+            "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
+        }
+
+    def _start(self, name: str, command: list[str]) -> None:
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open
+        self.processes[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=log,
+                                                stdin=subprocess.DEVNULL)
+        log.close()
+
+    def _run(self, *command: str) -> str:
+        done = subprocess.run(command, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise DemoError(f"{shlex.join(command)} failed:\n{done.stderr.strip()[-2000:]}")
+        return done.stdout
+
+    def write_env_file(self) -> None:
+        """Write .demo/env so the README's promote commands reach the same registry."""
+        keys = ("COMET_URL_OVERRIDE", "COMET_API_KEY", "COMET_WORKSPACE", "MODEL_ROOT")
+        (self.home / "env").write_text("".join(f"{k}={self.env[k]}\n" for k in keys))
+
+    def start(self) -> None:
+        """Train, start the registry, register 1.0.0 in Production, start sidecar and serving."""
+        if self.args.reset and self.home.exists():
+            shutil.rmtree(self.home)
+        (self.home / "metrics").mkdir(parents=True, exist_ok=True)
+        self.write_env_file()
+        self._start("registry", [sys.executable, "-m", "registry_sync.cli", "local-registry",
+                                 "--data", str(self.home / "registry"), "--port",
+                                 str(self.args.registry_port), "--api-key", "demo-api-key"])
+        _wait_ready(f"{self.registry_url}/clientlib/isAlive/ver", self.processes, 30)
+        first = self.home / "work" / "model-1.0.0"
+        if not self._registered("1.0.0"):
+            print("training the diamonds classifier (1.0.0)...", flush=True)
+            print(self._run(sys.executable, "-m", "serving.train", str(first), "--seed", "1"))
+            print(self._run(sys.executable, "-m", "registry_sync.cli", "register", "--model",
+                            MODEL, "--version", "1.0.0", "--status", "Production", str(first)))
+        for folder in ("models", "metrics"):
+            (self.home / folder).mkdir(exist_ok=True)
+        for stale in (self.home / "metrics").glob("*.db"):
+            stale.unlink()
+        self._start("serving", SERVING_COMMAND)
+        self._start("registry-sync", [sys.executable, "-m", "registry_sync.cli", "run"])
+        _wait_ready(f"{self.app_url}/readyz", self.processes, self.args.timeout)
+
+    def _registered(self, version: str) -> bool:
+        request = urllib.request.Request(
+            f"{self.registry_url}/api/rest/v2/registry-model/details?workspaceName={WORKSPACE}"
+            f"&modelName={MODEL}", headers={"Authorization": "demo-api-key"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+                return any(v["version"] == version
+                           for v in json.load(response).get("versions", []))
+        except OSError:
+            return False
+
+    def banner(self) -> str:
+        """What to do next."""
+        home = shlex.quote(str(self.home))
+        return f"""
+The demo is up (state in {home}, logs in {home}/*.log):
+
+  form:     {self.app_url}/
+  JSON API: curl -s -X POST {self.app_url}/api/v1/predict -H 'Content-Type: application/json' \\
+              -d '{{"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
+                   "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}}' -i
+  status:   .venv/bin/registry-sync status --model-root {home}/models
+
+Promote a new version and watch X-Model-Version switch, without a restart:
+
+  .venv/bin/python -m serving.train {home}/work/model-1.1.0 --seed 2
+  set -a; . {home}/env; set +a
+  .venv/bin/registry-sync register --model {MODEL} --version 1.1.0 {home}/work/model-1.1.0
+  .venv/bin/registry-sync promote {MODEL} 1.1.0
+
+Ctrl-C stops everything.
+"""
+
+    def stop(self) -> None:
+        """Stop every process: SIGTERM, then SIGKILL after a grace period."""
+        for process in reversed(list(self.processes.values())):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The demo's options: where state lives and which loopback ports to use."""
+    parser = argparse.ArgumentParser(prog="python -m registry_sync.demo", description=__doc__)
+    parser.add_argument("--home", type=Path, default=Path(".demo"), help="state folder")
+    parser.add_argument("--reset", action="store_true", help="delete the state folder first")
+    parser.add_argument("--port", type=int, default=8000, help="the app's public port")
+    parser.add_argument("--admin-port", type=int, default=8001, help="the app's admin port")
+    parser.add_argument("--registry-port", type=int, default=5050, help="local registry port")
+    parser.add_argument("--sidecar-port", type=int, default=8090, help="sidecar's status port")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for ready")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo until Ctrl-C or SIGTERM."""
+    demo = Demo(parse_args(argv))
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        demo.start()
+        print(demo.banner(), flush=True)
+        while all(p.poll() is None for p in demo.processes.values()):
+            time.sleep(0.5)
+        gone = [n for n, p in demo.processes.items() if p.poll() is not None]
+        print(f"demo: {', '.join(gone)} exited; see {demo.home}/*.log", file=sys.stderr)
+        return 1
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        demo.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
