@@ -39,9 +39,11 @@ def _reporter(settings: config.SyncConfig):
     """The Kubernetes Events/annotations reporter when in a cluster, else None."""
     if settings.kube is None:
         return None
-    from . import kube
+    from . import kube  # the kubernetes client is slow to import: only inside a cluster
 
-    return kube.PodReporter.in_cluster(**settings.kube)
+    options = dict(settings.kube)
+    return kube.PodReporter.in_cluster(options.pop("pod_name"), options.pop("namespace"),
+                                       **options)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -137,6 +137,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("LOG_LEVEL", _log_level, "info", "debug, info, warning or error"),
         Setting("POD_NAME", str, "", "this pod's name (Downward API), for Events and annotations"),
         Setting("POD_NAMESPACE", str, "", "this pod's namespace (Downward API)"),
+        Setting("POD_UID", str, "", "this pod's uid (Downward API; looked up when unset)"),
+        Setting("KUBERNETES_SERVICE_HOST", str, "",
+                "set by Kubernetes in every pod; Events and annotations are off without it"),
+        Setting("KUBERNETES_SERVICE_PORT", str, "443", "set by Kubernetes in every pod"),
     ]
 }
 
@@ -265,7 +269,8 @@ SYNC_NAMES = [
     "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG", "SYNC_GROUPING",
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "SERVING_URL", "RELOAD_TOKEN",
-    "RELOAD_TOKEN_FILE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME", "POD_NAMESPACE",
+    "RELOAD_TOKEN_FILE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME", "POD_NAMESPACE", "POD_UID",
+    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
 ]
 
 
@@ -302,4 +307,14 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         reload_token=token,
         listen=values["SIDECAR_LISTEN"],
         log_level=values["LOG_LEVEL"],
+        kube=_kube_settings(values),
     )
+
+
+def _kube_settings(values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where the Kubernetes API is and which pod we are, when running in a cluster."""
+    if not values["KUBERNETES_SERVICE_HOST"]:
+        return None
+    return {"pod_name": values["POD_NAME"], "namespace": values["POD_NAMESPACE"],
+            "pod_uid": values["POD_UID"], "service_host": values["KUBERNETES_SERVICE_HOST"],
+            "service_port": values["KUBERNETES_SERVICE_PORT"]}

@@ -9,7 +9,6 @@ one folder (default .demo/, `--reset` starts afresh). Ctrl-C stops everything cl
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -17,8 +16,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+import requests
+
+from .comet import CometClient
+from .config import CometSettings
+from .errors import ModelNotFound
 
 MODEL = "diamonds-classifier"
 WORKSPACE = "demo"
@@ -32,9 +36,8 @@ class DemoError(Exception):
 
 def _ask(url: str, timeout: float = 2.0) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
-            return response.status
-    except OSError:
+        return requests.get(url, timeout=timeout).status_code
+    except requests.RequestException:
         return 0
 
 
@@ -112,14 +115,10 @@ class Demo:
         _wait_ready(f"{self.app_url}/readyz", self.processes, self.args.timeout)
 
     def _registered(self, version: str) -> bool:
-        request = urllib.request.Request(
-            f"{self.registry_url}/api/rest/v2/registry-model/details?workspaceName={WORKSPACE}"
-            f"&modelName={MODEL}", headers={"Authorization": "demo-api-key"})
+        client = CometClient(CometSettings(self.registry_url, WORKSPACE, "demo-api-key", None))
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
-                return any(v["version"] == version
-                           for v in json.load(response).get("versions", []))
-        except OSError:
+            return client.get_model(MODEL).version(version) is not None
+        except ModelNotFound:
             return False
 
     def banner(self) -> str:

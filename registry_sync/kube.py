@@ -321,7 +321,9 @@ class PodReporter:
                 self.pod.name, self.pod.namespace,
                 _preload_content=False, _request_timeout=self._timeout,
             )
-            self._uid = str(json.loads(response.data)["metadata"]["uid"])
+            body = response.data
+            response.release_conn()
+            self._uid = str(json.loads(body)["metadata"]["uid"])
         return self._uid
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,10 +35,9 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     _register_error_handlers(app)
     app.before_request(_start_clock)
     app.after_request(_observe)
-    try:
+    # A refusal is logged and kept in last_rejection; readiness stays 503 until a good one.
+    with contextlib.suppress(ModelRejected):
         models.converge()
-    except ModelRejected:
-        pass  # logged and kept in last_rejection; readiness stays 503 until a good snapshot
     if settings.watch:
         models.start()
     return app

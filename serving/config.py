@@ -80,7 +80,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
 
 
 def _read(environ: Mapping[str, Any], name: str) -> Any:
-    parse, default, meaning = SETTINGS[name]
+    parse, default, _ = SETTINGS[name]
     raw = environ.get(name)
     raw = default if raw is None or str(raw).strip() == "" else str(raw).strip()
     if raw is None:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .schema import GOLD_CUTS, LABELS, DIAMONDS
+from .schema import DIAMONDS, GOLD_CUTS, LABELS
 
 DATA_PATH = Path(__file__).with_name("data") / "diamonds.csv.gz"
 CATEGORICAL = frozenset(("color", "clarity"))
