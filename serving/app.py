@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from registry_sync import logs
 
-from . import api, config, metrics, ops, web
+from . import api, config, context, metrics, ops, web
 from .context import HOLDER, SETTINGS, error_response, holder
 from .errors import BatchTooLarge, FieldError, InvalidInput, ModelRejected, NoModel
 from .holder import ModelHolder
@@ -32,7 +32,8 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     for blueprint in (web.bp, api.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
-    _register_error_handlers(app)
+    for error, handler in ERROR_HANDLERS:
+        app.register_error_handler(error, handler)
     app.before_request(_start_clock)
     app.after_request(_observe)
     # A refusal is logged and kept in last_rejection; readiness stays 503 until a good one.
@@ -45,7 +46,7 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
 
 def _number(value: Any) -> Any:
     """Floats as people write them (0.7, 2400), anything else unchanged."""
-    return f"{value:g}" if isinstance(value, float) else value
+    return format(value, ".10g") if isinstance(value, float) else value
 
 
 def _start_clock() -> None:
@@ -77,44 +78,44 @@ def _page(status: int, title: str, message: str, headers: dict[str, str] | None 
     return body, status, {**web.SECURITY_HEADERS, **(headers or {})}
 
 
-def _register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(InvalidInput)
-    def invalid_input(exc: InvalidInput):
-        status = 413 if isinstance(exc, BatchTooLarge) else 400
-        extra = {"truncated": True} if exc.truncated else {}
-        return error_response(status, "batch_too_large" if status == 413 else "invalid_input",
-                              f"{len(exc.errors)} invalid field(s)"
-                              + (" (first ones shown)" if exc.truncated else ""),
-                              exc.errors, **extra)
+def _invalid_input(exc: InvalidInput):
+    status = 413 if isinstance(exc, BatchTooLarge) else 400
+    extra = {"truncated": True} if exc.truncated else {}
+    message = f"{len(exc.errors)} invalid field(s)" + (" (first ones shown)" if exc.truncated
+                                                        else "")
+    return error_response(status, "batch_too_large" if status == 413 else "invalid_input",
+                          message, exc.errors, **extra)
 
-    @app.errorhandler(NoModel)
-    def no_model(exc: NoModel):
-        response = error_response(503, "no_model", exc.reason)
-        response.headers["Retry-After"] = "1"
-        return response
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        status = exc.code or 500
-        title, message = exc.name, exc.description or exc.name
-        if status == 413:
-            message = f"the request body is larger than {app.extensions[SETTINGS].max_body_bytes}"\
-                      " bytes"
-        if _wants_html():
-            return _page(status, title, message)
-        fields = None
-        if status in (413, 415):
-            fields = [FieldError("body" if status == 413 else "Content-Type", message)]
-        response = error_response(status, title.lower().replace(" ", "_"), message, fields)
-        if status == 405 and exc.get_headers():
-            response.headers.update({k: v for k, v in exc.get_headers() if k == "Allow"})
-        return response
+def _no_model(exc: NoModel):
+    response = error_response(503, "no_model", exc.reason)
+    response.headers["Retry-After"] = "1"
+    return response
 
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        log.error("request_failed", path=request.path, error_type=type(exc).__name__,
-                  error=str(exc))
-        if _wants_html():
-            return _page(500, "Internal error", "Something went wrong on our side; the error "
-                                                "has been logged.")
-        return error_response(500, "internal_error", "internal error; it has been logged")
+
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    title, message = exc.name, exc.description or exc.name
+    if status == 413:
+        message = f"the request body is larger than {context.settings().max_body_bytes} bytes"
+    allow = {k: v for k, v in exc.get_headers() if k == "Allow"}
+    if _wants_html():
+        return _page(status, title, message, allow)
+    fields = None
+    if status in (413, 415):
+        fields = [FieldError("body" if status == 413 else "Content-Type", message)]
+    response = error_response(status, title.lower().replace(" ", "_"), message, fields)
+    response.headers.update(allow)
+    return response
+
+
+def _unexpected(exc: Exception):
+    log.error("request_failed", path=request.path, error_type=type(exc).__name__, error=str(exc))
+    if _wants_html():
+        return _page(500, "Internal error", "Something went wrong on our side; the error has "
+                                            "been logged.")
+    return error_response(500, "internal_error", "internal error; it has been logged")
+
+
+ERROR_HANDLERS = ((InvalidInput, _invalid_input), (NoModel, _no_model),
+                  (HTTPException, _http_error), (Exception, _unexpected))

@@ -50,11 +50,18 @@ def outcome_of(status: int) -> str:
     return "error" if status >= 500 else "client_error"
 
 
+_children: dict[tuple[str, int], tuple] = {}
+
+
 def observe_request(endpoint: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency."""
-    outcome = outcome_of(status)
-    REQUESTS.labels(endpoint, outcome).inc()
-    LATENCY.labels(endpoint, outcome).observe(seconds)
+    children = _children.get((endpoint, status))
+    if children is None:
+        outcome = outcome_of(status)
+        children = (REQUESTS.labels(endpoint, outcome), LATENCY.labels(endpoint, outcome))
+        _children[(endpoint, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def model_swapped(old, new) -> None:

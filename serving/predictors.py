@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import sklearn
 
 # A seed model fitted on a DataFrame warns on every ndarray call; the columns are checked here.
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
@@ -39,12 +40,23 @@ class PipelinePredictor:
     def __init__(self, estimator: Any, width: int):
         _require_proba(estimator, "pipeline")
         _check_width(estimator, width, "pipeline")
-        self._estimator = estimator
+        self._estimator = _only_step(estimator)
         self.classes = np.array([str(c) for c in estimator.classes_], dtype=object)
 
     def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
         """Labels and their probabilities, one model call for all rows."""
-        return _best(self._estimator.predict_proba(matrix), self.classes)
+        # Validation already refused non-finite values: skip sklearn's own scan of them.
+        with sklearn.config_context(assume_finite=True):
+            return _best(self._estimator.predict_proba(matrix), self.classes)
+
+
+def _only_step(estimator: Any) -> Any:
+    """The final estimator of a Pipeline that does nothing else (its own checks cost ~20%)."""
+    steps = getattr(estimator, "steps", None)
+    if not isinstance(steps, list):
+        return estimator
+    working = [step for _, step in steps if step not in (None, "passthrough")]
+    return working[0] if len(working) == 1 else estimator
 
 
 class SeedPredictor:
@@ -66,7 +78,8 @@ class SeedPredictor:
             scaled = (matrix - self._mean) / self._scale
         else:
             scaled = self._scaler.transform(matrix)
-        return _best(self._model.predict_proba(scaled), self.classes)
+        with sklearn.config_context(assume_finite=True):
+            return _best(self._model.predict_proba(scaled), self.classes)
 
 
 def _standard_scaling(scaler: Any, width: int) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -105,7 +105,7 @@ DIAMONDS = Schema(features=(
     CategoricalFeature("color", "Color", ("D", "E", "F", "G", "H", "I", "J"), "G"),
     CategoricalFeature("clarity", "Clarity",
                        ("IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2", "I1"), "SI1"),
-    NumericFeature("depth", "Depth", 40.0, 80.0, 61.8, 0.1, "%"),
+    NumericFeature("depth", "Total depth", 40.0, 80.0, 61.8, 0.1, "%"),
     NumericFeature("table", "Table", 40.0, 100.0, 57.0, 0.1, "%"),
     NumericFeature("price", "Price", 100.0, 30000.0, 2400.0, 1.0, "USD"),
     NumericFeature("x", "Length (x)", 0.0, 15.0, 5.7, 0.01, "mm"),

@@ -45,7 +45,7 @@ def predict():
     values = {f.name: request.form.get(f.name, "") for f in schema.features}
     if model is None:
         return render_template("form.html", schema=schema, values=values, errors={},
-                               model=None, notice=_no_model_notice()), 503, {"Retry-After": "5"}
+                               model=None, notice=_no_model_notice()), 503, {"Retry-After": "1"}
     try:
         instance, matrix = parse_form(request.form, schema)
     except InvalidInput as exc:

@@ -1,4 +1,4 @@
-"""gunicorn's entry point: `gunicorn -c serving/gunicorn.conf.py serving.wsgi:app`."""
+"""gunicorn's entry point: `gunicorn --config python:serving.gunicorn_conf serving.wsgi:app`."""
 
 from .app import create_app
 

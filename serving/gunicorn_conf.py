@@ -1,4 +1,4 @@
-"""gunicorn settings for serving: `gunicorn -c serving/gunicorn.conf.py` (the app is preset).
+"""gunicorn settings for serving: `gunicorn --config python:serving.gunicorn_conf serving.wsgi:app`.
 
 Settings come from the environment through serving.config (BIND, ADMIN_PORT, WEB_CONCURRENCY,
 GUNICORN_THREADS, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR). This file also prepares the Prometheus
@@ -39,18 +39,11 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 max_requests = 0
+control_socket_disable = True  # no runtime control socket under $HOME (read-only in k8s)
 loglevel = _settings.log_level
 accesslog = None
 errorlog = "-"
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "registry_sync.logs.JsonFormatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                            "stream": "ext://sys.stderr"}},
-    "loggers": {"gunicorn.error": {"level": _settings.log_level.upper(), "handlers": ["stderr"],
-                                   "propagate": False}},
-}
+logger_class = "serving.gunicorn_logging.JsonLogger"
 
 
 def on_starting(server):
@@ -65,7 +58,8 @@ def on_starting(server):
 
 def post_worker_init(worker):
     """Make sure this worker watches `current` (a thread started before a fork would be gone)."""
-    holder = worker.wsgi.extensions.get("serving.holder") if hasattr(worker, "wsgi") else None
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
+    holder = extensions.get("serving.holder")
     if holder is not None:
         holder.start()
 

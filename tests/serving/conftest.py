@@ -1,0 +1,77 @@
+"""Fixtures of the serving tests: trained models, a MODEL_ROOT, the app and its client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from serving.app import create_app
+from serving.config import ServingConfig
+from tests.support.models import TrainedModels, trained_models  # noqa: F401
+from tests.support.snapshots import build_snapshot
+
+TOKEN = "test-reload-token-0123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CLASSIFIER = "diamonds-classifier"
+VALID = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
+         "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}
+
+
+@pytest.fixture
+def model_root(tmp_path: Path) -> Path:
+    """An empty MODEL_ROOT."""
+    root = tmp_path / "models"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def publish(model_root: Path, trained_models: TrainedModels) -> Callable[..., str]:  # noqa: F811
+    """Build and publish a snapshot of our layout (or given folders); return its id."""
+
+    def publish_(version: str = "1.0.0", models: dict[str, Path] | None = None,
+                 publish: bool = True) -> str:
+        return build_snapshot(model_root, models or {CLASSIFIER: trained_models.pipeline},
+                              version, publish=publish)
+
+    return publish_
+
+
+@pytest.fixture
+def make_app(model_root: Path) -> Iterator[Callable[..., Flask]]:
+    """Create apps on model_root, without the background watcher unless asked."""
+    made: list[Flask] = []
+
+    def make(**fields) -> Flask:
+        settings = ServingConfig(**{"model_root": model_root, "reload_token": TOKEN,
+                                    "watch": False, **fields})
+        app = create_app(settings)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.extensions["serving.holder"].stop()
+
+
+@pytest.fixture
+def client(make_app, publish):
+    """A test client of an app serving version 1.0.0 of our layout."""
+    publish("1.0.0")
+    return make_app().test_client()
+
+
+@pytest.fixture(scope="session")
+def gunicorn_server(tmp_path_factory, trained_models):  # noqa: F811
+    """gunicorn with two workers on loopback, serving version 2.0.0 of our layout at first."""
+    from tests.serving.server import start
+
+    work = tmp_path_factory.mktemp("gunicorn")
+    root = work / "models"
+    root.mkdir()
+    server = start(root, work, "2.0.0", {CLASSIFIER: trained_models.pipeline})
+    yield server
+    server.stop()

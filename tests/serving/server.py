@@ -1,0 +1,124 @@
+"""Serving under gunicorn as a real process on loopback, for integration and browser tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from tests.serving.conftest import AUTH, TOKEN, VALID
+from tests.support.snapshots import build_snapshot
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Gunicorn:
+    """A running gunicorn serving MODEL_ROOT, with its public and admin addresses."""
+
+    url: str
+    admin_url: str
+    model_root: Path
+    log_path: Path
+    process: subprocess.Popen
+    session: requests.Session = field(default_factory=requests.Session, repr=False)
+
+    def publish(self, version: str, models: dict[str, Path]) -> str:
+        """Build and publish a snapshot (as the sidecar would); return its id."""
+        return build_snapshot(self.model_root, models, version)
+
+    def stage(self, version: str, models: dict[str, Path]) -> str:
+        """Build a snapshot without publishing it."""
+        return build_snapshot(self.model_root, models, version, publish=False)
+
+    def predict(self) -> requests.Response:
+        """One JSON prediction on the public port."""
+        return self.session.post(self.url + "/api/v1/predict", json=VALID, timeout=10)
+
+    def admin(self, path: str, snapshot: str | None) -> requests.Response:
+        """POST to an admin endpoint on the admin port, with the token."""
+        return self.session.post(self.admin_url + path, json={"snapshot": snapshot},
+                                 headers=AUTH, timeout=30)
+
+    def wait_for_version(self, version: str, timeout: float = 10.0, streak: int = 20) -> None:
+        """Wait until `streak` answers in a row (spread over workers) name the version."""
+        deadline, seen = time.monotonic() + timeout, 0
+        while seen < streak:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"serving did not converge on {version}: {self.log_tail()}")
+            response = self.predict()
+            ok = response.status_code == 200 and response.headers["X-Model-Version"] == version
+            seen = seen + 1 if ok else 0
+            if not ok:
+                time.sleep(0.05)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of gunicorn's log, for failure messages."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """TERM, then KILL if gunicorn does not stop in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.session.close()
+
+
+def start(model_root: Path, work: Path, version: str, models: dict[str, Path],
+          workers: int = 2) -> Gunicorn:
+    """Publish a first snapshot, start gunicorn on free loopback ports, wait until ready."""
+    build_snapshot(model_root, models, version)
+    public, admin = free_port(), free_port()
+    env = {**os.environ, "MODEL_ROOT": str(model_root), "RELOAD_TOKEN": TOKEN,
+           "BIND": f"127.0.0.1:{public}", "ADMIN_PORT": str(admin),
+           "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": "1",
+           "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"), "LOG_LEVEL": "info",
+           "PYTHONPATH": str(REPO_ROOT)}
+    log_path = work / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "python:serving.gunicorn_conf",
+             "serving.wsgi:app"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Gunicorn(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}", model_root,
+                      log_path, process)
+    try:
+        _wait_until_ready(server)
+        server.wait_for_version(version)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_until_ready(server: Gunicorn) -> None:
+    """Wait until a worker answers /readyz with 200."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn did not start:\n{server.log_tail()}")
+        try:
+            if server.session.get(server.url + "/readyz", timeout=10).status_code == 200:
+                return
+        except requests.RequestException:
+            pass  # not listening yet, or a worker still importing
+        time.sleep(0.1)

@@ -1,0 +1,65 @@
+"""Configuration: defaults, parsing, and errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serving.config import from_env, gunicorn_from_env, load
+from serving.errors import ConfigError
+
+
+def test_defaults():
+    """Only MODEL_ROOT is required; the rest have the documented defaults."""
+    config = from_env({"MODEL_ROOT": "/models"})
+    assert config.model_root == Path("/models")
+    assert (config.max_batch, config.max_body_bytes, config.check_interval) == \
+        (1000, 2 * 1024 * 1024, 0.2)
+    assert config.reload_token is None and config.admin_port is None
+    assert config.golden_min_accuracy == 0.7 and config.log_level == "info"
+
+
+def test_model_root_is_required():
+    """Missing MODEL_ROOT: ConfigError naming it."""
+    with pytest.raises(ConfigError, match="MODEL_ROOT is required"):
+        from_env({})
+
+
+@pytest.mark.parametrize(("name", "value"), [("MAX_BATCH", "0"), ("MAX_BODY_BYTES", "lots"),
+                                             ("MODEL_CHECK_INTERVAL", "-1"),
+                                             ("ADMIN_PORT", "70000"), ("LOG_LEVEL", "loud"),
+                                             ("GOLDEN_MIN_ACCURACY", "2")])
+def test_malformed_values_name_the_variable(name, value):
+    """A bad value: ConfigError naming the variable and what it expects."""
+    with pytest.raises(ConfigError, match=f"^{name} is '{value}': expected"):
+        from_env({"MODEL_ROOT": "/m", name: value})
+
+
+def test_the_token_may_come_from_a_file(tmp_path):
+    """RELOAD_TOKEN_FILE is read (stripped); a bad value is never echoed."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cret-token\n")
+    assert from_env({"MODEL_ROOT": "/m", "RELOAD_TOKEN_FILE": str(secret)}).reload_token == \
+        "s3cret-token"
+    with pytest.raises(ConfigError, match="cannot be read"):
+        from_env({"MODEL_ROOT": "/m", "RELOAD_TOKEN_FILE": str(tmp_path / "missing")})
+    assert "s3cret" not in repr(from_env({"MODEL_ROOT": "/m", "RELOAD_TOKEN": "s3cret"}))
+
+
+def test_load_lays_overrides_over_the_environment(monkeypatch):
+    """create_app's mapping: variables over os.environ, lower-case names set fields."""
+    monkeypatch.setenv("MODEL_ROOT", "/from-env")
+    monkeypatch.setenv("MAX_BATCH", "7")
+    config = load({"MAX_BATCH": 9, "watch": False})
+    assert config.model_root == Path("/from-env") and config.max_batch == 9
+    assert config.watch is False
+
+
+def test_gunicorn_binds_the_admin_port_on_loopback():
+    """BIND plus 127.0.0.1:ADMIN_PORT; workers and threads from the environment."""
+    config = gunicorn_from_env({"BIND": "0.0.0.0:8080", "ADMIN_PORT": "9091",
+                                "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"})
+    assert config.binds == ("0.0.0.0:8080", "127.0.0.1:9091")
+    assert (config.workers, config.threads) == (3, 4)
+    assert gunicorn_from_env({}).binds == ("127.0.0.1:8080",)

@@ -1,0 +1,135 @@
+"""Serving under gunicorn (two workers, a real process): swaps under load, rejections, metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from tests.serving.conftest import CLASSIFIER, VALID
+
+pytestmark = pytest.mark.slow
+
+LOAD_THREADS = 4
+LOAD_SECONDS = 3.0
+LOAD_MAX_REQUESTS = 3000
+CONVERGENCE = 1.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request of the load: when it started and ended, and what came back."""
+
+    started: float
+    ended: float
+    status: int
+    version: str | None
+    worker: str | None = None
+
+
+def run_load(url: str, answers: list[Answer], stop_at: float, budget: int) -> None:
+    """Send predictions until the deadline or this thread's request budget runs out."""
+    with requests.Session() as session:
+        for _ in range(budget):
+            if time.monotonic() >= stop_at:
+                break
+            started = time.monotonic()
+            try:
+                response = session.post(url + "/api/v1/predict", json=VALID, timeout=5)
+                answer = Answer(started, time.monotonic(), response.status_code,
+                                response.headers.get("X-Model-Version"))
+            except requests.RequestException as exc:
+                answer = Answer(started, time.monotonic(), 0, type(exc).__name__)
+            answers.append(answer)
+
+
+def test_publishing_under_load_fails_no_request_and_every_worker_converges(
+        gunicorn_server, trained_models):
+    """New snapshot during load: zero non-2xx; from 1 s after publication, only the new version.
+
+    No /-/reload is sent: each worker must notice `current` by itself.
+    """
+    server = gunicorn_server
+    server.publish("3.0.0", {CLASSIFIER: trained_models.pipeline})
+    server.wait_for_version("3.0.0")
+    answers: list[Answer] = []
+    budget = LOAD_MAX_REQUESTS // LOAD_THREADS
+    stop_at = time.monotonic() + LOAD_SECONDS
+    threads = [threading.Thread(target=run_load, args=(server.url, answers, stop_at, budget))
+               for _ in range(LOAD_THREADS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(LOAD_SECONDS / 3)
+    server.publish("3.1.0", {CLASSIFIER: trained_models.alternative})
+    published = time.monotonic()
+    for thread in threads:
+        thread.join(LOAD_SECONDS + 10)
+
+    failed = [a for a in answers if a.status != 200]
+    assert not failed, f"{len(failed)} failed requests, e.g. {failed[:3]}\n{server.log_tail()}"
+    before = [a for a in answers if a.ended < published]
+    late = [a for a in answers if a.started > published + CONVERGENCE]
+    assert before and {a.version for a in before} == {"3.0.0"}
+    assert len(late) > 20, "the load did not run long enough after publication"
+    stale = [a for a in late if a.version != "3.1.0"]
+    assert not stale, f"{len(stale)} answers from the old version > 1 s after publication"
+
+
+def test_metrics_add_up_over_workers(gunicorn_server):
+    """/metrics sums both workers' counters and shows the served version."""
+    server = gunicorn_server
+    for _ in range(10):
+        assert server.predict().status_code == 200
+    text = server.session.get(server.url + "/metrics", timeout=5).text
+    served = server.predict().headers["X-Model-Version"]
+    info = [line for line in text.splitlines() if line.startswith("serving_model_info{")
+            and f'version="{served}"' in line]
+    assert info and info[0].endswith(" 1.0")
+    requests_ok = [line for line in text.splitlines() if line.startswith(
+        'serving_requests_total{endpoint="api.predict",outcome="ok"}')]
+    assert float(requests_ok[0].split()[-1]) >= 10
+    assert 'serving_model_loaded 1.0' in text
+
+
+def test_admin_endpoints_answer_only_on_the_admin_port(gunicorn_server):
+    """/-/reload: 404 on the public port, 200 with the token on the admin port."""
+    server = gunicorn_server
+    public = server.session.post(server.url + "/-/reload", json={"snapshot": None},
+                                 headers={"Authorization": "Bearer x"}, timeout=5)
+    assert public.status_code == 404
+    response = server.admin("/-/reload", None)
+    assert response.status_code == 200
+    assert response.json()["outcome"] in ("swapped", "unchanged")
+
+
+def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
+        gunicorn_server, trained_models, tmp_path):
+    """Validate says 422; published anyway, every worker refuses it and keeps its model."""
+    server = gunicorn_server
+    server.publish("4.0.0", {CLASSIFIER: trained_models.pipeline})
+    server.wait_for_version("4.0.0")
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "pipeline.pkl").write_bytes(b"truncated")
+    broken = server.stage("4.1.0", {CLASSIFIER: folder})
+
+    verdict = server.admin("/-/validate", broken)
+    assert verdict.status_code == 422 and verdict.json()["outcome"] == "rejected"
+    assert "cannot load" in verdict.json()["reason"]
+
+    from registry_sync.publish import publish
+
+    publish(server.model_root, broken)
+    assert server.admin("/-/reload", broken).status_code == 422
+    deadline, workers = time.monotonic() + 1.5, {}
+    while time.monotonic() < deadline:
+        response = server.predict()
+        assert response.status_code == 200 and response.headers["X-Model-Version"] == "4.0.0"
+        model = server.session.get(server.url + "/api/v1/model", timeout=5).json()
+        workers[model["worker"]] = model["last_rejection"]
+    assert len(workers) == 2, "expected answers from both workers"
+    assert all(r is not None and r["snapshot"] == broken for r in workers.values())
+    assert server.session.get(server.url + "/readyz", timeout=5).status_code == 200

@@ -1,0 +1,78 @@
+"""Trained diamonds model folders for tests, in both layouts, trained once and cached.
+
+    from tests.support.models import trained_models  # noqa: F401  (in a conftest.py)
+
+    def test_something(trained_models):
+        trained_models.pipeline   # our layout: pipeline.skops + metadata.json
+        trained_models.seed       # the seed's layout: five registry model folders
+
+Folders are cached in pytest's cache directory under a key made of the training code, the data
+and the library versions, so a second run does not train again. Treat them as read-only: copy
+before changing anything (build_snapshot copies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sklearn
+import skops
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_TRAINING_SOURCES = ("serving/train.py", "serving/schema.py", "serving/validation.py",
+                     "serving/dataset.py", "serving/data/diamonds.csv.gz")
+SEED = 42
+
+
+@dataclass(frozen=True)
+class TrainedModels:
+    """Read-only model folders, one per kind."""
+
+    pipeline: Path      # our layout, baseline hyperparameters, pipeline.skops
+    alternative: Path   # our layout, deliberately different hyperparameters
+    pickled: Path       # our layout with pipeline.pkl instead of pipeline.skops
+    seed: Path          # the seed's layout: diamonds-model/model.pkl and four more folders
+
+
+def cache_key() -> str:
+    """Changes whenever training could produce something different."""
+    digest = hashlib.sha256(f"{sklearn.__version__}/{skops.__version__}/{SEED}".encode())
+    for name in _TRAINING_SOURCES:
+        digest.update((REPO_ROOT / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def train_all(target: Path) -> TrainedModels:
+    """Train every kind into target (skipped if a complete earlier run is there)."""
+    models = TrainedModels(*(target / kind for kind in ("pipeline", "alternative", "pickled",
+                                                         "seed")))
+    if (target / "done").exists():
+        return models
+    from serving import train
+
+    work = Path(tempfile.mkdtemp(prefix="train-", dir=target.parent))
+    train.train_pipeline(work / "pipeline", SEED, "baseline", "skops", "test baseline")
+    train.train_pipeline(work / "alternative", SEED, "alternative", "skops", "test alternative")
+    train.train_pipeline(work / "pickled", SEED, "baseline", "pickle", "test pickle")
+    train.train_seed_layout(work / "seed", SEED, "baseline")
+    (work / "done").write_text("ok\n")
+    try:
+        os.rename(work, target)
+    except OSError:  # another process finished first: use its folders
+        shutil.rmtree(work, ignore_errors=True)
+    return models
+
+
+@pytest.fixture(scope="session")
+def trained_models(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
+    """The trained model folders, cached across test sessions (when pytest's cache is on)."""
+    cache = getattr(request.config, "cache", None)
+    folder = Path(cache.mkdir("serving-models")) if cache else tmp_path_factory.mktemp("models")
+    return train_all(folder / cache_key())
