@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; errors become one line on stderr and an exit code, never a traceback."""
     args = build_parser().parse_args(argv)
-    logs.setup(getattr(args, "log_level", None) or "info")
+    # one-shot commands talk to people: only warnings and errors as log lines, unless asked
+    quiet = getattr(args, "quiet", False)
+    logs.setup(getattr(args, "log_level", None) or ("warning" if quiet else "info"))
     try:
         return args.handler(args) or EXIT_OK
     except ConfigError as exc:

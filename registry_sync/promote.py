@@ -50,4 +50,4 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--demote-to", default=None, metavar="STATUS",
                      help="give the versions that had --status before this status, e.g. None")
     config.add_flags(sub, PROMOTE_NAMES)
-    sub.set_defaults(handler=run)
+    sub.set_defaults(handler=run, quiet=True)

@@ -106,4 +106,4 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      "registry; models registered together share one)")
     sub.add_argument("--project", default="registry-sync", help="Comet project (SDK path)")
     config.add_flags(sub, REGISTER_NAMES)
-    sub.set_defaults(handler=run)
+    sub.set_defaults(handler=run, quiet=True)

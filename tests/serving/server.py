@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from tests.serving.conftest import AUTH, TOKEN, VALID
+from tests.serving.conftest import TOKEN, VALID
 from tests.support.snapshots import build_snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +37,7 @@ class Gunicorn:
     log_path: Path
     process: subprocess.Popen
     session: requests.Session = field(default_factory=requests.Session, repr=False)
+    token: str = field(default=TOKEN, repr=False)
 
     def publish(self, version: str, models: dict[str, Path]) -> str:
         """Build and publish a snapshot (as the sidecar would); return its id."""
@@ -53,7 +54,8 @@ class Gunicorn:
     def admin(self, path: str, snapshot: str | None) -> requests.Response:
         """POST to an admin endpoint on the admin port, with the token."""
         return self.session.post(self.admin_url + path, json={"snapshot": snapshot},
-                                 headers=AUTH, timeout=30)
+                                 headers={"Authorization": f"Bearer {self.token}"},
+                                 timeout=30)
 
     def wait_for_version(self, version: str, timeout: float = 10.0, streak: int = 20) -> None:
         """Wait until `streak` answers in a row (spread over workers) name the version."""
@@ -87,23 +89,41 @@ def start(model_root: Path, work: Path, version: str, models: dict[str, Path],
           workers: int = 2) -> Gunicorn:
     """Publish a first snapshot, start gunicorn on free loopback ports, wait until ready."""
     build_snapshot(model_root, models, version)
-    public, admin = free_port(), free_port()
-    env = {**os.environ, "MODEL_ROOT": str(model_root), "RELOAD_TOKEN": TOKEN,
-           "BIND": f"127.0.0.1:{public}", "ADMIN_PORT": str(admin),
-           "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": "1",
-           "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"), "LOG_LEVEL": "info",
-           "PYTHONPATH": str(REPO_ROOT)}
+    server = launch(model_root, work, workers=workers)
+    try:
+        server.wait_for_version(version)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None = None,
+           admin: int | None = None, token: str = TOKEN, **env: str) -> Gunicorn:
+    """Start gunicorn on MODEL_ROOT as it is and wait until a worker has a model loaded.
+
+    Ports are free loopback ones unless given (a relaunch reuses them). With `env` holding
+    RELOAD_TOKEN_FILE the token is read from that file, as in the pod; other variables
+    (MODEL_CHECK_INTERVAL, ...) are added as given. The log is appended to work/gunicorn.log.
+    """
+    public, admin = public or free_port(), admin or free_port()
+    settings = {**os.environ, "MODEL_ROOT": str(model_root), "RELOAD_TOKEN": token,
+                "BIND": f"127.0.0.1:{public}", "ADMIN_PORT": str(admin),
+                "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": "1",
+                "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"), "LOG_LEVEL": "info",
+                "PYTHONPATH": str(REPO_ROOT), **env}
+    if "RELOAD_TOKEN_FILE" in env:
+        settings.pop("RELOAD_TOKEN")
     log_path = work / "gunicorn.log"
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "python:serving.gunicorn_conf",
              "serving.wsgi:app"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=REPO_ROOT, env=settings, stdout=log, stderr=subprocess.STDOUT)
     server = Gunicorn(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}", model_root,
-                      log_path, process)
+                      log_path, process, token=token)
     try:
         _wait_until_ready(server)
-        server.wait_for_version(version)
     except BaseException:
         server.stop()
         raise

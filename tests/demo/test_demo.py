@@ -1,0 +1,77 @@
+"""The one-command demo: everything up from its own entry point, then a promotion without restart."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.support.processes import REPO_ROOT, free_port, python_env, wait_until
+
+SAMPLE = {"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
+          "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}
+
+
+def run(*command, env):
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_demo_serves_html_and_json_then_a_promoted_version_without_restart(tmp_path):
+    home, port = tmp_path / "demo", free_port()
+    command = [sys.executable, "-m", "registry_sync.demo", "--home", str(home), "--port",
+               str(port), "--admin-port", str(free_port()), "--registry-port", str(free_port()),
+               "--sidecar-port", str(free_port()), "--interval", "0.5"]
+    out = open(tmp_path / "demo.out", "w+")  # noqa: SIM115 - read back below
+    demo = subprocess.Popen(command, cwd=REPO_ROOT, env=python_env(), stdout=out,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: "The demo is up" in (tmp_path / "demo.out").read_text(), 180,
+                   what="the demo banner")
+        banner = (tmp_path / "demo.out").read_text()
+        assert f"{url}/" in banner and "curl -s -X POST" in banner
+
+        page = requests.post(f"{url}/predict", data=SAMPLE, timeout=10)
+        assert page.status_code == 200 and "1.0.0" in page.text
+        answer = requests.post(f"{url}/api/v1/predict", json=SAMPLE, timeout=10)
+        assert answer.json()["label"] in ("Gold", "Silver")
+        assert answer.headers["X-Model-Version"] == "1.0.0"
+        gunicorn_pids = {requests.get(f"{url}/api/v1/model", timeout=5).json().get("pid")
+                         for _ in range(10)}
+
+        # the README's promotion steps, with the demo's env file
+        env = python_env(**dict(line.split("=", 1) for line in
+                                (home / "env").read_text().splitlines()))
+        run(sys.executable, "-m", "serving.train", str(home / "work/model-1.1.0"), "--seed",
+            "2", env=env)
+        run(sys.executable, "-m", "registry_sync.cli", "register", "--model",
+            "diamonds-classifier", "--version", "1.1.0", str(home / "work/model-1.1.0"), env=env)
+        promoted = time.monotonic()
+        run(sys.executable, "-m", "registry_sync.cli", "promote", "diamonds-classifier",
+            "1.1.0", env=env)
+        wait_until(lambda: requests.post(f"{url}/api/v1/predict", json=SAMPLE, timeout=5)
+                   .headers["X-Model-Version"] == "1.1.0", 30, what="1.1.0 served")
+        print(f"\npromotion to first 1.1.0 answer: {time.monotonic() - promoted:.2f}s")
+        page = requests.post(f"{url}/predict", data=SAMPLE, timeout=10)
+        assert "1.1.0" in page.text
+        after = {requests.get(f"{url}/api/v1/model", timeout=5).json().get("pid")
+                 for _ in range(10)}
+        assert after & gunicorn_pids, "workers were restarted"
+    finally:
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(30) == 0
+        out.close()
+    assert "stopping" in (tmp_path / "demo.out").read_text()
+    wait_until(lambda: not _listening(port), 10, what="app port closed")
+
+
+def _listening(port: int) -> bool:
+    try:
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        return True
+    except requests.RequestException:
+        return False
