@@ -114,10 +114,14 @@ class Sidecar:
 
 
 def sidecar_env(registry, root: Path, models: str, port: int, **extra: str) -> dict[str, str]:
-    """The environment of a sidecar following `models` in the registry, fast-polling."""
-    return python_env(**registry.env(), MODEL_ROOT=str(root), REGISTRY_MODELS=models,
-                      SYNC_INTERVAL="0.5", SYNC_MAX_BACKOFF="2", COMET_TIMEOUT="5",
-                      COMET_DOWNLOAD_TIMEOUT="5", SIDECAR_LISTEN=f"127.0.0.1:{port}", **extra)
+    """The environment of a sidecar following `models` in the registry, fast-polling.
+
+    `extra` adds variables or overrides these defaults (e.g. COMET_TIMEOUT="1").
+    """
+    settings = {**registry.env(), "MODEL_ROOT": str(root), "REGISTRY_MODELS": models,
+                "SYNC_INTERVAL": "0.5", "SYNC_MAX_BACKOFF": "2", "COMET_TIMEOUT": "5",
+                "COMET_DOWNLOAD_TIMEOUT": "5", "SIDECAR_LISTEN": f"127.0.0.1:{port}"}
+    return python_env(**{**settings, **extra})
 
 
 def start_sidecar(registry, root: Path, models: str, wait_ready: bool = True,

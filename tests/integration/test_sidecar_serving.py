@@ -1,0 +1,56 @@
+"""The two-phase handover with real serving: a version serving refuses is never published,
+never retried in a loop, and the next good version goes through."""
+
+import json
+import shutil
+import time
+
+from tests.serving.server import launch
+from tests.support.models import trained_models  # noqa: F401
+from tests.support.processes import published_versions, running_sidecar, wait_until
+from tests.support.registry import unique_name
+
+TOKEN = "handover-token-8086"
+
+
+def wrong_golden(source, target):
+    """A copy of a good model folder whose golden examples expect the opposite labels."""
+    shutil.copytree(source, target)
+    meta = json.loads((target / "metadata.json").read_text())
+    for example in meta["golden"]:
+        example["label"] = "Silver" if example["label"] == "Gold" else "Gold"
+    (target / "metadata.json").write_text(json.dumps(meta))
+    return target
+
+
+def test_rejected_version_is_not_retried_and_a_good_one_follows(local_registry, tmp_path,
+                                                                trained_models):  # noqa: F811
+    name = unique_name("diamonds")
+    local_registry.register_folder(name, "1.0.0", trained_models.pipeline, status="Production")
+    root = tmp_path / "models"
+    with running_sidecar(local_registry, root, name) as first:  # no serving yet: publish as is
+        first.wait_for_versions({name: "1.0.0"})
+    serving = launch(root, tmp_path, token=TOKEN)
+    try:
+        with running_sidecar(local_registry, root, name, SERVING_URL=serving.admin_url,
+                             RELOAD_TOKEN=TOKEN) as sidecar:
+            bad = wrong_golden(trained_models.pipeline, tmp_path / "bad")
+            local_registry.register_folder(name, "1.1.0", bad, status="Production")
+            wait_until(lambda: sidecar.status()["rejected"], 20, what="a rejection")
+            rejection = sidecar.status()["rejected"][-1]
+            assert rejection["versions"] == {name: "1.1.0"} and "golden" in rejection["reason"]
+            local_registry.reset_request_counts()
+            time.sleep(2.5)  # several polls
+            assert local_registry.count("registry-model/item/download") == 0
+            assert published_versions(root) == {name: "1.0.0"}
+            assert serving.predict().headers["X-Model-Version"] == "1.0.0"
+            assert len(list((root / "snapshots").iterdir())) == 1  # the rejected one is gone
+            assert 'registry_sync_rejections_total{reason="serving"} 1.0' in sidecar.metrics()
+            assert sidecar.events("model_rejected")
+
+            local_registry.register_folder(name, "1.2.0", trained_models.alternative,
+                                           status="Production")
+            sidecar.wait_for_versions({name: "1.2.0"})
+            serving.wait_for_version("1.2.0", timeout=5)
+    finally:
+        serving.stop()
