@@ -103,9 +103,13 @@ def test_cli_prints_one_line_and_exits_2_without_traceback(tmp_path: Path):
         "expected a whole number >= 1"]
 
 
-def test_env_example_lists_every_setting_with_its_default():
+def test_env_example_lists_every_setting_of_both_processes_with_its_default():
+    from serving.config import SETTINGS as SERVING_SETTINGS
+
     text = (Path(__file__).parents[2] / "env.example").read_text()
-    for name, setting in config.SETTINGS.items():
+    defaults = {name: s.default for name, s in config.SETTINGS.items()}
+    defaults.update({name: default for name, (_, default, _) in SERVING_SETTINGS.items()})
+    for name, default in defaults.items():
         assert f"{name}=" in text, f"{name} missing from env.example"
-        if setting.default not in (None, ""):
-            assert f"{name}={setting.default}" in text or f"# {name}={setting.default}" in text
+        if default not in (None, ""):
+            assert f"\n{name}={default}\n" in text, f"{name}'s default differs in env.example"
