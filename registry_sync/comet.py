@@ -36,7 +36,7 @@ from .errors import (
     VersionNotFound,
     WorkspaceNotFound,
 )
-from .registry import RegistryModel, parse_model
+from .registry import RegistryModel, check_identity, parse_model
 
 log = logs.get(__name__)
 
@@ -193,6 +193,7 @@ class CometClient:
         """One registry model with all its versions: one request."""
         body = self._get("registry-model/details", ModelNotFound(self.workspace, name),
                          workspaceName=self.workspace, modelName=name)
+        check_identity(body, self.workspace, name)
         return parse_model(self.workspace, body)
 
     def download(self, name: str, version: str, dest: Path, progress: ProgressFn | None = None,

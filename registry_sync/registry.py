@@ -4,6 +4,11 @@ Which version is "production" (comet-registry-api.md §4): the newest version wh
 equals the configured status; if none and a tag is configured, the newest carrying that tag or
 legacy stage (case-insensitive); otherwise none. Newest means greatest `createdAt`, ties broken
 by semantic version.
+
+Trust: an answer must be about what was asked. A details answer naming another registry model
+(or another workspace, when it names one) is refused, and so is a chosen version whose assets
+come from another experiment than the version's own (by their experimentKey, or the one in
+their link): BadResponse, so nothing of it is downloaded.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from .errors import BadResponse
 
@@ -24,6 +30,14 @@ class Asset:
     file_size: int
     asset_id: str
     experiment_key: str
+    link: str = ""
+
+    def link_experiment_key(self) -> str | None:
+        """The experimentKey its download link names, or None if it has no link or none there."""
+        if not self.link:
+            return None
+        keys = parse_qs(urlsplit(self.link).query).get("experimentKey")
+        return keys[0] if keys else None
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,31 @@ def find_production_version(model: RegistryModel, status: str = "Production",
     return chosen
 
 
+def check_identity(raw: Mapping[str, Any], workspace: str, name: str) -> None:
+    """BadResponse unless a details answer is about the registry model (and workspace) asked for."""
+    answered = raw.get("modelName") if isinstance(raw, Mapping) else None
+    if answered != name:
+        raise BadResponse(f"registry-model/details answered for registry model {answered!r} "
+                          f"when asked for {name!r}: refused")
+    other = raw.get("workspaceName")
+    if other is not None and other != workspace:
+        raise BadResponse(f"registry-model/details of {name!r} answered for workspace {other!r} "
+                          f"instead of {workspace!r}: refused")
+
+
+def check_assets(name: str, version: ModelVersion) -> None:
+    """BadResponse unless every asset of the version belongs to the version's own experiment."""
+    own = version.experiment_key
+    for asset in version.assets:
+        keys = {asset.experiment_key, asset.link_experiment_key()} - {None, ""}
+        foreign = sorted(k for k in keys if own and k != own)
+        if foreign or len(keys) > 1:
+            raise BadResponse(
+                f"asset {asset.file_name!r} of {name} {version.version} belongs to experiment "
+                f"{', '.join(sorted(keys))}, not to the version's experiment {own or '(none)'}: "
+                "refused")
+
+
 def parse_model(workspace: str, raw: Mapping[str, Any]) -> RegistryModel:
     """Parse the answer of registry-model/details; BadResponse if it lacks what we need."""
     try:
@@ -119,7 +158,8 @@ def _parse_version(raw: Mapping[str, Any]) -> ModelVersion:
         comment=str(raw.get("comment") or ""),
         assets=tuple(
             Asset(str(a["fileName"]), int(a.get("fileSize") or 0), str(a.get("assetId", "")),
-                  str(a.get("experimentKey") or experiment.get("experimentKey") or ""))
+                  str(a.get("experimentKey") or experiment.get("experimentKey") or ""),
+                  str(a.get("link") or ""))
             for a in raw.get("assets") or ()
         ),
     )

@@ -19,7 +19,7 @@ from .errors import ArchiveError, ServingUnavailable, SnapshotRejected
 from .manifest import Manifest, ModelEntry
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier
-from .registry import ModelVersion, find_production_version
+from .registry import ModelVersion, check_assets, find_production_version
 from .state import SyncState, VersionSet
 
 log = logs.get(__name__)
@@ -67,6 +67,7 @@ class Syncer:
             if version is None:
                 missing.append(name)
             else:
+                check_assets(name, version)
                 chosen.append((name, version))
         self.state.desired = describe(chosen)
         self.metrics.set_versions(self.metrics.desired, {n: v.version for n, v in chosen})

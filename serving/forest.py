@@ -4,11 +4,12 @@ scikit-learn validates its input and sets up its OpenMP loop on every call: abou
 times the work of walking 25 trees for one row. `compile_forest(estimator)` reads the fitted trees
 (their raw thresholds: binning is only used in training) and answers exactly what the estimator's
 `predict_proba` answers, bit for bit: the same comparisons (`x <= threshold`), the leaf values
-added onto the baseline in the same order, and the estimator's own loss turning those sums into
-probabilities. A few rows without NaN walk the trees in Python; otherwise each tree's own compiled
-predictor is called, as `predict_proba` does, minus the checks. Anything else (categorical
-splits, several trees per iteration, a column preprocessor) is not compiled: `compile_forest`
-answers None and the caller keeps the estimator's `predict_proba`.
+added onto the baseline in the same order, and the same logistic function (scipy's `expit`,
+which scikit-learn's binomial loss calls on numpy arrays). A few rows without NaN walk the trees
+in Python; otherwise each tree's own compiled predictor is called, as `predict_proba` does, minus
+the checks. Anything else (categorical splits, several trees per iteration, a column
+preprocessor) is not compiled: `compile_forest` answers None and the caller keeps the
+estimator's `predict_proba`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 SMALL_BATCH = 8  # up to this many rows, Python beats 25 calls into the compiled predictors
 
@@ -24,7 +26,6 @@ class CompiledForest:
     """The trees of a fitted binary HistGradientBoostingClassifier, ready to answer fast."""
 
     def __init__(self, estimator: Any):
-        self._loss = estimator._loss
         self._baseline = float(np.asarray(estimator._baseline_prediction).reshape(-1)[0])
         self.width = int(estimator.n_features_in_)
         self._predictors = [iteration[0] for iteration in estimator._predictors]
@@ -40,7 +41,11 @@ class CompiledForest:
             raw = np.array([self._walk(row) for row in matrix.tolist()], dtype=np.float64)
         else:
             raw = self._raw_compiled(matrix)
-        return self._loss.predict_proba(raw.reshape(-1, 1))
+        # As HalfBinomialLoss.predict_proba: the positive class first, the other as 1 - it.
+        proba = np.empty((len(raw), 2), dtype=np.float64)
+        proba[:, 1] = expit(raw)
+        proba[:, 0] = 1 - proba[:, 1]
+        return proba
 
     def _walk(self, row: list[float]) -> float:
         """The raw score of one row: baseline plus each tree's leaf, in the trees' order."""
@@ -73,8 +78,10 @@ def _flatten(nodes: np.ndarray) -> tuple[list[int], list[float], list[int], list
 
 def compile_forest(estimator: Any) -> CompiledForest | None:
     """The compiled trees of a supported estimator, or None to keep its own predict_proba."""
+    loss = getattr(estimator, "_loss", None)
     if type(estimator).__name__ != "HistGradientBoostingClassifier" or \
-            type(getattr(estimator, "_loss", None)).__name__ != "HalfBinomialLoss":
+            type(loss).__name__ != "HalfBinomialLoss" or \
+            type(getattr(loss, "link", None)).__name__ != "LogitLink":
         return None
     try:
         iterations = estimator._predictors

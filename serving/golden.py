@@ -25,6 +25,11 @@ def _matrix(schema: Schema, rows: Sequence[Any], what: str):
                             f"{exc.errors[0].field} {exc.errors[0].message}") from None
 
 
+def sample_matrix(schema: Schema):
+    """The bundled sample rows as the model's matrix (GoldenFailure if they do not fit)."""
+    return _matrix(schema, dataset.sample()[0], "the bundled sample rows")
+
+
 def check_examples(predictor, schema: Schema, examples: Sequence[Mapping[str, Any]]) -> int:
     """Predict the metadata's golden examples; GoldenFailure unless all labels match."""
     try:
@@ -48,8 +53,8 @@ def check_examples(predictor, schema: Schema, examples: Sequence[Mapping[str, An
 
 def check_sample(predictor, schema: Schema, min_accuracy: float) -> float:
     """Predict the bundled sample; GoldenFailure on invalid labels or too low an accuracy."""
-    rows, expected = dataset.sample()
-    labels, _ = predictor.predict(_matrix(schema, rows, "the bundled sample rows"))
+    expected = dataset.sample()[1]
+    labels, _ = predictor.predict(sample_matrix(schema))
     unknown = sorted(set(labels) - set(LABELS))
     if unknown:
         raise GoldenFailure(f"the model answers labels {unknown}, expected only {list(LABELS)}")

@@ -149,6 +149,7 @@ def _load_pipeline(named: dict[str, Path], min_accuracy: float):
     if sorted(predictor.classes) != sorted(schema.classes):
         raise LayoutError(f"pipeline classes {list(predictor.classes)} differ from "
                           f"{METADATA} classes {list(schema.classes)}")
+    predictor.confirm_fast(golden.sample_matrix(schema))
     _warm(predictor, schema)
     if metadata.get("golden"):
         count = golden.check_examples(predictor, schema, metadata["golden"])
@@ -164,6 +165,7 @@ def _load_seed(files: dict[str, dict[str, Path]], min_accuracy: float):
                                   "clarity": loaded["clarity"].classes_})
     predictor = SeedPredictor(loaded["model"], loaded["scaler"], loaded["labels"],
                               len(schema.features))
+    predictor.confirm_fast(golden.sample_matrix(schema))
     _warm(predictor, schema)
     accuracy = golden.check_sample(predictor, schema, min_accuracy)
     return predictor, schema, f"sample accuracy {accuracy:.3f}", {}

@@ -18,6 +18,7 @@ from .context import error_response, holder, json_response, settings
 from .errors import FieldError, InvalidInput, ModelRejected, SnapshotNotFound
 
 bp = Blueprint("ops", __name__)
+ADMIN_PREFIX = "/-/"
 
 
 @bp.get("/healthz")
@@ -51,14 +52,26 @@ def prometheus():
     return Response(body, content_type=content_type)
 
 
+def _off_the_admin_port() -> bool:
+    """True when an admin port is set and this request did not arrive on it."""
+    port = settings().admin_port
+    return port is not None and request.environ.get("SERVER_PORT") != str(port)
+
+
+@bp.before_app_request
+def hide_admin_paths() -> None:
+    """Off the admin port, /-/ paths do not exist for any method (not 405, which reveals them)."""
+    if request.path.startswith(ADMIN_PREFIX) and _off_the_admin_port():
+        raise NotFound()
+
+
 def admin_only(view):
     """Only on the admin port (when one is set), and only with the shared token."""
 
     @functools.wraps(view)
     def guarded(*args, **kwargs):
         config = settings()
-        if config.admin_port is not None and \
-                request.environ.get("SERVER_PORT") != str(config.admin_port):
+        if _off_the_admin_port():
             raise NotFound()
         if not config.reload_token:
             return error_response(403, "forbidden", "admin endpoints are disabled: set "

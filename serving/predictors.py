@@ -1,7 +1,10 @@
 """Predictors: one vectorised call from the validated matrix to labels and probabilities.
 
 PipelinePredictor wraps our layout's scikit-learn Pipeline (classes are the label names);
-SeedPredictor chains the seed's scaler, classifier and target LabelEncoder.
+SeedPredictor chains the seed's scaler, classifier and target LabelEncoder. When the classifier
+is a binary HistGradientBoostingClassifier, both answer through its compiled trees
+(serving.forest: the same probabilities, bit for bit, without scikit-learn's per-call checks);
+otherwise through the estimator's own predict_proba. `fast` says which.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import sklearn
+
+from .forest import compile_forest
 
 # A seed model fitted on a DataFrame warns on every ndarray call; the columns are checked here.
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
@@ -34,6 +39,31 @@ def _check_width(estimator: Any, width: int, what: str) -> None:
         raise ValueError(f"{what} expects {seen} features, the schema has {width}")
 
 
+def _probabilities(estimator: Any, compiled: bool = True) -> tuple[Any, bool]:
+    """The fastest exact predict_proba of an estimator, and whether it is the compiled one."""
+    forest = compile_forest(estimator) if compiled else None
+    if forest is not None:
+        return forest.predict_proba, True
+
+    def predict_proba(matrix: np.ndarray) -> np.ndarray:
+        # Validation already refused non-finite values: skip sklearn's own scan of them.
+        with sklearn.config_context(assume_finite=True):
+            return estimator.predict_proba(matrix)
+
+    return predict_proba, False
+
+
+def _confirm(fast: Any, estimator: Any, matrix: np.ndarray) -> bool:
+    """True when the compiled path answers the estimator's own probabilities exactly.
+
+    Checked on the whole matrix (compiled predictors) and row by row (the Python walk).
+    """
+    with sklearn.config_context(assume_finite=True):
+        expected = estimator.predict_proba(matrix)
+    rows = np.concatenate([fast(matrix[i:i + 1]) for i in range(len(matrix))])
+    return np.array_equal(fast(matrix), expected) and np.array_equal(rows, expected)
+
+
 class PipelinePredictor:
     """Our layout: an estimator taking the feature matrix, whose classes_ are label names."""
 
@@ -41,13 +71,17 @@ class PipelinePredictor:
         _require_proba(estimator, "pipeline")
         _check_width(estimator, width, "pipeline")
         self._estimator = _only_step(estimator)
+        self._proba, self.fast = _probabilities(self._estimator)
         self.classes = np.array([str(c) for c in estimator.classes_], dtype=object)
 
     def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
         """Labels and their probabilities, one model call for all rows."""
-        # Validation already refused non-finite values: skip sklearn's own scan of them.
-        with sklearn.config_context(assume_finite=True):
-            return _best(self._estimator.predict_proba(matrix), self.classes)
+        return _best(self._proba(matrix), self.classes)
+
+    def confirm_fast(self, matrix: np.ndarray) -> None:
+        """Keep the compiled path only if it answers these rows exactly as the estimator."""
+        if self.fast and not _confirm(self._proba, self._estimator, matrix):
+            self._proba, self.fast = _probabilities(self._estimator, compiled=False)
 
 
 def _only_step(estimator: Any) -> Any:
@@ -67,6 +101,7 @@ class SeedPredictor:
         _check_width(scaler, width, "scaler.pkl")
         _check_width(model, width, "model.pkl")
         self._model, self._scaler = model, scaler
+        self._proba, self.fast = _probabilities(model)
         self._mean, self._scale = _standard_scaling(scaler, width)
         codes = np.asarray(model.classes_).astype(int)
         self.classes = np.array([str(c) for c in label_encoder.inverse_transform(codes)],
@@ -74,12 +109,17 @@ class SeedPredictor:
 
     def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
         """Labels and their probabilities, one model call for all rows."""
+        return _best(self._proba(self._scaled(matrix)), self.classes)
+
+    def _scaled(self, matrix: np.ndarray) -> np.ndarray:
         if self._mean is not None:
-            scaled = (matrix - self._mean) / self._scale
-        else:
-            scaled = self._scaler.transform(matrix)
-        with sklearn.config_context(assume_finite=True):
-            return _best(self._model.predict_proba(scaled), self.classes)
+            return (matrix - self._mean) / self._scale
+        return self._scaler.transform(matrix)
+
+    def confirm_fast(self, matrix: np.ndarray) -> None:
+        """Keep the compiled path only if it answers these rows exactly as the classifier."""
+        if self.fast and not _confirm(self._proba, self._model, self._scaled(matrix)):
+            self._proba, self.fast = _probabilities(self._model, compiled=False)
 
 
 def _standard_scaling(scaler: Any, width: int) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -56,7 +56,8 @@ def _count() -> None:
 def _inject_fault() -> Response | None:
     if request.path.startswith(ADMIN_PREFIX + "/"):
         return None
-    rule = state().faults.take(request.method, request.path, _model_of_request)
+    rule = state().faults.take(request.method, request.path, _model_of_request,
+                               request.headers.get("User-Agent", ""))
     if rule is None:
         return None
     g.fault = rule
@@ -106,8 +107,8 @@ def _alter_response(response: Response) -> Response:
     rule = g.get("fault")
     if rule is None:
         return response
-    if rule.file_size_delta and response.mimetype == JSON:
-        response.set_data(faults.add_to_file_sizes(response.get_data(), rule.file_size_delta))
+    if rule.rewrites_json and response.mimetype == JSON:
+        response.set_data(faults.rewrite_json(response.get_data(), rule))
     if rule.alters_body:
         length = response.content_length
         chunks = response.response if response.direct_passthrough else [response.get_data()]

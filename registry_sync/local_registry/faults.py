@@ -5,6 +5,7 @@ A rule is a JSON object; every key but `path` is optional:
     {"path": "item/download",      substring of the request path that the rule matches
      "model": "clf",               only requests about this registry model
      "method": "GET",              only this HTTP method
+     "user_agent": "registry-sync",  only requests whose User-Agent contains this
      "times": 2,                   expires after this many matches (null: never)
      "status": 503,                answer this status with a Comet error body
      "retry_after": 1,             with `Retry-After: 1`
@@ -14,7 +15,9 @@ A rule is a JSON object; every key but `path` is optional:
      "cut_after": 1000,            close the connection after this many body bytes
      "corrupt": true,              flip one byte of the body (the one at corrupt_offset)
      "corrupt_offset": 100,        default: the middle of the body
-     "file_size_delta": 5}         add this to every "fileSize" in a JSON answer
+     "file_size_delta": 5,         add this to every "fileSize" in a JSON answer
+     "model_name": "other",        answer with this top-level "modelName" (a foreign model)
+     "asset_experiment_key": "f0"} give every asset this experimentKey, in its link too
 
 The first live rule that matches a request applies to it, all its effects at once.
 """
@@ -39,6 +42,7 @@ class Rule:
     path: str
     model: str | None = None
     method: str | None = None
+    user_agent: str | None = None
     times: int | None = None
     status: int | None = None
     retry_after: float | None = None
@@ -49,6 +53,8 @@ class Rule:
     corrupt: bool = False
     corrupt_offset: int | None = None
     file_size_delta: int | None = None
+    model_name: str | None = None
+    asset_experiment_key: str | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Rule:
@@ -79,11 +85,16 @@ class Rule:
             raise ValueError("rule field 'times' must be >= 1 or null")
         if self.drip_bps is not None and self.drip_bps < 1:
             raise ValueError("rule field 'drip_bps' must be >= 1")
+        for name in ("user_agent", "model_name", "asset_experiment_key"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"rule field {name!r} must be a non-empty string")
 
-    def matches(self, method: str, path: str, model: str | None) -> bool:
+    def matches(self, method: str, path: str, model: str | None, agent: str = "") -> bool:
         """True when the request falls under this rule."""
         return (self.path in path
                 and (self.method is None or self.method.upper() == method)
+                and (self.user_agent is None or self.user_agent in agent)
                 and (self.model is None or self.model == model))
 
     def error_headers(self) -> dict[str, str]:
@@ -94,6 +105,11 @@ class Rule:
         if self.retry_after_custom is not None:
             headers["Retry-After-Custom"] = _seconds(self.retry_after_custom)
         return headers
+
+    @property
+    def rewrites_json(self) -> bool:
+        """True when the rule changes fields of a JSON answer."""
+        return bool(self.file_size_delta or self.model_name or self.asset_experiment_key)
 
     @property
     def alters_body(self) -> bool:
@@ -127,14 +143,15 @@ class Faults:
         with self._lock:
             return [asdict(rule) for rule in self._rules]
 
-    def take(self, method: str, path: str, model: Callable[[], str | None]) -> Rule | None:
+    def take(self, method: str, path: str, model: Callable[[], str | None],
+             agent: str = "") -> Rule | None:
         """The first live rule matching a request, counting the match; model() is called lazily."""
         with self._lock:
             if not self._rules:
                 return None
             name = model() if any(r.model is not None for r in self._rules) else None
             for rule in self._rules:
-                if rule.matches(method, path, name):
+                if rule.matches(method, path, name, agent):
                     if rule.times is not None:
                         rule.times -= 1
                         if rule.times == 0:
@@ -182,6 +199,35 @@ def add_to_file_sizes(body: bytes, delta: int) -> bytes:
         return node
 
     return json.dumps(shift(json.loads(body))).encode()
+
+
+def rewrite_json(body: bytes, rule: Rule) -> bytes:
+    """A JSON answer with the rule's fileSize shift, foreign modelName and asset experimentKey."""
+    data = json.loads(body)
+    if rule.model_name and isinstance(data, dict) and "modelName" in data:
+        data["modelName"] = rule.model_name
+    if rule.asset_experiment_key:
+        _set_asset_keys(data, rule.asset_experiment_key)
+    text = json.dumps(data).encode()
+    return add_to_file_sizes(text, rule.file_size_delta) if rule.file_size_delta else text
+
+
+def _set_asset_keys(node: Any, key: str) -> None:
+    """Give every asset (an object under an "assets" list) this experimentKey, link included."""
+    if isinstance(node, list):
+        for item in node:
+            _set_asset_keys(item, key)
+    elif isinstance(node, dict):
+        for asset in node.get("assets") or ():
+            if isinstance(asset, dict):
+                old = asset.get("experimentKey")
+                asset["experimentKey"] = key
+                if old and isinstance(asset.get("link"), str):
+                    asset["link"] = asset["link"].replace(f"experimentKey={old}",
+                                                          f"experimentKey={key}")
+        for value in node.values():
+            if isinstance(value, list | dict):
+                _set_asset_keys(value, key)
 
 
 def alter_body(chunks: Iterable[bytes], rule: Rule, length: int | None,

@@ -1,4 +1,4 @@
-"""The one-command demo: everything up from its own entry point, then a promotion without restart."""
+"""The one-command demo: all up from its own entry point, then a promotion without restart."""
 
 import signal
 import subprocess
