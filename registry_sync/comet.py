@@ -9,11 +9,12 @@ the typed errors of errors.py, with messages that say what to fix and never hold
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -42,7 +43,7 @@ log = logs.get(__name__)
 
 API = "/api/rest/v2/"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
-CHUNK_SIZE = 1024 * 1024
+CHUNK_SIZE = 256 * 1024  # small enough that a stop request or a deadline is seen quickly
 MIN_DOWNLOAD_RATE = 128 * 1024  # bytes/s below which a drip-feeding download is given up
 ProgressFn = Callable[[int, int | None], None]
 
@@ -222,7 +223,7 @@ class CometClient:
         received = 0
         try:
             with response, open(dest, "wb") as out:
-                for chunk in response.iter_content(CHUNK_SIZE):
+                for chunk in _arriving_chunks(response):
                     out.write(chunk)
                     received += len(chunk)
                     if progress:
@@ -279,6 +280,23 @@ class CometClient:
             except _Retryable as exc:
                 raise CometUnavailable(f"upload of {name} {version} failed: {exc}") from exc
         return self._json(response, "item/upload")
+
+
+def _arriving_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The streamed body in pieces as they arrive, each at most CHUNK_SIZE bytes.
+
+    Unlike iter_content, which waits until a whole chunk is there, this returns whatever a read
+    gets, so a server dripping bytes cannot hold the loop (and its deadline check) for long.
+    urllib3's errors become requests' own, as iter_content would raise them.
+    """
+    raw = response.raw
+    try:
+        while chunk := raw.read1(CHUNK_SIZE, decode_content=True):
+            yield chunk
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(str(exc)) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
 
 
 def _content_length(response: requests.Response) -> int | None:

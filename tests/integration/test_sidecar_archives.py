@@ -1,47 +1,16 @@
 """Every untrusted-archive case is refused with a clear error and `current` left untouched."""
 
-import io
 import json
-import os
-import stat
-import zipfile
 
 import pytest
 
+from tests.support.archives import unsafe_archives
 from tests.support.processes import published
 from tests.support.registry import unique_name, zip_bytes
 
 from .test_sidecar import cli
 
-
-def with_symlink() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("weights.bin", b"ok")
-        link = zipfile.ZipInfo("escape")
-        link.external_attr = (stat.S_IFLNK | 0o777) << 16
-        archive.writestr(link, "/etc/passwd")
-    return buffer.getvalue()
-
-
-def corrupted() -> bytes:
-    data = bytearray(zip_bytes({"weights.bin": bytes(range(256)) * 2000}))
-    data[200:260] = b"\x00" * 60
-    return bytes(data)
-
-
-CASES = {
-    "parent-path": (zip_bytes({"../evil.py": b"x"}), {}, "climbs out with '..'"),
-    "absolute-path": (zip_bytes({"/tmp/evil.py": b"x"}), {}, "absolute path"),
-    "symlink": (with_symlink(), {}, "symbolic link"),
-    "bomb-ratio": (zip_bytes({"zeros.bin": bytes(30_000_000)}), {}, "zip bomb"),
-    "bomb-total-size": (zip_bytes({"a.bin": bytes(600_000), "b.bin": bytes(600_000)}),
-                        {"MAX_MODEL_BYTES": "1000000"}, "cap MAX_MODEL_BYTES"),
-    "corrupt": (corrupted(), {}, "zip"),
-    "truncated": (zip_bytes({"weights.bin": os.urandom(100_000)})[:50_000], {},
-                  "not a readable zip"),
-    "not-a-zip": (b"<html>proxy error</html>", {}, "not a readable zip"),
-}
+CASES = unsafe_archives()
 
 
 def good_root(registry, tmp_path, **extra):
