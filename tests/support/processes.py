@@ -43,6 +43,19 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: fl
         time.sleep(interval)
 
 
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM,
+                 timeout: float = 20.0) -> int:
+    """Signal a process (SIGKILL if it outlives the timeout) and return its exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """The test's environment plus the repo on PYTHONPATH and the given variables."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -103,14 +116,7 @@ class Sidecar:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Signal the process and wait for its exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)
 
 
 def sidecar_env(registry, root: Path, models: str, port: int, **extra: str) -> dict[str, str]:

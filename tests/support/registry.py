@@ -16,7 +16,6 @@ import contextlib
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from tests.support.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API = "/api/rest/v2"
@@ -213,14 +214,7 @@ class LocalRegistry:
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM the process and wait for it; returns its exit code."""
         self.session.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout=timeout)
 
     def restart(self) -> LocalRegistry:
         """Stop, then start again on the same port and data; this handle follows the new process."""
