@@ -17,6 +17,7 @@ CURRENT = "current"
 SNAPSHOTS = "snapshots"
 STAGING = ".staging"
 STATE = ".sync-state.json"
+NAME_MAX = 255  # bytes in one file name, on Linux file systems
 
 
 def snapshots_dir(root: Path) -> Path:
@@ -38,7 +39,12 @@ def current_snapshot_id(root: Path) -> str | None:
 
 
 def snapshot_path(root: Path, snapshot_id: str) -> Path:
-    """The folder of one snapshot; refuses ids that would leave snapshots/."""
-    if not snapshot_id or "/" in snapshot_id or snapshot_id.startswith("."):
-        raise ValueError(f"invalid snapshot id {snapshot_id!r}")
+    """The folder of one snapshot; refuses ids that would leave snapshots/ or cannot be names.
+
+    (A NUL, or a name over the 255 bytes a file name may have, would make the file system
+    calls that follow raise instead of answering "no such snapshot".)
+    """
+    if not snapshot_id or "/" in snapshot_id or snapshot_id.startswith(".") or \
+            "\x00" in snapshot_id or len(snapshot_id.encode("utf-8", "surrogatepass")) > NAME_MAX:
+        raise ValueError(f"invalid snapshot id {snapshot_id[:80]!r}")
     return snapshots_dir(root) / snapshot_id

@@ -5,6 +5,8 @@ GUNICORN_THREADS, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR). This file also prepares 
 multiprocess folder, which must exist before any worker imports prometheus_client.
 """
 
+import gc
+import importlib
 import os
 import shutil
 import sys
@@ -28,6 +30,14 @@ if _settings.metrics_dir is None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 else:
     _metrics_dir = _settings.metrics_dir
+
+# The libraries (not the app) are imported once, here in the master: workers fork with them in
+# memory and share those pages, about 110 MiB less unique memory per worker (bench/results.md).
+# Each worker still creates its app and loads its model after the fork. gc.freeze() keeps the
+# collector from writing to (and so copying) the shared objects.
+for _module in ("numpy", "scipy.special", "flask", "sklearn.ensemble", "skops.io"):
+    importlib.import_module(_module)
+gc.freeze()
 
 wsgi_app = "serving.wsgi:app"
 bind = list(_settings.binds)

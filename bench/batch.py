@@ -1,0 +1,124 @@
+"""Part 2: batch throughput, {"instances": [1000 rows]} over HTTP against the pipeline in-process.
+
+One client sends the same 1000-row body again and again (one at a time); in between, the same
+rows go through the scikit-learn pipeline in this process. Each round compares the medians of
+the two; the overhead is (HTTP - pipeline) / pipeline, median of the rounds. The in-process
+pieces of a request (JSON, validation, model, answer) say where the difference goes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from serving import dataset
+from serving.schema import DIAMONDS
+from serving.validation import encode, parse_body
+from tests.support.snapshots import build_snapshot
+
+from . import models
+from .common import Processes, median
+from .report import Section
+from .servers import serving
+
+ROWS = 1000
+ROUNDS = 5
+CALLS = 15
+
+
+def _post(host: str, port: int, body: bytes) -> float:
+    """Seconds for one POST and its whole answer (a new connection: sync workers close)."""
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    connection.request("POST", "/api/v1/predict", body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"batch request answered {response.status}")
+    return time.perf_counter() - started
+
+
+def _timed(call, count: int) -> float:
+    call()
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def _pieces(pipeline, predictor, body: bytes) -> list[list]:
+    """Median milliseconds of each in-process piece of a batch request."""
+    parsed = orjson.loads(body)
+    matrix, _ = parse_body(parsed, DIAMONDS, ROWS)
+    labels, probabilities = predictor.predict(matrix)
+    answer = {"predictions": [{"label": label, "probability": p}
+                              for label, p in zip(labels, probabilities, strict=True)]}
+    pieces = [
+        ("JSON parse (orjson)", lambda: orjson.loads(body)),
+        ("JSON parse (stdlib json, before)", lambda: json.loads(body)),
+        ("validation -> float matrix", lambda: parse_body(parsed, DIAMONDS, ROWS)),
+        ("model: compiled trees (served)", lambda: predictor.predict(matrix)),
+        ("model: pipeline.predict_proba", lambda: pipeline.predict_proba(matrix)),
+        ("answer JSON (orjson)", lambda: orjson.dumps(answer)),
+    ]
+    return [[name, round(_timed(call, CALLS) * 1e3, 3)] for name, call in pieces]
+
+
+def run(work: Path) -> Section:
+    """Measure rows/s over HTTP and in-process, in interleaved rounds."""
+    from serving.loader import _load_skops
+    from serving.predictors import PipelinePredictor
+
+    section = Section("2. Batch throughput (1000 rows per request)")
+    trained = models.trained()
+    rows = dataset.read()[0][:ROWS]
+    body = json.dumps({"instances": rows}).encode()
+    matrix = encode(DIAMONDS, rows, single=False)
+    pipeline = _load_skops(trained.pipeline / "pipeline.skops")
+    predictor = PipelinePredictor(pipeline, matrix.shape[1])
+    assert np.array_equal(predictor._proba(matrix), pipeline.predict_proba(matrix))
+    http_s, model_s = [], []
+    with Processes(work) as processes:
+        root = work / "root"
+        build_snapshot(root, {models.CLASSIFIER: trained.pipeline}, "1.0.0")
+        server = serving(processes, "serving", root)
+        host, port = server.url.removeprefix("http://").split(":")
+        for _ in range(ROUNDS):
+            http_s.append(_timed(lambda: _post(host, int(port), body), CALLS))
+            model_s.append(_timed(lambda: pipeline.predict_proba(matrix), CALLS))
+    overhead = median([h / m - 1 for h, m in zip(http_s, model_s, strict=True)])
+    section.table(f"{ROWS} rows, {ROUNDS} interleaved rounds of {CALLS} calls (medians)",
+                  ["what", "ms per 1000 rows", "rows/s"],
+                  [["HTTP: POST /api/v1/predict (ours, gunicorn 2 sync)", median(http_s) * 1e3,
+                    ROWS / median(http_s)],
+                   ["in-process: pipeline.predict_proba", median(model_s) * 1e3,
+                    ROWS / median(model_s)]])
+    section.table("where a batch request's time goes (in-process pieces, median ms)",
+                  ["piece", "ms"], _pieces(pipeline, predictor, body))
+    section.target("HTTP + JSON + validation on top of the model's own time", f"{overhead:.0%}",
+                   "<= 50%", overhead <= 0.5)
+    section.figures.update(http_ms=[x * 1e3 for x in http_s], model_ms=[x * 1e3 for x in model_s],
+                           overhead=overhead)
+    if overhead > 0.5:
+        section.notes.append(
+            "**What stands in the way of 50%.** The model's own time for 1000 rows is "
+            "scikit-learn's compiled tree walk (25 trees x 1000 rows; the served path calls the "
+            "same Cython per tree, minus the input checks, so it is only slightly faster). On "
+            "top of it, in Python: parsing 75 KB of JSON (orjson, already 3x faster than json), "
+            "checking 9,000 values and building the float matrix (column by column, with numpy "
+            "where it can), the answer, and gunicorn reading the body and writing 60 KB back "
+            "over a new connection (sync workers close each one). The table of pieces above "
+            "is the profile: the pieces outside the model add up to about the model's own time "
+            "before any HTTP. Meeting 50% would need the parse-and-check step in C (e.g. a "
+            "typed decoder such as msgspec producing the matrix directly) and a server whose "
+            "per-request work is not Python; or a model slower than this one, which would "
+            "make the ratio look better without serving anything faster.")
+    return section

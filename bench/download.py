@@ -1,0 +1,114 @@
+"""Part 5: the sidecar's download throughput against curl, and its peak RSS on huge models.
+
+A zip of one incompressible file (1 GiB, and 100 MiB to show RSS is flat in the size) is
+registered in the local registry. curl downloads it to a file; `registry-sync once` installs it
+(download, unzip with SHA-256, manifest, publish) into an empty MODEL_ROOT while its RSS is
+sampled every 10 ms. The sidecar's download time runs from the zip's first byte on disk to its
+full size (sampled likewise); rounds alternate curl and sidecar.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from . import models
+from .common import Processes, RssSampler, median, mib, python
+from .report import Section
+from .servers import registry, sidecar_env
+
+SIZES = {"1 GiB": 2**30, "100 MiB": 100 * 2**20}
+ROUNDS = 2
+
+
+def _curl(handle, name: str, target: Path) -> float:
+    """Bytes per second of curl downloading the version's zip to a file."""
+    url = (f"{handle.api_url}/registry-model/item/download?workspaceName={handle.workspace}"
+           f"&modelName={name}&version=1.0.0")
+    done = subprocess.run(["curl", "-sS", "-f", "-o", str(target), "-H",
+                           f"Authorization: {handle.api_key}", "-w",
+                           "%{size_download} %{time_total}", url],
+                          capture_output=True, text=True, timeout=600, check=True)
+    size, seconds = done.stdout.split()
+    target.unlink()
+    return float(size) / float(seconds)
+
+
+class _ZipWatch:
+    """Notes when the staged zip first appears and when it reaches its full size."""
+
+    def __init__(self, root: Path, size: int):
+        self.root, self.size = root, size
+        self.first: float | None = None
+        self.full: float | None = None
+
+    def __call__(self, now: float) -> None:
+        if self.full is not None:
+            return
+        for path in self.root.glob(".staging/*/*.zip"):
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if self.first is None and size > 0:
+                self.first = now
+            if size >= self.size:
+                self.full = now
+
+
+def _sidecar(processes: Processes, handle, name: str, root: Path, zip_size: int) -> dict:
+    """One `registry-sync once`: download rate, total seconds, peak RSS."""
+    watch = _ZipWatch(root, zip_size)
+    started = time.perf_counter()
+    process = processes.start(f"once-{name}", [python(), "-m", "registry_sync.cli", "once"],
+                              sidecar_env(handle, root, name))
+    with RssSampler(process.pid) as sampler:
+        sampler.hooks.append(watch)
+        code = process.popen.wait(600)
+    seconds = time.perf_counter() - started
+    processes.stop(process)
+    if code != 0 or watch.first is None or watch.full is None:
+        raise RuntimeError(f"registry-sync once exited {code}: {process.tail()}")
+    return {"rate": zip_size / max(watch.full - watch.first, 1e-6), "seconds": seconds,
+            "peak_rss": sampler.peak, "samples": sampler.samples}
+
+
+def run(work: Path) -> Section:
+    """Register each size, then alternate curl and the sidecar."""
+    section = Section("5. Sidecar download throughput and memory")
+    rows, results = [], {}
+    with Processes(work) as processes:
+        handle = registry(processes)
+        for label, size in SIZES.items():
+            name = f"huge-{size >> 20}m"
+            archive = models.huge_zip(work / f"{name}.zip", size)
+            zip_size = archive.stat().st_size
+            handle.register_zip(name, "1.0.0", archive, status="Production")
+            archive.unlink()
+            curl, ours = [], []
+            for i in range(ROUNDS):
+                curl.append(_curl(handle, name, work / "curl.out"))
+                root = work / f"root-{name}-{i}"
+                ours.append(_sidecar(processes, handle, name, root, zip_size))
+                subprocess.run(["rm", "-rf", str(root)], check=True)
+            ratio = median([o["rate"] / c for o, c in zip(ours, curl, strict=True)])
+            peak = max(o["peak_rss"] for o in ours)
+            results[label] = {"curl": curl, "sidecar": ours, "ratio": ratio}
+            rows.append([label, median(curl) / 2**20, median([o["rate"] for o in ours]) / 2**20,
+                         f"{ratio:.0%}", median([o["seconds"] for o in ours]), mib(peak)])
+    section.table(f"local registry on loopback, {ROUNDS} rounds each (medians; peak RSS: max)",
+                  ["model", "curl MiB/s", "sidecar download MiB/s", "sidecar / curl",
+                   "`registry-sync once` total s", "sidecar peak RSS MiB"], rows)
+    big, small = results["1 GiB"], results["100 MiB"]
+    peak_big = max(o["peak_rss"] for o in big["sidecar"])
+    peak_small = max(o["peak_rss"] for o in small["sidecar"])
+    section.target("sidecar download throughput vs curl (1 GiB)", f"{big['ratio']:.0%}",
+                   ">= 70%", big["ratio"] >= 0.7)
+    section.target("sidecar peak RSS, 1 GiB model (download + unzip)", f"{mib(peak_big)} MiB",
+                   "<= 80 MiB", peak_big <= 80 * 2**20)
+    section.target("peak RSS flat in the model's size (1 GiB vs 100 MiB)",
+                   f"{mib(peak_big)} vs {mib(peak_small)} MiB", "within 10%",
+                   peak_big <= 1.1 * peak_small)
+    section.figures.update(results=results)
+    return section

@@ -1,0 +1,96 @@
+"""Starting the systems under test: serving (as deployed), the textbook app, registry, sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.registry import LocalRegistry, start_local_registry
+
+from .common import (
+    START_TIMEOUT,
+    TOKEN,
+    Process,
+    Processes,
+    answers,
+    env,
+    free_port,
+    python,
+    wait_until,
+)
+
+SERVING = ["-m", "gunicorn", "--config", "python:serving.gunicorn_conf", "serving.wsgi:app"]
+
+
+def serving(processes: Processes, name: str, model_root: Path, workers: int = 2,
+            threads: int = 1, ready: bool = True, **extra: str) -> Process:
+    """Serving under gunicorn exactly as the image runs it, with an admin port and a token."""
+    port, admin = free_port(), free_port()
+    metrics = processes.work / f"{name}-metrics"
+    metrics.mkdir(exist_ok=True)
+    environ = env(MODEL_ROOT=str(model_root), RELOAD_TOKEN=TOKEN, BIND=f"127.0.0.1:{port}",
+                  ADMIN_PORT=str(admin), WEB_CONCURRENCY=str(workers),
+                  GUNICORN_THREADS=str(threads), PROMETHEUS_MULTIPROC_DIR=str(metrics),
+                  LOG_LEVEL="warning", **extra)
+    process = processes.start(name, [python(), *SERVING], environ)
+    process.url, process.extra["admin"] = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
+    path = "/readyz" if ready else "/healthz"
+    wait_until(lambda: answers(process.url + path), START_TIMEOUT, f"{name} {path}",
+               process.popen)
+    wait_until(lambda: len(process.family()) > workers, START_TIMEOUT, f"{name} workers")
+    return process
+
+
+def textbook(processes: Processes, name: str, model_dir: Path, server: str,
+             workers: int = 2) -> Process:
+    """The textbook app as the textbook runs it (`flask run`) or under gunicorn sync workers."""
+    port = free_port()
+    environ = env(TEXTBOOK_MODEL_DIR=str(model_dir), OMP_NUM_THREADS="1")
+    if server == "flask":
+        argv = [python(), "-m", "flask", "--app", "bench.textbook_app", "run",
+                "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        argv = [python(), "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                "--log-level", "warning", "bench.textbook_app:app"]
+    process = processes.start(name, argv, environ)
+    process.url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: answers(process.url + "/ping"), START_TIMEOUT, f"{name} /ping",
+               process.popen)
+    return process
+
+
+def registry(processes: Processes) -> LocalRegistry:
+    """The local registry as a process that `processes` stops."""
+    handle = start_local_registry(processes.work / "registry-data",
+                                  log_path=processes.work / "registry.log")
+    processes.started.append(Process("registry", handle.process, handle.log_path, handle.url))
+    return handle
+
+
+def sidecar_env(handle: LocalRegistry, model_root: Path, models: str, **extra: str) -> dict:
+    """The environment of a sidecar following `models` in the local registry."""
+    return env(**handle.env(), MODEL_ROOT=str(model_root), REGISTRY_MODELS=models,
+               SIDECAR_LISTEN="127.0.0.1:0", LOG_LEVEL="info", **extra)
+
+
+def sidecar(processes: Processes, handle: LocalRegistry, model_root: Path, models: str,
+            **extra: str) -> Process:
+    """`registry-sync run`, its status endpoint on a free port, once /healthz answers."""
+    port = free_port()
+    environ = sidecar_env(handle, model_root, models, **extra)
+    environ["SIDECAR_LISTEN"] = f"127.0.0.1:{port}"
+    process = processes.start("sidecar", [python(), "-m", "registry_sync.cli", "run"], environ)
+    process.url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: answers(process.url + "/healthz"), START_TIMEOUT, "sidecar /healthz",
+               process.popen)
+    return process
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of every sample of a metric in Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            head, _, value = line.rpartition(" ")
+            if head.split("{")[0] == name:
+                total += float(value)
+    return total

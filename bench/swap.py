@@ -1,0 +1,90 @@
+"""Part 3: hot swap under load: p99 in steady windows against windows holding a publication.
+
+wrk loads ours (2 sync workers, as deployed) in back-to-back windows of 5 s. In every second
+window, 1 s in, a new snapshot is published the way the sidecar does it: staged, validated by
+serving (POST /-/validate), `current` renamed, POST /-/reload. The two models alternate, so
+every publication is a real change. Failed = non-2xx answers + socket errors.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from registry_sync.publish import publish
+from tests.support.snapshots import build_snapshot
+
+from . import models
+from .common import TOKEN, VALID, Processes, median, wrk
+from .report import Section
+from .servers import serving
+
+ROUNDS = 4
+WINDOW = 5
+CONNECTIONS = 8
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _publish(server, root: Path, folder: Path, version: str, timings: dict) -> None:
+    """Stage, validate, publish and reload, as the sidecar does; note how long each took."""
+    started = time.perf_counter()
+    snapshot = build_snapshot(root, {models.CLASSIFIER: folder}, version, publish=False)
+    admin = server.extra["admin"]
+    answer = requests.post(f"{admin}/-/validate", json={"snapshot": snapshot}, headers=AUTH,
+                           timeout=60)
+    timings["validate_status"] = answer.status_code
+    publish(root, snapshot)
+    requests.post(f"{admin}/-/reload", json={"snapshot": snapshot}, headers=AUTH, timeout=60)
+    timings["seconds"] = time.perf_counter() - started
+
+
+def _served_versions(server, count: int = 20) -> set[str]:
+    with requests.Session() as session:
+        return {session.post(server.url + "/api/v1/predict", json=VALID, timeout=10)
+                .headers.get("X-Model-Version", "?") for _ in range(count)}
+
+
+def run(work: Path) -> Section:
+    """Alternate steady and swap windows; compare their p99 and count failures."""
+    section = Section("3. Hot swap under load")
+    trained = models.trained()
+    folders = [trained.alternative, trained.pipeline]
+    root = work / "root"
+    build_snapshot(root, {models.CLASSIFIER: trained.pipeline}, "1.0.0")
+    body, url_path = json.dumps(VALID), "/api/v1/predict"
+    steady, swaps, converged = [], [], []
+    with Processes(work) as processes:
+        server = serving(processes, "serving", root)
+        wrk(server.url + url_path, 1, CONNECTIONS, body, work)
+        for i in range(ROUNDS):
+            steady.append(wrk(server.url + url_path, WINDOW, CONNECTIONS, body, work))
+            version, timings = f"2.0.{i}", {}
+            timer = threading.Timer(1.0, _publish, (server, root, folders[i % 2], version,
+                                                    timings))
+            timer.start()
+            swaps.append({**wrk(server.url + url_path, WINDOW, CONNECTIONS, body, work),
+                          "publish_s": 0.0})
+            timer.join()
+            swaps[-1].update(publish_s=timings.get("seconds", float("nan")),
+                             validate=timings.get("validate_status"))
+            converged.append(_served_versions(server) == {version})
+    ratio = median([s["p99_ms"] / t["p99_ms"] for s, t in zip(swaps, steady, strict=True)])
+    failed = sum(r["non_2xx"] + r["socket_errors"] for r in swaps + steady)
+    rows = [[f"round {i + 1}", t["rps"], t["p99_ms"], s["rps"], s["p99_ms"],
+             s["non_2xx"] + s["socket_errors"], round(s["publish_s"], 3),
+             "yes" if ok else "NO"]
+            for i, (t, s, ok) in enumerate(zip(steady, swaps, converged, strict=True))]
+    section.table(f"wrk, {CONNECTIONS} connections, {WINDOW} s windows; publication 1 s into "
+                  "each swap window", ["", "steady req/s", "steady p99 ms", "swap req/s",
+                                       "swap p99 ms", "failed", "publish s",
+                                       "all workers on new version"], rows)
+    section.target("failed requests during swaps", str(failed), "0", failed == 0)
+    section.target("p99 in a swap window vs steady", f"{ratio:.2f}x", "<= 3x", ratio <= 3)
+    section.target("every worker serves the new version after each swap",
+                   f"{sum(converged)}/{len(converged)}", "all", all(converged))
+    section.figures.update(steady=steady, swaps=swaps, p99_ratio=ratio, failed=failed)
+    return section

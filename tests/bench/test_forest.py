@@ -1,0 +1,121 @@
+"""The compiled trees answer exactly what scikit-learn answers, on the whole data set."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.tree import DecisionTreeClassifier
+
+from serving import forest
+from serving.loader import _load_skops
+from serving.predictors import PipelinePredictor, SeedPredictor
+from serving.schema import DIAMONDS
+from serving.validation import encode
+
+ROWS_IN_DATA_SET = 53_940
+
+
+@pytest.fixture(scope="module")
+def pipeline(trained_models):
+    """Our layout's fitted Pipeline."""
+    return _load_skops(trained_models.pipeline / "pipeline.skops")
+
+
+@pytest.fixture(scope="module")
+def matrix(diamonds):
+    """The whole data set as our layout's float matrix."""
+    rows, _ = diamonds
+    return encode(DIAMONDS, rows, single=False)
+
+
+@pytest.fixture(scope="module")
+def seed(trained_models):
+    """The seed layout's five unpickled artifacts, by role."""
+    names = {"model": "model.pkl", "scaler": "scaler.pkl", "labels": "labelEncoder.pkl",
+             "color": "colorFeatureLabelEncoder.pkl", "clarity": "clarityFeatureLabelEncoder.pkl"}
+    return {role: pickle.loads(next(trained_models.seed.rglob(name)).read_bytes())
+            for role, name in names.items()}
+
+
+def test_the_whole_data_set_is_used(matrix):
+    """The equality tests below run on every row."""
+    assert matrix.shape == (ROWS_IN_DATA_SET, len(DIAMONDS.features))
+
+
+def test_compiled_batch_is_bit_identical_to_predict_proba(pipeline, matrix):
+    """All rows at once (each tree's compiled predictor): the same float64 bits."""
+    compiled = forest.compile_forest(pipeline.steps[-1][1])
+    assert compiled is not None
+    assert np.array_equal(compiled.predict_proba(matrix), pipeline.predict_proba(matrix))
+
+
+def test_compiled_single_rows_are_bit_identical_to_predict_proba(pipeline, matrix):
+    """Row by row (the Python walk of the trees): the same float64 bits on every row."""
+    compiled = forest.compile_forest(pipeline.steps[-1][1])
+    expected = pipeline.predict_proba(matrix)
+    small = forest.SMALL_BATCH
+    got = np.concatenate([compiled.predict_proba(matrix[i:i + small])
+                          for i in range(0, len(matrix), small)])
+    assert np.array_equal(got, expected)
+
+
+def test_served_labels_and_probabilities_equal_the_pipelines(pipeline, matrix):
+    """PipelinePredictor (compiled) gives the pipeline's labels and rounded probabilities."""
+    predictor = PipelinePredictor(pipeline, matrix.shape[1])
+    assert predictor.fast
+    labels, probabilities = predictor.predict(matrix)
+    proba = pipeline.predict_proba(matrix)
+    assert labels == pipeline.predict(matrix).tolist()
+    assert probabilities == np.round(proba.max(axis=1), 6).tolist()
+
+
+def test_seed_layout_is_compiled_and_equal_to_the_textbook_chain(seed, diamonds):
+    """Scaler + compiled classifier + target encoder: the textbook's labels on every row."""
+    rows, _ = diamonds
+    schema = DIAMONDS.with_codes({"color": seed["color"].classes_,
+                                  "clarity": seed["clarity"].classes_})
+    coded = encode(schema, rows, single=False)
+    predictor = SeedPredictor(seed["model"], seed["scaler"], seed["labels"], coded.shape[1])
+    assert predictor.fast
+    scaled = seed["scaler"].transform(coded)
+    expected = seed["labels"].inverse_transform(seed["model"].predict(scaled)).tolist()
+    labels, probabilities = predictor.predict(coded)
+    assert labels == expected
+    assert probabilities == np.round(seed["model"].predict_proba(scaled).max(axis=1), 6).tolist()
+
+
+def test_missing_values_follow_the_trees_missing_branch(pipeline, matrix):
+    """NaN goes where each split sends missing values, exactly as scikit-learn does."""
+    holed = matrix[:500].copy()
+    holed[::3, 0] = np.nan
+    holed[1::3, 5] = np.nan
+    compiled = forest.compile_forest(pipeline.steps[-1][1])
+    expected = pipeline.predict_proba(holed)
+    assert np.array_equal(compiled.predict_proba(holed), expected)
+    assert np.array_equal(compiled.predict_proba(holed[:2]), expected[:2])
+
+
+def test_unsupported_estimators_keep_their_own_predict_proba(matrix, diamonds):
+    """Other estimators (here a decision tree, a 3-class HGB) are not compiled."""
+    _, labels = diamonds
+    sample, target = matrix[:3000], labels[:3000]
+    tree = DecisionTreeClassifier(max_depth=4, random_state=0).fit(sample, target)
+    three = np.where(sample[:, 1] < 2, "a", np.where(sample[:, 1] < 4, "b", "c"))
+    multi = HistGradientBoostingClassifier(max_iter=5).fit(sample, three)
+    for estimator in (tree, multi):
+        assert forest.compile_forest(estimator) is None
+    predictor = PipelinePredictor(tree, matrix.shape[1])
+    assert not predictor.fast
+    assert predictor.predict(sample[:10])[0] == tree.predict(sample[:10]).tolist()
+
+
+def test_a_compiled_path_that_disagrees_is_dropped(pipeline, matrix, monkeypatch):
+    """confirm_fast falls back to scikit-learn when the compiled answers differ."""
+    predictor = PipelinePredictor(pipeline, matrix.shape[1])
+    predictor._proba = lambda m: pipeline.predict_proba(m)[:, ::-1]
+    predictor.confirm_fast(matrix[:50])
+    assert not predictor.fast
+    assert predictor.predict(matrix[:50])[0] == pipeline.predict(matrix[:50]).tolist()

@@ -1,0 +1,121 @@
+"""A bounded prediction load on loopback that records what every answer said.
+
+    with Load(serving.url, clients=2, seconds=20) as load:
+        ...                               # publish, kill, break things
+    load.assert_all_ok()                  # zero failed requests
+    load.answers                          # (started, ended, status, version, snapshot, error)
+
+Each client thread sends JSON predictions one after another (a short pause between them) until
+the load is stopped, `seconds` have passed, or `max_requests` were sent in all: it always stops
+by itself. A request that fails below HTTP (connection reset, timeout) is recorded with status 0
+and the exception's name; a non-2xx answer keeps its body, so that it can be shown and scanned.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+VALID = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
+         "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request of the load: when (monotonic seconds), and what came back."""
+
+    client: int
+    started: float
+    ended: float
+    status: int  # 0: failed below HTTP
+    version: str | None = None
+    snapshot: str | None = None
+    error: str | None = None  # exception name, or the body of a non-2xx answer
+
+
+class Load:
+    """Prediction requests from `clients` threads, bounded in time and in count."""
+
+    def __init__(self, url: str, clients: int = 2, seconds: float = 30.0,
+                 max_requests: int = 20_000, pause: float = 0.01, timeout: float = 5.0,
+                 on_error: Callable[[str, str], None] | None = None):
+        self.url = url.rstrip("/") + "/api/v1/predict"
+        self.clients, self.seconds, self.max_requests = clients, seconds, max_requests
+        self.pause, self.timeout, self._on_error = pause, timeout, on_error
+        self._answers: list[Answer] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sent = 0
+
+    def __enter__(self) -> Load:
+        deadline = time.monotonic() + self.seconds
+        self._threads = [threading.Thread(target=self._client, args=(n, deadline), daemon=True,
+                                          name=f"load-{n}") for n in range(self.clients)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop every client and wait for it."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout + 5)
+
+    def _take_ticket(self) -> bool:
+        with self._lock:
+            if self._sent >= self.max_requests:
+                return False
+            self._sent += 1
+            return True
+
+    def _client(self, number: int, deadline: float) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set() and time.monotonic() < deadline and \
+                    self._take_ticket():
+                self._record(self._one(session, number))
+                self._stop.wait(self.pause)
+
+    def _one(self, session: requests.Session, number: int) -> Answer:
+        started = time.monotonic()
+        try:
+            response = session.post(self.url, json=VALID, timeout=self.timeout)
+        except requests.RequestException as exc:
+            return Answer(number, started, time.monotonic(), 0, error=type(exc).__name__)
+        error = None if response.ok else response.text[:2000]
+        if error is not None and self._on_error is not None:
+            self._on_error(error, f"load answer HTTP {response.status_code}")
+        return Answer(number, started, time.monotonic(), response.status_code,
+                      response.headers.get("X-Model-Version"),
+                      response.headers.get("X-Model-Snapshot"), error)
+
+    def _record(self, answer: Answer) -> None:
+        with self._lock:
+            self._answers.append(answer)
+
+    @property
+    def answers(self) -> list[Answer]:
+        """Every answer so far, in the order the requests started."""
+        with self._lock:
+            return sorted(self._answers, key=lambda a: a.started)
+
+    def failures(self) -> list[Answer]:
+        """Answers that were not 200."""
+        return [a for a in self.answers if a.status != 200]
+
+    def versions(self) -> set[str]:
+        """Every model version that answered."""
+        return {a.version for a in self.answers if a.version}
+
+    def assert_all_ok(self, at_least: int = 10) -> None:
+        """Every request got a 200, and the load really ran."""
+        answers, failed = self.answers, self.failures()
+        assert len(answers) >= at_least, f"the load sent only {len(answers)} requests"
+        assert not failed, f"{len(failed)} of {len(answers)} requests failed, e.g. {failed[:3]}"
