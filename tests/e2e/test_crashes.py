@@ -18,7 +18,6 @@ from tests.support.pod_system import kill
 from tests.support.processes import wait_until
 
 ROUNDS = 8
-LATEST_KILL = 1.6  # seconds after the sidecar answers /healthz; a whole sync takes about 1 s
 
 
 def test_sigkill_of_the_sidecar_at_random_instants_never_leaves_a_partial_current(pod):
@@ -26,13 +25,14 @@ def test_sigkill_of_the_sidecar_at_random_instants_never_leaves_a_partial_curren
     is always a complete snapshot, serving never fails, and a restart finishes the job."""
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
-    # one instant per slice of [0, LATEST_KILL], in random order: early and late kills both
-    delays = [(i + rng.random()) * LATEST_KILL / ROUNDS for i in range(ROUNDS)]
-    rng.shuffle(delays)
     pod.sidecar.stop()
     pod.fault(path="item/download", drip_bps=400_000)  # a download of about 0.4 s
     outcomes = []
     with pod.load(seconds=90) as load:
+        whole_sync = time_one_sync(pod)
+        # one instant per slice of [0, 1.3 x a whole sync], in random order: early and late
+        delays = [(i + rng.random()) * 1.3 * whole_sync / ROUNDS for i in range(ROUNDS)]
+        rng.shuffle(delays)
         for delay in delays:
             before = pod.published()
             version = pod.promote(rng.choice([pod.folders.pipeline, pod.folders.alternative]))
@@ -51,6 +51,18 @@ def test_sigkill_of_the_sidecar_at_random_instants_never_leaves_a_partial_curren
     pod.assert_only_published_answered(load)
     published = [delay for delay, done in outcomes if done]
     assert published and len(published) < ROUNDS, f"seed {seed}: {outcomes}"
+
+
+def time_one_sync(pod) -> float:
+    """Seconds from a started sidecar's /healthz to its publication of a new version."""
+    version = pod.promote()
+    pod.start_sidecar()
+    started = time.monotonic()
+    pod.wait_published(version)
+    took = time.monotonic() - started
+    kill(pod.sidecar.process)  # right after a publication: one more instant covered
+    pod.assert_current_complete()
+    return took
 
 
 def test_sigkill_of_a_gunicorn_worker_under_load_loses_at_most_its_request_in_flight(pod):
