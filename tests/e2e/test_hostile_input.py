@@ -145,7 +145,8 @@ def test_fuzzed_raw_bodies_never_get_a_5xx(pod, http, body, content_type):
 
 FORM_VALUE = st.one_of(
     st.sampled_from(["", " ", MARKUP, "1e309", "nan", "-inf", "0x10", "1_000", "١٢"]),
-    st.text(max_size=30), st.floats().map(str))
+    st.text(max_size=30), st.floats().map(str),
+    st.builds(lambda a, b: a + MARKUP + b, st.text(max_size=5), st.text(max_size=5)))
 
 
 @FUZZ
@@ -157,9 +158,8 @@ def test_fuzzed_form_posts_never_get_a_5xx_nor_echo_markup(pod, http, fields):
                        "form")
     assert response.status_code in (200, 400), response.text[:500]
     assert "text/html" in response.headers["Content-Type"]
-    for value in fields.values():
-        if "<" in value:
-            assert value not in response.text
+    if any(MARKUP in value for value in fields.values()):
+        assert MARKUP not in response.text
 
 
 PATHS = st.one_of(st.sampled_from(["/", "/predict", "/api/v1/predict", "/api/v1/model",

@@ -15,13 +15,8 @@ import requests
 
 from registry_sync.comet import MIN_DOWNLOAD_RATE
 from registry_sync.registry import semver_key
-from tests.support.pod_system import (
-    ROTATED_API_KEY,
-    SIDECAR_DEFAULTS,
-    WRONG_API_KEY,
-    event_time,
-    zip_size,
-)
+from tests.support.jsonlog import event_time
+from tests.support.pod_system import ROTATED_API_KEY, SIDECAR_DEFAULTS, WRONG_API_KEY, zip_size
 from tests.support.processes import wait_until
 
 COMET_TIMEOUT = float(SIDECAR_DEFAULTS["COMET_TIMEOUT"])

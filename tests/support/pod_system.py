@@ -19,16 +19,13 @@ so that the test's own registry calls are never hit. Every wait is bounded.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +33,7 @@ import requests
 
 from registry_sync import layout, manifest, snapshot
 from tests.serving.server import Gunicorn, launch
+from tests.support.jsonlog import json_lines
 from tests.support.load import Load
 from tests.support.processes import (
     REPO_ROOT,
@@ -77,24 +75,6 @@ def unmount(path: Path) -> None:
         subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10)
 
 
-def event_time(entry: dict[str, Any]) -> float:
-    """The epoch seconds of a JSON log line's `ts`."""
-    return datetime.strptime(entry["ts"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-
-
-def json_lines(path: Path, event: str | None = None) -> list[dict[str, Any]]:
-    """The JSON log lines of a file, optionally only one event."""
-    found = []
-    if not path.exists():
-        return found
-    for line in path.read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if isinstance(entry, dict) and (event is None or entry.get("event") == event):
-                found.append(entry)
-    return found
-
-
 @dataclass(frozen=True)
 class Folders:
     """Model folders to register: two trained pipelines (skops) and the seed's five pickles."""
@@ -117,6 +97,8 @@ class PodSystem:
     scan: SecretScan
     api_key_file: Path
     token_file: Path
+    public_port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     serving: Gunicorn | None = None
     sidecar: Sidecar | None = None
     sidecar_extra: dict[str, str] = field(default_factory=dict)
@@ -172,7 +154,7 @@ class PodSystem:
         env = {**SIDECAR_DEFAULTS, "COMET_API_KEY": "",
                "COMET_API_KEY_FILE": str(self.api_key_file),
                "RELOAD_TOKEN_FILE": str(self.token_file),
-               "SERVING_URL": self.serving.admin_url if self.serving else "", **extra}
+               "SERVING_URL": f"http://127.0.0.1:{self.admin_port}", **extra}
         self.sidecar = start_sidecar(self.registry, self.root, models or self.model, **env)
         self.sidecar_extra = {"models": models or self.model, **extra}
         return self.sidecar
@@ -255,19 +237,18 @@ class PodSystem:
 
     # --- serving ------------------------------------------------------------------------
 
-    def launch_serving(self, public: int | None = None, admin: int | None = None) -> Gunicorn:
-        """Start gunicorn on MODEL_ROOT with the token from its file (ports reused if given)."""
-        self.serving = launch(self.root, self.work, public=public, admin=admin,
-                              token=RELOAD_TOKEN, RELOAD_TOKEN_FILE=str(self.token_file))
+    def launch_serving(self) -> Gunicorn:
+        """Start gunicorn on MODEL_ROOT and the pod's ports, with the token from its file."""
+        self.serving = launch(self.root, self.work, public=self.public_port,
+                              admin=self.admin_port, token=RELOAD_TOKEN,
+                              RELOAD_TOKEN_FILE=str(self.token_file))
         self.scan.watch(self.serving.log_path)
         return self.serving
 
     def relaunch_serving(self) -> Gunicorn:
         """Stop gunicorn (if running) and start it again on the same ports."""
-        public, admin = (int(u.rsplit(":", 1)[1]) for u in (self.serving.url,
-                                                             self.serving.admin_url))
         self.serving.stop()
-        return self.launch_serving(public, admin)
+        return self.launch_serving()
 
     def serving_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """gunicorn's JSON log lines (every worker, every launch)."""
@@ -343,7 +324,7 @@ def _secret_file(path: Path, value: str) -> Path:
 
 @contextlib.contextmanager
 def running_pod(work: Path, folders: Folders, scan: SecretScan) -> Iterator[PodSystem]:
-    """Start the registry (1.0.0 in Production), the sidecar's first sync, then serving."""
+    """Start the registry (a first version in Production), the sidecar's first sync, serving."""
     volume = work / "volume"
     limited = mount_tmpfs(volume, VOLUME_MB)
     try:
@@ -354,13 +335,12 @@ def running_pod(work: Path, folders: Folders, scan: SecretScan) -> Iterator[PodS
             scan.watch(registry.log_path)
             try:
                 first = pod.promote()
-                admin = free_port()
                 # the native sidecar starts first; serving's startup waits for its first sync
-                pod.start_sidecar(SERVING_URL=f"http://127.0.0.1:{admin}")
-                pod.sidecar_extra = {"models": pod.model}
+                # (serving is not up yet: the sidecar publishes without validation, by design)
+                pod.start_sidecar()
                 scan.watch(pod.sidecar.log_path)
                 pod.wait_published(first)
-                pod.launch_serving(admin=admin)
+                pod.launch_serving()
                 pod.serving.wait_for_version(first, timeout=30)
                 yield pod
             finally:
@@ -380,8 +360,3 @@ def kill(process: subprocess.Popen) -> None:
 def zip_size(registry: LocalRegistry, model: str, version: str) -> int:
     """The size in bytes of a version's zip as the registry serves it."""
     return len(registry.download(model, version=version))
-
-
-def now_ms() -> int:
-    """Epoch milliseconds, the registry's unit of time."""
-    return int(time.time() * 1000)
