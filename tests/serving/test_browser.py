@@ -62,8 +62,20 @@ def submit_and_wait_for(driver, element_id: str):
     old_page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait = WebDriverWait(driver, 10)
-    wait.until(expected_conditions.staleness_of(old_page))
+    wait.until(lambda _: _detached(old_page))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
     return wait.until(expected_conditions.presence_of_element_located((By.ID, element_id)))
+
+
+def _detached(element) -> bool:
+    """True once the element's page is gone; Chromium reports this under several error kinds."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        element.tag_name  # noqa: B018 - touching the node is the check
+    except WebDriverException:
+        return True
+    return False
 
 
 def screenshot(driver, name: str) -> Path:
