@@ -56,8 +56,11 @@ def test_demo_serves_html_and_json_then_a_promoted_version_without_restart(tmp_p
         wait_until(lambda: requests.post(f"{url}/api/v1/predict", json=SAMPLE, timeout=5)
                    .headers["X-Model-Version"] == "1.1.0", 30, what="1.1.0 served")
         print(f"\npromotion to first 1.1.0 answer: {time.monotonic() - promoted:.2f}s")
-        page = requests.post(f"{url}/predict", data=SAMPLE, timeout=10)
-        assert "1.1.0" in page.text
+        # every worker, not only the one that answered first (the 1 s bound is proven under
+        # controlled load in tests/serving and tests/e2e; here the machine may be busy)
+        wait_until(lambda: all("1.1.0" in requests.post(f"{url}/predict", data=SAMPLE,
+                                                         timeout=5).text for _ in range(6)),
+                   10, what="the HTML page on 1.1.0 from every worker")
         after = {requests.get(f"{url}/api/v1/model", timeout=5).json().get("pid")
                  for _ in range(10)}
         assert after & gunicorn_pids, "workers were restarted"
