@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import installer, logs, publish, snapshot
+from . import installer, layout, logs, manifest, publish, snapshot
 from .comet import CometClient
 from .config import SyncConfig
 from .errors import ArchiveError, ServingUnavailable, SnapshotRejected
@@ -88,6 +88,9 @@ class Syncer:
 
     def sync_once(self) -> Outcome:
         """One pass; raises CometError, InsufficientSpace, OSError on failure."""
+        rolled_back = self._confirm_published()
+        if rolled_back:
+            return rolled_back
         chosen, waiting = self.choose()
         self.state.waiting = waiting
         if waiting:
@@ -112,7 +115,7 @@ class Syncer:
 
     def _hand_over(self, built: Manifest, versions: VersionSet) -> Outcome:
         """Validate with serving (if any), publish, ask serving to reload, prune."""
-        snapshot_id = built.snapshotId
+        snapshot_id, validated = built.snapshotId, True
         if self.notifier is not None:
             try:
                 validated = self.notifier.validate(snapshot_id)
@@ -123,19 +126,53 @@ class Syncer:
             # hard-links from it instead of downloading again
             if not validated:
                 log.info("validation_skipped", snapshot=snapshot_id, reason="serving not up")
-        publish.publish(self.root, snapshot_id)
-        self.state.published = {"snapshot": snapshot_id, "versions": built.versions,
-                                "at": time.time()}
-        self.metrics.set_versions(self.metrics.published, built.versions)
-        self.metrics.snapshot.info({"snapshot": snapshot_id})
-        log.info("model_published", snapshot=snapshot_id, versions=built.versions)
-        self._notify_reload(snapshot_id)
+        self._publish(built, validated)
         removed = publish.prune(self.root, self.config.keep_snapshots)
         if removed:
             log.info("snapshots_pruned", removed=removed)
         if self.reporter:
             self.reporter.model_synced(snapshot_id, built.versions)
         return Outcome("published", snapshot_id=snapshot_id)
+
+    def _publish(self, built: Manifest, validated: bool) -> None:
+        """Point `current` at a snapshot and tell serving; remember whether serving checked it."""
+        publish.publish(self.root, built.snapshotId)
+        self.state.published = {"snapshot": built.snapshotId, "versions": built.versions,
+                                "at": time.time(), "validated": validated}
+        self.metrics.set_versions(self.metrics.published, built.versions)
+        self.metrics.snapshot.info({"snapshot": built.snapshotId})
+        log.info("model_published", snapshot=built.snapshotId, versions=built.versions,
+                 validated=validated)
+        self._notify_reload(built.snapshotId)
+
+    def _confirm_published(self) -> Outcome | None:
+        """Have serving check a snapshot published while it was down; roll back if refused."""
+        published = self.state.published
+        if self.notifier is None or not published or published.get("validated", True):
+            return None
+        snapshot_id = published["snapshot"]
+        if layout.current_snapshot_id(self.root) != snapshot_id:
+            return None
+        try:
+            if not self.notifier.validate(snapshot_id):
+                return None  # serving is still not up: ask again on the next pass
+        except SnapshotRejected as exc:
+            return self._roll_back(snapshot_id, exc.reason)
+        published["validated"] = True
+        log.info("published_snapshot_validated", snapshot=snapshot_id)
+        return None
+
+    def _roll_back(self, snapshot_id: str, reason: str) -> Outcome:
+        """Serving refused what `current` holds: publish the newest other snapshot instead."""
+        refused = manifest.read(layout.snapshot_path(self.root, snapshot_id))
+        versions = {m.name: {"version": m.version, "registryModelItemId": m.registryModelItemId}
+                    for m in refused.models}
+        previous = next((m for m in snapshot.installed_manifests(self.root)
+                         if m.snapshotId != snapshot_id), None)
+        if previous is not None:
+            log.warning("model_rolled_back", refused=snapshot_id, to=previous.snapshotId)
+            self._publish(previous, validated=False)  # checked again on the next pass
+        return self._reject(versions, reason, snapshot_id, "serving")
 
     def _notify_reload(self, snapshot_id: str) -> None:
         if self.notifier is None:

@@ -7,7 +7,7 @@ import time
 
 from tests.serving.server import launch
 from tests.support.models import trained_models  # noqa: F401
-from tests.support.processes import published_versions, running_sidecar, wait_until
+from tests.support.processes import free_port, published_versions, running_sidecar, wait_until
 from tests.support.registry import unique_name
 
 TOKEN = "handover-token-8086"
@@ -54,3 +54,29 @@ def test_rejected_version_is_not_retried_and_a_good_one_follows(local_registry, 
             serving.wait_for_version("1.2.0", timeout=5)
     finally:
         serving.stop()
+
+
+def test_a_version_published_while_serving_was_down_is_rolled_back_when_refused(
+        local_registry, tmp_path, trained_models):  # noqa: F811
+    """Serving down: publish without validation; serving refuses it on start → roll back."""
+    name = unique_name("diamonds")
+    local_registry.register_folder(name, "1.0.0", trained_models.pipeline, status="Production")
+    root, admin = tmp_path / "models", free_port()
+    with running_sidecar(local_registry, root, name,
+                         SERVING_URL=f"http://127.0.0.1:{admin}", RELOAD_TOKEN=TOKEN) as sidecar:
+        sidecar.wait_for_versions({name: "1.0.0"})  # serving not up: published unvalidated
+        bad = wrong_golden(trained_models.pipeline, tmp_path / "bad")
+        local_registry.register_folder(name, "1.1.0", bad, status="Production")
+        sidecar.wait_for_versions({name: "1.1.0"})  # still down: the bad one is published too
+        serving = launch(root, tmp_path, admin=admin, token=TOKEN, wait=False)
+        try:
+            sidecar.wait_for_versions({name: "1.0.0"}, timeout=30)  # rolled back
+            serving.wait_for_version("1.0.0", timeout=15)
+            rejection = sidecar.status()["rejected"][-1]
+            assert rejection["versions"] == {name: "1.1.0"} and "golden" in rejection["reason"]
+            assert sidecar.events("model_rolled_back")
+            time.sleep(2)  # several polls: the refused version is not published again
+            assert published_versions(root) == {name: "1.0.0"}
+            assert sidecar.status()["published"]["versions"] == {name: "1.0.0"}
+        finally:
+            serving.stop()

@@ -99,8 +99,9 @@ def start(model_root: Path, work: Path, version: str, models: dict[str, Path],
 
 
 def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None = None,
-           admin: int | None = None, token: str = TOKEN, **env: str) -> Gunicorn:
-    """Start gunicorn on MODEL_ROOT as it is and wait until a worker has a model loaded.
+           admin: int | None = None, token: str = TOKEN, wait: bool = True,
+           **env: str) -> Gunicorn:
+    """Start gunicorn on MODEL_ROOT as it is and (unless told not to) wait for a loaded model.
 
     Ports are free loopback ones unless given (a relaunch reuses them). With `env` holding
     RELOAD_TOKEN_FILE the token is read from that file, as in the pod; other variables
@@ -123,7 +124,8 @@ def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None
     server = Gunicorn(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}", model_root,
                       log_path, process, token=token)
     try:
-        _wait_until_ready(server)
+        if wait:
+            _wait_until_ready(server)
     except BaseException:
         server.stop()
         raise
