@@ -57,3 +57,13 @@ def test_parse_reads_the_documented_details_shape():
     assert (v.version, v.registry_model_item_id, v.experiment_key, v.total_size) == (
         "1.2.0", "i1", "abc", 48213)
     assert v.assets[0].file_name == "model.pkl"
+
+
+def test_retry_after_reads_seconds_from_either_header_and_ignores_dates():
+    from registry_sync.comet import retry_after_seconds
+
+    assert retry_after_seconds({"Retry-After": "3"}) == 3.0
+    assert retry_after_seconds({"Retry-After-Custom": "1.5"}) == 1.5
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert retry_after_seconds({"Retry-After": "-4"}) == 0.0
+    assert retry_after_seconds({}) is None
