@@ -13,9 +13,9 @@ from pathlib import Path
 import requests
 
 from . import models
-from .common import TOKEN, Processes, cpu_seconds, mib, wait_until
+from .common import Processes, cpu_seconds, mib
 from .report import Section
-from .servers import metric, registry, serving, sidecar
+from .servers import metric, pod
 
 INTERVAL = 2.0
 IDLE = 30.0
@@ -33,12 +33,7 @@ def run(work: Path) -> Section:
     trained = models.trained()
     root = work / "models"
     with Processes(work) as processes:
-        handle = registry(processes)
-        handle.register_folder(models.CLASSIFIER, "1.0.0", trained.pipeline, status="Production")
-        app = serving(processes, "serving", root, ready=False)
-        side = sidecar(processes, handle, root, models.CLASSIFIER, SYNC_INTERVAL=str(INTERVAL),
-                       SERVING_URL=app.extra["admin"], RELOAD_TOKEN=TOKEN)
-        wait_until(lambda: requests.get(app.url + "/readyz", timeout=5).ok, 120, "first sync")
+        handle, app, side = pod(processes, root, models.CLASSIFIER, trained.pipeline, INTERVAL)
         time.sleep(2 * INTERVAL)  # let workers settle and the first poll after publishing pass
         handle.reset_request_counts()
         polls_before, bytes_before = _polls(side)

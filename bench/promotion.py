@@ -14,9 +14,9 @@ from pathlib import Path
 import requests
 
 from . import models
-from .common import TOKEN, VALID, Processes, median, wait_until
+from .common import VALID, Processes, median
 from .report import Section
-from .servers import metric, registry, serving, sidecar
+from .servers import metric, pod
 
 INTERVAL = 5.0
 SIZES = {"1 MB": 2**20, "200 MB": 200 * 2**20}
@@ -57,12 +57,7 @@ def run(work: Path) -> Section:
     root = work / "models"
     results: dict[str, list[dict]] = {name: [] for name in SIZES}
     with Processes(work) as processes:
-        handle = registry(processes)
-        handle.register_folder(models.CLASSIFIER, "1.0.0", trained.pipeline, status="Production")
-        app = serving(processes, "serving", root, ready=False)
-        side = sidecar(processes, handle, root, models.CLASSIFIER, SYNC_INTERVAL=str(INTERVAL),
-                       SERVING_URL=app.extra["admin"], RELOAD_TOKEN=TOKEN)
-        wait_until(lambda: requests.get(app.url + "/readyz", timeout=5).ok, 120, "first sync")
+        handle, app, side = pod(processes, root, models.CLASSIFIER, trained.pipeline, INTERVAL)
         for i in range(ROUNDS):
             for n, (name, size) in enumerate(SIZES.items()):
                 version = f"1.{i + 1}.{n}"

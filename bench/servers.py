@@ -85,6 +85,18 @@ def sidecar(processes: Processes, handle: LocalRegistry, model_root: Path, model
     return process
 
 
+def pod(processes: Processes, model_root: Path, model: str, folder: Path,
+        interval: float) -> tuple[LocalRegistry, Process, Process]:
+    """The whole pod: `model` 1.0.0 in Production, serving and a sidecar, once it is served."""
+    handle = registry(processes)
+    handle.register_folder(model, "1.0.0", folder, status="Production")
+    app = serving(processes, "serving", model_root, ready=False)
+    side = sidecar(processes, handle, model_root, model, SYNC_INTERVAL=str(interval),
+                   SERVING_URL=app.extra["admin"], RELOAD_TOKEN=TOKEN)
+    wait_until(lambda: answers(app.url + "/readyz"), 120, "first sync")
+    return handle, app, side
+
+
 def metric(text: str, name: str) -> float:
     """The sum of every sample of a metric in Prometheus text."""
     total = 0.0

@@ -9,7 +9,6 @@ alone; here it runs under load, for every way a model can be unfit.)
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -20,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from registry_sync import layout
+from tests.support.models import wrong_golden
 
 
 def unloadable(source: Path, target: Path) -> Path:
@@ -34,16 +34,6 @@ def untrusted_type(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     evil = Pipeline([("run", FunctionTransformer(func=os.system))])
     (target / "pipeline.skops").write_bytes(skops.io.dumps(evil))
-    return target
-
-
-def wrong_golden(source: Path, target: Path) -> Path:
-    """The pipeline's folder whose golden examples expect the opposite labels."""
-    shutil.copytree(source, target)
-    meta = json.loads((target / "metadata.json").read_text())
-    for example in meta["golden"]:
-        example["label"] = "Silver" if example["label"] == "Gold" else "Gold"
-    (target / "metadata.json").write_text(json.dumps(meta))
     return target
 
 

@@ -1,26 +1,14 @@
 """The two-phase handover with real serving: a version serving refuses is never published,
 never retried in a loop, and the next good version goes through."""
 
-import json
-import shutil
 import time
 
 from tests.serving.server import launch
-from tests.support.models import trained_models  # noqa: F401
+from tests.support.models import trained_models, wrong_golden  # noqa: F401
 from tests.support.processes import free_port, published_versions, running_sidecar, wait_until
 from tests.support.registry import unique_name
 
 TOKEN = "handover-token-8086"
-
-
-def wrong_golden(source, target):
-    """A copy of a good model folder whose golden examples expect the opposite labels."""
-    shutil.copytree(source, target)
-    meta = json.loads((target / "metadata.json").read_text())
-    for example in meta["golden"]:
-        example["label"] = "Silver" if example["label"] == "Gold" else "Gold"
-    (target / "metadata.json").write_text(json.dumps(meta))
-    return target
 
 
 def test_rejected_version_is_not_retried_and_a_good_one_follows(local_registry, tmp_path,

@@ -14,6 +14,7 @@ before changing anything (build_snapshot copies).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -76,3 +77,13 @@ def trained_models(request: pytest.FixtureRequest,
     cache = getattr(request.config, "cache", None)
     folder = Path(cache.mkdir("serving-models")) if cache else tmp_path_factory.mktemp("models")
     return train_all(folder / cache_key())
+
+
+def wrong_golden(source: Path, target: Path) -> Path:
+    """The pipeline's folder whose golden examples expect the opposite labels."""
+    shutil.copytree(source, target)
+    meta = json.loads((target / "metadata.json").read_text())
+    for example in meta["golden"]:
+        example["label"] = "Silver" if example["label"] == "Gold" else "Gold"
+    (target / "metadata.json").write_text(json.dumps(meta))
+    return target
