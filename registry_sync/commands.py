@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import threading
 
 from . import config, logs, ops_server, snapshot, state, status
 from .comet import CometClient
@@ -23,16 +24,12 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
     notifier = (ServingNotifier(settings.serving_url, settings.reload_token)
                 if settings.serving_url else None)
     settings.model_root.mkdir(parents=True, exist_ok=True)
-    daemon_holder: list[Daemon] = []
     # the loop's own backoff takes over from the client's retries: keep a pass short
     client = CometClient(settings.comet, attempts=3, max_wait=min(30.0, settings.max_backoff))
-    syncer = Syncer(settings, client, state.load(settings.model_root),
-                    SyncMetrics(), notifier,
-                    should_stop=lambda: bool(daemon_holder) and daemon_holder[0].stop.is_set(),
-                    reporter=_reporter(settings))
-    daemon = Daemon(syncer)
-    daemon_holder.append(daemon)
-    return daemon
+    stop = threading.Event()
+    syncer = Syncer(settings, client, state.load(settings.model_root), SyncMetrics(), notifier,
+                    should_stop=stop.is_set, reporter=_reporter(settings))
+    return Daemon(syncer, stop)
 
 
 def _reporter(settings: config.SyncConfig):
