@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,18 +25,13 @@ from typing import Any
 import psutil
 import requests
 
+from tests.support.processes import wait_until as poll_until
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-reload-token-0123456789"
 VALID = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
          "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def median(values: list[float]) -> float:
@@ -55,17 +49,15 @@ def env(**extra: str) -> dict[str, str]:
 def wait_until(condition: Callable[[], Any], timeout: float, what: str,
                process: subprocess.Popen | None = None) -> Any:
     """Poll condition() until truthy; RuntimeError on timeout or if the process exits."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(requests.RequestException, OSError, ValueError):
-            value = condition()
-            if value:
-                return value
+    def check() -> Any:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{what}: the process exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
+        return condition()
+
+    try:
+        return poll_until(check, timeout, what=what)
+    except AssertionError as exc:  # a benchmark stops with an error, not a failed assertion
+        raise RuntimeError(str(exc)) from None
 
 
 def answers(url: str, status: int = 200) -> bool:

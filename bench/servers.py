@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support.processes import free_port
 from tests.support.registry import LocalRegistry, start_local_registry
 
 from .common import (
@@ -13,7 +14,6 @@ from .common import (
     Processes,
     answers,
     env,
-    free_port,
     python,
     wait_until,
 )

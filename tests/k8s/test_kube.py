@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from registry_sync import kube, logs
 from tests.k8s.fake_api import FakeApi, Server
+from tests.support.processes import free_port
 
 API_KEY = "comet-api-key-0123456789abcdef"
 TOKEN = "service-account-token-1"
@@ -86,13 +86,6 @@ def kube_logs(caplog):
                 if r.name == "registry_sync.kube"]
 
     return events
-
-
-def free_port() -> int:
-    """A port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_model_synced_annotates_the_pod_and_records_a_normal_event(api, reporter):
