@@ -20,7 +20,7 @@ system-deps:
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver wrk curl; }
 
 test: $(STAMP) system-deps
-	$(BIN)/ruff check registry_sync serving tests bench
+	$(BIN)/ruff check model_contract registry_sync local_registry serving tests bench
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)

@@ -17,9 +17,10 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
+from model_contract.manifest import FileEntry
+
 from .config import ArchiveLimits
 from .errors import ArchiveTooLarge, SizeMismatch, UnsafeArchive
-from .manifest import FileEntry
 from .registry import Asset
 
 RATIO_CHECK_MIN_BYTES = 1024 * 1024

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__, logs
+from model_contract import logs
+
+from . import __version__
 from .errors import ConfigError, RegistrySyncError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -16,9 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registry-sync", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from local_registry import cli as local_registry_cli
+
     from . import commands as sync_commands
     from . import promote, register
-    from .local_registry import cli as local_registry_cli
 
     sync_commands.add_parsers(commands)
     register.add_parser(commands)

@@ -25,7 +25,9 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from . import __version__, logs
+from model_contract import logs
+
+from . import __version__
 from .config import CometSettings
 from .errors import (
     BadRequest,

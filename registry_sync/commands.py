@@ -9,7 +9,9 @@ import signal
 import sys
 import threading
 
-from . import config, logs, ops_server, snapshot, state, status
+from model_contract import logs
+
+from . import config, ops_server, snapshot, state, status
 from .comet import CometClient
 from .daemon import EXIT_FAILED, EXIT_OK, Daemon
 from .metrics import SyncMetrics

@@ -13,7 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import logs, snapshot, state
+from model_contract import logs
+
+from . import snapshot, state
 from .errors import ConfigError, RegistrySyncError
 from .installer import Stopped
 from .syncer import Outcome, Syncer

@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import archive, logs
+from model_contract import logs
+from model_contract.manifest import ModelEntry
+
+from . import archive
 from .comet import CometClient
 from .config import ArchiveLimits
 from .errors import InsufficientSpace
-from .manifest import ModelEntry
 from .registry import ModelVersion
 
 log = logs.get(__name__)

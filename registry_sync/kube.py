@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import logs
+from model_contract import logs
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import config, logs
+from model_contract import logs
+
+from . import config
 from .comet import CometClient
 from .registry import find_production_version
 

@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from . import layout
-from .manifest import fsync_dir
+from model_contract import layout
+from model_contract.manifest import fsync_dir
 
 
 def publish(root: Path, snapshot_id: str) -> None:

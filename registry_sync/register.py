@@ -14,7 +14,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from . import config, logs
+from model_contract import logs
+
+from . import config
 from .comet import CometClient
 from .errors import ConfigError
 

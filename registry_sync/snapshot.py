@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import layout, manifest
-from .manifest import Manifest, ManifestError, ModelEntry
+from model_contract import layout, manifest
+from model_contract.manifest import Manifest, ManifestError, ModelEntry
+
 from .registry import ModelVersion
 
 Installer = Callable[[str, ModelVersion, Path, Path], ModelEntry]

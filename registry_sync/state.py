@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout
+from model_contract import layout
 
 VersionSet = dict[str, dict[str, str]]  # model name -> {"version", "registryModelItemId", ...}
 

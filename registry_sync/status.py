@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import layout, snapshot
+from model_contract import layout
+
+from . import snapshot
 from .state import SyncState
 
 

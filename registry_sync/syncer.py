@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import installer, layout, logs, manifest, publish, snapshot
+from model_contract import layout, logs, manifest
+from model_contract.manifest import Manifest, ModelEntry
+
+from . import installer, publish, snapshot
 from .comet import CometClient
 from .config import SyncConfig
 from .errors import ArchiveError, ServingUnavailable, SnapshotRejected
-from .manifest import Manifest, ModelEntry
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier
 from .registry import ModelVersion, check_assets, find_production_version

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from registry_sync import logs
+from model_contract import logs
 
 from . import api, config, context, metrics, ops, web
 from .context import HOLDER, SETTINGS, error_response, holder

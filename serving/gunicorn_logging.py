@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gunicorn.glogging import Logger
 
-from registry_sync.logs import JsonFormatter
+from model_contract.logs import JsonFormatter
 
 
 class JsonLogger(Logger):

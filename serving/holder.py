@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from registry_sync import layout, logs
+from model_contract import layout, logs
 
 from . import loader, metrics
 from .config import ServingConfig

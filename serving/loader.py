@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import skops.io
 
-from registry_sync import layout, manifest
+from model_contract import layout, manifest
 
 from . import golden
 from .errors import ModelRejected, SnapshotNotFound

@@ -13,7 +13,7 @@ import time
 import psutil
 import requests
 
-from registry_sync import layout
+from model_contract import layout
 from tests.support.pod_system import kill
 from tests.support.processes import wait_until
 

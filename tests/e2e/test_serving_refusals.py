@@ -18,7 +18,7 @@ import skops.io
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from registry_sync import layout
+from model_contract import layout
 from tests.support.models import wrong_golden
 
 

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from registry_sync import layout, manifest
+from model_contract import layout, manifest
 from tests.support.processes import (
     REPO_ROOT,
     published,

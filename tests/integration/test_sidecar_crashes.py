@@ -5,7 +5,7 @@ import signal
 import socket
 import threading
 
-from registry_sync import layout, manifest
+from model_contract import layout, manifest
 from tests.support.processes import (
     published,
     published_versions,

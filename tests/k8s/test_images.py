@@ -144,7 +144,7 @@ def test_the_build_context_is_an_allow_list():
              if line.strip() and not line.startswith("#")]
     assert rules[0] == "*"
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "registry_sync", "serving",
+    assert allowed == {"pyproject.toml", "README.md", "model_contract", "registry_sync", "serving",
                        "docker/constraints.txt"}
     copied = set()
     for path in DOCKERFILES.values():

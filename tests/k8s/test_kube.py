@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from registry_sync import kube, logs
+from model_contract import logs
+from registry_sync import kube
 from tests.k8s.fake_api import FakeApi, Server
 from tests.support.processes import free_port
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from registry_sync.local_registry import faults, store
+from local_registry import faults, store
 
 
 def test_newest_first_by_created_at_then_semver():

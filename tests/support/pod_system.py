@@ -31,7 +31,8 @@ from typing import Any
 
 import requests
 
-from registry_sync import layout, manifest, snapshot
+from model_contract import layout, manifest
+from registry_sync import snapshot
 from tests.serving.server import Gunicorn, launch
 from tests.support.jsonlog import json_lines
 from tests.support.load import Load

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from registry_sync import layout, manifest
+from model_contract import layout, manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -167,7 +167,7 @@ class LocalRegistry:
         return response.content
 
     def set_faults(self, *rules: dict) -> list[dict]:
-        """Replace every fault rule (see registry_sync.local_registry.faults)."""
+        """Replace every fault rule (see local_registry.faults)."""
         return self._admin("PUT", "faults", list(rules))["rules"]
 
     def add_fault(self, **rule: Any) -> list[dict]:

@@ -4,7 +4,7 @@
     snapshot_id = build_snapshot(root, {"diamonds-classifier": folder}, versions="1.1.0")
 
 Each registry model's folder is copied under .staging/<id>/<name>/, manifest.json is written
-with registry_sync.manifest.write, the folder is renamed into snapshots/<id>, and (unless
+with model_contract.manifest.write, the folder is renamed into snapshots/<id>, and (unless
 publish=False) `current` is pointed at it with registry_sync.publish.publish.
 """
 
@@ -17,8 +17,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from registry_sync import layout, manifest
-from registry_sync.manifest import FileEntry, Manifest, ModelEntry
+from model_contract import layout, manifest
+from model_contract.manifest import FileEntry, Manifest, ModelEntry
 from registry_sync.publish import publish as publish_snapshot
 
 WORKSPACE = "test-ws"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from model_contract.manifest import sha256_of
 from registry_sync import archive
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import ArchiveTooLarge, SizeMismatch, UnsafeArchive
-from registry_sync.manifest import sha256_of
 from registry_sync.registry import Asset
 
 LIMITS = ArchiveLimits(max_bytes=50 * 1024 * 1024, max_entries=100, max_ratio=100)

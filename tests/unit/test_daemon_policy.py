@@ -3,10 +3,10 @@
 import argparse
 from pathlib import Path
 
+from model_contract.manifest import Manifest, write
 from registry_sync import config, publish
 from registry_sync.daemon import EXIT_FAILED, EXIT_OK, Daemon, backoff_delay, poll_delay
 from registry_sync.errors import CometUnavailable
-from registry_sync.manifest import Manifest, write
 from registry_sync.metrics import SyncMetrics
 from registry_sync.state import SyncState
 from registry_sync.syncer import Outcome

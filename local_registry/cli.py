@@ -10,8 +10,10 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from .. import config, logs
-from ..errors import ConfigError, RegistrySyncError
+from model_contract import logs
+from registry_sync import config
+from registry_sync.errors import ConfigError, RegistrySyncError
+
 from .app import create_app
 
 log = logs.get(__name__)

@@ -10,7 +10,8 @@ from pathlib import Path
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from .. import logs
+from model_contract import logs
+
 from . import admin, faults, read_api, write_api
 from .store import Conflict, Invalid, NotFound, Store, StoreError
 from .web import JSON, ApiError, Registry, error_response, json_response, state

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .. import logs
+from model_contract import logs
 
 log = logs.get(__name__)
 
