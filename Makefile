@@ -10,14 +10,17 @@ $(BIN)/python:
 	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $(STAMP)
 
 # Debian packages the browser test and the benchmarks need; skipped when already present.
-system-deps:
+system-deps: | $(BIN)/python
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver wrk curl; }
+	  || { echo "installing chromium, chromium-driver, wrk, curl with apt (log: $(VENV)/apt.log)"; \
+	       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	           chromium chromium-driver wrk curl; } >$(VENV)/apt.log 2>&1 \
+	       || { tail -n 30 $(VENV)/apt.log; exit 1; }; }
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check model_contract registry_sync local_registry serving tests bench
