@@ -9,9 +9,11 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# The pins of the images hold for the test venv too, so the tests run what the images run.
+$(STAMP): pyproject.toml docker/constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]' \
+	    --constraint docker/constraints.txt
 	touch $(STAMP)
 
 # Debian packages the browser test and the benchmarks need; skipped when already present.
