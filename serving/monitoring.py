@@ -247,8 +247,9 @@ class Monitor:
             try:
                 entry = manifest.read(layout.snapshot_path(self._root, snapshot)).model(model)
                 found = entry.workspace if entry else None
-            except (OSError, ValueError):
+            except (OSError, ValueError, manifest.ManifestError):
                 pass  # a pruned snapshot: fall back on the setting
+            # One snapshot remembered: the served one.
             self._workspaces = {snapshot: found or self.config.workspace or "default"}
         return self._workspaces[snapshot]
 
