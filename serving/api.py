@@ -46,7 +46,7 @@ def predict():
     body = read_json()
     matrix, batch = parse_body(body, model.schema, settings().max_batch)
     labels, probabilities = model.predictor.predict(matrix)
-    metrics.PREDICTIONS.labels("api").inc(len(labels))
+    metrics.PREDICTIONS.labels("api", model.version).inc(len(labels))
     # A batch's predictions have the ids <prediction_id>-<index> (for labels sent later).
     prediction_id = new_prediction_id()
     monitor().record(model, prediction_id, body["instances"] if batch else (body,), labels,

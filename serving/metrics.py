@@ -25,8 +25,8 @@ REQUESTS = Counter("serving_requests", "HTTP requests by endpoint and outcome",
                    ["endpoint", "outcome"], registry=REGISTRY)
 LATENCY = Histogram("serving_request_duration_seconds", "Time to answer a request",
                     ["endpoint", "outcome"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
-PREDICTIONS = Counter("serving_predictions", "Rows predicted, by interface", ["interface"],
-                      registry=REGISTRY)
+PREDICTIONS = Counter("serving_predictions", "Rows predicted, by interface and model version",
+                      ["interface", "version"], registry=REGISTRY)
 SWAPS = Counter("serving_model_swaps", "Swaps to a newly loaded snapshot", registry=REGISTRY)
 REJECTIONS = Counter("serving_model_rejections", "Snapshots refused, by phase (validate, load)",
                      ["phase"], registry=REGISTRY)

@@ -54,7 +54,7 @@ def predict():
         return render_template("form.html", schema=schema, values=values, errors=errors,
                                model=model), 400
     labels, probabilities = model.predictor.predict(matrix)
-    metrics.PREDICTIONS.labels("web").inc()
+    metrics.PREDICTIONS.labels("web", model.version).inc()
     prediction_id = new_prediction_id()
     monitor().record(model, prediction_id, (instance,), labels, probabilities, batch=False)
     return render_template("result.html", schema=schema, values=values, instance=instance,
