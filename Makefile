@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
-# Debian packages the browser test and the benchmarks need; skipped when already present.
+# Debian packages the browser test, the benchmarks and the alert-rule tests (promtool, from
+# `prometheus`) need; skipped when already present.
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver wrk curl; }
+	  && command -v promtool >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver wrk curl prometheus; }
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check model_contract registry_sync local_registry serving tests bench
