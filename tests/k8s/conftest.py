@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from registry_sync import kube
+from registry_sync.lease_api import KubeLease
 from tests.k8s.fake_api import FakeApi, Server
+
+NAMESPACE, LEASE = "ml-serving", "comet-registry-sync"
 
 
 @pytest.fixture
@@ -20,3 +24,19 @@ def api(no_proxy):
     """A running stand-in API server."""
     with Server(FakeApi()) as running:
         yield running
+
+
+@pytest.fixture
+def lease(api, tmp_path):
+    """Factory: a KubeLease client of the shared Lease, each with its own connection pool."""
+    token = tmp_path / "token"
+    token.write_text("service-account-token\n")
+    made = []
+
+    def connect() -> KubeLease:
+        made.append(kube.api_client(api.url, token))
+        return KubeLease(made[-1], NAMESPACE, LEASE)
+
+    yield connect
+    for client in made:
+        client.close()

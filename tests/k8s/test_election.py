@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from registry_sync import kube
 from registry_sync.election import ElectionSettings, Elector, LeaseConflict, LeaseRecord
-from registry_sync.lease_api import KubeLease, WatchExpired
+from registry_sync.lease_api import WatchExpired
+from tests.k8s.conftest import LEASE, NAMESPACE
 
-NAMESPACE, LEASE = "ml-serving", "comet-registry-sync"
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
@@ -24,23 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def lease(api, tmp_path):
-    """Factory: a KubeLease client of the shared Lease (each with its own connection pool)."""
-    token = tmp_path / "token"
-    token.write_text("service-account-token\n")
-    made = []
-
-    def connect() -> KubeLease:
-        client = kube.api_client(api.url, token)
-        made.append(client)
-        return KubeLease(client, NAMESPACE, LEASE)
-
-    yield connect
-    for client in made:
-        client.close()
 
 
 def elector(lease, identity: str, clock: Clock) -> Elector:
