@@ -2,6 +2,7 @@
 
 MODEL_ROOT/
   current -> snapshots/<snapshot-id>     relative symlink, replaced only by rename(2)
+  candidate -> snapshots/<snapshot-id>   the challenger (candidate status); absent when none
   snapshots/<snapshot-id>/manifest.json  written last
   snapshots/<snapshot-id>/<registry-model-name>/<files as unzipped>
   .staging/                              work in progress, never read by serving
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 CURRENT = "current"
+CANDIDATE = "candidate"
 SNAPSHOTS = "snapshots"
 STAGING = ".staging"
 STATE = ".sync-state.json"
@@ -32,8 +34,18 @@ def staging_dir(root: Path) -> Path:
 
 def current_snapshot_id(root: Path) -> str | None:
     """The id of the published snapshot (basename of readlink(current)), or None."""
+    return linked_snapshot_id(root, CURRENT)
+
+
+def candidate_snapshot_id(root: Path) -> str | None:
+    """The id of the challenger's snapshot (basename of readlink(candidate)), or None."""
+    return linked_snapshot_id(root, CANDIDATE)
+
+
+def linked_snapshot_id(root: Path, link: str) -> str | None:
+    """The snapshot id a symlink of MODEL_ROOT names, or None when it is absent."""
     try:
-        return os.path.basename(os.readlink(root / CURRENT))
+        return os.path.basename(os.readlink(root / link))
     except (FileNotFoundError, OSError):
         return None
 

@@ -10,16 +10,16 @@ from model_contract import layout
 from model_contract.manifest import fsync_dir
 
 
-def publish(root: Path, snapshot_id: str) -> None:
-    """Atomically point MODEL_ROOT/current at snapshots/<snapshot_id> (relative link)."""
+def publish(root: Path, snapshot_id: str, link: str = layout.CURRENT) -> None:
+    """Atomically point MODEL_ROOT/current (or `candidate`) at snapshots/<snapshot_id>."""
     target = layout.snapshot_path(root, snapshot_id)
     if not target.is_dir():
         raise FileNotFoundError(f"snapshot {snapshot_id} does not exist")
-    temp = root / f".{layout.CURRENT}.{os.getpid()}.tmp"
+    temp = root / f".{link}.{os.getpid()}.tmp"
     if temp.is_symlink() or temp.exists():
         temp.unlink()
     os.symlink(os.path.join(layout.SNAPSHOTS, snapshot_id), temp)
-    os.replace(temp, root / layout.CURRENT)
+    os.replace(temp, root / link)
     fsync_dir(root)
 
 

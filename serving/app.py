@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,10 +12,13 @@ from werkzeug.exceptions import HTTPException
 from model_contract import logs
 
 from . import api, config, context, labels, metrics, ops, web
-from .context import HOLDER, SETTINGS, error_response, holder
-from .errors import BatchTooLarge, FieldError, InvalidInput, ModelRejected, NoModel
+from .challenger import ChallengerHolder
+from .context import HOLDER, ROLES, SETTINGS, error_response, holder
+from .errors import BatchTooLarge, FieldError, InvalidInput, NoModel
 from .holder import ModelHolder
 from .monitoring import MONITOR, Monitor
+from .roles import Roles
+from .verdict import VerdictSender
 
 log = logs.get(__name__)
 
@@ -31,6 +33,9 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     models = ModelHolder(settings)
     app.extensions[SETTINGS], app.extensions[HOLDER] = settings, models
     app.extensions[MONITOR] = Monitor(settings.mpm, settings.model_root)  # started on first use
+    roles = app.extensions[ROLES] = Roles(settings, models, ChallengerHolder(settings))
+    if settings.challenger.verdict_enabled:
+        roles.verdict = VerdictSender(settings, roles)
     for blueprint in (web.bp, api.bp, labels.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
@@ -39,10 +44,9 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     app.before_request(_start_clock)
     app.after_request(_observe)
     # A refusal is logged and kept in last_rejection; readiness stays 503 until a good one.
-    with contextlib.suppress(ModelRejected):
-        models.converge()
+    roles.converge()
     if settings.watch:
-        models.start()
+        roles.start()
     return app
 
 

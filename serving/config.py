@@ -40,6 +40,19 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _percent(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 100:
+        raise ValueError("a percentage between 0 and 100")
+    return number
+
+
+def _header_name(value: str) -> str:
+    if not value.replace("-", "").isalnum() or not value.isascii() or len(value) > 64:
+        raise ValueError("an HTTP header name (letters, digits, dashes)")
+    return value
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 < number < 65536:
@@ -97,6 +110,24 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
     "COMET_URL_OVERRIDE": (str, None, "Comet server (else the one the API key names, else "
                            "https://www.comet.com); MPM is at its scheme://host:port/mpm/"),
+    # Champion and challenger (docs/challenger.md): MODEL_ROOT/candidate, when present.
+    "CHALLENGER_ENABLED": (_flag, "true", "load MODEL_ROOT/candidate beside the champion"),
+    "CANARY_PERCENT": (_percent, "0", "share of requests the challenger answers (0: shadow)"),
+    "CANARY_KEY_HEADER": (_header_name, None,
+                          "request header whose value keeps a client on one role (else the "
+                          "client address)"),
+    "SHADOW_QUEUE_SIZE": (_positive_int, "1000",
+                          "inputs a worker holds for the challenger before dropping new ones"),
+    "CHALLENGER_WINDOW": (_positive_int, "1000", "latest comparisons in the rolling figures"),
+    "GUARD_WINDOW": (_positive_int, "100", "latest canary answers the guard judges"),
+    "GUARD_MIN_ANSWERS": (_positive_int, "20", "canary answers the guard needs before judging"),
+    "GUARD_MAX_ERROR_RATE": (_fraction, "0.05",
+                             "challenger error rate that ends the canary"),
+    "GUARD_MAX_LATENCY_MS": (_positive_float, "250",
+                             "challenger p95 latency in ms that ends the canary"),
+    "VERDICT_ENABLED": (_flag, "false",
+                        "log the comparison as metrics on the challenger's Comet experiment"),
+    "VERDICT_INTERVAL": (_positive_float, "30", "seconds between uploads of the comparison"),
 }
 
 
@@ -129,6 +160,25 @@ class MpmConfig:
 
 
 @dataclass(frozen=True)
+class ChallengerConfig:
+    """The challenger: shadow unless a canary share is set; the guard; the verdict in Comet."""
+
+    enabled: bool = True
+    canary_percent: float = 0.0
+    key_header: str | None = None
+    queue_size: int = 1000
+    window: int = 1000
+    guard_window: int = 100
+    guard_min_answers: int = 20
+    guard_max_error_rate: float = 0.05
+    guard_max_latency_ms: float = 250.0
+    verdict_enabled: bool = False
+    verdict_interval: float = 30.0
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    url: str | None = None  # COMET_URL_OVERRIDE; else the key's server, else Comet's own
+
+
+@dataclass(frozen=True)
 class ServingConfig:
     """Everything the Flask application needs, validated."""
 
@@ -142,6 +192,7 @@ class ServingConfig:
     log_level: str = "info"
     metrics_dir: Path | None = None
     mpm: MpmConfig = MpmConfig()
+    challenger: ChallengerConfig = ChallengerConfig()
     watch: bool = True  # tests turn the background watcher off to drive swaps by hand
 
 
@@ -188,6 +239,7 @@ def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
         check_interval=_read(env, "MODEL_CHECK_INTERVAL"),
         golden_min_accuracy=_read(env, "GOLDEN_MIN_ACCURACY"), log_level=_read(env, "LOG_LEVEL"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), mpm=_mpm(env),
+        challenger=_challenger(env),
     )
 
 
@@ -203,6 +255,25 @@ def _mpm(environ: Mapping[str, Any]) -> MpmConfig:
                      send_timeout=_read(environ, "MPM_SEND_TIMEOUT"), api_key=key,
                      workspace=_read(environ, "COMET_WORKSPACE"),
                      url=_read(environ, "COMET_URL_OVERRIDE"))
+
+
+def _challenger(environ: Mapping[str, Any]) -> ChallengerConfig:
+    verdict = _read(environ, "VERDICT_ENABLED")
+    key = _secret(environ, "COMET_API_KEY", "COMET_API_KEY_FILE") if verdict else None
+    if verdict and not key:
+        raise ConfigError("VERDICT_ENABLED is true: COMET_API_KEY (or COMET_API_KEY_FILE) is "
+                          "required")
+    return ChallengerConfig(
+        enabled=_read(environ, "CHALLENGER_ENABLED"),
+        canary_percent=_read(environ, "CANARY_PERCENT"),
+        key_header=_read(environ, "CANARY_KEY_HEADER"),
+        queue_size=_read(environ, "SHADOW_QUEUE_SIZE"), window=_read(environ, "CHALLENGER_WINDOW"),
+        guard_window=_read(environ, "GUARD_WINDOW"),
+        guard_min_answers=_read(environ, "GUARD_MIN_ANSWERS"),
+        guard_max_error_rate=_read(environ, "GUARD_MAX_ERROR_RATE"),
+        guard_max_latency_ms=_read(environ, "GUARD_MAX_LATENCY_MS"),
+        verdict_enabled=verdict, verdict_interval=_read(environ, "VERDICT_INTERVAL"),
+        api_key=key, url=_read(environ, "COMET_URL_OVERRIDE"))
 
 
 def load(config: ServingConfig | Mapping[str, Any] | None = None) -> ServingConfig:

@@ -5,20 +5,34 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from .config import ServingConfig
 from .errors import FieldError
 from .holder import ModelHolder
 from .loader import ServedModel
+from .roles import Roles
 
 HOLDER = "serving.holder"
 SETTINGS = "serving.settings"
+ROLES = "serving.roles"
 
 
 def holder() -> ModelHolder:
     """The model holder of the current app."""
     return current_app.extensions[HOLDER]
+
+
+def roles() -> Roles:
+    """Champion and challenger of the current app."""
+    return current_app.extensions[ROLES]
+
+
+def client_key() -> str:
+    """What keeps a client on one role: the CANARY_KEY_HEADER value, else its address."""
+    header = settings().challenger.key_header
+    value = request.headers.get(header) if header else None
+    return value or request.remote_addr or ""
 
 
 def settings() -> ServingConfig:
@@ -43,6 +57,7 @@ def error_response(status: int, error: str, message: str,
     return json_response(payload, status)
 
 
-def model_headers(model: ServedModel) -> dict[str, str]:
-    """The headers naming the model that answered."""
-    return {"X-Model-Version": model.version, "X-Model-Snapshot": model.snapshot}
+def model_headers(model: ServedModel, role: str = "champion") -> dict[str, str]:
+    """The headers naming the model that answered, and its role (champion or challenger)."""
+    return {"X-Model-Version": model.version, "X-Model-Snapshot": model.snapshot,
+            "X-Model-Role": role}

@@ -67,11 +67,12 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Make sure this worker watches `current` (a thread started before a fork would be gone)."""
+    """Make sure this worker watches `current` and `candidate` (a thread started before a fork
+    would be gone)."""
     extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
-    holder = extensions.get("serving.holder")
-    if holder is not None:
-        holder.start()
+    watcher = extensions.get("serving.roles") or extensions.get("serving.holder")
+    if watcher is not None:
+        watcher.start()
 
 
 def child_exit(server, worker):

@@ -55,6 +55,8 @@ class ModelHolder:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._watcher_pid: int | None = None
+        # The loaded challenger, when `current` comes to hold the same models (serving.roles).
+        self.adopt: Callable[[str], ServedModel | None] = lambda snapshot_id: None
         metrics.LOADED.set(0)
 
     def require(self) -> ServedModel:
@@ -82,7 +84,8 @@ class ModelHolder:
         with self._lock:
             if self._serves(wanted):
                 return "unchanged"
-            model = self._take_validated(wanted) or self._load_checked(wanted, "load")
+            model = self._take_validated(wanted) or self.adopt(wanted) or \
+                self._load_checked(wanted, "load")
             self._swap(model)
         return "swapped"
 

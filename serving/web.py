@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, make_response, render_template, request
 
 from . import metrics
-from .context import holder, model_headers
+from .context import client_key, holder, model_headers, roles
 from .errors import InvalidInput
 from .monitoring import monitor, new_prediction_id
+from .role_report import page_line, shadow_after_sending
 from .schema import DIAMONDS
 from .validation import parse_form
 
@@ -26,6 +27,12 @@ def secure(response):
     """Add the security headers to every page."""
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+@bp.app_context_processor
+def challenger_line() -> dict[str, str | None]:
+    """The page's line about the challenger, on every page."""
+    return {"challenger_line": page_line(roles())}
 
 
 @bp.get("/")
@@ -53,14 +60,19 @@ def predict():
         errors = {e.field: e.message for e in exc.errors}
         return render_template("form.html", schema=schema, values=values, errors=errors,
                                model=model), 400
-    labels, probabilities = model.predictor.predict(matrix)
+    both = roles()
+    answer = both.predict(matrix, client_key())
+    model, labels, probabilities = answer.model, answer.labels, answer.probabilities
     metrics.PREDICTIONS.labels("web", model.version).inc()
     prediction_id = new_prediction_id()
     monitor().record(model, prediction_id, (instance,), labels, probabilities, batch=False)
-    return render_template("result.html", schema=schema, values=values, instance=instance,
+    page = render_template("result.html", schema=schema, values=values, instance=instance,
                            label=labels[0], probability=probabilities[0], model=model,
-                           prediction_id=prediction_id), 200, \
-        {**model_headers(model), "X-Prediction-Id": prediction_id}
+                           role=answer.role.value, prediction_id=prediction_id)
+    response = make_response(page, 200, {**model_headers(model, answer.role.value),
+                                         "X-Prediction-Id": prediction_id})
+    shadow_after_sending(response, both, answer, matrix)
+    return response
 
 
 def _no_model_notice() -> str:

@@ -54,6 +54,7 @@ def make_app(model_root: Path) -> Iterator[Callable[..., Flask]]:
 
     yield make
     for app in made:
+        app.extensions["serving.roles"].stop()
         app.extensions["serving.holder"].stop()
 
 

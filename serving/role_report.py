@@ -1,0 +1,64 @@
+"""What is said about champion and challenger: /api/v1/model's `roles`, and the page's line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Response
+
+from .roles import Answer, Roles
+
+
+def describe(roles: Roles) -> dict[str, Any]:
+    """Both roles, the mode, and the comparison (this worker's window and total, all workers)."""
+    champion = roles.champion.live
+    tracking = roles.tracking()
+    rejection = roles.challenger.last_rejection
+    payload: dict[str, Any] = {
+        "mode": roles.mode(tracking),
+        "champion": champion.summary() if champion else None,
+        "candidate": roles.challenger.candidate(),
+        "challenger": None,
+        "challenger_rejection": rejection.to_json() if rejection else None,
+    }
+    if tracking is None:
+        return payload
+    held = tracking.challenger
+    window, total = tracking.comparisons.figures()
+    guard_window, _ = tracking.guard.answers.figures()
+    everyone = roles.all_workers(held.model.version)
+    payload["challenger"] = {
+        **held.model.summary(), "status": held.status, "experiment_key": held.experiment_key,
+        "canary_percent": roles.settings.canary_percent,
+        "shadow": {"window": window.to_json(), "total": total.to_json(),
+                   "dropped": roles.scorer.dropped, "pending": roles.scorer.pending()},
+        "all_workers": {"compared": everyone.compared, "agreement": everyone.agreement,
+                        "mean_abs_probability_diff": everyone.mean_gap,
+                        "errors": everyone.failed},
+        "canary": {"window": guard_window.to_json(),
+                   "guard": tracking.guard.trip.to_json() if tracking.guard.trip else None},
+    }
+    return payload
+
+
+def page_line(roles: Roles) -> str | None:
+    """E.g. "Staging 1.2.0 in shadow: agrees on 97.1% of 12,408 requests", or None."""
+    tracking = roles.tracking()
+    if tracking is None:
+        return None
+    held = tracking.challenger
+    mode = roles.mode(tracking)
+    where = {"shadow": "in shadow",
+             "canary": f"in canary ({roles.settings.canary_percent:g}% of clients)",
+             "canary-stopped": "out of the canary (the guard stopped it)"}[mode]
+    everyone = roles.all_workers(held.model.version)
+    figures = "no requests compared yet" if not everyone.compared else \
+        f"agrees on {everyone.agreement:.1%} of {everyone.compared:,} requests"
+    return f"{held.status or 'Challenger'} {held.model.version} {where}: {figures}"
+
+
+def shadow_after_sending(response: Response, roles: Roles, answer: Answer,
+                         matrix: np.ndarray) -> None:
+    """Give the input to the challenger once the answer has been sent (never before)."""
+    response.call_on_close(lambda: roles.shadow(answer, matrix))

@@ -1,0 +1,187 @@
+"""Champion and challenger together: who answers a request, and what is said about both.
+
+The champion answers unless the client's key falls in the canary share (and the guard has not
+ended the canary); a canary answer the challenger fails is answered by the champion instead.
+After a champion answer is sent, the same input goes to the shadow scorer. One watcher thread
+per worker follows `current` first, then `candidate`, so a promoted challenger is adopted by
+the champion before it is dropped as a challenger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from model_contract import logs
+
+from . import role_metrics
+from .canary import CanaryGuard, in_canary
+from .challenger import Challenger, ChallengerHolder
+from .comparison import ComparisonLog, Sample
+from .config import ServingConfig
+from .errors import ModelRejected
+from .holder import ModelHolder
+from .loader import ServedModel
+from .shadow import ShadowInput, ShadowScorer
+
+log = logs.get(__name__)
+TOTALS_TTL = 1.0  # seconds the all-workers figures are reused (they read every worker's file)
+
+
+class Role(enum.Enum):
+    """Which model answered."""
+
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A prediction and who made it."""
+
+    role: Role
+    model: ServedModel
+    labels: list[str]
+    probabilities: list[float]
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """The figures of one challenger in this worker: shadow comparisons and the canary guard."""
+
+    challenger: Challenger
+    comparisons: ComparisonLog
+    guard: CanaryGuard
+
+
+class Roles:
+    """Routes requests between champion and challenger and reports on both."""
+
+    def __init__(self, config: ServingConfig, champion: ModelHolder,
+                 challenger: ChallengerHolder):
+        self._config, self.champion, self.challenger = config, champion, challenger
+        self.settings = config.challenger
+        self.scorer = ShadowScorer(self.settings.queue_size)
+        self._tracking: Tracking | None = None
+        self._totals: tuple[float, str, role_metrics.ShadowTotals] | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._watcher_pid: int | None = None
+        self.verdict: Any = None  # serving.verdict.VerdictSender when VERDICT_ENABLED
+        champion.adopt = challenger.adoptable
+
+    def tracking(self) -> Tracking | None:
+        """The figures of the challenger held now (new figures for a new challenger)."""
+        held, tracking = self.challenger.held, self._tracking
+        if held is None:
+            return None
+        if tracking is None or tracking.challenger is not held:
+            tracking = self._track(held)
+        return tracking
+
+    def _track(self, held: Challenger) -> Tracking:
+        old, tracking = self._tracking, Tracking(held, ComparisonLog(self.settings.window),
+                                                 CanaryGuard(self.settings, held.model.snapshot))
+        self._tracking = tracking
+        if old is not None:
+            role_metrics.CHALLENGER_INFO.labels(old.challenger.model.snapshot,
+                                                old.challenger.model.version).set(0)
+        role_metrics.CHALLENGER_INFO.labels(held.model.snapshot, held.model.version).set(1)
+        role_metrics.GUARD_TRIPPED.set(0)
+        return tracking
+
+    def mode(self, tracking: Tracking | None) -> str:
+        """none, shadow, canary, or canary-stopped (the guard tripped)."""
+        if tracking is None:
+            return "none"
+        if self.settings.canary_percent <= 0:
+            return "shadow"
+        return "canary-stopped" if tracking.guard.trip is not None else "canary"
+
+    def predict(self, matrix: np.ndarray, client_key: str) -> Answer:
+        """Answer with the challenger for a canary client, else (or if it fails) the champion."""
+        champion = self.champion.require()
+        tracking = self.tracking()
+        if self.mode(tracking) == "canary" and in_canary(client_key,
+                                                          self.settings.canary_percent):
+            answer = self._canary(tracking, matrix)
+            if answer is not None:
+                return answer
+        labels, probabilities = champion.predictor.predict(matrix)
+        role_metrics.ANSWERS.labels(Role.CHAMPION.value, champion.version).inc()
+        return Answer(Role.CHAMPION, champion, labels, probabilities)
+
+    def _canary(self, tracking: Tracking, matrix: np.ndarray) -> Answer | None:
+        model = tracking.challenger.model
+        started = time.perf_counter()
+        try:
+            labels, probabilities = model.predictor.predict(matrix)
+        except Exception as exc:  # the champion answers instead; the guard counts it
+            tracking.guard.record(Sample(time.perf_counter() - started, failed=True))
+            role_metrics.CANARY_FAILED.labels(model.version).inc()
+            log.warning("canary_failed", version=model.version, error_type=type(exc).__name__)
+            return None
+        seconds = time.perf_counter() - started
+        tracking.guard.record(Sample(seconds))
+        role_metrics.CHALLENGER_LATENCY.labels("canary").observe(seconds)
+        role_metrics.ANSWERS.labels(Role.CHALLENGER.value, model.version).inc()
+        return Answer(Role.CHALLENGER, model, labels, probabilities)
+
+    def shadow(self, answer: Answer, matrix: np.ndarray) -> None:
+        """Give a champion answer's input to the challenger (call once the answer is sent)."""
+        tracking = self.tracking()
+        if answer.role is not Role.CHAMPION or tracking is None:
+            return
+        self.scorer.submit(ShadowInput(tracking.challenger.model, tracking.comparisons, matrix,
+                                       answer.labels, answer.probabilities))
+
+    def all_workers(self, version: str) -> role_metrics.ShadowTotals:
+        """The shadow totals of a version over every worker (reused for a second)."""
+        cached = self._totals
+        if cached is not None and cached[1] == version and time.monotonic() - cached[0] < \
+                TOTALS_TTL:
+            return cached[2]
+        totals = role_metrics.totals(self._config.metrics_dir, version)
+        self._totals = (time.monotonic(), version, totals)
+        return totals
+
+    def start(self) -> None:
+        """Follow `current` then `candidate` from one thread of this process (fork-aware)."""
+        thread = self._watcher
+        if thread is not None and thread.is_alive() and self._watcher_pid == os.getpid():
+            return
+        self._stop.clear()
+        self._watcher_pid = os.getpid()
+        self._watcher = threading.Thread(target=self._watch, name="role-watcher", daemon=True)
+        self._watcher.start()
+        if self.verdict is not None:
+            self.verdict.start()
+
+    def stop(self) -> None:
+        """Stop the watcher (and the verdict's sender) and wait for the watcher."""
+        self._stop.set()
+        if self.verdict is not None:
+            self.verdict.stop()
+        if self._watcher is not None and self._watcher_pid == os.getpid():
+            self._watcher.join(timeout=10)
+
+    def converge(self) -> None:
+        """One step of the watcher: the champion first (it may adopt), then the challenger."""
+        with contextlib.suppress(ModelRejected):  # refused, logged and remembered by the holder
+            self.champion.converge()
+        with contextlib.suppress(ModelRejected):
+            self.challenger.converge()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._config.check_interval):
+            try:
+                self.converge()
+            except Exception as exc:  # the watcher is this worker's loop: it must not die
+                log.error("role_watch_failed", error_type=type(exc).__name__, error=str(exc))

@@ -1,0 +1,210 @@
+"""Champion and challenger in one app: shadow figures, canary share and stickiness, the guard.
+
+The app is real (real models, real loader); only the challenger's predictor is replaced where a
+test needs one that raises or sleeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from registry_sync.publish import publish as publish_link
+from serving.canary import in_canary
+from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.processes import wait_until
+from tests.support.snapshots import build_snapshot
+
+KEY_HEADER = "X-Client-Id"
+
+
+def stage_candidate(root: Path, folder: Path, version: str = "1.1.0") -> str:
+    """Build a snapshot and point `candidate` at it, as the sidecar does for Staging."""
+    snapshot_id = build_snapshot(root, {CLASSIFIER: folder}, version, publish=False)
+    publish_link(root, snapshot_id, link="candidate")
+    return snapshot_id
+
+
+class Raising:
+    """A predictor that fails on every input."""
+
+    classes = ("Gold", "Silver")
+
+    def predict(self, matrix):
+        raise RuntimeError("challenger broke")
+
+
+class Sleeping:
+    """A predictor that answers after a long pause."""
+
+    def __init__(self, inner, seconds: float):
+        self.inner, self.seconds = inner, seconds
+
+    def predict(self, matrix):
+        time.sleep(self.seconds)
+        return self.inner.predict(matrix)
+
+
+def replace_predictor(app, predictor) -> None:
+    """Swap the held challenger's predictor (its snapshot stays the same)."""
+    holder = app.extensions["serving.roles"].challenger
+    held = holder.held
+    holder.held = dataclasses.replace(held, model=dataclasses.replace(held.model,
+                                                                      predictor=predictor))
+
+
+def challenger_of(client) -> dict:
+    """The `roles` block of /api/v1/model."""
+    return client.get("/api/v1/model").get_json()["roles"]
+
+
+@pytest.fixture
+def both(make_app, publish, model_root, trained_models):
+    """An app serving 1.0.0 as champion and 1.1.0 (another model) as challenger."""
+
+    def make(**challenger_settings):
+        publish("1.0.0")
+        stage_candidate(model_root, trained_models.alternative)
+        settings = dataclasses.replace(_defaults(), **challenger_settings)
+        return make_app(challenger=settings)
+
+    return make
+
+
+def _defaults():
+    from serving.config import ChallengerConfig
+
+    return ChallengerConfig(key_header=KEY_HEADER)
+
+
+def predict(client, key: str = "client-1"):
+    """One JSON prediction; the response closed, so the shadow input is handed over."""
+    return client.post("/api/v1/predict", json=VALID, headers={KEY_HEADER: key}, buffered=True)
+
+
+def test_shadow_answers_with_the_champion_and_compares_the_challenger(both):
+    client = both().test_client()
+    answers = [predict(client, f"c{i}") for i in range(30)]
+    assert {a.status_code for a in answers} == {200}
+    assert {a.headers["X-Model-Role"] for a in answers} == {"champion"}
+    assert {a.get_json()["model"]["version"] for a in answers} == {"1.0.0"}
+    assert answers[0].get_json()["model"]["role"] == "champion"
+    roles = wait_until(lambda: (r := challenger_of(client))["challenger"]["shadow"]["total"]
+                       ["compared"] == 30 and r, timeout=20, what="30 shadow comparisons")
+    assert roles["mode"] == "shadow"
+    assert roles["champion"]["version"] == "1.0.0"
+    challenger = roles["challenger"]
+    assert challenger["version"] == "1.1.0" and challenger["status"] == "Production"
+    assert 0 <= challenger["shadow"]["total"]["agreement"] <= 1
+    assert challenger["all_workers"]["compared"] == 30
+    page = client.get("/").get_data(as_text=True)
+    assert "1.1.0 in shadow: agrees on" in page and "of 30 requests" in page
+
+
+@pytest.mark.parametrize("predictor", ["raising", "sleeping"])
+def test_a_challenger_that_raises_or_sleeps_never_fails_nor_delays_the_champion(both, predictor):
+    app = both(queue_size=1000 if predictor == "raising" else 4)
+    client = app.test_client()
+    held = app.extensions["serving.roles"].challenger.held
+    replace_predictor(app, Raising() if predictor == "raising" else
+                      Sleeping(held.model.predictor, 5.0))
+    started = time.monotonic()
+    answers = [predict(client, f"c{i}") for i in range(20)]
+    elapsed = time.monotonic() - started
+    assert {a.status_code for a in answers} == {200}
+    assert {a.headers["X-Model-Role"] for a in answers} == {"champion"}
+    assert elapsed < 5.0, "a champion answer waited for the challenger"
+    shadow = challenger_of(client)["challenger"]["shadow"]
+    if predictor == "raising":
+        wait_until(lambda: challenger_of(client)["challenger"]["shadow"]["total"]["errors"] == 20,
+                   timeout=20, what="20 shadow errors")
+    else:
+        assert shadow["dropped"] >= 20 - 4 - 1, "a full queue must drop, not block"
+
+
+def test_canary_answers_its_share_sticky_per_client_key(both):
+    client = both(canary_percent=20.0).test_client()
+    roles = [predict(client, f"client-{i}").headers["X-Model-Role"] for i in range(5000)]
+    share = roles.count("challenger") / len(roles)
+    assert 0.17 <= share <= 0.23, share
+    again = [predict(client, f"client-{i}") for i in range(200)]
+    assert [a.headers["X-Model-Role"] for a in again] == roles[:200]
+    chosen = next(a for a in again if a.headers["X-Model-Role"] == "challenger")
+    assert chosen.headers["X-Model-Version"] == "1.1.0"
+    assert chosen.get_json()["model"]["role"] == "challenger"
+    assert challenger_of(client)["mode"] == "canary"
+
+
+def test_without_the_key_header_the_client_address_decides():
+    assert in_canary("10.0.0.1", 100.0) and not in_canary("10.0.0.1", 0.0)
+
+
+def test_the_guard_takes_a_failing_challenger_out_of_the_canary(both):
+    app = both(canary_percent=50.0, guard_window=20, guard_min_answers=10)
+    client = app.test_client()
+    replace_predictor(app, Raising())
+    answers = [predict(client, f"client-{i}") for i in range(200)]
+    assert {a.status_code for a in answers} == {200}, "a failed canary answer is the champion's"
+    assert {a.headers["X-Model-Role"] for a in answers} == {"champion"}
+    roles = challenger_of(client)
+    assert roles["mode"] == "canary-stopped"
+    guard = roles["challenger"]["canary"]["guard"]
+    assert "error rate" in guard["reason"]
+    assert roles["challenger"]["canary"]["window"]["samples"] == 10, "tripped within its window"
+    assert "out of the canary" in client.get("/").get_data(as_text=True)
+
+
+def test_a_slow_challenger_is_taken_out_of_the_canary_by_latency(both):
+    app = both(canary_percent=100.0, guard_window=10, guard_min_answers=5,
+               guard_max_latency_ms=20.0)
+    client = app.test_client()
+    held = app.extensions["serving.roles"].challenger.held
+    replace_predictor(app, Sleeping(held.model.predictor, 0.05))
+    roles = [predict(client, f"client-{i}").headers["X-Model-Role"] for i in range(15)]
+    assert roles[:5] == ["challenger"] * 5 and set(roles[5:]) == {"champion"}
+    assert "latency" in challenger_of(client)["challenger"]["canary"]["guard"]["reason"]
+
+
+def test_removing_the_candidate_drops_the_challenger(both, model_root):
+    app = both()
+    client = app.test_client()
+    (model_root / "candidate").unlink()
+    app.extensions["serving.roles"].converge()
+    roles = challenger_of(client)
+    assert roles["mode"] == "none" and roles["challenger"] is None
+    assert predict(client).headers["X-Model-Role"] == "champion"
+
+
+def test_a_refused_candidate_is_shown_and_the_champion_keeps_serving(make_app, publish,
+                                                                       model_root):
+    publish("1.0.0")
+    broken = model_root.parent / "broken"
+    broken.mkdir()
+    (broken / "pipeline.skops").write_bytes(b"not a model")
+    stage_candidate(model_root, broken)
+    client = make_app().test_client()
+    roles = challenger_of(client)
+    assert roles["challenger"] is None
+    assert roles["challenger_rejection"]["phase"] == "challenger"
+    assert predict(client).status_code == 200
+
+
+def test_promotion_adopts_the_loaded_challenger_without_loading_again(both, model_root):
+    app = both()
+    roles = app.extensions["serving.roles"]
+    challenger = roles.challenger.held.model
+    promoted = build_snapshot(model_root, {CLASSIFIER: _folder_of(model_root, challenger)},
+                              "1.1.0", publish=False)
+    # The same models under another snapshot id: the registry's item ids and files are equal.
+    publish_link(model_root, promoted)
+    roles.converge()
+    live = roles.champion.live
+    assert live.snapshot == promoted and live.version == "1.1.0"
+    assert live.predictor is challenger.predictor, "adopted, not loaded a second time"
+
+
+def _folder_of(root: Path, model) -> Path:
+    return root / "snapshots" / model.snapshot / CLASSIFIER
