@@ -27,7 +27,7 @@ from flask import Blueprint, Response, current_app
 from .web import ApiError, arg, json_body, json_response
 
 bp = Blueprint("experiments", __name__)
-EXPERIMENT_KEY = re.compile(r"^[0-9a-zA-Z]{1,64}$")
+EXPERIMENT_KEY = re.compile(r"^[0-9a-zA-Z_-]{1,64}$")
 METRIC_NAME = re.compile(r"^[\w.\-/: ]{1,200}$")
 KEPT = 1000
 EXTENSION = "local_registry.experiments"
@@ -60,7 +60,7 @@ def metric_log() -> MetricLog:
 def _point(body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     experiment, name = body.get("experimentKey"), body.get("metricName")
     if not isinstance(experiment, str) or not EXPERIMENT_KEY.match(experiment):
-        raise ApiError(400, "experimentKey must be 1 to 64 letters and digits")
+        raise ApiError(400, "experimentKey must be 1 to 64 letters, digits, dashes or underscores")
     if not isinstance(name, str) or not METRIC_NAME.match(name):
         raise ApiError(400, "metricName must be 1 to 200 word characters")
     value = body.get("metricValue")

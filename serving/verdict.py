@@ -31,6 +31,12 @@ LOCK_NAME = "challenger-verdict.lock"
 TIMEOUT = 10.0
 
 
+def rest_root(comet_url: str) -> str:
+    """The server's root from COMET_URL_OVERRIDE (the SDK drops a trailing /clientlib/)."""
+    root = comet_url.rstrip("/")
+    return root[:-len("/clientlib")] if root.endswith("/clientlib") else root
+
+
 def figures(roles: Roles) -> tuple[str, str, int, dict[str, float]] | None:
     """(experiment key, version, step, metrics) to log now, or None when there is nothing."""
     tracking = roles.tracking()
@@ -58,7 +64,7 @@ class VerdictSender:
         settings = config.challenger
         self._roles, self._interval = roles, settings.verdict_interval
         self._key = api_key.key_to_send(settings.api_key or "")
-        self._url = comet_server(settings.url, settings.api_key).rstrip("/") + METRIC_PATH
+        self._url = rest_root(comet_server(settings.url, settings.api_key)) + METRIC_PATH
         self._lock_path = Path(config.metrics_dir) / LOCK_NAME if config.metrics_dir else None
         self._session = session or requests.Session()
         self._sent: tuple[str, int] | None = None
