@@ -11,6 +11,7 @@ so that ours fills and drops instead of memory growing while Comet is slow or do
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import random
@@ -156,7 +157,10 @@ class Monitor:
         if self._pid != os.getpid() or self._queue is None:
             return
         done = threading.Event()
-        self._queue.put((_STOP, done))
+        try:
+            self._queue.put((_STOP, done), timeout=timeout)
+        except queue.Full:
+            return  # the sender is stuck on Comet: it is a daemon thread, leave it
         done.wait(timeout)
 
     def _run(self, work: queue.Queue) -> None:
@@ -259,6 +263,7 @@ class Monitor:
             return None
         from comet_mpm import CometMPM  # imports pandas: paid by this thread, not at start
 
+        _adopt_sdk_logs()
         client = CometMPM(api_key=self.config.api_key, workspace_name=key.workspace,
                           model_name=key.name, model_version=key.version,
                           max_batch_size=self.config.batch_size,
@@ -286,6 +291,15 @@ def mpm_root(comet_url: str) -> str:
     """Where MPM answers: COMET_URL_OVERRIDE's scheme://host:port, then /mpm/ (as the SDK)."""
     scheme, _, rest = comet_url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}/mpm/"
+
+
+def _adopt_sdk_logs() -> None:
+    """The SDK logs plain text to a console handler of its own: route it to our JSON logs,
+    masked like every line."""
+    sdk = logging.getLogger("comet_mpm")
+    for handler in list(sdk.handlers):
+        sdk.removeHandler(handler)
+    sdk.propagate = True
 
 
 def _end_in_background(client: Any, timeout: int) -> threading.Thread:
