@@ -95,8 +95,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "COMET_API_KEY": (str, None, "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
     "COMET_API_KEY_FILE": (Path, None, "file holding the Comet API key, read at start"),
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
-    "COMET_URL_OVERRIDE": (str, "https://www.comet.com",
-                           "Comet server; MPM is at its scheme://host:port/mpm/"),
+    "COMET_URL_OVERRIDE": (str, None, "Comet server (else the one the API key names, else "
+                           "https://www.comet.com); MPM is at its scheme://host:port/mpm/"),
 }
 
 
@@ -125,7 +125,7 @@ class MpmConfig:
     send_timeout: int = 10
     api_key: str | None = dataclasses.field(default=None, repr=False)
     workspace: str | None = None
-    url: str = "https://www.comet.com"
+    url: str | None = None  # None: the server the API key names, else Comet's own
 
 
 @dataclass(frozen=True)
