@@ -22,7 +22,7 @@ import requests
 from model_contract import api_key, logs
 
 from .config import ServingConfig
-from .monitoring import comet_server
+from .mpm_sdk import comet_server
 from .roles import Roles
 
 log = logs.get(__name__)
