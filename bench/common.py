@@ -171,15 +171,18 @@ def parse_wrk(output: str) -> dict[str, float]:
 
 
 def wrk(url: str, seconds: float, connections: int, body: str | None = None,
-        work: Path | None = None) -> dict[str, float]:
-    """One bounded wrk run (1 thread, fixed connections); POSTs JSON when body is given."""
+        work: Path | None = None, lua: str = "") -> dict[str, float]:
+    """One bounded wrk run (1 thread, fixed connections); POSTs JSON when body is given.
+
+    `lua` is appended to the script (e.g. a `request` function setting a header per request).
+    """
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     if body is not None:
-        script = Path(work or tempfile.gettempdir()) / f"post-{abs(hash(body))}.lua"
+        script = Path(work or tempfile.gettempdir()) / f"post-{abs(hash(body + lua))}.lua"
         escaped = body.replace("\\", "\\\\").replace("'", "\\'")
         script.write_text('wrk.method = "POST"\n'
                           'wrk.headers["Content-Type"] = "application/json"\n'
-                          f"wrk.body = '{escaped}'\n")
+                          f"wrk.body = '{escaped}'\n" + lua)
         argv += ["-s", str(script)]
     done = subprocess.run([*argv, url], capture_output=True, text=True,
                           timeout=seconds + 30, check=True)
