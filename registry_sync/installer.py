@@ -13,7 +13,7 @@ from model_contract.manifest import ModelEntry
 from . import archive
 from .comet import CometClient
 from .config import ArchiveLimits
-from .errors import InsufficientSpace
+from .errors import InsufficientSpace, Stopped
 from .registry import ModelVersion
 
 log = logs.get(__name__)
@@ -22,8 +22,7 @@ SPACE_MARGIN = 16 * 1024 * 1024
 PROGRESS_EVERY = 5.0
 
 
-class Stopped(Exception):
-    """The daemon was asked to stop in the middle of an installation."""
+__all__ = ["ProgressLog", "Stopped", "ensure_free_space", "install"]
 
 
 def ensure_free_space(folder: Path, version: ModelVersion) -> None:
