@@ -238,18 +238,18 @@ class PodSystem:
 
     # --- serving ------------------------------------------------------------------------
 
-    def launch_serving(self) -> Gunicorn:
+    def launch_serving(self, wait: bool = True) -> Gunicorn:
         """Start gunicorn on MODEL_ROOT and the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
-                              admin=self.admin_port, token=RELOAD_TOKEN,
+                              admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
                               RELOAD_TOKEN_FILE=str(self.token_file))
         self.scan.watch(self.serving.log_path)
         return self.serving
 
-    def relaunch_serving(self) -> Gunicorn:
+    def relaunch_serving(self, wait: bool = True) -> Gunicorn:
         """Stop gunicorn (if running) and start it again on the same ports."""
         self.serving.stop()
-        return self.launch_serving()
+        return self.launch_serving(wait)
 
     def serving_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """gunicorn's JSON log lines (every worker, every launch)."""
