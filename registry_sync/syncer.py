@@ -124,7 +124,8 @@ class Syncer:
             try:
                 staged = snapshot.build(self.root, chosen, self._install)
             except ArchiveError as exc:
-                return self._refuse(key, describe(chosen), str(exc), None, RefusedBy.ARCHIVE)
+                return self._refuse(key, {n: v.version for n, v in chosen}, str(exc), None,
+                                    RefusedBy.ARCHIVE)
         return self._hand_over(staged)
 
     def _install(self, name: str, version: ModelVersion, work: Path, target: Path) -> ModelEntry:
@@ -241,9 +242,9 @@ class Syncer:
             # the symlink is the truth: every worker converges on `current` by itself
             log.warning("serving_reload_failed", snapshot=snapshot_id, error=str(exc))
 
-    def _refuse(self, key: str, versions: dict, reason: str, snapshot_id: str | None,
+    def _refuse(self, key: str, shown: dict[str, str], reason: str, snapshot_id: str | None,
                 by: RefusedBy) -> Outcome:
-        shown = {n: (v["version"] if isinstance(v, dict) else v) for n, v in versions.items()}
+        """Remember durably that this version set must not be tried again."""
         refusal = state_store.new_refusal(key, shown, reason, by, snapshot_id)
         validated = snapshot.trusted(self.root, self.state.memory.last_validated)
         self._remember(self.state.memory.refused(
