@@ -3,11 +3,16 @@
 import argparse
 import io
 import json
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from model_contract import logs
 from model_contract.manifest import Manifest, write
 from registry_sync import config, publish
+from registry_sync.commands import interruptible_sleep
 from registry_sync.daemon import EXIT_FAILED, EXIT_OK, Daemon, backoff_delay, poll_delay
 from registry_sync.errors import CometUnavailable, SecretUnavailable, Stopped
 from registry_sync.metrics import SyncMetrics
@@ -154,3 +159,14 @@ def test_the_heartbeat_moves_while_a_pass_makes_progress(tmp_path):
     assert beats == [True, True, True]
     now[0] += 10_000
     assert health(daemon)[0] is False
+
+
+def test_the_clients_retry_sleep_is_cut_short_by_a_stop():
+    stop = threading.Event()
+    sleep = interruptible_sleep(stop)
+    sleep(0.01)  # no stop: an ordinary short sleep
+    stop.set()
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        sleep(60)
+    assert time.monotonic() - started < 30
