@@ -284,13 +284,14 @@ class PodSystem:
     # --- the whole pod --------------------------------------------------------------------
 
     def assert_current_complete(self) -> None:
-        """`current` names a complete snapshot, and snapshots/ holds only complete ones."""
+        """`current` names a complete snapshot, and every folder in snapshots/ verifies (a kill
+        while pruning must not leave one without its files)."""
         found = snapshot.read_current(self.root)
         assert found is not None, "current names no readable snapshot"
         manifest.verify(layout.snapshot_path(self.root, found.snapshotId), found)
         folders = sorted(p.name for p in layout.snapshots_dir(self.root).iterdir())
-        complete = sorted(m.snapshotId for m in snapshot.installed_manifests(self.root))
-        assert folders == complete, f"incomplete snapshots in snapshots/: {folders} {complete}"
+        damaged = {name: snapshot.damage(self.root, name) for name in folders}
+        assert not any(damaged.values()), f"incomplete snapshots in snapshots/: {damaged}"
 
     def reset(self) -> None:
         """Back to normal: registry up without faults, the right key, default sidecar, serving."""
