@@ -4,10 +4,11 @@
     world.registry.promote("1.0.1")      # a new Production version (bad=True: serving refuses it)
     outcome = world.sync()               # one pass through the real Daemon.run_once
 
-FakeRegistry leaves out HTTP, retries and deadlines (tests/integration covers the real client):
-it answers get_model and writes a small real zip on download. FakeServing leaves out HTTP and the
-validator process (the notifier is tested over HTTP on its own): it answers like the notifier,
-checking that the snapshot verifies and that its version is not one it was told is bad.
+FakeRegistry leaves out HTTP, retries, deadlines and the per-asset download (tests/integration
+covers the real client): it answers get_model and writes a small real zip on download.
+FakeServing leaves out HTTP and the validator process (the notifier is tested over HTTP on its
+own): it answers like the notifier, checking that the snapshot verifies and that its version is
+not one it was told is bad.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from pathlib import Path
 from model_contract import layout
 from registry_sync import config, snapshot, state
 from registry_sync.daemon import Daemon
-from registry_sync.errors import CometUnavailable, ServingUnavailable, SnapshotRejected
+from registry_sync.errors import (
+    CometUnavailable,
+    InstructionsMissing,
+    ServingUnavailable,
+    SnapshotRejected,
+)
 from registry_sync.metrics import SyncMetrics
 from registry_sync.notifier import Verdict
 from registry_sync.registry import ModelVersion, RegistryModel
@@ -58,6 +64,10 @@ class FakeRegistry:
                                     (), (), v.experiment_key, v.created_at, "", ())
                        for v in self.versions)
         return RegistryModel(self.workspace, name, "model-id", marked)
+
+    def download_instructions(self, name: str, version: str) -> dict:
+        """None here: the installer takes the whole-version zip path."""
+        raise InstructionsMissing("no download-instructions (fake)")
 
     def download(self, name: str, version: str, dest: Path, progress=None, **_: object) -> int:
         """A small real zip (or an unsafe one) written to dest."""
