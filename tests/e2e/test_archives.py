@@ -11,8 +11,10 @@ import pytest
 
 from tests.support.archives import malformed_archives, unsafe_archives
 
-# ratio 1000:1, and fits the pod's small volume; and what the zip module cannot read safely
-CASES = {**unsafe_archives(bomb_bytes=5_000_000), **malformed_archives()}
+# what the zip module cannot read safely, through the zip fallback (no download-instructions)
+MALFORMED = malformed_archives()
+# ratio 1000:1, and fits the pod's small volume
+CASES = {**unsafe_archives(bomb_bytes=5_000_000), **MALFORMED}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -22,6 +24,8 @@ def test_an_unsafe_archive_is_refused_once_and_serving_never_notices(pod, case):
     data, settings, reason = CASES[case]
     if settings:
         pod.restart_sidecar(**settings)
+    if case in MALFORMED:
+        pod.fault(path="registry-model/item/download-instructions", status=404)
     before = pod.published()
     with pod.load() as load:
         version = pod.promote_zip(data)
