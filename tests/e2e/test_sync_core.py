@@ -79,7 +79,8 @@ def test_a_long_healthy_download_keeps_healthz_green(pod):
         time.sleep(0.5)
     assert time.monotonic() - started > 9, "the download was not slow enough to prove anything"
     assert codes and set(codes) == {200}
-    assert pod.rejection_of(version)["reason"]  # not a model: serving refuses it, once
+    # not a model: serving refuses it, once (a validator process may take a while)
+    assert wait_until(lambda: pod.rejection_of(version), 60, what="the refusal")["reason"]
 
 
 def test_secrets_with_a_trailing_newline_work_and_are_never_printed(pod):
@@ -144,9 +145,10 @@ def test_a_refusal_rolls_back_to_the_last_validated_snapshot_and_stays(pod, tmp_
     finally:
         signal_serving(pod, signal.SIGCONT)
     pod.serving.stop()  # nothing listens: published unvalidated
+    pod.restart_sidecar()  # the default VALIDATION_DEADLINE, for validators that take seconds
     pod.wait_published(bad)
     pod.relaunch_serving(wait=False)  # back, and refusing it: rolled back to the validated one
-    wait_until(lambda: pod.rejection_of(bad), 30, what=f"the refusal of {bad}")
+    wait_until(lambda: pod.rejection_of(bad), 60, what=f"the refusal of {bad}")
     pod.wait_served(good)
     assert layout.current_snapshot_id(pod.root) == validated
     published = len(pod.sidecar_events("model_published"))
