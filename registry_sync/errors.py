@@ -18,8 +18,13 @@ RegistrySyncError
 │   ├── SizeMismatch       sizes disagree with the registry's fileSize
 │   └── RemoteAssetRefused an asset lives outside the registry (s3://, gs://, another URI)
 ├── InsufficientSpace      not enough free disk for a download, checked before it starts
+├── SecretUnavailable      a mounted secret file is missing, empty or malformed right now
 ├── SnapshotRejected       serving refused to load a staged snapshot
 └── ServingUnavailable     serving could not be asked to validate or reload
+
+Stopped is not in the tree: a stop request is never a failure. It is raised wherever a stop is
+noticed (the client's retry sleeps, the download, the unzip, validation polling) and caught first
+by the loop.
 """
 
 
@@ -108,6 +113,10 @@ class InsufficientSpace(RegistrySyncError):
     """Not enough free disk under MODEL_ROOT for a download."""
 
 
+class SecretUnavailable(RegistrySyncError):
+    """A secret file cannot be used now (e.g. mid-rotation); the message names its variable."""
+
+
 class SnapshotRejected(RegistrySyncError):
     """Serving refused to load a staged snapshot."""
 
@@ -118,3 +127,7 @@ class SnapshotRejected(RegistrySyncError):
 
 class ServingUnavailable(RegistrySyncError):
     """Serving could not be asked to validate or reload."""
+
+
+class Stopped(Exception):
+    """A stop was requested: whatever was under way is abandoned, and that is not a failure."""
