@@ -97,7 +97,7 @@ class ModelHolder:
                 return live
             model = self._take_validated(snapshot_id, keep=True)
             if model is None:
-                model = self._load_checked(snapshot_id, "validate")
+                model = self.adopt(snapshot_id) or self._load_checked(snapshot_id, "validate")
                 self._validated = (model, self._clock())
             return model
 

@@ -208,3 +208,10 @@ def test_promotion_adopts_the_loaded_challenger_without_loading_again(both, mode
 
 def _folder_of(root: Path, model) -> Path:
     return root / "snapshots" / model.snapshot / CLASSIFIER
+
+
+def test_validating_the_challengers_snapshot_adopts_it(both):
+    """The sidecar's /-/validate before a promotion costs no second load either."""
+    roles = both().extensions["serving.roles"]
+    challenger = roles.challenger.held.model
+    assert roles.champion.validate(challenger.snapshot).predictor is challenger.predictor
