@@ -52,34 +52,36 @@ def test_a_staging_version_is_linked_validated_promoted_and_refused_like_the_cha
     try:
         with running_sidecar(local_registry, root, name, SERVING_URL=serving.admin_url,
                              RELOAD_TOKEN=TOKEN) as sidecar:
-            _promote_both_in_one_poll(local_registry, sidecar, serving, root, name)
-            _refuse_unsafe_and_unfit(local_registry, sidecar, serving, root, name, tmp_path)
-            local_registry.set_status(name, "1.4.0", "None")
-            wait_until(lambda: not (root / "candidate").is_symlink(), 20,
-                       what="the link removed when no version is Staging")
-            assert sidecar.status()["candidate"]["link"] is None
+            wait_until(lambda: serving.session.get(serving.url + "/api/v1/model", timeout=5)
+                       .json()["roles"]["challenger"], 30, what="serving holding the challenger")
+        # both promotions land between two polls: made while no sidecar runs
+        candidate = layout.candidate_snapshot_id(root)
+        local_registry.set_status(name, "1.1.0", "Production")
+        local_registry.register_folder(name, "1.2.0", serving_folder(root, candidate),
+                                       status="Staging")
+        with Load(serving.url, clients=2, seconds=60, max_requests=3000) as load:
+            sidecar = start_sidecar(local_registry, root, name, SERVING_URL=serving.admin_url,
+                                    RELOAD_TOKEN=TOKEN)
+            try:
+                _promote_both_in_one_poll(load, sidecar, serving, root, name, candidate)
+                _refuse_unsafe_and_unfit(local_registry, sidecar, serving, root, name, tmp_path)
+                local_registry.set_status(name, "1.4.0", "None")
+                wait_until(lambda: not (root / "candidate").is_symlink(), 20,
+                           what="the link removed when no version is Staging")
+                assert sidecar.status()["candidate"]["link"] is None
+            finally:
+                sidecar.stop()
+        load.assert_all_ok()
     finally:
         serving.stop()
 
 
-def _promote_both_in_one_poll(registry, sidecar, serving, root, name) -> None:
-    candidate = layout.candidate_snapshot_id(root)
-    wait_until(lambda: serving.session.get(serving.url + "/api/v1/model", timeout=5)
-               .json()["roles"]["challenger"], 30, what="serving holding the challenger")
-    sidecar.stop()  # both promotions land between two polls
-    registry.set_status(name, "1.1.0", "Production")
-    registry.register_folder(name, "1.2.0", serving_folder(root, candidate), status="Staging")
-    with Load(serving.url, clients=2, seconds=60, max_requests=3000) as load:
-        restarted = start_sidecar(registry, root, name, SERVING_URL=serving.admin_url,
-                                  RELOAD_TOKEN=TOKEN)
-        try:
-            restarted.wait_for_versions({name: "1.1.0"})
-            wait_until(lambda: candidate_versions(restarted) == {name: "1.2.0"}, 30,
-                       what="1.2.0 linked as the new candidate")
-            serving.wait_for_version("1.1.0", timeout=20)
-        finally:
-            restarted.stop()
-    load.assert_all_ok()
+def _promote_both_in_one_poll(load, sidecar, serving, root, name, candidate) -> None:
+    sidecar.wait_for_versions({name: "1.1.0"})
+    wait_until(lambda: candidate_versions(sidecar) == {name: "1.2.0"}, 30,
+               what="1.2.0 linked as the new candidate")
+    serving.wait_for_version("1.1.0", timeout=20)
+    assert not load.failures()
     assert layout.current_snapshot_id(root) == candidate, "the candidate's snapshot reused"
     events = [json.loads(line) for line in serving.log_path.read_text().splitlines()
               if line.startswith("{")]
