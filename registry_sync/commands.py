@@ -12,6 +12,7 @@ import threading
 from model_contract import logs
 
 from . import config, ops_server, snapshot, state, status
+from .candidate import CandidateFollower
 from .comet import CometClient
 from .daemon import EXIT_FAILED, EXIT_OK, Daemon
 from .errors import Stopped
@@ -54,6 +55,8 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
     syncer = Syncer(settings, client, state.load(settings.model_root),
                     SyncMetrics(settings.interval), notifier,
                     should_stop=stop.is_set, reporter=_reporter(settings))
+    if settings.candidate_status:
+        syncer.candidates = CandidateFollower(syncer, settings.candidate_status)
     return Daemon(syncer, stop)
 
 

@@ -127,6 +127,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("REGISTRY_STATUS", str, "Production", "status that marks the version to serve"),
         Setting("REGISTRY_TAG", str, "",
                 "if set, the newest version with this tag / legacy stage when none has the status"),
+        Setting("REGISTRY_CANDIDATE_STATUS", str, "Staging",
+                "status of the challenger, linked as MODEL_ROOT/candidate (empty: no challenger)"),
         Setting("SYNC_GROUPING", _choice("experiment", "independent"), "experiment",
                 "experiment: publish only when all models' versions come from one experiment"),
         Setting("SYNC_INTERVAL", _positive_float, "10", "seconds between polls (with ±10% jitter)"),
@@ -311,6 +313,7 @@ class SyncConfig:
     pod_ip: str = ""
     reload_token_file: Path | None = None
     validation_deadline: float = 300.0
+    candidate_status: str = ""  # the challenger's status; empty: none (the CLI default: Staging)
 
     def read_reload_token(self) -> str:
         """The current reload token: from its file when one is mounted (re-read on each use)."""
@@ -324,7 +327,8 @@ ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_L
 
 SYNC_NAMES = [
     *COMET_NAMES,
-    "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG", "SYNC_GROUPING",
+    "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG",
+    "REGISTRY_CANDIDATE_STATUS", "SYNC_GROUPING",
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "SERVING_URL", "RELOAD_TOKEN",
     "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
@@ -375,6 +379,7 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         pod_ip=values["POD_IP"],
         reload_token_file=token_file,
         validation_deadline=values["VALIDATION_DEADLINE"],
+        candidate_status=values["REGISTRY_CANDIDATE_STATUS"].strip(),
     )
 
 

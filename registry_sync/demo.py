@@ -72,6 +72,7 @@ class Demo:
             "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
             "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
             "MPM_ENABLED": "true", "MPM_BATCH_SECONDS": "1",  # events to the local registry
+            "VERDICT_ENABLED": "true", "VERDICT_INTERVAL": "5",  # the challenger's figures too
         }
 
     def _start(self, name: str, command: list[str]) -> None:
@@ -140,6 +141,8 @@ Promote a new version and watch X-Model-Version switch, without a restart:
   .venv/bin/python -m serving.train {home}/work/model-1.1.0 --seed 2
   set -a; . {home}/env; set +a
   .venv/bin/registry-sync register --model {MODEL} --version 1.1.0 {home}/work/model-1.1.0
+  .venv/bin/registry-sync promote {MODEL} 1.1.0 --status Staging   # first in shadow: the page
+                                               # shows its agreement with 1.0.0 as you predict
   .venv/bin/registry-sync promote {MODEL} 1.1.0
 
 Ctrl-C stops everything.

@@ -28,10 +28,10 @@ def publish(root: Path, snapshot_id: str, link: str = layout.CURRENT) -> None:
     fsync_dir(root)
 
 
-def withdraw(root: Path) -> None:
-    """Remove `current` (serving refused it and no validated snapshot is left to go back to)."""
+def withdraw(root: Path, link: str = layout.CURRENT) -> None:
+    """Remove `current` (serving refused it, no validated snapshot is left) or `candidate`."""
     try:
-        os.unlink(root / layout.CURRENT)
+        os.unlink(root / link)
     except FileNotFoundError:
         return
     fsync_dir(root)
@@ -41,10 +41,11 @@ def prune(root: Path, keep: int, protect: Collection[str] = frozenset(),
           refused: Collection[str] = frozenset()) -> list[str]:
     """Leave at most `keep` snapshots besides the protected ones; return what went.
 
-    `current` and `protect` (the last validated snapshot) always stay. Damaged folders, refused
-    version sets and second copies of a version set go first; then the oldest (ids sort by time).
+    `current`, `candidate` and `protect` (the last validated snapshot) always stay. Damaged
+    folders, refused version sets and second copies of a version set go first; then the oldest
+    (ids sort by time).
     """
-    kept_ids = {layout.current_snapshot_id(root), *protect}
+    kept_ids = {layout.current_snapshot_id(root), layout.candidate_snapshot_id(root), *protect}
     trusted = snapshot.trusted_manifests(root)  # discards damaged folders
     kept, removed, seen = [], [], set()
     for found in sorted(trusted, key=lambda m: m.snapshotId not in kept_ids):

@@ -99,6 +99,16 @@ def new_refusal(key: str, versions: Mapping[str, str], reason: str, by: RefusedB
     return Refusal(key, dict(versions), reason, by, snapshot_id, time.time())
 
 
+@dataclass(frozen=True)
+class CandidateStatus:
+    """What the last pass did with the challenger (the candidate status's version set)."""
+
+    outcome: str  # linked, unchanged, none, champion, rejected, failed
+    detail: str = ""
+    snapshot: str | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class SyncState:
     """What the daemon wants (desired), how its passes went, and its memory."""
@@ -110,6 +120,7 @@ class SyncState:
     last_success_at: float | None = None
     last_attempt_at: float | None = None
     consecutive_failures: int = 0
+    candidate: CandidateStatus | None = None
 
     @property
     def rejected(self) -> list[dict[str, Any]]:
@@ -146,8 +157,10 @@ def load(root: Path) -> SyncState:
     try:
         raw = json.loads((root / layout.STATE).read_text(encoding="utf-8"))
         status = {k: v for k, v in raw.items()
-                  if k in SyncState.__dataclass_fields__ and k != "memory"}
-        return SyncState(**status, memory=_memory(raw.get("memory") or {}))
+                  if k in SyncState.__dataclass_fields__ and k not in ("memory", "candidate")}
+        candidate = raw.get("candidate")
+        return SyncState(**status, memory=_memory(raw.get("memory") or {}),
+                         candidate=CandidateStatus(**candidate) if candidate else None)
     except FileNotFoundError:
         return SyncState()
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -30,7 +30,19 @@ def report(root: Path, current: SyncState) -> dict[str, Any]:
         "consecutiveFailures": current.consecutive_failures,
         "ready": published is not None,
         "currentLink": layout.current_snapshot_id(root),
+        "candidate": _candidate(root, current),
     }
+
+
+def _candidate(root: Path, current: SyncState) -> dict[str, Any] | None:
+    """The challenger: what `candidate` names, and what the last pass did about it."""
+    known = current.candidate
+    link = layout.candidate_snapshot_id(root)
+    if known is None and link is None:
+        return None
+    return {"link": link, "outcome": known.outcome if known else None,
+            "detail": known.detail if known else "",
+            "versions": dict(known.versions) if known else {}}
 
 
 def _when(timestamp: float | None) -> str:
@@ -50,6 +62,10 @@ def render(status: dict[str, Any]) -> str:
         f"installed    {', '.join(status['installed']) or '(none)'}",
         f"last success {_when(status['lastSuccessAt'])}",
     ]
+    candidate = status.get("candidate")
+    if candidate:
+        lines.append(f"candidate    {candidate['link'] or '(none)'}  "
+                     f"{_versions(candidate['versions'])} {candidate['detail']}".rstrip())
     if status["waiting"]:
         lines.append(f"waiting      {status['waiting']}")
     for rejection in status["rejected"][-3:]:

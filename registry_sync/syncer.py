@@ -24,7 +24,13 @@ from .config import SyncConfig
 from .errors import ArchiveError, ServingUnavailable, SnapshotRejected, UnsafeValue
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier, Verdict
-from .registry import ModelVersion, check_assets, check_values, find_production_version
+from .registry import (
+    ModelVersion,
+    RegistryModel,
+    check_assets,
+    check_values,
+    find_production_version,
+)
 from .state import Publication, RefusedBy, SyncState, VersionSet, manifest_key, set_key
 
 log = logs.get(__name__)
@@ -72,6 +78,8 @@ class Syncer:
         self.reporter = reporter
         self.root: Path = config.model_root
         self.on_progress: Callable[[], None] = lambda: None  # the daemon's heartbeat
+        self.details: dict[str, RegistryModel] = {}  # this pass's answers, for the challenger
+        self.candidates = None  # registry_sync.candidate.CandidateFollower when one is followed
 
     def save_state(self) -> None:
         """Write the state durably."""
@@ -89,9 +97,10 @@ class Syncer:
     def choose(self) -> tuple[list[tuple[str, ModelVersion]], str | None]:
         """The production version of every configured model, or why not to publish now."""
         chosen, missing = [], []
+        self.details = {}
         for name in self.config.models:
-            version = find_production_version(self.client.get_model(name), self.config.status,
-                                              self.config.tag)
+            model = self.details[name] = self.client.get_model(name)
+            version = find_production_version(model, self.config.status, self.config.tag)
             if version is None:
                 missing.append(name)
             else:
@@ -116,7 +125,16 @@ class Syncer:
                 "(models move together; SYNC_GROUPING=independent to lift this)")
 
     def sync_once(self) -> Outcome:
-        """One pass; raises CometError, InsufficientSpace, ServingUnavailable, OSError, Stopped."""
+        """One pass; raises CometError, InsufficientSpace, ServingUnavailable, OSError, Stopped.
+
+        The champion first, then the challenger (from the same details answers).
+        """
+        outcome = self._sync_champion()
+        if self.candidates is not None:
+            self.candidates.follow()
+        return outcome
+
+    def _sync_champion(self) -> Outcome:
         self._confirm_published()
         try:
             chosen, waiting = self.choose()

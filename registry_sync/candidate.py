@@ -1,0 +1,107 @@
+"""The challenger: the candidate status's version set, built, validated and linked as `candidate`.
+
+Followed after the champion in the same pass, from the same details answers (one details request
+per model per poll). Built with the champion's builder (same archive safety, hard links from
+snapshots on disk, one snapshot per version set), validated by serving the same two-phase way,
+refused the same way (remembered, never retried), then `MODEL_ROOT/candidate` is renamed onto
+it. The link is removed when some model has no version with that status, or when the set is the
+champion's. Registry, disk and serving errors raise, as for the champion: the loop decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from model_contract import layout, logs
+from model_contract.manifest import Manifest
+
+from . import publish, snapshot
+from .errors import ArchiveError, SnapshotRejected, UnsafeValue
+from .notifier import Verdict
+from .registry import check_assets, find_production_version
+from .state import CandidateStatus, RefusedBy, manifest_key
+from .syncer import Syncer, check_chosen, chosen_key
+
+log = logs.get(__name__)
+
+
+class CandidateFollower:
+    """Keeps MODEL_ROOT/candidate on the candidate status's version set, or absent."""
+
+    def __init__(self, syncer: Syncer, status: str):
+        self.syncer, self.status = syncer, status
+        self.root = syncer.root
+
+    def follow(self) -> CandidateStatus:
+        """One step after the champion's pass; the result is kept in the sync state."""
+        result = self._follow()
+        self.syncer.state.candidate = result
+        return result
+
+    def _follow(self) -> CandidateStatus:
+        chosen = []
+        for name in self.syncer.config.models:
+            model = self.syncer.details.get(name)
+            version = find_production_version(model, self.status) if model else None
+            if version is None:
+                return self._withdraw("none", f"no version with status {self.status!r}: {name}")
+            check_assets(name, version)
+            chosen.append((name, version))
+        try:
+            check_chosen(chosen)  # before any value reaches the state, a log or a path
+        except UnsafeValue as exc:
+            return self._refuse_unsafe(exc)
+        key, versions = chosen_key(chosen), {n: v.version for n, v in chosen}
+        champion = snapshot.read_current(self.root)
+        if champion is not None and manifest_key(champion) == key:
+            return self._withdraw("champion", "the candidate set is the champion", versions)
+        linked = snapshot.trusted(self.root, layout.candidate_snapshot_id(self.root))
+        if linked is not None and manifest_key(linked) == key:
+            return CandidateStatus("unchanged", "", linked.snapshotId, versions)
+        refusal = self.syncer.state.memory.refusal_of(key)
+        if refusal is not None:
+            return self._withdraw("rejected", f"already rejected: {refusal.reason}", versions)
+        staged = snapshot.find_set(self.root, key)
+        if staged is None:
+            try:
+                staged = snapshot.build(self.root, chosen, self.syncer._install)
+            except ArchiveError as exc:
+                return self._refuse(key, versions, str(exc), None, RefusedBy.ARCHIVE)
+        return self._hand_over(staged)
+
+    def _hand_over(self, built: Manifest) -> CandidateStatus:
+        """Have serving validate the snapshot, then link it as `candidate`."""
+        notifier = self.syncer.notifier
+        verdict = Verdict.NOT_UP
+        if notifier is not None:
+            self.syncer.on_progress()
+            try:
+                verdict = notifier.validate(built.snapshotId)
+            except SnapshotRejected as exc:
+                snapshot.discard(self.root, built.snapshotId)
+                return self._refuse(manifest_key(built), built.versions, exc.reason,
+                                    built.snapshotId, RefusedBy.SERVING)
+        publish.publish(self.root, built.snapshotId, link=layout.CANDIDATE)
+        log.info("candidate_published", snapshot=built.snapshotId, versions=built.versions,
+                 status=self.status, validated=verdict is Verdict.ACCEPTED)
+        return CandidateStatus("linked", "", built.snapshotId, built.versions)
+
+    def _refuse(self, key: str, versions: dict[str, str], reason: str, snapshot_id: str | None,
+                by: RefusedBy) -> CandidateStatus:
+        self.syncer._refuse(key, versions, f"as {self.status}: {reason}", snapshot_id, by)
+        return self._withdraw("rejected", reason, versions)
+
+    def _refuse_unsafe(self, exc: UnsafeValue) -> CandidateStatus:
+        if self.syncer.state.memory.refusal_of(exc.key) is None:
+            self.syncer._refuse(exc.key, {exc.model: f"(refused {exc.field})"},
+                                f"as {self.status}: {exc}", None, RefusedBy.REGISTRY)
+        return self._withdraw("rejected", str(exc))
+
+    def _withdraw(self, outcome: str, detail: str,
+                  versions: dict[str, str] | None = None) -> CandidateStatus:
+        """Remove `candidate` (if there) and say why."""
+        previous = layout.candidate_snapshot_id(self.root)
+        if previous is not None:
+            publish.withdraw(self.root, layout.CANDIDATE)
+            log.info("candidate_removed", snapshot=previous, reason=detail)
+        return replace(CandidateStatus(outcome, detail), versions=versions or {})
