@@ -18,6 +18,7 @@ from .errors import FieldError, InvalidInput
 from .monitoring import monitor, new_prediction_id
 from .role_report import describe, shadow_after_sending
 from .schema import DIAMONDS
+from .shadow import ModelInput
 from .validation import parse_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -45,9 +46,11 @@ def predict():
     """One instance -> one prediction; {"instances": [...]} -> one prediction each."""
     model = holder().require()
     body = read_json()
-    matrix, batch = parse_body(body, model.schema, settings().max_batch)
+    limit = settings().max_batch
+    matrix, batch = parse_body(body, model.schema, limit)
+    given = ModelInput(matrix, model.schema, lambda schema: parse_body(body, schema, limit)[0])
     both = roles()
-    answer = both.predict(matrix, client_key())
+    answer = both.predict(given, client_key())
     model, labels, probabilities = answer.model, answer.labels, answer.probabilities
     metrics.PREDICTIONS.labels("api", model.version).inc(len(labels))
     # A batch's predictions have the ids <prediction_id>-<index> (for labels sent later).
@@ -66,7 +69,7 @@ def predict():
     response = Response(orjson.dumps(payload), mimetype="application/json",
                         headers={**model_headers(model, answer.role.value),
                                  "X-Prediction-Id": prediction_id})
-    shadow_after_sending(response, both, answer, matrix)
+    shadow_after_sending(response, both, answer, given)
     return response
 
 

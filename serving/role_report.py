@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from flask import Response
 
 from .roles import Answer, Roles
+from .shadow import ModelInput
 
 
 def describe(roles: Roles) -> dict[str, Any]:
@@ -59,6 +59,6 @@ def page_line(roles: Roles) -> str | None:
 
 
 def shadow_after_sending(response: Response, roles: Roles, answer: Answer,
-                         matrix: np.ndarray) -> None:
+                         given: ModelInput) -> None:
     """Give the input to the challenger once the answer has been sent (never before)."""
-    response.call_on_close(lambda: roles.shadow(answer, matrix))
+    response.call_on_close(lambda: roles.shadow(answer, given))

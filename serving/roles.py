@@ -17,8 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from model_contract import logs
 
 from . import role_metrics
@@ -29,7 +27,7 @@ from .config import ServingConfig
 from .errors import ModelRejected
 from .holder import ModelHolder
 from .loader import ServedModel
-from .shadow import ShadowInput, ShadowScorer
+from .shadow import ModelInput, ShadowInput, ShadowScorer
 
 log = logs.get(__name__)
 TOTALS_TTL = 1.0  # seconds the all-workers figures are reused (they read every worker's file)
@@ -105,24 +103,24 @@ class Roles:
             return "shadow"
         return "canary-stopped" if tracking.guard.trip is not None else "canary"
 
-    def predict(self, matrix: np.ndarray, client_key: str) -> Answer:
+    def predict(self, given: ModelInput, client_key: str) -> Answer:
         """Answer with the challenger for a canary client, else (or if it fails) the champion."""
         champion = self.champion.require()
         tracking = self.tracking()
         if self.mode(tracking) == "canary" and in_canary(client_key,
                                                           self.settings.canary_percent):
-            answer = self._canary(tracking, matrix)
+            answer = self._canary(tracking, given)
             if answer is not None:
                 return answer
-        labels, probabilities = champion.predictor.predict(matrix)
+        labels, probabilities = champion.predictor.predict(given.matrix)
         role_metrics.ANSWERS.labels(Role.CHAMPION.value, champion.version).inc()
         return Answer(Role.CHAMPION, champion, labels, probabilities)
 
-    def _canary(self, tracking: Tracking, matrix: np.ndarray) -> Answer | None:
+    def _canary(self, tracking: Tracking, given: ModelInput) -> Answer | None:
         model = tracking.challenger.model
         started = time.perf_counter()
         try:
-            labels, probabilities = model.predictor.predict(matrix)
+            labels, probabilities = model.predictor.predict(given.for_model(model))
         except Exception as exc:  # the champion answers instead; the guard counts it
             tracking.guard.record(Sample(time.perf_counter() - started, failed=True))
             role_metrics.CANARY_FAILED.labels(model.version).inc()
@@ -134,12 +132,12 @@ class Roles:
         role_metrics.ANSWERS.labels(Role.CHALLENGER.value, model.version).inc()
         return Answer(Role.CHALLENGER, model, labels, probabilities)
 
-    def shadow(self, answer: Answer, matrix: np.ndarray) -> None:
+    def shadow(self, answer: Answer, given: ModelInput) -> None:
         """Give a champion answer's input to the challenger (call once the answer is sent)."""
         tracking = self.tracking()
         if answer.role is not Role.CHAMPION or tracking is None:
             return
-        self.scorer.submit(ShadowInput(tracking.challenger.model, tracking.comparisons, matrix,
+        self.scorer.submit(ShadowInput(tracking.challenger.model, tracking.comparisons, given,
                                        answer.labels, answer.probabilities))
 
     def all_workers(self, version: str) -> role_metrics.ShadowTotals:

@@ -11,6 +11,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,29 @@ from model_contract import logs
 from . import role_metrics
 from .comparison import ComparisonLog, Sample, probability_gap
 from .loader import ServedModel
+from .schema import Schema
 
 log = logs.get(__name__)
 _FAILING: set[str] = set()  # challenger snapshots whose failure was logged
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A validated input: its matrix for the champion's schema, and how to encode it for another.
+
+    Two snapshots may encode an input differently (category codes, columns): a model whose
+    schema differs from the champion's gets the input parsed again for its own schema.
+    """
+
+    matrix: np.ndarray
+    schema: Schema
+    reparse: Callable[[Schema], np.ndarray]
+
+    def for_model(self, model: ServedModel) -> np.ndarray:
+        """The matrix for this model (InvalidInput if the input does not fit its schema)."""
+        if model.schema is self.schema or model.schema == self.schema:
+            return self.matrix
+        return self.reparse(model.schema)
 
 
 @dataclass(frozen=True)
@@ -32,7 +53,7 @@ class ShadowInput:
 
     challenger: ServedModel
     comparisons: ComparisonLog
-    matrix: np.ndarray
+    given: ModelInput
     labels: list[str]
     probabilities: list[float]
 
@@ -90,7 +111,7 @@ def score(item: ShadowInput, clock: Any = time.perf_counter) -> Sample:
     model = item.challenger
     started = clock()
     try:
-        labels, probabilities = model.predictor.predict(item.matrix)
+        labels, probabilities = model.predictor.predict(item.given.for_model(model))
         if len(labels) != len(item.labels):
             raise ValueError(f"{len(labels)} answers to {len(item.labels)} rows")
     except Exception as exc:  # the challenger's failure is a figure, never the caller's error

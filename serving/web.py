@@ -10,6 +10,7 @@ from .errors import InvalidInput
 from .monitoring import monitor, new_prediction_id
 from .role_report import page_line, shadow_after_sending
 from .schema import DIAMONDS
+from .shadow import ModelInput
 from .validation import parse_form
 
 bp = Blueprint("web", __name__)
@@ -60,8 +61,10 @@ def predict():
         errors = {e.field: e.message for e in exc.errors}
         return render_template("form.html", schema=schema, values=values, errors=errors,
                                model=model), 400
+    form = request.form.to_dict()  # kept for the challenger, after the request has ended
+    given = ModelInput(matrix, schema, lambda other: parse_form(form, other)[1])
     both = roles()
-    answer = both.predict(matrix, client_key())
+    answer = both.predict(given, client_key())
     model, labels, probabilities = answer.model, answer.labels, answer.probabilities
     metrics.PREDICTIONS.labels("web", model.version).inc()
     prediction_id = new_prediction_id()
@@ -71,7 +74,7 @@ def predict():
                            role=answer.role.value, prediction_id=prediction_id)
     response = make_response(page, 200, {**model_headers(model, answer.role.value),
                                          "X-Prediction-Id": prediction_id})
-    shadow_after_sending(response, both, answer, matrix)
+    shadow_after_sending(response, both, answer, given)
     return response
 
 

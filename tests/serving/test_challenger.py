@@ -143,9 +143,12 @@ def test_canary_answers_its_share_sticky_per_client_key(both):
 
 
 def _matrix(roles):
+    from serving.shadow import ModelInput
     from serving.validation import parse_body
 
-    return parse_body(VALID, roles.champion.live.schema, 1)[0]
+    schema = roles.champion.live.schema
+    return ModelInput(parse_body(VALID, schema, 1)[0], schema,
+                      lambda other: parse_body(VALID, other, 1)[0])
 
 
 def test_without_a_key_header_setting_the_client_address_decides(both):
@@ -228,3 +231,21 @@ def test_validating_the_challengers_snapshot_adopts_it(both):
     roles = both().extensions["serving.roles"]
     challenger = roles.challenger.held.model
     assert roles.champion.validate(challenger.snapshot).predictor is challenger.predictor
+
+
+def test_a_challenger_of_another_layout_gets_the_input_in_its_own_encoding(make_app, publish,
+                                                                          model_root,
+                                                                          trained_models):
+    from tests.support.snapshots import seed_models
+
+    publish("1.0.0")
+    seed = build_snapshot(model_root, seed_models(trained_models.seed), "1.1.0", publish=False)
+    publish_link(model_root, seed, link="candidate")
+    app = make_app()
+    roles = app.extensions["serving.roles"]
+    assert roles.challenger.held.model.schema != roles.champion.live.schema
+    client = app.test_client()
+    assert {predict(client, f"c{i}").status_code for i in range(10)} == {200}
+    total = wait_until(lambda: (t := challenger_of(client)["challenger"]["shadow"]["total"])
+                       ["samples"] == 10 and t, timeout=20, what="10 shadow samples")
+    assert total["errors"] == 0 and total["compared"] == 10
