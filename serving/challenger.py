@@ -19,7 +19,7 @@ from model_contract import layout, logs, manifest
 from . import loader
 from .config import ServingConfig
 from .errors import ModelRejected, SnapshotNotFound
-from .holder import Rejection
+from .holder import REMEMBERED_REJECTIONS, Rejection
 from .loader import ServedModel
 
 log = logs.get(__name__)
@@ -121,6 +121,8 @@ class ChallengerHolder:
 
     def _refuse(self, exc: ModelRejected) -> ModelRejected:
         self._drop("candidate refused")
+        if len(self._refused) >= REMEMBERED_REJECTIONS:
+            self._refused.pop()
         self._refused.add(exc.snapshot)
         self.last_rejection = Rejection(exc.snapshot, exc.reason, "challenger", time.time())
         log.warning("challenger_rejected", snapshot=exc.snapshot, reason=exc.reason)

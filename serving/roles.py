@@ -79,6 +79,11 @@ class Roles:
         """The figures of the challenger held now (new figures for a new challenger)."""
         held, tracking = self.challenger.held, self._tracking
         if held is None:
+            if tracking is not None:  # dropped: its version no longer shows as challenger
+                self._tracking = None
+                model = tracking.challenger.model
+                role_metrics.CHALLENGER_INFO.labels(model.snapshot, model.version).set(0)
+                role_metrics.GUARD_TRIPPED.set(0)
             return None
         if tracking is None or tracking.challenger is not held:
             tracking = self._track(held)
