@@ -12,7 +12,8 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import admin, faults, read_api, write_api
+from . import admin, assets, faults, model_api, read_api, write_api
+from .reviews import Role
 from .store import Conflict, Invalid, NotFound, Store, StoreError
 from .web import JSON, ApiError, Registry, error_response, json_response, state
 
@@ -25,12 +26,19 @@ _STORE_ERRORS = {NotFound: 404, Conflict: 409, Invalid: 400}
 log = logs.get(__name__)
 
 
-def create_app(data: Path, api_key: str, workspaces: Iterable[str] = ()) -> Flask:
-    """A local registry storing under data, answering only requests carrying api_key."""
+def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
+               member_key: str | None = None, presigned: bool = False) -> Flask:
+    """A local registry storing under data, answering only requests carrying api_key.
+
+    member_key, if given, is a second key whose status changes go through review
+    (reviews.py); presigned makes downloads go through presigned links (assets.py).
+    """
     app = Flask(__name__)
-    app.extensions["local_registry"] = Registry(Store(data), api_key, frozenset(workspaces))
-    app.register_blueprint(read_api.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(write_api.bp, url_prefix=API_PREFIX)
+    app.extensions["local_registry"] = Registry(Store(data), api_key, frozenset(workspaces),
+                                                member_key=member_key, presigned=presigned)
+    for blueprint in (read_api.bp, write_api.bp, model_api.bp, assets.bp):
+        app.register_blueprint(blueprint, url_prefix=API_PREFIX)
+    app.register_blueprint(assets.presigned_bp, url_prefix=assets.PRESIGNED_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=ADMIN_PREFIX)
     app.add_url_rule("/clientlib/isAlive/ver", "is_alive", is_alive)
     app.before_request(_count)
@@ -76,10 +84,17 @@ def _authenticate() -> Response | None:
     if not request.path.startswith((API_PREFIX + "/", ADMIN_PREFIX + "/")):
         return None
     # The Python SDK sends the raw key as Authorization; the Java SDK as Comet-Sdk-Api.
-    given = request.headers.get("Authorization") or request.headers.get("Comet-Sdk-Api") or ""
-    if not hmac.compare_digest(given.encode(), state().api_key.encode()):
-        return error_response(401, "Unauthorized: missing or invalid API key")
-    return None
+    given = (request.headers.get("Authorization") or request.headers.get("Comet-Sdk-Api")
+             or "").encode()
+    if hmac.compare_digest(given, state().api_key.encode()):
+        g.role = Role.OWNER
+        return None
+    member = state().member_key
+    if member and hmac.compare_digest(given, member.encode()) and not request.path.startswith(
+            ADMIN_PREFIX + "/"):
+        g.role = Role.MEMBER
+        return None
+    return error_response(401, "Unauthorized: missing or invalid API key")
 
 
 def _model_of_request() -> str | None:
@@ -115,7 +130,9 @@ def _alter_response(response: Response) -> Response:
         chunks = response.response if response.direct_passthrough else [response.get_data()]
         response.response = faults.alter_body(chunks, rule, length)
         response.direct_passthrough = True
-        if length is not None:
+        if rule.chunked:
+            response.headers.pop("Content-Length", None)
+        elif length is not None:
             response.headers["Content-Length"] = str(length)
     return response
 

@@ -343,6 +343,31 @@ class CometClient:
         self._call("GET", "write/registry-model/item/stage/delete",
                    params={"modelItemId": self._item_id(name, version), "stage": tag})
 
+    def version_history(self, item_id: str) -> list[dict[str, Any]]:
+        """A version's history events, every day's together (registry-model/history/item)."""
+        body = self._json(self._call("POST", "registry-model/history/item",
+                                     json={"registryModelItemId": item_id, "groupedBy": "DAY"}),
+                          "history/item")
+        return [e for day in body.values() if isinstance(day, list)
+                for e in day if isinstance(e, dict)]
+
+    def set_metadata(self, item_id: str, metadata: dict[str, str]) -> None:
+        """Add key/value metadata to a version."""
+        self._call("POST", f"write/registry-model/item/{item_id}/metadata",
+                   endpoint="write/registry-model/item/{id}/metadata",
+                   json={"metadata": [{"key": k, "value": v} for k, v in metadata.items()]})
+
+    def set_status_configuration(self, item_id: str, status: str, review_required: bool) -> None:
+        """Say whether a change of the version to `status` needs an owner's review."""
+        self._call("POST", f"write/registry-model/item/{item_id}/status-configuration",
+                   endpoint="write/registry-model/item/{id}/status-configuration",
+                   json={"status": status, "isReviewRequired": review_required,
+                         "statusConfiguration": []})
+
+    def item_id(self, name: str, version: str) -> str:
+        """The registryModelItemId of a version (one details request)."""
+        return self._item_id(name, version)
+
     def _item_id(self, name: str, version: str) -> str:
         found = self.get_model(name).version(version)
         if found is None:

@@ -27,9 +27,11 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
                 if settings.serving_url else None)
     settings.model_root.mkdir(parents=True, exist_ok=True)
     # the loop's own backoff takes over from the client's retries: keep a pass short
-    client = CometClient(settings.comet, attempts=3, max_wait=min(30.0, settings.max_backoff))
+    metrics = SyncMetrics()
+    client = CometClient(settings.comet, attempts=3, max_wait=min(30.0, settings.max_backoff),
+                         on_request=metrics.count_request)
     stop = threading.Event()
-    syncer = Syncer(settings, client, state.load(settings.model_root), SyncMetrics(), notifier,
+    syncer = Syncer(settings, client, state.load(settings.model_root), metrics, notifier,
                     should_stop=stop.is_set, reporter=_reporter(settings))
     return Daemon(syncer, stop)
 
