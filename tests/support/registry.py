@@ -324,13 +324,20 @@ def sdk_env(registry: LocalRegistry, home: Path) -> dict[str, str]:
     }
 
 
-def run_sdk_script(registry: LocalRegistry, code: str, home: Path, timeout: float = 120) -> Any:
-    """Run Python code using comet_ml in a separate process; return the JSON of its last line."""
+def run_sdk_script(registry: LocalRegistry, code: str, home: Path, timeout: float = 120,
+                   allow_errors: bool = True) -> Any:
+    """Run Python code using comet_ml in a separate process; return the JSON of its last line.
+
+    With allow_errors=False, any `COMET ERROR` line the SDK logs fails the script too.
+    """
     home.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([sys.executable, "-c", code], env=sdk_env(registry, home), cwd=home,
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise AssertionError(f"SDK script failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if "COMET ERROR" in line]
+    if errors and not allow_errors:
+        raise AssertionError("the SDK logged errors:\n" + "\n".join(errors[:20]))
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
