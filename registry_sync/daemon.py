@@ -135,7 +135,7 @@ class Daemon:
             delay = (backoff_delay(failures, self.config.interval, self.config.max_backoff,
                                    self._rand)
                      if failures else poll_delay(self.config.interval, self._rand))
-            delay = max(delay, self.retry_after)
+            delay = min(max(delay, self.retry_after), self.config.max_backoff)
             self.heartbeat = self.clock()
             if not self.stop.is_set():
                 self._wait(delay)
