@@ -25,18 +25,28 @@ def _pipeline_files(pod) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _listed(files: dict[str, bytes]) -> list[dict]:
+    """The assets the registry would list for these files, each served from the zip."""
+    return [{"fileName": n, "fileSize": len(b), "member": i}
+            for i, (n, b) in enumerate(files.items())]
+
+
+def _promote_listing(pod, files: dict[str, bytes], listed: list[dict]) -> str:
+    """Register the files as the next Production version, with the registry listing `listed`."""
+    version = pod.next_version()
+    pod.registry.register_files(pod.model, version, files, status="Production",
+                                assets=json.dumps(listed))
+    return version
+
+
 def test_a_version_with_a_remote_asset_is_refused_and_the_previous_keeps_serving(pod):
     """An s3:// asset: refused naming it, nothing downloaded, the served version unchanged."""
     files = _pipeline_files(pod)
-    listed = [{"fileName": n, "fileSize": len(b), "member": i} for i, (n, b) in
-              enumerate(files.items())]
-    listed.append({"fileName": "extra/weights.bin", "fileSize": 1234,
-                   "link": "s3://team-bucket/weights.bin"})
+    listed = [*_listed(files), {"fileName": "extra/weights.bin", "fileSize": 1234,
+                                "link": "s3://team-bucket/weights.bin"}]
     before = pod.published()
     with pod.load() as load:
-        version = pod.next_version()
-        pod.registry.register_files(pod.model, version, files, status="Production",
-                                    assets=json.dumps(listed))
+        version = _promote_listing(pod, files, listed)
         rejection = pod.wait_refused_once(version)
         assert "asset 'extra/weights.bin'" in rejection["reason"]
         assert "remote asset (s3:// URI)" in rejection["reason"]
@@ -51,14 +61,11 @@ def test_a_version_with_a_remote_asset_is_refused_and_the_previous_keeps_serving
 def test_an_asset_name_that_could_escape_is_refused_before_any_byte(pod, unsafe):
     """Per-asset names get the zip's name checks: refused once, nothing fetched."""
     files = _pipeline_files(pod)
-    listed = [{"fileName": n, "fileSize": len(b), "member": i} for i, (n, b) in
-              enumerate(files.items())]
+    listed = _listed(files)
     listed[0]["fileName"] = unsafe
     before = pod.published()
     with pod.load() as load:
-        version = pod.next_version()
-        pod.registry.register_files(pod.model, version, files, status="Production",
-                                    assets=json.dumps(listed))
+        version = _promote_listing(pod, files, listed)
         rejection = pod.wait_refused_once(version)
         assert f"asset {unsafe!r}" in rejection["reason"]
         assert pod.registry.downloads() == 0 and pod.published() == before
