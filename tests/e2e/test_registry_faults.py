@@ -37,8 +37,11 @@ def faulted_requests(pod, since: int) -> list[float]:
 
 @pytest.mark.parametrize("header", ["retry_after", "retry_after_custom"])
 def test_429_is_honoured_with_retry_after_or_only_retry_after_custom(pod, header):
-    """429 with a wait longer than the backoff cap: the next request comes no sooner."""
-    wait = MAX_BACKOFF + 1.0  # longer than any backoff the sidecar would choose by itself
+    """429 with a wait longer than the sidecar's own backoff: the next request comes no sooner.
+
+    (A wait beyond SYNC_MAX_BACKOFF is capped there: test_comet_fidelity.py, issue 11 case 6.)
+    """
+    wait = MAX_BACKOFF - 0.5  # longer than the backoff after one failure (at most 1 s here)
     seen = len(pod.registry_events("fault_injected"))
     pod.fault(path="registry-model/details", status=429, times=1, **{header: wait})
     pod.fault(path="registry-model/details", times=1)  # no effect: marks the next request
@@ -48,8 +51,9 @@ def test_429_is_honoured_with_retry_after_or_only_retry_after_custom(pod, header
     load.assert_all_ok()
     refused, next_request = faulted_requests(pod, seen)[:2]
     assert wait - CLOCK_SLACK <= next_request - refused <= wait + MAX_BACKOFF + 1.0
-    failed = pod.sidecar_events("sync_failed")[-1]
-    assert failed["error_type"] == "CometUnavailable" and "HTTP 429" in failed["error"]
+    # a wait under the client's max wait is retried within the pass, a longer one by the loop
+    said = pod.sidecar_events("registry_retry") + pod.sidecar_events("sync_failed")
+    assert any("HTTP 429" in e["error"] for e in said)
 
 
 def test_connection_refused_keeps_current_and_the_sidecar_catches_up(pod):
