@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -11,9 +12,10 @@ import threading
 
 from model_contract import logs
 
-from . import config, ops_server, snapshot, state, status
+from . import approvals, config, ops_server, snapshot, state, status
 from .comet import CometClient
 from .daemon import EXIT_FAILED, EXIT_OK, Daemon
+from .errors import CometError
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier
 from .syncer import Syncer
@@ -86,8 +88,24 @@ def show_status(args: argparse.Namespace) -> int:
     config.require(values, "MODEL_ROOT")
     root = values["MODEL_ROOT"]
     report = status.report(root, state.load(root))
+    if args.registry:
+        report["pendingRequests"] = _pending_requests(args)
     print(json.dumps(report, indent=2, default=str) if args.json else status.render(report))
     return EXIT_OK if report["ready"] else EXIT_FAILED
+
+
+def _pending_requests(args: argparse.Namespace) -> list[dict] | str:
+    """Status requests awaiting approval for the followed models, or why they are unknown."""
+    values = config.read(args, os.environ, [*config.COMET_NAMES, "REGISTRY_MODELS"])
+    config.require(values, "REGISTRY_MODELS")
+    settings = config.comet_settings(values)
+    logs.redact(settings.api_key)
+    try:
+        found = approvals.pending_requests(CometClient(settings, attempts=1),
+                                           values["REGISTRY_MODELS"])
+    except CometError as exc:
+        return f"unknown: {logs.mask(str(exc))}"
+    return [dataclasses.asdict(p) for p in found]
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -100,4 +118,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser("status", help="show what is desired, installed and published")
     config.add_flags(sub, ["MODEL_ROOT"])
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_argument("--registry", action="store_true",
+                     help="also ask the registry for status requests pending approval "
+                          "(needs the COMET_* settings and REGISTRY_MODELS)")
     sub.set_defaults(handler=show_status)

@@ -79,6 +79,8 @@ def test_a_member_promotion_stays_pending_until_an_owner_approves_then_is_served
     root = tmp_path / "models"
     assert sidecar_cli(local_registry, root, name, "once").returncode == 0
     assert published_versions(root) == {name: "1.0.0"}  # the request is not followed
+    shown = sidecar_cli(local_registry, root, name, "status", "--registry")
+    assert f"pending      {name} 1.1.0 to Production, requested by member" in shown.stdout
 
     approved = cli(local_registry, "promote", name, "1.1.0", "--demote-to", "None")
     assert approved.returncode == 0 and "Production: changed" in approved.stdout
