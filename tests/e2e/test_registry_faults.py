@@ -20,7 +20,7 @@ from tests.support.pod_system import (
     ROTATED_API_KEY,
     SIDECAR_DEFAULTS,
     WRONG_API_KEY,
-    first_asset_size,
+    largest_asset,
 )
 from tests.support.processes import wait_until
 
@@ -98,12 +98,12 @@ def test_a_slow_drip_download_is_abandoned_at_its_deadline_and_retried(pod):
     drip = 16_000  # bytes per second, far below the sidecar's minimum rate
     seen = len(pod.registry_events("fault_injected"))
     retries_before = len(pod.sidecar_events("registry_retry"))
-    pod.fault(path="get-asset", drip_bps=drip, times=1)
+    index, size = largest_asset(pod.folders.pipeline)
+    pod.fault(path="get-asset", drip_bps=drip, skip=index, times=1)
     with pod.load() as load:
         version = pod.promote()
         pod.wait_served(version)
     load.assert_all_ok()
-    size = first_asset_size(pod.registry, pod.model, version)
     deadline = DOWNLOAD_TIMEOUT + size / MIN_DOWNLOAD_RATE
     retry = pod.sidecar_events("registry_retry")[retries_before]
     assert "too slow" in retry["error"]
@@ -112,9 +112,10 @@ def test_a_slow_drip_download_is_abandoned_at_its_deadline_and_retried(pod):
 
 
 def test_a_download_cut_short_is_retried_and_never_installed_partially(pod):
-    """The connection closes mid-body: the sidecar notices, retries, installs the whole zip."""
+    """The connection closes mid-asset: the sidecar notices, resumes, installs every file whole."""
     retries_before = len(pod.sidecar_events("registry_retry"))
-    pod.fault(path="get-asset", cut_after=20_000, times=1)
+    index, size = largest_asset(pod.folders.pipeline)
+    pod.fault(path="get-asset", cut_after=size // 2, skip=index, times=1)
     with pod.load() as load:
         version = pod.promote()
         pod.wait_served(version)
