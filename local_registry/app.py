@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +23,7 @@ ADMIN_PREFIX = "/-"
 BACKEND_VERSION = "4.20.500"
 SERVER_NAME = "comet-registry-sync-local"
 _STORE_ERRORS = {NotFound: 404, Conflict: 409, Invalid: 400}
+_ITEM_IN_PATH = re.compile(r"/item/([A-Za-z0-9]+)/(?:metadata|status-configuration)$")
 
 log = logs.get(__name__)
 
@@ -108,6 +110,11 @@ def _model_of_request() -> str | None:
             args = {**args, **{k: body[k] for k in ("modelItemId", "registryModelItemId")
                                if k in body}}
     item_id = args.get("modelItemId") or args.get("registryModelItemId")
+    in_path = _ITEM_IN_PATH.search(request.path)
+    if item_id is None and in_path:
+        item_id = in_path.group(1)
+    if name is None and request.path.startswith(assets.PRESIGNED_PREFIX + "/"):
+        args = {**args, "assetId": request.path.rsplit("/", 1)[-1]}
     try:
         if name is None and item_id:
             return state().store.item(str(item_id))[0]["modelName"]

@@ -132,3 +132,21 @@ def test_a_remote_asset_is_listed_with_its_uri_and_has_no_bytes_here(local_regis
     assert remote["remote"] is True and remote["link"] == "s3://bucket/big.bin"
     got = local_registry.get("experiment/asset/get-asset", assetId=remote["assetId"])
     assert got.status_code == 404
+
+
+def test_faults_reach_the_new_endpoints_by_model(local_registry):
+    """A rule naming a model hits its item-path endpoints and presigned links, not others'."""
+    name, item = _version(local_registry)
+    other, other_item = _version(local_registry)
+    local_registry.add_fault(path="status-configuration", model=name, status=503)
+    local_registry.add_fault(path="/presigned/", model=name, status=500)
+    path = "registry-model/item/{}/status-configuration"
+    assert local_registry.get(path.format(item)).status_code == 503
+    assert local_registry.get(path.format(other_item)).status_code == 200
+    local_registry.set_presigned(True)
+    try:
+        links = [_asset(local_registry, n)["versions"][0]["assets"][0]["s3Link"]
+                 for n in (name, other)]
+    finally:
+        local_registry.set_presigned(False)
+    assert [requests.get(link, timeout=10).status_code for link in links] == [500, 200]
