@@ -16,6 +16,7 @@ from registry_sync.errors import (
     RemoteAssetRefused,
     SizeMismatch,
 )
+from tests.support.processes import running_sidecar
 from tests.support.registry import unique_name
 
 from .test_comet_client import client_for
@@ -147,3 +148,18 @@ def test_a_huge_retry_after_ends_the_call_with_a_finite_hint(local_registry, hin
     with pytest.raises(CometUnavailable) as caught:
         client_for(local_registry, sleeps, max_wait=2.0).get_model("any")
     assert sleeps == [] and caught.value.retry_after == 86400.0
+
+
+def test_the_sidecar_counts_its_registry_requests_per_endpoint(local_registry, tmp_path):
+    """registry_sync_registry_requests_total names each endpoint's template, never an id."""
+    name = _registered(local_registry)
+    local_registry.set_status(name, "1.0.0", "Production")
+    with running_sidecar(local_registry, tmp_path / "models", name) as sidecar:
+        sidecar.wait_for_versions({name: "1.0.0"})
+        text = sidecar.metrics()
+    counted = {line.split("{", 1)[1].split("}", 1)[0] for line in text.splitlines()
+               if line.startswith("registry_sync_registry_requests_total{")}
+    for endpoint in ("registry-model/details", "registry-model/item/download-instructions",
+                     "experiment/asset/get-asset"):
+        assert f'code="2xx",endpoint="{endpoint}"' in counted
+    assert not any(local_registry.item_id(name, "1.0.0") in c for c in counted)
