@@ -2,7 +2,7 @@
 
 `registry-sync local-registry --data DIR --port N --api-key KEY [--member-api-key KEY2]
 [--presigned-downloads] [--workspace NAME ...]` serves, under /api/rest/v2/, with the shapes of
-/work/shared/comet-registry-api.md §3, every endpoint the comet_ml 3.58.8 SDK's model API reaches,
+docs/comet-api.md §3, every endpoint the comet_ml 3.58.8 SDK's model API reaches,
 plus `GET /clientlib/isAlive/ver` answering {"version": "4.20.500",
 "server": "comet-registry-sync-local"}. The real SDK works against it with
 COMET_URL_OVERRIDE=http://127.0.0.1:N/clientlib/.
@@ -27,11 +27,13 @@ Endpoints (under /api/rest/v2/ unless they start with /):
     POST write/registry-model/item/{id}/status-configuration
     POST write/registry-model/update
     GET|POST webhooks/config
+    GET  /mpm/isAlive/ping, POST /mpm/v2/events/batch, /mpm/v2/labels/batch,
+    GET  /mpm/local/counts                                                       mpm.py
 
 Modules: store (on-disk data), web (shared view helpers), shapes (JSON shapes), read_api,
 write_api, model_api and assets (the REST endpoints), reviews (status changes under review and
-the history), admin and faults (test-only fault injection and request counts), app (the Flask
-app), cli (the subcommand).
+the history), mpm (Comet MPM's ingestion endpoints under /mpm/, in memory), admin and faults
+(test-only fault injection and request counts), app (the Flask app), cli (the subcommand).
 
 Our own upload endpoint (not Comet's):
 

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import admin, assets, faults, model_api, read_api, write_api
+from . import admin, assets, faults, model_api, mpm, read_api, write_api
 from .reviews import Role
 from .store import Conflict, Invalid, NotFound, Store, StoreError
 from .web import JSON, ApiError, Registry, error_response, json_response, state
@@ -42,6 +42,7 @@ def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
         app.register_blueprint(blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(assets.presigned_bp, url_prefix=assets.PRESIGNED_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=ADMIN_PREFIX)
+    app.register_blueprint(mpm.bp)
     app.add_url_rule("/clientlib/isAlive/ver", "is_alive", is_alive)
     app.before_request(_count)
     app.before_request(_inject_fault)

@@ -29,7 +29,7 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
                 if settings.serving_url else None)
     settings.model_root.mkdir(parents=True, exist_ok=True)
     # the loop's own backoff takes over from the client's retries: keep a pass short
-    metrics = SyncMetrics()
+    metrics = SyncMetrics(settings.interval)
     client = CometClient(settings.comet, attempts=3, max_wait=min(30.0, settings.max_backoff),
                          on_request=metrics.count_request)
     stop = threading.Event()

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import api_key
+from model_contract import api_key
+
+from .election import ElectionSettings
 from .errors import ConfigError
 
-DEFAULT_COMET_URL = "https://www.comet.com"
+DEFAULT_COMET_URL = api_key.DEFAULT_SERVER
 DEFAULT_MIN_DOWNLOAD_RATE = 128 * 1024  # bytes/s
 
 
@@ -148,6 +150,18 @@ SETTINGS: dict[str, Setting] = {
         Setting("KUBERNETES_SERVICE_HOST", str, "",
                 "set by Kubernetes in every pod; Events and annotations are off without it"),
         Setting("KUBERNETES_SERVICE_PORT", str, "443", "set by Kubernetes in every pod"),
+        Setting("POD_IP", str, "", "this pod's IP (Downward API status.podIP): peers fetch "
+                                   "snapshot files from it"),
+        Setting("LEADER_ELECTION", _choice("auto", "off"), "auto",
+                "auto: in a cluster one sidecar polls Comet and the others follow; off: all poll"),
+        Setting("LEADER_ELECTION_LEASE", str, "comet-registry-sync",
+                "name of the coordination.k8s.io Lease the sidecars elect a leader on"),
+        Setting("LEADER_ELECTION_LEASE_DURATION", _positive_float, "15",
+                "seconds a leader's Lease lasts without renewal before another may take it"),
+        Setting("LEADER_ELECTION_RENEW_DEADLINE", _positive_float, "10",
+                "seconds a leader keeps trying to renew before it stops acting as leader"),
+        Setting("LEADER_ELECTION_RETRY_PERIOD", _positive_float, "2",
+                "seconds between attempts to acquire or renew the Lease"),
     ]
 }
 
@@ -290,7 +304,12 @@ class SyncConfig:
     listen: tuple[str, int]
     log_level: str
     kube: dict[str, Any] | None = None
+    election: ElectionSettings | None = None  # None: every sidecar polls on its own
+    pod_ip: str = ""
 
+
+ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_LEASE_DURATION",
+                  "LEADER_ELECTION_RENEW_DEADLINE", "LEADER_ELECTION_RETRY_PERIOD"]
 
 SYNC_NAMES = [
     *COMET_NAMES,
@@ -298,7 +317,7 @@ SYNC_NAMES = [
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "SERVING_URL", "RELOAD_TOKEN",
     "RELOAD_TOKEN_FILE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME", "POD_NAMESPACE", "POD_UID",
-    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
+    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP", *ELECTION_NAMES,
 ]
 
 
@@ -336,6 +355,8 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         listen=values["SIDECAR_LISTEN"],
         log_level=values["LOG_LEVEL"],
         kube=_kube_settings(values),
+        election=election_settings(values),
+        pod_ip=values["POD_IP"],
     )
 
 
@@ -346,3 +367,19 @@ def _kube_settings(values: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"pod_name": values["POD_NAME"], "namespace": values["POD_NAMESPACE"],
             "pod_uid": values["POD_UID"], "service_host": values["KUBERNETES_SERVICE_HOST"],
             "service_port": values["KUBERNETES_SERVICE_PORT"]}
+
+
+def election_settings(values: Mapping[str, Any]) -> ElectionSettings | None:
+    """The Lease to elect a leader on: None outside a cluster or with LEADER_ELECTION=off."""
+    if values["LEADER_ELECTION"] == "off" or not values["KUBERNETES_SERVICE_HOST"]:
+        return None
+    require(values, "POD_NAME", "POD_NAMESPACE")
+    duration, deadline, retry = (values["LEADER_ELECTION_LEASE_DURATION"],
+                                 values["LEADER_ELECTION_RENEW_DEADLINE"],
+                                 values["LEADER_ELECTION_RETRY_PERIOD"])
+    if not retry < deadline < duration:
+        raise ConfigError("LEADER_ELECTION_RETRY_PERIOD < LEADER_ELECTION_RENEW_DEADLINE < "
+                          f"LEADER_ELECTION_LEASE_DURATION is required, got {retry} < "
+                          f"{deadline} < {duration}")
+    return ElectionSettings(values["POD_NAMESPACE"], values["LEADER_ELECTION_LEASE"],
+                            values["POD_NAME"], duration, deadline, retry)

@@ -153,6 +153,10 @@ class Daemon:
                   error=(self.state.last_error or {}).get("message"))
         return True
 
+    def poll_now(self) -> None:
+        """Cut the current wait short: the next pass starts at once (a webhook's wake-up)."""
+        self.wake.set()
+
     def request_stop(self) -> None:
         """Stop after the current step (called from the SIGTERM handler)."""
         self.stop.set()

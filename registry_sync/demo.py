@@ -80,6 +80,7 @@ class Demo:
             "SIDECAR_LISTEN": f"127.0.0.1:{args.sidecar_port}",
             "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
             "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
+            "MPM_ENABLED": "true", "MPM_BATCH_SECONDS": "1",  # events to the local registry
         }
 
     def _start(self, name: str, command: list[str]) -> None:
@@ -105,7 +106,7 @@ class Demo:
             shutil.rmtree(self.home)
         (self.home / "metrics").mkdir(parents=True, exist_ok=True)
         self.write_env_file()
-        self._start("registry", [sys.executable, "-m", "registry_sync.cli", "local-registry",
+        self._start("registry", [sys.executable, "-m", "local_registry",
                                  "--data", str(self.home / "registry"), "--port",
                                  str(self.args.registry_port), "--api-key", self.api_key])
         _wait_ready(f"{self.registry_url}/clientlib/isAlive/ver", self.processes, 30)
@@ -141,6 +142,7 @@ The demo is up (state in {home}, logs in {home}/*.log):
               -d '{{"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
                    "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}}' -i
   status:   .venv/bin/registry-sync status --model-root {home}/models
+  MPM:      {self.registry_url}/mpm/local/counts  (Comet MPM events per version, as you predict)
 
 Promote a new version and watch X-Model-Version switch, without a restart:
 

@@ -22,6 +22,7 @@ log = logs.get(__name__)
 
 PROMOTE_NAMES = [*config.COMET_NAMES, "LOG_LEVEL"]
 EXIT_CHANGED, EXIT_NOT_APPLIED, EXIT_PENDING = 0, 1, 3
+NO_STATUS = "None"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +47,7 @@ def run(args: argparse.Namespace) -> int:
     chosen = find_production_version(after, args.status or "Production")
     log.info("model_promoted", model=args.model, version=args.version, status=args.status,
              tags=args.tag)
-    print(f"promoted {settings.workspace}/{args.model} {args.version}"
-          + (f" to {args.status}: changed" if args.status else "")
-          + (f" with tags {', '.join(args.tag)}" if args.tag else "")
-          + (f"; the {args.status} version is now {chosen.version}" if chosen else ""))
+    print(_summary(f"{settings.workspace}/{args.model}", args, chosen.version if chosen else None))
     return EXIT_CHANGED
 
 
@@ -66,6 +64,21 @@ def _not_changed(client: CometClient, after: RegistryModel, args: argparse.Names
     print(f"{args.model} {args.version} to {args.status}: not applied, its status is still "
           f"{actual}", file=sys.stderr)
     return EXIT_NOT_APPLIED
+
+
+def _summary(model: str, args: argparse.Namespace, chosen: str | None) -> str:
+    """One line saying what changed; status "None" is the absence of a status, not a name."""
+    cleared = args.status == NO_STATUS
+    line = f"{'set' if cleared else 'promoted'} {model} {args.version}"
+    if cleared:
+        line += " to no status (None)"
+    elif args.status:
+        line += f" to {args.status}: changed"
+    if args.tag:
+        line += f" with tags {', '.join(args.tag)}"
+    if chosen and args.status and not cleared:
+        line += f"; the {args.status} version is now {chosen}"
+    return line
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ Reuse from any test folder's conftest.py:
 
     from tests.support.registry import local_registry, local_registry_server  # noqa: F401
 
-`local_registry_server` (module scope) runs one `registry-sync local-registry` process per test
+`local_registry_server` (module scope) runs one `local-registry` process per test
 module; `local_registry` (per test) is the same handle with fault rules cleared and request
 counts reset. Models persist across the tests of a module: give each test its own model names
 (`unique_name`).
@@ -255,11 +255,11 @@ def _raise_for_status(response: requests.Response) -> None:
 def start_local_registry(data_dir: Path, *, api_key: str = DEFAULT_API_KEY,
                          workspace: str = DEFAULT_WORKSPACE, workspaces: Iterable[str] = (),
                          port: int = 0, log_path: Path | None = None) -> LocalRegistry:
-    """Start `registry-sync local-registry` as a process; return once isAlive answers."""
+    """Start `local-registry` as a process; return once isAlive answers."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
-    command = [sys.executable, "-m", "registry_sync.cli", "local-registry", "--data",
+    command = [sys.executable, "-m", "local_registry", "--data",
                str(data_dir), "--port", str(port), "--api-key", api_key,
                "--member-api-key", MEMBER_API_KEY]
     for name in workspaces:

@@ -112,7 +112,15 @@ def test_env_example_lists_every_setting_of_both_processes_with_its_default():
     for name, default in defaults.items():
         assert f"{name}=" in text, f"{name} missing from env.example"
         if default not in (None, ""):
-            assert f"\n{name}={default}\n" in text, f"{name}'s default differs in env.example"
+            assert f"\n{name}={default}\n" in text or f"\n# {name}={default}\n" in text, (
+                f"{name}'s default differs in env.example")
+
+
+def test_env_example_leaves_the_images_listen_addresses_alone():
+    """`docker run --env-file` with a copy of env.example keeps the images' 0.0.0.0 addresses."""
+    lines = (Path(__file__).parents[2] / "env.example").read_text().splitlines()
+    active = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+    assert not active & {"BIND", "SIDECAR_LISTEN", "MODEL_ROOT", "ADMIN_PORT"}
 
 
 def _key_with_server(url: str) -> str:

@@ -1,4 +1,4 @@
-"""Choosing the production version follows comet-registry-api.md §4."""
+"""Choosing the production version follows docs/comet-api.md §4."""
 
 from registry_sync.registry import ModelVersion, RegistryModel, find_production_version, parse_model
 
