@@ -123,8 +123,12 @@ def set_status():
     body = json_body()
     if not isinstance(body.get("status"), str) or not body.get("modelItemId"):
         raise ApiError(400, "status and modelItemId are required")
-    return _version_answer(state().store.update_item(str(body["modelItemId"]),
-                                                      status=body["status"]))
+    return _version_answer(change_status(str(body["modelItemId"]), body["status"]))
+
+
+def change_status(item_id: str, status: str) -> dict:
+    """Set a version's status, as item/status and the registry's web page both do."""
+    return state().store.update_item(item_id, status=status)
 
 
 @bp.get("/write/registry-model/item/stage")
