@@ -155,13 +155,14 @@ The demo is up (state in {home}, logs in {home}/*.log):
               -d '{{"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
                    "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}}' -i
   status:   .venv/bin/registry-sync status --model-root {home}/models
+  registry: {self.registry_url}/ui/  (log in with the COMET_API_KEY of {home}/env)
 
 Promote a new version and watch X-Model-Version switch, without a restart:
 
   .venv/bin/python -m serving.train {home}/work/model-{new} --seed {int(new.split(".")[1]) + 1}
   set -a; . {home}/env; set +a
   .venv/bin/registry-sync register --model {MODEL} --version {new} {home}/work/model-{new}
-  .venv/bin/registry-sync promote {MODEL} {new}
+  .venv/bin/registry-sync promote {MODEL} {new}      (or set its status on the registry page)
 
 Ctrl-C stops everything (from another shell: kill -TERM {os.getpid()}); --reset starts afresh.
 """

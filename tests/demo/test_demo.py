@@ -30,7 +30,9 @@ def demo_options(home, port):
 
 def test_demo_serves_html_and_json_then_a_promoted_version_without_restart(tmp_path):
     home, port = tmp_path / "demo", free_port()
-    command = [sys.executable, "-m", "registry_sync.demo", *demo_options(home, port)]
+    options = demo_options(home, port)
+    registry_port = options[options.index("--registry-port") + 1]
+    command = [sys.executable, "-m", "registry_sync.demo", *options]
     out = open(tmp_path / "demo.out", "w+")  # noqa: SIM115 - read back below
     demo = subprocess.Popen(command, cwd=REPO_ROOT, env=python_env(), stdout=out,
                             stderr=subprocess.STDOUT)
@@ -41,6 +43,7 @@ def test_demo_serves_html_and_json_then_a_promoted_version_without_restart(tmp_p
         banner = (tmp_path / "demo.out").read_text()
         assert f"{url}/" in banner and "curl -s -X POST" in banner
         assert "--version 1.1.0" in banner and "promote diamonds-classifier 1.1.0" in banner
+        assert f"registry: http://127.0.0.1:{registry_port}/ui/" in banner
 
         page = requests.post(f"{url}/predict", data=SAMPLE, timeout=10)
         assert page.status_code == 200 and "1.0.0" in page.text
