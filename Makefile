@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml docker/constraints.txt | $(BIN)/python
 	    --constraint docker/constraints.txt
 	touch $(STAMP)
 
-# Debian packages the browser test and the benchmarks need; skipped when already present.
+# Debian packages the browser test, the benchmarks and the alert-rule tests (promtool, from
+# `prometheus`) need; skipped when already present.
 system-deps: | $(BIN)/python
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null \
-	  || { echo "installing chromium, chromium-driver, wrk, curl with apt (log: $(VENV)/apt.log)"; \
+	  && command -v promtool >/dev/null \
+	  || { echo "installing chromium, chromium-driver, wrk, curl, prometheus with apt (log: $(VENV)/apt.log)"; \
 	       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	           chromium chromium-driver wrk curl; } >$(VENV)/apt.log 2>&1 \
+	           chromium chromium-driver wrk curl prometheus; } >$(VENV)/apt.log 2>&1 \
 	       || { tail -n 30 $(VENV)/apt.log; exit 1; }; }
 
 test: $(STAMP) system-deps

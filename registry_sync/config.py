@@ -8,6 +8,7 @@ ConfigError naming the variable and what it expects; the CLI turns that into one
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,9 +16,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from model_contract import api_key
 
-DEFAULT_COMET_URL = "https://www.comet.com"
+from .election import ElectionSettings
+from .errors import ConfigError, SecretUnavailable
+from .secret_files import check_secret_file, read_secret_file, secret_value
+
+DEFAULT_COMET_URL = api_key.DEFAULT_SERVER
+DEFAULT_MIN_DOWNLOAD_RATE = 128 * 1024  # bytes/s
 
 
 def _url_root(value: str) -> str:
@@ -102,14 +108,20 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.env: s
     for s in [
-        Setting("COMET_API_KEY", str, None, "Comet API key (or use COMET_API_KEY_FILE)", True),
-        Setting("COMET_API_KEY_FILE", Path, None, "file holding the API key; re-read on each poll"),
+        Setting("COMET_API_KEY", secret_value, None, "Comet API key (or use COMET_API_KEY_FILE)",
+                True),
+        Setting("COMET_API_KEY_FILE", Path, None,
+                "file holding the API key; re-read on each use (rotation without restart)"),
         Setting("COMET_WORKSPACE", str, None, "Comet workspace holding the registry models"),
-        Setting("COMET_URL_OVERRIDE", _url_root, DEFAULT_COMET_URL,
-                "Comet server; only scheme://host:port is used, as by the comet_ml SDK"),
-        Setting("COMET_TIMEOUT", _positive_float, "10", "seconds to wait on a registry API call"),
+        Setting("COMET_URL_OVERRIDE", _url_root, None,
+                "Comet server; only scheme://host:port is used, as by the comet_ml SDK "
+                "(unset: the key's baseUrl, else https://www.comet.com)"),
+        Setting("COMET_TIMEOUT", _positive_float, "10",
+                "seconds a registry API call may take, whole answer included"),
         Setting("COMET_DOWNLOAD_TIMEOUT", _positive_float, "60",
-                "seconds a download may stall without receiving a byte"),
+                "seconds a download may stall; added to the size-based deadline"),
+        Setting("COMET_MIN_DOWNLOAD_RATE", _positive_int, str(DEFAULT_MIN_DOWNLOAD_RATE),
+                "bytes/s a download must average, against the size the registry announced"),
         Setting("MODEL_ROOT", Path, None, "shared directory holding snapshots/ and current"),
         Setting("REGISTRY_MODELS", _name_list, None, "comma-separated registry model names"),
         Setting("REGISTRY_STATUS", str, "Production", "status that marks the version to serve"),
@@ -129,9 +141,13 @@ SETTINGS: dict[str, Setting] = {
                 "cap on a zip entry's uncompressed/compressed size ratio"),
         Setting("SERVING_URL", str, "",
                 "serving's base URL for validate/reload (empty: publish without validation)"),
-        Setting("RELOAD_TOKEN", str, "", "shared token for serving's /-/validate and /-/reload",
-                True),
-        Setting("RELOAD_TOKEN_FILE", Path, None, "file holding the reload token"),
+        Setting("RELOAD_TOKEN", secret_value, "",
+                "shared token for serving's /-/validate and /-/reload", True),
+        Setting("RELOAD_TOKEN_FILE", Path, None,
+                "file holding the reload token; re-read on each use (rotation without restart)"),
+        Setting("VALIDATION_DEADLINE", _positive_float, "300",
+                "seconds the sidecar waits for serving's verdict on a snapshot (must exceed "
+                "serving's VALIDATION_TIMEOUT)"),
         Setting("SIDECAR_LISTEN", _listen, "127.0.0.1:8090",
                 "address of the sidecar's /healthz /readyz /metrics /status (port 0: off)"),
         Setting("LOG_LEVEL", _log_level, "info", "debug, info, warning or error"),
@@ -141,6 +157,18 @@ SETTINGS: dict[str, Setting] = {
         Setting("KUBERNETES_SERVICE_HOST", str, "",
                 "set by Kubernetes in every pod; Events and annotations are off without it"),
         Setting("KUBERNETES_SERVICE_PORT", str, "443", "set by Kubernetes in every pod"),
+        Setting("POD_IP", str, "", "this pod's IP (Downward API status.podIP): peers fetch "
+                                   "snapshot files from it"),
+        Setting("LEADER_ELECTION", _choice("auto", "off"), "auto",
+                "auto: in a cluster one sidecar polls Comet and the others follow; off: all poll"),
+        Setting("LEADER_ELECTION_LEASE", str, "comet-registry-sync",
+                "name of the coordination.k8s.io Lease the sidecars elect a leader on"),
+        Setting("LEADER_ELECTION_LEASE_DURATION", _positive_float, "15",
+                "seconds a leader's Lease lasts without renewal before another may take it"),
+        Setting("LEADER_ELECTION_RENEW_DEADLINE", _positive_float, "10",
+                "seconds a leader keeps trying to renew before it stops acting as leader"),
+        Setting("LEADER_ELECTION_RETRY_PERIOD", _positive_float, "2",
+                "seconds between attempts to acquire or renew the Lease"),
     ]
 }
 
@@ -185,17 +213,6 @@ def require(values: Mapping[str, Any], *names: str) -> None:
             raise ConfigError(f"{name} (or {setting.flag}) is required: {setting.help}")
 
 
-def read_secret_file(path: Path, name: str) -> str:
-    """Read a secret from a mounted file, stripped; ConfigError if it cannot be read or is empty."""
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{name} {str(path)!r} cannot be read: {exc.strerror}") from None
-    if not value:
-        raise ConfigError(f"{name} {str(path)!r} is empty")
-    return value
-
-
 @dataclass(frozen=True)
 class CometSettings:
     """Where the registry is and how to authenticate to it."""
@@ -206,17 +223,34 @@ class CometSettings:
     api_key_file: Path | None
     timeout: float = 10.0
     download_timeout: float = 60.0
+    min_download_rate: int = DEFAULT_MIN_DOWNLOAD_RATE
 
     def read_api_key(self) -> str:
         """The current API key: from its file when one is mounted (rotation without restart)."""
         if self.api_key_file is not None:
-            return read_secret_file(self.api_key_file, "COMET_API_KEY_FILE")
+            return api_key.key_to_send(read_secret_file(self.api_key_file, "COMET_API_KEY_FILE"))
         assert self.api_key is not None
-        return self.api_key
+        return api_key.key_to_send(self.api_key)
 
 
 COMET_NAMES = ["COMET_API_KEY", "COMET_API_KEY_FILE", "COMET_WORKSPACE", "COMET_URL_OVERRIDE",
-               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT"]
+               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE"]
+
+
+def server_url(override: str | None, key: str, key_variable: str) -> str:
+    """COMET_URL_OVERRIDE if set, else the server the key names, else Comet's own."""
+    try:
+        carried = api_key.base_url(key)
+    except api_key.MalformedKey as exc:
+        raise ConfigError(f"{key_variable} is malformed: expected {exc}") from None
+    if override:
+        return override
+    if carried is None:
+        return DEFAULT_COMET_URL
+    try:
+        return _url_root(carried)
+    except ValueError as exc:
+        raise ConfigError(f"{key_variable}'s baseUrl is malformed: expected {exc}") from None
 
 
 def comet_settings(values: Mapping[str, Any]) -> CometSettings:
@@ -225,12 +259,23 @@ def comet_settings(values: Mapping[str, Any]) -> CometSettings:
     if not values.get("COMET_API_KEY") and not values.get("COMET_API_KEY_FILE"):
         raise ConfigError("COMET_API_KEY (or COMET_API_KEY_FILE) is required: your Comet API key")
     settings = CometSettings(
-        url=values["COMET_URL_OVERRIDE"], workspace=values["COMET_WORKSPACE"],
+        url=DEFAULT_COMET_URL, workspace=values["COMET_WORKSPACE"],
         api_key=values.get("COMET_API_KEY") or None, api_key_file=values.get("COMET_API_KEY_FILE"),
         timeout=values["COMET_TIMEOUT"], download_timeout=values["COMET_DOWNLOAD_TIMEOUT"],
+        min_download_rate=values.get("COMET_MIN_DOWNLOAD_RATE") or DEFAULT_MIN_DOWNLOAD_RATE,
     )
-    settings.read_api_key()
-    return settings
+    key_variable = "COMET_API_KEY_FILE" if settings.api_key_file else "COMET_API_KEY"
+    check_secret_file(settings.api_key_file, key_variable)
+    try:
+        raw_key = (read_secret_file(settings.api_key_file, key_variable)
+                   if settings.api_key_file else settings.api_key or "")
+    except SecretUnavailable as exc:
+        if not values.get("COMET_URL_OVERRIDE"):  # the key names the server: it is needed now
+            raise ConfigError(f"{exc} (without COMET_URL_OVERRIDE the server is read from the "
+                              "key)") from None
+        raw_key = ""  # mid-rotation: every pass reads it again, a failed pass until it is back
+    url = server_url(values.get("COMET_URL_OVERRIDE"), raw_key, key_variable)
+    return dataclasses.replace(settings, url=url)
 
 
 @dataclass(frozen=True)
@@ -258,19 +303,33 @@ class SyncConfig:
     keep_snapshots: int
     limits: ArchiveLimits
     serving_url: str
-    reload_token: str
+    reload_token: str  # as read at start; read_reload_token() gives the current one
     listen: tuple[str, int]
     log_level: str
     kube: dict[str, Any] | None = None
+    election: ElectionSettings | None = None  # None: every sidecar polls on its own
+    pod_ip: str = ""
+    reload_token_file: Path | None = None
+    validation_deadline: float = 300.0
 
+    def read_reload_token(self) -> str:
+        """The current reload token: from its file when one is mounted (re-read on each use)."""
+        if self.reload_token_file is not None:
+            return read_secret_file(self.reload_token_file, "RELOAD_TOKEN_FILE")
+        return self.reload_token
+
+
+ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_LEASE_DURATION",
+                  "LEADER_ELECTION_RENEW_DEADLINE", "LEADER_ELECTION_RETRY_PERIOD"]
 
 SYNC_NAMES = [
     *COMET_NAMES,
     "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG", "SYNC_GROUPING",
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "SERVING_URL", "RELOAD_TOKEN",
-    "RELOAD_TOKEN_FILE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME", "POD_NAMESPACE", "POD_UID",
-    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
+    "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
+    "POD_NAMESPACE", "POD_UID", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP",
+    *ELECTION_NAMES,
 ]
 
 
@@ -278,9 +337,13 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     """Read and validate the daemon's configuration."""
     values = read(args, os.environ if environ is None else environ, SYNC_NAMES)
     require(values, "MODEL_ROOT", "REGISTRY_MODELS")
-    token = values["RELOAD_TOKEN"]
-    if values.get("RELOAD_TOKEN_FILE"):
-        token = read_secret_file(values["RELOAD_TOKEN_FILE"], "RELOAD_TOKEN_FILE")
+    token, token_file = values["RELOAD_TOKEN"], values.get("RELOAD_TOKEN_FILE")
+    check_secret_file(token_file, "RELOAD_TOKEN_FILE")
+    if token_file:
+        try:
+            token = read_secret_file(token_file, "RELOAD_TOKEN_FILE")
+        except SecretUnavailable:
+            token = ""  # not there yet (rotation): each use reads it again
     serving_url = values["SERVING_URL"].rstrip("/")
     if serving_url:
         try:
@@ -288,7 +351,7 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         except ValueError as exc:
             raise ConfigError(
                 f"SERVING_URL (or --serving-url) is {serving_url!r}: expected {exc}") from None
-        if not token:
+        if not token and not token_file:
             raise ConfigError("RELOAD_TOKEN (or RELOAD_TOKEN_FILE) is required with SERVING_URL")
     return SyncConfig(
         comet=comet_settings(values),
@@ -308,6 +371,10 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         listen=values["SIDECAR_LISTEN"],
         log_level=values["LOG_LEVEL"],
         kube=_kube_settings(values),
+        election=election_settings(values),
+        pod_ip=values["POD_IP"],
+        reload_token_file=token_file,
+        validation_deadline=values["VALIDATION_DEADLINE"],
     )
 
 
@@ -318,3 +385,19 @@ def _kube_settings(values: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"pod_name": values["POD_NAME"], "namespace": values["POD_NAMESPACE"],
             "pod_uid": values["POD_UID"], "service_host": values["KUBERNETES_SERVICE_HOST"],
             "service_port": values["KUBERNETES_SERVICE_PORT"]}
+
+
+def election_settings(values: Mapping[str, Any]) -> ElectionSettings | None:
+    """The Lease to elect a leader on: None outside a cluster or with LEADER_ELECTION=off."""
+    if values["LEADER_ELECTION"] == "off" or not values["KUBERNETES_SERVICE_HOST"]:
+        return None
+    require(values, "POD_NAME", "POD_NAMESPACE")
+    duration, deadline, retry = (values["LEADER_ELECTION_LEASE_DURATION"],
+                                 values["LEADER_ELECTION_RENEW_DEADLINE"],
+                                 values["LEADER_ELECTION_RETRY_PERIOD"])
+    if not retry < deadline < duration:
+        raise ConfigError("LEADER_ELECTION_RETRY_PERIOD < LEADER_ELECTION_RENEW_DEADLINE < "
+                          f"LEADER_ELECTION_LEASE_DURATION is required, got {retry} < "
+                          f"{deadline} < {duration}")
+    return ElectionSettings(values["POD_NAMESPACE"], values["LEADER_ELECTION_LEASE"],
+                            values["POD_NAME"], duration, deadline, retry)

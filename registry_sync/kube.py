@@ -134,6 +134,19 @@ def _token_hook(token_file: Path) -> Callable[[Any], None]:
     return refresh
 
 
+def api_client(api_url: str, token_file: Path, ca_file: Path | None = None) -> ApiClient:
+    """A client of the API server at api_url, re-reading the token in token_file per request."""
+    from kubernetes import client
+
+    configuration = client.Configuration(
+        host=api_url, ssl_ca_cert=str(ca_file) if ca_file else None, retries=0,
+    )
+    configuration.api_key["BearerToken"] = ""  # the hook reads it before every request
+    configuration.api_key_prefix["BearerToken"] = "Bearer"
+    configuration.refresh_api_key_hook = _token_hook(token_file)
+    return client.ApiClient(configuration)
+
+
 def _api_errors() -> tuple[type[BaseException], ...]:
     """What a call to the API server may raise: refusals, network failures, bad answers."""
     import urllib3
@@ -213,15 +226,7 @@ class PodReporter:
         **options: Any,
     ) -> PodReporter:
         """A reporter for the API server at api_url, authenticated by the token in token_file."""
-        from kubernetes import client
-
-        configuration = client.Configuration(
-            host=api_url, ssl_ca_cert=str(ca_file) if ca_file else None, retries=0,
-        )
-        configuration.api_key["BearerToken"] = ""  # the hook reads it before every request
-        configuration.api_key_prefix["BearerToken"] = "Bearer"
-        configuration.refresh_api_key_hook = _token_hook(token_file)
-        return cls(client.ApiClient(configuration), pod, **options)
+        return cls(api_client(api_url, token_file, ca_file), pod, **options)
 
     def model_synced(self, snapshot_id: str, versions: Mapping[str, str]) -> None:
         """Annotate the pod with the published versions and record a ModelSynced Event."""

@@ -1,15 +1,20 @@
-"""The sidecar's own HTTP endpoints: /healthz, /readyz, /metrics, /status."""
+"""The sidecar's own HTTP endpoints: /healthz, /readyz, /metrics, /status, and for peers
+/-/files/<snapshot>/<model>/<path> (files of complete snapshots, peer.py) and POST /-/poll-now
+(a webhook's wake-up), both only with the shared token (RELOAD_TOKEN) as a Bearer token."""
 
 from __future__ import annotations
 
+import hmac
 import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import status
+from . import peer, status
 from .daemon import Daemon
+from .errors import SecretUnavailable
 
 
 def health(daemon: Daemon) -> tuple[bool, str]:
@@ -37,9 +42,53 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
             elif path == "/metrics":
                 body = generate_latest(daemon.syncer.metrics.registry)
                 self._raw(200, body, CONTENT_TYPE_LATEST)
+            elif path.startswith(peer.FILES_PREFIX):
+                self._file(path)
             else:
                 self._send(404, {"error": "not found", "paths": ["/healthz", "/readyz",
                                                                  "/metrics", "/status"]})
+
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != "/-/poll-now":
+                self._send(404, {"error": "not found", "paths": ["/-/poll-now"]})
+            elif self._authorized():
+                daemon.poll_now()
+                self._send(202, {"accepted": True})
+
+        def _authorized(self) -> bool:
+            """True for the shared token; otherwise answers 401 (403 when none is set)."""
+            try:
+                token = daemon.config.read_reload_token()  # its file re-read: rotation
+            except SecretUnavailable:
+                token = ""  # mid-rotation: refused until the file is back
+            if not token:
+                self._send(403, {"error": "peer endpoints are off: no RELOAD_TOKEN"})
+                return False
+            sent = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(sent.encode(), token.encode()):
+                self._send(401, {"error": "missing or wrong token"})
+                return False
+            return True
+
+        def _file(self, path: str) -> None:
+            if not self._authorized():
+                return
+            found = peer.find_file(daemon.config.model_root, path)
+            try:
+                handle = open(found, "rb") if found else None  # noqa: SIM115 - closed below
+            except OSError:
+                handle = None
+            if handle is None:
+                self._send(404, {"error": "no such file in a complete snapshot"})
+                return
+            with handle:
+                size = handle.seek(0, 2)
+                handle.seek(0)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                shutil.copyfileobj(handle, self.wfile, 256 * 1024)
 
         def _send(self, code: int, body: dict) -> None:
             self._raw(code, json.dumps(body, default=str).encode(), "application/json")

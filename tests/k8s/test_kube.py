@@ -40,18 +40,8 @@ class Clock:
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    """Loopback requests must not go through a proxy of the environment."""
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def api():
-    """A running stand-in API server."""
-    with Server(FakeApi()) as running:
-        yield running
+def _loopback(no_proxy):
+    """Every request here goes to a stand-in on 127.0.0.1, never through a proxy."""
 
 
 @pytest.fixture

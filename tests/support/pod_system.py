@@ -210,11 +210,11 @@ class PodSystem:
         """Wait for the rejection of version; then two more polls must download nothing."""
         rejection = wait_until(lambda: self.rejection_of(version), 15,
                                what=f"the rejection of {version}")
-        downloads = self.registry.count("registry-model/item/download")
+        downloads = self.registry.downloads()
         polls = len(self.sidecar_events("sync_finished"))
         wait_until(lambda: len(self.sidecar_events("sync_finished")) >= polls + 2, 10,
                    what="two more polls")
-        assert self.registry.count("registry-model/item/download") == downloads, "retried"
+        assert self.registry.downloads() == downloads, "retried"
         last = self.sidecar_events("sync_finished")[-1]
         assert last["outcome"] == "rejected" and "already rejected" in last["detail"], last
         return rejection
@@ -238,18 +238,18 @@ class PodSystem:
 
     # --- serving ------------------------------------------------------------------------
 
-    def launch_serving(self) -> Gunicorn:
+    def launch_serving(self, wait: bool = True) -> Gunicorn:
         """Start gunicorn on MODEL_ROOT and the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
-                              admin=self.admin_port, token=RELOAD_TOKEN,
+                              admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
                               RELOAD_TOKEN_FILE=str(self.token_file))
         self.scan.watch(self.serving.log_path)
         return self.serving
 
-    def relaunch_serving(self) -> Gunicorn:
+    def relaunch_serving(self, wait: bool = True) -> Gunicorn:
         """Stop gunicorn (if running) and start it again on the same ports."""
         self.serving.stop()
-        return self.launch_serving()
+        return self.launch_serving(wait)
 
     def serving_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """gunicorn's JSON log lines (every worker, every launch)."""
@@ -284,13 +284,14 @@ class PodSystem:
     # --- the whole pod --------------------------------------------------------------------
 
     def assert_current_complete(self) -> None:
-        """`current` names a complete snapshot, and snapshots/ holds only complete ones."""
+        """`current` names a complete snapshot, and every folder in snapshots/ verifies (a kill
+        while pruning must not leave one without its files)."""
         found = snapshot.read_current(self.root)
         assert found is not None, "current names no readable snapshot"
         manifest.verify(layout.snapshot_path(self.root, found.snapshotId), found)
         folders = sorted(p.name for p in layout.snapshots_dir(self.root).iterdir())
-        complete = sorted(m.snapshotId for m in snapshot.installed_manifests(self.root))
-        assert folders == complete, f"incomplete snapshots in snapshots/: {folders} {complete}"
+        damaged = {name: snapshot.damage(self.root, name) for name in folders}
+        assert not any(damaged.values()), f"incomplete snapshots in snapshots/: {damaged}"
 
     def reset(self) -> None:
         """Back to normal: registry up without faults, the right key, default sidecar, serving."""
@@ -358,6 +359,7 @@ def kill(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
-def zip_size(registry: LocalRegistry, model: str, version: str) -> int:
-    """The size in bytes of a version's zip as the registry serves it."""
-    return len(registry.download(model, version=version))
+def first_asset_size(registry: LocalRegistry, model: str, version: str) -> int:
+    """The fileSize of a version's first asset: the first the sidecar downloads."""
+    found = next(v for v in registry.details(model)["versions"] if v["version"] == version)
+    return found["assets"][0]["fileSize"]

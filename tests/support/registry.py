@@ -37,6 +37,8 @@ API = "/api/rest/v2"
 DEFAULT_API_KEY = "local-registry-test-key"
 DEFAULT_WORKSPACE = "test-ws"
 START_TIMEOUT = 20.0
+ASSET_DOWNLOAD = "experiment/asset/get-asset"  # the sidecar's download path, one asset a call
+DOWNLOAD_PATHS = (ASSET_DOWNLOAD, "registry-model/item/download", "/-/presigned")
 
 
 def unique_name(prefix: str = "model") -> str:
@@ -171,7 +173,7 @@ class LocalRegistry:
         return self._admin("PUT", "faults", list(rules))["rules"]
 
     def add_fault(self, **rule: Any) -> list[dict]:
-        """Append one fault rule, e.g. add_fault(path="item/download", status=503, times=2)."""
+        """Append one fault rule, e.g. add_fault(path="get-asset", status=503, times=2)."""
         return self._admin("POST", "faults", rule)["rules"]
 
     def clear_faults(self) -> None:
@@ -193,6 +195,15 @@ class LocalRegistry:
         if method is None:
             return counts["by_path"].get(path, 0)
         return counts["by_method_path"].get(f"{method.upper()} {path}", 0)
+
+    def downloads(self) -> int:
+        """Requests that fetch a model's bytes: per asset, presigned link, or the legacy zip."""
+        counts = self.request_counts()["by_path"]
+        return sum(n for path, n in counts.items() if path.endswith(DOWNLOAD_PATHS))
+
+    def zip_only(self) -> None:
+        """Make the registry look like one without download-instructions: the zip fallback."""
+        self.add_fault(path="registry-model/item/download-instructions", status=404)
 
     def reset_request_counts(self) -> None:
         """Count requests from zero."""

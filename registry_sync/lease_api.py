@@ -1,0 +1,113 @@
+"""One named Lease through the official client: read, create, replace, and watch it.
+
+The packaged `kubernetes.leaderelection` is not used: its LeaseLock builds its own client from
+the global default configuration (no injected ApiClient, so no rotated token hook or timeouts),
+its loop blocks in `run()`, and it has no way to write annotations conditional on holding the
+Lease. This module is the seam election.py and decision.py talk through; it maps the client's
+errors to LeaseConflict / LeaseUnavailable and keeps the API server's JSON as sent (MicroTime
+strings are not re-parsed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .election import LeaseConflict, LeaseRecord, LeaseUnavailable, lease_body, record_from_lease
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    import urllib3
+    from kubernetes.client.exceptions import OpenApiException
+
+    return (OpenApiException, urllib3.exceptions.HTTPError, OSError, ValueError, KeyError,
+            TypeError)
+
+
+def _describe(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return f"HTTP {status} {getattr(exc, 'reason', '') or ''}".strip()
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class WatchExpired(Exception):
+    """The resourceVersion a watch started from is too old (410 Gone): list again."""
+
+
+class KubeLease:
+    """The Lease `name` in `namespace`, through CoordinationV1Api."""
+
+    def __init__(self, api_client: ApiClient, namespace: str, name: str,
+                 timeout: tuple[float, float] = (2.0, 5.0)):
+        from kubernetes import client
+
+        self._api = client.CoordinationV1Api(api_client)
+        self.namespace, self.name, self._timeout = namespace, name, timeout
+        self._errors = _errors()
+
+    def get(self) -> LeaseRecord | None:
+        """The Lease, or None when it does not exist."""
+        try:
+            return record_from_lease(self._call(self._api.read_namespaced_lease, self.name,
+                                                self.namespace))
+        except LeaseUnavailable as exc:
+            if "HTTP 404" in str(exc):
+                return None
+            raise
+
+    def create(self, record: LeaseRecord) -> LeaseRecord:
+        """Create the Lease; LeaseConflict if it already exists."""
+        body = lease_body(self.name, self.namespace, record)
+        return record_from_lease(self._call(self._api.create_namespaced_lease, self.namespace,
+                                            body))
+
+    def replace(self, record: LeaseRecord) -> LeaseRecord:
+        """Replace the Lease conditionally on record.resource_version; LeaseConflict if stale."""
+        body = lease_body(self.name, self.namespace, record)
+        return record_from_lease(self._call(self._api.replace_namespaced_lease, self.name,
+                                            self.namespace, body))
+
+    def watch(self, resource_version: str, timeout_seconds: int,
+              stopper: Callable[[Any], None] = lambda watch: None
+              ) -> Iterator[tuple[str, LeaseRecord | None, str]]:
+        """Yield (type, record or None for a BOOKMARK, resourceVersion) until the stream ends.
+
+        Raises WatchExpired on 410 Gone, LeaseUnavailable on anything else going wrong.
+        `stopper` receives the Watch so another thread can stop it.
+        """
+        from kubernetes import watch as kube_watch
+
+        watcher = kube_watch.Watch()
+        stopper(watcher)
+        try:
+            for event in watcher.stream(
+                    self._api.list_namespaced_lease, self.namespace,
+                    field_selector=f"metadata.name={self.name}", allow_watch_bookmarks=True,
+                    resource_version=resource_version, timeout_seconds=timeout_seconds,
+                    _request_timeout=(self._timeout[0], timeout_seconds + self._timeout[1])):
+                raw = event["raw_object"]
+                version = str((raw.get("metadata") or {}).get("resourceVersion") or "")
+                if event["type"] == "BOOKMARK":
+                    yield "BOOKMARK", None, version
+                else:
+                    yield event["type"], record_from_lease(raw), version
+        except self._errors as exc:
+            if getattr(exc, "status", None) == 410:
+                raise WatchExpired(_describe(exc)) from None
+            raise LeaseUnavailable(_describe(exc)) from None
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        try:
+            response = method(*args, _preload_content=False, _request_timeout=self._timeout)
+            body = json.loads(response.data)
+            response.release_conn()
+            return body
+        except self._errors as exc:
+            if getattr(exc, "status", None) == 409:
+                raise LeaseConflict(_describe(exc)) from None
+            raise LeaseUnavailable(_describe(exc)) from None

@@ -1,0 +1,124 @@
+"""The decided version set on the Lease: written only by the holder, followed through a watch."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+
+import pytest
+
+from model_contract.manifest import FileEntry, ModelEntry
+from registry_sync import decision
+from registry_sync.decision import Decision, DecisionError, DecisionWatcher
+from registry_sync.election import ElectionSettings, Elector
+from tests.k8s.conftest import LEASE, NAMESPACE
+
+DIGEST = "ab" * 32
+
+
+def decided(version: str) -> Decision:
+    """A decision of one model at a version."""
+    model = ModelEntry("ws", "diamonds-classifier", version, f"item-{version}", "Production",
+                       "a1b2c3", (FileEntry("model.pkl", 1234, DIGEST),))
+    return Decision(f"snap-{version}", (model,), "pod-a", "http://10.1.2.3:8090")
+
+
+@pytest.fixture
+def follower(lease):
+    """A DecisionWatcher on its own thread; yields the queue of what it delivered."""
+    seen: queue.Queue[Decision] = queue.Queue()
+    stop = threading.Event()
+    watcher = DecisionWatcher(lease(), seen.put, watch_timeout=30, retry=0.1)
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    yield seen
+    stop.set()
+    watcher.stop()
+    thread.join(10)
+
+
+def test_a_decision_survives_the_annotation_round_trip():
+    """What the leader writes is what a follower reads."""
+    sent = decided("1.2.0")
+    assert decision.parse(sent.to_annotation()) == sent
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda m: m["files"][0].update(path="../../etc/cron.d/x"), "path"),
+    (lambda m: m["files"][0].update(path="/etc/passwd"), "path"),
+    (lambda m: m["files"][0].update(sha256="f00"), "sha256"),
+    (lambda m: m["files"][0].update(size=-1), "size"),
+    (lambda m: m.update(name="../x"), "name"),
+])
+def test_a_malformed_decision_is_refused_naming_the_field(change, named):
+    """A follower never writes where a decision's path points outside its snapshot."""
+    raw = json.loads(decided("1.2.0").to_annotation())
+    change(raw["models"][0])
+    with pytest.raises(DecisionError, match=named):
+        decision.parse(json.dumps(raw))
+
+
+def test_only_the_holder_writes_the_decision(lease):
+    """A deposed leader's write is refused; the decision on the Lease stays the holder's."""
+    class Clock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock_a, clock_b = Clock(), Clock()
+    a = Elector(lease(), ElectionSettings(NAMESPACE, LEASE, "pod-a"), clock=clock_a)
+    b = Elector(lease(), ElectionSettings(NAMESPACE, LEASE, "pod-b"), clock=clock_b)
+    assert a.try_acquire_or_renew()
+    assert a.annotate({decision.DECISION_ANNOTATION: decided("1.0.0").to_annotation()})
+    assert not b.annotate({decision.DECISION_ANNOTATION: decided("9.9.9").to_annotation()})
+    b.try_acquire_or_renew()
+    clock_b.now += 16
+    assert b.try_acquire_or_renew()
+    assert b.annotate({decision.DECISION_ANNOTATION: decided("2.0.0").to_annotation()})
+    clock_a.now += 11
+    assert not a.annotate({decision.DECISION_ANNOTATION: decided("1.0.1").to_annotation()})
+    assert decision.read(lease().get()).versions == {"diamonds-classifier": "2.0.0"}
+
+
+def _write(api, version: str) -> None:
+    """The leader's write, made straight in the stand-in's store (so it works in an outage)."""
+    body = {"metadata": {"name": LEASE}, "spec": {"holderIdentity": "pod-a"}}
+    if (NAMESPACE, LEASE) not in api.leases.objects:
+        api.leases.create(NAMESPACE, body)
+    body = api.leases.get(NAMESPACE, LEASE)
+    body["metadata"]["annotations"] = {
+        decision.DECISION_ANNOTATION: decided(version).to_annotation()}
+    api.leases.update(NAMESPACE, LEASE, body)
+
+
+def test_a_follower_learns_each_new_decision_through_the_watch(api, lease, follower):
+    """The decision present at start, then each change: delivered once each, in order."""
+    _write(api, "1.0.0")
+    assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.0.0"}
+    _write(api, "1.1.0")
+    assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.1.0"}
+    assert api.sent("GET", "leases?") and follower.empty()
+
+
+def test_a_broken_watch_resumes_after_stream_ends_outages_and_410(api, lease, follower):
+    """Closed streams, an API server answering 503, then a compacted history: nothing lost."""
+    _write(api, "1.0.0")
+    assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.0.0"}
+    api.leases.close_watches()
+    _write(api, "1.1.0")
+    assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.1.0"}
+    api.fail_with = 503
+    api.leases.close_watches()
+    watches = api.watches
+    _write(api, "1.2.0")  # written behind the outage, straight into the store
+    threading.Event().wait(0.5)
+    assert follower.empty()
+    api.fail_with = None
+    assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.2.0"}
+    api.leases.compact()
+    api.leases.close_watches()
+    _write(api, "1.3.0")
+    assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.3.0"}
+    assert api.watches > watches
