@@ -1,6 +1,6 @@
 """The local registry: a Comet-compatible model registry server, on disk, for offline use and tests.
 
-`registry-sync local-registry --data DIR --port N --api-key KEY [--member-api-key KEY2]
+`local-registry --data DIR --port N --api-key KEY [--member-api-key KEY2]
 [--presigned-downloads] [--workspace NAME ...]` serves, under /api/rest/v2/, with the shapes of
 docs/comet-api.md §3, every endpoint the comet_ml 3.58.8 SDK's model API reaches,
 plus `GET /clientlib/isAlive/ver` answering {"version": "4.20.500",

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import admin, assets, faults, model_api, mpm, read_api, write_api
+from . import admin, assets, faults, model_api, mpm, read_api, ui, write_api
 from .reviews import Role
 from .store import Conflict, Invalid, NotFound, Store, StoreError
 from .web import JSON, ApiError, Registry, error_response, json_response, state
@@ -43,6 +43,7 @@ def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
     app.register_blueprint(assets.presigned_bp, url_prefix=assets.PRESIGNED_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=ADMIN_PREFIX)
     app.register_blueprint(mpm.bp)
+    app.register_blueprint(ui.bp, url_prefix=ui.PREFIX)
     app.add_url_rule("/clientlib/isAlive/ver", "is_alive", is_alive)
     app.before_request(_count)
     app.before_request(_inject_fault)
@@ -61,12 +62,12 @@ def is_alive() -> Response:
 
 
 def _count() -> None:
-    if not request.path.startswith(ADMIN_PREFIX + "/"):
+    if not request.path.startswith((ADMIN_PREFIX + "/", ui.PREFIX + "/")):
         state().counts.count(request.method, request.path)
 
 
 def _inject_fault() -> Response | None:
-    if request.path.startswith(ADMIN_PREFIX + "/"):
+    if request.path.startswith((ADMIN_PREFIX + "/", ui.PREFIX + "/")):
         return None
     rule = state().faults.take(request.method, request.path, _model_of_request,
                                request.headers.get("User-Agent", ""))

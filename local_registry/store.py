@@ -126,6 +126,11 @@ class Store:
 
     # Reads: every answer is a deep copy, so callers never see a half-applied write.
 
+    def workspaces(self) -> list[str]:
+        """Every workspace holding at least one model, by name."""
+        with self._lock:
+            return sorted(name for name, models in self._models.items() if models)
+
     def workspace_models(self, workspace: str) -> list[dict]:
         """Every model of a workspace (none for an unknown one), oldest first."""
         with self._lock:
