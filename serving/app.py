@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import api, config, context, metrics, ops, web
+from . import api, config, context, metrics, ops, web, webhook
 from .context import HOLDER, SETTINGS, error_response, holder
 from .errors import BatchTooLarge, FieldError, InvalidInput, ModelRejected, NoModel
 from .holder import ModelHolder
@@ -29,7 +29,7 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     models = ModelHolder(settings)
     app.extensions[SETTINGS], app.extensions[HOLDER] = settings, models
-    for blueprint in (web.bp, api.bp, ops.bp):
+    for blueprint in (web.bp, api.bp, ops.bp, webhook.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
     for error, handler in ERROR_HANDLERS:

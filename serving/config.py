@@ -76,6 +76,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "BIND": (_bind, "127.0.0.1:8080", "public address gunicorn listens on"),
     "WEB_CONCURRENCY": (_positive_int, "2", "gunicorn worker processes"),
     "GUNICORN_THREADS": (_positive_int, "1", "threads per worker (1: sync workers)"),
+    "WEBHOOK_SECRET": (str, None, "secret Comet's webhook sends; unset: the webhook is off"),
+    "WEBHOOK_HEADER": (str, "Authorization", "header that carries the webhook secret"),
+    "WEBHOOK_PER_MINUTE": (_positive_int, "6", "webhook calls accepted per minute per worker"),
+    "SIDECAR_URL": (str, "http://127.0.0.1:8090", "the local sidecar a webhook call wakes"),
 }
 
 
@@ -88,7 +92,7 @@ def _read(environ: Mapping[str, Any], name: str) -> Any:
     try:
         return parse(raw)
     except ValueError as exc:
-        shown = "(hidden)" if name == "RELOAD_TOKEN" else repr(raw)
+        shown = "(hidden)" if name in ("RELOAD_TOKEN", "WEBHOOK_SECRET") else repr(raw)
         raise ConfigError(f"{name} is {shown}: expected {exc}") from None
 
 
@@ -106,6 +110,10 @@ class ServingConfig:
     log_level: str = "info"
     metrics_dir: Path | None = None
     watch: bool = True  # tests turn the background watcher off to drive swaps by hand
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    webhook_header: str = "Authorization"
+    webhook_per_minute: int = 6
+    sidecar_url: str = "http://127.0.0.1:8090"
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,9 @@ def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
         check_interval=_read(env, "MODEL_CHECK_INTERVAL"),
         golden_min_accuracy=_read(env, "GOLDEN_MIN_ACCURACY"), log_level=_read(env, "LOG_LEVEL"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"),
+        webhook_secret=_read(env, "WEBHOOK_SECRET"), webhook_header=_read(env, "WEBHOOK_HEADER"),
+        webhook_per_minute=_read(env, "WEBHOOK_PER_MINUTE"),
+        sidecar_url=_read(env, "SIDECAR_URL").rstrip("/"),
     )
 
 
