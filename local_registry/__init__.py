@@ -1,7 +1,7 @@
 """The local registry: a Comet-compatible model registry server, on disk, for offline use and tests.
 
 `registry-sync local-registry --data DIR --port N --api-key KEY [--workspace NAME ...]` serves
-every endpoint of /work/shared/comet-registry-api.md §2 under /api/rest/v2/ with the shapes of
+every endpoint of docs/comet-api.md §2 under /api/rest/v2/ with the shapes of
 §3, plus `GET /clientlib/isAlive/ver` answering {"version": "4.20.500",
 "server": "comet-registry-sync-local"}. The real comet_ml 3.58.8 SDK works against it with
 COMET_URL_OVERRIDE=http://127.0.0.1:N/clientlib/.

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import admin, faults, read_api, write_api
+from . import admin, faults, mpm, read_api, write_api
 from .store import Conflict, Invalid, NotFound, Store, StoreError
 from .web import JSON, ApiError, Registry, error_response, json_response, state
 
@@ -32,6 +32,7 @@ def create_app(data: Path, api_key: str, workspaces: Iterable[str] = ()) -> Flas
     app.register_blueprint(read_api.bp, url_prefix=API_PREFIX)
     app.register_blueprint(write_api.bp, url_prefix=API_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=ADMIN_PREFIX)
+    app.register_blueprint(mpm.bp)
     app.add_url_rule("/clientlib/isAlive/ver", "is_alive", is_alive)
     app.before_request(_count)
     app.before_request(_inject_fault)

@@ -1,10 +1,11 @@
-"""The `registry-sync local-registry` subcommand: serve the local registry until SIGTERM/SIGINT."""
+"""`local-registry` (python -m local_registry): serve the local registry until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -19,10 +20,10 @@ from .app import create_app
 log = logs.get(__name__)
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Add the local-registry subcommand to the CLI's subparsers."""
-    parser = commands.add_parser(
-        "local-registry", help="serve a local Comet-compatible model registry",
+def build_parser() -> argparse.ArgumentParser:
+    """The command's options."""
+    parser = argparse.ArgumentParser(
+        prog="local-registry",
         description="Serve a Comet-compatible model registry (REST API v2) storing under --data.")
     parser.add_argument("--data", type=Path, required=True, metavar="DIR",
                         help="directory holding the registry; created if missing")
@@ -36,7 +37,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="accept only these workspaces (repeatable or comma-separated); "
                              "default: any workspace name")
     config.add_flags(parser, ["LOG_LEVEL"])
-    parser.set_defaults(handler=serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until stopped; a bad option or a busy port is one line on stderr, never a traceback."""
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_level or "info")
+    try:
+        return serve(args)
+    except ConfigError as exc:
+        print(f"local-registry: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except RegistrySyncError as exc:
+        print(f"local-registry: {logs.mask(str(exc))}", file=sys.stderr)
+        return 1
 
 
 def _api_key(args: argparse.Namespace) -> str:
@@ -74,7 +89,8 @@ def serve(args: argparse.Namespace) -> int:
         with _listen(args.host, args.port) as sock:
             server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
     except (OSError, ValueError, KeyError) as exc:
-        raise RegistrySyncError(f"local registry cannot start: {exc}") from exc
+        raise RegistrySyncError(
+            f"local registry cannot listen on {args.host}:{args.port}: {exc}") from exc
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{server.port}"
 

@@ -1,4 +1,4 @@
-"""The read endpoints of comet-registry-api.md §2, under /api/rest/v2/."""
+"""The read endpoints of docs/comet-api.md §2, under /api/rest/v2/."""
 
 from __future__ import annotations
 

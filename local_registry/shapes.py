@@ -1,4 +1,4 @@
-"""The JSON shapes of comet-registry-api.md §2 and §3, built from the store's records."""
+"""The JSON shapes of docs/comet-api.md §2 and §3, built from the store's records."""
 
 from __future__ import annotations
 

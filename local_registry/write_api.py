@@ -1,4 +1,4 @@
-"""The write endpoints of comet-registry-api.md §2, plus our own upload, under /api/rest/v2/."""
+"""The write endpoints of docs/comet-api.md §2, plus our own upload, under /api/rest/v2/."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The registry-sync command line: run, once, status, register, promote, local-registry."""
+"""The registry-sync command line: run, once, status, register, promote."""
 
 from __future__ import annotations
 
@@ -18,15 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registry-sync", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from local_registry import cli as local_registry_cli
-
     from . import commands as sync_commands
     from . import promote, register
 
     sync_commands.add_parsers(commands)
     register.add_parser(commands)
     promote.add_parser(commands)
-    local_registry_cli.add_parser(commands)
     return parser
 
 

@@ -1,15 +1,22 @@
-"""The Comet registry REST client: requests + tenacity, typed errors, streamed downloads.
+"""The Comet registry REST client: requests + tenacity, typed errors, bounded calls.
 
-Every call has a timeout. Connection errors, timeouts, 429 and 500/502/503/504 are retried with
-exponential backoff and jitter, honouring `Retry-After` and Comet's `Retry-After-Custom`; after
-the last attempt they become CometUnavailable. 400/401/403/404 are never retried: they become
-the typed errors of errors.py, with messages that say what to fix and never hold the key.
+Every call has an overall deadline (COMET_TIMEOUT for the whole answer, not only between bytes;
+downloads have theirs in download.py). Connection errors, timeouts, 429 and 500/502/503/504 are
+retried with exponential backoff and jitter, honouring `Retry-After` and Comet's
+`Retry-After-Custom` (parsed without ever raising, capped at a day; a hint longer than the
+client's max wait ends the call at once, the hint carried on CometUnavailable for the loop).
+After the last attempt they become CometUnavailable. 400/401/402/403/404 are never retried: they
+become the typed errors of errors.py, with messages that say what to fix and never hold the key.
+Every request is counted per endpoint template through `on_request`, for the sidecar's metrics.
 """
 
 from __future__ import annotations
 
+import datetime
+import email.utils
+import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,34 +35,37 @@ from tenacity.wait import wait_base
 from model_contract import logs
 
 from . import __version__
+from .config import DEFAULT_MIN_DOWNLOAD_RATE as MIN_DOWNLOAD_RATE  # noqa: F401 - re-exported
 from .config import CometSettings
 from .errors import (
     BadRequest,
     BadResponse,
     CometError,
     CometUnavailable,
+    InstructionsMissing,
     ModelNotFound,
+    PaymentRequired,
     Unauthorized,
     VersionNotFound,
     WorkspaceNotFound,
 )
 from .registry import RegistryModel, check_identity, parse_model
+from .transfer import (
+    Retryable,
+    arriving_chunks,
+    content_length,
+    deadline_after,
+    receive,
+)
 
 log = logs.get(__name__)
 
 API = "/api/rest/v2/"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
-CHUNK_SIZE = 256 * 1024  # small enough that a stop request or a deadline is seen quickly
-MIN_DOWNLOAD_RATE = 128 * 1024  # bytes/s below which a drip-feeding download is given up
+MAX_JSON_BYTES = 64 * 1024 * 1024  # a details answer of thousands of versions is far below
+MAX_RETRY_HINT = 24 * 3600.0  # a Retry-After beyond a day is a broken server, not a plan
 ProgressFn = Callable[[int, int | None], None]
-
-
-class _Retryable(Exception):
-    """A failure worth another attempt, with the server's hint of when, if any."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
+RequestCounter = Callable[[str, int], None]
 
 
 class wait_retry_after(wait_base):  # lower case: reads as a tenacity phrase
@@ -83,17 +93,36 @@ class stop_when_asked_to_wait_longer_than(stop_base):  # lower case: a tenacity 
         return (getattr(exc, "retry_after", None) or 0) > self.cap
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asks us to wait, from Retry-After or Retry-After-Custom."""
+def retry_after_seconds(headers: Mapping[str, str],
+                        now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the server asks us to wait (Retry-After or Retry-After-Custom), 0..a day, or None.
+
+    Never raises and never answers inf or NaN: seconds or an HTTP-date are read; anything else
+    is ignored and our own backoff applies.
+    """
     for name in ("Retry-After", "Retry-After-Custom"):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            continue  # an HTTP-date: not sent by Comet; fall back to our own backoff
+        seconds = _hint_seconds(headers.get(name), now)
+        if seconds is not None:
+            return seconds
     return None
+
+
+def _hint_seconds(value: str | None, now: Callable[[], float]) -> float | None:
+    if value is None or len(value) > 100:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = when.timestamp() - now()
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_HINT)
 
 
 class CometClient:
@@ -101,14 +130,16 @@ class CometClient:
 
     def __init__(self, settings: CometSettings, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep, attempts: int = 5,
-                 max_wait: float = 30.0, clock: Callable[[], float] = time.monotonic):
+                 max_wait: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 on_request: RequestCounter | None = None):
         self.settings = settings
         self.workspace = settings.workspace
+        self._on_request = on_request
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = f"registry-sync/{__version__}"
         self._clock = clock
         self._retrying = Retrying(
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception_type(Retryable),
             wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=max_wait), max_wait),
             stop=stop_after_attempt(attempts) | stop_when_asked_to_wait_longer_than(max_wait),
             sleep=sleep,
@@ -133,36 +164,82 @@ class CometClient:
 
     def _call(self, method: str, path: str, *, not_found: CometError | None = None,
               **kwargs: Any) -> requests.Response:
-        """One API call with retries; returns a 2xx response or raises a typed error."""
+        """One API call with retries; returns a 2xx response, body read, or a typed error."""
+        return self.retrying(self._attempt_whole, method, path, not_found, **kwargs)
+
+    def retrying(self, attempt: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run attempt with the client's retries; Retryable becomes CometUnavailable at the end."""
         try:
-            return self._retrying(self._attempt, method, path, not_found, **kwargs)
-        except _Retryable as exc:
+            return self._retrying(attempt, *args, **kwargs)
+        except Retryable as exc:
             raise self._unavailable(exc) from exc
 
-    def _attempt(self, method: str, path: str, not_found: CometError | None,
-                 **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self.settings.timeout)
-        headers = {**self._headers(), **kwargs.pop("extra_headers", {})}
+    def _attempt_whole(self, method: str, path: str, not_found: CometError | None,
+                       **kwargs: Any) -> requests.Response:
+        """One attempt whose whole answer must arrive within COMET_TIMEOUT."""
+        deadline = self._clock() + self.settings.timeout
+        response = self.attempt(method, path, not_found, stream=True, **kwargs)
+        body, size = [], 0
         try:
-            response = self._session.request(method, self._url(path), headers=headers, **kwargs)
+            with response:
+                for chunk in arriving_chunks(response):
+                    size += len(chunk)
+                    if size > MAX_JSON_BYTES:
+                        raise BadResponse(f"{path}: the registry's answer is over "
+                                          f"{MAX_JSON_BYTES} bytes")
+                    if self._clock() > deadline:
+                        raise Retryable(f"{method} {path}: the answer took longer than "
+                                        f"COMET_TIMEOUT={self.settings.timeout:g}s")
+                    body.append(chunk)
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            raise Retryable(f"{method} {path}: answer cut short: {type(exc).__name__}") from exc
+        response._content = b"".join(body)  # what requests itself does for a non-streamed call
+        return response
+
+    def attempt(self, method: str, path: str, not_found: CometError | None, *,
+                endpoint: str | None = None, authenticate: bool = True,
+                **kwargs: Any) -> requests.Response:
+        """One request, no retry: a response under 400, else Retryable or a typed error.
+
+        `path` may be an absolute URL (a presigned link, sent without the key); `endpoint`
+        is the path template it is counted under.
+        """
+        kwargs.setdefault("timeout", self.settings.timeout)
+        headers = {**(self._headers() if authenticate else {}),
+                   **kwargs.pop("extra_headers", {})}
+        url = path if path.startswith(("http://", "https://")) else self._url(path)
+        label = endpoint or path
+        try:
+            response = self._session.request(method, url, headers=headers, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retryable(f"{method} {path}: {type(exc).__name__}") from exc
+            self._count(label, 0)
+            raise Retryable(f"{method} {label}: {type(exc).__name__}") from exc
+        self._count(label, response.status_code)
         if response.status_code < 400:
             return response
-        response.close()
-        raise self._error(method, path, response, not_found)
+        _read_error_body(response)
+        raise self._error(method, label, response, not_found)
+
+    def _count(self, endpoint: str, status: int) -> None:
+        if self._on_request is not None:
+            self._on_request(endpoint, status)
 
     def _error(self, method: str, path: str, response: requests.Response,
                not_found: CometError | None) -> Exception:
         status = response.status_code
         message = _error_message(response)
         if status in RETRYABLE_STATUS:
-            return _Retryable(f"{method} {path}: HTTP {status} {message}".strip(),
-                              retry_after_seconds(response.headers))
+            return Retryable(f"{method} {path}: HTTP {status} {message}".strip(),
+                             retry_after_seconds(response.headers))
         if status in (401, 403):
             return Unauthorized(f"the registry refused the API key (HTTP {status}): check "
                                 "COMET_API_KEY / COMET_API_KEY_FILE and access to workspace "
                                 f"{self.workspace!r}")
+        if status == 402:
+            return PaymentRequired(f"the registry refused {path} for a plan limit (HTTP 402 "
+                                   f"{message}): check the Comet plan and usage of workspace "
+                                   f"{self.workspace!r}")
         if status == 404 and not_found is not None:
             return not_found
         if status == 400 and "constraint" in message.lower():
@@ -201,46 +278,54 @@ class CometClient:
 
     def download(self, name: str, version: str, dest: Path, progress: ProgressFn | None = None,
                  expected_size: int | None = None) -> int:
-        """Stream the version's zip into dest in chunks; return its size in bytes."""
-        try:
-            return self._retrying(self._download_once, name, version, dest, progress,
-                                  expected_size)
-        except _Retryable as exc:
-            raise self._unavailable(exc) from exc
+        """Stream the version's zip (the legacy whole-version endpoint) into dest; its bytes."""
+        return self.retrying(self._download_once, name, version, dest, progress, expected_size)
 
-    def _unavailable(self, exc: _Retryable) -> CometUnavailable:
+    def download_instructions(self, name: str, version: str) -> dict[str, Any]:
+        """Where each asset of a version comes from; InstructionsMissing on a 404."""
+        return self._get("registry-model/item/download-instructions",
+                         InstructionsMissing(f"{self.settings.url} has no download-instructions "
+                                             f"for {name} {version}"),
+                         workspaceName=self.workspace, modelName=name, version=version)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock deadlines are measured with."""
+        return self._clock
+
+    def _unavailable(self, exc: Retryable) -> CometUnavailable:
         error = CometUnavailable(f"registry {self.settings.url} unavailable: {exc}")
         error.retry_after = exc.retry_after
         return error
 
+    def download_timeouts(self) -> tuple[float, float]:
+        """(connect, between-bytes) timeouts of a download request."""
+        return self.settings.timeout, self.settings.download_timeout
+
+    def download_deadline(self, remaining: int) -> float:
+        """When a download of `remaining` announced bytes, starting now, must be over."""
+        return deadline_after(self._clock(), self.settings.download_timeout, remaining,
+                              self.settings.min_download_rate)
+
     def _download_once(self, name: str, version: str, dest: Path, progress: ProgressFn | None,
                        expected_size: int | None) -> int:
         params = {"workspaceName": self.workspace, "modelName": name, "version": version}
-        timeout = (self.settings.timeout, self.settings.download_timeout)
-        response = self._attempt("GET", "registry-model/item/download",
-                                 VersionNotFound(self.workspace, name, version), params=params,
-                                 stream=True, timeout=timeout)
-        total = _content_length(response) or expected_size
-        deadline = self._clock() + self.settings.download_timeout + (total or 0) / MIN_DOWNLOAD_RATE
+        response = self.attempt("GET", "registry-model/item/download",
+                                VersionNotFound(self.workspace, name, version), params=params,
+                                stream=True, timeout=self.download_timeouts())
+        total = content_length(response) or expected_size
         received = 0
-        try:
-            with response, open(dest, "wb") as out:
-                for chunk in _arriving_chunks(response):
-                    out.write(chunk)
-                    received += len(chunk)
-                    if progress:
-                        progress(received, total)
-                    if self._clock() > deadline:
-                        raise _Retryable(f"download of {name} {version} too slow: "
-                                         f"{received} bytes by the deadline")
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
-            raise _Retryable(f"download of {name} {version} cut short after {received} bytes: "
-                             f"{type(exc).__name__}") from exc
-        if _content_length(response) not in (None, received):
-            raise _Retryable(f"download of {name} {version} cut short: {received} of "
-                             f"{_content_length(response)} bytes")
-        return received
+
+        def count(chunk: bytes) -> None:
+            nonlocal received
+            received += len(chunk)
+            if progress:
+                progress(received, total)
+
+        with open(dest, "wb") as out:
+            return receive(response, out, what=f"download of {name} {version}",
+                           deadline=self.download_deadline(total or 0), clock=self._clock,
+                           on_chunk=count)
 
     def set_status(self, name: str, version: str, status: str) -> None:
         """Set a version's status (promote or demote), as the Comet UI does."""
@@ -274,36 +359,24 @@ class CometClient:
         # One attempt only: a streamed body cannot be replayed, and a retry could register twice.
         with open(archive, "rb") as body:
             try:
-                response = self._attempt(
+                response = self.attempt(
                     "POST", "write/registry-model/item/upload", None,
                     params={k: v for k, v in params.items() if v}, data=body,
                     extra_headers={"Content-Type": "application/zip"},
                     timeout=(self.settings.timeout, self.settings.download_timeout))
-            except _Retryable as exc:
+            except Retryable as exc:
                 raise CometUnavailable(f"upload of {name} {version} failed: {exc}") from exc
         return self._json(response, "item/upload")
 
 
-def _arriving_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The streamed body in pieces as they arrive, each at most CHUNK_SIZE bytes.
-
-    Unlike iter_content, which waits until a whole chunk is there, this returns whatever a read
-    gets, so a server dripping bytes cannot hold the loop (and its deadline check) for long.
-    urllib3's errors become requests' own, as iter_content would raise them.
-    """
-    raw = response.raw
-    try:
-        while chunk := raw.read1(CHUNK_SIZE, decode_content=True):
-            yield chunk
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        raise requests.exceptions.ReadTimeout(str(exc)) from exc
-    except urllib3.exceptions.HTTPError as exc:
-        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
-
-
-def _content_length(response: requests.Response) -> int | None:
-    value = response.headers.get("Content-Length")
-    return int(value) if value and value.isdigit() else None
+def _read_error_body(response: requests.Response) -> None:
+    """Keep at most 64 KiB of an error answer (Comet's small JSON body), then close it."""
+    if response._content is False:  # a streamed answer whose body is not read yet
+        try:
+            response._content = response.raw.read(65536, decode_content=True) or b""
+        except (urllib3.exceptions.HTTPError, OSError):
+            response._content = b""
+    response.close()
 
 
 def _error_message(response: requests.Response) -> str:

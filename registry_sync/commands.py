@@ -29,7 +29,8 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
     # the loop's own backoff takes over from the client's retries: keep a pass short
     client = CometClient(settings.comet, attempts=3, max_wait=min(30.0, settings.max_backoff))
     stop = threading.Event()
-    syncer = Syncer(settings, client, state.load(settings.model_root), SyncMetrics(), notifier,
+    syncer = Syncer(settings, client, state.load(settings.model_root),
+                    SyncMetrics(settings.interval), notifier,
                     should_stop=stop.is_set, reporter=_reporter(settings))
     return Daemon(syncer, stop)
 

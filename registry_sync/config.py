@@ -8,6 +8,7 @@ ConfigError naming the variable and what it expects; the CLI turns that into one
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import api_key
 from .election import ElectionSettings
 from .errors import ConfigError
 
 DEFAULT_COMET_URL = "https://www.comet.com"
+DEFAULT_MIN_DOWNLOAD_RATE = 128 * 1024  # bytes/s
 
 
 def _url_root(value: str) -> str:
@@ -106,11 +109,15 @@ SETTINGS: dict[str, Setting] = {
         Setting("COMET_API_KEY", str, None, "Comet API key (or use COMET_API_KEY_FILE)", True),
         Setting("COMET_API_KEY_FILE", Path, None, "file holding the API key; re-read on each poll"),
         Setting("COMET_WORKSPACE", str, None, "Comet workspace holding the registry models"),
-        Setting("COMET_URL_OVERRIDE", _url_root, DEFAULT_COMET_URL,
-                "Comet server; only scheme://host:port is used, as by the comet_ml SDK"),
-        Setting("COMET_TIMEOUT", _positive_float, "10", "seconds to wait on a registry API call"),
+        Setting("COMET_URL_OVERRIDE", _url_root, None,
+                "Comet server; only scheme://host:port is used, as by the comet_ml SDK "
+                "(unset: the key's baseUrl, else https://www.comet.com)"),
+        Setting("COMET_TIMEOUT", _positive_float, "10",
+                "seconds a registry API call may take, whole answer included"),
         Setting("COMET_DOWNLOAD_TIMEOUT", _positive_float, "60",
-                "seconds a download may stall without receiving a byte"),
+                "seconds a download may stall; added to the size-based deadline"),
+        Setting("COMET_MIN_DOWNLOAD_RATE", _positive_int, str(DEFAULT_MIN_DOWNLOAD_RATE),
+                "bytes/s a download must average, against the size the registry announced"),
         Setting("MODEL_ROOT", Path, None, "shared directory holding snapshots/ and current"),
         Setting("REGISTRY_MODELS", _name_list, None, "comma-separated registry model names"),
         Setting("REGISTRY_STATUS", str, "Production", "status that marks the version to serve"),
@@ -219,17 +226,34 @@ class CometSettings:
     api_key_file: Path | None
     timeout: float = 10.0
     download_timeout: float = 60.0
+    min_download_rate: int = DEFAULT_MIN_DOWNLOAD_RATE
 
     def read_api_key(self) -> str:
         """The current API key: from its file when one is mounted (rotation without restart)."""
         if self.api_key_file is not None:
-            return read_secret_file(self.api_key_file, "COMET_API_KEY_FILE")
+            return api_key.key_to_send(read_secret_file(self.api_key_file, "COMET_API_KEY_FILE"))
         assert self.api_key is not None
-        return self.api_key
+        return api_key.key_to_send(self.api_key)
 
 
 COMET_NAMES = ["COMET_API_KEY", "COMET_API_KEY_FILE", "COMET_WORKSPACE", "COMET_URL_OVERRIDE",
-               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT"]
+               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE"]
+
+
+def server_url(override: str | None, key: str, key_variable: str) -> str:
+    """COMET_URL_OVERRIDE if set, else the server the key names, else Comet's own."""
+    try:
+        carried = api_key.base_url(key)
+    except api_key.MalformedKey as exc:
+        raise ConfigError(f"{key_variable} is malformed: expected {exc}") from None
+    if override:
+        return override
+    if carried is None:
+        return DEFAULT_COMET_URL
+    try:
+        return _url_root(carried)
+    except ValueError as exc:
+        raise ConfigError(f"{key_variable}'s baseUrl is malformed: expected {exc}") from None
 
 
 def comet_settings(values: Mapping[str, Any]) -> CometSettings:
@@ -238,12 +262,16 @@ def comet_settings(values: Mapping[str, Any]) -> CometSettings:
     if not values.get("COMET_API_KEY") and not values.get("COMET_API_KEY_FILE"):
         raise ConfigError("COMET_API_KEY (or COMET_API_KEY_FILE) is required: your Comet API key")
     settings = CometSettings(
-        url=values["COMET_URL_OVERRIDE"], workspace=values["COMET_WORKSPACE"],
+        url=DEFAULT_COMET_URL, workspace=values["COMET_WORKSPACE"],
         api_key=values.get("COMET_API_KEY") or None, api_key_file=values.get("COMET_API_KEY_FILE"),
         timeout=values["COMET_TIMEOUT"], download_timeout=values["COMET_DOWNLOAD_TIMEOUT"],
+        min_download_rate=values.get("COMET_MIN_DOWNLOAD_RATE") or DEFAULT_MIN_DOWNLOAD_RATE,
     )
-    settings.read_api_key()
-    return settings
+    key_variable = "COMET_API_KEY_FILE" if settings.api_key_file else "COMET_API_KEY"
+    raw_key = (read_secret_file(settings.api_key_file, key_variable) if settings.api_key_file
+               else settings.api_key or "")
+    url = server_url(values.get("COMET_URL_OVERRIDE"), raw_key, key_variable)
+    return dataclasses.replace(settings, url=url)
 
 
 @dataclass(frozen=True)

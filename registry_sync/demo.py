@@ -96,7 +96,7 @@ class Demo:
             shutil.rmtree(self.home)
         (self.home / "metrics").mkdir(parents=True, exist_ok=True)
         self.write_env_file()
-        self._start("registry", [sys.executable, "-m", "registry_sync.cli", "local-registry",
+        self._start("registry", [sys.executable, "-m", "local_registry",
                                  "--data", str(self.home / "registry"), "--port",
                                  str(self.args.registry_port), "--api-key", "demo-api-key"])
         _wait_ready(f"{self.registry_url}/clientlib/isAlive/ver", self.processes, 30)

@@ -7,13 +7,16 @@ RegistrySyncError
 │   ├── WorkspaceNotFound  the workspace does not exist
 │   ├── ModelNotFound      the registry model does not exist in the workspace
 │   ├── VersionNotFound    the version does not exist
+│   ├── PaymentRequired    HTTP 402: a limit of the Comet plan was reached
+│   ├── InstructionsMissing  no download-instructions (404): fall back to the zip
 │   ├── BadRequest         any other refusal of a request as malformed
 │   ├── BadResponse        the registry's answer does not have the documented shape
 │   └── CometUnavailable   unreachable, timing out, 5xx or 429 after every retry
 ├── ArchiveError           a downloaded archive is unsafe or does not match the registry
 │   ├── UnsafeArchive      absolute paths, '..', links, or an unreadable zip
 │   ├── ArchiveTooLarge    over the caps on size, entry count or compression ratio
-│   └── SizeMismatch       sizes disagree with the registry's fileSize
+│   ├── SizeMismatch       sizes disagree with the registry's fileSize
+│   └── RemoteAssetRefused an asset lives outside the registry (s3://, gs://, another URI)
 ├── InsufficientSpace      not enough free disk for a download, checked before it starts
 ├── SnapshotRejected       serving refused to load a staged snapshot
 └── ServingUnavailable     serving could not be asked to validate or reload
@@ -59,6 +62,14 @@ class VersionNotFound(CometError):
         self.workspace, self.name, self.version = workspace, name, version
 
 
+class PaymentRequired(CometError):
+    """The registry refused a request because a limit of the Comet plan was reached (402)."""
+
+
+class InstructionsMissing(CometError):
+    """The registry answered 404 to download-instructions (an older or partial server)."""
+
+
 class BadRequest(CometError):
     """The registry refused a request as malformed."""
 
@@ -87,6 +98,10 @@ class ArchiveTooLarge(ArchiveError):
 
 class SizeMismatch(ArchiveError):
     """A file's size disagrees with the registry's fileSize."""
+
+
+class RemoteAssetRefused(ArchiveError):
+    """A version's asset is a remote URI the sidecar cannot fetch from the registry."""
 
 
 class InsufficientSpace(RegistrySyncError):

@@ -1,4 +1,8 @@
-"""Installing one registry model version into a folder: space check, streamed download, unzip."""
+"""Installing one registry model version into a folder: space check, download, describe.
+
+The path is per asset (asset_download.py), as the comet_ml SDK downloads; only a registry without
+download-instructions (404) gets the legacy zip endpoint, unpacked by archive.py.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from model_contract import logs
-from model_contract.manifest import ModelEntry
+from model_contract.manifest import FileEntry, ModelEntry
 
-from . import archive
+from . import archive, asset_download
 from .comet import CometClient
 from .config import ArchiveLimits
-from .errors import InsufficientSpace
+from .errors import InstructionsMissing, InsufficientSpace
 from .registry import ModelVersion
 
 log = logs.get(__name__)
@@ -26,14 +30,15 @@ class Stopped(Exception):
     """The daemon was asked to stop in the middle of an installation."""
 
 
-def ensure_free_space(folder: Path, version: ModelVersion) -> None:
-    """Refuse a download that would not fit: the zip and its unpacked files, plus a margin."""
-    needed = 2 * version.total_size + SPACE_MARGIN
+def ensure_free_space(folder: Path, version: str, size: int, copies: int = 1) -> None:
+    """Refuse a download that would not fit: its files (twice for a zip), plus a margin."""
+    needed = copies * size + SPACE_MARGIN
     free = shutil.disk_usage(folder).free
     if free < needed:
+        what = "zip + unpacked + margin" if copies > 1 else "files + margin"
         raise InsufficientSpace(
-            f"{version.version} needs {needed} bytes free under MODEL_ROOT (zip + unpacked "
-            f"+ margin), only {free} are: enlarge the volume or lower KEEP_SNAPSHOTS")
+            f"{version} needs {needed} bytes free under MODEL_ROOT ({what}), only {free} "
+            "are: enlarge the volume or lower KEEP_SNAPSHOTS")
 
 
 class ProgressLog:
@@ -65,16 +70,34 @@ class ProgressLog:
 def install(client: CometClient, name: str, version: ModelVersion, work_dir: Path,
             model_dir: Path, limits: ArchiveLimits, on_bytes: Callable[[int], None],
             should_stop: Callable[[], bool]) -> ModelEntry:
-    """Download a version's zip into work_dir, unpack it into model_dir, describe its files."""
-    ensure_free_space(work_dir, version)
-    zip_path = work_dir / f"{name}.zip"
+    """Download a version's assets into model_dir (via work_dir) and describe its files."""
     started = time.monotonic()
     progress = ProgressLog(name, version.version, on_bytes, should_stop)
-    size = client.download(name, version.version, zip_path, progress)
-    files = archive.extract(zip_path, model_dir, version.assets, limits, should_stop)
-    zip_path.unlink()
-    log.info("model_downloaded", model=name, version=version.version, bytes=size,
-             files=len(files), seconds=round(time.monotonic() - started, 3))
+    try:
+        found = asset_download.plan(client, name, version, limits)
+    except InstructionsMissing:
+        path = "zip"
+        files = _install_from_zip(client, name, version, work_dir, model_dir, limits, progress,
+                                  should_stop)
+    else:
+        path = "assets"
+        ensure_free_space(work_dir, version.version, found.total_size)
+        files = asset_download.fetch(client, found, work_dir, model_dir, progress)
+    log.info("model_downloaded", model=name, version=version.version, path=path,
+             bytes=sum(f.size for f in files), files=len(files),
+             seconds=round(time.monotonic() - started, 3))
     return ModelEntry(workspace=client.workspace, name=name, version=version.version,
                       registryModelItemId=version.registry_model_item_id,
                       status=version.status, experimentKey=version.experiment_key, files=files)
+
+
+def _install_from_zip(client: CometClient, name: str, version: ModelVersion, work_dir: Path,
+                      model_dir: Path, limits: ArchiveLimits, progress: ProgressLog,
+                      should_stop: Callable[[], bool]) -> tuple[FileEntry, ...]:
+    """The legacy path: the whole version's zip, checked and unpacked by archive.py."""
+    ensure_free_space(work_dir, version.version, version.total_size, copies=2)
+    zip_path = work_dir / f"{name}.zip"
+    client.download(name, version.version, zip_path, progress)
+    files = archive.extract(zip_path, model_dir, version.assets, limits, should_stop)
+    zip_path.unlink()
+    return files

@@ -8,9 +8,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 class SyncMetrics:
     """Counters and gauges of the sync loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float = 0.0) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # Alerts compare the last success's age with the interval (docs/alerts/rules.yml).
+        self.interval = Gauge("registry_sync_interval_seconds", "Configured seconds between polls",
+                              registry=r)
+        self.interval.set(interval)
         self.attempts = Counter("registry_sync_attempts", "Sync passes by outcome", ["outcome"],
                                 registry=r)
         self.duration = Histogram("registry_sync_duration_seconds", "Duration of a sync pass",

@@ -14,6 +14,7 @@ from .registry import find_production_version
 log = logs.get(__name__)
 
 PROMOTE_NAMES = [*config.COMET_NAMES, "LOG_LEVEL"]
+NO_STATUS = "None"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,11 +35,23 @@ def run(args: argparse.Namespace) -> int:
     chosen = find_production_version(client.get_model(args.model), args.status or "Production")
     log.info("model_promoted", model=args.model, version=args.version, status=args.status,
              tags=args.tag)
-    print(f"promoted {settings.workspace}/{args.model} {args.version}"
-          + (f" to {args.status}" if args.status else "")
-          + (f" with tags {', '.join(args.tag)}" if args.tag else "")
-          + (f"; the {args.status} version is now {chosen.version}" if chosen else ""))
+    print(_summary(f"{settings.workspace}/{args.model}", args, chosen.version if chosen else None))
     return 0
+
+
+def _summary(model: str, args: argparse.Namespace, chosen: str | None) -> str:
+    """One line saying what changed; status "None" is the absence of a status, not a name."""
+    cleared = args.status == NO_STATUS
+    line = f"{'set' if cleared else 'promoted'} {model} {args.version}"
+    if cleared:
+        line += " to no status (None)"
+    elif args.status:
+        line += f" to {args.status}"
+    if args.tag:
+        line += f" with tags {', '.join(args.tag)}"
+    if chosen and args.status and not cleared:
+        line += f"; the {args.status} version is now {chosen}"
+    return line
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -1,6 +1,6 @@
 """The registry's objects as typed values, parsed from Comet's JSON, and the choice of production.
 
-Which version is "production" (comet-registry-api.md §4): the newest version whose `status`
+Which version is "production" (docs/comet-api.md §4): the newest version whose `status`
 equals the configured status; if none and a tag is configured, the newest carrying that tag or
 legacy stage (case-insensitive); otherwise none. Newest means greatest `createdAt`, ties broken
 by semantic version.

@@ -15,6 +15,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from . import metrics
 from .context import holder, json_response, model_headers, settings
 from .errors import FieldError, InvalidInput
+from .monitoring import monitor, new_prediction_id
 from .schema import DIAMONDS
 from .validation import parse_body
 
@@ -42,18 +43,25 @@ def read_json() -> Any:
 def predict():
     """One instance -> one prediction; {"instances": [...]} -> one prediction each."""
     model = holder().require()
-    matrix, batch = parse_body(read_json(), model.schema, settings().max_batch)
+    body = read_json()
+    matrix, batch = parse_body(body, model.schema, settings().max_batch)
     labels, probabilities = model.predictor.predict(matrix)
-    metrics.PREDICTIONS.labels("api").inc(len(labels))
+    metrics.PREDICTIONS.labels("api", model.version).inc(len(labels))
+    # A batch's predictions have the ids <prediction_id>-<index> (for labels sent later).
+    prediction_id = new_prediction_id()
+    monitor().record(model, prediction_id, body["instances"] if batch else (body,), labels,
+                     probabilities, batch)
     if batch:
         payload = {"predictions": [{"label": label, "probability": probability} for
                                    label, probability in zip(labels, probabilities, strict=True)],
-                   "count": len(labels), "model": model.summary()}
+                   "count": len(labels), "model": model.summary(),
+                   "prediction_id": prediction_id}
     else:
-        payload = {"label": labels[0], "probability": probabilities[0], "model": model.summary()}
+        payload = {"label": labels[0], "probability": probabilities[0], "model": model.summary(),
+                   "prediction_id": prediction_id}
     # orjson writes the same JSON as json.dumps, 2-3x faster (1000 rows: 0.27 vs 0.66 ms).
-    return Response(orjson.dumps(payload), headers=model_headers(model),
-                    mimetype="application/json")
+    return Response(orjson.dumps(payload), mimetype="application/json",
+                    headers={**model_headers(model), "X-Prediction-Id": prediction_id})
 
 
 def _iso(epoch: float) -> str:

@@ -12,10 +12,11 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import api, config, context, metrics, ops, web, webhook
+from . import api, config, context, labels, metrics, ops, web, webhook
 from .context import HOLDER, SETTINGS, error_response, holder
 from .errors import BatchTooLarge, FieldError, InvalidInput, ModelRejected, NoModel
 from .holder import ModelHolder
+from .monitoring import MONITOR, Monitor
 
 log = logs.get(__name__)
 
@@ -29,7 +30,8 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     models = ModelHolder(settings)
     app.extensions[SETTINGS], app.extensions[HOLDER] = settings, models
-    for blueprint in (web.bp, api.bp, ops.bp, webhook.bp):
+    app.extensions[MONITOR] = Monitor(settings.mpm, settings.model_root)  # started on first use
+    for blueprint in (web.bp, api.bp, labels.bp, ops.bp, webhook.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
     for error, handler in ERROR_HANDLERS:
@@ -65,7 +67,7 @@ def _observe(response):
 def _wants_html() -> bool:
     if request.blueprint == "web":
         return True
-    if request.blueprint in ("api", "ops"):
+    if request.blueprint in ("api", "labels", "ops"):
         return False
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "text/html" and request.accept_mimetypes[best] > \

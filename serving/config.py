@@ -47,10 +47,24 @@ def _port(value: str) -> int:
     return number
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value) < 10:
+        raise ValueError("an http(s) URL such as http://127.0.0.1:8090")
+    return value.rstrip("/")
+
+
 def _log_level(value: str) -> str:
     if value.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("one of debug, info, warning, error")
     return value.lower()
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
 
 
 def _bind(value: str) -> str:
@@ -76,10 +90,23 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "BIND": (_bind, "127.0.0.1:8080", "public address gunicorn listens on"),
     "WEB_CONCURRENCY": (_positive_int, "2", "gunicorn worker processes"),
     "GUNICORN_THREADS": (_positive_int, "1", "threads per worker (1: sync workers)"),
+    # Comet MPM (docs/monitoring.md). The comet_mpm SDK reads COMET_URL_OVERRIDE itself too.
+    "MPM_ENABLED": (_flag, "false", "send prediction events to Comet Model Production Monitoring"),
+    "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
+    "MPM_QUEUE_SIZE": (_positive_int, "1000",
+                       "MPM events a worker buffers before dropping (and counting) new ones"),
+    "MPM_BATCH_SECONDS": (_positive_int, "5", "most seconds an MPM event waits to be sent"),
+    "MPM_BATCH_SIZE": (_positive_int, "100", "most MPM events in one upload"),
+    "MPM_SEND_TIMEOUT": (_positive_int, "10", "seconds an MPM upload or ping may take"),
+    "COMET_API_KEY": (str, None, "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
+    "COMET_API_KEY_FILE": (Path, None, "file holding the Comet API key, read at start"),
+    "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
+    "COMET_URL_OVERRIDE": (str, "https://www.comet.com",
+                           "Comet server; MPM is at its scheme://host:port/mpm/"),
     "WEBHOOK_SECRET": (str, None, "secret Comet's webhook sends; unset: the webhook is off"),
     "WEBHOOK_HEADER": (str, "Authorization", "header that carries the webhook secret"),
     "WEBHOOK_PER_MINUTE": (_positive_int, "6", "webhook calls accepted per minute per worker"),
-    "SIDECAR_URL": (str, "http://127.0.0.1:8090", "the local sidecar a webhook call wakes"),
+    "SIDECAR_URL": (_http_url, "http://127.0.0.1:8090", "the local sidecar a webhook call wakes"),
 }
 
 
@@ -92,8 +119,24 @@ def _read(environ: Mapping[str, Any], name: str) -> Any:
     try:
         return parse(raw)
     except ValueError as exc:
-        shown = "(hidden)" if name in ("RELOAD_TOKEN", "WEBHOOK_SECRET") else repr(raw)
+        shown = "(hidden)" if name in ("RELOAD_TOKEN", "COMET_API_KEY", "WEBHOOK_SECRET") \
+            else repr(raw)
         raise ConfigError(f"{name} is {shown}: expected {exc}") from None
+
+
+@dataclass(frozen=True)
+class MpmConfig:
+    """Comet MPM settings: off unless enabled, then an API key is required."""
+
+    enabled: bool = False
+    sample_rate: float = 1.0
+    queue_size: int = 1000
+    batch_seconds: int = 5
+    batch_size: int = 100
+    send_timeout: int = 10
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    workspace: str | None = None
+    url: str = "https://www.comet.com"
 
 
 @dataclass(frozen=True)
@@ -109,6 +152,7 @@ class ServingConfig:
     golden_min_accuracy: float = 0.7
     log_level: str = "info"
     metrics_dir: Path | None = None
+    mpm: MpmConfig = MpmConfig()
     watch: bool = True  # tests turn the background watcher off to drive swaps by hand
     webhook_secret: str | None = dataclasses.field(default=None, repr=False)
     webhook_header: str = "Authorization"
@@ -128,17 +172,22 @@ class GunicornConfig:
 
 
 def _token(environ: Mapping[str, Any]) -> str | None:
-    token = _read(environ, "RELOAD_TOKEN")
-    path = _read(environ, "RELOAD_TOKEN_FILE")
+    return _secret(environ, "RELOAD_TOKEN", "RELOAD_TOKEN_FILE")
+
+
+def _secret(environ: Mapping[str, Any], name: str, file_name: str) -> str | None:
+    """A secret given in a variable, or else in the file another variable names."""
+    token = _read(environ, name)
+    path = _read(environ, file_name)
     if token or path is None:
         return token or None
     try:
         token = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"RELOAD_TOKEN_FILE {str(path)!r} cannot be read: {exc.strerror}") \
+        raise ConfigError(f"{file_name} {str(path)!r} cannot be read: {exc.strerror}") \
             from None
     if not token:
-        raise ConfigError(f"RELOAD_TOKEN_FILE {str(path)!r} is empty")
+        raise ConfigError(f"{file_name} {str(path)!r} is empty")
     return token
 
 
@@ -153,11 +202,25 @@ def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
         max_batch=_read(env, "MAX_BATCH"), max_body_bytes=_read(env, "MAX_BODY_BYTES"),
         check_interval=_read(env, "MODEL_CHECK_INTERVAL"),
         golden_min_accuracy=_read(env, "GOLDEN_MIN_ACCURACY"), log_level=_read(env, "LOG_LEVEL"),
-        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"),
+        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), mpm=_mpm(env),
         webhook_secret=_read(env, "WEBHOOK_SECRET"), webhook_header=_read(env, "WEBHOOK_HEADER"),
         webhook_per_minute=_read(env, "WEBHOOK_PER_MINUTE"),
-        sidecar_url=_read(env, "SIDECAR_URL").rstrip("/"),
+        sidecar_url=_read(env, "SIDECAR_URL"),
     )
+
+
+def _mpm(environ: Mapping[str, Any]) -> MpmConfig:
+    enabled = _read(environ, "MPM_ENABLED")
+    key = _secret(environ, "COMET_API_KEY", "COMET_API_KEY_FILE") if enabled else None
+    if enabled and not key:
+        raise ConfigError("MPM_ENABLED is true: COMET_API_KEY (or COMET_API_KEY_FILE) is required")
+    return MpmConfig(enabled=enabled, sample_rate=_read(environ, "MPM_SAMPLE_RATE"),
+                     queue_size=_read(environ, "MPM_QUEUE_SIZE"),
+                     batch_seconds=_read(environ, "MPM_BATCH_SECONDS"),
+                     batch_size=_read(environ, "MPM_BATCH_SIZE"),
+                     send_timeout=_read(environ, "MPM_SEND_TIMEOUT"), api_key=key,
+                     workspace=_read(environ, "COMET_WORKSPACE"),
+                     url=_read(environ, "COMET_URL_OVERRIDE"))
 
 
 def load(config: ServingConfig | Mapping[str, Any] | None = None) -> ServingConfig:

@@ -25,8 +25,8 @@ REQUESTS = Counter("serving_requests", "HTTP requests by endpoint and outcome",
                    ["endpoint", "outcome"], registry=REGISTRY)
 LATENCY = Histogram("serving_request_duration_seconds", "Time to answer a request",
                     ["endpoint", "outcome"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
-PREDICTIONS = Counter("serving_predictions", "Rows predicted, by interface", ["interface"],
-                      registry=REGISTRY)
+PREDICTIONS = Counter("serving_predictions", "Rows predicted, by interface and model version",
+                      ["interface", "version"], registry=REGISTRY)
 SWAPS = Counter("serving_model_swaps", "Swaps to a newly loaded snapshot", registry=REGISTRY)
 REJECTIONS = Counter("serving_model_rejections", "Snapshots refused, by phase (validate, load)",
                      ["phase"], registry=REGISTRY)
@@ -37,6 +37,13 @@ MODEL_INFO = Gauge("serving_model_info", "Registry model versions served (1) or 
 # livemin: 1 only when every live worker has a model.
 LOADED = Gauge("serving_model_loaded", "1 when a model is loaded", multiprocess_mode="livemin",
                registry=REGISTRY)
+MPM_EVENTS = Counter("serving_mpm_events", "Events handed to the Comet MPM SDK, by kind",
+                     ["kind"], registry=REGISTRY)
+MPM_DROPPED = Counter("serving_mpm_events_dropped",
+                      "Events not sent to Comet MPM, by reason (queue_full, unavailable, "
+                      "send_failed)", ["reason"], registry=REGISTRY)
+MPM_QUEUE = Gauge("serving_mpm_queue_depth", "Events waiting in the workers' MPM queues",
+                  multiprocess_mode="livesum", registry=REGISTRY)
 LOAD_SECONDS = Gauge("serving_model_load_seconds", "Time the served snapshot took to load",
                      multiprocess_mode="livemax", registry=REGISTRY)
 

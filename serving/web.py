@@ -7,6 +7,7 @@ from flask import Blueprint, render_template, request
 from . import metrics
 from .context import holder, model_headers
 from .errors import InvalidInput
+from .monitoring import monitor, new_prediction_id
 from .schema import DIAMONDS
 from .validation import parse_form
 
@@ -53,10 +54,13 @@ def predict():
         return render_template("form.html", schema=schema, values=values, errors=errors,
                                model=model), 400
     labels, probabilities = model.predictor.predict(matrix)
-    metrics.PREDICTIONS.labels("web").inc()
+    metrics.PREDICTIONS.labels("web", model.version).inc()
+    prediction_id = new_prediction_id()
+    monitor().record(model, prediction_id, (instance,), labels, probabilities, batch=False)
     return render_template("result.html", schema=schema, values=values, instance=instance,
-                           label=labels[0], probability=probabilities[0],
-                           model=model), 200, model_headers(model)
+                           label=labels[0], probability=probabilities[0], model=model,
+                           prediction_id=prediction_id), 200, \
+        {**model_headers(model), "X-Prediction-Id": prediction_id}
 
 
 def _no_model_notice() -> str:

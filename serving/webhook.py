@@ -14,8 +14,9 @@ import hmac
 import threading
 import time
 from collections import deque
+from urllib.error import URLError
+from urllib.request import Request, urlopen
 
-import requests
 from flask import Blueprint, current_app, request
 
 from model_contract import logs
@@ -60,12 +61,16 @@ def _set_up(state) -> None:
 
 
 def _wake_sidecar(url: str, token: str | None) -> None:
-    """Ask the sidecar to poll now; a failure is logged, never raised (polling continues)."""
+    """Ask the sidecar to poll now; a failure is logged, never raised (polling continues).
+
+    urllib, not requests: the serving image installs no HTTP client library.
+    """
+    wake = Request(f"{url}/-/poll-now", data=b"", method="POST",  # noqa: S310 - http(s) only
+                   headers={"Authorization": f"Bearer {token or ''}"})
     try:
-        answer = requests.post(f"{url}/-/poll-now", timeout=WAKE_TIMEOUT,
-                               headers={"Authorization": f"Bearer {token or ''}"})
-        log.info("webhook_forwarded", status=answer.status_code)
-    except requests.RequestException as exc:
+        with urlopen(wake, timeout=WAKE_TIMEOUT) as answer:  # noqa: S310 - SIDECAR_URL is http(s)
+            log.info("webhook_forwarded", status=answer.status)
+    except (URLError, OSError, ValueError) as exc:
         log.warning("webhook_not_forwarded", error_type=type(exc).__name__)
 
 

@@ -26,7 +26,7 @@ def test_sigkill_of_the_sidecar_at_random_instants_never_leaves_a_partial_curren
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     pod.sidecar.stop()
-    pod.fault(path="item/download", drip_bps=400_000)  # a download of about 0.4 s
+    pod.fault(path="get-asset", drip_bps=400_000)  # a download of about 0.4 s
     outcomes = []
     with pod.load(seconds=90) as load:
         whole_sync = time_one_sync(pod)

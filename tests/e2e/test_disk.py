@@ -51,7 +51,7 @@ def test_a_version_too_big_for_the_nearly_full_volume_is_refused_before_download
             failures = pod.status()["consecutiveFailures"]
             wait_until(lambda: pod.status()["consecutiveFailures"] >= failures + 1, 15,
                        what="one more refusal, still without downloading")
-            assert pod.registry.count("registry-model/item/download") == 0
+            assert pod.registry.downloads() == 0
             assert pod.published() == before
             assert not list((pod.root / ".staging").glob("*/*"))
             assert "registry_sync_consecutive_failures" in pod.sidecar_metrics()

@@ -1,5 +1,5 @@
 """A promotion every few seconds for a minute while clients hit the JSON API: zero non-2xx, and
-once a publication has settled (1 s, design invariant 4), no client sees an older version."""
+once a publication has settled (every worker within 1 s), no client sees an older version."""
 
 from __future__ import annotations
 

@@ -16,7 +16,12 @@ import requests
 from registry_sync.comet import MIN_DOWNLOAD_RATE
 from registry_sync.registry import semver_key
 from tests.support.jsonlog import event_time
-from tests.support.pod_system import ROTATED_API_KEY, SIDECAR_DEFAULTS, WRONG_API_KEY, zip_size
+from tests.support.pod_system import (
+    ROTATED_API_KEY,
+    SIDECAR_DEFAULTS,
+    WRONG_API_KEY,
+    first_asset_size,
+)
 from tests.support.processes import wait_until
 
 COMET_TIMEOUT = float(SIDECAR_DEFAULTS["COMET_TIMEOUT"])
@@ -67,7 +72,7 @@ def test_connection_refused_keeps_current_and_the_sidecar_catches_up(pod):
 
 
 @pytest.mark.parametrize("path, timeout", [("registry-model/details", COMET_TIMEOUT),
-                                           ("registry-model/item/download", DOWNLOAD_TIMEOUT)])
+                                           ("experiment/asset/get-asset", DOWNLOAD_TIMEOUT)])
 def test_a_stalled_response_is_abandoned_at_the_timeout_and_retried(pod, path, timeout):
     """No byte for longer than the timeout: given up after COMET_(DOWNLOAD_)TIMEOUT, retried."""
     stall = timeout + 3.0
@@ -89,12 +94,12 @@ def test_a_slow_drip_download_is_abandoned_at_its_deadline_and_retried(pod):
     drip = 16_000  # bytes per second, far below the sidecar's minimum rate
     seen = len(pod.registry_events("fault_injected"))
     retries_before = len(pod.sidecar_events("registry_retry"))
-    pod.fault(path="item/download", drip_bps=drip, times=1)
+    pod.fault(path="get-asset", drip_bps=drip, times=1)
     with pod.load() as load:
         version = pod.promote()
         pod.wait_served(version)
     load.assert_all_ok()
-    size = zip_size(pod.registry, pod.model, version)
+    size = first_asset_size(pod.registry, pod.model, version)
     deadline = DOWNLOAD_TIMEOUT + size / MIN_DOWNLOAD_RATE
     retry = pod.sidecar_events("registry_retry")[retries_before]
     assert "too slow" in retry["error"]
@@ -105,7 +110,7 @@ def test_a_slow_drip_download_is_abandoned_at_its_deadline_and_retried(pod):
 def test_a_download_cut_short_is_retried_and_never_installed_partially(pod):
     """The connection closes mid-body: the sidecar notices, retries, installs the whole zip."""
     retries_before = len(pod.sidecar_events("registry_retry"))
-    pod.fault(path="item/download", cut_after=20_000, times=1)
+    pod.fault(path="get-asset", cut_after=20_000, times=1)
     with pod.load() as load:
         version = pod.promote()
         pod.wait_served(version)
@@ -158,10 +163,10 @@ def test_a_demoted_version_is_left_for_the_next_production_one_and_none_keeps_se
         newer = pod.promote(pod.folders.alternative)
         pod.demote_all_but(older, newer)
         pod.wait_served(newer)
-        downloads = pod.registry.count("registry-model/item/download")
+        downloads = pod.registry.downloads()
         pod.registry.set_status(pod.model, newer, "Staging")
         pod.wait_served(older)
-        assert pod.registry.count("registry-model/item/download") == downloads  # hard-linked
+        assert pod.registry.downloads() == downloads  # hard-linked
         item = pod.registry.item_id(pod.model, older)
         pod.registry.get("write/registry-model/item/delete", modelItemId=item).raise_for_status()
         wait_until(lambda: "no version with status 'Production'" in (pod.status()["waiting"]

@@ -1,5 +1,5 @@
 """Versions that serving refuses at validation: never published, never retried, old model
-serving throughout; the next good version goes through (invariant 2 of the design).
+serving throughout; the next good version goes through (a refused version is never swapped in).
 
 Also the trust boundary on the serving side: a skops file naming a type outside the trusted list
 (here `os.system`, which a pickle would happily call) is refused before anything is loaded.

@@ -30,7 +30,7 @@ def test_a_registry_answer_outside_the_configured_model_is_refused_before_downlo
         version = pod.promote()
         assert reason in pod.wait_error("BadResponse")["message"]
         assert pod.sidecar_events("sync_failed")[-1]["error_type"] == "BadResponse"
-        assert pod.registry.count("registry-model/item/download") == 0
+        assert pod.registry.downloads() == 0
         assert pod.published() == before
         pod.registry.clear_faults()
         pod.wait_served(version)

@@ -37,6 +37,11 @@ def test_register_a_folder_then_promote_and_demote_the_previous(local_registry, 
     assert versions["1.1.0"]["status"] == "Production" and versions["1.1.0"]["tags"] == ["canary"]
     assert versions["1.0.0"]["status"] == "None"
 
+    cleared = cli(local_registry, "promote", name, "1.1.0", "--status", "None")
+    assert cleared.returncode == 0, cleared.stderr
+    assert cleared.stdout.strip() == (
+        f"set {local_registry.workspace}/{name} 1.1.0 to no status (None)")
+
 
 def test_mistakes_get_one_clear_line(local_registry, tmp_path):
     missing = cli(local_registry, "register", "--model", "m", "--version", "1.0.0",

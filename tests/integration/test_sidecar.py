@@ -87,7 +87,7 @@ def test_an_unchanged_registry_costs_one_details_request_per_poll_and_no_downloa
         polls = len(sidecar.events("sync_finished")) - polls_before
         counts = local_registry.request_counts()
     assert polls >= 3
-    assert local_registry.count("registry-model/item/download") == 0
+    assert local_registry.downloads() == 0
     assert abs(local_registry.count("registry-model/details") - polls) <= 1
     assert counts["total"] == local_registry.count("registry-model/details")
 
@@ -151,10 +151,10 @@ def test_sigterm_exits_0_and_leaves_no_staging(local_registry, tmp_path):
     name = unique_name("clf")
     local_registry.register_files(name, "1.0.0", {"m": os.urandom(1_000_000)},
                                   status="Production")
-    local_registry.add_fault(path="item/download", drip_bps=100_000, times=None)
+    local_registry.add_fault(path="get-asset", drip_bps=100_000, times=None)
     root = tmp_path / "models"
     sidecar = start_sidecar(local_registry, root, name)
-    wait_until(lambda: list((root / ".staging").rglob("*.zip")), 20, what="download started")
+    wait_until(lambda: list((root / ".staging").rglob("*.parts/*")), 20, what="download started")
     assert sidecar.stop(signal.SIGTERM) == 0
     assert not (root / ".staging").exists()
     assert published_versions(root) == {}

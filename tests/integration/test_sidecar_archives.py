@@ -1,4 +1,8 @@
-"""Every untrusted-archive case is refused with a clear error and `current` left untouched."""
+"""Every untrusted-download case is refused with a clear error and `current` left untouched.
+
+The hostile zips go through the zip fallback (a registry without download-instructions); the
+per-asset path has its own cases in test_sidecar_assets.py.
+"""
 
 import json
 
@@ -28,6 +32,7 @@ def status_of(registry, root, name) -> dict:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_unsafe_archive_is_rejected_once_and_current_untouched(local_registry, tmp_path, case):
     data, extra, reason = CASES[case]
+    local_registry.zip_only()
     name, root = good_root(local_registry, tmp_path, **extra)
     before = published(root)
     local_registry.register_zip(name, "1.1.0", data, status="Production")
@@ -40,7 +45,7 @@ def test_unsafe_archive_is_rejected_once_and_current_untouched(local_registry, t
     assert not list((root / ".staging").glob("*/*"))
     local_registry.reset_request_counts()
     assert cli(local_registry, root, name, "once", **extra).returncode == 0
-    assert local_registry.count("registry-model/item/download") == 0  # not retried
+    assert local_registry.downloads() == 0  # not retried
 
 
 def test_sizes_that_disagree_with_file_size_are_rejected(local_registry, tmp_path):
@@ -48,7 +53,7 @@ def test_sizes_that_disagree_with_file_size_are_rejected(local_registry, tmp_pat
     before = published(root)
     local_registry.register_files(name, "1.1.0", {"weights.bin": b"x" * 1000},
                                   status="Production")
-    local_registry.add_fault(path="registry-model/details", file_size_delta=7)
+    local_registry.add_fault(path="registry-model/", file_size_delta=7)  # details, instructions
     assert cli(local_registry, root, name, "once").returncode == 0
     assert published(root) == before
     reason = status_of(local_registry, root, name)["rejected"][-1]["reason"]
@@ -56,14 +61,15 @@ def test_sizes_that_disagree_with_file_size_are_rejected(local_registry, tmp_pat
 
 
 def test_not_enough_disk_is_refused_before_downloading(local_registry, tmp_path):
-    name, root = good_root(local_registry, tmp_path)
+    no_cap = {"MAX_MODEL_BYTES": str(10**18)}
+    name, root = good_root(local_registry, tmp_path, **no_cap)
     before = published(root)
     local_registry.register_files(name, "1.1.0", {"weights.bin": b"x"}, status="Production")
-    local_registry.add_fault(path="registry-model/details", file_size_delta=10**15)
+    local_registry.add_fault(path="registry-model/", file_size_delta=10**15)
     local_registry.reset_request_counts()
-    done = cli(local_registry, root, name, "once")
+    done = cli(local_registry, root, name, "once", **no_cap)
     assert done.returncode == 0 and published(root) == before
-    assert local_registry.count("registry-model/item/download") == 0
+    assert local_registry.downloads() == 0
     error = status_of(local_registry, root, name)["lastError"]
     assert error["type"] == "InsufficientSpace" and "bytes free under MODEL_ROOT" in \
         error["message"]

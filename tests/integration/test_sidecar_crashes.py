@@ -42,9 +42,9 @@ def test_sigkill_during_download(local_registry, tmp_path):
     name, root = first_version(local_registry, tmp_path)
     local_registry.register_files(name, "1.1.0", {"weights.bin": os.urandom(2_000_000)},
                                   status="Production")
-    local_registry.add_fault(path="item/download", drip_bps=200_000, times=1)
+    local_registry.add_fault(path="get-asset", drip_bps=200_000, times=1)
     sidecar = start_sidecar(local_registry, root, name)
-    wait_until(lambda: any(p.stat().st_size > 0 for p in (root / ".staging").rglob("*.zip")),
+    wait_until(lambda: any(p.stat().st_size > 0 for p in (root / ".staging").rglob("*.parts/*")),
                20, what="download under way")
     sidecar.stop(signal.SIGKILL)
     assert_current_complete(root, {name: "1.0.0"})
@@ -109,4 +109,4 @@ def test_sigkill_just_before_the_rename_then_resume_without_downloading(local_re
     assert_current_complete(root, {name: "1.0.0"})
     local_registry.reset_request_counts()
     restart_and_expect(local_registry, root, name, "1.1.0")
-    assert local_registry.count("registry-model/item/download") == 0  # hard-linked, not fetched
+    assert local_registry.downloads() == 0  # hard-linked, not fetched

@@ -29,7 +29,7 @@ def test_rejected_version_is_not_retried_and_a_good_one_follows(local_registry, 
             assert rejection["versions"] == {name: "1.1.0"} and "golden" in rejection["reason"]
             local_registry.reset_request_counts()
             time.sleep(2.5)  # several polls
-            assert local_registry.count("registry-model/item/download") == 0
+            assert local_registry.downloads() == 0
             assert published_versions(root) == {name: "1.0.0"}
             assert serving.predict().headers["X-Model-Version"] == "1.0.0"
             assert len(list((root / "snapshots").iterdir())) == 1  # the rejected one is gone

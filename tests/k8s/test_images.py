@@ -102,19 +102,16 @@ def test_multi_stage_slim_non_root_with_a_healthcheck(image):
     assert "--no-cache-dir" in text
 
 
-def test_the_sidecar_installs_the_project_without_the_serving_extra():
-    """The wheel built from the repo, base dependencies only: no scikit-learn, no pandas."""
-    (install,) = [a for k, a in stages(DOCKERFILES["sidecar"])[0] if k == "RUN"]
+@pytest.mark.parametrize("image", DOCKERFILES)
+def test_each_image_installs_its_own_code_and_extra_only(image):
+    """The wheel built from the repo's model_contract and the image's package, with its extra."""
+    package = {"sidecar": "registry_sync", "serving": "serving"}[image]
+    build = stages(DOCKERFILES[image])[0]
+    (install,) = [a for k, a in build if k == "RUN"]
     assert "pip wheel" in install and "--no-deps --wheel-dir /wheels ." in install
-    assert "/wheels/comet_registry_sync-*.whl" in install and "[serving]" not in install
-    assert "--constraint /tmp/constraints.txt" in install
-
-
-def test_serving_installs_the_project_with_the_serving_extra():
-    """The same wheel with [serving]: gunicorn, numpy, pandas, scikit-learn, skops."""
-    (install,) = [a for k, a in stages(DOCKERFILES["serving"])[0] if k == "RUN"]
-    assert "pip wheel" in install and '"$1[serving]"' in install
-    assert "--constraint /tmp/constraints.txt" in install
+    assert f'"$1[{image}]"' in install and "--constraint /tmp/constraints.txt" in install
+    copied = {a.split()[0].rstrip("/") for k, a in build if k == "COPY"}
+    assert copied == {"pyproject.toml", "model_contract", package, "docker/constraints.txt"}
 
 
 @pytest.mark.parametrize("image", DOCKERFILES)
@@ -130,8 +127,8 @@ def test_the_image_runs_what_the_deployment_runs(image):
     assert container["image"] == f"comet-registry-sync/{image}:0.1.0"
 
 
-def test_constraints_pin_every_dependency_the_images_install():
-    """docker/constraints.txt covers the closure of the base and serving requirements."""
+def test_constraints_pin_the_versions_the_tests_run_against():
+    """docker/constraints.txt pins this venv's version of every distribution in the images."""
     result = subprocess.run([sys.executable, str(REPO_ROOT / "docker" / "pin_constraints.py"),
                              "--check"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr + (

@@ -1,4 +1,4 @@
-"""The read and write endpoints of comet-registry-api.md §2-3, over HTTP against a real process."""
+"""The read and write endpoints of docs/comet-api.md §2-3, over HTTP against a real process."""
 
 from __future__ import annotations
 

@@ -106,7 +106,7 @@ def test_restricted_workspaces_refuse_others(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "registry_sync.cli", "local-registry", *args],
+    return subprocess.run([sys.executable, "-m", "local_registry", *args],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
 
 
@@ -117,10 +117,11 @@ def test_missing_api_key_is_a_configuration_error(tmp_path):
 
 
 def test_busy_port_fails_with_one_line(tmp_path, local_registry):
-    """A port already in use exits 1 with a clear message, never a traceback."""
+    """A port already in use exits 1 with one line naming the address, never a traceback."""
     done = _cli("--data", str(tmp_path), "--api-key", "k", "--port", str(local_registry.port))
     assert done.returncode == 1
-    assert "cannot start" in done.stderr and "Traceback" not in done.stderr
+    assert f"cannot listen on 127.0.0.1:{local_registry.port}" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_api_key_never_logged(local_registry):

@@ -210,11 +210,11 @@ class PodSystem:
         """Wait for the rejection of version; then two more polls must download nothing."""
         rejection = wait_until(lambda: self.rejection_of(version), 15,
                                what=f"the rejection of {version}")
-        downloads = self.registry.count("registry-model/item/download")
+        downloads = self.registry.downloads()
         polls = len(self.sidecar_events("sync_finished"))
         wait_until(lambda: len(self.sidecar_events("sync_finished")) >= polls + 2, 10,
                    what="two more polls")
-        assert self.registry.count("registry-model/item/download") == downloads, "retried"
+        assert self.registry.downloads() == downloads, "retried"
         last = self.sidecar_events("sync_finished")[-1]
         assert last["outcome"] == "rejected" and "already rejected" in last["detail"], last
         return rejection
@@ -358,6 +358,7 @@ def kill(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
-def zip_size(registry: LocalRegistry, model: str, version: str) -> int:
-    """The size in bytes of a version's zip as the registry serves it."""
-    return len(registry.download(model, version=version))
+def first_asset_size(registry: LocalRegistry, model: str, version: str) -> int:
+    """The fileSize of a version's first asset: the first the sidecar downloads."""
+    found = next(v for v in registry.details(model)["versions"] if v["version"] == version)
+    return found["assets"][0]["fileSize"]

@@ -4,7 +4,7 @@ Reuse from any test folder's conftest.py:
 
     from tests.support.registry import local_registry, local_registry_server  # noqa: F401
 
-`local_registry_server` (module scope) runs one `registry-sync local-registry` process per test
+`local_registry_server` (module scope) runs one `local-registry` process per test
 module; `local_registry` (per test) is the same handle with fault rules cleared and request
 counts reset. Models persist across the tests of a module: give each test its own model names
 (`unique_name`).
@@ -37,6 +37,8 @@ API = "/api/rest/v2"
 DEFAULT_API_KEY = "local-registry-test-key"
 DEFAULT_WORKSPACE = "test-ws"
 START_TIMEOUT = 20.0
+ASSET_DOWNLOAD = "experiment/asset/get-asset"  # the sidecar's download path, one asset a call
+DOWNLOAD_PATHS = (ASSET_DOWNLOAD, "registry-model/item/download", "/-/presigned")
 
 
 def unique_name(prefix: str = "model") -> str:
@@ -171,7 +173,7 @@ class LocalRegistry:
         return self._admin("PUT", "faults", list(rules))["rules"]
 
     def add_fault(self, **rule: Any) -> list[dict]:
-        """Append one fault rule, e.g. add_fault(path="item/download", status=503, times=2)."""
+        """Append one fault rule, e.g. add_fault(path="get-asset", status=503, times=2)."""
         return self._admin("POST", "faults", rule)["rules"]
 
     def clear_faults(self) -> None:
@@ -193,6 +195,15 @@ class LocalRegistry:
         if method is None:
             return counts["by_path"].get(path, 0)
         return counts["by_method_path"].get(f"{method.upper()} {path}", 0)
+
+    def downloads(self) -> int:
+        """Requests that fetch a model's bytes: per asset, presigned link, or the legacy zip."""
+        counts = self.request_counts()["by_path"]
+        return sum(n for path, n in counts.items() if path.endswith(DOWNLOAD_PATHS))
+
+    def zip_only(self) -> None:
+        """Make the registry look like one without download-instructions: the zip fallback."""
+        self.add_fault(path="registry-model/item/download-instructions", status=404)
 
     def reset_request_counts(self) -> None:
         """Count requests from zero."""
@@ -238,11 +249,11 @@ def _raise_for_status(response: requests.Response) -> None:
 def start_local_registry(data_dir: Path, *, api_key: str = DEFAULT_API_KEY,
                          workspace: str = DEFAULT_WORKSPACE, workspaces: Iterable[str] = (),
                          port: int = 0, log_path: Path | None = None) -> LocalRegistry:
-    """Start `registry-sync local-registry` as a process; return once isAlive answers."""
+    """Start `local-registry` as a process; return once isAlive answers."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
-    command = [sys.executable, "-m", "registry_sync.cli", "local-registry", "--data",
+    command = [sys.executable, "-m", "local_registry", "--data",
                str(data_dir), "--port", str(port), "--api-key", api_key]
     for name in workspaces:
         command += ["--workspace", name]

@@ -112,4 +112,37 @@ def test_env_example_lists_every_setting_of_both_processes_with_its_default():
     for name, default in defaults.items():
         assert f"{name}=" in text, f"{name} missing from env.example"
         if default not in (None, ""):
-            assert f"\n{name}={default}\n" in text, f"{name}'s default differs in env.example"
+            assert f"\n{name}={default}\n" in text or f"\n# {name}={default}\n" in text, (
+                f"{name}'s default differs in env.example")
+
+
+def test_env_example_leaves_the_images_listen_addresses_alone():
+    """`docker run --env-file` with a copy of env.example keeps the images' 0.0.0.0 addresses."""
+    lines = (Path(__file__).parents[2] / "env.example").read_text().splitlines()
+    active = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+    assert not active & {"BIND", "SIDECAR_LISTEN", "MODEL_ROOT", "ADMIN_PORT"}
+
+
+def _key_with_server(url: str) -> str:
+    import base64
+    import json
+
+    return "k3y-secret*" + base64.b64encode(json.dumps({"baseUrl": url}).encode()).decode()
+
+
+def test_key_carrying_its_server_is_used_when_no_override():
+    settings = load(COMET_API_KEY=_key_with_server("http://127.0.0.1:9001/"))
+    assert settings.comet.url == "http://127.0.0.1:9001"
+    assert settings.comet.read_api_key().startswith("k3y-secret*")
+
+
+def test_url_override_wins_over_the_key_server():
+    settings = load(COMET_API_KEY=_key_with_server("http://127.0.0.1:9001/"),
+                    COMET_URL_OVERRIDE="http://127.0.0.1:9002/clientlib/")
+    assert settings.comet.url == "http://127.0.0.1:9002"
+
+
+def test_malformed_key_suffix_names_the_variable_never_the_key():
+    with pytest.raises(ConfigError, match=r"^COMET_API_KEY is malformed") as caught:
+        load(COMET_API_KEY="k3y-secret*%%%")
+    assert "k3y-secret" not in str(caught.value)

@@ -1,4 +1,4 @@
-"""Choosing the production version follows comet-registry-api.md §4."""
+"""Choosing the production version follows docs/comet-api.md §4."""
 
 from registry_sync.registry import ModelVersion, RegistryModel, find_production_version, parse_model
 
@@ -59,11 +59,13 @@ def test_parse_reads_the_documented_details_shape():
     assert v.assets[0].file_name == "model.pkl"
 
 
-def test_retry_after_reads_seconds_from_either_header_and_ignores_dates():
+def test_retry_after_reads_seconds_or_a_date_from_either_header():
     from registry_sync.comet import retry_after_seconds
 
     assert retry_after_seconds({"Retry-After": "3"}) == 3.0
     assert retry_after_seconds({"Retry-After-Custom": "1.5"}) == 1.5
-    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    now = 1_792_567_620.0  # 2026-10-21 07:27:00 UTC
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"},
+                               now=lambda: now) == 60.0
     assert retry_after_seconds({"Retry-After": "-4"}) == 0.0
     assert retry_after_seconds({}) is None

@@ -1,0 +1,86 @@
+"""Streaming a response body into a file under a deadline: the primitive of every download.
+
+A download's deadline follows the size the registry announced: COMET_DOWNLOAD_TIMEOUT plus the
+bytes still to come at COMET_MIN_DOWNLOAD_RATE, so a healthy download of any size finishes and a
+body dripped a few bytes a second is abandoned. Between bytes the socket's own timeout
+(COMET_DOWNLOAD_TIMEOUT) still ends a stall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+import requests
+import urllib3
+
+from .errors import SizeMismatch
+
+CHUNK_SIZE = 256 * 1024  # small enough that a stop request or a deadline is seen quickly
+
+
+class Retryable(Exception):
+    """A failure worth another attempt, with the server's hint of when, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def deadline_after(now: float, stall: float, remaining: int, min_rate: int) -> float:
+    """When a download of `remaining` announced bytes must be over."""
+    return now + stall + max(remaining, 0) / min_rate
+
+
+def receive(response: requests.Response, out: BinaryIO, *, what: str, deadline: float,
+            clock: Callable[[], float], limit: int | None = None,
+            on_chunk: Callable[[bytes], None] | None = None) -> int:
+    """Copy the body into out; return its bytes. Retryable on a cut or past the deadline.
+
+    More bytes than `limit` is a SizeMismatch at once (never written past it).
+    """
+    received = 0
+    try:
+        with response:
+            for chunk in arriving_chunks(response):
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise SizeMismatch(f"{what} is longer than the {limit} bytes the registry "
+                                       "announced")
+                out.write(chunk)
+                if on_chunk is not None:
+                    on_chunk(chunk)
+                if clock() > deadline:
+                    raise Retryable(f"{what} too slow: {received} bytes by the deadline "
+                                    "(COMET_MIN_DOWNLOAD_RATE)")
+    except (requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError) as exc:
+        raise Retryable(f"{what} cut short after {received} bytes: "
+                        f"{type(exc).__name__}") from exc
+    length = content_length(response)
+    if length not in (None, received):
+        raise Retryable(f"{what} cut short: {received} of {length} bytes")
+    return received
+
+
+def arriving_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The streamed body in pieces as they arrive, each at most CHUNK_SIZE bytes.
+
+    Unlike iter_content, which waits until a whole chunk is there, this returns whatever a read
+    gets, so a server dripping bytes cannot hold the loop (and its deadline check) for long.
+    urllib3's errors become requests' own, as iter_content would raise them.
+    """
+    raw = response.raw
+    try:
+        while chunk := raw.read1(CHUNK_SIZE, decode_content=True):
+            yield chunk
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(str(exc)) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+
+
+def content_length(response: requests.Response) -> int | None:
+    """The Content-Length header as a number, or None when absent or malformed."""
+    value = response.headers.get("Content-Length")
+    return int(value) if value and value.isdigit() else None

@@ -1,0 +1,310 @@
+"""Prediction events to Comet Model Production Monitoring, never on the request's time.
+
+The request path calls `Monitor.record`: a sampling draw, then a put on a bounded queue that
+never blocks; a full queue drops the request's events and counts them. One background thread per
+process (started on first use, and again after a fork: the pid is checked) hands the events to
+Comet's own `comet_mpm` SDK. The SDK fixes the model version per `CometMPM` instance, so when the
+served version changes, the old instance is ended (drained) on a thread of its own and a new one
+opened. The SDK's own queue is unbounded: the sender waits while it holds MPM_QUEUE_SIZE events,
+so that ours fills and drops instead of memory growing while Comet is slow or down.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from flask import current_app
+
+from model_contract import layout, logs, manifest
+
+from . import metrics
+from .config import MpmConfig
+
+log = logs.get(__name__)
+MONITOR = "serving.monitor"
+UNAVAILABLE_PAUSE = 5.0  # after a failed ping, events are dropped this long before a new try
+ROOM_POLL = 0.05
+_STOP = object()
+
+
+def monitor() -> Monitor:
+    """The MPM sender of the current app."""
+    return current_app.extensions[MONITOR]
+
+
+def new_prediction_id() -> str:
+    """A fresh prediction id: 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """What MPM knows a model by: workspace, registry model name, version."""
+
+    workspace: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The predictions of one request; a batch's ids are `<prediction_id>-<index>`."""
+
+    prediction_id: str
+    snapshot: str
+    model: str
+    version: str
+    instances: Sequence[Any]
+    labels: Sequence[str]
+    probabilities: Sequence[float]
+    batch: bool
+    features: Sequence[str]
+
+    @property
+    def count(self) -> int:
+        """How many events this is."""
+        return len(self.labels)
+
+    def events(self) -> Iterator[tuple[str, dict[str, Any], str, float]]:
+        """(prediction id, input features, label, probability) of each prediction."""
+        for i, (instance, label, probability) in enumerate(
+                zip(self.instances, self.labels, self.probabilities, strict=True)):
+            pid = f"{self.prediction_id}-{i}" if self.batch else self.prediction_id
+            yield pid, {name: instance.get(name) for name in self.features}, label, probability
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The true label of an earlier prediction, for the model version that made it."""
+
+    prediction_id: str
+    label: str
+    snapshot: str
+    model: str
+    version: str
+    count: int = 1
+
+
+class Monitor:
+    """This process's MPM sender: sample, queue (bounded), send from a background thread."""
+
+    def __init__(self, config: MpmConfig, model_root: Path,
+                 open_client: Callable[[ModelKey], Any] | None = None,
+                 draw: Callable[[], float] = random.random):
+        self.config, self._root, self._draw = config, model_root, draw
+        self._open = open_client or self._open_sdk
+        self._queue: queue.Queue | None = None
+        self._pid: int | None = None
+        self._start_lock = threading.Lock()
+        self._client: Any = None
+        self._client_key: ModelKey | None = None
+        self._paused_until = 0.0
+        self._workspaces: dict[str, str] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """Whether events are sent at all (MPM_ENABLED)."""
+        return self.config.enabled
+
+    def record(self, model: Any, prediction_id: str, instances: Sequence[Any],
+               labels: Sequence[str], probabilities: Sequence[float], batch: bool) -> None:
+        """Offer one request's predictions, if sampled; never blocks, never raises Full."""
+        if not self.config.enabled or self._draw() >= self.config.sample_rate:
+            return
+        self._offer(Predictions(prediction_id, model.snapshot, model.primary, model.version,
+                                instances, labels, probabilities, batch,
+                                model.schema.names))
+
+    def record_label(self, model: Any, prediction_id: str, label: str,
+                     version: str | None = None) -> bool:
+        """Offer a true label; False if the queue is full (the label is not taken)."""
+        return self._offer(GroundTruth(prediction_id, label, model.snapshot, model.primary,
+                                       version or model.version))
+
+    def _offer(self, item: Predictions | GroundTruth) -> bool:
+        work = self._queue if self._pid == os.getpid() else self._start()
+        try:
+            work.put_nowait(item)
+        except queue.Full:
+            metrics.MPM_DROPPED.labels("queue_full").inc(item.count)
+            return False
+        return True
+
+    def _start(self) -> queue.Queue:
+        """A queue and a sender thread of this process (a forked child starts its own)."""
+        with self._start_lock:
+            if self._pid != os.getpid() or self._queue is None:
+                self._queue = queue.Queue(self.config.queue_size)
+                self._client, self._client_key = None, None
+                threading.Thread(target=self._run, args=(self._queue,), name="mpm-sender",
+                                 daemon=True).start()
+                self._pid = os.getpid()
+            return self._queue
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Send what is queued, end the SDK instance, stop the sender thread."""
+        if self._pid != os.getpid() or self._queue is None:
+            return
+        done = threading.Event()
+        self._queue.put((_STOP, done))
+        done.wait(timeout)
+
+    def _run(self, work: queue.Queue) -> None:
+        while True:
+            try:
+                item = work.get(timeout=1.0)
+            except queue.Empty:
+                item = None
+            if isinstance(item, tuple) and item[0] is _STOP:
+                self._retire(wait=True)
+                item[1].set()
+                return
+            if item is not None:
+                self._deliver_safely(item)
+            self._count_send_failures()
+            metrics.MPM_QUEUE.set(work.qsize())
+
+    def _deliver_safely(self, item: Predictions | GroundTruth) -> None:
+        try:
+            self._deliver(item)
+        except Exception as exc:  # this thread is the worker's only MPM loop: it must not die
+            metrics.MPM_DROPPED.labels("send_failed").inc(item.count)
+            log.error("mpm_send_failed", error_type=type(exc).__name__, error=str(exc))
+
+    def _deliver(self, item: Predictions | GroundTruth) -> None:
+        key = ModelKey(self._workspace(item.snapshot, item.model), item.model, item.version)
+        label = isinstance(item, GroundTruth)
+        client = self._client_for(key, keep=not label or self._client is None)
+        if client is None:
+            metrics.MPM_DROPPED.labels("unavailable").inc(item.count)
+            return
+        self._wait_for_room(client)
+        if label:
+            client.log_label(item.prediction_id, labels={"value": item.label})
+            metrics.MPM_EVENTS.labels("label").inc()
+            if client is not self._client:
+                _end_in_background(client, self.config.send_timeout)
+            return
+        for pid, features, value, probability in item.events():
+            client.log_event(pid, input_features=features,
+                             output_features={"value": value, "probability": probability})
+        metrics.MPM_EVENTS.labels("prediction").inc(item.count)
+
+    def _client_for(self, key: ModelKey, keep: bool) -> Any:
+        """The SDK instance for this model version; opened (and kept, if asked) when needed."""
+        if self._client is not None and self._client_key == key:
+            return self._client
+        if time.monotonic() < self._paused_until:
+            return None
+        client = self._open(key)
+        if client is None:
+            self._paused_until = time.monotonic() + UNAVAILABLE_PAUSE
+            return None
+        if keep:
+            self._retire(wait=False)
+            self._client, self._client_key = client, key
+            log.info("mpm_model_opened", workspace=key.workspace, model=key.name,
+                     version=key.version)
+        return client
+
+    def _retire(self, wait: bool) -> None:
+        """End the current SDK instance: its queued events are sent first."""
+        old, self._client, self._client_key = self._client, None, None
+        if old is None:
+            return
+        self._count_send_failures(old)
+        ender = _end_in_background(old, self.config.send_timeout)
+        if wait:
+            ender.join(self.config.send_timeout * 2)
+
+    def _wait_for_room(self, client: Any) -> None:
+        while _sdk_backlog(client) >= self.config.queue_size:
+            time.sleep(ROOM_POLL)
+
+    def _count_send_failures(self, client: Any = None) -> None:
+        client = client or self._client
+        if client is None:
+            return
+        for error in client.get_logging_errors(clear=True):
+            lost = error.get("data_affected")
+            if lost:
+                metrics.MPM_DROPPED.labels("send_failed").inc(len(lost))
+
+    def _workspace(self, snapshot: str, model: str) -> str:
+        """The model's workspace as the snapshot's manifest names it, else COMET_WORKSPACE."""
+        if snapshot not in self._workspaces:
+            found = None
+            try:
+                entry = manifest.read(layout.snapshot_path(self._root, snapshot)).model(model)
+                found = entry.workspace if entry else None
+            except (OSError, ValueError, manifest.ManifestError):
+                pass  # a pruned snapshot: fall back on the setting
+            # One snapshot remembered: the served one.
+            self._workspaces = {snapshot: found or self.config.workspace or "default"}
+        return self._workspaces[snapshot]
+
+    def _open_sdk(self, key: ModelKey) -> Any:
+        """A CometMPM instance for this model version, or None while MPM does not answer."""
+        if not self._ping():
+            return None
+        from comet_mpm import CometMPM  # imports pandas: paid by this thread, not at start
+
+        client = CometMPM(api_key=self.config.api_key, workspace_name=key.workspace,
+                          model_name=key.name, model_version=key.version,
+                          max_batch_size=self.config.batch_size,
+                          max_batch_time=self.config.batch_seconds)
+        if client.disabled:
+            return None
+        _bound_upload_time(client, self.config.send_timeout)
+        return client
+
+    def _ping(self) -> bool:
+        """Whether MPM answers its ping in time (the SDK's own ping has no timeout)."""
+        url = mpm_root(self.config.url) + "isAlive/ping"
+        try:
+            answer = requests.get(url, headers={"Authorization": self.config.api_key or ""},
+                                  timeout=self.config.send_timeout)
+        except requests.RequestException as exc:
+            log.warning("mpm_unreachable", url=url, error_type=type(exc).__name__)
+            return False
+        if answer.status_code != 200:
+            log.warning("mpm_unavailable", url=url, status=answer.status_code)
+        return answer.status_code == 200
+
+
+def mpm_root(comet_url: str) -> str:
+    """Where MPM answers: COMET_URL_OVERRIDE's scheme://host:port, then /mpm/ (as the SDK)."""
+    scheme, _, rest = comet_url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/mpm/"
+
+
+def _end_in_background(client: Any, timeout: int) -> threading.Thread:
+    ender = threading.Thread(target=client.end, kwargs={"timeout": timeout}, name="mpm-end",
+                             daemon=True)
+    ender.start()
+    return ender
+
+
+# comet_mpm 1.5.x internals (pinned in pyproject.toml): the SDK has no public way to bound its
+# queue or its upload time, and both are needed so that a stalled Comet costs only events.
+def _sdk_backlog(client: Any) -> int:
+    """Events the SDK holds and Comet has not accepted yet."""
+    pending = getattr(getattr(client, "_sender", None), "_pending_depth", None)
+    return pending() if callable(pending) else 0
+
+
+def _bound_upload_time(client: Any, seconds: int) -> None:
+    """Cap one upload's time (default 300 s); read when the SDK's sender thread starts."""
+    sender = getattr(client, "_sender", None)
+    if sender is not None and hasattr(sender, "batch_sending_timeout"):
+        sender.batch_sending_timeout = seconds

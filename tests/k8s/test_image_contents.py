@@ -1,0 +1,82 @@
+"""Each image carries only what it runs: its packages' imports, resolved from its extra alone.
+
+The closure of an extra is read from the installed distributions' metadata (what pip would
+install with docker/constraints.txt, which pins exactly this venv), so no network is needed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from importlib import metadata
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from tests.support.processes import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "docker"))
+import pin_constraints  # docker/ is not a package: found through the path above
+
+PACKAGES = {"sidecar": ("model_contract", "registry_sync"),
+            "serving": ("model_contract", "serving")}
+NEVER_IN = {"sidecar": {"flask", "werkzeug", "scikit-learn", "numpy", "scipy", "gunicorn",
+                        "skops", "pandas"},
+            "serving": {"kubernetes", "tenacity", "requests", "pandas", "comet-ml"}}
+OURS = {"model_contract", "registry_sync", "serving", "local_registry", "tests", "bench"}
+# Imported inside a function, on paths the image never takes:
+NOT_IN_THE_IMAGE = {
+    "comet_ml",  # `registry-sync register` against Comet itself needs the [comet] extra
+}
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    """{top-level module imported: {files importing it}} over a package's sources, lazy included."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(REPO_ROOT)))
+    return found
+
+
+def third_party(modules: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The modules that are neither the standard library nor ours."""
+    return {m: files for m, files in modules.items()
+            if m not in sys.stdlib_module_names and m not in OURS}
+
+
+def closure_of(image: str) -> set[str]:
+    """The canonical names of every distribution the image's extra installs."""
+    return set(pin_constraints.installed_closure(pin_constraints.project_requirements((image,))))
+
+
+@pytest.mark.parametrize("image", PACKAGES)
+def test_the_images_packages_import_nothing_of_the_other_side(image):
+    """Serving never imports the sidecar or the local registry; the sidecar neither of them."""
+    other = {"registry_sync", "serving", "local_registry"} - set(PACKAGES[image])
+    for package in PACKAGES[image]:
+        crossing = {m: sorted(f) for m, f in imports_of(package).items() if m in other}
+        assert not crossing, f"{package} imports {crossing}"
+
+
+@pytest.mark.parametrize("image", PACKAGES)
+def test_the_extra_provides_every_import_and_nothing_the_image_does_not_run(image):
+    """Each third-party module imported is installed by the image's extra; the others are not."""
+    closure = closure_of(image)
+    providers = metadata.packages_distributions()
+    for package in PACKAGES[image]:
+        for module, files in third_party(imports_of(package)).items():
+            if module in NOT_IN_THE_IMAGE:
+                continue
+            assert importlib.util.find_spec(module), f"{module} is not installed"
+            dists = {canonicalize_name(d) for d in providers.get(module, [])}
+            assert dists & closure, f"{module} ({sorted(files)}) is not in the [{image}] extra"
+    assert not closure & NEVER_IN[image], sorted(closure & NEVER_IN[image])
