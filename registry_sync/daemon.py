@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from model_contract import logs
 
@@ -19,6 +20,10 @@ from . import snapshot, state
 from .errors import ConfigError, RegistrySyncError
 from .installer import Stopped
 from .syncer import Outcome, Syncer
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+    from .follower import Follower
 
 log = logs.get(__name__)
 
@@ -43,8 +48,10 @@ class Daemon:
     def __init__(self, syncer: Syncer, stop: threading.Event | None = None,
                  clock: Callable[[], float] = time.time,
                  wait: Callable[[float], object] | None = None,
-                 rand: Callable[[], float] = random.random):
+                 rand: Callable[[], float] = random.random,
+                 cluster: Cluster | None = None, follower: Follower | None = None):
         self.syncer = syncer
+        self.cluster, self.follower = cluster, follower  # None outside a cluster
         self.config = syncer.config
         self.stop = stop or threading.Event()
         self.clock = clock
@@ -68,7 +75,7 @@ class Daemon:
         started = self.clock()
         self.state.last_attempt_at = started
         try:
-            outcome = self.syncer.sync_once()
+            outcome = self._pass()
         except Stopped:
             log.info("sync_abandoned", reason="stop requested")
             return None
@@ -86,6 +93,21 @@ class Daemon:
             self.syncer.metrics.duration.observe(max(0.0, self.clock() - started))
         self._succeeded(outcome)
         return outcome
+
+    def _pass(self) -> Outcome:
+        """Standalone or leader: poll Comet (a leader then announces); follower: install."""
+        if self.cluster is None or self.follower is None:
+            return self.syncer.sync_once()
+        if self.cluster.is_leader():
+            outcome = self.syncer.sync_once()
+            current = snapshot.read_current(self.config.model_root)
+            if current is not None and outcome.kind in ("published", "unchanged"):
+                self.cluster.announce(current)
+            return outcome
+        decided = self.cluster.decision()
+        if decided is None:
+            return Outcome("waiting", "no decision from the leader yet")
+        return self.follower.sync_to(decided)
 
     def _succeeded(self, outcome: Outcome) -> None:
         self.retry_after = 0.0
@@ -126,7 +148,10 @@ class Daemon:
         self.config.model_root.mkdir(parents=True, exist_ok=True)
         snapshot.clean_staging(self.config.model_root)
         log.info("sync_started", models=list(self.config.models), status=self.config.status,
-                 interval=self.config.interval, registry=self.config.comet.url)
+                 interval=self.config.interval, registry=self.config.comet.url,
+                 leader_election=self.cluster is not None)
+        if self.cluster is not None:
+            self.cluster.start(self.stop)
         while not self.stop.is_set():
             outcome = self.run_once()
             failures = self.state.consecutive_failures
@@ -141,6 +166,8 @@ class Daemon:
                 self._wait(delay)
             self.wake.clear()
         snapshot.clean_staging(self.config.model_root)
+        if self.cluster is not None:
+            self.cluster.close()
         log.info("sync_stopped")
         return EXIT_OK
 
@@ -154,8 +181,11 @@ class Daemon:
         return True
 
     def poll_now(self) -> None:
-        """Cut the current wait short: the next pass starts at once (a webhook's wake-up)."""
-        self.wake.set()
+        """A webhook's wake-up: poll at once (in a cluster: the leader does)."""
+        if self.cluster is not None:
+            self.cluster.poll_now()
+        else:
+            self.wake.set()
 
     def request_stop(self) -> None:
         """Stop after the current step (called from the SIGTERM handler)."""

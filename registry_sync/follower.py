@@ -1,0 +1,97 @@
+"""A follower's pass: install exactly the decided version set, from a peer, else from Comet.
+
+No details request goes to Comet while a peer has the files. A model is fetched from the peer
+the decision names and kept only if every file's size and SHA-256 equal the decision's; if the
+peer does not answer or lies, the model is downloaded from Comet instead (one details request
+to find the decided version's assets) and kept only if what Comet gave matches the decision too.
+The snapshot is then validated and published by the syncer's own path, as the leader's was.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from model_contract import logs
+from model_contract.manifest import ModelEntry
+
+from . import installer, snapshot
+from .decision import Decision
+from .errors import ArchiveError, VersionNotFound
+from .peer import PeerClient, PeerRefused, PeerUnavailable
+from .registry import ModelVersion
+from .state import VersionSet
+from .syncer import Outcome, Syncer
+
+log = logs.get(__name__)
+
+
+class DecisionMismatch(ArchiveError):
+    """What Comet gave for a decided version differs from the decided files."""
+
+
+def _version_of(entry: ModelEntry) -> ModelVersion:
+    """A decided model as the registry version snapshot.build needs (its key is what counts)."""
+    return ModelVersion(entry.version, entry.registryModelItemId, entry.status, (), (),
+                        entry.experimentKey, 0, "", ())
+
+
+def _versions(decided: Decision) -> VersionSet:
+    return {m.name: {"version": m.version, "registryModelItemId": m.registryModelItemId,
+                     "experimentKey": m.experimentKey, "status": m.status}
+            for m in decided.models}
+
+
+class Follower:
+    """Brings MODEL_ROOT to the decided set through the syncer's build/validate/publish path."""
+
+    def __init__(self, syncer: Syncer, peers: PeerClient):
+        self.syncer, self.peers = syncer, peers
+        self.root: Path = syncer.config.model_root
+
+    def sync_to(self, decided: Decision) -> Outcome:
+        """One follower pass; raises what a sync pass raises (Comet, disk, serving trouble)."""
+        versions = _versions(decided)
+        self.syncer.state.desired = versions
+        current = snapshot.read_current(self.root)
+        if current is not None and tuple(
+                (m.name, m.version, m.registryModelItemId) for m in current.models) == decided.key:
+            return Outcome("unchanged", snapshot_id=current.snapshotId)
+        known = self.syncer.state.is_rejected(versions)
+        if known:
+            return Outcome("rejected", f"already rejected: {known['reason']}", known["snapshot"])
+        chosen = [(m.name, _version_of(m)) for m in decided.models]
+        try:
+            built = snapshot.build(self.root, chosen, lambda name, _v, work, target:
+                                   self._install(decided, name, work, target))
+        except ArchiveError as exc:
+            return self.syncer._reject(versions, str(exc), None, "archive")
+        log.info("decision_installed", snapshot=built.snapshotId, decided=decided.snapshot_id,
+                 leader=decided.leader)
+        return self.syncer._hand_over(built, versions)
+
+    def _install(self, decided: Decision, name: str, work: Path, target: Path) -> ModelEntry:
+        entry = next(m for m in decided.models if m.name == name)
+        try:
+            return self.peers.fetch_model(decided.peer_url, decided.snapshot_id, entry, target,
+                                          self.syncer.metrics.peer_bytes.inc)
+        except (PeerUnavailable, PeerRefused) as exc:
+            log.warning("peer_fetch_failed", model=name, peer=decided.peer_url,
+                        refused=isinstance(exc, PeerRefused), error=str(exc))
+            shutil.rmtree(target, ignore_errors=True)
+        return self._from_comet(entry, work, target)
+
+    def _from_comet(self, entry: ModelEntry, work: Path, target: Path) -> ModelEntry:
+        """Download the decided version from Comet; refuse it unless its files are the decided."""
+        syncer = self.syncer
+        found = next((v for v in syncer.client.get_model(entry.name).versions
+                      if v.registry_model_item_id == entry.registryModelItemId), None)
+        if found is None:
+            raise VersionNotFound(entry.workspace, entry.name, entry.version)
+        installed = installer.install(syncer.client, entry.name, found, work, target,
+                                      syncer.config.limits, syncer.metrics.bytes.inc,
+                                      syncer.should_stop)
+        if set(installed.files) != set(entry.files):
+            raise DecisionMismatch(f"{entry.name} {entry.version} from Comet differs from the "
+                                   "decided manifest")
+        return entry

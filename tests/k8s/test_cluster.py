@@ -1,0 +1,122 @@
+"""Replicas as real sidecar processes: one polls Comet, the others follow the Lease's decision."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import requests
+
+from tests.support.cluster import (
+    decided_versions,
+    holder,
+    start_replica,
+    start_replicas,
+    wait_for_leader,
+)
+from tests.support.processes import published, published_versions, wait_until
+from tests.support.registry import unique_name
+
+DETAILS = "registry-model/details"
+
+
+def _stop_all(replicas) -> None:
+    for replica in replicas:
+        replica.stop()
+
+
+def test_only_the_leader_polls_and_comet_serves_one_download_per_promotion(
+        api, local_registry, tmp_path):
+    """Three replicas: details requests at one poller's rate; one download per promotion."""
+    name = unique_name("clf")
+    local_registry.register_files(name, "1.0.0", {"m.bin": os.urandom(50_000)},
+                                  status="Production")
+    replicas = start_replicas(local_registry, api.url, tmp_path, name, 3)
+    try:
+        for replica in replicas:
+            replica.wait_for_versions({name: "1.0.0"})
+        local_registry.reset_request_counts()
+        local_registry.register_files(name, "1.1.0", {"m.bin": os.urandom(50_000)},
+                                      status="Production")
+        for replica in replicas:
+            replica.wait_for_versions({name: "1.1.0"}, timeout=30)
+        assert decided_versions(api) == {name: "1.1.0"}
+        assert local_registry.downloads() == 1
+        leader = holder(api)
+        followers = [r for r in replicas if r.root.name != leader]
+        assert all(r.events("model_fetched_from_peer") for r in followers)
+        local_registry.reset_request_counts()
+        time.sleep(4)  # 8 intervals of 0.5 s: one poller makes ~8 details requests, three ~24
+        assert 3 <= local_registry.count(DETAILS) <= 12
+    finally:
+        _stop_all(replicas)
+
+
+def test_a_new_leader_polls_within_lease_duration_and_interval_after_a_sigkill(
+        api, local_registry, tmp_path):
+    """SIGKILL the leader: another takes the Lease in time and carries the next promotion."""
+    name = unique_name("clf")
+    local_registry.register_files(name, "1.0.0", {"m.bin": b"1"}, status="Production")
+    replicas = start_replicas(local_registry, api.url, tmp_path, name, 2)
+    try:
+        leader = wait_for_leader(api)
+        killed = next(r for r in replicas if r.root.name == leader)
+        killed.stop(signal.SIGKILL)
+        started = time.monotonic()
+        successor = wait_until(lambda: holder(api) not in ("", leader) and holder(api), 15,
+                               what="a new Lease holder")
+        assert time.monotonic() - started <= 3 + 0.5 + 2  # lease + interval + slack on 2 cores
+        local_registry.register_files(name, "1.1.0", {"m.bin": b"2"}, status="Production")
+        survivor = next(r for r in replicas if r.root.name == successor)
+        survivor.wait_for_versions({name: "1.1.0"}, timeout=20)
+    finally:
+        _stop_all(replicas)
+
+
+def test_a_lying_peer_is_refused_and_comet_used(api, local_registry, tmp_path):
+    """The leader's file changed on disk: a new follower refuses it, downloads from Comet."""
+    name = unique_name("clf")
+    original = os.urandom(20_000)
+    local_registry.register_files(name, "1.0.0", {"m.bin": original}, status="Production")
+    leader = start_replica(local_registry, api.url, tmp_path, name, 0)
+    follower = None
+    try:
+        leader.wait_for_versions({name: "1.0.0"})
+        wait_until(lambda: decided_versions(api), 20, what="a decision")
+        served = published(leader.root)
+        (leader.root / "snapshots" / served.snapshotId / name / "m.bin").write_bytes(
+            os.urandom(20_000))
+        local_registry.reset_request_counts()
+        follower = start_replica(local_registry, api.url, tmp_path, name, 1)
+        follower.wait_for_versions({name: "1.0.0"}, timeout=30)
+        assert (follower.root / "current" / name / "m.bin").read_bytes() == original
+        refused = follower.events("peer_fetch_failed")
+        assert refused and refused[0]["refused"] is True
+        assert local_registry.downloads() == 1
+    finally:
+        _stop_all([leader] + ([follower] if follower else []))
+
+
+def test_followers_keep_serving_through_an_api_outage_and_resume(api, local_registry,
+                                                                  tmp_path):
+    """Broken watches and a 503ing API server: nothing unpublished; the promotion lands after."""
+    name = unique_name("clf")
+    local_registry.register_files(name, "1.0.0", {"m.bin": b"1"}, status="Production")
+    replicas = start_replicas(local_registry, api.url, tmp_path, name, 2)
+    try:
+        for replica in replicas:
+            replica.wait_for_versions({name: "1.0.0"})
+        api.fail_with = 503
+        api.leases.close_watches()
+        local_registry.register_files(name, "1.1.0", {"m.bin": b"2"}, status="Production")
+        time.sleep(3)  # past the renew deadline: nobody leads, nobody is left without a model
+        for replica in replicas:
+            assert published_versions(replica.root) in ({name: "1.0.0"}, {name: "1.1.0"})
+            assert requests.get(f"{replica.url}/readyz", timeout=5).status_code == 200
+        api.fail_with = None
+        for replica in replicas:
+            replica.wait_for_versions({name: "1.1.0"}, timeout=30)
+        assert any(r.events("decision_watch_broken") for r in replicas)
+    finally:
+        _stop_all(replicas)
