@@ -45,12 +45,12 @@ def _counts() -> tuple[int, ...]:
 def _start(processes: Processes, handle, api_url: str, work: Path, model: str,
            index: int) -> Process:
     port = free_port()
+    work.mkdir(parents=True, exist_ok=True)
     token = work / "sa-token"
     token.write_text("bench-service-account-token\n")
     environ = sidecar_env(handle, work / f"pod-{index}", model, SYNC_INTERVAL=str(INTERVAL),
-                          LOG_LEVEL="warning",
                           **replica_env(api_url, token, index, **ELECTION))
-    environ["SIDECAR_LISTEN"] = f"127.0.0.1:{port}"
+    environ.update(SIDECAR_LISTEN=f"127.0.0.1:{port}", LOG_LEVEL="warning")
     process = processes.start(f"pod-{index}", [python(), "-m", "registry_sync.cli", "run"],
                               environ)
     process.url = f"http://127.0.0.1:{port}"

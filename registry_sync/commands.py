@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
 def once(args: argparse.Namespace) -> int:
     """registry-sync once: one pass; exit 0 when MODEL_ROOT holds a good snapshot."""
-    settings = config.sync_config(args)
+    # one pass has no time to elect or watch: it polls Comet itself, as outside a cluster
+    settings = dataclasses.replace(config.sync_config(args), election=None)
     logs.setup(settings.log_level)
     daemon = build_daemon(settings)
     snapshot.clean_staging(settings.model_root)

@@ -4,6 +4,12 @@ While a good snapshot is published the loop never exits on errors; it backs off 
 capped, with jitter) and keeps the snapshot. Before the first good snapshot, INIT_MAX_FAILURES
 failed passes in a row stop it with exit code 1. SIGTERM finishes or abandons the current step
 (an abandoned snapshot stays in .staging, which is cleaned) and exits 0.
+
+In a cluster (a Cluster given, LEADER_ELECTION=auto) each pass first asks who leads: the leader
+polls Comet as above and writes what it published on the Lease; a follower installs the
+leader's decision (follower.py) and never polls Comet, unless it has no model at all and no
+decision came for a whole lease duration (an API server down at start must not keep a new pod
+without a model).
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ class Daemon:
         self.config = syncer.config
         self.stop = stop or threading.Event()
         self.clock = clock
-        self.heartbeat = clock()
+        self.heartbeat = self._started = clock()
         self.wake = threading.Event()
         self._wait = wait or self.wake.wait
         self._rand = rand
@@ -105,9 +111,12 @@ class Daemon:
                 self.cluster.announce(current)
             return outcome
         decided = self.cluster.decision()
-        if decided is None:
-            return Outcome("waiting", "no decision from the leader yet")
-        return self.follower.sync_to(decided)
+        if decided is not None:
+            return self.follower.sync_to(decided)
+        if not self.has_good_snapshot() and self.clock() - self._started > (
+                self.cluster.settings.lease_duration):
+            return self.syncer.sync_once()  # no leader for a lease: never start without a model
+        return Outcome("waiting", "no decision from the leader yet")
 
     def _succeeded(self, outcome: Outcome) -> None:
         self.retry_after = 0.0

@@ -120,3 +120,17 @@ def test_followers_keep_serving_through_an_api_outage_and_resume(api, local_regi
         assert any(r.events("decision_watch_broken") for r in replicas)
     finally:
         _stop_all(replicas)
+
+
+def test_a_replica_starting_while_the_api_server_is_down_polls_comet_itself(
+        api, local_registry, tmp_path):
+    """No leader and no decision for a lease duration: it fetches its first model on its own."""
+    name = unique_name("clf")
+    local_registry.register_files(name, "1.0.0", {"m.bin": b"1"}, status="Production")
+    api.fail_with = 503
+    replica = start_replica(local_registry, api.url, tmp_path, name, 0)
+    try:
+        replica.wait_for_versions({name: "1.0.0"}, timeout=20)
+        assert holder(api) == ""
+    finally:
+        replica.stop()
