@@ -1,4 +1,4 @@
-"""The contract between registry-sync and serving: the MODEL_ROOT layout, manifest.json, JSON logs.
+"""What registry-sync and serving share: the MODEL_ROOT layout, manifest, JSON logs, Comet keys.
 
 Both the sidecar and serving import this package, and nothing else of each other, so each image
 installs only what it runs.

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import api_key
+from model_contract import api_key
+
 from .election import ElectionSettings
 from .errors import ConfigError
 
-DEFAULT_COMET_URL = "https://www.comet.com"
+DEFAULT_COMET_URL = api_key.DEFAULT_SERVER
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_MIN_DOWNLOAD_RATE = 128 * 1024  # bytes/s
 

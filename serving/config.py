@@ -101,8 +101,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "COMET_API_KEY": (str, None, "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
     "COMET_API_KEY_FILE": (Path, None, "file holding the Comet API key, read at start"),
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
-    "COMET_URL_OVERRIDE": (str, "https://www.comet.com",
-                           "Comet server; MPM is at its scheme://host:port/mpm/"),
+    "COMET_URL_OVERRIDE": (str, None, "Comet server (else the one the API key names, else "
+                           "https://www.comet.com); MPM is at its scheme://host:port/mpm/"),
     "WEBHOOK_SECRET": (str, None, "secret Comet's webhook sends; unset: the webhook is off"),
     "WEBHOOK_HEADER": (str, "Authorization", "header that carries the webhook secret"),
     "WEBHOOK_PER_MINUTE": (_positive_int, "6", "webhook calls accepted per minute per worker"),

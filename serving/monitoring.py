@@ -25,7 +25,7 @@ from typing import Any
 import requests
 from flask import current_app
 
-from model_contract import layout, logs, manifest
+from model_contract import api_key, layout, logs, manifest
 
 from . import metrics
 from .config import MpmConfig
@@ -270,7 +270,7 @@ class Monitor:
 
     def _ping(self) -> bool:
         """Whether MPM answers its ping in time (the SDK's own ping has no timeout)."""
-        url = mpm_root(self.config.url) + "isAlive/ping"
+        url = mpm_root(comet_server(self.config.url, self.config.api_key)) + "isAlive/ping"
         try:
             answer = requests.get(url, headers={"Authorization": self.config.api_key or ""},
                                   timeout=self.config.send_timeout)
@@ -280,6 +280,14 @@ class Monitor:
         if answer.status_code != 200:
             log.warning("mpm_unavailable", url=url, status=answer.status_code)
         return answer.status_code == 200
+
+
+def comet_server(url_override: str | None, key: str | None) -> str:
+    """COMET_URL_OVERRIDE, else the server the key carries, else Comet's own (as the SDK)."""
+    try:
+        return url_override or api_key.base_url(key or "") or api_key.DEFAULT_SERVER
+    except api_key.MalformedKey:
+        return api_key.DEFAULT_SERVER  # the SDK itself then refuses the key and disables MPM
 
 
 def mpm_root(comet_url: str) -> str:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from registry_sync import api_key
+from model_contract import api_key
 from registry_sync.comet import MAX_RETRY_HINT, retry_after_seconds
 
 

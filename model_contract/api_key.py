@@ -13,6 +13,7 @@ import binascii
 import json
 
 DELIMITER = "*"
+DEFAULT_SERVER = "https://www.comet.com"  # not www.comet.ml: its redirect drops the key
 
 
 class MalformedKey(ValueError):
