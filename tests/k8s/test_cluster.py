@@ -10,6 +10,7 @@ import requests
 
 from tests.support.cluster import (
     decided_versions,
+    decision_history,
     holder,
     start_replica,
     start_replicas,
@@ -70,6 +71,9 @@ def test_a_new_leader_polls_within_lease_duration_and_interval_after_a_sigkill(
         local_registry.register_files(name, "1.1.0", {"m.bin": b"2"}, status="Production")
         survivor = next(r for r in replicas if r.root.name == successor)
         survivor.wait_for_versions({name: "1.1.0"}, timeout=20)
+        # two leaders in turn, one decision per registry state: never back, never another
+        wait_until(lambda: decided_versions(api) == {name: "1.1.0"}, 10, what="the decision")
+        assert decision_history(api) == [{name: "1.0.0"}, {name: "1.1.0"}]
     finally:
         _stop_all(replicas)
 

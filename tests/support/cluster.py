@@ -52,12 +52,25 @@ def holder(api) -> str:
     return (lease or {}).get("spec", {}).get("holderIdentity") or ""
 
 
-def decided_versions(api) -> dict[str, str]:
-    """The versions the decision on the Lease names ({} if none)."""
-    lease = api.leases.objects.get((NAMESPACE, LEASE)) or {}
+def _decided(lease: dict) -> dict[str, str]:
     text = (lease.get("metadata", {}).get("annotations") or {}).get(
         "registry-sync.comet.com/decision")
     return {m["name"]: m["version"] for m in json.loads(text)["models"]} if text else {}
+
+
+def decided_versions(api) -> dict[str, str]:
+    """The versions the decision on the Lease names ({} if none)."""
+    return _decided(api.leases.objects.get((NAMESPACE, LEASE)) or {})
+
+
+def decision_history(api) -> list[dict[str, str]]:
+    """Every decision the Lease has carried, in order, repeats collapsed."""
+    seen: list[dict[str, str]] = []
+    for _version, _kind, lease in list(api.leases.history):
+        decided = _decided(lease)
+        if decided and (not seen or seen[-1] != decided):
+            seen.append(decided)
+    return seen
 
 
 def wait_for_leader(api, timeout: float = 20.0) -> str:
