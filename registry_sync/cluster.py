@@ -56,14 +56,18 @@ class Cluster:
         return self._latest
 
     def announce(self, published: Manifest) -> None:
-        """As leader, write the published snapshot as the decision, unless the Lease has it."""
+        """As leader, write the published snapshot as the decision, unless the Lease has it.
+
+        A new leader rewrites even an unchanged set, naming itself: followers then fetch files
+        from, and forward webhooks to, a replica that is alive.
+        """
         try:
             on_lease = decision.parse(self.elector.annotations.get(decision.DECISION_ANNOTATION)
                                       or "null")
         except DecisionError:
             on_lease = None
         made = decision.from_manifest(published, self.settings.identity, self.peer_url)
-        if on_lease is not None and on_lease.key == made.key:
+        if on_lease is not None and (on_lease.key, on_lease.leader) == (made.key, made.leader):
             return
         try:
             text = made.to_annotation()

@@ -130,7 +130,8 @@ def read(record: LeaseRecord | None) -> Decision | None:
 class DecisionWatcher:
     """Follows the decision on the Lease through a watch, re-listing and reconnecting as needed.
 
-    `deliver` is called with each new, well-formed decision (not with repeats). A broken stream,
+    `deliver` is called with each new, well-formed decision (not with repeats of the same set
+    from the same leader). A broken stream,
     an API server outage or a 410 Gone only delays the next decision: the caller keeps serving.
     """
 
@@ -190,9 +191,9 @@ class DecisionWatcher:
         except DecisionError as exc:
             log.error("decision_refused", lease=self.lease.name, reason=str(exc))
             return
-        if found is None or found.key == self._seen:
+        if found is None or (found.key, found.leader, found.peer_url) == self._seen:
             return
-        self._seen = found.key
+        self._seen = (found.key, found.leader, found.peer_url)
         log.info("decision_seen", snapshot=found.snapshot_id, versions=found.versions,
                  leader=found.leader)
         self._deliver(found)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 
 import requests
 
+from registry_sync.decision import DECISION_ANNOTATION
 from tests.support.cluster import (
+    LEASE,
+    NAMESPACE,
+    PEER_TOKEN,
     decided_versions,
     decision_history,
     holder,
@@ -138,3 +143,43 @@ def test_a_replica_starting_while_the_api_server_is_down_polls_comet_itself(
         assert holder(api) == ""
     finally:
         replica.stop()
+
+
+def test_a_frozen_leader_is_replaced_and_webhooks_reach_the_new_one(api, local_registry,
+                                                                    tmp_path):
+    """SIGSTOP (a network cut): a successor leads and names itself; a follower's poll-now
+    reaches it though the interval is 10 minutes; the old leader wakes as a follower."""
+    name = unique_name("clf")
+    local_registry.register_files(name, "1.0.0", {"m.bin": b"1"}, status="Production")
+    replicas = start_replicas(local_registry, api.url, tmp_path, name, 3, SYNC_INTERVAL="600")
+    frozen = None
+    try:
+        for replica in replicas:
+            replica.wait_for_versions({name: "1.0.0"})
+        leader = wait_for_leader(api)
+        frozen = next(r for r in replicas if r.root.name == leader)
+        frozen.process.send_signal(signal.SIGSTOP)
+        successor = wait_until(lambda: holder(api) not in ("", leader) and holder(api), 15,
+                               what="a new Lease holder")
+        wait_until(lambda: _decision_leader(api) == successor, 15, what="the new leader named")
+        local_registry.register_files(name, "1.1.0", {"m.bin": b"2"}, status="Production")
+        follower = next(r for r in replicas if r.root.name not in (leader, successor))
+        woken = requests.post(f"{follower.url}/-/poll-now", timeout=5,
+                              headers={"Authorization": f"Bearer {PEER_TOKEN}"})
+        assert woken.status_code == 202
+        follower.wait_for_versions({name: "1.1.0"}, timeout=20)
+        frozen.process.send_signal(signal.SIGCONT)
+        frozen.wait_for_versions({name: "1.1.0"}, timeout=20)
+        assert holder(api) == successor
+        assert decision_history(api) == [{name: "1.0.0"}, {name: "1.1.0"}]
+        assert requests.post(f"{follower.url}/-/poll-now", timeout=5).status_code == 401
+    finally:
+        if frozen is not None:
+            frozen.process.send_signal(signal.SIGCONT)
+        _stop_all(replicas)
+
+
+def _decision_leader(api) -> str:
+    lease = api.leases.objects.get((NAMESPACE, LEASE)) or {}
+    text = (lease.get("metadata", {}).get("annotations") or {}).get(DECISION_ANNOTATION)
+    return json.loads(text)["leader"] if text else ""
