@@ -77,6 +77,14 @@ class Cluster:
         if self.elector.annotate({decision.DECISION_ANNOTATION: text}):
             log.info("decision_written", snapshot=made.snapshot_id, versions=made.versions)
 
+    def describe(self) -> dict[str, object]:
+        """Who leads and what was decided, for /status."""
+        latest = self._latest
+        return {"leader": self.is_leader(), "holder": self.elector.holder,
+                "decision": None if latest is None else {
+                    "snapshot": latest.snapshot_id, "versions": latest.versions,
+                    "leader": latest.leader}}
+
     def poll_now(self) -> None:
         """A webhook's wake-up: the leader polls at once; a follower passes it to the leader."""
         latest = self._latest

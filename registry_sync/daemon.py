@@ -104,7 +104,9 @@ class Daemon:
         """Standalone or leader: poll Comet (a leader then announces); follower: install."""
         if self.cluster is None or self.follower is None:
             return self.syncer.sync_once()
-        if self.cluster.is_leader():
+        leading = self.cluster.is_leader()
+        self.syncer.metrics.leader.set(1 if leading else 0)
+        if leading:
             outcome = self.syncer.sync_once()
             current = snapshot.read_current(self.config.model_root)
             if current is not None and outcome.kind in ("published", "unchanged"):

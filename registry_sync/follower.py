@@ -52,7 +52,8 @@ class Follower:
     def sync_to(self, decided: Decision) -> Outcome:
         """One follower pass; raises what a sync pass raises (Comet, disk, serving trouble)."""
         versions = _versions(decided)
-        self.syncer.state.desired = versions
+        self.syncer.state.desired = versions  # what the leader decided is what we want
+        self.syncer.metrics.set_versions(self.syncer.metrics.desired, decided.versions)
         current = snapshot.read_current(self.root)
         if current is not None and tuple(
                 (m.name, m.version, m.registryModelItemId) for m in current.models) == decided.key:

@@ -52,6 +52,10 @@ def test_only_the_leader_polls_and_comet_serves_one_download_per_promotion(
         leader = holder(api)
         followers = [r for r in replicas if r.root.name != leader]
         assert all(r.events("model_fetched_from_peer") for r in followers)
+        roles = {r.root.name: r.status()["cluster"]["leader"] for r in replicas}
+        assert roles == {r.root.name: r.root.name == leader for r in replicas}
+        assert "registry_sync_leader 1.0" in next(
+            r for r in replicas if r.root.name == leader).metrics()
         local_registry.reset_request_counts()
         time.sleep(4)  # 8 intervals of 0.5 s: one poller makes ~8 details requests, three ~24
         assert 3 <= local_registry.count(DETAILS) <= 12
