@@ -1,4 +1,4 @@
-"""Part 8: replicas: Comet load and downloads against the number of replicas, leader failover.
+"""Part 9: replicas: Comet load and downloads against the number of replicas, leader failover.
 
 For each N (BENCH_REPLICAS, default 1,5,10,20), N sidecars run as real processes, each with its
 own MODEL_ROOT and ops port, sharing the local registry and the Kubernetes API stand-in
@@ -126,7 +126,7 @@ def _failover(processes: Processes, handle, api, replicas: list[Process]) -> flo
 
 def run(work: Path) -> Section:
     """Every N in turn; one table, four targets."""
-    section = Section("8. Replicas: one poller, one download per promotion")
+    section = Section("9. Replicas: one poller, one download per promotion")
     rows = [_one(count, work / f"n{count}") for count in _counts()]
     expected = 3600 / INTERVAL
     section.table(

@@ -7,8 +7,9 @@ every endpoint of docs/comet-api.md §2 under /api/rest/v2/ with the shapes of
 COMET_URL_OVERRIDE=http://127.0.0.1:N/clientlib/.
 
 Modules: store (on-disk data), web (shared view helpers), shapes (JSON shapes), read_api and
-write_api (the REST endpoints), admin and faults (test-only fault injection and request
-counts), app (the Flask app), cli (the subcommand).
+write_api (the REST endpoints), mpm (Comet MPM's ingestion endpoints under /mpm/, in memory,
+and GET /mpm/local/counts), admin and faults (test-only fault injection and request counts),
+app (the Flask app), cli (the subcommand).
 
 Our own upload endpoint (not Comet's):
 

@@ -71,6 +71,7 @@ class Demo:
             "SIDECAR_LISTEN": f"127.0.0.1:{args.sidecar_port}",
             "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
             "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
+            "MPM_ENABLED": "true", "MPM_BATCH_SECONDS": "1",  # events to the local registry
         }
 
     def _start(self, name: str, command: list[str]) -> None:
@@ -132,6 +133,7 @@ The demo is up (state in {home}, logs in {home}/*.log):
               -d '{{"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
                    "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}}' -i
   status:   .venv/bin/registry-sync status --model-root {home}/models
+  MPM:      {self.registry_url}/mpm/local/counts  (Comet MPM events per version, as you predict)
 
 Promote a new version and watch X-Model-Version switch, without a restart:
 

@@ -136,7 +136,7 @@ class MpmConfig:
     send_timeout: int = 10
     api_key: str | None = dataclasses.field(default=None, repr=False)
     workspace: str | None = None
-    url: str = "https://www.comet.com"
+    url: str | None = None  # None: the server the API key names, else Comet's own
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ process (started on first use, and again after a fork: the pid is checked) hands
 Comet's own `comet_mpm` SDK. The SDK fixes the model version per `CometMPM` instance, so when the
 served version changes, the old instance is ended (drained) on a thread of its own and a new one
 opened. The SDK's own queue is unbounded: the sender waits while it holds MPM_QUEUE_SIZE events,
-so that ours fills and drops instead of memory growing while Comet is slow or down.
+so that ours fills and drops instead of memory growing while Comet is slow or down. What is
+needed of the SDK itself is in mpm_sdk.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import requests
 from flask import current_app
 
-from model_contract import api_key, layout, logs, manifest
+from model_contract import layout, logs, manifest
 
-from . import metrics
+from . import metrics, mpm_sdk
 from .config import MpmConfig
+from .mpm_sdk import ModelKey
 
 log = logs.get(__name__)
 MONITOR = "serving.monitor"
@@ -45,15 +47,6 @@ def monitor() -> Monitor:
 def new_prediction_id() -> str:
     """A fresh prediction id: 32 hex digits."""
     return uuid.uuid4().hex
-
-
-@dataclass(frozen=True)
-class ModelKey:
-    """What MPM knows a model by: workspace, registry model name, version."""
-
-    workspace: str
-    name: str
-    version: str
 
 
 @dataclass(frozen=True)
@@ -102,7 +95,7 @@ class Monitor:
                  open_client: Callable[[ModelKey], Any] | None = None,
                  draw: Callable[[], float] = random.random):
         self.config, self._root, self._draw = config, model_root, draw
-        self._open = open_client or self._open_sdk
+        self._open = open_client or partial(mpm_sdk.open_client, config)
         self._queue: queue.Queue | None = None
         self._pid: int | None = None
         self._start_lock = threading.Lock()
@@ -156,7 +149,10 @@ class Monitor:
         if self._pid != os.getpid() or self._queue is None:
             return
         done = threading.Event()
-        self._queue.put((_STOP, done))
+        try:
+            self._queue.put((_STOP, done), timeout=timeout)
+        except queue.Full:
+            return  # the sender is stuck on Comet: it is a daemon thread, leave it
         done.wait(timeout)
 
     def _run(self, work: queue.Queue) -> None:
@@ -228,7 +224,7 @@ class Monitor:
             ender.join(self.config.send_timeout * 2)
 
     def _wait_for_room(self, client: Any) -> None:
-        while _sdk_backlog(client) >= self.config.queue_size:
+        while mpm_sdk.backlog(client) >= self.config.queue_size:
             time.sleep(ROOM_POLL)
 
     def _count_send_failures(self, client: Any = None) -> None:
@@ -253,66 +249,9 @@ class Monitor:
             self._workspaces = {snapshot: found or self.config.workspace or "default"}
         return self._workspaces[snapshot]
 
-    def _open_sdk(self, key: ModelKey) -> Any:
-        """A CometMPM instance for this model version, or None while MPM does not answer."""
-        if not self._ping():
-            return None
-        from comet_mpm import CometMPM  # imports pandas: paid by this thread, not at start
-
-        client = CometMPM(api_key=self.config.api_key, workspace_name=key.workspace,
-                          model_name=key.name, model_version=key.version,
-                          max_batch_size=self.config.batch_size,
-                          max_batch_time=self.config.batch_seconds)
-        if client.disabled:
-            return None
-        _bound_upload_time(client, self.config.send_timeout)
-        return client
-
-    def _ping(self) -> bool:
-        """Whether MPM answers its ping in time (the SDK's own ping has no timeout)."""
-        url = mpm_root(comet_server(self.config.url, self.config.api_key)) + "isAlive/ping"
-        try:
-            answer = requests.get(url, headers={"Authorization": self.config.api_key or ""},
-                                  timeout=self.config.send_timeout)
-        except requests.RequestException as exc:
-            log.warning("mpm_unreachable", url=url, error_type=type(exc).__name__)
-            return False
-        if answer.status_code != 200:
-            log.warning("mpm_unavailable", url=url, status=answer.status_code)
-        return answer.status_code == 200
-
-
-def comet_server(url_override: str | None, key: str | None) -> str:
-    """COMET_URL_OVERRIDE, else the server the key carries, else Comet's own (as the SDK)."""
-    try:
-        return url_override or api_key.base_url(key or "") or api_key.DEFAULT_SERVER
-    except api_key.MalformedKey:
-        return api_key.DEFAULT_SERVER  # the SDK itself then refuses the key and disables MPM
-
-
-def mpm_root(comet_url: str) -> str:
-    """Where MPM answers: COMET_URL_OVERRIDE's scheme://host:port, then /mpm/ (as the SDK)."""
-    scheme, _, rest = comet_url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}/mpm/"
-
 
 def _end_in_background(client: Any, timeout: int) -> threading.Thread:
     ender = threading.Thread(target=client.end, kwargs={"timeout": timeout}, name="mpm-end",
                              daemon=True)
     ender.start()
     return ender
-
-
-# comet_mpm 1.5.x internals (pinned in pyproject.toml): the SDK has no public way to bound its
-# queue or its upload time, and both are needed so that a stalled Comet costs only events.
-def _sdk_backlog(client: Any) -> int:
-    """Events the SDK holds and Comet has not accepted yet."""
-    pending = getattr(getattr(client, "_sender", None), "_pending_depth", None)
-    return pending() if callable(pending) else 0
-
-
-def _bound_upload_time(client: Any, seconds: int) -> None:
-    """Cap one upload's time (default 300 s); read when the SDK's sender thread starts."""
-    sender = getattr(client, "_sender", None)
-    if sender is not None and hasattr(sender, "batch_sending_timeout"):
-        sender.batch_sending_timeout = seconds

@@ -107,3 +107,8 @@ def test_the_dashboard_is_well_formed_and_its_queries_parse(tmp_path: Path):
     done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_sidecar_exports_its_poll_interval_for_the_not_syncing_alert():
+    metrics = SyncMetrics(7.5)
+    assert metrics.registry.get_sample_value("registry_sync_interval_seconds") == 7.5

@@ -12,7 +12,8 @@ from serving import metrics
 from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig, from_env
 from serving.errors import ConfigError
-from serving.monitoring import Monitor, mpm_root
+from serving.monitoring import Monitor
+from serving.mpm_sdk import mpm_root
 from tests.monitoring.conftest import model_root
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.support.processes import wait_until
