@@ -141,6 +141,7 @@ class DecisionWatcher:
         self.lease, self._deliver = lease, deliver
         self._watch_timeout, self._retry, self._rand = watch_timeout, retry, rand
         self._seen: tuple | None = None
+        self._text: str | None = None
         self._watch: Any = None
         self.reconnects = 0
 
@@ -186,6 +187,10 @@ class DecisionWatcher:
         return version
 
     def _offer(self, record: LeaseRecord | None) -> None:
+        text = (record.annotations if record else {}).get(DECISION_ANNOTATION)
+        if text == self._text:
+            return  # a renewal of the Lease: every retry period, nothing decided
+        self._text = text
         try:
             found = read(record)
         except DecisionError as exc:
