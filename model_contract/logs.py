@@ -7,6 +7,7 @@ import logging
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 _secrets: set[str] = set()
@@ -45,6 +46,7 @@ class JsonFormatter(logging.Formatter):
             exc = record.exc_info[1]
             entry["error_type"] = type(exc).__name__
             entry.setdefault("error", str(exc))
+            entry["traceback"] = "".join(traceback.format_exception(exc)).rstrip()
         return mask(json.dumps(entry, default=str, separators=(",", ":")))
 
 
@@ -55,8 +57,11 @@ class EventLogger:
         self._logger = logging.getLogger(name)
 
     def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        """Log one event; an `exc_info` field (an exception) adds its type and traceback."""
         if self._logger.isEnabledFor(level):
-            self._logger.log(level, event, extra={"fields": fields})
+            exc = fields.pop("exc_info", None)
+            self._logger.log(level, event, extra={"fields": fields},
+                             exc_info=exc if isinstance(exc, BaseException) else None)
 
     def debug(self, event: str, **fields: Any) -> None:
         """Log a debug event."""

@@ -5,26 +5,36 @@ backslashes or `..`; symbolic links and other non-regular entries; more entries 
 a declared total size over the cap; an entry whose compression ratio is over the cap (checked for
 entries above 1 MiB, as small text files compress well for honest reasons). While unpacking, the
 bytes actually written are counted (a lying header cannot exceed its declared size) and each file's
-SHA-256 is computed; CRC errors surface as a corrupt archive. Last, the files must match the
-registry's assets by name and fileSize.
+SHA-256 is computed. Whatever the zip module cannot read safely is an UnsafeArchive too, so a
+rejection rather than a retry: duplicate names, a file beside a folder of the same name, names too
+long for the file system, encrypted entries, compression other than stored/deflate (deflate64...),
+a broken compressed stream, a CRC error. Last, the files must match the registry's assets by name
+and fileSize.
 """
 
 from __future__ import annotations
 
 import hashlib
+import lzma
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from model_contract.manifest import FileEntry
 
 from .config import ArchiveLimits
-from .errors import ArchiveTooLarge, SizeMismatch, UnsafeArchive
+from .errors import ArchiveTooLarge, SizeMismatch, Stopped, UnsafeArchive
 from .registry import Asset
 
 RATIO_CHECK_MIN_BYTES = 1024 * 1024
 _CHUNK = 1024 * 1024
+NAME_MAX, PATH_MAX = 255, 4096  # bytes, as on Linux file systems
+SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+# what reading a damaged or unsupported entry raises, besides BadZipFile
+_UNREADABLE = (zlib.error, lzma.LZMAError, EOFError, NotImplementedError, RuntimeError,
+               ValueError, zipfile.LargeZipFile)
 
 
 def safe_member_path(name: str) -> str:
@@ -38,10 +48,19 @@ def safe_member_path(name: str) -> str:
         raise UnsafeArchive(f"zip entry {name!r} climbs out with '..'")
     if not path.parts:
         raise UnsafeArchive(f"zip entry {name!r} has an empty path")
+    encoded = [len(part.encode("utf-8", "surrogateescape")) for part in path.parts]
+    if max(encoded) > NAME_MAX or len(name.encode("utf-8", "surrogateescape")) > PATH_MAX:
+        raise UnsafeArchive(f"zip entry {name[:80]!r}... has a name longer than the file "
+                            f"system allows ({NAME_MAX} bytes a part, {PATH_MAX} in all)")
     return path.as_posix()
 
 
 def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> None:
+    if info.flag_bits & 0x1:
+        raise UnsafeArchive(f"zip entry {info.filename!r} is encrypted")
+    if info.compress_type not in SUPPORTED_COMPRESSION:
+        raise UnsafeArchive(f"zip entry {info.filename!r} uses compression method "
+                            f"{info.compress_type} (only stored and deflate are read)")
     file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool recorded none
     if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
         kind = "a symbolic link" if file_type == stat.S_IFLNK else "not a regular file"
@@ -59,10 +78,13 @@ def inspect(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[tuple[zipfi
     if len(entries) > limits.max_entries:
         raise ArchiveTooLarge(f"zip holds {len(entries)} entries (cap MAX_ZIP_ENTRIES="
                               f"{limits.max_entries})")
-    files, total = [], 0
+    files, total, seen = [], 0, set()
     for info in entries:
-        path = safe_member_path(info.filename)
+        path = safe_member_path(info.filename).rstrip("/")
         _check_entry(info, limits)
+        if path in seen:
+            raise UnsafeArchive(f"zip holds {path!r} twice")
+        seen.add(path)
         if info.is_dir():
             continue
         total += info.file_size
@@ -70,7 +92,19 @@ def inspect(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[tuple[zipfi
             raise ArchiveTooLarge(f"zip expands to over {limits.max_bytes} bytes "
                                   "(cap MAX_MODEL_BYTES)")
         files.append((info, path))
+    _check_no_file_is_a_folder(seen, {path for _info, path in files})
     return files
+
+
+def _check_no_file_is_a_folder(paths: set[str], files: set[str]) -> None:
+    """UnsafeArchive if a file's path is also the folder of another entry."""
+    for path in paths:
+        parts = PurePosixPath(path).parts
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in files:
+                raise UnsafeArchive(f"zip holds a file {folder!r} and a folder of the same "
+                                    f"name (for {path!r})")
 
 
 def extract(zip_path: Path, dest: Path, assets: Iterable[Asset], limits: ArchiveLimits,
@@ -83,8 +117,8 @@ def extract(zip_path: Path, dest: Path, assets: Iterable[Asset], limits: Archive
                             for info, path in files)
     except zipfile.BadZipFile as exc:
         raise UnsafeArchive(f"not a readable zip: {exc}") from None
-    except (EOFError, zipfile.LargeZipFile) as exc:
-        raise UnsafeArchive(f"truncated or unreadable zip: {exc}") from None
+    except _UNREADABLE as exc:
+        raise UnsafeArchive(f"unreadable zip ({type(exc).__name__}): {exc}"[:300]) from None
     match_assets(entries, assets)
     return entries
 
@@ -102,7 +136,7 @@ def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, des
             digest.update(chunk)
             out.write(chunk)
             if should_stop():
-                raise InterruptedError("stop requested while unpacking")
+                raise Stopped("stop requested while unpacking")
     return FileEntry(path=path, size=written, sha256=digest.hexdigest())
 
 

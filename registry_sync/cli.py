@@ -8,7 +8,7 @@ import sys
 from model_contract import logs
 
 from . import __version__
-from .errors import ConfigError, RegistrySyncError
+from .errors import ConfigError, RegistrySyncError, Stopped
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except RegistrySyncError as exc:
         print(f"registry-sync: {logs.mask(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped):
         return EXIT_OK
 
 

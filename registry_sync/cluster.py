@@ -19,6 +19,7 @@ from model_contract.manifest import Manifest
 from . import decision
 from .decision import Decision, DecisionError, DecisionWatcher
 from .election import ElectionSettings, Elector
+from .errors import RegistrySyncError
 
 log = logs.get(__name__)
 
@@ -27,7 +28,7 @@ class Cluster:
     """Election on the Lease, and the decision the Lease carries, for one sidecar."""
 
     def __init__(self, settings: ElectionSettings, election_lease, watch_lease, peer_url: str,
-                 token: str, wake: Callable[[], None]):
+                 token: Callable[[], str], wake: Callable[[], None]):
         self.settings, self.peer_url, self._token, self._wake = settings, peer_url, token, wake
         self.elector = Elector(election_lease, settings, on_change=lambda leading: wake())
         self.watcher = DecisionWatcher(watch_lease, self._received, retry=settings.retry_period)
@@ -94,8 +95,13 @@ class Cluster:
         threading.Thread(target=self._forward, args=(latest.peer_url,), daemon=True).start()
 
     def _forward(self, leader_url: str) -> None:
+        try:
+            token = self._token()
+        except RegistrySyncError as exc:  # the token file mid-rotation: the poll comes anyway
+            log.warning("poll_now_not_forwarded", leader=leader_url, error=str(exc))
+            return
         wake = Request(f"{leader_url}/-/poll-now", data=b"", method="POST",  # noqa: S310
-                       headers={"Authorization": f"Bearer {self._token}"})
+                       headers={"Authorization": f"Bearer {token}"})
         try:
             with urlopen(wake, timeout=2.0) as answer:  # noqa: S310 - peerUrl is http(s)
                 log.info("poll_now_forwarded", leader=leader_url, status=answer.status)

@@ -15,21 +15,43 @@ from model_contract import logs
 from . import config, ops_server, snapshot, state, status
 from .comet import CometClient
 from .daemon import EXIT_FAILED, EXIT_OK, Daemon
+from .errors import Stopped
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier
 from .syncer import Syncer
+
+
+def interruptible_sleep(stop: threading.Event):
+    """A sleep for the client's retries that a stop request cuts short with Stopped."""
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Stopped("stop requested while waiting to retry")
+
+    return sleep
+
+
+def reload_token(settings: config.SyncConfig):
+    """The reload token as it is now (its file re-read), registered for masking."""
+    def current() -> str:
+        token = settings.read_reload_token()
+        logs.redact(token)
+        return token
+
+    return current
 
 
 def build_daemon(settings: config.SyncConfig) -> Daemon:
     """Wire a daemon from its configuration."""
     logs.redact(settings.comet.api_key)
     logs.redact(settings.reload_token)
-    notifier = (ServingNotifier(settings.serving_url, settings.reload_token)
+    stop = threading.Event()
+    notifier = (ServingNotifier(settings.serving_url, reload_token(settings),
+                                validate_timeout=settings.validation_deadline, wait=stop.wait)
                 if settings.serving_url else None)
     settings.model_root.mkdir(parents=True, exist_ok=True)
     # the loop's own backoff takes over from the client's retries: keep a pass short
-    client = CometClient(settings.comet, attempts=3, max_wait=min(30.0, settings.max_backoff))
-    stop = threading.Event()
+    client = CometClient(settings.comet, sleep=interruptible_sleep(stop), attempts=3,
+                         max_wait=min(30.0, settings.max_backoff))
     syncer = Syncer(settings, client, state.load(settings.model_root),
                     SyncMetrics(settings.interval), notifier,
                     should_stop=stop.is_set, reporter=_reporter(settings))
@@ -45,7 +67,7 @@ def _follower(settings: config.SyncConfig, syncer: Syncer):
     from .follower import Follower
     from .peer import PeerClient
 
-    return Follower(syncer, PeerClient(settings.reload_token, settings.comet.download_timeout))
+    return Follower(syncer, PeerClient(reload_token(settings), settings.comet.download_timeout))
 
 
 def _cluster(settings: config.SyncConfig, wake):
@@ -62,7 +84,7 @@ def _cluster(settings: config.SyncConfig, wake):
         client = kube.api_client(settings.kube_api_url, settings.kube_token_file, ca)
         return KubeLease(client, election.namespace, election.lease_name)
 
-    return Cluster(election, lease(), lease(), settings.peer_url, settings.reload_token, wake)
+    return Cluster(election, lease(), lease(), settings.peer_url, reload_token(settings), wake)
 
 
 def _reporter(settings: config.SyncConfig):

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from model_contract import api_key
 
 from .election import ElectionSettings
-from .errors import ConfigError
+from .errors import ConfigError, SecretUnavailable
+from .secret_files import check_secret_file, read_secret_file, secret_value
 
 DEFAULT_COMET_URL = api_key.DEFAULT_SERVER
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -108,8 +109,10 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.env: s
     for s in [
-        Setting("COMET_API_KEY", str, None, "Comet API key (or use COMET_API_KEY_FILE)", True),
-        Setting("COMET_API_KEY_FILE", Path, None, "file holding the API key; re-read on each poll"),
+        Setting("COMET_API_KEY", secret_value, None, "Comet API key (or use COMET_API_KEY_FILE)",
+                True),
+        Setting("COMET_API_KEY_FILE", Path, None,
+                "file holding the API key; re-read on each use (rotation without restart)"),
         Setting("COMET_WORKSPACE", str, None, "Comet workspace holding the registry models"),
         Setting("COMET_URL_OVERRIDE", _url_root, None,
                 "Comet server; only scheme://host:port is used, as by the comet_ml SDK "
@@ -139,9 +142,13 @@ SETTINGS: dict[str, Setting] = {
                 "cap on a zip entry's uncompressed/compressed size ratio"),
         Setting("SERVING_URL", str, "",
                 "serving's base URL for validate/reload (empty: publish without validation)"),
-        Setting("RELOAD_TOKEN", str, "", "shared token for serving's /-/validate and /-/reload",
-                True),
-        Setting("RELOAD_TOKEN_FILE", Path, None, "file holding the reload token"),
+        Setting("RELOAD_TOKEN", secret_value, "",
+                "shared token for serving's /-/validate and /-/reload", True),
+        Setting("RELOAD_TOKEN_FILE", Path, None,
+                "file holding the reload token; re-read on each use (rotation without restart)"),
+        Setting("VALIDATION_DEADLINE", _positive_float, "300",
+                "seconds the sidecar waits for serving's verdict on a snapshot (must exceed "
+                "serving's VALIDATION_TIMEOUT)"),
         Setting("SIDECAR_LISTEN", _listen, "127.0.0.1:8090",
                 "address of the sidecar's /healthz /readyz /metrics /status (port 0: off)"),
         Setting("LOG_LEVEL", _log_level, "info", "debug, info, warning or error"),
@@ -211,17 +218,6 @@ def require(values: Mapping[str, Any], *names: str) -> None:
             raise ConfigError(f"{name} (or {setting.flag}) is required: {setting.help}")
 
 
-def read_secret_file(path: Path, name: str) -> str:
-    """Read a secret from a mounted file, stripped; ConfigError if it cannot be read or is empty."""
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{name} {str(path)!r} cannot be read: {exc.strerror}") from None
-    if not value:
-        raise ConfigError(f"{name} {str(path)!r} is empty")
-    return value
-
-
 @dataclass(frozen=True)
 class CometSettings:
     """Where the registry is and how to authenticate to it."""
@@ -274,8 +270,15 @@ def comet_settings(values: Mapping[str, Any]) -> CometSettings:
         min_download_rate=values.get("COMET_MIN_DOWNLOAD_RATE") or DEFAULT_MIN_DOWNLOAD_RATE,
     )
     key_variable = "COMET_API_KEY_FILE" if settings.api_key_file else "COMET_API_KEY"
-    raw_key = (read_secret_file(settings.api_key_file, key_variable) if settings.api_key_file
-               else settings.api_key or "")
+    check_secret_file(settings.api_key_file, key_variable)
+    try:
+        raw_key = (read_secret_file(settings.api_key_file, key_variable)
+                   if settings.api_key_file else settings.api_key or "")
+    except SecretUnavailable as exc:
+        if not values.get("COMET_URL_OVERRIDE"):  # the key names the server: it is needed now
+            raise ConfigError(f"{exc} (without COMET_URL_OVERRIDE the server is read from the "
+                              "key)") from None
+        raw_key = ""  # mid-rotation: every pass reads it again, a failed pass until it is back
     url = server_url(values.get("COMET_URL_OVERRIDE"), raw_key, key_variable)
     return dataclasses.replace(settings, url=url)
 
@@ -305,7 +308,7 @@ class SyncConfig:
     keep_snapshots: int
     limits: ArchiveLimits
     serving_url: str
-    reload_token: str
+    reload_token: str  # as read at start; read_reload_token() gives the current one
     listen: tuple[str, int]
     log_level: str
     kube: dict[str, Any] | None = None
@@ -313,6 +316,14 @@ class SyncConfig:
     peer_url: str = ""  # http://POD_IP:port where the other replicas fetch our files
     kube_api_url: str = ""
     kube_token_file: Path = SERVICE_ACCOUNT_DIR / "token"
+    reload_token_file: Path | None = None
+    validation_deadline: float = 300.0
+
+    def read_reload_token(self) -> str:
+        """The current reload token: from its file when one is mounted (re-read on each use)."""
+        if self.reload_token_file is not None:
+            return read_secret_file(self.reload_token_file, "RELOAD_TOKEN_FILE")
+        return self.reload_token
 
 
 ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_LEASE_DURATION",
@@ -324,8 +335,9 @@ SYNC_NAMES = [
     "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG", "SYNC_GROUPING",
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "SERVING_URL", "RELOAD_TOKEN",
-    "RELOAD_TOKEN_FILE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME", "POD_NAMESPACE", "POD_UID",
-    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP", *ELECTION_NAMES,
+    "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
+    "POD_NAMESPACE", "POD_UID", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP",
+    *ELECTION_NAMES,
 ]
 
 
@@ -333,9 +345,13 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     """Read and validate the daemon's configuration."""
     values = read(args, os.environ if environ is None else environ, SYNC_NAMES)
     require(values, "MODEL_ROOT", "REGISTRY_MODELS")
-    token = values["RELOAD_TOKEN"]
-    if values.get("RELOAD_TOKEN_FILE"):
-        token = read_secret_file(values["RELOAD_TOKEN_FILE"], "RELOAD_TOKEN_FILE")
+    token, token_file = values["RELOAD_TOKEN"], values.get("RELOAD_TOKEN_FILE")
+    check_secret_file(token_file, "RELOAD_TOKEN_FILE")
+    if token_file:
+        try:
+            token = read_secret_file(token_file, "RELOAD_TOKEN_FILE")
+        except SecretUnavailable:
+            token = ""  # not there yet (rotation): each use reads it again
     serving_url = values["SERVING_URL"].rstrip("/")
     if serving_url:
         try:
@@ -343,7 +359,7 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         except ValueError as exc:
             raise ConfigError(
                 f"SERVING_URL (or --serving-url) is {serving_url!r}: expected {exc}") from None
-        if not token:
+        if not token and not token_file:
             raise ConfigError("RELOAD_TOKEN (or RELOAD_TOKEN_FILE) is required with SERVING_URL")
     return SyncConfig(
         comet=comet_settings(values),
@@ -367,6 +383,8 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         peer_url=_peer_url(values),
         kube_api_url=values["KUBERNETES_API_URL"] or _service_url(values),
         kube_token_file=values["KUBERNETES_TOKEN_FILE"],
+        reload_token_file=token_file,
+        validation_deadline=values["VALIDATION_DEADLINE"],
     )
 
 

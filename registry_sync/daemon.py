@@ -2,8 +2,10 @@
 
 While a good snapshot is published the loop never exits on errors; it backs off (exponential,
 capped, with jitter) and keeps the snapshot. Before the first good snapshot, INIT_MAX_FAILURES
-failed passes in a row stop it with exit code 1. SIGTERM finishes or abandons the current step
-(an abandoned snapshot stays in .staging, which is cleaned) and exits 0.
+failed passes in a row stop it with exit code 1. Every wait, a registry's Retry-After included,
+is capped at SYNC_MAX_BACKOFF. A stop (SIGTERM) abandons the current step wherever it is noticed
+(`Stopped`; an abandoned snapshot stays in .staging, which is cleaned) and exits 0: never a
+failure. The heartbeat (/healthz) moves at every step of progress, not only when a pass ends.
 
 In a cluster (a Cluster given, LEADER_ELECTION=auto) each pass first asks who leads: the leader
 polls Comet as above and writes what it published on the Lease; a follower installs the
@@ -23,8 +25,7 @@ from typing import TYPE_CHECKING
 from model_contract import logs
 
 from . import snapshot, state
-from .errors import ConfigError, RegistrySyncError
-from .installer import Stopped
+from .errors import ConfigError, RegistrySyncError, Stopped
 from .syncer import Outcome, Syncer
 
 if TYPE_CHECKING:
@@ -66,6 +67,11 @@ class Daemon:
         self._wait = wait or self.wake.wait
         self._rand = rand
         self.retry_after = 0.0  # what the registry last asked us to wait, if anything
+        syncer.on_progress = self.beat
+
+    def beat(self) -> None:
+        """The loop is alive and making progress."""
+        self.heartbeat = self.clock()
 
     @property
     def state(self) -> state.SyncState:
@@ -91,8 +97,9 @@ class Daemon:
             self._failed(exc)
             return None
         except Exception as exc:  # the loop must outlive a bug while a snapshot is served
-            log.error("sync_crashed", error_type=type(exc).__name__, error=str(exc))
-            self._failed(exc)
+            log.error("sync_crashed", error_type=type(exc).__name__, error=str(exc),
+                      exc_info=exc)
+            self._failed(exc, logged=True)
             return None
         finally:
             self.heartbeat = self.clock()
@@ -134,7 +141,7 @@ class Daemon:
               snapshot=outcome.snapshot_id)
         self._save()
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, logged: bool = False) -> None:
         self.retry_after = getattr(exc, "retry_after", None) or 0.0
         current = self.state
         current.consecutive_failures += 1
@@ -142,15 +149,16 @@ class Daemon:
                               "at": self.clock()}
         self.syncer.metrics.attempts.labels(outcome="failed").inc()
         self.syncer.metrics.failures.set(current.consecutive_failures)
-        log.error("sync_failed", error_type=type(exc).__name__, error=str(exc),
-                  consecutive_failures=current.consecutive_failures)
+        if not logged:
+            log.error("sync_failed", error_type=type(exc).__name__, error=str(exc),
+                      consecutive_failures=current.consecutive_failures)
         if self.syncer.reporter:
             self.syncer.reporter.sync_failing(logs.mask(str(exc)), current.consecutive_failures)
         self._save()
 
     def _save(self) -> None:
         try:
-            state.save(self.config.model_root, self.state)
+            self.syncer.save_state()
         except OSError as exc:
             log.warning("state_not_saved", error=str(exc))
 
@@ -171,7 +179,8 @@ class Daemon:
             delay = (backoff_delay(failures, self.config.interval, self.config.max_backoff,
                                    self._rand)
                      if failures else poll_delay(self.config.interval, self._rand))
-            delay = max(delay, self.retry_after)
+            # the registry's hint may be huge or infinite: never wait longer than the cap
+            delay = min(max(delay, self.retry_after), self.config.max_backoff)
             self.heartbeat = self.clock()
             if not self.stop.is_set():
                 self._wait(delay)

@@ -15,13 +15,12 @@ from pathlib import Path
 from model_contract import logs
 from model_contract.manifest import ModelEntry
 
-from . import installer, snapshot
+from . import installer
 from .decision import Decision
-from .errors import ArchiveError, VersionNotFound
+from .errors import ArchiveError, UnsafeValue, VersionNotFound
 from .peer import PeerClient, PeerRefused, PeerUnavailable
 from .registry import ModelVersion
-from .state import VersionSet
-from .syncer import Outcome, Syncer
+from .syncer import Outcome, Syncer, check_chosen, describe
 
 log = logs.get(__name__)
 
@@ -36,12 +35,6 @@ def _version_of(entry: ModelEntry) -> ModelVersion:
                         entry.experimentKey, 0, "", ())
 
 
-def _versions(decided: Decision) -> VersionSet:
-    return {m.name: {"version": m.version, "registryModelItemId": m.registryModelItemId,
-                     "experimentKey": m.experimentKey, "status": m.status}
-            for m in decided.models}
-
-
 class Follower:
     """Brings MODEL_ROOT to the decided set through the syncer's build/validate/publish path."""
 
@@ -51,25 +44,22 @@ class Follower:
 
     def sync_to(self, decided: Decision) -> Outcome:
         """One follower pass; raises what a sync pass raises (Comet, disk, serving trouble)."""
-        versions = _versions(decided)
-        self.syncer.state.desired = versions  # what the leader decided is what we want
-        self.syncer.metrics.set_versions(self.syncer.metrics.desired, decided.versions)
-        current = snapshot.read_current(self.root)
-        if current is not None and tuple(
-                (m.name, m.version, m.registryModelItemId) for m in current.models) == decided.key:
-            return Outcome("unchanged", snapshot_id=current.snapshotId)
-        known = self.syncer.state.is_rejected(versions)
-        if known:
-            return Outcome("rejected", f"already rejected: {known['reason']}", known["snapshot"])
+        syncer = self.syncer
+        syncer._confirm_published()
         chosen = [(m.name, _version_of(m)) for m in decided.models]
         try:
-            built = snapshot.build(self.root, chosen, lambda name, _v, work, target:
-                                   self._install(decided, name, work, target))
-        except ArchiveError as exc:
-            return self.syncer._reject(versions, str(exc), None, "archive")
-        log.info("decision_installed", snapshot=built.snapshotId, decided=decided.snapshot_id,
-                 leader=decided.leader)
-        return self.syncer._hand_over(built, versions)
+            check_chosen(chosen)  # the Lease is input like the registry: checked the same way
+        except UnsafeValue as exc:
+            return syncer._refuse_unsafe(exc)
+        syncer.state.desired = describe(chosen)  # what the leader decided is what we want
+        syncer.state.waiting = None
+        syncer.metrics.set_versions(syncer.metrics.desired, decided.versions)
+        outcome = syncer.bring_to(chosen, lambda name, _version, work, target:
+                                  self._install(decided, name, work, target))
+        if outcome.kind == "published":
+            log.info("decision_installed", snapshot=outcome.snapshot_id,
+                     decided=decided.snapshot_id, leader=decided.leader)
+        return outcome
 
     def _install(self, decided: Decision, name: str, work: Path, target: Path) -> ModelEntry:
         entry = next(m for m in decided.models if m.name == name)
@@ -91,7 +81,7 @@ class Follower:
             raise VersionNotFound(entry.workspace, entry.name, entry.version)
         installed = installer.install(syncer.client, entry.name, found, work, target,
                                       syncer.config.limits, syncer.metrics.bytes.inc,
-                                      syncer.should_stop)
+                                      syncer._still_going)
         if set(installed.files) != set(entry.files):
             raise DecisionMismatch(f"{entry.name} {entry.version} from Comet differs from the "
                                    "decided manifest")

@@ -17,7 +17,7 @@ from model_contract.manifest import FileEntry, ModelEntry
 from . import archive, asset_download
 from .comet import CometClient
 from .config import ArchiveLimits
-from .errors import InstructionsMissing, InsufficientSpace
+from .errors import InstructionsMissing, InsufficientSpace, Stopped
 from .registry import ModelVersion
 
 log = logs.get(__name__)
@@ -26,8 +26,7 @@ SPACE_MARGIN = 16 * 1024 * 1024
 PROGRESS_EVERY = 5.0
 
 
-class Stopped(Exception):
-    """The daemon was asked to stop in the middle of an installation."""
+__all__ = ["ProgressLog", "Stopped", "ensure_free_space", "install"]
 
 
 def ensure_free_space(folder: Path, version: str, size: int, copies: int = 1) -> None:

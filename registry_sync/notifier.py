@@ -1,46 +1,108 @@
-"""Talking to serving: the two-phase handover (validate a staged snapshot, then reload)."""
+"""Talking to serving: the two-phase handover (validate a staged snapshot, then reload).
+
+The validate protocol (docs/serving.md): 200 accepted, 422 rejected with a reason, 202 running
+(asked again with the same POST every POLL_INTERVAL until VALIDATION_DEADLINE). "Serving is not
+up" is only a refused connection (nothing listening): a reset, a dropped connection, a timeout or
+a 5xx while validating is ServingUnavailable, so a candidate that kills what loads it is never
+published unvalidated.
+"""
 
 from __future__ import annotations
 
+import enum
+import time
+from collections.abc import Callable
+
 import requests
 
-from .errors import ServingUnavailable, SnapshotRejected
+from .errors import ServingUnavailable, SnapshotRejected, Stopped
+
+POLL_INTERVAL = 0.5
+CONNECT_TIMEOUT = 2.0
+
+
+class Verdict(enum.Enum):
+    """What serving said of a snapshot, when it did not refuse it."""
+
+    ACCEPTED = "accepted"
+    NOT_UP = "not up"  # nothing listens: serving validates `current` itself when it starts
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """True when an error comes from a refused connection (ECONNREFUSED), at any depth."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        pending += [error.__cause__, error.__context__, getattr(error, "reason", None),
+                    *error.args]
+    return False
 
 
 class ServingNotifier:
     """Asks serving's admin endpoints to validate and to reload snapshots."""
 
-    def __init__(self, base_url: str, token: str, session: requests.Session | None = None,
-                 validate_timeout: float = 300.0):
+    def __init__(self, base_url: str, token: str | Callable[[], str],
+                 session: requests.Session | None = None, validate_timeout: float = 300.0,
+                 wait: Callable[[float], bool] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self._base = base_url.rstrip("/")
         self._session = session or requests.Session()
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._validate_timeout = validate_timeout
+        self._token = token if callable(token) else (lambda: token)
+        self._deadline = validate_timeout
+        self._wait = wait or (lambda seconds: time.sleep(seconds) or False)
+        self._clock = clock
 
     def _post(self, path: str, snapshot_id: str, timeout: float) -> requests.Response:
         return self._session.post(self._base + path, json={"snapshot": snapshot_id},
-                                  headers=self._headers, timeout=(2.0, timeout))
+                                  headers={"Authorization": f"Bearer {self._token()}"},
+                                  timeout=(CONNECT_TIMEOUT, max(timeout, 0.1)))
 
-    def validate(self, snapshot_id: str) -> bool:
-        """True once serving accepted the snapshot; False if serving is not up to ask."""
+    def validate(self, snapshot_id: str) -> Verdict:
+        """ACCEPTED or NOT_UP; SnapshotRejected, ServingUnavailable, or Stopped otherwise."""
+        deadline = self._clock() + self._deadline
+        while True:
+            response = self._ask(snapshot_id, deadline - self._clock())
+            if response is None:
+                return Verdict.NOT_UP
+            if response.status_code == 200:
+                return Verdict.ACCEPTED
+            if response.status_code == 422:
+                raise SnapshotRejected(snapshot_id, _reason(response))
+            if response.status_code != 202:
+                raise ServingUnavailable(f"serving answered HTTP {response.status_code} to "
+                                         f"validation of {snapshot_id}: {_reason(response)}")
+            if self._clock() + POLL_INTERVAL > deadline:
+                raise ServingUnavailable(f"validation of {snapshot_id} still running after "
+                                         f"VALIDATION_DEADLINE={self._deadline:g}s")
+            if self._wait(POLL_INTERVAL):
+                raise Stopped("stop requested while serving validates")
+
+    def _ask(self, snapshot_id: str, remaining: float) -> requests.Response | None:
+        """One validate request; None when nothing listens."""
         try:
-            response = self._post("/-/validate", snapshot_id, self._validate_timeout)
-        except requests.ConnectionError:
-            return False
+            return self._post("/-/validate", snapshot_id, remaining)
+        except requests.ConnectionError as exc:
+            if connection_refused(exc):
+                return None
+            raise ServingUnavailable(f"serving dropped the validation of {snapshot_id}: "
+                                     f"{type(exc).__name__}") from exc
         except requests.Timeout as exc:
-            raise ServingUnavailable(f"serving did not answer validation of {snapshot_id} in "
-                                     f"{self._validate_timeout:g}s") from exc
-        if response.status_code == 200:
-            return True
-        if response.status_code == 422:
-            raise SnapshotRejected(snapshot_id, _reason(response))
-        raise ServingUnavailable(f"serving answered HTTP {response.status_code} to validation "
-                                 f"of {snapshot_id}: {_reason(response)}")
+            raise ServingUnavailable(f"serving did not answer validation of {snapshot_id} "
+                                     f"within VALIDATION_DEADLINE={self._deadline:g}s") from exc
+        except requests.RequestException as exc:
+            raise ServingUnavailable(f"validation of {snapshot_id} failed: "
+                                     f"{type(exc).__name__}") from exc
 
     def reload(self, snapshot_id: str) -> str:
         """Ask serving to swap to the published snapshot now; return its outcome."""
         try:
-            response = self._post("/-/reload", snapshot_id, self._validate_timeout)
+            response = self._post("/-/reload", snapshot_id, self._deadline)
         except requests.RequestException as exc:
             raise ServingUnavailable(f"reload of {snapshot_id} not sent: "
                                      f"{type(exc).__name__}") from exc

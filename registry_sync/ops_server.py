@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import peer, status
 from .daemon import Daemon
+from .errors import SecretUnavailable
 
 
 def health(daemon: Daemon) -> tuple[bool, str]:
@@ -59,7 +60,10 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
 
         def _authorized(self) -> bool:
             """True for the shared token; otherwise answers 401 (403 when none is set)."""
-            token = daemon.config.reload_token
+            try:
+                token = daemon.config.read_reload_token()  # its file re-read: rotation
+            except SecretUnavailable:
+                token = ""  # mid-rotation: refused until the file is back
             if not token:
                 self._send(403, {"error": "peer endpoints are off: no RELOAD_TOKEN"})
                 return False

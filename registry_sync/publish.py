@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Collection
 from pathlib import Path
 
-from model_contract import layout
+from model_contract import layout, logs
 from model_contract.manifest import fsync_dir
+
+from . import snapshot
+from .state import manifest_key
+
+log = logs.get(__name__)
 
 
 def publish(root: Path, snapshot_id: str) -> None:
@@ -23,17 +28,36 @@ def publish(root: Path, snapshot_id: str) -> None:
     fsync_dir(root)
 
 
-def prune(root: Path, keep: int, protect: set[str] = frozenset()) -> list[str]:
-    """Delete all but the newest `keep` snapshots, never the current one; return what went."""
-    current = layout.current_snapshot_id(root)
-    snapshots = sorted(
-        (p for p in layout.snapshots_dir(root).glob("*") if p.is_dir()),
-        key=lambda p: p.stat().st_mtime, reverse=True,
-    )
-    kept = {p.name for p in snapshots[:keep]} | {current} | set(protect)
-    removed = []
-    for path in snapshots:
-        if path.name not in kept:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path.name)
-    return removed
+def withdraw(root: Path) -> None:
+    """Remove `current` (serving refused it and no validated snapshot is left to go back to)."""
+    try:
+        os.unlink(root / layout.CURRENT)
+    except FileNotFoundError:
+        return
+    fsync_dir(root)
+
+
+def prune(root: Path, keep: int, protect: Collection[str] = frozenset(),
+          refused: Collection[str] = frozenset()) -> list[str]:
+    """Leave at most `keep` snapshots besides the protected ones; return what went.
+
+    `current` and `protect` (the last validated snapshot) always stay. Damaged folders, refused
+    version sets and second copies of a version set go first; then the oldest (ids sort by time).
+    """
+    kept_ids = {layout.current_snapshot_id(root), *protect}
+    trusted = snapshot.trusted_manifests(root)  # discards damaged folders
+    kept, removed, seen = [], [], set()
+    for found in sorted(trusted, key=lambda m: m.snapshotId not in kept_ids):
+        key = manifest_key(found)
+        protected = found.snapshotId in kept_ids
+        if protected or (key not in refused and key not in seen):
+            kept.append(found.snapshotId)
+            seen.add(key)
+        else:
+            removed.append(found.snapshotId)
+    surplus = [s for s in sorted(kept, reverse=True) if s not in kept_ids]
+    budget = max(0, keep - len(kept_ids & set(kept)))
+    removed += surplus[budget:]
+    for snapshot_id in removed:
+        snapshot.discard(root, snapshot_id)
+    return sorted(removed)

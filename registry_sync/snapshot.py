@@ -1,8 +1,12 @@
 """Building a snapshot: every configured model at its chosen version, complete before it exists.
 
 A snapshot is assembled under .staging/<id>/ and renamed into snapshots/<id>/ only after its
-manifest is written and fsynced, so snapshots/ never holds a partial one. A model version already
-present in any snapshot on disk is hard-linked from there instead of downloaded again.
+manifest is written and fsynced, and it leaves snapshots/ the same way (renamed into .staging/
+first, then deleted), so a crash never leaves a partial folder there. Still, a folder is trusted
+(hard-linked from, rolled back to, kept as is) only when every file of its manifest verifies:
+sizes always, SHA-256 for files up to HASH_CHECK_MAX_BYTES, remembered per inode so that each
+file is hashed once. A model version already present in a trusted snapshot is hard-linked from
+there instead of downloaded again.
 """
 
 from __future__ import annotations
@@ -14,12 +18,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from model_contract import layout, manifest
+from model_contract import layout, logs, manifest
 from model_contract.manifest import Manifest, ManifestError, ModelEntry
 
 from .registry import ModelVersion
+from .state import manifest_key
+
+log = logs.get(__name__)
 
 Installer = Callable[[str, ModelVersion, Path, Path], ModelEntry]
+HASH_CHECK_MAX_BYTES = 256 * 1024 * 1024
+# (device, inode, size, mtime) -> SHA-256 of a file already hashed; snapshot files never change
+_hashed: dict[tuple[int, int, int, int], str] = {}
 
 
 def new_snapshot_id(now: float | None = None) -> str:
@@ -45,7 +55,7 @@ def read_current(root: Path) -> Manifest | None:
 
 
 def installed_manifests(root: Path) -> list[Manifest]:
-    """Manifests of every complete snapshot on disk, newest first."""
+    """Manifests of every snapshot on disk with a readable manifest, newest first."""
     found = []
     for path in sorted(layout.snapshots_dir(root).glob("*"), reverse=True):
         try:
@@ -55,8 +65,67 @@ def installed_manifests(root: Path) -> list[Manifest]:
     return found
 
 
+def _verify_file(path: Path, size: int, sha256: str) -> str | None:
+    """Why a snapshot file cannot be trusted, or None."""
+    try:
+        info = path.stat()
+    except OSError:
+        return "missing"
+    if info.st_size != size:
+        return f"{info.st_size} bytes, manifest says {size}"
+    if size > HASH_CHECK_MAX_BYTES:
+        return None
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if identity not in _hashed:
+        _hashed[identity] = manifest.sha256_of(path)
+    return None if _hashed[identity] == sha256 else "does not match its SHA-256"
+
+
+def damage(root: Path, snapshot_id: str) -> str | None:
+    """Why the snapshot folder cannot be trusted, or None when every file verifies."""
+    folder = layout.snapshot_path(root, snapshot_id)
+    try:
+        found = manifest.read(folder)
+    except ManifestError as exc:
+        return str(exc)
+    if found.snapshotId != snapshot_id:
+        return f"its manifest names snapshot {found.snapshotId}"
+    for model in found.models:
+        for entry in model.files:
+            why = _verify_file(folder / model.name / entry.path, entry.size, entry.sha256)
+            if why:
+                return f"{model.name}/{entry.path} {why}"
+    return None
+
+
+def trusted(root: Path, snapshot_id: str | None) -> Manifest | None:
+    """The snapshot's manifest if every file verifies, else None."""
+    if not snapshot_id or damage(root, snapshot_id) is not None:
+        return None
+    return manifest.read(layout.snapshot_path(root, snapshot_id))
+
+
+def trusted_manifests(root: Path) -> list[Manifest]:
+    """Every snapshot that verifies, newest first; damaged ones (but `current`) are discarded."""
+    current = layout.current_snapshot_id(root)
+    found = []
+    for path in sorted(layout.snapshots_dir(root).glob("*"), reverse=True):
+        why = damage(root, path.name)
+        if why is None:
+            found.append(manifest.read(path))
+        elif path.name != current:
+            log.warning("snapshot_damaged", snapshot=path.name, problem=why, action="discarded")
+            discard(root, path.name)
+    return found
+
+
+def find_set(root: Path, key: str) -> Manifest | None:
+    """A trusted snapshot holding exactly this version set, if one is on disk."""
+    return next((m for m in trusted_manifests(root) if manifest_key(m) == key), None)
+
+
 def _find_installed(root: Path, name: str, version: ModelVersion) -> tuple[Path, ModelEntry] | None:
-    for found in installed_manifests(root):
+    for found in trusted_manifests(root):
         entry = found.model(name)
         if entry and entry.key == version.key:
             return layout.snapshot_path(root, found.snapshotId) / name, entry
@@ -99,5 +168,14 @@ def build(root: Path, chosen: list[tuple[str, ModelVersion]], install: Installer
 
 
 def discard(root: Path, snapshot_id: str) -> None:
-    """Delete a snapshot that will not be published (rejected by serving)."""
-    shutil.rmtree(layout.snapshot_path(root, snapshot_id), ignore_errors=True)
+    """Delete a snapshot: renamed out of snapshots/ first, so no crash leaves it half deleted."""
+    source = layout.snapshot_path(root, snapshot_id)
+    doomed = layout.staging_dir(root) / f"discarded-{snapshot_id}"
+    layout.staging_dir(root).mkdir(exist_ok=True)
+    shutil.rmtree(doomed, ignore_errors=True)  # left by a crash in an earlier discard
+    try:
+        os.rename(source, doomed)
+    except FileNotFoundError:
+        return
+    manifest.fsync_dir(layout.snapshots_dir(root))
+    shutil.rmtree(doomed, ignore_errors=True)

@@ -1,28 +1,31 @@
-"""One sync pass: ask the registry, choose, build a snapshot if needed, hand it over, publish.
+"""One sync pass: check what is published, ask the registry, choose, build, hand over, publish.
 
 The pass raises on registry, disk and serving trouble; the daemon's loop decides what follows.
 Unsafe archives and versions that serving refuses are not failures of the pass: they are
-recorded as rejected and not tried again until the registry's production versions change.
+recorded as refused (durably, in the state's memory) and not tried again until the registry's
+production versions change. Rollback goes to the last snapshot serving validated and nowhere
+else; a version set has at most one snapshot on disk, reused rather than built twice.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from model_contract import layout, logs, manifest
+from model_contract import layout, logs
 from model_contract.manifest import Manifest, ModelEntry
 
 from . import installer, publish, snapshot
+from . import state as state_store
 from .comet import CometClient
 from .config import SyncConfig
-from .errors import ArchiveError, ServingUnavailable, SnapshotRejected
+from .errors import ArchiveError, ServingUnavailable, SnapshotRejected, UnsafeValue
 from .metrics import SyncMetrics
-from .notifier import ServingNotifier
-from .registry import ModelVersion, check_assets, find_production_version
-from .state import SyncState, VersionSet
+from .notifier import ServingNotifier, Verdict
+from .registry import ModelVersion, check_assets, check_values, find_production_version
+from .state import Publication, RefusedBy, SyncState, VersionSet, manifest_key, set_key
 
 log = logs.get(__name__)
 
@@ -37,20 +40,29 @@ class Outcome:
 
 
 def describe(chosen: list[tuple[str, ModelVersion]]) -> VersionSet:
-    """The chosen versions as plain data for the status and the rejection memory."""
+    """The chosen versions as plain data for the status."""
     return {name: {"version": v.version, "registryModelItemId": v.registry_model_item_id,
                    "experimentKey": v.experiment_key, "status": v.status}
             for name, v in chosen}
 
 
-def _manifest_key(found: Manifest | None) -> list[tuple[str, str, str]] | None:
-    if found is None:
-        return None
-    return [(m.name, m.version, m.registryModelItemId) for m in found.models]
+def chosen_key(chosen: list[tuple[str, ModelVersion]]) -> str:
+    """The version-set key of the chosen versions."""
+    return set_key((name, v.version, v.registry_model_item_id) for name, v in chosen)
+
+
+def check_chosen(chosen: list[tuple[str, ModelVersion]]) -> None:
+    """UnsafeValue (carrying the set's key) unless every chosen value is what Comet documents."""
+    for name, version in chosen:
+        try:
+            check_values(name, version)
+        except UnsafeValue as exc:
+            exc.key = chosen_key(chosen)
+            raise
 
 
 class Syncer:
-    """Runs sync passes for one configuration."""
+    """Runs sync passes for one configuration; the one owner of the state's memory."""
 
     def __init__(self, config: SyncConfig, client: CometClient, state: SyncState,
                  metrics: SyncMetrics, notifier: ServingNotifier | None = None,
@@ -59,6 +71,20 @@ class Syncer:
         self.metrics, self.notifier, self.should_stop = metrics, notifier, should_stop
         self.reporter = reporter
         self.root: Path = config.model_root
+        self.on_progress: Callable[[], None] = lambda: None  # the daemon's heartbeat
+
+    def save_state(self) -> None:
+        """Write the state durably."""
+        state_store.save(self.root, self.state)
+
+    def _remember(self, memory: state_store.Memory) -> None:
+        self.state.memory = memory
+        self.save_state()
+
+    def _still_going(self) -> bool:
+        """Polled at every step of progress: moves the heartbeat; True when asked to stop."""
+        self.on_progress()
+        return self.should_stop()
 
     def choose(self) -> tuple[list[tuple[str, ModelVersion]], str | None]:
         """The production version of every configured model, or why not to publish now."""
@@ -71,6 +97,7 @@ class Syncer:
             else:
                 check_assets(name, version)
                 chosen.append((name, version))
+        check_chosen(chosen)  # before any value reaches the state, a metric label or a log
         self.state.desired = describe(chosen)
         self.metrics.set_versions(self.metrics.desired, {n: v.version for n, v in chosen})
         if missing:
@@ -89,92 +116,140 @@ class Syncer:
                 "(models move together; SYNC_GROUPING=independent to lift this)")
 
     def sync_once(self) -> Outcome:
-        """One pass; raises CometError, InsufficientSpace, OSError on failure."""
-        rolled_back = self._confirm_published()
-        if rolled_back:
-            return rolled_back
-        chosen, waiting = self.choose()
+        """One pass; raises CometError, InsufficientSpace, ServingUnavailable, OSError, Stopped."""
+        self._confirm_published()
+        try:
+            chosen, waiting = self.choose()
+        except UnsafeValue as exc:
+            return self._refuse_unsafe(exc)
         self.state.waiting = waiting
         if waiting:
             return Outcome("waiting", waiting)
-        current = snapshot.read_current(self.root)
-        wanted = [(name, v.version, v.registry_model_item_id) for name, v in chosen]
-        if _manifest_key(current) == wanted:
+        return self.bring_to(chosen, self._install)
+
+    def bring_to(self, chosen: list[tuple[str, ModelVersion]],
+                 install: snapshot.Installer) -> Outcome:
+        """Publish exactly the chosen versions unless published or refused (followers too)."""
+        key = chosen_key(chosen)
+        current = snapshot.trusted(self.root, layout.current_snapshot_id(self.root))
+        if current is not None and manifest_key(current) == key:
             return Outcome("unchanged", snapshot_id=current.snapshotId)
-        versions = describe(chosen)
-        known = self.state.is_rejected(versions)
-        if known:
-            return Outcome("rejected", f"already rejected: {known['reason']}", known["snapshot"])
-        try:
-            built = snapshot.build(self.root, chosen, self._install)
-        except ArchiveError as exc:
-            return self._reject(versions, str(exc), None, "archive")
-        return self._hand_over(built, versions)
+        refusal = self.state.memory.refusal_of(key)
+        if refusal:
+            return Outcome("rejected", f"already rejected: {refusal.reason}", refusal.snapshot)
+        staged = snapshot.find_set(self.root, key)
+        if staged is None:
+            self._prune(room_for_one=True)
+            try:
+                staged = snapshot.build(self.root, chosen, install)
+            except ArchiveError as exc:
+                return self._refuse(key, {n: v.version for n, v in chosen}, str(exc), None,
+                                    RefusedBy.ARCHIVE)
+        return self._hand_over(staged)
 
     def _install(self, name: str, version: ModelVersion, work: Path, target: Path) -> ModelEntry:
         return installer.install(self.client, name, version, work, target, self.config.limits,
-                                 self.metrics.bytes.inc, self.should_stop)
+                                 self.metrics.bytes.inc, self._still_going)
 
-    def _hand_over(self, built: Manifest, versions: VersionSet) -> Outcome:
+    def _hand_over(self, built: Manifest) -> Outcome:
         """Validate with serving (if any), publish, ask serving to reload, prune."""
-        snapshot_id, validated = built.snapshotId, True
+        snapshot_id, verdict = built.snapshotId, Verdict.ACCEPTED
         if self.notifier is not None:
+            self.on_progress()
             try:
-                validated = self.notifier.validate(snapshot_id)
+                verdict = self.notifier.validate(snapshot_id)
             except SnapshotRejected as exc:
                 snapshot.discard(self.root, snapshot_id)
-                return self._reject(versions, exc.reason, snapshot_id, "serving")
+                return self._refuse(manifest_key(built), built.versions, exc.reason,
+                                    snapshot_id, RefusedBy.SERVING)
             # ServingUnavailable propagates: the staged snapshot stays, and the next pass
-            # hard-links from it instead of downloading again
-            if not validated:
+            # hands the same folder over again instead of building another copy
+            if verdict is Verdict.NOT_UP:
                 log.info("validation_skipped", snapshot=snapshot_id, reason="serving not up")
-        self._publish(built, validated)
-        removed = publish.prune(self.root, self.config.keep_snapshots)
-        if removed:
-            log.info("snapshots_pruned", removed=removed)
+        if verdict is Verdict.ACCEPTED:
+            self._remember(self.state.memory.validated(snapshot_id))
+        self._publish(built, verdict is Verdict.ACCEPTED)
+        self._prune()
         if self.reporter:
             self.reporter.model_synced(snapshot_id, built.versions)
         return Outcome("published", snapshot_id=snapshot_id)
 
+    def _prune(self, room_for_one: bool = False) -> None:
+        """Keep KEEP_SNAPSHOTS (one fewer before building), never current or last validated."""
+        memory = self.state.memory
+        keep = self.config.keep_snapshots - (1 if room_for_one else 0)
+        removed = publish.prune(self.root, keep, {memory.last_validated} - {None},
+                                {r.key for r in memory.refusals})
+        if removed:
+            log.info("snapshots_pruned", removed=removed)
+
     def _publish(self, built: Manifest, validated: bool) -> None:
-        """Point `current` at a snapshot and tell serving; remember whether serving checked it."""
+        """Remember, then point `current` at a snapshot and tell serving."""
+        publication = Publication(built.snapshotId, built.versions, time.time(), validated)
+        self._remember(replace(self.state.memory, published=publication))
         publish.publish(self.root, built.snapshotId)
-        self.state.published = {"snapshot": built.snapshotId, "versions": built.versions,
-                                "at": time.time(), "validated": validated}
         self.metrics.set_versions(self.metrics.published, built.versions)
         self.metrics.snapshot.info({"snapshot": built.snapshotId})
         log.info("model_published", snapshot=built.snapshotId, versions=built.versions,
                  validated=validated)
         self._notify_reload(built.snapshotId)
 
-    def _confirm_published(self) -> Outcome | None:
+    def _confirm_published(self) -> None:
         """Have serving check a snapshot published while it was down; roll back if refused."""
-        published = self.state.published
-        if self.notifier is None or not published or published.get("validated", True):
-            return None
-        snapshot_id = published["snapshot"]
+        published = self.state.memory.published
+        if self.notifier is None or published is None or published.validated:
+            return
+        snapshot_id = published.snapshot
         if layout.current_snapshot_id(self.root) != snapshot_id:
-            return None
+            return
         try:
-            if not self.notifier.validate(snapshot_id):
-                return None  # serving is still not up: ask again on the next pass
+            verdict = self.notifier.validate(snapshot_id)
         except SnapshotRejected as exc:
-            return self._roll_back(snapshot_id, exc.reason)
-        published["validated"] = True
-        log.info("published_snapshot_validated", snapshot=snapshot_id)
-        return None
+            self._roll_back(snapshot_id, exc.reason)
+            return
+        if verdict is Verdict.ACCEPTED:
+            self._remember(self.state.memory.validated(snapshot_id))
+            log.info("published_snapshot_validated", snapshot=snapshot_id)
 
-    def _roll_back(self, snapshot_id: str, reason: str) -> Outcome:
-        """Serving refused what `current` holds: publish the newest other snapshot instead."""
-        refused = manifest.read(layout.snapshot_path(self.root, snapshot_id))
-        versions = {m.name: {"version": m.version, "registryModelItemId": m.registryModelItemId}
-                    for m in refused.models}
-        previous = next((m for m in snapshot.installed_manifests(self.root)
-                         if m.snapshotId != snapshot_id), None)
-        if previous is not None:
-            log.warning("model_rolled_back", refused=snapshot_id, to=previous.snapshotId)
-            self._publish(previous, validated=False)  # checked again on the next pass
-        return self._reject(versions, reason, snapshot_id, "serving")
+    def _roll_back(self, refused_id: str, reason: str) -> None:
+        """Serving refused what `current` holds: back to a validated snapshot, or to none."""
+        found = next((m for m in snapshot.installed_manifests(self.root)
+                      if m.snapshotId == refused_id), None)
+        versions = found.versions if found else dict(self.state.memory.published.versions)
+        key = manifest_key(found) if found else f"snapshot:{refused_id}"
+        self._refuse(key, versions, reason, refused_id, RefusedBy.SERVING)
+        target = self._rollback_target(refused_id)
+        if target is not None:
+            log.warning("model_rolled_back", refused=refused_id, to=target.snapshotId)
+            self._publish(target, validated=True)
+        else:
+            self._remember(replace(self.state.memory, published=None))
+            publish.withdraw(self.root)
+            log.warning("model_withdrawn", refused=refused_id,
+                        reason="no snapshot that serving validated to roll back to")
+        snapshot.discard(self.root, refused_id)
+
+    def _rollback_target(self, refused_id: str) -> Manifest | None:
+        """The last validated snapshot; without one, an older snapshot serving accepts now."""
+        last = snapshot.trusted(self.root, self.state.memory.last_validated)
+        if last is not None and last.snapshotId != refused_id:
+            return last
+        for candidate in snapshot.trusted_manifests(self.root):
+            key = manifest_key(candidate)
+            if candidate.snapshotId == refused_id or self.state.memory.refusal_of(key):
+                continue
+            try:
+                verdict = self.notifier.validate(candidate.snapshotId)
+            except SnapshotRejected as exc:
+                snapshot.discard(self.root, candidate.snapshotId)
+                self._refuse(key, candidate.versions, exc.reason, candidate.snapshotId,
+                             RefusedBy.SERVING)
+                continue
+            if verdict is Verdict.ACCEPTED:
+                self._remember(self.state.memory.validated(candidate.snapshotId))
+                return candidate
+            return None  # serving went away: nothing is confirmed
+        return None
 
     def _notify_reload(self, snapshot_id: str) -> None:
         if self.notifier is None:
@@ -186,12 +261,24 @@ class Syncer:
             # the symlink is the truth: every worker converges on `current` by itself
             log.warning("serving_reload_failed", snapshot=snapshot_id, error=str(exc))
 
-    def _reject(self, versions: VersionSet, reason: str, snapshot_id: str | None,
-                by: str) -> Outcome:
-        self.state.reject(versions, reason, snapshot_id)
-        self.metrics.rejections.labels(reason=by).inc()
-        shown = {n: v["version"] for n, v in versions.items()}
-        log.error("model_rejected", versions=shown, by=by, reason=reason, snapshot=snapshot_id)
+    def _refuse_unsafe(self, exc: UnsafeValue) -> Outcome:
+        """A chosen version carries a value that must not go further: refused once, named."""
+        refusal = self.state.memory.refusal_of(exc.key)
+        if refusal:
+            return Outcome("rejected", f"already rejected: {refusal.reason}", refusal.snapshot)
+        shown = {exc.model: f"(refused {exc.field})"}
+        return self._refuse(exc.key, shown, str(exc), None, RefusedBy.REGISTRY)
+
+    def _refuse(self, key: str, shown: dict[str, str], reason: str, snapshot_id: str | None,
+                by: RefusedBy) -> Outcome:
+        """Remember durably that this version set must not be tried again."""
+        refusal = state_store.new_refusal(key, shown, reason, by, snapshot_id)
+        validated = snapshot.trusted(self.root, self.state.memory.last_validated)
+        self._remember(self.state.memory.refused(
+            refusal, manifest_key(validated) if validated else None))
+        self.metrics.rejections.labels(reason=by.value).inc()
+        log.error("model_rejected", versions=shown, by=by.value, reason=reason,
+                  snapshot=snapshot_id)
         if self.reporter:
             self.reporter.model_rejected(snapshot_id or "", shown, reason)
         return Outcome("rejected", reason, snapshot_id)

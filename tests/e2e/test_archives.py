@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.archives import unsafe_archives
+from tests.support.archives import malformed_archives, unsafe_archives
 
-CASES = unsafe_archives(bomb_bytes=5_000_000)  # ratio 1000:1, and fits the pod's small volume
+# what the zip module cannot read safely, through the zip fallback (no download-instructions)
+MALFORMED = malformed_archives()
+# ratio 1000:1, and fits the pod's small volume
+CASES = {**unsafe_archives(bomb_bytes=5_000_000), **MALFORMED}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_an_unsafe_archive_is_refused_once_and_serving_never_notices(pod, case):
-    """'..', absolute paths, links, bombs, corrupt or truncated zips: refused, never retried."""
+    """'..', absolute paths, links, bombs, corrupt or truncated zips, duplicate or over-long
+    names, file/folder clashes, encryption, deflate64, broken streams: refused, never retried."""
     data, settings, reason = CASES[case]
     if settings:
         pod.restart_sidecar(**settings)
+    if case in MALFORMED:
+        pod.fault(path="registry-model/item/download-instructions", status=404)
     before = pod.published()
     with pod.load() as load:
         version = pod.promote_zip(data)

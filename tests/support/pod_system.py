@@ -238,18 +238,18 @@ class PodSystem:
 
     # --- serving ------------------------------------------------------------------------
 
-    def launch_serving(self) -> Gunicorn:
+    def launch_serving(self, wait: bool = True) -> Gunicorn:
         """Start gunicorn on MODEL_ROOT and the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
-                              admin=self.admin_port, token=RELOAD_TOKEN,
+                              admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
                               RELOAD_TOKEN_FILE=str(self.token_file))
         self.scan.watch(self.serving.log_path)
         return self.serving
 
-    def relaunch_serving(self) -> Gunicorn:
+    def relaunch_serving(self, wait: bool = True) -> Gunicorn:
         """Stop gunicorn (if running) and start it again on the same ports."""
         self.serving.stop()
-        return self.launch_serving()
+        return self.launch_serving(wait)
 
     def serving_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """gunicorn's JSON log lines (every worker, every launch)."""
@@ -284,13 +284,14 @@ class PodSystem:
     # --- the whole pod --------------------------------------------------------------------
 
     def assert_current_complete(self) -> None:
-        """`current` names a complete snapshot, and snapshots/ holds only complete ones."""
+        """`current` names a complete snapshot, and every folder in snapshots/ verifies (a kill
+        while pruning must not leave one without its files)."""
         found = snapshot.read_current(self.root)
         assert found is not None, "current names no readable snapshot"
         manifest.verify(layout.snapshot_path(self.root, found.snapshotId), found)
         folders = sorted(p.name for p in layout.snapshots_dir(self.root).iterdir())
-        complete = sorted(m.snapshotId for m in snapshot.installed_manifests(self.root))
-        assert folders == complete, f"incomplete snapshots in snapshots/: {folders} {complete}"
+        damaged = {name: snapshot.damage(self.root, name) for name in folders}
+        assert not any(damaged.values()), f"incomplete snapshots in snapshots/: {damaged}"
 
     def reset(self) -> None:
         """Back to normal: registry up without faults, the right key, default sidecar, serving."""

@@ -12,6 +12,7 @@ from registry_sync import archive
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import ArchiveTooLarge, SizeMismatch, UnsafeArchive
 from registry_sync.registry import Asset
+from tests.support.archives import malformed_archives
 
 LIMITS = ArchiveLimits(max_bytes=50 * 1024 * 1024, max_entries=100, max_ratio=100)
 
@@ -115,3 +116,12 @@ def test_a_lying_header_cannot_write_more_than_it_declares(tmp_path):
     (tmp_path / "l.zip").write_bytes(bytes(data))
     with pytest.raises((ArchiveTooLarge, UnsafeArchive)):
         archive.extract(tmp_path / "l.zip", tmp_path / "out", [], LIMITS)
+
+
+@pytest.mark.parametrize("case", sorted(malformed_archives()))
+def test_what_the_zip_module_cannot_read_safely_is_an_unsafe_archive(tmp_path, case):
+    """Duplicates, file/folder clashes, long names, encryption, deflate64, broken streams, CRC."""
+    data, _settings, reason = malformed_archives()[case]
+    (tmp_path / "a.zip").write_bytes(data)
+    with pytest.raises(UnsafeArchive, match=reason):
+        archive.extract(tmp_path / "a.zip", tmp_path / "out", [], LIMITS)

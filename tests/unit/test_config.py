@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from registry_sync import config
-from registry_sync.errors import ConfigError
+from registry_sync.errors import ConfigError, SecretUnavailable
 
 BASE = {"MODEL_ROOT": "/tmp/models", "REGISTRY_MODELS": "a, b,a", "COMET_WORKSPACE": "ws",
         "COMET_API_KEY": "k3y-secret"}
@@ -85,11 +85,48 @@ def test_api_key_file_is_reread_on_each_use(tmp_path: Path):
     assert settings.comet.read_api_key() == "second"
 
 
-def test_unreadable_key_file_is_a_config_error(tmp_path: Path):
-    values = {k: v for k, v in BASE.items() if k != "COMET_API_KEY"}
-    with pytest.raises(ConfigError, match=r"COMET_API_KEY_FILE .* cannot be read"):
-        config.sync_config(argparse.Namespace(), {**values,
-                                                  "COMET_API_KEY_FILE": str(tmp_path / "no")})
+def test_a_missing_or_empty_key_file_is_a_failed_pass_not_a_config_error(tmp_path: Path):
+    """During a rotation the file may be gone for a moment: each use raises, nothing exits."""
+    values = {**{k: v for k, v in BASE.items() if k != "COMET_API_KEY"},
+              "COMET_API_KEY_FILE": str(tmp_path / "api-key")}
+    with pytest.raises(ConfigError, match="server is read from the key"):
+        config.sync_config(argparse.Namespace(), values)  # the key names the server: needed now
+    key_file = tmp_path / "api-key"
+    settings = config.sync_config(argparse.Namespace(), {
+        **values, "COMET_URL_OVERRIDE": "http://127.0.0.1:1"})
+    with pytest.raises(SecretUnavailable, match=r"COMET_API_KEY_FILE .* cannot be read"):
+        settings.comet.read_api_key()
+    key_file.write_text("\n")
+    with pytest.raises(SecretUnavailable, match=r"COMET_API_KEY_FILE .* is empty"):
+        settings.comet.read_api_key()
+    key_file.write_text("  rotated-key\r\n")
+    assert settings.comet.read_api_key() == "rotated-key"
+
+
+@pytest.mark.parametrize("name", ["COMET_API_KEY", "RELOAD_TOKEN"])
+def test_secrets_are_stripped_and_an_inner_line_break_names_the_variable_only(name):
+    values = {**BASE, "SERVING_URL": "http://127.0.0.1:8081", "RELOAD_TOKEN": "t0ken"}
+    settings = config.sync_config(argparse.Namespace(), {**values, name: "s3cret-value\n"})
+    assert "s3cret-value" in (settings.comet.api_key, settings.read_reload_token())
+    for bad in ("s3cret\nvalue", "s3cret\rvalue", "s3cret\x00value"):
+        with pytest.raises(ConfigError, match=name) as raised:
+            config.sync_config(argparse.Namespace(), {**values, name: bad})
+        assert "s3cret" not in str(raised.value)
+
+
+def test_reload_token_file_is_reread_and_a_malformed_one_is_refused_at_start(tmp_path: Path):
+    token_file = tmp_path / "token"
+    token_file.write_text("first\n")
+    values = {**BASE, "SERVING_URL": "http://127.0.0.1:8081", "RELOAD_TOKEN_FILE": str(token_file)}
+    settings = config.sync_config(argparse.Namespace(), values)
+    token_file.write_text("second")
+    assert settings.read_reload_token() == "second"
+    token_file.write_text("sec\nond")
+    with pytest.raises(SecretUnavailable, match="RELOAD_TOKEN_FILE") as raised:
+        settings.read_reload_token()
+    assert "ond" not in str(raised.value)
+    with pytest.raises(ConfigError, match="RELOAD_TOKEN_FILE"):
+        config.sync_config(argparse.Namespace(), values)
 
 
 def test_cli_prints_one_line_and_exits_2_without_traceback(tmp_path: Path):

@@ -1,13 +1,22 @@
 """The loop's failure policy: back off with jitter, never exit while a snapshot is served."""
 
 import argparse
+import io
+import json
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from model_contract import logs
 from model_contract.manifest import Manifest, write
 from registry_sync import config, publish
+from registry_sync.commands import interruptible_sleep
 from registry_sync.daemon import EXIT_FAILED, EXIT_OK, Daemon, backoff_delay, poll_delay
-from registry_sync.errors import CometUnavailable
+from registry_sync.errors import CometUnavailable, SecretUnavailable, Stopped
 from registry_sync.metrics import SyncMetrics
+from registry_sync.ops_server import health
 from registry_sync.state import SyncState
 from registry_sync.syncer import Outcome
 
@@ -19,6 +28,9 @@ class ScriptedSyncer:
         self.config, self.script = settings, list(script)
         self.state, self.metrics, self.reporter = SyncState(), SyncMetrics(), None
         self.daemon = None
+
+    def save_state(self):
+        pass
 
     def sync_once(self):
         if not self.script:
@@ -83,3 +95,78 @@ def test_a_bug_in_a_pass_does_not_kill_the_loop(tmp_path):
     publish_something(tmp_path)
     code, _, _ = run(tmp_path, [ZeroDivisionError("bug"), Outcome("unchanged")])
     assert code == EXIT_OK
+
+
+def unavailable(retry_after: float) -> CometUnavailable:
+    error = CometUnavailable("HTTP 429")
+    error.retry_after = retry_after
+    return error
+
+
+def test_a_huge_or_infinite_retry_after_is_capped_at_sync_max_backoff(tmp_path):
+    """Issue 11 case 6: the daemon stays alive and waits SYNC_MAX_BACKOFF at most."""
+    publish_something(tmp_path)
+    script = [unavailable(99999999999.0), unavailable(1e10), unavailable(float("inf"))]
+    code, waits, _ = run(tmp_path, script, SYNC_MAX_BACKOFF="7")
+    assert code == EXIT_OK
+    assert waits[:3] == [7, 7, 7]
+
+
+def test_a_stop_anywhere_in_a_pass_is_not_a_failure_and_exits_0(tmp_path):
+    code, _, daemon = run(tmp_path, [Stopped("stop requested while unpacking")],
+                          INIT_MAX_FAILURES="1")
+    assert code == EXIT_OK and daemon.state.consecutive_failures == 0
+    assert daemon.state.last_error is None
+
+
+def test_a_secret_file_missing_mid_rotation_is_a_failed_pass_not_an_exit(tmp_path):
+    """Issue 11 case 10: with a snapshot published, the loop retries."""
+    publish_something(tmp_path)
+    missing = SecretUnavailable("COMET_API_KEY_FILE '/run/key' cannot be read")
+    code, _, daemon = run(tmp_path, [missing, missing, Outcome("unchanged")],
+                          INIT_MAX_FAILURES="1")
+    assert code == EXIT_OK and daemon.state.consecutive_failures == 0
+
+
+def test_an_unexpected_error_is_logged_once_with_its_traceback(tmp_path):
+    publish_something(tmp_path)
+    stream = io.StringIO()
+    logs.setup("info", stream)
+    run(tmp_path, [ZeroDivisionError("bug in a pass")])
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    crashed = [e for e in events if "bug in a pass" in json.dumps(e)]
+    assert [e["event"] for e in crashed] == ["sync_crashed"]
+    assert "ZeroDivisionError: bug in a pass" in crashed[0]["traceback"]
+    assert "in sync_once" in crashed[0]["traceback"]
+
+
+def test_the_heartbeat_moves_while_a_pass_makes_progress(tmp_path):
+    """Issue 11 case 8: /healthz follows the download's progress, not the end of a pass."""
+    now = [1000.0]
+    syncer = ScriptedSyncer(settings(tmp_path), [])
+    daemon = Daemon(syncer, clock=lambda: now[0])
+    beats = []
+
+    def long_download():
+        for _ in range(3):
+            now[0] += 400  # more than the health allowance, between chunks
+            syncer.on_progress()
+            beats.append(health(daemon)[0])
+        return Outcome("published")
+
+    syncer.sync_once = long_download
+    daemon.run_once()
+    assert beats == [True, True, True]
+    now[0] += 10_000
+    assert health(daemon)[0] is False
+
+
+def test_the_clients_retry_sleep_is_cut_short_by_a_stop():
+    stop = threading.Event()
+    sleep = interruptible_sleep(stop)
+    sleep(0.01)  # no stop: an ordinary short sleep
+    stop.set()
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        sleep(60)
+    assert time.monotonic() - started < 30
