@@ -59,8 +59,9 @@ class Cluster:
     def announce(self, published: Manifest) -> None:
         """As leader, write the published snapshot as the decision, unless the Lease has it.
 
-        A new leader rewrites even an unchanged set, naming itself: followers then fetch files
-        from, and forward webhooks to, a replica that is alive.
+        A new leader rewrites even an unchanged set, naming itself, and so does a leader that
+        rebuilt the same set (a damaged snapshot replaced): followers then fetch files that
+        exist from, and forward webhooks to, a replica that is alive.
         """
         try:
             on_lease = decision.parse(self.elector.annotations.get(decision.DECISION_ANNOTATION)
@@ -68,7 +69,8 @@ class Cluster:
         except DecisionError:
             on_lease = None
         made = decision.from_manifest(published, self.settings.identity, self.peer_url)
-        if on_lease is not None and (on_lease.key, on_lease.leader) == (made.key, made.leader):
+        if on_lease is not None and (on_lease.key, on_lease.leader, on_lease.snapshot_id) == (
+                made.key, made.leader, made.snapshot_id):
             return
         try:
             text = made.to_annotation()

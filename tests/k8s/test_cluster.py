@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
@@ -21,7 +25,7 @@ from tests.support.cluster import (
     start_replicas,
     wait_for_leader,
 )
-from tests.support.processes import published, published_versions, wait_until
+from tests.support.processes import published_versions, wait_until
 from tests.support.registry import unique_name
 
 DETAILS = "registry-model/details"
@@ -88,27 +92,59 @@ def test_a_new_leader_polls_within_lease_duration_and_interval_after_a_sigkill(
 
 
 def test_a_lying_peer_is_refused_and_comet_used(api, local_registry, tmp_path):
-    """The leader's file changed on disk: a new follower refuses it, downloads from Comet."""
+    """The Lease names a peer that sends other bytes: the follower refuses them, uses Comet."""
     name = unique_name("clf")
     original = os.urandom(20_000)
     local_registry.register_files(name, "1.0.0", {"m.bin": original}, status="Production")
     leader = start_replica(local_registry, api.url, tmp_path, name, 0)
-    follower = None
-    try:
-        leader.wait_for_versions({name: "1.0.0"})
-        wait_until(lambda: decided_versions(api), 20, what="a decision")
-        served = published(leader.root)
-        (leader.root / "snapshots" / served.snapshotId / name / "m.bin").write_bytes(
-            os.urandom(20_000))
+    leader.wait_for_versions({name: "1.0.0"})
+    wait_until(lambda: decided_versions(api), 20, what="a decision")
+    leader.stop()
+    with _lying_peer(len(original)) as liar_url:
+        _hold_lease_for(api, "pod-liar", liar_url)
         local_registry.reset_request_counts()
         follower = start_replica(local_registry, api.url, tmp_path, name, 1)
-        follower.wait_for_versions({name: "1.0.0"}, timeout=30)
-        assert (follower.root / "current" / name / "m.bin").read_bytes() == original
-        refused = follower.events("peer_fetch_failed")
-        assert refused and refused[0]["refused"] is True
-        assert local_registry.downloads() == 1
+        try:
+            follower.wait_for_versions({name: "1.0.0"}, timeout=30)
+            assert (follower.root / "current" / name / "m.bin").read_bytes() == original
+            refused = follower.events("peer_fetch_failed")
+            assert refused and refused[0]["refused"] is True
+            assert local_registry.downloads() == 1 and holder(api) == "pod-liar"
+        finally:
+            follower.stop()
+
+
+@contextlib.contextmanager
+def _lying_peer(size: int):
+    """An HTTP server on loopback answering every GET with `size` random bytes."""
+    class Liar(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            self.wfile.write(os.urandom(size))
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Stay quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        _stop_all([leader] + ([follower] if follower else []))
+        server.shutdown()
+        server.server_close()
+
+
+def _hold_lease_for(api, identity: str, peer_url: str) -> None:
+    """A (rogue) holder for an hour, its decision pointing at peer_url."""
+    lease = api.leases.get(NAMESPACE, LEASE)
+    decided = json.loads(lease["metadata"]["annotations"][DECISION_ANNOTATION])
+    decided.update(leader=identity, peerUrl=peer_url)
+    lease["metadata"]["annotations"][DECISION_ANNOTATION] = json.dumps(decided)
+    lease["spec"].update(holderIdentity=identity, leaseDurationSeconds=3600,
+                         renewTime=datetime.now(UTC).isoformat())
+    api.leases.update(NAMESPACE, LEASE, lease)
 
 
 def test_followers_keep_serving_through_an_api_outage_and_resume(api, local_registry,
