@@ -4,7 +4,9 @@ No details request goes to Comet while a peer has the files. A model is fetched 
 the decision names and kept only if every file's size and SHA-256 equal the decision's; if the
 peer does not answer or lies, the model is downloaded from Comet instead (one details request
 to find the decided version's assets) and kept only if what Comet gave matches the decision too.
-The snapshot is then validated and published by the syncer's own path, as the leader's was.
+A decision written without its file lists (too many files for the Lease) is downloaded from
+Comet, checked as a lone sidecar checks a download. The snapshot is then validated and published
+by the syncer's own path (Syncer.bring_to), as the leader's was.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class Follower:
 
     def _install(self, decided: Decision, name: str, work: Path, target: Path) -> ModelEntry:
         entry = next(m for m in decided.models if m.name == name)
+        if not decided.files_listed:
+            return self._from_comet(entry, work, target, check_files=False)
         try:
             return self.peers.fetch_model(decided.peer_url, decided.snapshot_id, entry, target,
                                           self.syncer.metrics.peer_bytes.inc)
@@ -72,7 +76,8 @@ class Follower:
             shutil.rmtree(target, ignore_errors=True)
         return self._from_comet(entry, work, target)
 
-    def _from_comet(self, entry: ModelEntry, work: Path, target: Path) -> ModelEntry:
+    def _from_comet(self, entry: ModelEntry, work: Path, target: Path,
+                    check_files: bool = True) -> ModelEntry:
         """Download the decided version from Comet; refuse it unless its files are the decided."""
         syncer = self.syncer
         found = next((v for v in syncer.client.get_model(entry.name).versions
@@ -82,6 +87,8 @@ class Follower:
         installed = installer.install(syncer.client, entry.name, found, work, target,
                                       syncer.config.limits, syncer.metrics.bytes.inc,
                                       syncer._still_going)
+        if not check_files:
+            return installed
         if set(installed.files) != set(entry.files):
             raise DecisionMismatch(f"{entry.name} {entry.version} from Comet differs from the "
                                    "decided manifest")
