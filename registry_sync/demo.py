@@ -9,6 +9,8 @@ one folder (default .demo/, `--reset` starts afresh). Ctrl-C stops everything cl
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import shlex
 import shutil
@@ -52,6 +54,12 @@ def _wait_ready(url: str, processes: dict[str, subprocess.Popen], timeout: float
         time.sleep(0.2)
 
 
+def key_naming(url: str) -> str:
+    """The demo's API key, carrying its server as `<key>*<base64 {"baseUrl"}>` Comet keys may."""
+    suffix = base64.b64encode(json.dumps({"baseUrl": url + "/"}).encode()).decode()
+    return "demo-api-key*" + suffix.rstrip("=")
+
+
 class Demo:
     """Starts and stops the demo's processes."""
 
@@ -61,10 +69,11 @@ class Demo:
         self.processes: dict[str, subprocess.Popen] = {}
         self.registry_url = f"http://127.0.0.1:{args.registry_port}"
         self.app_url = f"http://127.0.0.1:{args.port}"
+        self.api_key = key_naming(self.registry_url)
         self.env = {
             **os.environ,
-            "COMET_URL_OVERRIDE": f"{self.registry_url}/clientlib/",
-            "COMET_API_KEY": "demo-api-key", "COMET_WORKSPACE": WORKSPACE,
+            "COMET_URL_OVERRIDE": "",  # the key names its server, as a Comet key may
+            "COMET_API_KEY": self.api_key, "COMET_WORKSPACE": WORKSPACE,
             "MODEL_ROOT": str(self.home / "models"), "REGISTRY_MODELS": MODEL,
             "SYNC_INTERVAL": str(args.interval), "RELOAD_TOKEN": "demo-reload-token",
             "SERVING_URL": f"http://127.0.0.1:{args.admin_port}",
@@ -99,7 +108,7 @@ class Demo:
         self.write_env_file()
         self._start("registry", [sys.executable, "-m", "local_registry",
                                  "--data", str(self.home / "registry"), "--port",
-                                 str(self.args.registry_port), "--api-key", "demo-api-key"])
+                                 str(self.args.registry_port), "--api-key", self.api_key])
         _wait_ready(f"{self.registry_url}/clientlib/isAlive/ver", self.processes, 30)
         first = self.home / "work" / "model-1.0.0"
         if not self._registered("1.0.0"):
@@ -116,7 +125,7 @@ class Demo:
         _wait_ready(f"{self.app_url}/readyz", self.processes, self.args.timeout)
 
     def _registered(self, version: str) -> bool:
-        client = CometClient(CometSettings(self.registry_url, WORKSPACE, "demo-api-key", None))
+        client = CometClient(CometSettings(self.registry_url, WORKSPACE, self.api_key, None))
         try:
             return client.get_model(MODEL).version(version) is not None
         except ModelNotFound:
