@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import api, config, context, labels, metrics, ops, web
+from . import api, config, context, labels, metrics, ops, web, webhook
 from .context import HOLDER, SETTINGS, error_response, holder
 from .errors import BatchTooLarge, FieldError, InvalidInput, ModelRejected, NoModel
 from .holder import ModelHolder
@@ -32,7 +32,7 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     models = ModelHolder(settings)
     app.extensions[SETTINGS], app.extensions[HOLDER] = settings, models
     app.extensions[MONITOR] = Monitor(settings.mpm, settings.model_root)  # started on first use
-    for blueprint in (web.bp, api.bp, labels.bp, ops.bp):
+    for blueprint in (web.bp, api.bp, labels.bp, ops.bp, webhook.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
     for error, handler in ERROR_HANDLERS:

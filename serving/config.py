@@ -47,6 +47,12 @@ def _port(value: str) -> int:
     return number
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value) < 10:
+        raise ValueError("an http(s) URL such as http://127.0.0.1:8090")
+    return value.rstrip("/")
+
+
 def _log_level(value: str) -> str:
     if value.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("one of debug, info, warning, error")
@@ -97,6 +103,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
     "COMET_URL_OVERRIDE": (str, None, "Comet server (else the one the API key names, else "
                            "https://www.comet.com); MPM is at its scheme://host:port/mpm/"),
+    "WEBHOOK_SECRET": (str, None, "secret Comet's webhook sends; unset: the webhook is off"),
+    "WEBHOOK_HEADER": (str, "Authorization", "header that carries the webhook secret"),
+    "WEBHOOK_PER_MINUTE": (_positive_int, "6", "webhook calls accepted per minute per worker"),
+    "SIDECAR_URL": (_http_url, "http://127.0.0.1:8090", "the local sidecar a webhook call wakes"),
 }
 
 
@@ -109,7 +119,8 @@ def _read(environ: Mapping[str, Any], name: str) -> Any:
     try:
         return parse(raw)
     except ValueError as exc:
-        shown = "(hidden)" if name in ("RELOAD_TOKEN", "COMET_API_KEY") else repr(raw)
+        shown = "(hidden)" if name in ("RELOAD_TOKEN", "COMET_API_KEY", "WEBHOOK_SECRET") \
+            else repr(raw)
         raise ConfigError(f"{name} is {shown}: expected {exc}") from None
 
 
@@ -143,6 +154,10 @@ class ServingConfig:
     metrics_dir: Path | None = None
     mpm: MpmConfig = MpmConfig()
     watch: bool = True  # tests turn the background watcher off to drive swaps by hand
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    webhook_header: str = "Authorization"
+    webhook_per_minute: int = 6
+    sidecar_url: str = "http://127.0.0.1:8090"
 
 
 @dataclass(frozen=True)
@@ -188,6 +203,9 @@ def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
         check_interval=_read(env, "MODEL_CHECK_INTERVAL"),
         golden_min_accuracy=_read(env, "GOLDEN_MIN_ACCURACY"), log_level=_read(env, "LOG_LEVEL"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), mpm=_mpm(env),
+        webhook_secret=_read(env, "WEBHOOK_SECRET"), webhook_header=_read(env, "WEBHOOK_HEADER"),
+        webhook_per_minute=_read(env, "WEBHOOK_PER_MINUTE"),
+        sidecar_url=_read(env, "SIDECAR_URL"),
     )
 
 
