@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, render_template, request
@@ -13,22 +16,29 @@ from werkzeug.exceptions import HTTPException
 from model_contract import logs
 
 from . import api, config, context, metrics, ops, web
-from .context import HOLDER, SETTINGS, error_response, holder
+from .context import HOLDER, RELOAD_TOKEN_SOURCE, SETTINGS, error_response, holder
 from .errors import BatchTooLarge, FieldError, InvalidInput, ModelRejected, NoModel
 from .holder import ModelHolder
+from .token import ReloadToken
 
 log = logs.get(__name__)
+STARTUP_WAIT = 15.0  # at most, for a verdict at a worker's start: gunicorn's boot timeout is 30 s
 
 
 def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None) -> Flask:
     """Create the serving app: settings, the model holder (loaded, watching), the blueprints."""
     settings = config.load(settings)
+    if settings.validation_dir is None:  # one process: a folder of its own (gunicorn sets one)
+        settings = dataclasses.replace(
+            settings, validation_dir=Path(tempfile.mkdtemp(prefix="serving-validations-")))
     logs.setup(settings.log_level)
     logs.redact(settings.reload_token)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     models = ModelHolder(settings)
     app.extensions[SETTINGS], app.extensions[HOLDER] = settings, models
+    app.extensions[RELOAD_TOKEN_SOURCE] = ReloadToken(settings.reload_token,
+                                                      settings.reload_token_file)
     for blueprint in (web.bp, api.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
@@ -36,9 +46,10 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
         app.register_error_handler(error, handler)
     app.before_request(_start_clock)
     app.after_request(_observe)
-    # A refusal is logged and kept in last_rejection; readiness stays 503 until a good one.
+    # The validator first (bounded wait: gunicorn kills a worker that boots too long; the
+    # watcher takes over). A refusal is logged and kept; readiness stays 503 until a good one.
     with contextlib.suppress(ModelRejected):
-        models.converge()
+        models.converge(wait=min(settings.validation_wait, STARTUP_WAIT))
     if settings.watch:
         models.start()
     return app

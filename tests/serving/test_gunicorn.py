@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.models import hostile
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +53,13 @@ def test_publishing_under_load_fails_no_request_and_every_worker_converges(
 
     No /-/reload is sent: each worker must notice `current` by itself.
     """
+    from registry_sync.publish import publish
+
     server = gunicorn_server
     server.publish("3.0.0", {CLASSIFIER: trained_models.pipeline})
     server.wait_for_version("3.0.0")
+    staged = server.stage("3.1.0", {CLASSIFIER: trained_models.alternative})
+    assert server.validate(staged).status_code == 200  # prepare, as the sidecar does
     answers: list[Answer] = []
     budget = LOAD_MAX_REQUESTS // LOAD_THREADS
     stop_at = time.monotonic() + LOAD_SECONDS
@@ -63,7 +68,7 @@ def test_publishing_under_load_fails_no_request_and_every_worker_converges(
     for thread in threads:
         thread.start()
     time.sleep(LOAD_SECONDS / 3)
-    server.publish("3.1.0", {CLASSIFIER: trained_models.alternative})
+    publish(server.model_root, staged)  # commit
     published = time.monotonic()
     for thread in threads:
         thread.join(LOAD_SECONDS + 10)
@@ -116,7 +121,7 @@ def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
     (folder / "pipeline.pkl").write_bytes(b"truncated")
     broken = server.stage("4.1.0", {CLASSIFIER: folder})
 
-    verdict = server.admin("/-/validate", broken)
+    verdict = server.validate(broken)
     assert verdict.status_code == 422 and verdict.json()["outcome"] == "rejected"
     assert "cannot load" in verdict.json()["reason"]
 
@@ -133,3 +138,47 @@ def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
     assert len(workers) == 2, "expected answers from both workers"
     assert all(r is not None and r["snapshot"] == broken for r in workers.values())
     assert server.session.get(server.url + "/readyz", timeout=5).status_code == 200
+
+
+def _worker_pids(server) -> set[int]:
+    """The pids of the workers that answer /api/v1/model (a few asks reach both)."""
+    return {server.session.get(server.url + "/api/v1/model", timeout=10).json()["worker"]
+            for _ in range(12)}
+
+
+def _started(server, snapshot: str) -> int:
+    """How many validator processes serving started for this snapshot (from its log)."""
+    return server.log_path.read_text(errors="replace").count(
+        f'"event":"validation_started","snapshot":"{snapshot}"')
+
+
+def test_validate_answers_running_then_the_shared_verdict_of_a_hanging_model(
+        gunicorn_server, trained_models, tmp_path):
+    """202 while the validator runs (any worker), 422 past VALIDATION_TIMEOUT; one validator."""
+    server = gunicorn_server
+    hanging = server.stage("5.0.0", {CLASSIFIER: hostile(trained_models.pickled,
+                                                          tmp_path / "hang", "hang")})
+    first = server.admin("/-/validate", hanging)
+    assert first.status_code == 202 and first.json() == {
+        "state": "running", "snapshot": hanging, "outcome": "running"}
+    verdict = server.validate(hanging)
+    assert verdict.status_code == 422
+    assert verdict.json()["reason"] == "validation took longer than VALIDATION_TIMEOUT=20s"
+    again = [server.admin("/-/validate", hanging) for _ in range(6)]
+    assert {r.status_code for r in again} == {422}, "every worker reads the same verdict"
+    assert _started(server, hanging) == 1
+    assert server.predict().status_code == 200
+
+
+def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
+        gunicorn_server, trained_models, tmp_path):
+    """SIGKILL and SIGSEGV in the validator: 422 with the signal, the same workers serving."""
+    server = gunicorn_server
+    workers = _worker_pids(server)
+    for payload, signal_name in (("sigkill", "SIGKILL"), ("segfault", "SIGSEGV")):
+        folder = hostile(trained_models.pickled, tmp_path / payload, payload)
+        verdict = server.validate(server.stage("5.1.0", {CLASSIFIER: folder}))
+        assert verdict.status_code == 422 and signal_name in verdict.json()["reason"]
+    assert server.predict().status_code == 200
+    assert _worker_pids(server) <= workers, "a worker was replaced"
+    assert "Booting worker" not in server.log_tail(60).split("validation_started")[-1]

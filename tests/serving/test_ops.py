@@ -80,13 +80,13 @@ def test_with_an_admin_port_they_exist_only_there(make_app, publish):
 
 
 def test_validate_accepts_a_good_snapshot_without_serving_it(client, publish):
-    """200 ok with the versions; the live model is unchanged."""
+    """200 accepted with the versions (and `outcome` for older sidecars); live model unchanged."""
     staged = publish("1.1.0", publish=False)
     response = client.post("/-/validate", json={"snapshot": staged}, headers=AUTH)
     assert response.status_code == 200
-    assert response.get_json() == {"outcome": "ok", "snapshot": staged, "version": "1.1.0",
-                                   "versions": {CLASSIFIER: "1.1.0"}, "layout": "pipeline",
-                                   "checks": "24 golden examples"}
+    assert response.get_json() == {"state": "accepted", "outcome": "ok", "snapshot": staged,
+                                   "version": "1.1.0", "versions": {CLASSIFIER: "1.1.0"},
+                                   "layout": "pipeline", "checks": "24 golden examples"}
     assert client.post("/api/v1/predict", json=VALID).headers["X-Model-Version"] == "1.0.0"
 
 
@@ -95,7 +95,7 @@ def test_validate_rejects_an_unfit_snapshot_with_the_reason(client, broken):
     response = client.post("/-/validate", json={"snapshot": broken}, headers=AUTH)
     assert response.status_code == 422
     body = response.get_json()
-    assert body["outcome"] == "rejected" and body["snapshot"] == broken
+    assert body["state"] == body["outcome"] == "rejected" and body["snapshot"] == broken
     assert "cannot load" in body["reason"]
     model = client.get("/api/v1/model").get_json()
     assert model["model"]["version"] == "1.0.0"
