@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -182,3 +183,22 @@ def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
     assert server.predict().status_code == 200
     assert _worker_pids(server) <= workers, "a worker was replaced"
     assert "Booting worker" not in server.log_tail(60).split("validation_started")[-1]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/predict", "/predict"])
+def test_a_chunked_body_over_the_limit_is_413_not_cut(gunicorn_server, path):
+    """No Content-Length, chunks adding up past MAX_BODY_BYTES: 413, never a truncated parse."""
+    server = gunicorn_server
+    limit = 2 * 1024 * 1024
+    row = json.dumps(VALID).encode()
+    body = b'{"instances": [' + b",".join([row] * (limit // len(row) + 10)) + b"]}"
+    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+    content_type = "application/json" if path.startswith("/api") else \
+        "application/x-www-form-urlencoded"
+    response = server.session.post(server.url + path, data=chunks, timeout=30,
+                                   headers={"Content-Type": content_type})
+    assert response.status_code == 413, response.text[:300]
+    small = server.session.post(server.url + "/api/v1/predict", timeout=30,
+                                data=iter([json.dumps(VALID).encode()]),
+                                headers={"Content-Type": "application/json"})
+    assert small.status_code == 200, "a chunked body under the limit is read whole"
