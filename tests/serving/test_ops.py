@@ -129,3 +129,25 @@ def test_reload_of_a_broken_current_is_422_and_the_old_model_stays(client, model
     assert response.status_code == 422
     assert response.get_json()["outcome"] == "rejected"
     assert client.post("/api/v1/predict", json=VALID).headers["X-Model-Version"] == "1.0.0"
+
+
+def test_a_rotated_token_file_is_used_without_restart(make_app, publish, tmp_path):
+    """RELOAD_TOKEN_FILE re-read when it changes; stripped; briefly gone: the last token holds."""
+    publish()
+    secret = tmp_path / "token"
+    secret.write_text(f"  {TOKEN}\n")
+    client = make_app(reload_token=TOKEN, reload_token_file=secret).test_client()
+
+    def reload_with(token: str) -> int:
+        return client.post("/-/reload", json={}, headers={"Authorization": f"Bearer {token}"},
+                           ).status_code
+
+    assert reload_with(TOKEN) == 200
+    rotated = "rotated-token-4567-abcdef"
+    secret.write_text(rotated + "\n")
+    assert reload_with(TOKEN) == 401
+    assert reload_with(rotated) == 200
+    secret.unlink()
+    assert reload_with(rotated) == 200
+    secret.write_text("")
+    assert reload_with(rotated) == 200
