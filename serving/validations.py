@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_contract import layout, logs
+from model_contract import layout, logs, manifest
 from model_contract.manifest import MANIFEST_NAME
 
+from . import registry_values
 from .config import ServingConfig
 from .errors import SnapshotNotFound
 
@@ -140,6 +141,10 @@ class Validations:
         found = self._read_verdict(snapshot_id, key)
         if found is not None:
             return found
+        refusal = self._precheck(snapshot_id)
+        if refusal is not None:  # no process needed to refuse what the manifest says
+            self._record(key, refusal)
+            return refusal
         if self._claim(key):
             log.info("validation_started", snapshot=snapshot_id)
             threading.Thread(target=self._run, args=(snapshot_id, key), daemon=True,
@@ -154,6 +159,17 @@ class Validations:
             time.sleep(poll)
             verdict = self.request(snapshot_id)
         return verdict
+
+    def _precheck(self, snapshot_id: str) -> Verdict | None:
+        """A manifest that cannot be read, or holds unsafe registry values: REJECTED at once."""
+        folder = layout.snapshot_path(self._config.model_root, snapshot_id)
+        try:
+            registry_values.check(manifest.read(folder))
+        except (manifest.ManifestError, registry_values.UnsafeValue) as exc:
+            log.info("validation_finished", snapshot=snapshot_id, state="rejected",
+                     reason=str(exc), seconds=0)
+            return Verdict(snapshot_id, State.REJECTED, str(exc))
+        return None
 
     def _path(self, key: str, suffix: str) -> Path:
         return self._folder / f"{key}.{suffix}"

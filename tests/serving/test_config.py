@@ -72,5 +72,5 @@ def test_validation_settings_default_to_the_pod_and_name_the_variable():
         == (120.0, 768 * 1024 * 1024, 20.0)
     assert from_env({"MODEL_ROOT": "/m", "VALIDATION_MEMORY_LIMIT": "0"}
                     ).validation_memory_limit == 0
-    with pytest.raises(ConfigError, match="^VALIDATION_TIMEOUT is 'soon': expected"):
+    with pytest.raises(ConfigError, match=r"^VALIDATION_TIMEOUT is 'soon': expected"):
         from_env({"MODEL_ROOT": "/m", "VALIDATION_TIMEOUT": "soon"})

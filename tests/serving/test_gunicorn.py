@@ -202,3 +202,25 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut(gunicorn_server, path):
                                 data=iter([json.dumps(VALID).encode()]),
                                 headers={"Content-Type": "application/json"})
     assert small.status_code == 200, "a chunked body under the limit is read whole"
+
+
+@pytest.mark.parametrize("version", ["4.2.0\r\nX-Injected: 1", "4.2.0\x00", "4.2.0-\u00e9\u2603"])
+def test_a_version_no_header_can_hold_is_refused_and_predictions_never_fail(
+        gunicorn_server, trained_models, version):
+    """Validate: 422 naming the field. Published anyway: JSON and form answers stay 200."""
+    from registry_sync.publish import publish
+
+    server = gunicorn_server
+    served = server.predict().headers["X-Model-Version"]
+    staged = server.stage(version, {CLASSIFIER: trained_models.pipeline})
+    verdict = server.validate(staged)
+    assert verdict.status_code == 422
+    assert verdict.json()["reason"].startswith("manifest models[0].version ")
+    publish(server.model_root, staged)
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        response = server.predict()
+        assert response.status_code == 200 and response.headers["X-Model-Version"] == served
+        form = server.session.post(server.url + "/predict", data={**VALID, "price": "420"},
+                                   timeout=10)
+        assert form.status_code == 200

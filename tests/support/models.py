@@ -109,9 +109,10 @@ HOSTILE_PAYLOADS = {
 
 
 def hostile(source: Path, target: Path, payload: str) -> Path:
-    """The pickled pipeline's folder whose pipeline.pkl does `payload` (a HOSTILE_PAYLOADS key)."""
+    """A pipeline folder whose pipeline.pkl does `payload` (a HOSTILE_PAYLOADS key) when loaded."""
     import pickle
 
     shutil.copytree(source, target)
+    (target / "pipeline.skops").unlink(missing_ok=True)  # else the loader prefers it
     (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(HOSTILE_PAYLOADS[payload])))
     return target
