@@ -58,6 +58,9 @@ VOLUME_MB = 96
 SIDECAR_DEFAULTS = {"SYNC_INTERVAL": "0.5", "SYNC_MAX_BACKOFF": "2", "COMET_TIMEOUT": "2",
                     "COMET_DOWNLOAD_TIMEOUT": "2", "INIT_MAX_FAILURES": "3",
                     "KEEP_SNAPSHOTS": "3", "LOG_LEVEL": "info"}
+# A validator gets 20 s (a hanging model is refused in seconds), and /-/validate waits 25 s for
+# it, so a verdict comes in one request whether or not the sidecar polls 202s.
+SERVING_DEFAULTS = {"VALIDATION_TIMEOUT": "20", "VALIDATION_WAIT": "25"}
 
 
 def mount_tmpfs(path: Path, megabytes: int) -> bool:
@@ -242,7 +245,7 @@ class PodSystem:
         """Start gunicorn on MODEL_ROOT and the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
                               admin=self.admin_port, token=RELOAD_TOKEN,
-                              RELOAD_TOKEN_FILE=str(self.token_file))
+                              RELOAD_TOKEN_FILE=str(self.token_file), **SERVING_DEFAULTS)
         self.scan.watch(self.serving.log_path)
         return self.serving
 
