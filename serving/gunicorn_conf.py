@@ -68,6 +68,10 @@ def on_starting(server):
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+    # Forked now (one thread, libraries imported, no sockets yet): validations start warm.
+    from serving import zygote
+
+    zygote.start(Path(os.environ["VALIDATION_DIR"]))
 
 
 def post_worker_init(worker):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from model_contract import layout, logs
 
-from . import loader, metrics, validations
+from . import loader, metrics, runners
 from .config import ServingConfig
 from .errors import ModelRejected, NoModel, SnapshotNotFound
 from .loader import ServedModel
@@ -49,9 +49,9 @@ class ModelHolder:
     def __init__(self, config: ServingConfig, load: Callable[..., ServedModel] = loader.load,
                  checks: Validations | None = None):
         self._config, self._load = config, load
-        self.checks = checks or Validations(config, validations.run_in_process
+        self.checks = checks or Validations(config, runners.run_in_process
                                             if config.isolate_validation else
-                                            validations.run_inline)
+                                            runners.run_inline)
         self.live: ServedModel | None = None
         self.last_rejection: Rejection | None = None
         self.validating: str | None = None

@@ -15,8 +15,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,12 +27,11 @@ from model_contract.manifest import MANIFEST_NAME
 from . import registry_values
 from .config import ServingConfig
 from .errors import SnapshotNotFound
+from .runners import run_in_process
 
 log = logs.get(__name__)
 KEPT_VERDICTS = 64
 TAKEOVER_GRACE = 30.0  # seconds past the deadline after which a job is presumed lost
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
-HIDDEN_VARIABLES = ("RELOAD_TOKEN", "RELOAD_TOKEN_FILE")  # a model has no business with them
 
 
 class State(enum.Enum):
@@ -81,31 +78,6 @@ def death_reason(returncode: int) -> str:
     return f"validator exited with status {returncode} before giving a verdict"
 
 
-def run_in_process(config: ServingConfig, snapshot_id: str, result: Path, timeout: float) -> int:
-    """Run the validator as a child process; its exit status (TimeoutError past the deadline)."""
-    env = {k: v for k, v in os.environ.items() if k not in HIDDEN_VARIABLES}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_PARENT, env.get("PYTHONPATH"))))
-    env["SERVING_VALIDATOR_PARENT"] = str(os.getpid())
-    command = [sys.executable, "-m", "serving.validator", str(config.model_root), snapshot_id,
-               str(result), repr(config.golden_min_accuracy), str(config.validation_memory_limit)]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise TimeoutError from None
-
-
-def run_inline(config: ServingConfig, snapshot_id: str, result: Path, timeout: float) -> int:
-    """Validate in this process (tests of other parts only: no isolation, no deadline)."""
-    from .validator import run, write
-
-    write(result, run(config.model_root, snapshot_id, config.golden_min_accuracy,
-                      config.validation_memory_limit))
-    return 0
-
-
 Runner = Callable[[ServingConfig, str, Path, float], int]
 
 
@@ -146,6 +118,10 @@ class Validations:
             self._record(key, refusal)
             return refusal
         if self._claim(key):
+            found = self._read_verdict(snapshot_id, key)
+            if found is not None:  # the verdict landed between the first look and the claim
+                self._path(key, "job").unlink(missing_ok=True)
+                return found
             log.info("validation_started", snapshot=snapshot_id)
             threading.Thread(target=self._run, args=(snapshot_id, key), daemon=True,
                              name=f"validate-{snapshot_id[:40]}").start()

@@ -23,7 +23,7 @@ EXIT_VERDICT = 0  # a verdict (accepted or rejected) was written
 EXIT_USAGE = 64
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """SIGKILL this process when the thread that started it ends (Linux only)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -33,7 +33,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(EXIT_USAGE)
 
 
-def _limit_memory(limit: int) -> None:
+def limit_memory(limit: int) -> None:
     """Cap the address space, so a model that allocates too much gets MemoryError, not OOM."""
     if limit > 0:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -74,9 +74,9 @@ def main(argv: list[str]) -> int:
               "MIN_ACCURACY MEMORY_LIMIT", file=sys.stderr)
         return EXIT_USAGE
     root, snapshot_id, result_file = Path(argv[1]), argv[2], Path(argv[3])
-    _die_with_parent(int(os.environ.get("SERVING_VALIDATOR_PARENT", os.getppid())))
+    die_with_parent(int(os.environ.get("SERVING_VALIDATOR_PARENT", os.getppid())))
     limit = int(argv[5])
-    _limit_memory(limit)
+    limit_memory(limit)
     try:
         verdict = run(root, snapshot_id, float(argv[4]), limit)
     except MemoryError:
