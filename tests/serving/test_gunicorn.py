@@ -7,11 +7,15 @@ import threading
 import time
 from dataclasses import dataclass
 
+import psutil
 import pytest
 import requests
 
+from serving import zygote
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.support.models import hostile
+from tests.support.processes import wait_until
+from tests.support.snapshots import build_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -173,13 +177,17 @@ def test_validate_answers_running_then_the_shared_verdict_of_a_hanging_model(
 
 def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
         gunicorn_server, trained_models, tmp_path):
-    """SIGKILL and SIGSEGV in the validator: 422 with the signal, the same workers serving."""
+    """SIGKILL, SIGSEGV, too much memory in the warm validator's child: 422 naming it, the same
+    workers serving."""
     server = gunicorn_server
     workers = _worker_pids(server)
-    for payload, signal_name in (("sigkill", "SIGKILL"), ("segfault", "SIGSEGV")):
+    master = psutil.Process(server.process.pid)
+    assert [p.name() for p in master.children()].count(zygote.PROCESS_NAME) == 1
+    for payload, reason in (("sigkill", "SIGKILL"), ("segfault", "SIGSEGV"),
+                            ("allocate", "VALIDATION_MEMORY_LIMIT")):
         folder = hostile(trained_models.pickled, tmp_path / payload, payload)
         verdict = server.validate(server.stage("5.1.0", {CLASSIFIER: folder}))
-        assert verdict.status_code == 422 and signal_name in verdict.json()["reason"]
+        assert verdict.status_code == 422 and reason in verdict.json()["reason"]
     assert server.predict().status_code == 200
     assert _worker_pids(server) <= workers, "a worker was replaced"
     assert "Booting worker" not in server.log_tail(60).split("validation_started")[-1]
@@ -224,3 +232,33 @@ def test_a_version_no_header_can_hold_is_refused_and_predictions_never_fail(
         form = server.session.post(server.url + "/predict", data={**VALID, "price": "420"},
                                    timeout=10)
         assert form.status_code == 200
+
+
+def test_serving_started_on_a_current_that_kills_its_loader_stays_up_without_a_model(
+        trained_models, tmp_path):
+    """`current` published unvalidated is a model that SIGKILLs its loader: gunicorn starts,
+    no worker dies, /readyz and /api/v1/model say why there is no model."""
+    from tests.serving.server import launch
+
+    root = tmp_path / "models"
+    root.mkdir()
+    deadly = build_snapshot(root, {CLASSIFIER: hostile(trained_models.pickled,
+                                                       tmp_path / "sigkill", "sigkill")})
+    server = launch(root, tmp_path, wait=False)
+    try:
+        ready = wait_until(lambda: _refused_readiness(server), 60,
+                           what="readiness naming the refusal")
+        assert deadly in ready["reason"] and "SIGKILL" in ready["reason"]
+        model = server.session.get(server.url + "/api/v1/model", timeout=10).json()
+        assert model["ready"] is False and model["last_rejection"]["snapshot"] == deadly
+        assert server.predict().status_code == 503
+        assert server.process.poll() is None
+        assert server.log_path.read_text().count("Booting worker") == 2, "a worker died"
+    finally:
+        server.stop()
+
+
+def _refused_readiness(server) -> dict | None:
+    response = server.session.get(server.url + "/readyz", timeout=10)
+    body = response.json()
+    return body if response.status_code == 503 and "rejected" in body["reason"] else None
