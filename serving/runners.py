@@ -73,6 +73,8 @@ def run_standalone(config: ServingConfig, snapshot_id: str, result: Path,
     env = {k: v for k, v in os.environ.items() if k not in HIDDEN_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_PARENT, env.get("PYTHONPATH"))))
     env["SERVING_VALIDATOR_PARENT"] = str(os.getpid())
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, "1")  # a thread pool per core would eat the address-space limit
     command = [sys.executable, "-m", "serving.validator", str(config.model_root), snapshot_id,
                str(result), repr(config.golden_min_accuracy), str(config.validation_memory_limit)]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
