@@ -262,3 +262,18 @@ def _refused_readiness(server) -> dict | None:
     response = server.session.get(server.url + "/readyz", timeout=10)
     body = response.json()
     return body if response.status_code == 503 and "rejected" in body["reason"] else None
+
+
+def test_without_the_warm_validator_validation_falls_back_to_a_fresh_process(
+        gunicorn_server, trained_models):
+    """The warm validator killed: the next validation starts `python -m serving.validator`."""
+    server = gunicorn_server
+    master = psutil.Process(server.process.pid)
+    warm = [p for p in master.children() if p.name() == zygote.PROCESS_NAME]
+    assert len(warm) == 1
+    warm[0].kill()
+    warm[0].wait(10)
+    staged = server.stage("7.0.0", {CLASSIFIER: trained_models.alternative})
+    verdict = server.validate(staged)
+    assert verdict.status_code == 200 and verdict.json()["version"] == "7.0.0"
+    assert server.predict().status_code == 200
