@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -186,4 +187,5 @@ class ModelHolder:
             except ModelRejected:
                 pass  # refused, logged and remembered by _refuse; keep serving the live model
             except Exception as exc:  # the watcher is this worker's loop: it must not die
-                log.error("model_watch_failed", error_type=type(exc).__name__, error=str(exc))
+                log.error("model_watch_failed", error_type=type(exc).__name__, error=str(exc),
+                          traceback=traceback.format_exc())

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +213,7 @@ class Validations:
                               f"validation took longer than VALIDATION_TIMEOUT={timeout:g}s")
         except Exception as exc:  # this thread is the job's loop: report, let a later ask retry
             log.error("validation_failed", snapshot=snapshot_id, error_type=type(exc).__name__,
-                      error=str(exc), exc_info=exc)
+                      error=str(exc), traceback=traceback.format_exc())
             self._path(key, "job").unlink(missing_ok=True)
             return
         self._record(key, verdict)
