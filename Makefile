@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean system-deps
+.PHONY: demo test min-deps lint bench clean system-deps
+MIN_VENV := .venv-min
+# what exercises each direct dependency: client + retries, loader + fast path, Flask API, gunicorn,
+# the Kubernetes client, the local registry
+MIN_TESTS := tests/unit tests/integration/test_comet_client.py tests/serving/test_loader.py \
+	tests/serving/test_api.py tests/serving/test_gunicorn.py tests/k8s/test_kube.py \
+	tests/local_registry/test_endpoints.py
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
@@ -30,11 +36,23 @@ test: $(STAMP) system-deps
 	$(BIN)/ruff check model_contract registry_sync local_registry serving tests bench
 	$(BIN)/python -m pytest
 
+# The lower bounds of pyproject.toml, tested: a venv with every direct dependency at its minimum.
+min-deps: $(STAMP)
+	rm -rf $(MIN_VENV)
+	$(BIN)/python -m venv $(MIN_VENV)
+	$(BIN)/python docker/pin_constraints.py --minimum >$(MIN_VENV)/minimum.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	    -e '.[sidecar,serving,registry]' pytest pytest-timeout hypothesis psutil \
+	    --constraint $(MIN_VENV)/minimum.txt
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(MIN_TESTS)
+
+# exec: the demo is make's own child, so `kill -TERM` of make (which make forwards) stops it.
+# DEMO_ARGS passes options, e.g. make demo DEMO_ARGS='--reset --port 8080'.
 demo: $(STAMP)
-	$(BIN)/python -m registry_sync.demo
+	exec $(BIN)/python -m registry_sync.demo $(DEMO_ARGS)
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) .demo .pytest_cache

@@ -1,8 +1,9 @@
 """python -m bench [PART ...]: run the benchmarks (all parts by default) and write the results.
 
-Parts: throughput, batch, swap, promotion, download, memory, idle, mpm, challenger. Each writes
-its section of bench/results.md and bench/results.json (the other sections are kept). Bounded:
-about 8 minutes for all of them on a 2-core machine. Needs wrk and curl (`make system-deps`).
+Parts: throughput, batch, swap, promotion, download, memory, idle, mpm, replicas, challenger.
+Each writes its section of bench/results.md and bench/results.json (the other sections are kept).
+Bounded: about 8 minutes for all but replicas on a 2-core machine, plus about 5 for replicas
+(N = 1, 5, 10, 20). Needs wrk and curl (`make system-deps`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from . import report
 from .common import workspace
 
 PARTS = ("throughput", "batch", "swap", "promotion", "download", "memory", "idle", "mpm",
-         "challenger")
+         "replicas", "challenger")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,17 +2,21 @@
 
 `make demo` (python -m registry_sync.demo) trains the diamonds classifier, starts the local
 registry with version 1.0.0 in Production, the sidecar and serving (gunicorn) as real
-processes, and prints the URL of the form and a curl line for the JSON API. State lives under
-one folder (default .demo/, `--reset` starts afresh). Ctrl-C stops everything cleanly.
+processes, and prints the URL of the form, a curl line for the JSON API and the commands that
+register and promote the next free version. State lives under one folder (default .demo/,
+`--reset` starts afresh). Ctrl-C (or SIGTERM) stops everything cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +27,7 @@ import requests
 from .comet import CometClient
 from .config import CometSettings
 from .errors import ModelNotFound
+from .registry import semver_key
 
 MODEL = "diamonds-classifier"
 WORKSPACE = "demo"
@@ -41,6 +46,24 @@ def _ask(url: str, timeout: float = 2.0) -> int:
         return 0
 
 
+def ports_in_use(ports: dict[str, int]) -> list[str]:
+    """One line for each port, by its flag, that cannot be bound on 127.0.0.1."""
+    busy = []
+    for flag, port in ports.items():
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(f"port {port} is in use; choose another with {flag} N")
+    return busy
+
+
+def next_free_version(versions: list[str]) -> str:
+    """The next minor version after the highest registered one (1.0.0 -> 1.1.0)."""
+    major, minor, *_ = max(map(semver_key, versions), default=(1, 0))
+    return f"{major}.{minor + 1}.0"
+
+
 def _wait_ready(url: str, processes: dict[str, subprocess.Popen], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while _ask(url) != 200:
@@ -52,6 +75,12 @@ def _wait_ready(url: str, processes: dict[str, subprocess.Popen], timeout: float
         time.sleep(0.2)
 
 
+def key_naming(url: str) -> str:
+    """The demo's API key, carrying its server as `<key>*<base64 {"baseUrl"}>` Comet keys may."""
+    suffix = base64.b64encode(json.dumps({"baseUrl": url + "/"}).encode()).decode()
+    return "demo-api-key*" + suffix.rstrip("=")
+
+
 class Demo:
     """Starts and stops the demo's processes."""
 
@@ -61,10 +90,11 @@ class Demo:
         self.processes: dict[str, subprocess.Popen] = {}
         self.registry_url = f"http://127.0.0.1:{args.registry_port}"
         self.app_url = f"http://127.0.0.1:{args.port}"
+        self.api_key = key_naming(self.registry_url)
         self.env = {
             **os.environ,
-            "COMET_URL_OVERRIDE": f"{self.registry_url}/clientlib/",
-            "COMET_API_KEY": "demo-api-key", "COMET_WORKSPACE": WORKSPACE,
+            "COMET_URL_OVERRIDE": "",  # the key names its server, as a Comet key may
+            "COMET_API_KEY": self.api_key, "COMET_WORKSPACE": WORKSPACE,
             "MODEL_ROOT": str(self.home / "models"), "REGISTRY_MODELS": MODEL,
             "SYNC_INTERVAL": str(args.interval), "RELOAD_TOKEN": "demo-reload-token",
             "SERVING_URL": f"http://127.0.0.1:{args.admin_port}",
@@ -100,10 +130,10 @@ class Demo:
         self.write_env_file()
         self._start("registry", [sys.executable, "-m", "local_registry",
                                  "--data", str(self.home / "registry"), "--port",
-                                 str(self.args.registry_port), "--api-key", "demo-api-key"])
+                                 str(self.args.registry_port), "--api-key", self.api_key])
         _wait_ready(f"{self.registry_url}/clientlib/isAlive/ver", self.processes, 30)
         first = self.home / "work" / "model-1.0.0"
-        if not self._registered("1.0.0"):
+        if "1.0.0" not in self.registered_versions():
             print("training the diamonds classifier (1.0.0)...", flush=True)
             print(self._run(sys.executable, "-m", "serving.train", str(first), "--seed", "1"))
             print(self._run(sys.executable, "-m", "registry_sync.cli", "register", "--model",
@@ -116,16 +146,18 @@ class Demo:
         self._start("registry-sync", [sys.executable, "-m", "registry_sync.cli", "run"])
         _wait_ready(f"{self.app_url}/readyz", self.processes, self.args.timeout)
 
-    def _registered(self, version: str) -> bool:
-        client = CometClient(CometSettings(self.registry_url, WORKSPACE, "demo-api-key", None))
+    def registered_versions(self) -> list[str]:
+        """The versions of the demo's model in the local registry."""
+        client = CometClient(CometSettings(self.registry_url, WORKSPACE, self.api_key, None))
         try:
-            return client.get_model(MODEL).version(version) is not None
+            return [v.version for v in client.get_model(MODEL).versions]
         except ModelNotFound:
-            return False
+            return []
 
     def banner(self) -> str:
-        """What to do next."""
+        """What to do next, with the next version the registry does not hold yet."""
         home = shlex.quote(str(self.home))
+        new = next_free_version(self.registered_versions())
         return f"""
 The demo is up (state in {home}, logs in {home}/*.log):
 
@@ -134,18 +166,19 @@ The demo is up (state in {home}, logs in {home}/*.log):
               -d '{{"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
                    "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}}' -i
   status:   .venv/bin/registry-sync status --model-root {home}/models
+  registry: {self.registry_url}/ui/  (log in with the COMET_API_KEY of {home}/env)
   MPM:      {self.registry_url}/mpm/local/counts  (Comet MPM events per version, as you predict)
 
 Promote a new version and watch X-Model-Version switch, without a restart:
 
-  .venv/bin/python -m serving.train {home}/work/model-1.1.0 --seed 2
+  .venv/bin/python -m serving.train {home}/work/model-{new} --seed {int(new.split(".")[1]) + 1}
   set -a; . {home}/env; set +a
-  .venv/bin/registry-sync register --model {MODEL} --version 1.1.0 {home}/work/model-1.1.0
-  .venv/bin/registry-sync promote {MODEL} 1.1.0 --status Staging   # first in shadow: the page
-                                               # shows its agreement with 1.0.0 as you predict
-  .venv/bin/registry-sync promote {MODEL} 1.1.0
+  .venv/bin/registry-sync register --model {MODEL} --version {new} {home}/work/model-{new}
+  .venv/bin/registry-sync promote {MODEL} {new} --status Staging   # first in shadow: the page
+                                                 # shows how often it agrees with the champion
+  .venv/bin/registry-sync promote {MODEL} {new}      (or set its status on the registry page)
 
-Ctrl-C stops everything.
+Ctrl-C stops everything (from another shell: kill -TERM {os.getpid()}); --reset starts afresh.
 """
 
     def stop(self) -> None:
@@ -163,7 +196,8 @@ Ctrl-C stops everything.
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The demo's options: where state lives and which loopback ports to use."""
-    parser = argparse.ArgumentParser(prog="python -m registry_sync.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m registry_sync.demo", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--home", type=Path, default=Path(".demo"), help="state folder")
     parser.add_argument("--reset", action="store_true", help="delete the state folder first")
     parser.add_argument("--port", type=int, default=8000, help="the app's public port")
@@ -177,7 +211,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until Ctrl-C or SIGTERM."""
-    demo = Demo(parse_args(argv))
+    args = parse_args(argv)
+    busy = ports_in_use({"--port": args.port, "--admin-port": args.admin_port,
+                         "--registry-port": args.registry_port,
+                         "--sidecar-port": args.sidecar_port})
+    if busy:
+        print(f"demo: {busy[0]}", file=sys.stderr)
+        return 1
+    demo = Demo(args)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         demo.start()

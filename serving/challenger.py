@@ -21,6 +21,7 @@ from .config import ServingConfig
 from .errors import ModelRejected, SnapshotNotFound
 from .holder import REMEMBERED_REJECTIONS, Rejection
 from .loader import ServedModel
+from .validations import State, Verdict
 
 log = logs.get(__name__)
 Fingerprint = tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...]
@@ -53,8 +54,13 @@ def read_fingerprint(root, snapshot_id: str) -> Fingerprint | None:
 class ChallengerHolder:
     """Holds this worker's challenger and follows `candidate` (never blocking a request)."""
 
-    def __init__(self, config: ServingConfig, load: Callable[..., ServedModel] = loader.load):
+    def __init__(self, config: ServingConfig, load: Callable[..., ServedModel] = loader.load,
+                 verdict: Callable[[str], Verdict] | None = None):
         self._config, self._load = config, load
+        # The validator process's verdict (shared with the champion): a worker loads only what
+        # it accepted, so a model that crashes its loader never takes a worker with it.
+        self._verdict = verdict
+        self.validating: str | None = None
         self.held: Challenger | None = None
         self.last_rejection: Rejection | None = None
         self._refused: set[str] = set()
@@ -65,7 +71,7 @@ class ChallengerHolder:
         return layout.candidate_snapshot_id(self._config.model_root)
 
     def converge(self) -> str:
-        """Hold what `candidate` names: 'loaded', 'dropped', 'unchanged'; ModelRejected if unfit."""
+        """Hold what `candidate` names: loaded, dropped, unchanged, validating; ModelRejected."""
         wanted = self.candidate() if self._config.challenger.enabled else None
         held = self.held
         if held is not None and held.model.snapshot == wanted:
@@ -75,8 +81,24 @@ class ChallengerHolder:
                 return self._drop("no candidate") if self.held is not None else "unchanged"
             if wanted in self._refused:
                 return self._drop("candidate refused") if self.held is not None else "unchanged"
+            if not self._accepted(wanted):
+                return "validating"
             self.held = self._load_checked(wanted)
         return "loaded"
+
+    def _accepted(self, snapshot_id: str) -> bool:
+        """Whether the validator accepted the snapshot (False: still running); ModelRejected."""
+        if self._verdict is None:
+            return True
+        try:
+            verdict = self._verdict(snapshot_id)
+        except SnapshotNotFound:
+            raise self._refuse(ModelRejected(snapshot_id, "candidate names a missing snapshot")) \
+                from None
+        self.validating = snapshot_id if verdict.state is State.RUNNING else None
+        if verdict.state is State.REJECTED:
+            raise self._refuse(ModelRejected(snapshot_id, verdict.reason))
+        return verdict.state is State.ACCEPTED
 
     def adoptable(self, snapshot_id: str) -> ServedModel | None:
         """The held model, renamed to snapshot_id, when that snapshot holds the same models."""

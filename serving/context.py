@@ -16,6 +16,9 @@ from .roles import Roles
 HOLDER = "serving.holder"
 SETTINGS = "serving.settings"
 ROLES = "serving.roles"
+RELOAD_TOKEN_SOURCE = "serving.reload-token"  # noqa: S105 (an extension key)
+HEADER_MAX = 128  # characters of a header value taken from a snapshot
+PLACEHOLDER = "invalid"
 
 
 def holder() -> ModelHolder:
@@ -40,6 +43,11 @@ def settings() -> ServingConfig:
     return current_app.extensions[SETTINGS]
 
 
+def reload_token() -> str | None:
+    """The admin token now (re-read from its file when that changed)."""
+    return current_app.extensions[RELOAD_TOKEN_SOURCE].current()
+
+
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None,
                   ) -> Response:
     """A compact JSON response (keys in the order given)."""
@@ -59,5 +67,17 @@ def error_response(status: int, error: str, message: str,
 
 def model_headers(model: ServedModel, role: str = "champion") -> dict[str, str]:
     """The headers naming the model that answered, and its role (champion or challenger)."""
-    return {"X-Model-Version": model.version, "X-Model-Snapshot": model.snapshot,
-            "X-Model-Role": role}
+    return {"X-Model-Version": header_safe(model.version),
+            "X-Model-Snapshot": header_safe(model.snapshot), "X-Model-Role": role}
+
+
+def header_safe(value: object) -> str:
+    """The value if it is printable ASCII of bounded length, else a placeholder.
+
+    The loader already refuses unsafe versions; this keeps any slip from turning every
+    prediction into a 500 (a header cannot hold CR, LF, NUL or non-Latin-1 characters).
+    """
+    text = value if isinstance(value, str) else str(value)
+    if 0 < len(text) <= HEADER_MAX and text.isascii() and text.isprintable():
+        return text
+    return PLACEHOLDER

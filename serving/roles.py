@@ -175,10 +175,13 @@ class Roles:
         if self._watcher is not None and self._watcher_pid == os.getpid():
             self._watcher.join(timeout=10)
 
-    def converge(self) -> None:
-        """One step of the watcher: the champion first (it may adopt), then the challenger."""
+    def converge(self, wait: float = 0.0) -> None:
+        """One step of the watcher: the champion first (it may adopt), then the challenger.
+
+        `wait`: seconds the champion may wait for the validator's verdict (at a worker's start).
+        """
         with contextlib.suppress(ModelRejected):  # refused, logged and remembered by the holder
-            self.champion.converge()
+            self.champion.converge(wait=wait)
         with contextlib.suppress(ModelRejected):
             self.challenger.converge()
 

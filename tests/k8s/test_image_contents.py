@@ -23,7 +23,9 @@ PACKAGES = {"sidecar": ("model_contract", "registry_sync"),
             "serving": ("model_contract", "serving")}
 NEVER_IN = {"sidecar": {"flask", "werkzeug", "scikit-learn", "numpy", "scipy", "gunicorn",
                         "skops", "pandas"},
-            "serving": {"kubernetes", "tenacity", "requests", "pandas", "comet-ml"}}
+            "serving": {"kubernetes", "tenacity", "comet-ml"}}
+# Allowed in an image only as what one of its direct requirements needs, never for our own code:
+ONLY_THROUGH = {"serving": {"comet-mpm": {"requests", "pandas"}}}
 OURS = {"model_contract", "registry_sync", "serving", "local_registry", "tests", "bench"}
 # Imported inside a function, on paths the image never takes:
 NOT_IN_THE_IMAGE = {
@@ -53,9 +55,12 @@ def third_party(modules: dict[str, set[str]]) -> dict[str, set[str]]:
             if m not in sys.stdlib_module_names and m not in OURS}
 
 
-def closure_of(image: str) -> set[str]:
-    """The canonical names of every distribution the image's extra installs."""
-    return set(pin_constraints.installed_closure(pin_constraints.project_requirements((image,))))
+def closure_of(image: str, without: str = "") -> set[str]:
+    """The canonical names of every distribution the image's extra installs (less one of its
+    direct requirements and what only that one pulls in)."""
+    requirements = [r for r in pin_constraints.project_requirements((image,))
+                    if canonicalize_name(r.name) != without]
+    return set(pin_constraints.installed_closure(requirements))
 
 
 @pytest.mark.parametrize("image", PACKAGES)
@@ -80,3 +85,6 @@ def test_the_extra_provides_every_import_and_nothing_the_image_does_not_run(imag
             dists = {canonicalize_name(d) for d in providers.get(module, [])}
             assert dists & closure, f"{module} ({sorted(files)}) is not in the [{image}] extra"
     assert not closure & NEVER_IN[image], sorted(closure & NEVER_IN[image])
+    for requirement, brought in ONLY_THROUGH.get(image, {}).items():
+        assert not closure_of(image, without=requirement) & brought, (
+            f"{sorted(brought)} are in [{image}] for more than {requirement}")

@@ -69,9 +69,21 @@ def both(make_app, publish, model_root, trained_models):
         publish("1.0.0")
         stage_candidate(model_root, trained_models.alternative)
         settings = dataclasses.replace(_defaults(), **challenger_settings)
-        return make_app(challenger=settings)
+        return settle(make_app(challenger=settings))
 
     return make
+
+
+def settle(app):
+    """Converge (as the watcher would) until the validator's verdict on the candidate is in."""
+    roles = app.extensions["serving.roles"]
+
+    def settled() -> bool:
+        roles.converge()
+        return roles.challenger.validating is None and roles.challenger.candidate() is not None
+
+    wait_until(settled, timeout=30, what="the validator's verdict on the candidate")
+    return app
 
 
 def _defaults():
@@ -201,7 +213,7 @@ def test_a_refused_candidate_is_shown_and_the_champion_keeps_serving(make_app, p
     broken.mkdir()
     (broken / "pipeline.skops").write_bytes(b"not a model")
     stage_candidate(model_root, broken)
-    client = make_app().test_client()
+    client = settle(make_app()).test_client()
     roles = challenger_of(client)
     assert roles["challenger"] is None
     assert roles["challenger_rejection"]["phase"] == "challenger"
@@ -226,11 +238,12 @@ def _folder_of(root: Path, model) -> Path:
     return root / "snapshots" / model.snapshot / CLASSIFIER
 
 
-def test_validating_the_challengers_snapshot_adopts_it(both):
-    """The sidecar's /-/validate before a promotion costs no second load either."""
+def test_validating_the_challengers_snapshot_answers_from_its_verdict(both):
+    """The sidecar's /-/validate before a promotion: the verdict the challenger was loaded on."""
     roles = both().extensions["serving.roles"]
     challenger = roles.challenger.held.model
-    assert roles.champion.validate(challenger.snapshot).predictor is challenger.predictor
+    verdict = roles.champion.validate(challenger.snapshot)
+    assert verdict.state.value == "accepted" and verdict.version == "1.1.0"
 
 
 def test_a_challenger_of_another_layout_gets_the_input_in_its_own_encoding(make_app, publish,
@@ -241,7 +254,7 @@ def test_a_challenger_of_another_layout_gets_the_input_in_its_own_encoding(make_
     publish("1.0.0")
     seed = build_snapshot(model_root, seed_models(trained_models.seed), "1.1.0", publish=False)
     publish_link(model_root, seed, link="candidate")
-    app = make_app()
+    app = settle(make_app())
     roles = app.extensions["serving.roles"]
     assert roles.challenger.held.model.schema != roles.champion.live.schema
     client = app.test_client()

@@ -1,0 +1,178 @@
+"""The registry's web page: models, their versions, and a status control, as in the Comet UI.
+
+Plain HTML forms, no JavaScript. A person logs in with the registry's API key (the same key the
+REST API wants); the key is checked and forgotten, and the browser keeps only a random session id
+in an HttpOnly, SameSite=Strict cookie, so the key is never in a URL, a page or a log. Changing
+a status goes through `write_api.change_status`, the code behind
+`POST write/registry-model/item/status` (the request the Comet UI makes), with the same checks.
+A review control (request / approve) would be one more form per row and one more POST view.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+
+from model_contract import logs
+
+from .store import ALLOWED_STATUSES, Invalid, NotFound
+from .web import state
+from .write_api import change_status
+
+bp = Blueprint("ui", __name__, template_folder="templates")
+COOKIE = "registry_ui_session"
+PREFIX = "/ui"
+
+log = logs.get(__name__)
+
+
+@dataclass
+class Sessions:
+    """The ids of logged-in browsers; in memory, gone when the registry stops."""
+
+    ids: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open(self) -> str:
+        """A new session id."""
+        with self.lock:
+            new = secrets.token_urlsafe(32)
+            self.ids.add(new)
+            return new
+
+    def close(self, session_id: str) -> None:
+        """Forget a session id."""
+        with self.lock:
+            self.ids.discard(session_id)
+
+    def valid(self, session_id: str | None) -> bool:
+        """Whether a cookie's id is a logged-in session."""
+        with self.lock:
+            return bool(session_id) and session_id in self.ids
+
+
+def sessions() -> Sessions:
+    """The sessions of the current app."""
+    return current_app.extensions.setdefault("local_registry_ui", Sessions())
+
+
+@bp.before_request
+def _require_login() -> Response | None:
+    if request.endpoint in ("ui.login", "ui.log_in") or sessions().valid(
+            request.cookies.get(COOKIE)):
+        return None
+    return redirect(url_for("ui.login"))
+
+
+@bp.get("/login")
+def login() -> str:
+    """The login form."""
+    return render_template("ui/login.html")
+
+
+@bp.post("/login")
+def log_in() -> Response | tuple[str, int]:
+    """Check the key; on success a session cookie, never the key itself."""
+    given = request.form.get("api_key", "")
+    if not hmac.compare_digest(given.encode(), state().api_key.encode()):
+        log.info("ui_login_refused")
+        return render_template("ui/login.html", error="That is not this registry's API key."), 401
+    response = redirect(url_for("ui.models"))
+    response.set_cookie(COOKIE, sessions().open(), httponly=True, samesite="Strict",
+                        path=PREFIX)
+    return response
+
+
+@bp.post("/logout")
+def log_out() -> Response:
+    """End the session."""
+    sessions().close(request.cookies.get(COOKIE, ""))
+    response = redirect(url_for("ui.login"))
+    response.delete_cookie(COOKIE, path=PREFIX)
+    return response
+
+
+@bp.get("/")
+def models() -> str:
+    """Every registry model of every workspace."""
+    store = state().store
+    listing = [(workspace, store.workspace_models(workspace)) for workspace in store.workspaces()]
+    return render_template("ui/models.html", listing=listing)
+
+
+@bp.get("/models/<workspace>/<name>")
+def versions(workspace: str, name: str) -> str | tuple[str, int]:
+    """A model's versions with status, tags, experiment, creation time and size."""
+    return _versions_page(workspace, name)
+
+
+@bp.post("/models/<workspace>/<name>/status")
+def set_status(workspace: str, name: str) -> Response | tuple[str, int]:
+    """Change one version's status, then show the model again."""
+    version, status = request.form.get("version", ""), request.form.get("status", "")
+    try:
+        record = _version_record(workspace, name, version)
+        change_status(record["registryModelItemId"], status)
+    except (NotFound, Invalid) as exc:
+        return _versions_page(workspace, name, error=str(exc), code=400)
+    log.info("ui_status_changed", workspace=workspace, model=name, version=version, status=status)
+    return redirect(url_for("ui.versions", workspace=workspace, name=name,
+                            changed=f"{version} is now {status}"))
+
+
+def _version_record(workspace: str, name: str, version: str) -> dict:
+    model = state().store.model(workspace, name)
+    for record in model["versions"]:
+        if record["version"] == version:
+            return record
+    raise NotFound(f"Version {version!r} of registry model {name!r} not found")
+
+
+def _versions_page(workspace: str, name: str, error: str | None = None,
+                   code: int = 200) -> tuple[str, int]:
+    try:
+        model = state().store.model(workspace, name)
+    except NotFound as exc:
+        return render_template("ui/error.html", error=str(exc)), 404
+    rows = [VersionRow.of(record) for record in model["versions"]]
+    return render_template("ui/versions.html", workspace=workspace, name=name, rows=rows,
+                           statuses=ALLOWED_STATUSES, error=error,
+                           changed=request.args.get("changed")), code
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """What the page shows of one version."""
+
+    version: str
+    status: str
+    tags: tuple[str, ...]
+    experiment_key: str
+    created: str
+    size: str
+    anchor: str
+
+    @classmethod
+    def of(cls, record: dict) -> VersionRow:
+        """The row of a store record."""
+        created = datetime.fromtimestamp(record["createdAt"] / 1000, UTC)
+        return cls(record["version"], record["status"], tuple(record["tags"]),
+                   record["experimentKey"], created.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                   human_size(sum(a["fileSize"] for a in record["assets"])),
+                   "v-" + quote(record["version"], safe=""))
+
+
+def human_size(size: int) -> str:
+    """Bytes in the largest unit that keeps a number of at least 1."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
