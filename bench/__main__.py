@@ -1,7 +1,7 @@
 """python -m bench [PART ...]: run the benchmarks (all parts by default) and write the results.
 
-Parts: throughput, batch, swap, promotion, download, memory, idle. Each writes its section of
-bench/results.md and bench/results.json (the other sections are kept). Bounded: about 7
+Parts: throughput, batch, swap, promotion, download, memory, idle, front. Each writes its
+section of bench/results.md and bench/results.json (the other sections are kept). Bounded: about 9
 minutes for all of them on a 2-core machine. Needs wrk and curl (`make system-deps`).
 """
 
@@ -17,7 +17,7 @@ import traceback
 from . import report
 from .common import workspace
 
-PARTS = ("throughput", "batch", "swap", "promotion", "download", "memory", "idle")
+PARTS = ("throughput", "batch", "swap", "promotion", "download", "memory", "idle", "front")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,14 +20,15 @@ from pathlib import Path
 
 import requests
 
+from serving.front.command import serving_argv
+
 from .comet import CometClient
 from .config import CometSettings
 from .errors import ModelNotFound
 
 MODEL = "diamonds-classifier"
 WORKSPACE = "demo"
-SERVING_COMMAND = [sys.executable, "-m", "gunicorn", "--config", "python:serving.gunicorn_conf",
-                   "serving.wsgi:app"]
+SERVING_COMMAND = serving_argv()
 
 
 class DemoError(Exception):
@@ -71,6 +72,8 @@ class Demo:
             "SIDECAR_LISTEN": f"127.0.0.1:{args.sidecar_port}",
             "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
             "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
+            "FRONT_UPSTREAM_PORT": str(args.admin_port + 1),
+            "FRONT_RUN_DIR": str(self.home / "front"),
         }
 
     def _start(self, name: str, command: list[str]) -> None:
