@@ -73,7 +73,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                             "accuracy a seed-layout snapshot must reach on the bundled sample"),
     "LOG_LEVEL": (_log_level, "info", "debug, info, warning or error"),
     "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by gunicorn workers"),
-    "BIND": (_bind, "127.0.0.1:8080", "public address gunicorn listens on"),
+    "BIND": (_bind, "127.0.0.1:8080", "public address (nginx's; gunicorn's when run alone)"),
     "WEB_CONCURRENCY": (_positive_int, "2", "gunicorn worker processes"),
     "GUNICORN_THREADS": (_positive_int, "1", "threads per worker (1: sync workers)"),
     "FRONT_HEADER_TIMEOUT": (_positive_int, "10",
