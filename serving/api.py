@@ -14,6 +14,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from . import metrics
 from .context import holder, json_response, model_headers, settings
+from .decoding import decoder
 from .errors import FieldError, InvalidInput
 from .schema import DIAMONDS
 from .validation import parse_body
@@ -22,11 +23,20 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 OPENAPI = Path(__file__).with_name("openapi.json")
 
 
-def read_json() -> Any:
-    """The request's JSON body; 415 unless declared JSON, InvalidInput unless well-formed."""
+def read_body() -> bytes:
+    """The request's body; 415 unless declared JSON."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
-    raw = request.get_data(cache=False)
+    return request.get_data(cache=False)
+
+
+def read_json() -> Any:
+    """The request's JSON body; 415 unless declared JSON, InvalidInput unless well-formed."""
+    return parse_json(read_body())
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of a body; InvalidInput naming the problem unless well-formed."""
     try:
         return orjson.loads(raw)  # 3-4x faster than json; same values for what it accepts
     except orjson.JSONDecodeError:
@@ -42,7 +52,11 @@ def read_json() -> Any:
 def predict():
     """One instance -> one prediction; {"instances": [...]} -> one prediction each."""
     model = holder().require()
-    matrix, batch = parse_body(read_json(), model.schema, settings().max_batch)
+    raw = read_body()
+    # A valid batch is decoded and checked in one pass (msgspec); anything else, and single
+    # instances (already fast), take the path that names every offending field.
+    fast = decoder(model.schema, settings().max_batch).decode(raw)
+    matrix, batch = fast or parse_body(parse_json(raw), model.schema, settings().max_batch)
     labels, probabilities = model.predictor.predict(matrix)
     metrics.PREDICTIONS.labels("api").inc(len(labels))
     if batch:
