@@ -24,8 +24,9 @@ class Decoder:
 
     def __init__(self, schema: Schema, max_batch: int):
         self.schema, self.max_batch = schema, max_batch
+        # gc=False: rows hold only floats and strings, so the collector need not track them.
         row = msgspec.defstruct("Instance", [(f.name, _field_type(f)) for f in schema.features],
-                                forbid_unknown_fields=True)
+                                forbid_unknown_fields=True, gc=False)
         rows = Annotated[list[row], msgspec.Meta(min_length=1, max_length=max_batch)]
         batch = msgspec.defstruct("Batch", [("instances", rows)], forbid_unknown_fields=True)
         self._many = msgspec.json.Decoder(batch)
