@@ -133,3 +133,13 @@ def _report(section: Section, slow: dict, rounds: dict, memory: dict) -> None:
                    p99 <= 1)
     section.figures.update(slow=slow, rounds=rounds, memory=memory,
                            before_failed_held=_failed(before["held"]))
+    section.notes.append(
+        f"**Reading it.** \"answered held\" is what the normal load got while the slow "
+        f"connections were held: gunicorn alone answered {before['held']['requests']} (its two "
+        "workers sit on slow clients; wrk's 5 s timeouts are not always reported as errors, "
+        "so the count is the measure). Slow bodies trickle 2 bytes/s, which nginx's "
+        "between-reads body deadline does not cut: each holds an nginx connection, never a "
+        "worker. Hot swaps through the chosen front are part 3. The machine is shared by 7 "
+        "engineers while this runs (load average in the run line): ratios are side by side in "
+        "one run, absolute figures are low; the decision and its reasons are in "
+        "docs/serving.md, \"The front\".")
