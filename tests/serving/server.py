@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 
 from serving.front.command import serving_argv
@@ -62,6 +63,13 @@ class Gunicorn:
             seen = seen + 1 if ok else 0
             if not ok:
                 time.sleep(0.05)
+
+    def master_pid(self) -> int:
+        """gunicorn's master: the front's child running gunicorn (its workers are its children)."""
+        for child in psutil.Process(self.process.pid).children():
+            if "gunicorn" in " ".join(child.cmdline()):
+                return child.pid
+        raise AssertionError(f"no gunicorn under the front: {self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of gunicorn's log, for failure messages."""
