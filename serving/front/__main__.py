@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from string import Template
@@ -38,7 +37,7 @@ def render(config: FrontConfig, run_dir: Path) -> Path:
         FRONT_MAX_CONNECTIONS=config.max_connections, BIND=config.bind,
         FRONT_HEADER_TIMEOUT=config.header_timeout, FRONT_BODY_TIMEOUT=config.body_timeout,
         FRONT_KEEPALIVE_TIMEOUT=config.keepalive_timeout, MAX_BODY_BYTES=config.max_body_bytes,
-        FRONT_UPSTREAM_PORT=config.upstream_port)
+        FRONT_UPSTREAM_PORT=config.upstream_port, FRONT_DRAIN_SECONDS=config.drain_seconds)
     path = run_dir / "nginx.conf"
     path.write_text(text)
     return path
@@ -69,7 +68,9 @@ class Front:
 
     def __init__(self, config: FrontConfig, run_dir: Path):
         self.config, self.run_dir = config, run_dir
-        self.stopping = threading.Event()
+        # A plain flag: set from a signal handler, where taking a lock (an Event's) could
+        # deadlock against the main thread holding it.
+        self.stopping = False
         self.gunicorn: subprocess.Popen | None = None
         self.nginx: subprocess.Popen | None = None
 
@@ -78,9 +79,9 @@ class Front:
         env = {**os.environ, "BIND": f"127.0.0.1:{self.config.upstream_port}"}
         self.gunicorn = subprocess.Popen(serving_argv(front=False), env=env,
                                          stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-        while self.gunicorn.poll() is None and not self.stopping.is_set() and \
+        while self.gunicorn.poll() is None and not self.stopping and \
                 not _accepts(self.config.upstream_port):
-            self.stopping.wait(0.1)
+            time.sleep(0.1)
         conf = render(self.config, self.run_dir)
         self.nginx = subprocess.Popen(nginx_argv(conf, self.run_dir), stdin=subprocess.DEVNULL,
                                       preexec_fn=_die_with_parent)
@@ -88,8 +89,8 @@ class Front:
     def wait(self) -> int:
         """Until a stop is asked or a child exits; then drain both; the exit code to use."""
         children = (self.gunicorn, self.nginx)
-        while not self.stopping.is_set() and all(c.poll() is None for c in children):
-            self.stopping.wait(0.2)
+        while not self.stopping and all(c.poll() is None for c in children):
+            time.sleep(0.2)
         failed = next((c.returncode for c in children if c.poll() not in (None, 0)), 0)
         self.drain()
         return failed
@@ -120,7 +121,7 @@ def main() -> int:
     run_dir.chmod(0o755)  # nginx's workers (another user when started as root) read and write here
     front = Front(config, run_dir)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: front.stopping.set())
+        signal.signal(sig, lambda *_: setattr(front, "stopping", True))
     front.start()
     return front.wait()
 
