@@ -1,8 +1,8 @@
 """python -m bench [PART ...]: run the benchmarks (all parts by default) and write the results.
 
 Parts: throughput, batch, swap, promotion, download, memory, idle, front. Each writes its
-section of bench/results.md and bench/results.json (the other sections are kept). Bounded: about 9
-minutes for all of them on a 2-core machine. Needs wrk and curl (`make system-deps`).
+section of bench/results.md and bench/results.json (the other sections are kept). Bounded: about
+11 minutes for all of them on a 2-core machine. Needs wrk and curl (`make system-deps`).
 """
 
 from __future__ import annotations
