@@ -1,7 +1,8 @@
 """200 slow connections (headers trickled, bodies trickled, idle after connect) against serving as
 deployed (nginx -> gunicorn, 2 sync workers) while a normal load runs: no normal request fails,
 their p99 stays within 2x (plus 100 ms of noise on this shared machine) of the same load alone,
-and the server closes every slow connection within its configured deadlines.
+and the server closes every slow connection within its configured deadlines. A body over
+MAX_BODY_BYTES is refused by the front itself, with the app's JSON error.
 
 The deadlines are shortened (3 s for headers, 1 s for a stalled body) and each slow client sends
 one byte every 1.5 s, so a trickled body stalls longer than nginx lets it; the benchmark (part
@@ -60,3 +61,14 @@ def test_slow_clients_cost_only_their_own_connections(serving):
         closed = slow.closed_after(kind)
         assert len(closed) >= SLOW // len(KINDS), kind
         assert max(closed) <= deadline + SLACK, (kind, max(closed))
+
+
+def test_a_body_over_the_limit_gets_the_apps_json_error_from_the_front(serving):
+    """nginx refuses it before any worker reads it, with the same JSON as the app's 413."""
+    too_big = b'{"instances": [' + b" " * (2 * 1024 * 1024) + b"]}"
+    response = serving.session.post(serving.url + "/api/v1/predict", data=too_big, timeout=30,
+                                    headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == "request_entity_too_large"
+    assert [e["field"] for e in response.json()["errors"]] == ["body"]
+    assert response.json()["message"] == "the request body is larger than 2097152 bytes"
