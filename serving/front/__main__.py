@@ -82,13 +82,15 @@ class Front:
         while self.gunicorn.poll() is None and not self.stopping and \
                 not _accepts(self.config.upstream_port):
             time.sleep(0.1)
+        if self.gunicorn.poll() is not None or self.stopping:
+            return  # gunicorn failed (its message is on stderr) or a stop came first
         conf = render(self.config, self.run_dir)
         self.nginx = subprocess.Popen(nginx_argv(conf, self.run_dir), stdin=subprocess.DEVNULL,
                                       preexec_fn=_die_with_parent)
 
     def wait(self) -> int:
         """Until a stop is asked or a child exits; then drain both; the exit code to use."""
-        children = (self.gunicorn, self.nginx)
+        children = [c for c in (self.gunicorn, self.nginx) if c is not None]
         while not self.stopping and all(c.poll() is None for c in children):
             time.sleep(0.2)
         failed = next((c.returncode for c in children if c.poll() not in (None, 0)), 0)
