@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null \
 	  && command -v nginx >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver wrk curl nginx-light; }
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver wrk curl nginx; }
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check model_contract registry_sync local_registry serving tests bench
@@ -28,7 +28,7 @@ test: $(STAMP) system-deps
 # nginx alone, for the demo (serving runs behind it, as in the image).
 front-deps:
 	@command -v nginx >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
 demo: $(STAMP) front-deps
 	$(BIN)/python -m registry_sync.demo
