@@ -17,7 +17,7 @@ from tests.support.processes import REPO_ROOT, free_port
 def test_the_rendered_config_is_complete_and_nginx_accepts_it(tmp_path):
     """No placeholder left; deadlines, cap and body limit as configured; `nginx -t` passes."""
     if shutil.which("nginx") is None:
-        pytest.fail("nginx not installed: make system-deps (apt package nginx-light)")
+        pytest.fail("nginx not installed: make system-deps (apt package nginx)")
     config = front_from_env({"BIND": "127.0.0.1:18080", "FRONT_HEADER_TIMEOUT": "7",
                              "FRONT_MAX_CONNECTIONS": "300", "MAX_BODY_BYTES": "1000"})
     text = render(config, tmp_path).read_text()
