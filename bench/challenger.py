@@ -1,4 +1,4 @@
-"""Part 10: the cost of a challenger on predictions: none, shadow, canary 20%.
+"""Part 11: the cost of a challenger on predictions: none, shadow, canary 20%.
 
 Three servings (2 sync workers, our layout, the same champion) run at once: without a
 challenger; with a Staging challenger in shadow; with the challenger answering a sticky 20% of
@@ -57,7 +57,7 @@ def _answers(url: str, role: str) -> float:
 
 def run(work: Path) -> Section:
     """p99 and throughput of single JSON predictions with no challenger, shadow, canary 20%."""
-    section = Section("10. Champion and challenger: cost of shadow and canary")
+    section = Section("11. Champion and challenger: cost of shadow and canary")
     body = json.dumps(VALID)
     rounds: list[dict[str, dict]] = []
     with Processes(work) as processes:
