@@ -93,8 +93,9 @@ def run(work: Path) -> Section:
         f"{(figures['agreement'] or 0):.1%}, mean |probability difference| "
         f"{(figures['mean_abs_probability_diff'] or 0):.3f}; one worker dropped {dropped} "
         "inputs when its challenger queue was full (the answer never waits for it). The "
-        "challenger scores after the answer is sent, on its own thread, so it shares the "
-        "worker's core: its cost shows as throughput, the p99 ratio is the goal. Every request "
+        "challenger scores after the answer is sent, on its own thread (nice 10, what queued "
+        "in one call), so it shares the worker's core: its cost shows as throughput, the p99 "
+        "ratio is the goal. Every request "
         "sends the same instance, so the agreement says nothing about the models.")
     section.figures.update(rounds=rounds, ratio=ratio, share=share, shadow=figures)
     return section
