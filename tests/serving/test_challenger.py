@@ -135,7 +135,8 @@ def test_a_challenger_that_raises_or_sleeps_never_fails_nor_delays_the_champion(
         wait_until(lambda: challenger_of(client)["challenger"]["shadow"]["total"]["errors"] == 20,
                    timeout=20, what="20 shadow errors")
     else:
-        assert shadow["dropped"] >= 20 - 4 - 1, "a full queue must drop, not block"
+        # the sleeping scorer holds at most one batch (one queue's worth); the queue 4 more
+        assert shadow["dropped"] >= 20 - 4 - 4, "a full queue must drop, not block"
 
 
 def test_canary_answers_its_share_sticky_per_client_key(both):
