@@ -53,9 +53,12 @@ def zip_model(folder: Path, target: Path) -> Path:
     return target
 
 
-def huge_zip(target: Path, size: int, seed: int = 1) -> Path:
-    """A zip holding one stored file of `size` incompressible bytes, written once, streamed."""
-    with zipfile.ZipFile(target, "w") as archive, \
-            archive.open(zipfile.ZipInfo("weights.bin"), "w", force_zip64=True) as member:
-        random_bytes(member, size, seed)
+def huge_zip(target: Path, size: int, seed: int = 1, files: int = 1) -> Path:
+    """A zip of `files` stored files, `size` incompressible bytes in all, written streamed."""
+    with zipfile.ZipFile(target, "w") as archive:
+        for index in range(files):
+            name = "weights.bin" if files == 1 else f"weights-{index}.bin"
+            part = size // files + (size % files if index == files - 1 else 0)
+            with archive.open(zipfile.ZipInfo(name), "w", force_zip64=True) as member:
+                random_bytes(member, part, seed + index)
     return target

@@ -1,15 +1,39 @@
 """The local registry: a Comet-compatible model registry server, on disk, for offline use and tests.
 
-`registry-sync local-registry --data DIR --port N --api-key KEY [--workspace NAME ...]` serves
-every endpoint of docs/comet-api.md §2 under /api/rest/v2/ with the shapes of
-§3, plus `GET /clientlib/isAlive/ver` answering {"version": "4.20.500",
-"server": "comet-registry-sync-local"}. The real comet_ml 3.58.8 SDK works against it with
+`local-registry --data DIR --port N --api-key KEY [--member-api-key KEY2]
+[--presigned-downloads] [--workspace NAME ...]` serves, under /api/rest/v2/, with the shapes of
+docs/comet-api.md §3, every endpoint the comet_ml 3.58.8 SDK's model API reaches,
+plus `GET /clientlib/isAlive/ver` answering {"version": "4.20.500",
+"server": "comet-registry-sync-local"}. The real SDK works against it with
 COMET_URL_OVERRIDE=http://127.0.0.1:N/clientlib/.
 
-Modules: store (on-disk data), web (shared view helpers), shapes (JSON shapes), read_api and
-write_api (the REST endpoints), mpm (Comet MPM's ingestion endpoints under /mpm/, in memory,
-and GET /mpm/local/counts), admin and faults (test-only fault injection and request counts),
-app (the Flask app), cli (the subcommand).
+Endpoints (under /api/rest/v2/ unless they start with /):
+
+    GET  registry-model, registry-model/count, registry-model/details,
+         registry-model/compact-details, registry-model/item/details, registry-model/items,
+         registry-model/allowed_status_values, registry-model/latest_version,
+         registry-model/notes                                                  read_api.py
+    GET  registry-model/item/download (zip), registry-model/item/download-instructions
+    GET  experiment/asset/get-asset (one asset, Range)                          assets.py
+    GET  /presigned/<assetId>?expires&signature (presigned mode, no key)       assets.py
+    POST write/registry-model/item/create, write/registry-model/item/status (review),
+         write/registry-model/item/update, write/registry-model/notes,
+         write/registry-model/item/upload (ours)                              write_api.py
+    GET  write/registry-model/item/stage, .../stage/delete, write/registry-model/item/delete,
+         write/registry-model/delete
+    POST registry-model/history/item                                          model_api.py
+    GET  registry-model/item/{id}/metadata, POST write/registry-model/item/{id}/metadata
+    GET  registry-model/item/{id}/status-configuration,
+    POST write/registry-model/item/{id}/status-configuration
+    POST write/registry-model/update
+    GET|POST webhooks/config
+    GET  /mpm/isAlive/ping, POST /mpm/v2/events/batch, /mpm/v2/labels/batch,
+    GET  /mpm/local/counts                                                       mpm.py
+
+Modules: store (on-disk data), web (shared view helpers), shapes (JSON shapes), read_api,
+write_api, model_api and assets (the REST endpoints), reviews (status changes under review and
+the history), mpm (Comet MPM's ingestion endpoints under /mpm/, in memory), admin and faults
+(test-only fault injection and request counts), app (the Flask app), cli (the subcommand).
 
 Our own upload endpoint (not Comet's):
 
@@ -29,9 +53,10 @@ Our own upload endpoint (not Comet's):
   (`member` = index in the zip's entries, for get-asset). Missing experimentKey: a random
   32-hex one. An existing version: 409 in Comet's error body, checked before the body is read.
 
-Test-only admin endpoints (same Authorization; never counted, never faulted):
+Test-only admin endpoints (the owner's Authorization; never counted, never faulted):
 `GET|POST|PUT|DELETE /-/faults` list / append / replace / clear fault rules (see faults.py for
-the rule format), `GET|DELETE /-/requests` read / reset request counts per path.
+the rule format), `GET|DELETE /-/requests` read / reset request counts per path,
+`PUT /-/presigned {"enabled": bool}` turns presigned-link downloads on or off.
 
 INFERRED choices, where Comet's real behaviour is not documented:
 
@@ -60,4 +85,20 @@ INFERRED choices, where Comet's real behaviour is not documented:
 - userName is "local" unless the upload names one; model description and isPublic come from
   the version that created the model.
 - Request bodies with `Content-Encoding: gzip` (the SDK's compressed JSON) are accepted.
+- Keys: --api-key is a workspace owner's; --member-api-key a member's. A member's status change
+  to the status a version's status configuration reviews (`isReviewRequired`) is recorded as a
+  pending request, and the owner setting that status approves it (reviews.py). Admin endpoints
+  take only the owner's key. A key is compared whole, `*<base64>` suffix included, as Comet
+  receives it.
+- History (POST registry-model/history/item): events MODEL_VERSION_CREATED,
+  ..._STATUS_REQUEST_CHANGE, ..._STATUS_REQUEST_APPROVED, ..._STATUS_CHANGED, grouped by UTC day
+  ("November 16, 2023"), newest first, each with `createdAt` besides the SDK's fields;
+  MODEL_VERSION_DOWNLOADED is not recorded. Metadata POST merges by key; a status configuration
+  answers {} when none is set; webhooks/config GET answers the shape POST takes; webhooks are
+  stored and never called. write/registry-model/update renames (409 if the name is taken) and
+  sets description / isPublic.
+- Remote assets: an upload's `assets` entry with a `link` (s3://, gs://, any URI) is listed with
+  `remote: true` and that link, and has no bytes here (get-asset 404).
+- Ranges and presigned links: see assets.py (single ranges 206, past the end 416; links signed
+  with the owner's key for an hour, 403 when tampered or expired).
 """

@@ -58,3 +58,13 @@ def reset_request_counts():
     """Start counting requests from zero."""
     state().counts.reset()
     return json_response(state().counts.summary())
+
+
+@bp.put("/presigned")
+def set_presigned():
+    """Turn presigned download links on or off: {"enabled": true|false}."""
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+        raise ApiError(400, 'expected {"enabled": true|false}')
+    state().presigned = body["enabled"]
+    return json_response({"enabled": state().presigned})

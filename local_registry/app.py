@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,7 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import admin, faults, mpm, read_api, ui, write_api
+from . import admin, assets, faults, model_api, mpm, read_api, ui, write_api
+from .reviews import Role
 from .store import Conflict, Invalid, NotFound, Store, StoreError
 from .web import JSON, ApiError, Registry, error_response, json_response, state
 
@@ -21,16 +23,24 @@ ADMIN_PREFIX = "/-"
 BACKEND_VERSION = "4.20.500"
 SERVER_NAME = "comet-registry-sync-local"
 _STORE_ERRORS = {NotFound: 404, Conflict: 409, Invalid: 400}
+_ITEM_IN_PATH = re.compile(r"/item/([A-Za-z0-9]+)/(?:metadata|status-configuration)$")
 
 log = logs.get(__name__)
 
 
-def create_app(data: Path, api_key: str, workspaces: Iterable[str] = ()) -> Flask:
-    """A local registry storing under data, answering only requests carrying api_key."""
+def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
+               member_key: str | None = None, presigned: bool = False) -> Flask:
+    """A local registry storing under data, answering only requests carrying api_key.
+
+    member_key, if given, is a second key whose status changes go through review
+    (reviews.py); presigned makes downloads go through presigned links (assets.py).
+    """
     app = Flask(__name__)
-    app.extensions["local_registry"] = Registry(Store(data), api_key, frozenset(workspaces))
-    app.register_blueprint(read_api.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(write_api.bp, url_prefix=API_PREFIX)
+    app.extensions["local_registry"] = Registry(Store(data), api_key, frozenset(workspaces),
+                                                member_key=member_key, presigned=presigned)
+    for blueprint in (read_api.bp, write_api.bp, model_api.bp, assets.bp):
+        app.register_blueprint(blueprint, url_prefix=API_PREFIX)
+    app.register_blueprint(assets.presigned_bp, url_prefix=assets.PRESIGNED_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=ADMIN_PREFIX)
     app.register_blueprint(mpm.bp)
     app.register_blueprint(ui.bp, url_prefix=ui.PREFIX)
@@ -78,10 +88,17 @@ def _authenticate() -> Response | None:
     if not request.path.startswith((API_PREFIX + "/", ADMIN_PREFIX + "/")):
         return None
     # The Python SDK sends the raw key as Authorization; the Java SDK as Comet-Sdk-Api.
-    given = request.headers.get("Authorization") or request.headers.get("Comet-Sdk-Api") or ""
-    if not hmac.compare_digest(given.encode(), state().api_key.encode()):
-        return error_response(401, "Unauthorized: missing or invalid API key")
-    return None
+    given = (request.headers.get("Authorization") or request.headers.get("Comet-Sdk-Api")
+             or "").encode()
+    if hmac.compare_digest(given, state().api_key.encode()):
+        g.role = Role.OWNER
+        return None
+    member = state().member_key
+    if member and hmac.compare_digest(given, member.encode()) and not request.path.startswith(
+            ADMIN_PREFIX + "/"):
+        g.role = Role.MEMBER
+        return None
+    return error_response(401, "Unauthorized: missing or invalid API key")
 
 
 def _model_of_request() -> str | None:
@@ -95,6 +112,11 @@ def _model_of_request() -> str | None:
             args = {**args, **{k: body[k] for k in ("modelItemId", "registryModelItemId")
                                if k in body}}
     item_id = args.get("modelItemId") or args.get("registryModelItemId")
+    in_path = _ITEM_IN_PATH.search(request.path)
+    if item_id is None and in_path:
+        item_id = in_path.group(1)
+    if name is None and request.path.startswith(assets.PRESIGNED_PREFIX + "/"):
+        args = {**args, "assetId": request.path.rsplit("/", 1)[-1]}
     try:
         if name is None and item_id:
             return state().store.item(str(item_id))[0]["modelName"]
@@ -117,7 +139,9 @@ def _alter_response(response: Response) -> Response:
         chunks = response.response if response.direct_passthrough else [response.get_data()]
         response.response = faults.alter_body(chunks, rule, length)
         response.direct_passthrough = True
-        if length is not None:
+        if rule.chunked:
+            response.headers.pop("Content-Length", None)
+        elif length is not None:
             response.headers["Content-Length"] = str(length)
     return response
 

@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", action="append", default=[], metavar="NAME",
                         help="accept only these workspaces (repeatable or comma-separated); "
                              "default: any workspace name")
+    parser.add_argument("--member-api-key", metavar="KEY",
+                        help="a second key, a workspace member's: its status changes to a status "
+                             "under review become requests an owner approves")
+    parser.add_argument("--presigned-downloads", action="store_true",
+                        help="download-instructions give presigned links (s3DownloadEnabled)")
     config.add_flags(parser, ["LOG_LEVEL"])
     return parser
 
@@ -80,12 +85,14 @@ def serve(args: argparse.Namespace) -> int:
     """Serve the local registry, threaded, until SIGTERM or SIGINT; exit 0 then."""
     key = _api_key(args)
     logs.redact(key)
+    logs.redact(args.member_api_key)
     if not 0 <= args.port < 65536:
         raise ConfigError(f"--port is {args.port}: expected 0-65535")
     workspaces = {w.strip() for value in args.workspace for w in value.split(",") if w.strip()}
     data = args.data.absolute()
     try:
-        app = create_app(data, key, workspaces)
+        app = create_app(data, key, workspaces, member_key=args.member_api_key,
+                         presigned=args.presigned_downloads)
         with _listen(args.host, args.port) as sock:
             server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
     except (OSError, ValueError, KeyError) as exc:

@@ -6,6 +6,7 @@ A rule is a JSON object; every key but `path` is optional:
      "model": "clf",               only requests about this registry model
      "method": "GET",              only this HTTP method
      "user_agent": "registry-sync",  only requests whose User-Agent contains this
+     "skip": 2,                    let this many matching requests through first
      "times": 2,                   expires after this many matches (null: never)
      "status": 503,                answer this status with a Comet error body
      "retry_after": 1,             with `Retry-After: 1`
@@ -13,6 +14,7 @@ A rule is a JSON object; every key but `path` is optional:
      "stall": 0.5,                 sleep this many seconds before sending any byte
      "drip_bps": 65536,            send the body at this many bytes per second
      "cut_after": 1000,            close the connection after this many body bytes
+     "chunked": true,              send the body without Content-Length (chunked encoding)
      "corrupt": true,              flip one byte of the body (the one at corrupt_offset)
      "corrupt_offset": 100,        default: the middle of the body
      "file_size_delta": 5,         add this to every "fileSize" in a JSON answer
@@ -43,6 +45,7 @@ class Rule:
     model: str | None = None
     method: str | None = None
     user_agent: str | None = None
+    skip: int | None = None
     times: int | None = None
     status: int | None = None
     retry_after: float | None = None
@@ -50,6 +53,7 @@ class Rule:
     stall: float | None = None
     drip_bps: int | None = None
     cut_after: int | None = None
+    chunked: bool = False
     corrupt: bool = False
     corrupt_offset: int | None = None
     file_size_delta: int | None = None
@@ -70,7 +74,7 @@ class Rule:
         return rule
 
     def _check(self) -> None:
-        for name in ("times", "status", "drip_bps", "cut_after", "corrupt_offset",
+        for name in ("skip", "times", "status", "drip_bps", "cut_after", "corrupt_offset",
                      "file_size_delta"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
@@ -81,6 +85,8 @@ class Rule:
                 raise ValueError(f"rule field {name!r} must be a number >= 0")
         if self.status is not None and not 100 <= self.status <= 599:
             raise ValueError("rule field 'status' must be an HTTP status")
+        if self.skip is not None and self.skip < 0:
+            raise ValueError("rule field 'skip' must be >= 0")
         if self.times is not None and self.times < 1:
             raise ValueError("rule field 'times' must be >= 1 or null")
         if self.drip_bps is not None and self.drip_bps < 1:
@@ -114,7 +120,7 @@ class Rule:
     @property
     def alters_body(self) -> bool:
         """True when the rule changes the bytes or pace of the answer's body."""
-        return bool(self.drip_bps or self.cut_after is not None or self.corrupt)
+        return bool(self.drip_bps or self.cut_after is not None or self.corrupt or self.chunked)
 
 
 def _seconds(value: float) -> str:
@@ -152,6 +158,9 @@ class Faults:
             name = model() if any(r.model is not None for r in self._rules) else None
             for rule in self._rules:
                 if rule.matches(method, path, name, agent):
+                    if rule.skip:
+                        rule.skip -= 1
+                        continue
                     if rule.times is not None:
                         rule.times -= 1
                         if rule.times == 0:

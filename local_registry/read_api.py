@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import zipfile
-
-from flask import Blueprint, Response, request
+from flask import Blueprint, request
 from werkzeug.wsgi import FileWrapper
 
 from . import shapes
+from .assets import presigned_link, stream
 from .store import ALLOWED_STATUSES, CHUNK, SEMVER, NotFound, newest_first
-from .web import BINARY, ApiError, arg, json_response, state, workspace_arg
+from .web import ApiError, arg, json_response, state, workspace_arg
 
 bp = Blueprint("read_api", __name__)
 
@@ -104,7 +103,7 @@ def download():
         handle = open(path, "rb")  # noqa: SIM115 - closed by the response when sent
     except FileNotFoundError:
         raise ApiError(404, f"Version {chosen['version']} was deleted") from None
-    response = _stream(FileWrapper(handle, CHUNK), path.stat().st_size, handle.close)
+    response = stream(FileWrapper(handle, CHUNK), path.stat().st_size, handle.close)
     response.headers.set("Content-Disposition", "attachment",
                          filename=f"{model['modelName']}_{chosen['version']}.zip")
     return response
@@ -112,46 +111,17 @@ def download():
 
 @bp.get("/registry-model/item/download-instructions")
 def download_instructions():
-    """Where each asset of a version can be downloaded from: here, never S3."""
+    """Where each asset of a version can be downloaded from: here, or by presigned links."""
     chosen = _select(_model())
-    answer = {"s3DownloadEnabled": False, "versions": [shapes.version(chosen, _root())]}
-    return json_response(answer)
+    presigned = state().presigned
+    shape = shapes.version(chosen, _root(), presign=presigned_link if presigned else None)
+    return json_response({"s3DownloadEnabled": presigned, "versions": [shape]})
 
 
 @bp.get("/registry-model/notes")
 def notes():
     """The notes of a model."""
     return json_response({"notes": _model()["notes"]})
-
-
-@bp.get("/experiment/asset/get-asset")
-def get_asset():
-    """One asset's bytes, streamed out of its version's zip."""
-    version, asset = state().store.asset(arg("assetId"))
-    key = arg("experimentKey", False)
-    if (key is not None and key != version["experimentKey"]) or asset.get("member") is None:
-        raise ApiError(404, f"Asset {asset['assetId']!r} not found")
-    path = state().store.zip_path(version["registryModelItemId"])
-    try:
-        archive = zipfile.ZipFile(path)
-        info = archive.infolist()[asset["member"]]
-        member = archive.open(info)
-    except (OSError, zipfile.BadZipFile, IndexError, NotImplementedError, RuntimeError) as exc:
-        raise ApiError(404, f"Asset {asset['assetId']!r} cannot be read: {exc}") from None
-
-    def close() -> None:
-        member.close()
-        archive.close()
-
-    return _stream(FileWrapper(member, CHUNK), info.file_size, close)
-
-
-def _stream(body, length: int, close) -> Response:
-    response = Response(body, content_type=BINARY, direct_passthrough=True)
-    response.headers["Content-Type"] = BINARY
-    response.content_length = length
-    response.call_on_close(close)
-    return response
 
 
 def _select(model: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,10 +11,18 @@ MODEL_FIELDS = ("registryModelId", "modelName", "description", "isPublic", "user
                 "createdAt", "lastUpdated")
 
 
-def asset(version: dict, record: dict, root: str) -> dict[str, Any]:
-    """One asset of a version; its link carries the experimentKey, as the SDK needs."""
+Presign = Callable[[str, str], str]
+
+
+def asset(version: dict, record: dict, root: str,
+          presign: Presign | None = None) -> dict[str, Any]:
+    """One asset of a version; its link carries the experimentKey, as the SDK needs.
+
+    A remote asset (registered with a `link` that is not ours) keeps that URI as its link.
+    """
     key = version["experimentKey"]
     query = urlencode({"assetId": record["assetId"], "experimentKey": key})
+    remote = record.get("remoteLink")
     return {
         "fileName": record["fileName"],
         "fileSize": record["fileSize"],
@@ -21,16 +30,17 @@ def asset(version: dict, record: dict, root: str) -> dict[str, Any]:
         "experimentKey": key,
         "type": "model-element",
         "metadata": None,
-        "remote": False,
-        "s3Link": None,
+        "remote": bool(remote),
+        "s3Link": presign(root, record["assetId"]) if presign and not remote else None,
         "dir": f"models/{version['experimentModelName']}",
-        "link": f"{root}{API}experiment/asset/get-asset?{query}",
+        "link": remote or f"{root}{API}experiment/asset/get-asset?{query}",
         "createdAt": record["createdAt"],
         "tags": [],
     }
 
 
-def version(record: dict, root: str, with_assets: bool = True) -> dict[str, Any]:
+def version(record: dict, root: str, with_assets: bool = True,
+            presign: Presign | None = None) -> dict[str, Any]:
     """A version object; `stages` mirrors the tags, lowercased."""
     shape = {
         "registryModelItemId": record["registryModelItemId"],
@@ -50,7 +60,7 @@ def version(record: dict, root: str, with_assets: bool = True) -> dict[str, Any]
         "restApiUrl": None,
     }
     if with_assets:
-        shape["assets"] = [asset(record, a, root) for a in record["assets"]]
+        shape["assets"] = [asset(record, a, root, presign) for a in record["assets"]]
     return shape
 
 

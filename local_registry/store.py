@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -243,6 +243,39 @@ class Store:
             self._save()
             return copy.deepcopy(version)
 
+    def apply(self, item_id: str, change: Callable[[dict, dict], None]) -> dict:
+        """Run change(model, version) on a version's records under the lock; save; a copy."""
+        with self._lock:
+            model, version = self._item(item_id)
+            change(model, version)
+            version["lastUpdated"] = model["lastUpdated"] = now_ms()
+            self._save()
+            return copy.deepcopy(version)
+
+    def update_model(self, model_id: str, name: str | None, changes: dict[str, Any]) -> dict:
+        """Rename a model and/or change its description / isPublic; a copy of its record."""
+        with self._lock:
+            for models in self._models.values():
+                for current, model in models.items():
+                    if model["registryModelId"] == model_id:
+                        if name and name != current:
+                            if name in models:
+                                raise Conflict(f"Registry model {name!r} already exists")
+                            models[name] = models.pop(current)
+                            model["modelName"] = name
+                        model.update(changes)
+                        model["lastUpdated"] = now_ms()
+                        self._save()
+                        return {k: v for k, v in copy.deepcopy(model).items() if k != "versions"}
+        raise NotFound(f"Registry model {model_id!r} not found")
+
+    def set_webhooks(self, workspace: str, name: str, hooks: list[dict]) -> None:
+        """Replace the webhook configuration of a model."""
+        with self._lock:
+            self.model(workspace, name)
+            self._models[workspace][name]["webhooks"] = hooks
+            self._save()
+
     def add_tag(self, item_id: str, tag: str) -> dict:
         """Add a tag to a version unless it already carries it."""
         with self._lock:
@@ -306,4 +339,10 @@ def _new_version(fields: dict[str, Any], assets: list[dict]) -> dict:
         "experimentModelId": uuid.uuid4().hex,
         "experimentModelName": fields.get("experimentModelName") or fields["modelName"],
         "assets": [{**a, "createdAt": stamp} for a in assets],
+        "metadata": [],
+        "statusConfiguration": None,
+        "pendingStatus": None,
+        "history": [{"actionType": "MODEL_VERSION_CREATED", "at": stamp,
+                     "userName": fields["userName"], "newValue": {}, "previousValue": {},
+                     "comment": None}],
     }

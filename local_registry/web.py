@@ -25,6 +25,8 @@ class Registry:
     api_key: str
     workspaces: frozenset[str] = frozenset()
     default_user: str = "local"
+    member_key: str | None = None  # a key whose status changes may need an owner's review
+    presigned: bool = False  # download-instructions give presigned links (s3DownloadEnabled)
     faults: Faults = field(default_factory=Faults)
     counts: RequestCounts = field(default_factory=RequestCounts)
 

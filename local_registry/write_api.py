@@ -8,7 +8,7 @@ import uuid
 
 from flask import Blueprint, Response, request
 
-from . import shapes
+from . import model_api, reviews, shapes
 from .store import SEMVER, Conflict, NotFound, check_status
 from .web import ApiError, arg, check_workspace, json_body, json_response, state, workspace_arg
 
@@ -61,7 +61,11 @@ def _upload_fields(name: str) -> dict:
 
 
 def _explicit_assets() -> list[dict] | None:
-    """An `assets` parameter, a JSON list of {"fileName", "fileSize"}, overrides the zip's."""
+    """An `assets` parameter, a JSON list of {"fileName", "fileSize"}, overrides the zip's.
+
+    An asset may name a `member` (index in the zip) to serve, or a `link` (s3://, gs://...):
+    then it is a remote asset, listed with that link and no bytes here.
+    """
     raw = arg("assets", False)
     if raw is None:
         return None
@@ -69,7 +73,8 @@ def _explicit_assets() -> list[dict] | None:
         listed = json.loads(raw)
         return [{"assetId": uuid.uuid4().hex, "fileName": str(a["fileName"]),
                  "fileSize": int(a["fileSize"]),
-                 "member": None if a.get("member") is None else int(a["member"])}
+                 "member": None if a.get("member") is None else int(a["member"]),
+                 "remoteLink": str(a["link"]) if a.get("link") else None}
                 for a in listed]
     except (ValueError, TypeError, KeyError):
         raise ApiError(400, "assets must be a JSON list of {fileName, fileSize}") from None
@@ -123,12 +128,9 @@ def set_status():
     body = json_body()
     if not isinstance(body.get("status"), str) or not body.get("modelItemId"):
         raise ApiError(400, "status and modelItemId are required")
-    return _version_answer(change_status(str(body["modelItemId"]), body["status"]))
-
-
-def change_status(item_id: str, status: str) -> dict:
-    """Set a version's status, as item/status and the registry's web page both do."""
-    return state().store.update_item(item_id, status=status)
+    user = "member" if model_api.role() is reviews.Role.MEMBER else state().default_user
+    return _version_answer(reviews.change_status(state().store, str(body["modelItemId"]),
+                                                 body["status"], model_api.role(), user))
 
 
 @bp.get("/write/registry-model/item/stage")

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -150,17 +152,50 @@ def _check_against_details(found: Plan, version: ModelVersion) -> None:
                           "with its details on assets or sizes: refused")
 
 
+class _Hasher:
+    """SHA-256 updated on a helper thread, in order, so hashing overlaps the network.
+
+    hashlib releases the GIL on large buffers; at most MAX_PENDING chunks wait (bounded memory).
+    """
+
+    MAX_PENDING = 8
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self.pool, self.digest, self.pending = pool, hashlib.sha256(), deque()
+
+    def update(self, chunk: bytes) -> None:
+        """Hash a chunk after the ones before it."""
+        self.pending.append(self.pool.submit(self.digest.update, chunk))
+        while len(self.pending) > self.MAX_PENDING:
+            self.pending.popleft().result()
+
+    def reset(self) -> None:
+        """Start a new digest once the pending chunks are hashed."""
+        self._drain()
+        self.digest = hashlib.sha256()
+
+    def hexdigest(self) -> str:
+        """The digest of every chunk given."""
+        self._drain()
+        return self.digest.hexdigest()
+
+    def _drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+
 class _Part:
     """A partly received asset: its file under the work folder, bytes and running digest."""
 
-    def __init__(self, path: Path):
-        self.path, self.size, self.digest = path, 0, hashlib.sha256()
+    def __init__(self, path: Path, pool: ThreadPoolExecutor):
+        self.path, self.size, self.digest = path, 0, _Hasher(pool)
         path.write_bytes(b"")
 
     def restart(self) -> None:
         """Forget what was received (the server cannot resume)."""
         self.path.write_bytes(b"")
-        self.size, self.digest = 0, hashlib.sha256()
+        self.size = 0
+        self.digest.reset()
 
     def add(self, chunk: bytes) -> None:
         """Account for a chunk written to the file."""
@@ -174,18 +209,20 @@ def fetch(client: CometClient, found: Plan, work: Path, target: Path,
     parts_dir = work / f"{found.model}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     done, parts = 0, []
-    for index, asset in enumerate(found.assets):
-        part = _Part(parts_dir / str(index))
-        client.retrying(_fetch_once, client, found, asset, part,
-                        lambda n, d=done: progress and progress(d + n, found.total_size))
-        done += asset.size
-        parts.append(part)
+    with ThreadPoolExecutor(1, thread_name_prefix="asset-sha256") as pool:
+        for index, asset in enumerate(found.assets):
+            part = _Part(parts_dir / str(index), pool)
+            client.retrying(_fetch_once, client, found, asset, part,
+                            lambda n, d=done: progress and progress(d + n, found.total_size))
+            done += asset.size
+            parts.append(part)
+        digests = [part.digest.hexdigest() for part in parts]
     entries = []
-    for asset, part in zip(found.assets, parts, strict=True):
+    for asset, part, digest in zip(found.assets, parts, digests, strict=True):
         destination = target / asset.path
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part.path, destination)
-        entries.append(FileEntry(path=asset.path, size=part.size, sha256=part.digest.hexdigest()))
+        entries.append(FileEntry(path=asset.path, size=part.size, sha256=digest))
     parts_dir.rmdir()
     return tuple(entries)
 

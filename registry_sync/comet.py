@@ -1,7 +1,7 @@
 """The Comet registry REST client: requests + tenacity, typed errors, bounded calls.
 
 Every call has an overall deadline (COMET_TIMEOUT for the whole answer, not only between bytes;
-downloads have theirs in download.py). Connection errors, timeouts, 429 and 500/502/503/504 are
+downloads have theirs in transfer.py). Connection errors, timeouts, 429 and 500/502/503/504 are
 retried with exponential backoff and jitter, honouring `Retry-After` and Comet's
 `Retry-After-Custom` (parsed without ever raising, capped at a day; a hint longer than the
 client's max wait ends the call at once, the hint carried on CometUnavailable for the loop).
@@ -12,11 +12,8 @@ Every request is counted per endpoint template through `on_request`, for the sid
 
 from __future__ import annotations
 
-import datetime
-import email.utils
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +26,6 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
 
 from model_contract import logs
 
@@ -50,6 +45,12 @@ from .errors import (
     WorkspaceNotFound,
 )
 from .registry import RegistryModel, check_identity, parse_model
+from .retry_policy import (  # noqa: F401 - retry_after_seconds, MAX_RETRY_HINT re-exported
+    MAX_RETRY_HINT,
+    retry_after_seconds,
+    stop_when_asked_to_wait_longer_than,
+    wait_retry_after,
+)
 from .transfer import (
     Retryable,
     arriving_chunks,
@@ -63,66 +64,8 @@ log = logs.get(__name__)
 API = "/api/rest/v2/"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a details answer of thousands of versions is far below
-MAX_RETRY_HINT = 24 * 3600.0  # a Retry-After beyond a day is a broken server, not a plan
 ProgressFn = Callable[[int, int | None], None]
 RequestCounter = Callable[[str, int], None]
-
-
-class wait_retry_after(wait_base):  # lower case: reads as a tenacity phrase
-    """Wait what the server asked for (capped), else fall back to another wait."""
-
-    def __init__(self, fallback: wait_base, cap: float):
-        self.fallback, self.cap = fallback, cap
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        hint = getattr(exc, "retry_after", None)
-        if hint is not None:
-            return min(hint, self.cap)
-        return self.fallback(retry_state)
-
-
-class stop_when_asked_to_wait_longer_than(stop_base):  # lower case: a tenacity phrase
-    """Give up at once when the server asks for a longer wait than we will sleep in one call."""
-
-    def __init__(self, cap: float):
-        self.cap = cap
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        return (getattr(exc, "retry_after", None) or 0) > self.cap
-
-
-def retry_after_seconds(headers: Mapping[str, str],
-                        now: Callable[[], float] = time.time) -> float | None:
-    """Seconds the server asks us to wait (Retry-After or Retry-After-Custom), 0..a day, or None.
-
-    Never raises and never answers inf or NaN: seconds or an HTTP-date are read; anything else
-    is ignored and our own backoff applies.
-    """
-    for name in ("Retry-After", "Retry-After-Custom"):
-        seconds = _hint_seconds(headers.get(name), now)
-        if seconds is not None:
-            return seconds
-    return None
-
-
-def _hint_seconds(value: str | None, now: Callable[[], float]) -> float | None:
-    if value is None or len(value) > 100:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=datetime.UTC)
-        seconds = when.timestamp() - now()
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_HINT)
 
 
 class CometClient:
@@ -342,6 +285,31 @@ class CometClient:
         """Remove a tag from a version."""
         self._call("GET", "write/registry-model/item/stage/delete",
                    params={"modelItemId": self._item_id(name, version), "stage": tag})
+
+    def version_history(self, item_id: str) -> list[dict[str, Any]]:
+        """A version's history events, every day's together (registry-model/history/item)."""
+        body = self._json(self._call("POST", "registry-model/history/item",
+                                     json={"registryModelItemId": item_id, "groupedBy": "DAY"}),
+                          "history/item")
+        return [e for day in body.values() if isinstance(day, list)
+                for e in day if isinstance(e, dict)]
+
+    def set_metadata(self, item_id: str, metadata: dict[str, str]) -> None:
+        """Add key/value metadata to a version."""
+        self._call("POST", f"write/registry-model/item/{item_id}/metadata",
+                   endpoint="write/registry-model/item/{id}/metadata",
+                   json={"metadata": [{"key": k, "value": v} for k, v in metadata.items()]})
+
+    def set_status_configuration(self, item_id: str, status: str, review_required: bool) -> None:
+        """Say whether a change of the version to `status` needs an owner's review."""
+        self._call("POST", f"write/registry-model/item/{item_id}/status-configuration",
+                   endpoint="write/registry-model/item/{id}/status-configuration",
+                   json={"status": status, "isReviewRequired": review_required,
+                         "statusConfiguration": []})
+
+    def item_id(self, name: str, version: str) -> str:
+        """The registryModelItemId of a version (one details request)."""
+        return self._item_id(name, version)
 
     def _item_id(self, name: str, version: str) -> str:
         found = self.get_model(name).version(version)

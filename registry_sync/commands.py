@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -11,10 +12,10 @@ import threading
 
 from model_contract import logs
 
-from . import config, ops_server, snapshot, state, status
+from . import approvals, config, ops_server, snapshot, state, status
 from .comet import CometClient
 from .daemon import EXIT_FAILED, EXIT_OK, Daemon
-from .errors import Stopped
+from .errors import CometError, Stopped
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier
 from .syncer import Syncer
@@ -49,10 +50,11 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
                 if settings.serving_url else None)
     settings.model_root.mkdir(parents=True, exist_ok=True)
     # the loop's own backoff takes over from the client's retries: keep a pass short
+    metrics = SyncMetrics(settings.interval)
     client = CometClient(settings.comet, sleep=interruptible_sleep(stop), attempts=3,
-                         max_wait=min(30.0, settings.max_backoff))
-    syncer = Syncer(settings, client, state.load(settings.model_root),
-                    SyncMetrics(settings.interval), notifier,
+                         max_wait=min(30.0, settings.max_backoff),
+                         on_request=metrics.count_request)
+    syncer = Syncer(settings, client, state.load(settings.model_root), metrics, notifier,
                     should_stop=stop.is_set, reporter=_reporter(settings))
     return Daemon(syncer, stop)
 
@@ -107,8 +109,24 @@ def show_status(args: argparse.Namespace) -> int:
     config.require(values, "MODEL_ROOT")
     root = values["MODEL_ROOT"]
     report = status.report(root, state.load(root))
+    if args.registry:
+        report["pendingRequests"] = _pending_requests(args)
     print(json.dumps(report, indent=2, default=str) if args.json else status.render(report))
     return EXIT_OK if report["ready"] else EXIT_FAILED
+
+
+def _pending_requests(args: argparse.Namespace) -> list[dict] | str:
+    """Status requests awaiting approval for the followed models, or why they are unknown."""
+    values = config.read(args, os.environ, [*config.COMET_NAMES, "REGISTRY_MODELS"])
+    config.require(values, "REGISTRY_MODELS")
+    settings = config.comet_settings(values)
+    logs.redact(settings.api_key)
+    try:
+        found = approvals.pending_requests(CometClient(settings, attempts=1),
+                                           values["REGISTRY_MODELS"])
+    except CometError as exc:
+        return f"unknown: {logs.mask(str(exc))}"
+    return [dataclasses.asdict(p) for p in found]
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -121,4 +139,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser("status", help="show what is desired, installed and published")
     config.add_flags(sub, ["MODEL_ROOT"])
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_argument("--registry", action="store_true",
+                     help="also ask the registry for status requests pending approval "
+                          "(needs the COMET_* settings and REGISTRY_MODELS)")
     sub.set_defaults(handler=show_status)

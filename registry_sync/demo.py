@@ -10,6 +10,8 @@ register and promote the next free version. State lives under one folder (defaul
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import shlex
 import shutil
@@ -73,6 +75,12 @@ def _wait_ready(url: str, processes: dict[str, subprocess.Popen], timeout: float
         time.sleep(0.2)
 
 
+def key_naming(url: str) -> str:
+    """The demo's API key, carrying its server as `<key>*<base64 {"baseUrl"}>` Comet keys may."""
+    suffix = base64.b64encode(json.dumps({"baseUrl": url + "/"}).encode()).decode()
+    return "demo-api-key*" + suffix.rstrip("=")
+
+
 class Demo:
     """Starts and stops the demo's processes."""
 
@@ -82,10 +90,11 @@ class Demo:
         self.processes: dict[str, subprocess.Popen] = {}
         self.registry_url = f"http://127.0.0.1:{args.registry_port}"
         self.app_url = f"http://127.0.0.1:{args.port}"
+        self.api_key = key_naming(self.registry_url)
         self.env = {
             **os.environ,
-            "COMET_URL_OVERRIDE": f"{self.registry_url}/clientlib/",
-            "COMET_API_KEY": "demo-api-key", "COMET_WORKSPACE": WORKSPACE,
+            "COMET_URL_OVERRIDE": "",  # the key names its server, as a Comet key may
+            "COMET_API_KEY": self.api_key, "COMET_WORKSPACE": WORKSPACE,
             "MODEL_ROOT": str(self.home / "models"), "REGISTRY_MODELS": MODEL,
             "SYNC_INTERVAL": str(args.interval), "RELOAD_TOKEN": "demo-reload-token",
             "SERVING_URL": f"http://127.0.0.1:{args.admin_port}",
@@ -120,7 +129,7 @@ class Demo:
         self.write_env_file()
         self._start("registry", [sys.executable, "-m", "local_registry",
                                  "--data", str(self.home / "registry"), "--port",
-                                 str(self.args.registry_port), "--api-key", "demo-api-key"])
+                                 str(self.args.registry_port), "--api-key", self.api_key])
         _wait_ready(f"{self.registry_url}/clientlib/isAlive/ver", self.processes, 30)
         first = self.home / "work" / "model-1.0.0"
         if "1.0.0" not in self.registered_versions():
@@ -138,7 +147,7 @@ class Demo:
 
     def registered_versions(self) -> list[str]:
         """The versions of the demo's model in the local registry."""
-        client = CometClient(CometSettings(self.registry_url, WORKSPACE, "demo-api-key", None))
+        client = CometClient(CometSettings(self.registry_url, WORKSPACE, self.api_key, None))
         try:
             return [v.version for v in client.get_model(MODEL).versions]
         except ModelNotFound:

@@ -16,7 +16,8 @@ RegistrySyncError
 │   ├── UnsafeArchive      absolute paths, '..', links, or an unreadable zip
 │   ├── ArchiveTooLarge    over the caps on size, entry count or compression ratio
 │   ├── SizeMismatch       sizes disagree with the registry's fileSize
-│   └── RemoteAssetRefused an asset lives outside the registry (s3://, gs://, another URI)
+│   ├── RemoteAssetRefused an asset lives outside the registry (s3://, gs://, another URI)
+│   └── UnsafeValue        a version, id, status or file name is not what Comet documents
 ├── InsufficientSpace      not enough free disk for a download, checked before it starts
 ├── SecretUnavailable      a mounted secret file is missing, empty or malformed right now
 ├── SnapshotRejected       serving refused to load a staged snapshot
@@ -107,6 +108,15 @@ class SizeMismatch(ArchiveError):
 
 class RemoteAssetRefused(ArchiveError):
     """A version's asset is a remote URI the sidecar cannot fetch from the registry."""
+
+
+class UnsafeValue(ArchiveError):
+    """A registry value is not what Comet documents (semver, bounded safe names and ids)."""
+
+    def __init__(self, model: str, field: str, value: str, expected: str):
+        shown = value[:40].encode("ascii", "backslashreplace").decode("ascii")
+        super().__init__(f"{model}: field {field} is {shown!r}: expected {expected}")
+        self.model, self.field, self.value = model, field, value
 
 
 class InsufficientSpace(RegistrySyncError):

@@ -34,8 +34,17 @@ class SyncMetrics:
         self.published = Gauge("registry_sync_published_version_info",
                                "Version in the published snapshot", ["model", "version"],
                                registry=r)
+        self.registry_requests = Counter(
+            "registry_sync_registry_requests", "Requests sent to the registry, by endpoint path "
+            "template and status class (compare with Comet's per-key limits)",
+            ["endpoint", "code"], registry=r)
         self.snapshot = Info("registry_sync_published_snapshot", "The published snapshot",
                              registry=r)
+
+    def count_request(self, endpoint: str, status: int) -> None:
+        """Count one registry request; status 0 means no answer (connection error, timeout)."""
+        code = f"{status // 100}xx" if status else "none"
+        self.registry_requests.labels(endpoint=endpoint, code=code).inc()
 
     def set_versions(self, gauge: Gauge, versions: dict[str, str]) -> None:
         """Make an info gauge show exactly these model versions."""

@@ -1,19 +1,27 @@
-"""registry-sync promote: set a version's status (or add a tag), as the Comet UI does."""
+"""registry-sync promote: set a version's status (or add a tag), as the Comet UI does.
+
+The status is re-read after the change: where review is required, a member's change is only a
+request an owner approves. Exit codes: 0 changed (or only tagged), 3 requested and pending
+approval, 1 the registry did not apply it (neither changed nor pending), 2 bad configuration.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from model_contract import logs
 
 from . import config
+from .approvals import pending_for_version
 from .comet import CometClient
-from .registry import find_production_version
+from .registry import RegistryModel, find_production_version
 
 log = logs.get(__name__)
 
 PROMOTE_NAMES = [*config.COMET_NAMES, "LOG_LEVEL"]
+EXIT_CHANGED, EXIT_NOT_APPLIED, EXIT_PENDING = 0, 1, 3
 NO_STATUS = "None"
 
 
@@ -28,15 +36,34 @@ def run(args: argparse.Namespace) -> int:
         client.add_tag(args.model, args.version, tag)
     if args.status:
         client.set_status(args.model, args.version, args.status)
+        after = client.get_model(args.model)  # under review, the change may be a request
+        if after.version(args.version).status != args.status:
+            return _not_changed(client, after, args)  # nothing demoted for a mere request
     if args.demote_to is not None:
         for version in previous:
             client.set_status(args.model, version.version, args.demote_to)
             print(f"demoted {args.model} {version.version} to {args.demote_to}")
-    chosen = find_production_version(client.get_model(args.model), args.status or "Production")
+    after = client.get_model(args.model)
+    chosen = find_production_version(after, args.status or "Production")
     log.info("model_promoted", model=args.model, version=args.version, status=args.status,
              tags=args.tag)
     print(_summary(f"{settings.workspace}/{args.model}", args, chosen.version if chosen else None))
-    return 0
+    return EXIT_CHANGED
+
+
+def _not_changed(client: CometClient, after: RegistryModel, args: argparse.Namespace) -> int:
+    """The status did not change: a request pending approval, or a change not applied."""
+    pending = pending_for_version(client, after, args.version)
+    if pending is not None and pending.status == args.status:
+        log.info("model_promotion_requested", model=args.model, version=args.version,
+                 status=args.status)
+        print(f"{args.model} {args.version} to {args.status}: requested; pending approval by "
+              "a workspace owner (the sidecar keeps serving the current status until then)")
+        return EXIT_PENDING
+    actual = after.version(args.version).status
+    print(f"{args.model} {args.version} to {args.status}: not applied, its status is still "
+          f"{actual}", file=sys.stderr)
+    return EXIT_NOT_APPLIED
 
 
 def _summary(model: str, args: argparse.Namespace, chosen: str | None) -> str:
@@ -46,7 +73,7 @@ def _summary(model: str, args: argparse.Namespace, chosen: str | None) -> str:
     if cleared:
         line += " to no status (None)"
     elif args.status:
-        line += f" to {args.status}"
+        line += f" to {args.status}: changed"
     if args.tag:
         line += f" with tags {', '.join(args.tag)}"
     if chosen and args.status and not cleared:
@@ -56,7 +83,8 @@ def _summary(model: str, args: argparse.Namespace, chosen: str | None) -> str:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Add `promote` to the CLI."""
-    sub = commands.add_parser("promote", help="set a version's status / add a tag")
+    sub = commands.add_parser("promote", help="set a version's status / add a tag",
+                              description=__doc__.split("\n\n")[1].replace("\n", " "))
     sub.add_argument("model", metavar="MODEL", help="registry model name")
     sub.add_argument("version", metavar="VERSION", help="version to promote")
     sub.add_argument("--status", default="Production", help="status to set (default Production;"

@@ -74,9 +74,33 @@ def register_with_sdk(settings: config.CometSettings, args: argparse.Namespace) 
         experiment.end()
 
 
+def metadata_of(pairs: list[str]) -> dict[str, str]:
+    """--metadata KEY=VALUE pairs as a dict; ConfigError naming a pair without '='."""
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--metadata {pair!r}: expected KEY=VALUE")
+        found[key.strip()] = value
+    return found
+
+
+def _describe(client: CometClient, args: argparse.Namespace) -> None:
+    """Record the version's metadata and status configuration, where given (REST, any server)."""
+    metadata = metadata_of(args.metadata)
+    if not metadata and not args.review_status:
+        return
+    item = client.item_id(args.model, args.version)
+    if metadata:
+        client.set_metadata(item, metadata)
+    if args.review_status:
+        client.set_status_configuration(item, args.review_status, review_required=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Register PATH as a new version and print it."""
     values = config.read(args, os.environ, REGISTER_NAMES)
+    metadata_of(args.metadata)  # refuse a malformed pair before registering anything
     settings = config.comet_settings(values)
     logs.redact(settings.api_key)
     client = CometClient(settings)
@@ -87,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         item = register_with_sdk(settings, args)
         where = f"{settings.url}/{settings.workspace}#model-registry"
+    _describe(client, args)
     log.info("model_registered", model=args.model, version=args.version, status=args.status,
              item=item)
     print(f"registered {settings.workspace}/{args.model} {args.version} "
@@ -107,5 +132,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--experiment-key", default="", help="experiment it came from (local "
                      "registry; models registered together share one)")
     sub.add_argument("--project", default="registry-sync", help="Comet project (SDK path)")
+    sub.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                     help="metadata of the version (repeatable)")
+    sub.add_argument("--review-status", default="", metavar="STATUS",
+                     help="a change of this version to STATUS needs an owner's review "
+                          "(its status configuration)")
     config.add_flags(sub, REGISTER_NAMES)
     sub.set_defaults(handler=run, quiet=True)

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import BadResponse
+from .errors import BadResponse, UnsafeValue
+
+# Comet documents versions as semantic versions (semver.org 2.0.0; the SDK refuses others).
+SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+                    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?")
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SAFE_STATUS = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
+MAX_VERSION = 64
+MAX_FILE_NAME = 1024
 
 
 @dataclass(frozen=True)
@@ -163,3 +171,29 @@ def _parse_version(raw: Mapping[str, Any]) -> ModelVersion:
             for a in raw.get("assets") or ()
         ),
     )
+
+
+def check_values(name: str, version: ModelVersion) -> None:
+    """UnsafeValue naming the field, unless every value that reaches disk, logs or headers is safe.
+
+    The version must be semver, ids and the status bounded safe strings, file names printable:
+    such values go into HTTP headers, file paths, log lines and metric labels downstream.
+    """
+    if len(version.version) > MAX_VERSION or not SEMVER.fullmatch(version.version):
+        raise UnsafeValue(name, "version", version.version,
+                          f"a semantic version such as 1.2.0 (at most {MAX_VERSION} characters)")
+    ids = [("registryModelItemId", version.registry_model_item_id)]
+    ids += [("experimentKey", version.experiment_key)] if version.experiment_key else []
+    ids += [(f"assets[{a.file_name[:40]!r}].assetId", a.asset_id) for a in version.assets
+            if a.asset_id]
+    for field, value in ids:
+        if not SAFE_ID.fullmatch(value):
+            raise UnsafeValue(name, field, value, "1-128 letters, digits, '.', '_' or '-'")
+    if not SAFE_STATUS.fullmatch(version.status):
+        raise UnsafeValue(name, "status", version.status,
+                          "1-64 letters, digits, spaces, '.', '_' or '-'")
+    for asset in version.assets:
+        if (not asset.file_name or len(asset.file_name.encode("utf-8", "surrogatepass"))
+                > MAX_FILE_NAME or not asset.file_name.isprintable()):
+            raise UnsafeValue(name, "fileName", asset.file_name,
+                              f"a printable relative path of at most {MAX_FILE_NAME} bytes")

@@ -54,6 +54,13 @@ def render(status: dict[str, Any]) -> str:
         lines.append(f"waiting      {status['waiting']}")
     for rejection in status["rejected"][-3:]:
         lines.append(f"rejected     {_versions(rejection['versions'])}: {rejection['reason']}")
+    pending = status.get("pendingRequests")
+    if isinstance(pending, str):
+        lines.append(f"pending      {pending}")
+    for request in pending if isinstance(pending, list) else ():
+        lines.append(f"pending      {request['model']} {request['version']} to "
+                     f"{request['status']}, requested by {request['requested_by'] or '?'}: "
+                     "awaiting an owner's approval (not followed until then)")
     if status["lastError"]:
         error = status["lastError"]
         lines.append(f"last error   {error['type']}: {error['message']} "

@@ -21,10 +21,10 @@ from . import installer, publish, snapshot
 from . import state as state_store
 from .comet import CometClient
 from .config import SyncConfig
-from .errors import ArchiveError, ServingUnavailable, SnapshotRejected
+from .errors import ArchiveError, ServingUnavailable, SnapshotRejected, UnsafeValue
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier, Verdict
-from .registry import ModelVersion, check_assets, find_production_version
+from .registry import ModelVersion, check_assets, check_values, find_production_version
 from .state import Publication, RefusedBy, SyncState, VersionSet, manifest_key, set_key
 
 log = logs.get(__name__)
@@ -49,6 +49,16 @@ def describe(chosen: list[tuple[str, ModelVersion]]) -> VersionSet:
 def chosen_key(chosen: list[tuple[str, ModelVersion]]) -> str:
     """The version-set key of the chosen versions."""
     return set_key((name, v.version, v.registry_model_item_id) for name, v in chosen)
+
+
+def check_chosen(chosen: list[tuple[str, ModelVersion]]) -> None:
+    """UnsafeValue (carrying the set's key) unless every chosen value is what Comet documents."""
+    for name, version in chosen:
+        try:
+            check_values(name, version)
+        except UnsafeValue as exc:
+            exc.key = chosen_key(chosen)
+            raise
 
 
 class Syncer:
@@ -87,6 +97,7 @@ class Syncer:
             else:
                 check_assets(name, version)
                 chosen.append((name, version))
+        check_chosen(chosen)  # before any value reaches the state, a metric label or a log
         self.state.desired = describe(chosen)
         self.metrics.set_versions(self.metrics.desired, {n: v.version for n, v in chosen})
         if missing:
@@ -107,7 +118,10 @@ class Syncer:
     def sync_once(self) -> Outcome:
         """One pass; raises CometError, InsufficientSpace, ServingUnavailable, OSError, Stopped."""
         self._confirm_published()
-        chosen, waiting = self.choose()
+        try:
+            chosen, waiting = self.choose()
+        except UnsafeValue as exc:
+            return self._refuse_unsafe(exc)
         self.state.waiting = waiting
         if waiting:
             return Outcome("waiting", waiting)
@@ -241,6 +255,14 @@ class Syncer:
         except (ServingUnavailable, SnapshotRejected) as exc:
             # the symlink is the truth: every worker converges on `current` by itself
             log.warning("serving_reload_failed", snapshot=snapshot_id, error=str(exc))
+
+    def _refuse_unsafe(self, exc: UnsafeValue) -> Outcome:
+        """A chosen version carries a value that must not go further: refused once, named."""
+        refusal = self.state.memory.refusal_of(exc.key)
+        if refusal:
+            return Outcome("rejected", f"already rejected: {refusal.reason}", refusal.snapshot)
+        shown = {exc.model: f"(refused {exc.field})"}
+        return self._refuse(exc.key, shown, str(exc), None, RefusedBy.REGISTRY)
 
     def _refuse(self, key: str, shown: dict[str, str], reason: str, snapshot_id: str | None,
                 by: RefusedBy) -> Outcome:

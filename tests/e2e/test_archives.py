@@ -2,7 +2,9 @@
 pod keeps serving the version it had; never retried; the next good version goes through.
 
 (tests/integration/test_sidecar_archives.py proves the same refusals with the sidecar alone;
-here serving runs under load beside it, and the refusal must not disturb it.)
+here serving runs under load beside it, and the refusal must not disturb it.) The hostile zips
+go through the zip fallback (a registry without download-instructions); the per-asset path's
+own refusals are in test_comet_fidelity.py.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ def test_an_unsafe_archive_is_refused_once_and_serving_never_notices(pod, case):
     data, settings, reason = CASES[case]
     if settings:
         pod.restart_sidecar(**settings)
-    if case in MALFORMED:
-        pod.fault(path="registry-model/item/download-instructions", status=404)
+    pod.registry.zip_only()
     before = pod.published()
     with pod.load() as load:
         version = pod.promote_zip(data)
@@ -44,7 +45,7 @@ def test_sizes_that_disagree_with_the_registrys_file_size_are_refused(pod):
     """The registry's fileSize says 7 bytes more than the zip holds: refused, not retried."""
     before = pod.published()
     with pod.load() as load:
-        pod.fault(path="registry-model/details", file_size_delta=7)
+        pod.fault(path="registry-model/", file_size_delta=7)  # details and instructions
         version = pod.promote()
         rejection = pod.wait_refused_once(version)
         assert "the registry's fileSize says" in rejection["reason"]

@@ -20,7 +20,7 @@ from tests.support.pod_system import (
     ROTATED_API_KEY,
     SIDECAR_DEFAULTS,
     WRONG_API_KEY,
-    first_asset_size,
+    largest_asset,
 )
 from tests.support.processes import wait_until
 
@@ -37,8 +37,11 @@ def faulted_requests(pod, since: int) -> list[float]:
 
 @pytest.mark.parametrize("header", ["retry_after", "retry_after_custom"])
 def test_429_is_honoured_with_retry_after_or_only_retry_after_custom(pod, header):
-    """429 with a wait longer than the backoff cap: the next request comes no sooner."""
-    wait = MAX_BACKOFF + 1.0  # longer than any backoff the sidecar would choose by itself
+    """429 with a wait longer than the sidecar's own backoff: the next request comes no sooner.
+
+    (A wait beyond SYNC_MAX_BACKOFF is capped there: test_comet_fidelity.py, issue 11 case 6.)
+    """
+    wait = MAX_BACKOFF - 0.5  # longer than the backoff after one failure (at most 1 s here)
     seen = len(pod.registry_events("fault_injected"))
     pod.fault(path="registry-model/details", status=429, times=1, **{header: wait})
     pod.fault(path="registry-model/details", times=1)  # no effect: marks the next request
@@ -48,8 +51,9 @@ def test_429_is_honoured_with_retry_after_or_only_retry_after_custom(pod, header
     load.assert_all_ok()
     refused, next_request = faulted_requests(pod, seen)[:2]
     assert wait - CLOCK_SLACK <= next_request - refused <= wait + MAX_BACKOFF + 1.0
-    failed = pod.sidecar_events("sync_failed")[-1]
-    assert failed["error_type"] == "CometUnavailable" and "HTTP 429" in failed["error"]
+    # a wait under the client's max wait is retried within the pass, a longer one by the loop
+    said = pod.sidecar_events("registry_retry") + pod.sidecar_events("sync_failed")
+    assert any("HTTP 429" in e["error"] for e in said)
 
 
 def test_connection_refused_keeps_current_and_the_sidecar_catches_up(pod):
@@ -94,12 +98,12 @@ def test_a_slow_drip_download_is_abandoned_at_its_deadline_and_retried(pod):
     drip = 16_000  # bytes per second, far below the sidecar's minimum rate
     seen = len(pod.registry_events("fault_injected"))
     retries_before = len(pod.sidecar_events("registry_retry"))
-    pod.fault(path="get-asset", drip_bps=drip, times=1)
+    index, size = largest_asset(pod.folders.pipeline)
+    pod.fault(path="get-asset", drip_bps=drip, skip=index, times=1)
     with pod.load() as load:
         version = pod.promote()
         pod.wait_served(version)
     load.assert_all_ok()
-    size = first_asset_size(pod.registry, pod.model, version)
     deadline = DOWNLOAD_TIMEOUT + size / MIN_DOWNLOAD_RATE
     retry = pod.sidecar_events("registry_retry")[retries_before]
     assert "too slow" in retry["error"]
@@ -108,9 +112,10 @@ def test_a_slow_drip_download_is_abandoned_at_its_deadline_and_retried(pod):
 
 
 def test_a_download_cut_short_is_retried_and_never_installed_partially(pod):
-    """The connection closes mid-body: the sidecar notices, retries, installs the whole zip."""
+    """The connection closes mid-asset: the sidecar notices, resumes, installs every file whole."""
     retries_before = len(pod.sidecar_events("registry_retry"))
-    pod.fault(path="get-asset", cut_after=20_000, times=1)
+    index, size = largest_asset(pod.folders.pipeline)
+    pod.fault(path="get-asset", cut_after=size // 2, skip=index, times=1)
     with pod.load() as load:
         version = pod.promote()
         pod.wait_served(version)

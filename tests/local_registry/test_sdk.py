@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
 
-from tests.support.registry import run_sdk_script, unique_name
+from tests.support.registry import MEMBER_API_KEY, run_sdk_script, unique_name
 
 FILES_1 = {"model.pkl": b"\x80\x04first-weights" * 100, "out/config.json": b'{"v": 1}'}
 FILES_2 = {"model.pkl": b"\x80\x04second-weights" * 100, "out/config.json": b'{"v": 2}'}
@@ -54,6 +55,30 @@ out = tempfile.mkdtemp()
 model.download("1.1.0", out)
 result["model_download"] = files(out)
 result["assets"] = sorted(a["fileName"] for a in model.get_assets("1.1.0"))
+history = model.get_version_history("1.0.0")
+result["history"] = [e["actionType"] for day in history.values() for e in day]
+model.update_registry_model_metadata({"team": "fraud"}, version="1.0.0")
+result["metadata"] = model.get_registry_model_metadata(version="1.0.0")
+from comet_ml.api_objects.model.status_configuration import ModelStatusConfiguration
+model.update_registry_model_status_configuration(
+    ModelStatusConfiguration("Production", True, []), version="1.1.0")
+config = model.get_registry_model_status_configuration(version="1.1.0")
+result["review"] = [config.status, config.is_review_required]
+member = comet_ml.API(api_key=os.environ["MEMBER_KEY"]).get_model(ws, name)
+member.set_status("1.1.0", "Production")
+result["member_status"] = model.status("1.1.0")
+result["member_history"] = [e["actionType"] for d in model.get_version_history("1.1.0").values()
+                            for e in d][0]
+import requests
+admin = os.environ["COMET_URL_OVERRIDE"].replace("/clientlib/", "/-/presigned")
+requests.put(admin, json={"enabled": True}, headers={"Authorization": os.environ["COMET_API_KEY"]})
+try:
+    out = tempfile.mkdtemp()
+    model.download("1.0.0", out)
+    result["presigned_download"] = files(out)
+finally:
+    requests.put(admin, json={"enabled": False},
+                 headers={"Authorization": os.environ["COMET_API_KEY"]})
 print(json.dumps(result))
 """
 
@@ -67,7 +92,9 @@ def sdk_run(local_registry_server, tmp_path_factory):
     local_registry_server.reset_request_counts()
     home = tmp_path_factory.mktemp("sdk-home")
     argv = [local_registry_server.workspace, name]
-    seen = run_sdk_script(local_registry_server, _with_argv(SCENARIO, argv), home)
+    member = f"import os; os.environ['MEMBER_KEY'] = {MEMBER_API_KEY!r}\n"
+    code = member + _with_argv(SCENARIO, argv)
+    seen = run_sdk_script(local_registry_server, code, home, allow_errors=False)
     return {"name": name, "seen": seen, "counts": local_registry_server.request_counts()}
 
 
@@ -120,6 +147,27 @@ def test_sdk_model_download_fetches_each_asset(sdk_run):
     assert sdk_run["seen"]["assets"] == sorted(FILES_2)
 
 
+def test_sdk_reads_history_metadata_and_status_configuration(sdk_run):
+    """get_version_history, item metadata and status configuration round-trip through the SDK."""
+    seen = sdk_run["seen"]
+    assert seen["history"][0] == "MODEL_VERSION_STATUS_CHANGED"
+    assert seen["history"][-1] == "MODEL_VERSION_CREATED"
+    assert seen["metadata"] == [{"key": "team", "value": "fraud"}]
+    assert seen["review"] == ["Production", True]
+
+
+def test_sdk_set_status_by_a_member_under_review_is_only_a_request(sdk_run):
+    """A member's Model.set_status under review leaves the status and records a request."""
+    assert sdk_run["seen"]["member_status"] == "None"
+    assert sdk_run["seen"]["member_history"] == "MODEL_VERSION_STATUS_REQUEST_CHANGE"
+
+
+def test_sdk_model_download_follows_presigned_links(sdk_run):
+    """With s3DownloadEnabled, Model.download fetches every asset from its presigned link."""
+    assert sdk_run["seen"]["presigned_download"] == _hex(FILES_1)
+    assert any(p.startswith("/presigned/") for p in sdk_run["counts"]["by_path"])
+
+
 def test_sdk_uses_only_documented_endpoints(sdk_run):
     """Everything the SDK called is served: isAlive plus §2's endpoints, nothing unknown."""
     paths = set(sdk_run["counts"]["by_path"])
@@ -132,8 +180,15 @@ def test_sdk_uses_only_documented_endpoints(sdk_run):
         "registry-model/allowed_status_values", "registry-model/item/download",
         "registry-model/item/download-instructions", "experiment/asset/get-asset",
         "write/registry-model/item/status", "write/registry-model/item/stage",
+        "registry-model/history/item",
     }
-    assert paths - {"/clientlib/isAlive/ver"} <= {f"/api/rest/v2/{p}" for p in documented}
+    item = {"registry-model/item/{id}/metadata", "write/registry-model/item/{id}/metadata",
+            "registry-model/item/{id}/status-configuration",
+            "write/registry-model/item/{id}/status-configuration"}
+    templates = {re.sub(r"/item/[A-Za-z0-9]+/", "/item/{id}/", p) for p in paths}
+    served = {f"/api/rest/v2/{p}" for p in documented | item}
+    assert {p for p in templates - {"/clientlib/isAlive/ver"}
+            if not p.startswith("/presigned/")} <= served
 
 
 def test_sdk_maps_404_and_401_to_its_own_errors(local_registry, tmp_path):

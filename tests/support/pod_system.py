@@ -359,7 +359,8 @@ def kill(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
-def first_asset_size(registry: LocalRegistry, model: str, version: str) -> int:
-    """The fileSize of a version's first asset: the first the sidecar downloads."""
-    found = next(v for v in registry.details(model)["versions"] if v["version"] == version)
-    return found["assets"][0]["fileSize"]
+def largest_asset(folder: Path) -> tuple[int, int]:
+    """(index in download order, size) of a registered folder's largest file: the one a fault
+    aimed at the sidecar's downloads should hit (assets are listed in sorted-name order)."""
+    sizes = [p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()]
+    return max(enumerate(sizes), key=lambda pair: pair[1])

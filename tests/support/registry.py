@@ -36,9 +36,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 API = "/api/rest/v2"
 DEFAULT_API_KEY = "local-registry-test-key"
 DEFAULT_WORKSPACE = "test-ws"
+MEMBER_API_KEY = "local-registry-member-key"  # a member's key: its promotions may need review
 START_TIMEOUT = 20.0
 ASSET_DOWNLOAD = "experiment/asset/get-asset"  # the sidecar's download path, one asset a call
-DOWNLOAD_PATHS = (ASSET_DOWNLOAD, "registry-model/item/download", "/-/presigned")
+DOWNLOAD_PATHS = (ASSET_DOWNLOAD, "registry-model/item/download")
 
 
 def unique_name(prefix: str = "model") -> str:
@@ -199,7 +200,12 @@ class LocalRegistry:
     def downloads(self) -> int:
         """Requests that fetch a model's bytes: per asset, presigned link, or the legacy zip."""
         counts = self.request_counts()["by_path"]
-        return sum(n for path, n in counts.items() if path.endswith(DOWNLOAD_PATHS))
+        return sum(n for path, n in counts.items()
+                   if path.endswith(DOWNLOAD_PATHS) or path.startswith("/presigned/"))
+
+    def set_presigned(self, enabled: bool) -> None:
+        """Serve downloads through presigned links (s3DownloadEnabled) or not."""
+        self._admin("PUT", "presigned", {"enabled": enabled})
 
     def zip_only(self) -> None:
         """Make the registry look like one without download-instructions: the zip fallback."""
@@ -254,7 +260,8 @@ def start_local_registry(data_dir: Path, *, api_key: str = DEFAULT_API_KEY,
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
     command = [sys.executable, "-m", "local_registry", "--data",
-               str(data_dir), "--port", str(port), "--api-key", api_key]
+               str(data_dir), "--port", str(port), "--api-key", api_key,
+               "--member-api-key", MEMBER_API_KEY]
     for name in workspaces:
         command += ["--workspace", name]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -317,13 +324,20 @@ def sdk_env(registry: LocalRegistry, home: Path) -> dict[str, str]:
     }
 
 
-def run_sdk_script(registry: LocalRegistry, code: str, home: Path, timeout: float = 120) -> Any:
-    """Run Python code using comet_ml in a separate process; return the JSON of its last line."""
+def run_sdk_script(registry: LocalRegistry, code: str, home: Path, timeout: float = 120,
+                   allow_errors: bool = True) -> Any:
+    """Run Python code using comet_ml in a separate process; return the JSON of its last line.
+
+    With allow_errors=False, any `COMET ERROR` line the SDK logs fails the script too.
+    """
     home.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([sys.executable, "-c", code], env=sdk_env(registry, home), cwd=home,
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise AssertionError(f"SDK script failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if "COMET ERROR" in line]
+    if errors and not allow_errors:
+        raise AssertionError("the SDK logged errors:\n" + "\n".join(errors[:20]))
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -48,3 +48,10 @@ def test_plain_key_and_trailing_star_carry_no_server():
 def test_malformed_suffix_is_refused(raw):
     with pytest.raises(api_key.MalformedKey):
         api_key.base_url(raw)
+
+
+def test_the_demo_key_names_the_demo_registry():
+    from registry_sync import config, demo
+
+    key = demo.key_naming("http://127.0.0.1:8091")
+    assert config.server_url(None, key, "COMET_API_KEY") == "http://127.0.0.1:8091"

@@ -1,6 +1,18 @@
 """Choosing the production version follows docs/comet-api.md §4."""
 
-from registry_sync.registry import ModelVersion, RegistryModel, find_production_version, parse_model
+import dataclasses
+
+import pytest
+
+from registry_sync.errors import UnsafeValue
+from registry_sync.registry import (
+    Asset,
+    ModelVersion,
+    RegistryModel,
+    check_values,
+    find_production_version,
+    parse_model,
+)
 
 
 def version(v, status="None", created=0, tags=(), stages=()):
@@ -69,3 +81,32 @@ def test_retry_after_reads_seconds_or_a_date_from_either_header():
                                now=lambda: now) == 60.0
     assert retry_after_seconds({"Retry-After": "-4"}) == 0.0
     assert retry_after_seconds({}) is None
+
+
+def _version(**changes):
+    key = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    base = ModelVersion("1.2.0-rc.1+build.5", "7dylnoIk8sX5sCojyBRnMNFYv", "Production", (), (),
+                        key, 1, "", (Asset("models/m.pkl", 10, "d4fcc9ef", key),))
+    return dataclasses.replace(base, **changes)
+
+
+def test_documented_values_pass_the_edge_check():
+    check_values("m", _version())
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"version": "1.0"}, "version"), ({"version": "01.0.0"}, "version"),
+    ({"version": "1.0.0\n"}, "version"), ({"registry_model_item_id": "a/b"}, "registryModelItemId"),
+    ({"registry_model_item_id": "x" * 200}, "registryModelItemId"),
+    ({"experiment_key": "k\x00"}, "experimentKey"), ({"status": "Prod\r\nuction"}, "status"),
+])
+def test_values_that_could_reach_a_header_or_a_path_are_refused_naming_the_field(changes, field):
+    from registry_sync.errors import UnsafeValue
+    with pytest.raises(UnsafeValue, match=f"field {field} is"):
+        check_values("m", _version(**changes))
+
+
+def test_an_unprintable_file_name_is_refused():
+    bad = (Asset("m\x1b[2J.pkl", 10, "d4fcc9ef", "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"),)
+    with pytest.raises(UnsafeValue, match="field fileName"):
+        check_values("m", _version(assets=bad))

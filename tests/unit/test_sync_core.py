@@ -169,3 +169,21 @@ def test_without_a_validated_snapshot_an_older_one_is_validated_before_it_is_res
     assert world.sync().kind == "rejected"
     assert world.current_version() == "1.0.0"
     assert world.syncer.state.memory.last_validated in world.serving.accepted
+
+
+@pytest.mark.parametrize("version", ["1.1.0\r\nX-Evil: 1", "1.1.0\x00", "1.1.0-ünï", "latest",
+                                     "1." + "9" * 80 + ".0"])
+def test_a_version_that_is_not_semver_is_refused_once_by_registry_never_downloaded(world, version):
+    """Issue 11 case 3, at the edge: the value never reaches disk, a header or a metric label."""
+    serve(world, "1.0.0")
+    world.registry.promote(version)
+    outcome = world.sync()
+    assert outcome.kind == "rejected" and "field version" in outcome.detail
+    assert outcome.detail.isascii() and outcome.detail.isprintable()  # shown escaped and cut
+    assert len(outcome.detail) < 200
+    assert world.sync().detail.startswith("already rejected")
+    assert world.registry.downloads == ["1.0.0"] and world.current_version() == "1.0.0"
+    [refusal] = world.syncer.state.memory.refusals
+    assert refusal.by.value == "registry"
+    serve(world, "1.2.0")
+    assert world.current_version() == "1.2.0"
