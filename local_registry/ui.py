@@ -5,8 +5,8 @@ REST API wants); the key is checked and forgotten, and the browser keeps only a 
 in an HttpOnly, SameSite=Strict cookie, so the key is never in a URL, a page or a log. The key
 decides the role, as for the REST API: the owner key changes statuses, the member key (when the
 registry has one) asks for a reviewed status and an owner approves. A change goes through
-`reviews.change_status`, the code behind `POST write/registry-model/item/status` (the request the
-Comet UI makes), with the same checks.
+`write_api.change_status`, the code behind `POST write/registry-model/item/status` (the request
+the Comet UI makes), with the same checks.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from model_contract import logs
 
-from . import reviews
 from .reviews import Role
 from .store import ALLOWED_STATUSES, Invalid, NotFound
 from .web import state
+from .write_api import change_status
 
 bp = Blueprint("ui", __name__, template_folder="templates")
 COOKIE = "registry_ui_session"
@@ -132,11 +132,9 @@ def set_status(workspace: str, name: str) -> Response | tuple[str, int]:
     """Change one version's status, then show the model again."""
     version, status = request.form.get("version", ""), request.form.get("status", "")
     role = _role() or Role.MEMBER
-    user = "member" if role is Role.MEMBER else state().default_user
     try:
         record = _version_record(workspace, name, version)
-        after = reviews.change_status(state().store, record["registryModelItemId"], status, role,
-                                      user)
+        after = change_status(record["registryModelItemId"], status, role)
     except (NotFound, Invalid) as exc:
         return _versions_page(workspace, name, error=str(exc), code=400)
     log.info("ui_status_changed", workspace=workspace, model=name, version=version,

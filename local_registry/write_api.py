@@ -128,9 +128,15 @@ def set_status():
     body = json_body()
     if not isinstance(body.get("status"), str) or not body.get("modelItemId"):
         raise ApiError(400, "status and modelItemId are required")
-    user = "member" if model_api.role() is reviews.Role.MEMBER else state().default_user
-    return _version_answer(reviews.change_status(state().store, str(body["modelItemId"]),
-                                                 body["status"], model_api.role(), user))
+    return _version_answer(change_status(str(body["modelItemId"]), body["status"],
+                                         model_api.role()))
+
+
+def change_status(item_id: str, status: str, role: reviews.Role = reviews.Role.OWNER) -> dict:
+    """Set a version's status (a member's, under review, becomes a request), as item/status and
+    the registry's web page both do."""
+    user = "member" if role is reviews.Role.MEMBER else state().default_user
+    return reviews.change_status(state().store, item_id, status, role, user)
 
 
 @bp.get("/write/registry-model/item/stage")

@@ -14,6 +14,7 @@ import psutil
 import requests
 
 from model_contract import layout
+from serving import zygote
 from tests.support.pod_system import kill
 from tests.support.processes import wait_until
 
@@ -68,7 +69,7 @@ def time_one_sync(pod) -> float:
 def test_sigkill_of_a_gunicorn_worker_under_load_loses_at_most_its_request_in_flight(pod):
     """The master respawns the worker on the current snapshot; all other requests succeed."""
     master = psutil.Process(pod.serving.process.pid)
-    workers = {p.pid for p in master.children()}
+    workers = gunicorn_workers(master)
     assert len(workers) == 2
     current = layout.current_snapshot_id(pod.root)
     victim = min(workers)
@@ -76,7 +77,7 @@ def test_sigkill_of_a_gunicorn_worker_under_load_loses_at_most_its_request_in_fl
         time.sleep(1.0)
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
-        spawned = wait_until(lambda: {p.pid for p in master.children()} - workers, 20,
+        spawned = wait_until(lambda: gunicorn_workers(master) - workers, 20,
                              what="a respawned worker").pop()
         model = wait_until(lambda: new_worker_model(pod, spawned), 30, interval=0.01,
                            what="an answer from the new worker")
@@ -88,6 +89,11 @@ def test_sigkill_of_a_gunicorn_worker_under_load_loses_at_most_its_request_in_fl
     assert [a for a in load.answers if a.started > killed_at and a.status == 200]
     assert {a.snapshot for a in load.answers if a.status == 200} == {current}
     assert len(load.answers) > 200
+
+
+def gunicorn_workers(master: psutil.Process) -> set[int]:
+    """The master's worker processes (not its warm validator, serving.zygote)."""
+    return {p.pid for p in master.children() if p.name() != zygote.PROCESS_NAME}
 
 
 def new_worker_model(pod, pid: int) -> dict | None:

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import requests
 
+from registry_sync.publish import publish as publish_snapshot
 from tests.serving.conftest import TOKEN, VALID
 from tests.support.processes import free_port
 from tests.support.snapshots import build_snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
+START_TIMEOUT = 90.0  # a worker starts on a model only once the validator process accepted it
+VERDICT_TIMEOUT = 120.0  # the validator process imports scikit-learn: seconds on a busy machine
 
 
 @dataclass
@@ -33,8 +35,21 @@ class Gunicorn:
     token: str = field(default=TOKEN, repr=False)
 
     def publish(self, version: str, models: dict[str, Path]) -> str:
-        """Build and publish a snapshot (as the sidecar would); return its id."""
-        return build_snapshot(self.model_root, models, version)
+        """Stage, validate and publish a snapshot (as the sidecar does); return its id."""
+        snapshot = self.stage(version, models)
+        verdict = self.validate(snapshot)
+        assert verdict.status_code == 200, f"{verdict.status_code} {verdict.text}"
+        publish_snapshot(self.model_root, snapshot)
+        return snapshot
+
+    def validate(self, snapshot: str, timeout: float = VERDICT_TIMEOUT) -> requests.Response:
+        """POST /-/validate, asking again while it answers 202; the final answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.admin("/-/validate", snapshot)
+            if response.status_code != 202 or time.monotonic() > deadline:
+                return response
+            time.sleep(0.5)
 
     def stage(self, version: str, models: dict[str, Path]) -> str:
         """Build a snapshot without publishing it."""
@@ -79,12 +94,12 @@ class Gunicorn:
 
 
 def start(model_root: Path, work: Path, version: str, models: dict[str, Path],
-          workers: int = 2) -> Gunicorn:
+          workers: int = 2, **env: str) -> Gunicorn:
     """Publish a first snapshot, start gunicorn on free loopback ports, wait until ready."""
     build_snapshot(model_root, models, version)
-    server = launch(model_root, work, workers=workers)
+    server = launch(model_root, work, workers=workers, **env)
     try:
-        server.wait_for_version(version)
+        server.wait_for_version(version, timeout=START_TIMEOUT)
     except BaseException:
         server.stop()
         raise

@@ -63,7 +63,7 @@ def test_presigned_links_are_used_only_when_enabled_and_http():
     ([asset("/etc/x")], UnsafeArchive, "absolute path"),
     ([asset("a"), asset("a")], UnsafeArchive, "repeat names"),
     ([asset("a"), asset("a/b")], UnsafeArchive, "which is a file too"),
-    ([asset("x" * 256)], UnsafeArchive, "name part over 255 bytes"),
+    ([asset("x" * 256)], UnsafeArchive, "longer than the file system allows"),
     ([asset("a", -1)], BadResponse, "no valid fileSize"),
     ([asset("a", experimentKey="b" * 32)], BadResponse, "belongs to experiment"),
     ([{"fileSize": 1}], BadResponse, "without a fileName"),
