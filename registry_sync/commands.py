@@ -56,7 +56,36 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
                          on_request=metrics.count_request)
     syncer = Syncer(settings, client, state.load(settings.model_root), metrics, notifier,
                     should_stop=stop.is_set, reporter=_reporter(settings))
-    return Daemon(syncer, stop)
+    if settings.election is None:
+        return Daemon(syncer, stop)
+    daemon = Daemon(syncer, stop, follower=_follower(settings, syncer))
+    daemon.cluster = _cluster(settings, daemon.wake.set)
+    return daemon
+
+
+def _follower(settings: config.SyncConfig, syncer: Syncer):
+    """How a follower installs a decided set: from a peer, else from Comet."""
+    from .follower import Follower
+    from .peer import PeerClient
+
+    return Follower(syncer, PeerClient(reload_token(settings), settings.comet.download_timeout))
+
+
+def _cluster(settings: config.SyncConfig, wake):
+    """The election and the decision watch on the Lease (two connections: one blocks)."""
+    from . import kube
+    from .cluster import Cluster
+    from .lease_api import KubeLease
+
+    election = settings.election
+    ca_file = settings.kube_token_file.with_name("ca.crt")
+    ca = ca_file if ca_file.is_file() else None
+
+    def lease() -> KubeLease:
+        client = kube.api_client(settings.kube_api_url, settings.kube_token_file, ca)
+        return KubeLease(client, election.namespace, election.lease_name)
+
+    return Cluster(election, lease(), lease(), settings.peer_url, reload_token(settings), wake)
 
 
 def _reporter(settings: config.SyncConfig):
@@ -88,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
 
 def once(args: argparse.Namespace) -> int:
     """registry-sync once: one pass; exit 0 when MODEL_ROOT holds a good snapshot."""
-    settings = config.sync_config(args)
+    # one pass has no time to elect or watch: it polls Comet itself, as outside a cluster
+    settings = dataclasses.replace(config.sync_config(args), election=None)
     logs.setup(settings.log_level)
     daemon = build_daemon(settings)
     snapshot.clean_staging(settings.model_root)

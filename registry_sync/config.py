@@ -23,6 +23,7 @@ from .errors import ConfigError, SecretUnavailable
 from .secret_files import check_secret_file, read_secret_file, secret_value
 
 DEFAULT_COMET_URL = api_key.DEFAULT_SERVER
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_MIN_DOWNLOAD_RATE = 128 * 1024  # bytes/s
 
 
@@ -169,6 +170,10 @@ SETTINGS: dict[str, Setting] = {
                 "seconds a leader keeps trying to renew before it stops acting as leader"),
         Setting("LEADER_ELECTION_RETRY_PERIOD", _positive_float, "2",
                 "seconds between attempts to acquire or renew the Lease"),
+        Setting("KUBERNETES_API_URL", str, "", "the API server for the election; empty: "
+                "https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT"),
+        Setting("KUBERNETES_TOKEN_FILE", Path, str(SERVICE_ACCOUNT_DIR / "token"),
+                "service-account token for the election (ca.crt beside it is trusted)"),
     ]
 }
 
@@ -308,7 +313,9 @@ class SyncConfig:
     log_level: str
     kube: dict[str, Any] | None = None
     election: ElectionSettings | None = None  # None: every sidecar polls on its own
-    pod_ip: str = ""
+    peer_url: str = ""  # http://POD_IP:port where the other replicas fetch our files
+    kube_api_url: str = ""
+    kube_token_file: Path = SERVICE_ACCOUNT_DIR / "token"
     reload_token_file: Path | None = None
     validation_deadline: float = 300.0
 
@@ -320,7 +327,8 @@ class SyncConfig:
 
 
 ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_LEASE_DURATION",
-                  "LEADER_ELECTION_RENEW_DEADLINE", "LEADER_ELECTION_RETRY_PERIOD"]
+                  "LEADER_ELECTION_RENEW_DEADLINE", "LEADER_ELECTION_RETRY_PERIOD",
+                  "KUBERNETES_API_URL", "KUBERNETES_TOKEN_FILE"]
 
 SYNC_NAMES = [
     *COMET_NAMES,
@@ -372,7 +380,9 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         log_level=values["LOG_LEVEL"],
         kube=_kube_settings(values),
         election=election_settings(values),
-        pod_ip=values["POD_IP"],
+        peer_url=_peer_url(values),
+        kube_api_url=values["KUBERNETES_API_URL"] or _service_url(values),
+        kube_token_file=values["KUBERNETES_TOKEN_FILE"],
         reload_token_file=token_file,
         validation_deadline=values["VALIDATION_DEADLINE"],
     )
@@ -401,3 +411,21 @@ def election_settings(values: Mapping[str, Any]) -> ElectionSettings | None:
                           f"{deadline} < {duration}")
     return ElectionSettings(values["POD_NAMESPACE"], values["LEADER_ELECTION_LEASE"],
                             values["POD_NAME"], duration, deadline, retry)
+
+
+def _service_url(values: Mapping[str, Any]) -> str:
+    host = values["KUBERNETES_SERVICE_HOST"]
+    host = f"[{host}]" if ":" in host else host
+    return f"https://{host}:{values['KUBERNETES_SERVICE_PORT']}" if host else ""
+
+
+def _peer_url(values: Mapping[str, Any]) -> str:
+    """Where peers reach this sidecar's files: needed, and checked, only with an election."""
+    if election_settings(values) is None:
+        return ""
+    require(values, "POD_IP")
+    host, port = values["POD_IP"], values["SIDECAR_LISTEN"][1]
+    if not port:
+        raise ConfigError("SIDECAR_LISTEN (or --sidecar-listen) has port 0, but with "
+                          "LEADER_ELECTION peers fetch snapshot files from it")
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -6,6 +6,12 @@ failed passes in a row stop it with exit code 1. Every wait, a registry's Retry-
 is capped at SYNC_MAX_BACKOFF. A stop (SIGTERM) abandons the current step wherever it is noticed
 (`Stopped`; an abandoned snapshot stays in .staging, which is cleaned) and exits 0: never a
 failure. The heartbeat (/healthz) moves at every step of progress, not only when a pass ends.
+
+In a cluster (a Cluster given, LEADER_ELECTION=auto) each pass first asks who leads: the leader
+polls Comet as above and writes what it published on the Lease; a follower installs the
+leader's decision (follower.py) and never polls Comet, unless it has no model at all and no
+decision came for a whole lease duration (an API server down at start must not keep a new pod
+without a model).
 """
 
 from __future__ import annotations
@@ -14,12 +20,17 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from model_contract import logs
 
 from . import snapshot, state
 from .errors import ConfigError, RegistrySyncError, Stopped
 from .syncer import Outcome, Syncer
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+    from .follower import Follower
 
 log = logs.get(__name__)
 
@@ -44,12 +55,14 @@ class Daemon:
     def __init__(self, syncer: Syncer, stop: threading.Event | None = None,
                  clock: Callable[[], float] = time.time,
                  wait: Callable[[float], object] | None = None,
-                 rand: Callable[[], float] = random.random):
+                 rand: Callable[[], float] = random.random,
+                 cluster: Cluster | None = None, follower: Follower | None = None):
         self.syncer = syncer
+        self.cluster, self.follower = cluster, follower  # None outside a cluster
         self.config = syncer.config
         self.stop = stop or threading.Event()
         self.clock = clock
-        self.heartbeat = clock()
+        self.heartbeat = self._started = clock()
         self.wake = threading.Event()
         self._wait = wait or self.wake.wait
         self._rand = rand
@@ -74,7 +87,7 @@ class Daemon:
         started = self.clock()
         self.state.last_attempt_at = started
         try:
-            outcome = self.syncer.sync_once()
+            outcome = self._pass()
         except Stopped:
             log.info("sync_abandoned", reason="stop requested")
             return None
@@ -93,6 +106,26 @@ class Daemon:
             self.syncer.metrics.duration.observe(max(0.0, self.clock() - started))
         self._succeeded(outcome)
         return outcome
+
+    def _pass(self) -> Outcome:
+        """Standalone or leader: poll Comet (a leader then announces); follower: install."""
+        if self.cluster is None or self.follower is None:
+            return self.syncer.sync_once()
+        leading = self.cluster.is_leader()
+        self.syncer.metrics.leader.set(1 if leading else 0)
+        if leading:
+            outcome = self.syncer.sync_once()
+            current = snapshot.read_current(self.config.model_root)
+            if current is not None and outcome.kind in ("published", "unchanged"):
+                self.cluster.announce(current)
+            return outcome
+        decided = self.cluster.decision()
+        if decided is not None:
+            return self.follower.sync_to(decided)
+        if not self.has_good_snapshot() and self.clock() - self._started > (
+                self.cluster.settings.lease_duration):
+            return self.syncer.sync_once()  # no leader for a lease: never start without a model
+        return Outcome("waiting", "no decision from the leader yet")
 
     def _succeeded(self, outcome: Outcome) -> None:
         self.retry_after = 0.0
@@ -134,7 +167,10 @@ class Daemon:
         self.config.model_root.mkdir(parents=True, exist_ok=True)
         snapshot.clean_staging(self.config.model_root)
         log.info("sync_started", models=list(self.config.models), status=self.config.status,
-                 interval=self.config.interval, registry=self.config.comet.url)
+                 interval=self.config.interval, registry=self.config.comet.url,
+                 leader_election=self.cluster is not None)
+        if self.cluster is not None:
+            self.cluster.start(self.stop)
         while not self.stop.is_set():
             outcome = self.run_once()
             failures = self.state.consecutive_failures
@@ -150,6 +186,8 @@ class Daemon:
                 self._wait(delay)
             self.wake.clear()
         snapshot.clean_staging(self.config.model_root)
+        if self.cluster is not None:
+            self.cluster.close()
         log.info("sync_stopped")
         return EXIT_OK
 
@@ -163,8 +201,11 @@ class Daemon:
         return True
 
     def poll_now(self) -> None:
-        """Cut the current wait short: the next pass starts at once (a webhook's wake-up)."""
-        self.wake.set()
+        """A webhook's wake-up: poll at once (in a cluster: the leader does)."""
+        if self.cluster is not None:
+            self.cluster.poll_now()
+        else:
+            self.wake.set()
 
     def request_stop(self) -> None:
         """Stop after the current step (called from the SIGTERM handler)."""

@@ -8,7 +8,9 @@ Followers read it through a watch (DecisionWatcher) and install exactly that set
 
 A decision read back is untrusted until parsed: malformed JSON, a file path that is absolute or
 climbs with '..', a hash that is not 64 hex digits, or a negative size is a DecisionError naming
-the field, and the follower keeps what it serves.
+the field, and the follower keeps what it serves. A set with so many files that their list
+would not fit on the Lease (over 200 KiB) is written without the lists (`filesListed: false`):
+followers then download it from Comet, checked as a lone sidecar checks it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import random
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -47,6 +49,7 @@ class Decision:
     models: tuple[ModelEntry, ...]
     leader: str
     peer_url: str
+    files_listed: bool = True  # False: too many files for the Lease; followers use Comet
 
     @property
     def key(self) -> tuple[tuple[str, str, str], ...]:
@@ -59,15 +62,23 @@ class Decision:
         return {m.name: m.version for m in self.models}
 
     def to_annotation(self) -> str:
-        """The JSON text written on the Lease; DecisionError if it would be too large."""
-        text = json.dumps({"snapshotId": self.snapshot_id, "leader": self.leader,
-                           "peerUrl": self.peer_url,
-                           "models": [asdict(m) for m in self.models]},
-                          sort_keys=True, separators=(",", ":"))
+        """The JSON text written on the Lease, without the file lists if they would not fit."""
+        text = self._json()
+        if len(text.encode()) > MAX_ANNOTATION_BYTES and self.files_listed:
+            log.warning("decision_files_omitted", snapshot=self.snapshot_id,
+                        bytes=len(text.encode()), limit=MAX_ANNOTATION_BYTES)
+            text = replace(self, files_listed=False,
+                           models=tuple(replace(m, files=()) for m in self.models))._json()
         if len(text.encode()) > MAX_ANNOTATION_BYTES:
             raise DecisionError(f"decision of snapshot {self.snapshot_id} is "
                                 f"{len(text.encode())} bytes, over {MAX_ANNOTATION_BYTES}")
         return text
+
+    def _json(self) -> str:
+        return json.dumps({"snapshotId": self.snapshot_id, "leader": self.leader,
+                           "peerUrl": self.peer_url, "filesListed": self.files_listed,
+                           "models": [asdict(m) for m in self.models]},
+                          sort_keys=True, separators=(",", ":"))
 
 
 def from_manifest(published: Manifest, leader: str, peer_url: str) -> Decision:
@@ -118,7 +129,10 @@ def parse(text: str) -> Decision:
         raise DecisionError(f"peerUrl {peer_url!r} is not http(s)://host:port")
     models = tuple(_model(m, f"models[{i}]") if isinstance(m, dict) else _model({}, "models")
                    for i, m in enumerate(raw["models"]))
-    return Decision(snapshot_id, models, str(raw.get("leader") or ""), peer_url)
+    files_listed = raw.get("filesListed", True)
+    if not isinstance(files_listed, bool):
+        raise DecisionError("filesListed is not true or false")
+    return Decision(snapshot_id, models, str(raw.get("leader") or ""), peer_url, files_listed)
 
 
 def read(record: LeaseRecord | None) -> Decision | None:
@@ -130,7 +144,8 @@ def read(record: LeaseRecord | None) -> Decision | None:
 class DecisionWatcher:
     """Follows the decision on the Lease through a watch, re-listing and reconnecting as needed.
 
-    `deliver` is called with each new, well-formed decision (not with repeats). A broken stream,
+    `deliver` is called with each new, well-formed decision (not with repeats of the same set
+    from the same leader). A broken stream,
     an API server outage or a 410 Gone only delays the next decision: the caller keeps serving.
     """
 
@@ -140,6 +155,7 @@ class DecisionWatcher:
         self.lease, self._deliver = lease, deliver
         self._watch_timeout, self._retry, self._rand = watch_timeout, retry, rand
         self._seen: tuple | None = None
+        self._text: str | None = None
         self._watch: Any = None
         self.reconnects = 0
 
@@ -185,14 +201,18 @@ class DecisionWatcher:
         return version
 
     def _offer(self, record: LeaseRecord | None) -> None:
+        text = (record.annotations if record else {}).get(DECISION_ANNOTATION)
+        if text == self._text:
+            return  # a renewal of the Lease: every retry period, nothing decided
+        self._text = text
         try:
             found = read(record)
         except DecisionError as exc:
             log.error("decision_refused", lease=self.lease.name, reason=str(exc))
             return
-        if found is None or found.key == self._seen:
+        if found is None or (found.key, found.leader, found.peer_url) == self._seen:
             return
-        self._seen = found.key
+        self._seen = (found.key, found.leader, found.peer_url)
         log.info("decision_seen", snapshot=found.snapshot_id, versions=found.versions,
                  leader=found.leader)
         self._deliver(found)

@@ -52,25 +52,21 @@ class KubeLease:
 
     def get(self) -> LeaseRecord | None:
         """The Lease, or None when it does not exist."""
-        try:
-            return record_from_lease(self._call(self._api.read_namespaced_lease, self.name,
-                                                self.namespace))
-        except LeaseUnavailable as exc:
-            if "HTTP 404" in str(exc):
-                return None
-            raise
+        found = self._call(self._api.read_namespaced_lease, self.name, self.namespace,
+                           missing_ok=True)
+        return None if found is None else record_from_lease(found)
 
     def create(self, record: LeaseRecord) -> LeaseRecord:
         """Create the Lease; LeaseConflict if it already exists."""
         body = lease_body(self.name, self.namespace, record)
         return record_from_lease(self._call(self._api.create_namespaced_lease, self.namespace,
-                                            body))
+                                            body) or {})
 
     def replace(self, record: LeaseRecord) -> LeaseRecord:
         """Replace the Lease conditionally on record.resource_version; LeaseConflict if stale."""
         body = lease_body(self.name, self.namespace, record)
         return record_from_lease(self._call(self._api.replace_namespaced_lease, self.name,
-                                            self.namespace, body))
+                                            self.namespace, body) or {})
 
     def watch(self, resource_version: str, timeout_seconds: int,
               stopper: Callable[[Any], None] = lambda watch: None
@@ -101,13 +97,18 @@ class KubeLease:
                 raise WatchExpired(_describe(exc)) from None
             raise LeaseUnavailable(_describe(exc)) from None
 
-    def _call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    def _call(self, method: Callable[..., Any], *args: Any,
+              missing_ok: bool = False) -> dict[str, Any] | None:
+        """The JSON answer; None for a 404 when missing_ok; 409 is LeaseConflict."""
         try:
             response = method(*args, _preload_content=False, _request_timeout=self._timeout)
             body = json.loads(response.data)
             response.release_conn()
             return body
         except self._errors as exc:
-            if getattr(exc, "status", None) == 409:
+            status = getattr(exc, "status", None)
+            if status == 404 and missing_ok:
+                return None
+            if status == 409:
                 raise LeaseConflict(_describe(exc)) from None
             raise LeaseUnavailable(_describe(exc)) from None

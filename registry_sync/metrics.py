@@ -22,6 +22,11 @@ class SyncMetrics:
                                   registry=r)
         self.bytes = Counter("registry_sync_downloaded_bytes", "Bytes downloaded from the registry",
                              registry=r)
+        self.leader = Gauge("registry_sync_leader",
+                            "1 while this sidecar holds the election Lease (0: follower)",
+                            registry=r)
+        self.peer_bytes = Counter("registry_sync_peer_bytes", "Bytes fetched from peer replicas",
+                                  registry=r)
         self.last_success = Gauge("registry_sync_last_success_timestamp_seconds",
                                   "Time of the last successful sync pass", registry=r)
         self.failures = Gauge("registry_sync_consecutive_failures",

@@ -38,7 +38,10 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
                 ready = daemon.has_good_snapshot()
                 self._send(200 if ready else 503, {"ready": ready})
             elif path == "/status":
-                self._send(200, status.report(daemon.config.model_root, daemon.state))
+                report = status.report(daemon.config.model_root, daemon.state)
+                if daemon.cluster is not None:
+                    report["cluster"] = daemon.cluster.describe()
+                self._send(200, report)
             elif path == "/metrics":
                 body = generate_latest(daemon.syncer.metrics.registry)
                 self._raw(200, body, CONTENT_TYPE_LATEST)

@@ -56,9 +56,9 @@ def find_file(root: Path, url_path: str) -> Path | None:
 class PeerClient:
     """Fetches decided files from peers with the shared token."""
 
-    def __init__(self, token: str, timeout: float = 10.0,
+    def __init__(self, token: Callable[[], str], timeout: float = 10.0,
                  session: requests.Session | None = None):
-        self._token, self._timeout = token, timeout
+        self._token, self._timeout = token, timeout  # token(): re-read per use (rotation)
         self._session = session or requests.Session()
         self._session.trust_env = False  # pod-to-pod traffic never goes through a proxy
 
@@ -76,7 +76,7 @@ class PeerClient:
                     on_bytes: Callable[[int], None]) -> None:
         try:
             with self._session.get(url, stream=True, timeout=self._timeout,
-                                   headers={"Authorization": f"Bearer {self._token}"}) as answer:
+                                   headers={"Authorization": f"Bearer {self._token()}"}) as answer:
                 if answer.status_code != 200:
                     raise PeerUnavailable(f"{item.path}: peer answered HTTP {answer.status_code}")
                 digest, size = self._save(answer, path, item.size, on_bytes)

@@ -125,6 +125,11 @@ class Syncer:
         self.state.waiting = waiting
         if waiting:
             return Outcome("waiting", waiting)
+        return self.bring_to(chosen, self._install)
+
+    def bring_to(self, chosen: list[tuple[str, ModelVersion]],
+                 install: snapshot.Installer) -> Outcome:
+        """Publish exactly the chosen versions unless published or refused (followers too)."""
         key = chosen_key(chosen)
         current = snapshot.trusted(self.root, layout.current_snapshot_id(self.root))
         if current is not None and manifest_key(current) == key:
@@ -136,7 +141,7 @@ class Syncer:
         if staged is None:
             self._prune(room_for_one=True)
             try:
-                staged = snapshot.build(self.root, chosen, self._install)
+                staged = snapshot.build(self.root, chosen, install)
             except ArchiveError as exc:
                 return self._refuse(key, {n: v.version for n, v in chosen}, str(exc), None,
                                     RefusedBy.ARCHIVE)

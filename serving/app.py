@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from model_contract import logs
 
-from . import api, config, context, labels, metrics, ops, web
-from .context import HOLDER, SETTINGS, error_response, holder
+from . import api, config, context, labels, metrics, ops, web, webhook
+from .context import HOLDER, RELOAD_TOKEN_SOURCE, SETTINGS, error_response, holder
 from .errors import BatchTooLarge, FieldError, InvalidInput, ModelRejected, NoModel
 from .holder import ModelHolder
 from .monitoring import MONITOR, Monitor
+from .token import ReloadToken
 
 log = logs.get(__name__)
+STARTUP_WAIT = 15.0  # at most, for a verdict at a worker's start: gunicorn's boot timeout is 30 s
+READ_CHUNK = 64 * 1024
+DRAIN_FACTOR = 4  # after a 413, read on up to this many times the limit so the client sees it
 
 
 def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None) -> Flask:
     """Create the serving app: settings, the model holder (loaded, watching), the blueprints."""
     settings = config.load(settings)
+    if settings.validation_dir is None:  # one process: a folder of its own (gunicorn sets one)
+        settings = dataclasses.replace(
+            settings, validation_dir=Path(tempfile.mkdtemp(prefix="serving-validations-")))
     logs.setup(settings.log_level)
     logs.redact(settings.reload_token)
     logs.redact(settings.mpm.api_key)
@@ -32,16 +43,20 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     models = ModelHolder(settings)
     app.extensions[SETTINGS], app.extensions[HOLDER] = settings, models
     app.extensions[MONITOR] = Monitor(settings.mpm, settings.model_root)  # started on first use
-    for blueprint in (web.bp, api.bp, labels.bp, ops.bp):
+    app.extensions[RELOAD_TOKEN_SOURCE] = ReloadToken(settings.reload_token,
+                                                      settings.reload_token_file)
+    for blueprint in (web.bp, api.bp, labels.bp, ops.bp, webhook.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
     for error, handler in ERROR_HANDLERS:
         app.register_error_handler(error, handler)
     app.before_request(_start_clock)
+    app.before_request(_bound_chunked_body)
     app.after_request(_observe)
-    # A refusal is logged and kept in last_rejection; readiness stays 503 until a good one.
+    # The validator first (bounded wait: gunicorn kills a worker that boots too long; the
+    # watcher takes over). A refusal is logged and kept; readiness stays 503 until a good one.
     with contextlib.suppress(ModelRejected):
-        models.converge()
+        models.converge(wait=min(settings.validation_wait, STARTUP_WAIT))
     if settings.watch:
         models.start()
     return app
@@ -54,6 +69,38 @@ def _number(value: Any) -> Any:
 
 def _start_clock() -> None:
     g.started = time.perf_counter()
+
+
+def _bound_chunked_body() -> None:
+    """Read a chunked body (no Content-Length) here: over MAX_BODY_BYTES is 413, never cut.
+
+    gunicorn marks its input as terminated, and werkzeug then stops reading at the limit
+    without saying so: a JSON body was cut short (400) or a form parsed on a prefix.
+    """
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH") or "chunked" not in \
+            environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return
+    limit = context.settings().max_body_bytes
+    stream = environ["wsgi.input"]
+    body = _read_up_to(stream, limit + 1)
+    if len(body) > limit:
+        _read_up_to(stream, DRAIN_FACTOR * limit, keep=False)
+        raise RequestEntityTooLarge()
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+
+
+def _read_up_to(stream, most: int, keep: bool = True) -> bytes:
+    """Up to `most` bytes of a stream (or none kept, when draining)."""
+    parts, count = [], 0
+    while count < most:
+        part = stream.read(min(READ_CHUNK, most - count))
+        if not part:
+            break
+        count += len(part)
+        if keep:
+            parts.append(part)
+    return b"".join(parts)
 
 
 def _observe(response):
@@ -82,12 +129,13 @@ def _page(status: int, title: str, message: str, headers: dict[str, str] | None 
 
 
 def _invalid_input(exc: InvalidInput):
-    status = 413 if isinstance(exc, BatchTooLarge) else 400
+    if isinstance(exc, BatchTooLarge):  # one "field" would read as a typo: say what is too large
+        return error_response(413, "batch_too_large", f"too many instances: "
+                              f"{exc.errors[0].message}", exc.errors)
     extra = {"truncated": True} if exc.truncated else {}
     message = f"{len(exc.errors)} invalid field(s)" + (" (first ones shown)" if exc.truncated
                                                         else "")
-    return error_response(status, "batch_too_large" if status == 413 else "invalid_input",
-                          message, exc.errors, **extra)
+    return error_response(400, "invalid_input", message, exc.errors, **extra)
 
 
 def _no_model(exc: NoModel):

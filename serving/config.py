@@ -47,6 +47,19 @@ def _port(value: str) -> int:
     return number
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value) < 10:
+        raise ValueError("an http(s) URL such as http://127.0.0.1:8090")
+    return value.rstrip("/")
+
+
+def _mebibytes(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("a whole number of MiB >= 0 (0: no limit)")
+    return number * MIB
+
+
 def _log_level(value: str) -> str:
     if value.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("one of debug, info, warning, error")
@@ -79,11 +92,31 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "MODEL_CHECK_INTERVAL": (_positive_float, "0.2", "seconds between checks of `current`"),
     "GOLDEN_MIN_ACCURACY": (_fraction, "0.7",
                             "accuracy a seed-layout snapshot must reach on the bundled sample"),
+    "VALIDATION_TIMEOUT": (_positive_float, "120",
+                           "seconds the validator process may take to load and check a snapshot"),
+    "VALIDATION_MEMORY_LIMIT": (_mebibytes, "768",
+                                "address space of the validator process in MiB (0: no limit)"),
+    "VALIDATION_WAIT": (_positive_float, "20", "seconds /-/validate (or a worker's start) waits "
+                                               "for a verdict before answering 202 (running)"),
+    "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
+                                   "its workers (default: a temporary folder)"),
     "LOG_LEVEL": (_log_level, "info", "debug, info, warning or error"),
     "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by gunicorn workers"),
-    "BIND": (_bind, "127.0.0.1:8080", "public address gunicorn listens on"),
+    "BIND": (_bind, "127.0.0.1:8080", "public address (nginx's; gunicorn's when run alone)"),
     "WEB_CONCURRENCY": (_positive_int, "2", "gunicorn worker processes"),
     "GUNICORN_THREADS": (_positive_int, "1", "threads per worker (1: sync workers)"),
+    "FRONT_HEADER_TIMEOUT": (_positive_int, "10",
+                             "seconds a client has to send its whole request header (nginx)"),
+    "FRONT_BODY_TIMEOUT": (_positive_int, "10",
+                           "seconds a request body (or a client reading an answer) may stall"),
+    "FRONT_KEEPALIVE_TIMEOUT": (_positive_int, "15", "seconds an idle keep-alive connection "
+                                                     "is kept open"),
+    "FRONT_MAX_CONNECTIONS": (_positive_int, "1024", "most connections the front holds at once"),
+    "FRONT_DRAIN_SECONDS": (_positive_int, "20", "on SIGTERM, seconds to finish requests in "
+                                                 "flight before exiting"),
+    "FRONT_UPSTREAM_PORT": (_port, "8082", "port of gunicorn behind the front (127.0.0.1)"),
+    "FRONT_RUN_DIR": (Path, None, "writable folder for nginx's config, pid and buffers "
+                                  "(default: a new temporary folder)"),
     # Comet MPM (docs/monitoring.md). The comet_mpm SDK reads COMET_URL_OVERRIDE itself too.
     "MPM_ENABLED": (_flag, "false", "send prediction events to Comet Model Production Monitoring"),
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
@@ -97,6 +130,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
     "COMET_URL_OVERRIDE": (str, None, "Comet server (else the one the API key names, else "
                            "https://www.comet.com); MPM is at its scheme://host:port/mpm/"),
+    "WEBHOOK_SECRET": (str, None, "secret Comet's webhook sends; unset: the webhook is off"),
+    "WEBHOOK_HEADER": (str, "Authorization", "header that carries the webhook secret"),
+    "WEBHOOK_PER_MINUTE": (_positive_int, "6", "webhook calls accepted per minute per worker"),
+    "SIDECAR_URL": (_http_url, "http://127.0.0.1:8090", "the local sidecar a webhook call wakes"),
 }
 
 
@@ -109,7 +146,8 @@ def _read(environ: Mapping[str, Any], name: str) -> Any:
     try:
         return parse(raw)
     except ValueError as exc:
-        shown = "(hidden)" if name in ("RELOAD_TOKEN", "COMET_API_KEY") else repr(raw)
+        shown = "(hidden)" if name in ("RELOAD_TOKEN", "COMET_API_KEY", "WEBHOOK_SECRET") \
+            else repr(raw)
         raise ConfigError(f"{name} is {shown}: expected {exc}") from None
 
 
@@ -134,15 +172,25 @@ class ServingConfig:
 
     model_root: Path
     reload_token: str | None = dataclasses.field(default=None, repr=False)
+    reload_token_file: Path | None = None
     admin_port: int | None = None
     max_batch: int = 1000
     max_body_bytes: int = 2 * MIB
     check_interval: float = 0.2
     golden_min_accuracy: float = 0.7
+    validation_timeout: float = 120.0
+    validation_memory_limit: int = 768 * MIB
+    validation_wait: float = 20.0
+    validation_dir: Path | None = None
     log_level: str = "info"
     metrics_dir: Path | None = None
     mpm: MpmConfig = MpmConfig()
     watch: bool = True  # tests turn the background watcher off to drive swaps by hand
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    webhook_header: str = "Authorization"
+    webhook_per_minute: int = 6
+    sidecar_url: str = "http://127.0.0.1:8090"
+    isolate_validation: bool = True  # tests of other parts validate in-process, faster
 
 
 @dataclass(frozen=True)
@@ -154,6 +202,22 @@ class GunicornConfig:
     threads: int
     log_level: str
     metrics_dir: Path | None
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    """What `python -m serving.front` needs: nginx's address, deadlines and limits."""
+
+    bind: str
+    upstream_port: int
+    max_body_bytes: int
+    header_timeout: int
+    body_timeout: int
+    keepalive_timeout: int
+    max_connections: int
+    drain_seconds: int
+    run_dir: Path | None
+    log_level: str
 
 
 def _token(environ: Mapping[str, Any]) -> str | None:
@@ -183,11 +247,20 @@ def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
     if root is None:
         raise ConfigError("MODEL_ROOT is required: " + SETTINGS["MODEL_ROOT"][2])
     return ServingConfig(
-        model_root=root, reload_token=_token(env), admin_port=_read(env, "ADMIN_PORT"),
+        model_root=root, reload_token=_token(env),
+        reload_token_file=None if _read(env, "RELOAD_TOKEN") else _read(env, "RELOAD_TOKEN_FILE"),
+        admin_port=_read(env, "ADMIN_PORT"),
         max_batch=_read(env, "MAX_BATCH"), max_body_bytes=_read(env, "MAX_BODY_BYTES"),
         check_interval=_read(env, "MODEL_CHECK_INTERVAL"),
-        golden_min_accuracy=_read(env, "GOLDEN_MIN_ACCURACY"), log_level=_read(env, "LOG_LEVEL"),
+        golden_min_accuracy=_read(env, "GOLDEN_MIN_ACCURACY"),
+        validation_timeout=_read(env, "VALIDATION_TIMEOUT"),
+        validation_memory_limit=_read(env, "VALIDATION_MEMORY_LIMIT"),
+        validation_wait=_read(env, "VALIDATION_WAIT"), validation_dir=_read(env, "VALIDATION_DIR"),
+        log_level=_read(env, "LOG_LEVEL"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), mpm=_mpm(env),
+        webhook_secret=_read(env, "WEBHOOK_SECRET"), webhook_header=_read(env, "WEBHOOK_HEADER"),
+        webhook_per_minute=_read(env, "WEBHOOK_PER_MINUTE"),
+        sidecar_url=_read(env, "SIDECAR_URL"),
     )
 
 
@@ -228,3 +301,17 @@ def gunicorn_from_env(environ: Mapping[str, Any] | None = None) -> GunicornConfi
     return GunicornConfig(binds=tuple(binds), workers=_read(env, "WEB_CONCURRENCY"),
                           threads=_read(env, "GUNICORN_THREADS"), log_level=_read(env, "LOG_LEVEL"),
                           metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"))
+
+
+def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
+    """Read the front's settings (nginx on BIND, gunicorn behind it)."""
+    env = os.environ if environ is None else environ
+    return FrontConfig(
+        bind=_read(env, "BIND"), upstream_port=_read(env, "FRONT_UPSTREAM_PORT"),
+        max_body_bytes=_read(env, "MAX_BODY_BYTES"),
+        header_timeout=_read(env, "FRONT_HEADER_TIMEOUT"),
+        body_timeout=_read(env, "FRONT_BODY_TIMEOUT"),
+        keepalive_timeout=_read(env, "FRONT_KEEPALIVE_TIMEOUT"),
+        max_connections=_read(env, "FRONT_MAX_CONNECTIONS"),
+        drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"), run_dir=_read(env, "FRONT_RUN_DIR"),
+        log_level=_read(env, "LOG_LEVEL"))

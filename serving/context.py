@@ -14,6 +14,9 @@ from .loader import ServedModel
 
 HOLDER = "serving.holder"
 SETTINGS = "serving.settings"
+RELOAD_TOKEN_SOURCE = "serving.reload-token"  # noqa: S105 (an extension key)
+HEADER_MAX = 128  # characters of a header value taken from a snapshot
+PLACEHOLDER = "invalid"
 
 
 def holder() -> ModelHolder:
@@ -24,6 +27,11 @@ def holder() -> ModelHolder:
 def settings() -> ServingConfig:
     """The settings of the current app."""
     return current_app.extensions[SETTINGS]
+
+
+def reload_token() -> str | None:
+    """The admin token now (re-read from its file when that changed)."""
+    return current_app.extensions[RELOAD_TOKEN_SOURCE].current()
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None,
@@ -45,4 +53,17 @@ def error_response(status: int, error: str, message: str,
 
 def model_headers(model: ServedModel) -> dict[str, str]:
     """The headers naming the model that answered."""
-    return {"X-Model-Version": model.version, "X-Model-Snapshot": model.snapshot}
+    return {"X-Model-Version": header_safe(model.version),
+            "X-Model-Snapshot": header_safe(model.snapshot)}
+
+
+def header_safe(value: object) -> str:
+    """The value if it is printable ASCII of bounded length, else a placeholder.
+
+    The loader already refuses unsafe versions; this keeps any slip from turning every
+    prediction into a 500 (a header cannot hold CR, LF, NUL or non-Latin-1 characters).
+    """
+    text = value if isinstance(value, str) else str(value)
+    if 0 < len(text) <= HEADER_MAX and text.isascii() and text.isprintable():
+        return text
+    return PLACEHOLDER

@@ -31,6 +31,10 @@ if _settings.metrics_dir is None:
 else:
     _metrics_dir = _settings.metrics_dir
 
+# Validation verdicts are shared by the workers: their folder is chosen here, before the fork.
+if not os.environ.get("VALIDATION_DIR", "").strip():
+    os.environ["VALIDATION_DIR"] = tempfile.mkdtemp(prefix="serving-validations-")
+
 # The libraries (not the app) are imported once, here in the master: workers fork with them in
 # memory and share those pages, about 110 MiB less unique memory per worker (bench/results.md).
 # Each worker still creates its app and loads its model after the fork. gc.freeze() keeps the
@@ -64,6 +68,10 @@ def on_starting(server):
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+    # Forked now (one thread, libraries imported, no sockets yet): validations start warm.
+    from serving import zygote
+
+    zygote.start(Path(os.environ["VALIDATION_DIR"]))
 
 
 def post_worker_init(worker):

@@ -21,7 +21,7 @@ import skops.io
 
 from model_contract import layout, manifest
 
-from . import golden
+from . import golden, registry_values
 from .errors import ModelRejected, SnapshotNotFound
 from .predictors import PipelinePredictor, SeedPredictor
 from .schema import DIAMONDS, Schema, from_metadata
@@ -75,12 +75,14 @@ def load(root: Path, snapshot_id: str, min_accuracy: float) -> ServedModel:
     started = time.perf_counter()
     try:
         found = manifest.read(folder)
+        registry_values.check(found)
         manifest.verify(folder, found)
         files = files_by_model(folder, found)
         kind, primary = detect(files)
         loaded = _load_pipeline(files[primary], min_accuracy) if kind == "pipeline" \
             else _load_seed(files, min_accuracy)
-    except (manifest.ManifestError, LayoutError, golden.GoldenFailure) as exc:
+    except (manifest.ManifestError, registry_values.UnsafeValue, LayoutError,
+            golden.GoldenFailure) as exc:
         raise ModelRejected(snapshot_id, str(exc)) from exc
     except Exception as exc:  # unpickling can raise anything; the reason must say what
         raise ModelRejected(snapshot_id, f"cannot load: {type(exc).__name__}: {exc}") from exc

@@ -14,8 +14,13 @@ from werkzeug.exceptions import NotFound
 
 from . import metrics
 from .api import read_json
-from .context import error_response, holder, json_response, settings
+from .context import error_response, holder, json_response, reload_token, settings
 from .errors import FieldError, InvalidInput, ModelRejected, SnapshotNotFound
+from .validations import State
+
+# /-/validate: the protocol's state, and the older `outcome` field beside it for older sidecars.
+VALIDATE_ANSWERS = {State.ACCEPTED: (200, "ok"), State.REJECTED: (422, "rejected"),
+                    State.RUNNING: (202, "running")}
 
 bp = Blueprint("ops", __name__)
 ADMIN_PREFIX = "/-/"
@@ -39,10 +44,7 @@ def readyz():
 
 
 def _no_model_reason() -> str:
-    rejection = holder().last_rejection
-    if rejection is None:
-        return "no model is loaded yet"
-    return f"snapshot {rejection.snapshot} was rejected: {rejection.reason}"
+    return holder().why_no_model()
 
 
 @bp.get("/metrics")
@@ -70,15 +72,15 @@ def admin_only(view):
 
     @functools.wraps(view)
     def guarded(*args, **kwargs):
-        config = settings()
         if _off_the_admin_port():
             raise NotFound()
-        if not config.reload_token:
+        token = reload_token()
+        if not token:
             return error_response(403, "forbidden", "admin endpoints are disabled: set "
                                   "RELOAD_TOKEN or RELOAD_TOKEN_FILE")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), config.reload_token.encode()):
+                given.strip().encode(), token.encode()):
             response = error_response(401, "unauthorized", "a valid bearer token is required")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
@@ -100,19 +102,16 @@ def _snapshot_field(required: bool) -> str | None:
 @bp.post("/-/validate")
 @admin_only
 def validate():
-    """Prepare: load and check a snapshot in memory without serving it."""
+    """Prepare: the validator process loads and checks a snapshot; 202 while it runs."""
     snapshot = _snapshot_field(required=True)
     try:
-        model = holder().validate(snapshot)
+        verdict = holder().validate(snapshot, settings().validation_wait)
     except SnapshotNotFound as exc:
-        return json_response({"outcome": "not_found", "snapshot": snapshot, "reason": str(exc)},
-                             404)
-    except ModelRejected as exc:
-        return json_response({"outcome": "rejected", "snapshot": snapshot,
-                              "reason": exc.reason}, 422)
-    return json_response({"outcome": "ok", "snapshot": snapshot, "version": model.version,
-                          "versions": model.versions, "layout": model.layout,
-                          "checks": model.checks})
+        return json_response({"state": "not_found", "outcome": "not_found",
+                              "snapshot": snapshot[:200], "reason": str(exc)}, 404)
+    status, outcome = VALIDATE_ANSWERS[verdict.state]
+    headers = {"Retry-After": "1"} if status == 202 else None
+    return json_response({**verdict.to_json(), "outcome": outcome}, status, headers)
 
 
 @bp.post("/-/reload")
@@ -122,7 +121,7 @@ def reload():
     requested = _snapshot_field(required=False)
     models = holder()
     try:
-        outcome = models.converge(force=True)
+        outcome = models.converge(force=True, wait=settings().validation_wait)
     except ModelRejected as exc:
         return json_response({"outcome": "rejected", "snapshot": exc.snapshot,
                               "reason": exc.reason}, 422)

@@ -29,7 +29,7 @@ def test_a_follower_fetches_exactly_the_decided_files(peer, tmp_path):
     """Every file arrives with the decided size and SHA-256; the bytes are the leader's."""
     sidecar, decided = peer
     entry = decided.models[0]
-    fetched = PeerClient(TOKEN).fetch_model(sidecar.url, decided.snapshotId, entry,
+    fetched = PeerClient(lambda: TOKEN).fetch_model(sidecar.url, decided.snapshotId, entry,
                                             tmp_path / "follower")
     assert fetched == entry
     for item in entry.files:
@@ -44,7 +44,7 @@ def test_a_lying_peer_is_refused_and_nothing_it_sent_is_kept(peer, tmp_path):
     lie = dataclasses.replace(entry.files[0], sha256="0" * 64)
     decided_elsewhere = dataclasses.replace(entry, files=(lie,))
     with pytest.raises(PeerRefused, match="SHA-256"):
-        PeerClient(TOKEN).fetch_model(sidecar.url, decided.snapshotId, decided_elsewhere,
+        PeerClient(lambda: TOKEN).fetch_model(sidecar.url, decided.snapshotId, decided_elsewhere,
                                       tmp_path / "follower")
     assert not (tmp_path / "follower" / lie.path).exists()
 
@@ -63,4 +63,5 @@ def test_files_need_the_token_and_a_manifest_listing_them(peer, tmp_path):
         assert requests.get(f"{sidecar.url}/-/files/{path}", headers=right,
                             timeout=5).status_code == 404
     with pytest.raises(PeerUnavailable, match="401"):
-        PeerClient("nope").fetch_model(sidecar.url, decided.snapshotId, entry, tmp_path / "f")
+        PeerClient(lambda: "nope").fetch_model(sidecar.url, decided.snapshotId, entry,
+                                               tmp_path / "f")

@@ -7,6 +7,7 @@ import pytest
 from registry_sync import kube
 from registry_sync.lease_api import KubeLease
 from tests.k8s.fake_api import FakeApi, Server
+from tests.support.registry import local_registry, local_registry_server  # noqa: F401
 
 NAMESPACE, LEASE = "ml-serving", "comet-registry-sync"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import threading
@@ -42,6 +43,19 @@ def test_a_decision_survives_the_annotation_round_trip():
     """What the leader writes is what a follower reads."""
     sent = decided("1.2.0")
     assert decision.parse(sent.to_annotation()) == sent
+
+
+def test_a_decision_too_large_for_the_lease_is_written_without_its_file_lists():
+    """Thousands of files: the versions still go on the Lease, marked for Comet downloads."""
+    many = tuple(FileEntry(f"shard-{i:05}.bin", i, DIGEST) for i in range(3000))
+    big = decided("1.2.0")
+    big = Decision(big.snapshot_id, (dataclasses.replace(big.models[0], files=many),),
+                   big.leader, big.peer_url)
+    text = big.to_annotation()
+    assert len(text) <= decision.MAX_ANNOTATION_BYTES
+    read_back = decision.parse(text)
+    assert read_back.key == big.key and read_back.files_listed is False
+    assert read_back.models[0].files == ()
 
 
 @pytest.mark.parametrize(("change", "named"), [

@@ -80,10 +80,10 @@ def test_the_sidecar_is_native_and_its_startup_probe_waits_for_the_first_sync():
     assert sidecar["ports"][0]["containerPort"] == 8090
 
 
-def test_serving_runs_gunicorn_with_probes_on_its_public_port():
-    """Readiness on /readyz, liveness on /healthz, both on 8080."""
+def test_serving_runs_its_front_with_probes_on_its_public_port():
+    """nginx -> gunicorn (`python -m serving.front`); readiness /readyz, liveness /healthz, 8080."""
     serving = container("serving")
-    assert serving["command"][:3] == ["python", "-m", "gunicorn"]
+    assert serving["command"] == ["python", "-m", "serving.front"]
     assert serving["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert serving["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert serving["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
@@ -152,7 +152,7 @@ def test_the_sidecar_knows_its_pod_through_the_downward_api_and_alone_holds_a_to
     fields = {v["name"]: v["valueFrom"]["fieldRef"]["fieldPath"]
               for v in container("registry-sync")["env"] if "fieldRef" in v.get("valueFrom", {})}
     assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
-                      "POD_UID": "metadata.uid"}
+                      "POD_UID": "metadata.uid", "POD_IP": "status.podIP"}
     spec = pod_spec()
     assert spec["serviceAccountName"] == one("ServiceAccount")["metadata"]["name"]
     assert spec["automountServiceAccountToken"] is False
@@ -161,12 +161,15 @@ def test_the_sidecar_knows_its_pod_through_the_downward_api_and_alone_holds_a_to
     assert token_dir not in {m["mountPath"] for m in container("serving")["volumeMounts"]}
 
 
-def test_the_role_allows_events_and_pod_annotations_only():
-    """create/patch Events, get/patch Pods, in the namespace, nothing else."""
-    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"])
-             for r in one("Role")["rules"]}
-    assert rules == {(("",), ("events",)): {"create", "patch"},
-                     (("",), ("pods",)): {"get", "patch"}}
+def test_the_role_allows_events_pod_annotations_and_one_lease_only():
+    """create/patch Events, get/patch Pods; create Leases, get/update/watch the one by name."""
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r.get("resourceNames", ()))):
+             set(r["verbs"]) for r in one("Role")["rules"]}
+    assert rules == {(("",), ("events",), ()): {"create", "patch"},
+                     (("",), ("pods",), ()): {"get", "patch"},
+                     (("coordination.k8s.io",), ("leases",), ()): {"create"},
+                     (("coordination.k8s.io",), ("leases",), ("comet-registry-sync",)):
+                         {"get", "update", "watch"}}
     binding = one("RoleBinding")
     assert binding["roleRef"]["name"] == one("Role")["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "registry-sync"}]
@@ -202,3 +205,14 @@ def test_configmap_keys_referenced_by_the_deployment_exist(tmp_path: Path):
                 assert ref["name"] == config_map["metadata"]["name"], var["name"]
                 assert ref["key"] in config_map["data"], var["name"]
     assert pod.load(tmp_path).containers  # and the pod resolves as a whole
+
+
+def test_only_the_deployments_pods_reach_the_sidecar_port():
+    """The NetworkPolicy opens 8080 to all and 8090 (peer files) to the Deployment's pods only."""
+    policy = one("NetworkPolicy")
+    labels = one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == labels
+    public, peers = policy["spec"]["ingress"]
+    assert "from" not in public and public["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert peers["from"] == [{"podSelector": {"matchLabels": labels}}]
+    assert peers["ports"] == [{"port": 8090, "protocol": "TCP"}]

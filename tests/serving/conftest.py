@@ -41,13 +41,19 @@ def publish(model_root: Path, trained_models: TrainedModels) -> Callable[..., st
 
 
 @pytest.fixture
-def make_app(model_root: Path) -> Iterator[Callable[..., Flask]]:
-    """Create apps on model_root, without the background watcher unless asked."""
+def make_app(model_root: Path, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Create apps on model_root, without the background watcher unless asked.
+
+    The validator runs in-process (isolate_validation=False) and the start waits for its
+    verdict: these apps test the views; the validator process is tested in test_validator.py.
+    """
     made: list[Flask] = []
 
     def make(**fields) -> Flask:
         settings = ServingConfig(**{"model_root": model_root, "reload_token": TOKEN,
-                                    "watch": False, **fields})
+                                    "watch": False, "isolate_validation": False,
+                                    "validation_wait": 60.0,
+                                    "validation_dir": tmp_path / "verdicts", **fields})
         app = create_app(settings)
         made.append(app)
         return app
@@ -66,12 +72,16 @@ def client(make_app, publish):
 
 @pytest.fixture(scope="session")
 def gunicorn_server(tmp_path_factory, trained_models):  # noqa: F811
-    """gunicorn with two workers on loopback, serving version 2.0.0 of our layout at first."""
+    """gunicorn with two workers on loopback, serving version 2.0.0 of our layout at first.
+
+    /-/validate answers 202 after 2 s; the validator process gets 20 s (hanging models).
+    """
     from tests.serving.server import start
 
     work = tmp_path_factory.mktemp("gunicorn")
     root = work / "models"
     root.mkdir()
-    server = start(root, work, "2.0.0", {CLASSIFIER: trained_models.pipeline})
+    server = start(root, work, "2.0.0", {CLASSIFIER: trained_models.pipeline},
+                   VALIDATION_WAIT="2", VALIDATION_TIMEOUT="20")
     yield server
     server.stop()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from serving.context import header_safe
 from tests.serving.conftest import CLASSIFIER, VALID
 
 
@@ -117,6 +118,8 @@ def test_an_oversized_batch_is_413(make_app, publish):
     assert response.status_code == 413
     assert fields_of(response) == ["instances"]
     assert "at most 5" in response.get_json()["errors"][0]["message"]
+    assert response.get_json()["message"] == ("too many instances: holds 6 instances; at most 5 "
+                                              "are allowed")
     assert client.post("/api/v1/predict", json={"instances": [VALID] * 5}).status_code == 200
 
 
@@ -212,3 +215,10 @@ def test_a_bug_answers_500_without_a_trace(client, monkeypatch):
     assert response.get_json() == {"error": "internal_error",
                                    "message": "internal error; it has been logged"}
     assert b"Traceback" not in response.data and b"secret" not in response.data
+
+
+@pytest.mark.parametrize("value", ["1.0.0\r\nX: y", "1.0.0\x00", "1.0.0-\u2603", "9" * 200, ""])
+def test_a_header_value_serving_cannot_write_becomes_a_placeholder(value):
+    """Whatever slipped past the loader, a prediction never fails on its headers."""
+    assert header_safe(value) == "invalid"
+    assert header_safe("1.2.3-rc.1") == "1.2.3-rc.1"

@@ -63,3 +63,14 @@ def test_gunicorn_binds_the_admin_port_on_loopback():
     assert config.binds == ("0.0.0.0:8080", "127.0.0.1:9091")
     assert (config.workers, config.threads) == (3, 4)
     assert gunicorn_from_env({}).binds == ("127.0.0.1:8080",)
+
+
+def test_validation_settings_default_to_the_pod_and_name_the_variable():
+    """120 s deadline, 768 MiB for the validator, 20 s of waiting in a request; bad: named."""
+    config = from_env({"MODEL_ROOT": "/m"})
+    assert (config.validation_timeout, config.validation_memory_limit, config.validation_wait) \
+        == (120.0, 768 * 1024 * 1024, 20.0)
+    assert from_env({"MODEL_ROOT": "/m", "VALIDATION_MEMORY_LIMIT": "0"}
+                    ).validation_memory_limit == 0
+    with pytest.raises(ConfigError, match=r"^VALIDATION_TIMEOUT is 'soon': expected"):
+        from_env({"MODEL_ROOT": "/m", "VALIDATION_TIMEOUT": "soon"})

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
 
+import psutil
 import pytest
 import requests
 
+from serving import zygote
 from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.models import hostile
+from tests.support.processes import wait_until
+from tests.support.snapshots import build_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +58,13 @@ def test_publishing_under_load_fails_no_request_and_every_worker_converges(
 
     No /-/reload is sent: each worker must notice `current` by itself.
     """
+    from registry_sync.publish import publish
+
     server = gunicorn_server
     server.publish("3.0.0", {CLASSIFIER: trained_models.pipeline})
     server.wait_for_version("3.0.0")
+    staged = server.stage("3.1.0", {CLASSIFIER: trained_models.alternative})
+    assert server.validate(staged).status_code == 200  # prepare, as the sidecar does
     answers: list[Answer] = []
     budget = LOAD_MAX_REQUESTS // LOAD_THREADS
     stop_at = time.monotonic() + LOAD_SECONDS
@@ -63,7 +73,7 @@ def test_publishing_under_load_fails_no_request_and_every_worker_converges(
     for thread in threads:
         thread.start()
     time.sleep(LOAD_SECONDS / 3)
-    server.publish("3.1.0", {CLASSIFIER: trained_models.alternative})
+    publish(server.model_root, staged)  # commit
     published = time.monotonic()
     for thread in threads:
         thread.join(LOAD_SECONDS + 10)
@@ -116,7 +126,7 @@ def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
     (folder / "pipeline.pkl").write_bytes(b"truncated")
     broken = server.stage("4.1.0", {CLASSIFIER: folder})
 
-    verdict = server.admin("/-/validate", broken)
+    verdict = server.validate(broken)
     assert verdict.status_code == 422 and verdict.json()["outcome"] == "rejected"
     assert "cannot load" in verdict.json()["reason"]
 
@@ -133,3 +143,137 @@ def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
     assert len(workers) == 2, "expected answers from both workers"
     assert all(r is not None and r["snapshot"] == broken for r in workers.values())
     assert server.session.get(server.url + "/readyz", timeout=5).status_code == 200
+
+
+def _worker_pids(server) -> set[int]:
+    """The pids of the workers that answer /api/v1/model (a few asks reach both)."""
+    return {server.session.get(server.url + "/api/v1/model", timeout=10).json()["worker"]
+            for _ in range(12)}
+
+
+def _started(server, snapshot: str) -> int:
+    """How many validator processes serving started for this snapshot (from its log)."""
+    return server.log_path.read_text(errors="replace").count(
+        f'"event":"validation_started","snapshot":"{snapshot}"')
+
+
+def test_validate_answers_running_then_the_shared_verdict_of_a_hanging_model(
+        gunicorn_server, trained_models, tmp_path):
+    """202 while the validator runs (any worker), 422 past VALIDATION_TIMEOUT; one validator."""
+    server = gunicorn_server
+    hanging = server.stage("5.0.0", {CLASSIFIER: hostile(trained_models.pickled,
+                                                          tmp_path / "hang", "hang")})
+    first = server.admin("/-/validate", hanging)
+    assert first.status_code == 202 and first.json() == {
+        "state": "running", "snapshot": hanging, "outcome": "running"}
+    verdict = server.validate(hanging)
+    assert verdict.status_code == 422
+    assert verdict.json()["reason"] == "validation took longer than VALIDATION_TIMEOUT=20s"
+    again = [server.admin("/-/validate", hanging) for _ in range(6)]
+    assert {r.status_code for r in again} == {422}, "every worker reads the same verdict"
+    assert _started(server, hanging) == 1
+    assert server.predict().status_code == 200
+
+
+def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
+        gunicorn_server, trained_models, tmp_path):
+    """SIGKILL, SIGSEGV, too much memory in the warm validator's child: 422 naming it, the same
+    workers serving."""
+    server = gunicorn_server
+    workers = _worker_pids(server)
+    master = psutil.Process(server.process.pid)
+    assert [p.name() for p in master.children()].count(zygote.PROCESS_NAME) == 1
+    for payload, reason in (("sigkill", "SIGKILL"), ("segfault", "SIGSEGV"),
+                            ("allocate", "VALIDATION_MEMORY_LIMIT")):
+        folder = hostile(trained_models.pickled, tmp_path / payload, payload)
+        verdict = server.validate(server.stage("5.1.0", {CLASSIFIER: folder}))
+        assert verdict.status_code == 422 and reason in verdict.json()["reason"]
+    assert server.predict().status_code == 200
+    assert _worker_pids(server) <= workers, "a worker was replaced"
+    assert "Booting worker" not in server.log_tail(60).split("validation_started")[-1]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/predict", "/predict"])
+def test_a_chunked_body_over_the_limit_is_413_not_cut(gunicorn_server, path):
+    """No Content-Length, chunks adding up past MAX_BODY_BYTES: 413, never a truncated parse."""
+    server = gunicorn_server
+    limit = 2 * 1024 * 1024
+    row = json.dumps(VALID).encode()
+    body = b'{"instances": [' + b",".join([row] * (limit // len(row) + 10)) + b"]}"
+    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+    content_type = "application/json" if path.startswith("/api") else \
+        "application/x-www-form-urlencoded"
+    response = server.session.post(server.url + path, data=chunks, timeout=30,
+                                   headers={"Content-Type": content_type})
+    assert response.status_code == 413, response.text[:300]
+    small = server.session.post(server.url + "/api/v1/predict", timeout=30,
+                                data=iter([json.dumps(VALID).encode()]),
+                                headers={"Content-Type": "application/json"})
+    assert small.status_code == 200, "a chunked body under the limit is read whole"
+
+
+@pytest.mark.parametrize("version", ["4.2.0\r\nX-Injected: 1", "4.2.0\x00", "4.2.0-\u00e9\u2603"])
+def test_a_version_no_header_can_hold_is_refused_and_predictions_never_fail(
+        gunicorn_server, trained_models, version):
+    """Validate: 422 naming the field. Published anyway: JSON and form answers stay 200."""
+    from registry_sync.publish import publish
+
+    server = gunicorn_server
+    served = server.predict().headers["X-Model-Version"]
+    staged = server.stage(version, {CLASSIFIER: trained_models.pipeline})
+    verdict = server.validate(staged)
+    assert verdict.status_code == 422
+    assert verdict.json()["reason"].startswith("manifest models[0].version ")
+    publish(server.model_root, staged)
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        response = server.predict()
+        assert response.status_code == 200 and response.headers["X-Model-Version"] == served
+        form = server.session.post(server.url + "/predict", data={**VALID, "price": "420"},
+                                   timeout=10)
+        assert form.status_code == 200
+
+
+def test_serving_started_on_a_current_that_kills_its_loader_stays_up_without_a_model(
+        trained_models, tmp_path):
+    """`current` published unvalidated is a model that SIGKILLs its loader: gunicorn starts,
+    no worker dies, /readyz and /api/v1/model say why there is no model."""
+    from tests.serving.server import launch
+
+    root = tmp_path / "models"
+    root.mkdir()
+    deadly = build_snapshot(root, {CLASSIFIER: hostile(trained_models.pickled,
+                                                       tmp_path / "sigkill", "sigkill")})
+    server = launch(root, tmp_path, wait=False)
+    try:
+        ready = wait_until(lambda: _refused_readiness(server), 60,
+                           what="readiness naming the refusal")
+        assert deadly in ready["reason"] and "SIGKILL" in ready["reason"]
+        model = server.session.get(server.url + "/api/v1/model", timeout=10).json()
+        assert model["ready"] is False and model["last_rejection"]["snapshot"] == deadly
+        assert server.predict().status_code == 503
+        assert server.process.poll() is None
+        assert server.log_path.read_text().count("Booting worker") == 2, "a worker died"
+    finally:
+        server.stop()
+
+
+def _refused_readiness(server) -> dict | None:
+    response = server.session.get(server.url + "/readyz", timeout=10)
+    body = response.json()
+    return body if response.status_code == 503 and "rejected" in body["reason"] else None
+
+
+def test_without_the_warm_validator_validation_falls_back_to_a_fresh_process(
+        gunicorn_server, trained_models):
+    """The warm validator killed: the next validation starts `python -m serving.validator`."""
+    server = gunicorn_server
+    master = psutil.Process(server.process.pid)
+    warm = [p for p in master.children() if p.name() == zygote.PROCESS_NAME]
+    assert len(warm) == 1
+    warm[0].kill()
+    warm[0].wait(10)
+    staged = server.stage("7.0.0", {CLASSIFIER: trained_models.alternative})
+    verdict = server.validate(staged)
+    assert verdict.status_code == 200 and verdict.json()["version"] == "7.0.0"
+    assert server.predict().status_code == 200

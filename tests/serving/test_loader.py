@@ -192,3 +192,30 @@ def test_metadata_classes_must_match_the_pipeline(model_root, trained_models, tm
     (folder / "metadata.json").write_text(json.dumps(metadata))
     assert "differ from metadata.json classes" in rejection(
         model_root, build_snapshot(model_root, {CLASSIFIER: folder}))
+
+
+@pytest.mark.parametrize("version", ["1.0.0\r\nX-Injected: yes", "1.0.0\x00", "1.0.0-é",
+                                     "1.0.0-\u2603", "v1", "1.0", "1." * 80 + "0", ""])
+def test_a_version_that_is_not_semver_is_refused_naming_the_field(
+        model_root, trained_models, version):
+    """CR/LF, NUL, non-ASCII, not semver, too long, empty: refused before anything is loaded."""
+    snapshot = build_snapshot(model_root, {CLASSIFIER: trained_models.pipeline}, version)
+    with pytest.raises(ModelRejected, match=r"manifest models\[0\]\.version") as caught:
+        load(model_root, snapshot)
+    assert "\r" not in caught.value.reason and "\x00" not in caught.value.reason
+    assert caught.value.reason.isascii()
+
+
+def test_a_model_name_that_is_not_a_safe_name_is_refused(model_root, trained_models):
+    """A registry model name with a space or a quote would reach metric labels: refused."""
+    snapshot = build_snapshot(model_root, {'bad" name': trained_models.pipeline}, "1.0.0")
+    with pytest.raises(ModelRejected, match=r"manifest models\[0\]\.name"):
+        load(model_root, snapshot)
+
+
+@pytest.mark.parametrize("version", ["1.2.3", "10.0.0-rc.1", "2.0.0-alpha"])
+def test_semver_versions_with_pre_release_and_build_are_served(
+        model_root, trained_models, version):
+    """What Comet documents is accepted as is."""
+    snapshot = build_snapshot(model_root, {CLASSIFIER: trained_models.pipeline}, version)
+    assert load(model_root, snapshot).version == version

@@ -80,13 +80,13 @@ def test_with_an_admin_port_they_exist_only_there(make_app, publish):
 
 
 def test_validate_accepts_a_good_snapshot_without_serving_it(client, publish):
-    """200 ok with the versions; the live model is unchanged."""
+    """200 accepted with the versions (and `outcome` for older sidecars); live model unchanged."""
     staged = publish("1.1.0", publish=False)
     response = client.post("/-/validate", json={"snapshot": staged}, headers=AUTH)
     assert response.status_code == 200
-    assert response.get_json() == {"outcome": "ok", "snapshot": staged, "version": "1.1.0",
-                                   "versions": {CLASSIFIER: "1.1.0"}, "layout": "pipeline",
-                                   "checks": "24 golden examples"}
+    assert response.get_json() == {"state": "accepted", "outcome": "ok", "snapshot": staged,
+                                   "version": "1.1.0", "versions": {CLASSIFIER: "1.1.0"},
+                                   "layout": "pipeline", "checks": "24 golden examples"}
     assert client.post("/api/v1/predict", json=VALID).headers["X-Model-Version"] == "1.0.0"
 
 
@@ -95,7 +95,7 @@ def test_validate_rejects_an_unfit_snapshot_with_the_reason(client, broken):
     response = client.post("/-/validate", json={"snapshot": broken}, headers=AUTH)
     assert response.status_code == 422
     body = response.get_json()
-    assert body["outcome"] == "rejected" and body["snapshot"] == broken
+    assert body["state"] == body["outcome"] == "rejected" and body["snapshot"] == broken
     assert "cannot load" in body["reason"]
     model = client.get("/api/v1/model").get_json()
     assert model["model"]["version"] == "1.0.0"
@@ -129,3 +129,25 @@ def test_reload_of_a_broken_current_is_422_and_the_old_model_stays(client, model
     assert response.status_code == 422
     assert response.get_json()["outcome"] == "rejected"
     assert client.post("/api/v1/predict", json=VALID).headers["X-Model-Version"] == "1.0.0"
+
+
+def test_a_rotated_token_file_is_used_without_restart(make_app, publish, tmp_path):
+    """RELOAD_TOKEN_FILE re-read when it changes; stripped; briefly gone: the last token holds."""
+    publish()
+    secret = tmp_path / "token"
+    secret.write_text(f"  {TOKEN}\n")
+    client = make_app(reload_token=TOKEN, reload_token_file=secret).test_client()
+
+    def reload_with(token: str) -> int:
+        return client.post("/-/reload", json={}, headers={"Authorization": f"Bearer {token}"},
+                           ).status_code
+
+    assert reload_with(TOKEN) == 200
+    rotated = "rotated-token-4567-abcdef"
+    secret.write_text(rotated + "\n")
+    assert reload_with(TOKEN) == 401
+    assert reload_with(rotated) == 200
+    secret.unlink()
+    assert reload_with(rotated) == 200
+    secret.write_text("")
+    assert reload_with(rotated) == 200

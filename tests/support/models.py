@@ -87,3 +87,32 @@ def wrong_golden(source: Path, target: Path) -> Path:
         example["label"] = "Silver" if example["label"] == "Gold" else "Gold"
     (target / "metadata.json").write_text(json.dumps(meta))
     return target
+
+
+class LoadsAs:
+    """A pickle that runs a line of Python when it is loaded (a hostile model's payload)."""
+
+    def __init__(self, code: str):
+        self.code = code
+
+    def __reduce__(self):
+        return eval, (self.code,)
+
+
+HOSTILE_PAYLOADS = {
+    "sigkill": "__import__('os').kill(__import__('os').getpid(), 9)",
+    "segfault": "__import__('ctypes').string_at(0)",
+    "exit": "__import__('os')._exit(3)",
+    "hang": "__import__('time').sleep(3600)",
+    "allocate": "bytearray(8 * 1024 ** 3)",
+}
+
+
+def hostile(source: Path, target: Path, payload: str) -> Path:
+    """A pipeline folder whose pipeline.pkl does `payload` (a HOSTILE_PAYLOADS key) when loaded."""
+    import pickle
+
+    shutil.copytree(source, target)
+    (target / "pipeline.skops").unlink(missing_ok=True)  # else the loader prefers it
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(HOSTILE_PAYLOADS[payload])))
+    return target

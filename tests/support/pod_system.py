@@ -1,4 +1,5 @@
-"""The whole pod as real processes on 127.0.0.1: local registry, sidecar, gunicorn, and a load.
+"""The whole pod as real processes on 127.0.0.1: local registry, sidecar, serving (nginx ->
+gunicorn), and a load.
 
     with running_pod(work, trained_models, scan) as pod:
         version = pod.promote()               # register the next version, status Production
@@ -58,6 +59,11 @@ VOLUME_MB = 96
 SIDECAR_DEFAULTS = {"SYNC_INTERVAL": "0.5", "SYNC_MAX_BACKOFF": "2", "COMET_TIMEOUT": "2",
                     "COMET_DOWNLOAD_TIMEOUT": "2", "INIT_MAX_FAILURES": "3",
                     "KEEP_SNAPSHOTS": "3", "LOG_LEVEL": "info"}
+# A validator gets 20 s (a hanging model is refused in seconds), and /-/validate waits 25 s for
+# it, so a verdict comes in one request whether or not the sidecar polls 202s.
+SERVING_DEFAULTS = {"VALIDATION_TIMEOUT": "20", "VALIDATION_WAIT": "25"}
+# A validation starts a python that imports scikit-learn: seconds, more on a busy machine.
+VERDICT_TIMEOUT = 60.0
 
 
 def mount_tmpfs(path: Path, megabytes: int) -> bool:
@@ -208,7 +214,7 @@ class PodSystem:
 
     def wait_refused_once(self, version: str) -> dict[str, Any]:
         """Wait for the rejection of version; then two more polls must download nothing."""
-        rejection = wait_until(lambda: self.rejection_of(version), 15,
+        rejection = wait_until(lambda: self.rejection_of(version), VERDICT_TIMEOUT,
                                what=f"the rejection of {version}")
         downloads = self.registry.downloads()
         polls = len(self.sidecar_events("sync_finished"))
@@ -227,11 +233,11 @@ class PodSystem:
         """Every snapshot the sidecar ever published -> its versions (from its log)."""
         return {e["snapshot"]: e["versions"] for e in self.sidecar_events("model_published")}
 
-    def wait_published(self, version: str, timeout: float = 20.0) -> None:
+    def wait_published(self, version: str, timeout: float = VERDICT_TIMEOUT) -> None:
         """Wait until `current` holds this version of the model."""
         self.sidecar.wait_for_versions({self.model: version}, timeout)
 
-    def wait_served(self, version: str, timeout: float = 20.0) -> None:
+    def wait_served(self, version: str, timeout: float = VERDICT_TIMEOUT) -> None:
         """Wait until the version is published and every worker answers with it."""
         self.wait_published(version, timeout)
         self.serving.wait_for_version(version, timeout=timeout)
@@ -239,15 +245,15 @@ class PodSystem:
     # --- serving ------------------------------------------------------------------------
 
     def launch_serving(self, wait: bool = True) -> Gunicorn:
-        """Start gunicorn on MODEL_ROOT and the pod's ports, with the token from its file."""
+        """Start serving (nginx -> gunicorn) on the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
                               admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
-                              RELOAD_TOKEN_FILE=str(self.token_file))
+                              RELOAD_TOKEN_FILE=str(self.token_file), **SERVING_DEFAULTS)
         self.scan.watch(self.serving.log_path)
         return self.serving
 
     def relaunch_serving(self, wait: bool = True) -> Gunicorn:
-        """Stop gunicorn (if running) and start it again on the same ports."""
+        """Stop serving (if running) and start it again on the same ports."""
         self.serving.stop()
         return self.launch_serving(wait)
 

@@ -1,0 +1,84 @@
+"""The validator process: whatever a model does to the process loading it is a rejection.
+
+Real child processes (python -m serving.validator), real hostile pickles: one that SIGKILLs its
+loader, one that segfaults it, one that hangs past the deadline, one that allocates past the
+memory limit. The test process plays the serving worker: it must live on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from serving.config import MIB, ServingConfig
+from serving.validations import State, Validations
+from tests.serving.conftest import CLASSIFIER
+from tests.support.models import hostile
+from tests.support.snapshots import build_snapshot
+
+VERDICT_WAIT = 120.0
+HANG_TIMEOUT = 8.0
+
+REASONS = {
+    "sigkill": "validator killed by signal 9 (SIGKILL); likely out of memory",
+    "segfault": "validator killed by signal 11 (SIGSEGV)",
+    "hang": f"validation took longer than VALIDATION_TIMEOUT={HANG_TIMEOUT:g}s",
+    "allocate": "validator ran out of memory (VALIDATION_MEMORY_LIMIT=768 MiB)",
+}
+
+
+def validations(model_root: Path, folder: Path, timeout: float = VERDICT_WAIT) -> Validations:
+    """Validations as gunicorn's workers run them: a child process per snapshot."""
+    return Validations(ServingConfig(model_root=model_root, validation_dir=folder,
+                                     validation_timeout=timeout,
+                                     validation_memory_limit=768 * MIB))
+
+
+@pytest.fixture(scope="module")
+def hostile_jobs(tmp_path_factory, trained_models) -> dict[str, tuple[Validations, str]]:
+    """One snapshot per hostile model, all validations started at once (they run in parallel)."""
+    work = tmp_path_factory.mktemp("hostile")
+    root = work / "models"
+    root.mkdir()
+    jobs = {}
+    for payload in REASONS:
+        folder = hostile(trained_models.pickled, work / payload, payload)
+        snapshot = build_snapshot(root, {CLASSIFIER: folder}, "6.6.6", publish=False)
+        checks = validations(root, work / "verdicts",
+                             HANG_TIMEOUT if payload == "hang" else VERDICT_WAIT)
+        assert checks.request(snapshot).state is State.RUNNING
+        jobs[payload] = (checks, snapshot)
+    return jobs
+
+
+@pytest.mark.parametrize("payload", sorted(REASONS))
+def test_a_model_that_breaks_its_loader_is_rejected_with_the_reason(payload, hostile_jobs):
+    """The validator dies or hangs: REJECTED naming how; this process (the worker) lives on."""
+    checks, snapshot = hostile_jobs[payload]
+    verdict = checks.wait(snapshot, VERDICT_WAIT)
+    assert verdict.state is State.REJECTED
+    assert verdict.reason == REASONS[payload]
+    assert checks.verdict(snapshot) == verdict, "the verdict is kept for every worker"
+    assert not list(checks._folder.glob(f"{checks.key(snapshot)}.job")), "the job is over"
+
+
+def test_a_job_whose_worker_died_is_taken_over_and_its_verdict_shared(
+        model_root, tmp_path, trained_models):
+    """A job left by a dead worker is started again; another worker reads the same verdict."""
+    snapshot = build_snapshot(model_root, {CLASSIFIER: trained_models.pipeline}, "1.2.0",
+                              publish=False)
+    checks = validations(model_root, tmp_path / "verdicts")
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    job = tmp_path / "verdicts" / f"{checks.key(snapshot)}.job"
+    job.write_text(json.dumps({"pid": dead, "started": time.time()}))
+    first = checks.wait(snapshot, VERDICT_WAIT)
+    assert first.state is State.ACCEPTED and first.versions == {CLASSIFIER: "1.2.0"}
+    other_worker = validations(model_root, tmp_path / "verdicts")
+    assert other_worker.request(snapshot) == first
