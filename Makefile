@@ -22,14 +22,14 @@ $(STAMP): pyproject.toml docker/constraints.txt | $(BIN)/python
 	    --constraint docker/constraints.txt
 	touch $(STAMP)
 
-# Debian packages the browser test, the benchmarks and the alert-rule tests (promtool, from
-# `prometheus`) need; skipped when already present.
+# Debian packages the browser test, the serving front (nginx), the benchmarks and the
+# alert-rule tests (promtool, from `prometheus`) need; skipped when already present.
 system-deps: | $(BIN)/python
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null \
-	  && command -v promtool >/dev/null \
-	  || { echo "installing chromium, chromium-driver, wrk, curl, prometheus with apt (log: $(VENV)/apt.log)"; \
+	  && command -v promtool >/dev/null && command -v nginx >/dev/null \
+	  || { echo "installing chromium, chromium-driver, wrk, curl, prometheus, nginx with apt (log: $(VENV)/apt.log)"; \
 	       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	           chromium chromium-driver wrk curl prometheus; } >$(VENV)/apt.log 2>&1 \
+	           chromium chromium-driver wrk curl prometheus nginx; } >$(VENV)/apt.log 2>&1 \
 	       || { tail -n 30 $(VENV)/apt.log; exit 1; }; }
 
 test: $(STAMP) system-deps
@@ -46,9 +46,15 @@ min-deps: $(STAMP)
 	    --constraint $(MIN_VENV)/minimum.txt
 	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(MIN_TESTS)
 
+# nginx alone, for the demo (serving runs behind it, as in the image).
+front-deps:
+	@command -v nginx >/dev/null || { echo "installing nginx with apt"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } \
+	  >/dev/null 2>&1; }
+
 # exec: the demo is make's own child, so `kill -TERM` of make (which make forwards) stops it.
 # DEMO_ARGS passes options, e.g. make demo DEMO_ARGS='--reset --port 8080'.
-demo: $(STAMP)
+demo: $(STAMP) front-deps
 	exec $(BIN)/python -m registry_sync.demo $(DEMO_ARGS)
 
 bench: $(STAMP) system-deps

@@ -88,6 +88,16 @@ class Process:
         except psutil.NoSuchProcess:
             return []
 
+    def workers(self) -> list[psutil.Process]:
+        """gunicorn's workers: the children of its master, behind the front or not."""
+        found = []
+        for proc in self.family():
+            with contextlib.suppress(psutil.Error):
+                if "gunicorn" in " ".join(proc.parent().cmdline()) and \
+                        "gunicorn" in " ".join(proc.cmdline()):
+                    found.append(proc)
+        return found
+
     def tail(self, lines: int = 20) -> str:
         """The end of its log."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""

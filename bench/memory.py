@@ -41,7 +41,7 @@ SETTINGS = [(25, 127), (25, 31), (50, 31), (100, 15), (12, 31)]
 
 def _workers(server) -> list[dict]:
     found = []
-    for process in server.family()[1:]:
+    for process in server.workers():
         info = process.memory_full_info()
         found.append({"rss": info.rss, "uss": info.uss, "pss": getattr(info, "pss", 0)})
     return found

@@ -55,7 +55,7 @@ def under_load(server: Process, path: str, body: str, work: Path,
                seconds: int = 6) -> dict[str, Any] | None:
     """Sample one worker with py-spy while wrk loads the server; None without py-spy."""
     spy = py_spy()
-    workers = server.family()[1:]
+    workers = server.workers()
     if spy is None or not workers:
         return None
     raw = work / "py-spy.txt"

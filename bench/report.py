@@ -116,6 +116,16 @@ def _machine_line(info: dict[str, Any]) -> str:
             f"{info['load_average']}; {info['wrk']}; {info['curl']}; {packages}")
 
 
+def _loaded(info: dict[str, Any]) -> str:
+    """A warning when other work shared the machine (load average above its core count)."""
+    load, cores = max(info["load_average"]), info["cores"] or 1
+    if load <= cores:
+        return ""
+    return (f"**Loaded machine:** the load average reached {load:g} on {cores} cores while this "
+            "part ran (other work shared it): absolute figures are low and noisy; compare the "
+            "ratios taken side by side in this run, and re-run on a quiet machine.")
+
+
 def render(results: dict[str, Any]) -> str:
     """The Markdown page of all parts."""
     parts = results["parts"]
@@ -132,6 +142,9 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"## {part['title']}", "",
                   f"Run {part['date']}, {part['seconds']} s. Machine: "
                   + _machine_line(part["machine"]), ""]
+        loaded = _loaded(part["machine"])
+        if loaded:
+            lines += [loaded, ""]
         for table in part["tables"]:
             lines += [f"**{table['caption']}**", ""]
             lines += _table(table["columns"], table["rows"])

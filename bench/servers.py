@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from serving.front.command import serving_argv
 from tests.support.processes import free_port
 from tests.support.registry import LocalRegistry, start_local_registry
 
@@ -18,25 +19,29 @@ from .common import (
     wait_until,
 )
 
-SERVING = ["-m", "gunicorn", "--config", "python:serving.gunicorn_conf", "serving.wsgi:app"]
-
 
 def serving(processes: Processes, name: str, model_root: Path, workers: int = 2,
-            threads: int = 1, ready: bool = True, **extra: str) -> Process:
-    """Serving under gunicorn exactly as the image runs it, with an admin port and a token."""
+            threads: int = 1, ready: bool = True, front: bool = True,
+            options: tuple[str, ...] = (), **extra: str) -> Process:
+    """Serving as the image runs it (nginx -> gunicorn), with an admin port and a token.
+
+    front=False: gunicorn alone on the public port (as before the front); `options` are added
+    to gunicorn's command line (e.g. another worker class).
+    """
     port, admin = free_port(), free_port()
     metrics = processes.work / f"{name}-metrics"
     metrics.mkdir(exist_ok=True)
     environ = env(MODEL_ROOT=str(model_root), RELOAD_TOKEN=TOKEN, BIND=f"127.0.0.1:{port}",
                   ADMIN_PORT=str(admin), WEB_CONCURRENCY=str(workers),
                   GUNICORN_THREADS=str(threads), PROMETHEUS_MULTIPROC_DIR=str(metrics),
-                  LOG_LEVEL="warning", **extra)
-    process = processes.start(name, [python(), *SERVING], environ)
+                  LOG_LEVEL="warning", FRONT_UPSTREAM_PORT=str(free_port()),
+                  FRONT_RUN_DIR=str(processes.work / f"{name}-front"), **extra)
+    process = processes.start(name, [*serving_argv(front, python()), *options], environ)
     process.url, process.extra["admin"] = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
     path = "/readyz" if ready else "/healthz"
     wait_until(lambda: answers(process.url + path), START_TIMEOUT, f"{name} {path}",
                process.popen)
-    wait_until(lambda: len(process.family()) > workers, START_TIMEOUT, f"{name} workers")
+    wait_until(lambda: len(process.workers()) >= workers, START_TIMEOUT, f"{name} workers")
     return process
 
 
@@ -51,9 +56,33 @@ def textbook(processes: Processes, name: str, model_dir: Path, server: str,
     else:
         argv = [python(), "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
                 "--log-level", "warning", "bench.textbook_app:app"]
+    return _listening(processes, name, argv, environ, port, "/ping")
+
+
+def granian(processes: Processes, name: str, model_root: Path, workers: int = 2) -> Process:
+    """Serving under granian (HTTP in Rust, WSGI workers), a candidate front without admin port.
+
+    granian binds one address, so /-/validate and /-/reload have nowhere to live apart from
+    the public port (docs/serving.md); the benchmark needs neither.
+    """
+    port = free_port()
+    metrics = processes.work / f"{name}-metrics"
+    metrics.mkdir(exist_ok=True)
+    environ = env(MODEL_ROOT=str(model_root), RELOAD_TOKEN=TOKEN, LOG_LEVEL="warning",
+                  PROMETHEUS_MULTIPROC_DIR=str(metrics), OMP_NUM_THREADS="1")
+    argv = [python(), "-m", "granian", "--interface", "wsgi", "--workers", str(workers),
+            "--host", "127.0.0.1", "--port", str(port), "--http", "1", "--no-ws",
+            "--http1-header-read-timeout", "10000", "--log-level", "warning",
+            "serving.wsgi:app"]
+    return _listening(processes, name, argv, environ, port, "/readyz")
+
+
+def _listening(processes: Processes, name: str, argv: list[str], environ: dict[str, str],
+               port: int, path: str) -> Process:
+    """Start argv and wait until it answers `path` on 127.0.0.1:port."""
     process = processes.start(name, argv, environ)
     process.url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: answers(process.url + "/ping"), START_TIMEOUT, f"{name} /ping",
+    wait_until(lambda: answers(process.url + path), START_TIMEOUT, f"{name} {path}",
                process.popen)
     return process
 

@@ -28,17 +28,18 @@ RUNS = {
                        "/predict", True),
     "textbook_gunicorn": ("textbook app, gunicorn 2 sync workers", "tb-gunicorn", "/predict",
                           True),
-    "ours": ("ours as deployed: gunicorn 2 sync workers, seed layout (same files)",
+    "ours": ("ours as deployed: nginx -> gunicorn 2 sync workers, seed layout (same files)",
              "sync2", PREDICT, True),
     "ours_ceiling": ("ours, no-model endpoint (GET /healthz), same server", "sync2", HEALTH,
                      False),
-    "ours_pipeline": ("ours, 2 sync workers, our layout (pipeline.skops)", "pipe2", PREDICT,
+    "ours_pipeline": ("ours, nginx -> 2 sync workers, our layout (pipeline.skops)", "pipe2",
+                      PREDICT,
                       True),
-    "sync4": ("ours, 4 sync workers", "sync4", PREDICT, True),
-    "sync4_ceiling": ("ours, 4 sync workers, GET /healthz", "sync4", HEALTH, False),
-    "gthread": ("ours, 2 gthread workers x 4 threads (keep-alive)", "gthread", PREDICT, True),
-    "gthread_ceiling": ("ours, 2 gthread workers x 4 threads, GET /healthz", "gthread", HEALTH,
-                        False),
+    "sync4": ("ours, nginx -> 4 sync workers", "sync4", PREDICT, True),
+    "sync4_ceiling": ("ours, nginx -> 4 sync workers, GET /healthz", "sync4", HEALTH, False),
+    "gthread": ("ours, nginx -> 2 gthread workers x 4 threads", "gthread", PREDICT, True),
+    "gthread_ceiling": ("ours, nginx -> 2 gthread workers x 4 threads, GET /healthz", "gthread",
+                        HEALTH, False),
 }
 
 
@@ -106,15 +107,12 @@ def _workers_note(figures: dict) -> str:
         "throughput (median of per-round ratios; single rounds move by +-30% on this shared "
         "machine), gthread at a higher p99. The CPU work of a request is Python from end to "
         "end, so threads and extra processes do not add CPU: what they recover is the time a "
-        "sync worker spends waiting on the socket. gunicorn's sync worker closes every "
-        "connection and, in `close_graceful`, waits for the client to close its end; with "
-        "the client on the same two cores that wait is long (py-spy: `write` and "
-        "`close_graceful` are the heaviest frames). Behind a Kubernetes Service the clients "
-        "are remote and that wait costs no CPU of the pod, which is why the deployment keeps "
-        "sync workers: the lowest p99, a crash or a stuck request takes one process and no "
-        "neighbour threads, and memory stays at two workers. Where one pod must absorb "
-        "keep-alive clients on loopback-like latency, `GUNICORN_THREADS=4` (gthread) is the "
-        "measured better setting, a ConfigMap change without a rebuild. **Where the time "
+        "sync worker spends waiting on the socket. Every server of ours here runs behind the "
+        "front (nginx, docs/serving.md): nginx keeps the client's connection alive and opens "
+        "one loopback connection per request to gunicorn, which closes it; slow clients never "
+        "reach a worker. The deployment keeps sync workers: the lowest p99, a crash or a stuck "
+        "request takes one process and no neighbour threads, and memory stays at two workers. "
+        "**Where the time "
         "goes:** the model and our request code are a small share of a worker's samples; the "
         "rest is gunicorn's per-connection socket work and HTTP handling, and Flask/werkzeug. "
         "In-process, the no-model endpoint costs most of what a prediction costs.")

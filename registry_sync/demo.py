@@ -1,7 +1,7 @@
 """The one-command demo: the whole system on a local registry, on 127.0.0.1.
 
 `make demo` (python -m registry_sync.demo) trains the diamonds classifier, starts the local
-registry with version 1.0.0 in Production, the sidecar and serving (gunicorn) as real
+registry with version 1.0.0 in Production, the sidecar and serving (nginx -> gunicorn) as real
 processes, and prints the URL of the form, a curl line for the JSON API and the commands that
 register and promote the next free version. State lives under one folder (default .demo/,
 `--reset` starts afresh). Ctrl-C (or SIGTERM) stops everything cleanly.
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import requests
 
+from serving.front.command import serving_argv
+
 from .comet import CometClient
 from .config import CometSettings
 from .errors import ModelNotFound
@@ -31,8 +33,7 @@ from .registry import semver_key
 
 MODEL = "diamonds-classifier"
 WORKSPACE = "demo"
-SERVING_COMMAND = [sys.executable, "-m", "gunicorn", "--config", "python:serving.gunicorn_conf",
-                   "serving.wsgi:app"]
+SERVING_COMMAND = serving_argv()
 
 
 class DemoError(Exception):
@@ -102,6 +103,8 @@ class Demo:
             "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
             "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
             "MPM_ENABLED": "true", "MPM_BATCH_SECONDS": "1",  # events to the local registry
+            "FRONT_UPSTREAM_PORT": str(args.admin_port + 1),
+            "FRONT_RUN_DIR": str(self.home / "front"),
         }
 
     def _start(self, name: str, command: list[str]) -> None:
@@ -209,7 +212,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until Ctrl-C or SIGTERM."""
     args = parse_args(argv)
+    # gunicorn listens behind the front on the port after the admin port
     busy = ports_in_use({"--port": args.port, "--admin-port": args.admin_port,
+                         "--admin-port (plus one, gunicorn's)": args.admin_port + 1,
                          "--registry-port": args.registry_port,
                          "--sidecar-port": args.sidecar_port})
     if busy:

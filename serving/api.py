@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from . import metrics
 from .context import holder, json_response, model_headers, settings
+from .decoding import decoder
 from .errors import FieldError, InvalidInput
 from .monitoring import monitor, new_prediction_id
 from .schema import DIAMONDS
@@ -23,11 +25,20 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 OPENAPI = Path(__file__).with_name("openapi.json")
 
 
-def read_json() -> Any:
-    """The request's JSON body; 415 unless declared JSON, InvalidInput unless well-formed."""
+def read_body() -> bytes:
+    """The request's body; 415 unless declared JSON."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
-    raw = request.get_data(cache=False)
+    return request.get_data(cache=False)
+
+
+def read_json() -> Any:
+    """The request's JSON body; 415 unless declared JSON, InvalidInput unless well-formed."""
+    return parse_json(read_body())
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of a body; InvalidInput naming the problem unless well-formed."""
     try:
         return orjson.loads(raw)  # 3-4x faster than json; same values for what it accepts
     except orjson.JSONDecodeError:
@@ -39,18 +50,29 @@ def read_json() -> Any:
         raise InvalidInput([FieldError("body", f"is not valid JSON: {reason}")]) from None
 
 
+def instances_of(raw: bytes, batch: bool) -> Callable[[], Sequence[Any]]:
+    """The request's instances, parsed again only if MPM samples it, in its sender thread."""
+    def parse() -> Sequence[Any]:
+        body = parse_json(raw)
+        return body["instances"] if batch else (body,)
+
+    return parse
+
+
 @bp.post("/predict")
 def predict():
     """One instance -> one prediction; {"instances": [...]} -> one prediction each."""
     model = holder().require()
-    body = read_json()
-    matrix, batch = parse_body(body, model.schema, settings().max_batch)
+    raw = read_body()
+    # A valid batch is decoded and checked in one pass (msgspec); anything else, and single
+    # instances (already fast), take the path that names every offending field.
+    fast = decoder(model.schema, settings().max_batch).decode(raw)
+    matrix, batch = fast or parse_body(parse_json(raw), model.schema, settings().max_batch)
     labels, probabilities = model.predictor.predict(matrix)
     metrics.PREDICTIONS.labels("api", model.version).inc(len(labels))
     # A batch's predictions have the ids <prediction_id>-<index> (for labels sent later).
     prediction_id = new_prediction_id()
-    monitor().record(model, prediction_id, body["instances"] if batch else (body,), labels,
-                     probabilities, batch)
+    monitor().record(model, prediction_id, instances_of(raw, batch), labels, probabilities, batch)
     if batch:
         payload = {"predictions": [{"label": label, "probability": probability} for
                                    label, probability in zip(labels, probabilities, strict=True)],

@@ -129,12 +129,13 @@ def _page(status: int, title: str, message: str, headers: dict[str, str] | None 
 
 
 def _invalid_input(exc: InvalidInput):
-    status = 413 if isinstance(exc, BatchTooLarge) else 400
+    if isinstance(exc, BatchTooLarge):  # one "field" would read as a typo: say what is too large
+        return error_response(413, "batch_too_large", f"too many instances: "
+                              f"{exc.errors[0].message}", exc.errors)
     extra = {"truncated": True} if exc.truncated else {}
     message = f"{len(exc.errors)} invalid field(s)" + (" (first ones shown)" if exc.truncated
                                                         else "")
-    return error_response(status, "batch_too_large" if status == 413 else "invalid_input",
-                          message, exc.errors, **extra)
+    return error_response(400, "invalid_input", message, exc.errors, **extra)
 
 
 def _no_model(exc: NoModel):

@@ -57,7 +57,7 @@ class Predictions:
     snapshot: str
     model: str
     version: str
-    instances: Sequence[Any]
+    instances: Sequence[Any] | Callable[[], Sequence[Any]]  # a callable: parsed when sent
     labels: Sequence[str]
     probabilities: Sequence[float]
     batch: bool
@@ -70,8 +70,9 @@ class Predictions:
 
     def events(self) -> Iterator[tuple[str, dict[str, Any], str, float]]:
         """(prediction id, input features, label, probability) of each prediction."""
+        instances = self.instances() if callable(self.instances) else self.instances
         for i, (instance, label, probability) in enumerate(
-                zip(self.instances, self.labels, self.probabilities, strict=True)):
+                zip(instances, self.labels, self.probabilities, strict=True)):
             pid = f"{self.prediction_id}-{i}" if self.batch else self.prediction_id
             yield pid, {name: instance.get(name) for name in self.features}, label, probability
 
@@ -109,7 +110,8 @@ class Monitor:
         """Whether events are sent at all (MPM_ENABLED)."""
         return self.config.enabled
 
-    def record(self, model: Any, prediction_id: str, instances: Sequence[Any],
+    def record(self, model: Any, prediction_id: str,
+               instances: Sequence[Any] | Callable[[], Sequence[Any]],
                labels: Sequence[str], probabilities: Sequence[float], batch: bool) -> None:
         """Offer one request's predictions, if sampled; never blocks, never raises Full."""
         if not self.config.enabled or self._draw() >= self.config.sample_rate:

@@ -68,7 +68,7 @@ def time_one_sync(pod) -> float:
 
 def test_sigkill_of_a_gunicorn_worker_under_load_loses_at_most_its_request_in_flight(pod):
     """The master respawns the worker on the current snapshot; all other requests succeed."""
-    master = psutil.Process(pod.serving.process.pid)
+    master = psutil.Process(pod.serving.master_pid())
     workers = gunicorn_workers(master)
     assert len(workers) == 2
     current = layout.current_snapshot_id(pod.root)
@@ -84,8 +84,11 @@ def test_sigkill_of_a_gunicorn_worker_under_load_loses_at_most_its_request_in_fl
         assert model["snapshot"] == current
         time.sleep(1.0)
     failed = load.failures()
-    # a sync worker handles one request at a time: only that one can be lost, below HTTP
-    assert len(failed) <= 1 and all(a.status == 0 for a in failed), failed
+    # a sync worker handles one request at a time: only that one can be lost (the front
+    # answers it 502 worker_failed in the app's JSON shape; a POST is never retried elsewhere)
+    assert len(failed) <= 1, failed
+    assert all(a.status == 0 or (a.status == 502 and "worker_failed" in a.error)
+               for a in failed), failed
     assert [a for a in load.answers if a.started > killed_at and a.status == 200]
     assert {a.snapshot for a in load.answers if a.status == 200} == {current}
     assert len(load.answers) > 200

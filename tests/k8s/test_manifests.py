@@ -80,10 +80,10 @@ def test_the_sidecar_is_native_and_its_startup_probe_waits_for_the_first_sync():
     assert sidecar["ports"][0]["containerPort"] == 8090
 
 
-def test_serving_runs_gunicorn_with_probes_on_its_public_port():
-    """Readiness on /readyz, liveness on /healthz, both on 8080."""
+def test_serving_runs_its_front_with_probes_on_its_public_port():
+    """nginx -> gunicorn (`python -m serving.front`); readiness /readyz, liveness /healthz, 8080."""
     serving = container("serving")
-    assert serving["command"][:3] == ["python", "-m", "gunicorn"]
+    assert serving["command"] == ["python", "-m", "serving.front"]
     assert serving["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert serving["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert serving["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]

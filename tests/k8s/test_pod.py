@@ -52,7 +52,7 @@ def test_first_sync_ready_predictions_promotion_swap(local_registry, trained_mod
                                                      tmp_path, processes):
     local_registry.register_folder(MODEL, "1.0.0", trained_models.pipeline, status="Production")
     local_registry.register_folder(MODEL, "1.1.0", trained_models.alternative)
-    ports = {8080: free_port(), 8081: free_port(), 8090: free_port()}
+    ports = {8080: free_port(), 8081: free_port(), 8082: free_port(), 8090: free_port()}
     resolved = pod.load(tmp_path / "pod", ports=ports,
                         secrets={"api-key": local_registry.api_key,
                                  "reload-token": "pod-reload-token-5150"},

@@ -17,8 +17,7 @@ def test_the_pod_starts_with_its_native_sidecar_then_serving(tmp_path: Path):
     assert [(c.name, c.sidecar) for c in resolved.containers] == [
         ("registry-sync", True), ("serving", False)]
     assert resolved["registry-sync"].argv == ["registry-sync", "run"]
-    assert resolved["serving"].argv == ["python", "-m", "gunicorn", "--config",
-                                        "python:serving.gunicorn_conf", "serving.wsgi:app"]
+    assert resolved["serving"].argv == ["python", "-m", "serving.front"]
     assert resolved["registry-sync"].local_argv() == [sys.executable, "-m", "registry_sync.cli",
                                                       "run"]
     assert resolved["serving"].local_argv()[0] == sys.executable

@@ -1,18 +1,20 @@
-"""Serving under gunicorn as a real process on loopback, for integration and browser tests."""
+"""Serving as a real process on loopback (nginx -> gunicorn, as deployed), for integration and
+browser tests."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 
 from registry_sync.publish import publish as publish_snapshot
+from serving.front.command import serving_argv
 from tests.serving.conftest import TOKEN, VALID
 from tests.support.processes import free_port
 from tests.support.snapshots import build_snapshot
@@ -77,6 +79,13 @@ class Gunicorn:
             if not ok:
                 time.sleep(0.05)
 
+    def master_pid(self) -> int:
+        """gunicorn's master: the front's child running gunicorn (its workers are its children)."""
+        for child in psutil.Process(self.process.pid).children():
+            if "gunicorn" in " ".join(child.cmdline()):
+                return child.pid
+        raise AssertionError(f"no gunicorn under the front: {self.log_tail()}")
+
     def log_tail(self, lines: int = 30) -> str:
         """The end of gunicorn's log, for failure messages."""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -120,14 +129,14 @@ def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None
                 "BIND": f"127.0.0.1:{public}", "ADMIN_PORT": str(admin),
                 "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": "1",
                 "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"), "LOG_LEVEL": "info",
-                "PYTHONPATH": str(REPO_ROOT), **env}
+                "PYTHONPATH": str(REPO_ROOT), "FRONT_UPSTREAM_PORT": str(free_port()),
+                "FRONT_RUN_DIR": str(work / f"front-{public}"), **env}
     if "RELOAD_TOKEN_FILE" in env:
         settings.pop("RELOAD_TOKEN")
     log_path = work / "gunicorn.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:serving.gunicorn_conf",
-             "serving.wsgi:app"],
+            serving_argv(),
             cwd=REPO_ROOT, env=settings, stdout=log, stderr=subprocess.STDOUT)
     server = Gunicorn(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}", model_root,
                       log_path, process, token=token)

@@ -118,6 +118,8 @@ def test_an_oversized_batch_is_413(make_app, publish):
     assert response.status_code == 413
     assert fields_of(response) == ["instances"]
     assert "at most 5" in response.get_json()["errors"][0]["message"]
+    assert response.get_json()["message"] == ("too many instances: holds 6 instances; at most 5 "
+                                              "are allowed")
     assert client.post("/api/v1/predict", json={"instances": [VALID] * 5}).status_code == 200
 
 

@@ -63,6 +63,11 @@ class Load:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def wait(self) -> None:
+        """Wait until the load ends by itself (its time or its request budget is spent)."""
+        for thread in self._threads:
+            thread.join(self.seconds + self.timeout + 5)
+
     def stop(self) -> None:
         """Stop every client and wait for it."""
         self._stop.set()

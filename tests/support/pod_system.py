@@ -1,4 +1,5 @@
-"""The whole pod as real processes on 127.0.0.1: local registry, sidecar, gunicorn, and a load.
+"""The whole pod as real processes on 127.0.0.1: local registry, sidecar, serving (nginx ->
+gunicorn), and a load.
 
     with running_pod(work, trained_models, scan) as pod:
         version = pod.promote()               # register the next version, status Production
@@ -244,7 +245,7 @@ class PodSystem:
     # --- serving ------------------------------------------------------------------------
 
     def launch_serving(self, wait: bool = True) -> Gunicorn:
-        """Start gunicorn on MODEL_ROOT and the pod's ports, with the token from its file."""
+        """Start serving (nginx -> gunicorn) on the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
                               admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
                               RELOAD_TOKEN_FILE=str(self.token_file), **SERVING_DEFAULTS)
@@ -252,7 +253,7 @@ class PodSystem:
         return self.serving
 
     def relaunch_serving(self, wait: bool = True) -> Gunicorn:
-        """Stop gunicorn (if running) and start it again on the same ports."""
+        """Stop serving (if running) and start it again on the same ports."""
         self.serving.stop()
         return self.launch_serving(wait)
 

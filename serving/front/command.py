@@ -1,0 +1,18 @@
+"""The one place that says how serving is started: the demo, the tests and the benchmarks use it.
+
+`python -m serving.front` (the image's command) runs nginx on BIND and gunicorn behind it on a
+unix socket; `serving_argv(front=False)` is gunicorn alone on BIND, as before the front existed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+PYTHON = sys.executable
+GUNICORN = ["-m", "gunicorn", "--config", "python:serving.gunicorn_conf", "serving.wsgi:app"]
+FRONT = ["-m", "serving.front"]
+
+
+def serving_argv(front: bool = True, python: str = PYTHON) -> list[str]:
+    """The command that starts serving: behind nginx (as deployed), or gunicorn alone."""
+    return [python, *(FRONT if front else GUNICORN)]
