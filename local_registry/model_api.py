@@ -1,5 +1,5 @@
 """The rest of what the SDK's model API reaches: history, metadata, status configuration,
-model update and webhooks (comet-registry-api.md §2a, §8), under /api/rest/v2/.
+model update and webhooks (docs/comet-api.md §2a, §8), under /api/rest/v2/.
 
 INFERRED shapes, where Comet documents none: history groups events by UTC day ("November 16,
 2023"), newest first, each with `createdAt` (epoch ms) besides the SDK's fields; a status

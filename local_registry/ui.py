@@ -2,10 +2,11 @@
 
 Plain HTML forms, no JavaScript. A person logs in with the registry's API key (the same key the
 REST API wants); the key is checked and forgotten, and the browser keeps only a random session id
-in an HttpOnly, SameSite=Strict cookie, so the key is never in a URL, a page or a log. Changing
-a status goes through `write_api.change_status`, the code behind
-`POST write/registry-model/item/status` (the request the Comet UI makes), with the same checks.
-A review control (request / approve) would be one more form per row and one more POST view.
+in an HttpOnly, SameSite=Strict cookie, so the key is never in a URL, a page or a log. The key
+decides the role, as for the REST API: the owner key changes statuses, the member key (when the
+registry has one) asks for a reviewed status and an owner approves. A change goes through
+`write_api.change_status`, the code behind `POST write/registry-model/item/status` (the request
+the Comet UI makes), with the same checks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from model_contract import logs
 
+from .reviews import Role
 from .store import ALLOWED_STATUSES, Invalid, NotFound
 from .web import state
 from .write_api import change_status
@@ -34,27 +36,27 @@ log = logs.get(__name__)
 
 @dataclass
 class Sessions:
-    """The ids of logged-in browsers; in memory, gone when the registry stops."""
+    """The role of each logged-in browser by session id; in memory, gone when the registry stops."""
 
-    ids: set[str] = field(default_factory=set)
+    roles: dict[str, Role] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def open(self) -> str:
-        """A new session id."""
+    def open(self, role: Role) -> str:
+        """A new session id for a role."""
         with self.lock:
             new = secrets.token_urlsafe(32)
-            self.ids.add(new)
+            self.roles[new] = role
             return new
 
     def close(self, session_id: str) -> None:
         """Forget a session id."""
         with self.lock:
-            self.ids.discard(session_id)
+            self.roles.pop(session_id, None)
 
-    def valid(self, session_id: str | None) -> bool:
-        """Whether a cookie's id is a logged-in session."""
+    def role(self, session_id: str | None) -> Role | None:
+        """The role of a cookie's session; None when it is not logged in."""
         with self.lock:
-            return bool(session_id) and session_id in self.ids
+            return self.roles.get(session_id or "")
 
 
 def sessions() -> Sessions:
@@ -64,8 +66,7 @@ def sessions() -> Sessions:
 
 @bp.before_request
 def _require_login() -> Response | None:
-    if request.endpoint in ("ui.login", "ui.log_in") or sessions().valid(
-            request.cookies.get(COOKIE)):
+    if request.endpoint in ("ui.login", "ui.log_in") or _role() is not None:
         return None
     return redirect(url_for("ui.login"))
 
@@ -79,14 +80,28 @@ def login() -> str:
 @bp.post("/login")
 def log_in() -> Response | tuple[str, int]:
     """Check the key; on success a session cookie, never the key itself."""
-    given = request.form.get("api_key", "")
-    if not hmac.compare_digest(given.encode(), state().api_key.encode()):
+    role = _role_of_key(request.form.get("api_key", "").encode())
+    if role is None:
         log.info("ui_login_refused")
         return render_template("ui/login.html", error="That is not this registry's API key."), 401
     response = redirect(url_for("ui.models"))
-    response.set_cookie(COOKIE, sessions().open(), httponly=True, samesite="Strict",
+    response.set_cookie(COOKIE, sessions().open(role), httponly=True, samesite="Strict",
                         path=PREFIX)
     return response
+
+
+def _role_of_key(given: bytes) -> Role | None:
+    """The role a key logs in as, by the REST API's rules; None for a wrong key."""
+    if hmac.compare_digest(given, state().api_key.encode()):
+        return Role.OWNER
+    member = state().member_key
+    if member and hmac.compare_digest(given, member.encode()):
+        return Role.MEMBER
+    return None
+
+
+def _role() -> Role | None:
+    return sessions().role(request.cookies.get(COOKIE))
 
 
 @bp.post("/logout")
@@ -116,14 +131,17 @@ def versions(workspace: str, name: str) -> str | tuple[str, int]:
 def set_status(workspace: str, name: str) -> Response | tuple[str, int]:
     """Change one version's status, then show the model again."""
     version, status = request.form.get("version", ""), request.form.get("status", "")
+    role = _role() or Role.MEMBER
     try:
         record = _version_record(workspace, name, version)
-        change_status(record["registryModelItemId"], status)
+        after = change_status(record["registryModelItemId"], status, role)
     except (NotFound, Invalid) as exc:
         return _versions_page(workspace, name, error=str(exc), code=400)
-    log.info("ui_status_changed", workspace=workspace, model=name, version=version, status=status)
-    return redirect(url_for("ui.versions", workspace=workspace, name=name,
-                            changed=f"{version} is now {status}"))
+    log.info("ui_status_changed", workspace=workspace, model=name, version=version,
+             status=after["status"], requested=status, role=role.value)
+    said = (f"{version} is now {status}" if after["status"] == status else
+            f"{version}: {status} requested; an owner must approve it")
+    return redirect(url_for("ui.versions", workspace=workspace, name=name, changed=said))
 
 
 def _version_record(workspace: str, name: str, version: str) -> dict:
@@ -142,7 +160,7 @@ def _versions_page(workspace: str, name: str, error: str | None = None,
         return render_template("ui/error.html", error=str(exc)), 404
     rows = [VersionRow.of(record) for record in model["versions"]]
     return render_template("ui/versions.html", workspace=workspace, name=name, rows=rows,
-                           statuses=ALLOWED_STATUSES, error=error,
+                           statuses=ALLOWED_STATUSES, error=error, owner=_role() is Role.OWNER,
                            changed=request.args.get("changed")), code
 
 
@@ -157,6 +175,7 @@ class VersionRow:
     created: str
     size: str
     anchor: str
+    requested: str | None  # the status a member asked for, awaiting an owner
 
     @classmethod
     def of(cls, record: dict) -> VersionRow:
@@ -165,7 +184,8 @@ class VersionRow:
         return cls(record["version"], record["status"], tuple(record["tags"]),
                    record["experimentKey"], created.strftime("%Y-%m-%d %H:%M:%S UTC"),
                    human_size(sum(a["fileSize"] for a in record["assets"])),
-                   "v-" + quote(record["version"], safe=""))
+                   "v-" + quote(record["version"], safe=""),
+                   (record.get("pendingStatus") or {}).get("status"))
 
 
 def human_size(size: int) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from model_contract.manifest import FileEntry
 
@@ -152,31 +152,44 @@ def _check_against_details(found: Plan, version: ModelVersion) -> None:
                           "with its details on assets or sizes: refused")
 
 
-class _Hasher:
-    """SHA-256 updated on a helper thread, in order, so hashing overlaps the network.
+class _Part:
+    """A partly received asset: its file under the work folder, bytes and running SHA-256.
 
-    hashlib releases the GIL on large buffers; at most MAX_PENDING chunks wait (bounded memory).
+    Chunks are written and hashed in order on a helper thread (file writes and hashlib release
+    the GIL), so both overlap the network; at most MAX_PENDING chunks wait (bounded memory).
     """
 
     MAX_PENDING = 8
 
-    def __init__(self, pool: ThreadPoolExecutor):
-        self.pool, self.digest, self.pending = pool, hashlib.sha256(), deque()
+    def __init__(self, path: Path, pool: ThreadPoolExecutor):
+        self.path, self.pool, self.size = path, pool, 0
+        self.digest, self.pending = hashlib.sha256(), deque()
+        self.file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()
 
-    def update(self, chunk: bytes) -> None:
-        """Hash a chunk after the ones before it."""
-        self.pending.append(self.pool.submit(self.digest.update, chunk))
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk, after the ones before it."""
+        self.size += len(chunk)
+        self.pending.append(self.pool.submit(self._store, chunk))
         while len(self.pending) > self.MAX_PENDING:
             self.pending.popleft().result()
 
-    def reset(self) -> None:
-        """Start a new digest once the pending chunks are hashed."""
-        self._drain()
-        self.digest = hashlib.sha256()
+    def _store(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.digest.update(chunk)
 
-    def hexdigest(self) -> str:
-        """The digest of every chunk given."""
+    def restart(self) -> None:
+        """Forget what was received (the server cannot resume)."""
         self._drain()
+        self.file.seek(0)
+        self.file.truncate()
+        self.size, self.digest = 0, hashlib.sha256()
+
+    def close(self) -> str:
+        """Finish writing; the digest of every byte received."""
+        try:
+            self._drain()
+        finally:
+            self.file.close()
         return self.digest.hexdigest()
 
     def _drain(self) -> None:
@@ -184,39 +197,22 @@ class _Hasher:
             self.pending.popleft().result()
 
 
-class _Part:
-    """A partly received asset: its file under the work folder, bytes and running digest."""
-
-    def __init__(self, path: Path, pool: ThreadPoolExecutor):
-        self.path, self.size, self.digest = path, 0, _Hasher(pool)
-        path.write_bytes(b"")
-
-    def restart(self) -> None:
-        """Forget what was received (the server cannot resume)."""
-        self.path.write_bytes(b"")
-        self.size = 0
-        self.digest.reset()
-
-    def add(self, chunk: bytes) -> None:
-        """Account for a chunk written to the file."""
-        self.size += len(chunk)
-        self.digest.update(chunk)
-
-
 def fetch(client: CometClient, found: Plan, work: Path, target: Path,
           progress: ProgressFn | None = None) -> tuple[FileEntry, ...]:
     """Download every asset into work, then move them into target; describe each file."""
     parts_dir = work / f"{found.model}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
-    done, parts = 0, []
-    with ThreadPoolExecutor(1, thread_name_prefix="asset-sha256") as pool:
+    done, parts, digests = 0, [], []
+    with ThreadPoolExecutor(1, thread_name_prefix="asset-writer") as pool:
         for index, asset in enumerate(found.assets):
             part = _Part(parts_dir / str(index), pool)
-            client.retrying(_fetch_once, client, found, asset, part,
-                            lambda n, d=done: progress and progress(d + n, found.total_size))
+            try:
+                client.retrying(_fetch_once, client, found, asset, part,
+                                lambda n, d=done: progress and progress(d + n, found.total_size))
+            finally:
+                digests.append(part.close())
             done += asset.size
             parts.append(part)
-        digests = [part.digest.hexdigest() for part in parts]
     entries = []
     for asset, part, digest in zip(found.assets, parts, digests, strict=True):
         destination = target / asset.path
@@ -246,13 +242,8 @@ def _fetch_once(client: CometClient, found: Plan, asset: AssetSource, part: _Par
         raise SizeMismatch(f"{what} is {part.size + length} bytes as served, the registry's "
                            f"fileSize says {asset.size}")
 
-    def arrived(chunk: bytes) -> None:
-        part.add(chunk)
-        progress(part.size)
-
-    with open(part.path, "ab") as out:
-        receive(response, out, what=what, deadline=client.download_deadline(remaining),
-                clock=client.clock, limit=remaining, on_chunk=arrived)
+    receive(response, part, what=what, deadline=client.download_deadline(remaining),
+            clock=client.clock, limit=remaining, on_chunk=lambda _: progress(part.size))
     if part.size != asset.size:
         raise SizeMismatch(f"{what} ended at {part.size} bytes, the registry's fileSize says "
                            f"{asset.size}")

@@ -59,6 +59,13 @@ def ports_in_use(ports: dict[str, int]) -> list[str]:
     return busy
 
 
+def unused_port() -> int:
+    """A loopback port nothing listens on now (gunicorn's, behind the front: not user-facing)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def next_free_version(versions: list[str]) -> str:
     """The next minor version after the highest registered one (1.0.0 -> 1.1.0)."""
     major, minor, *_ = max(map(semver_key, versions), default=(1, 0))
@@ -103,7 +110,7 @@ class Demo:
             "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
             "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
             "MPM_ENABLED": "true", "MPM_BATCH_SECONDS": "1",  # events to the local registry
-            "FRONT_UPSTREAM_PORT": str(args.admin_port + 1),
+            "FRONT_UPSTREAM_PORT": str(unused_port()),
             "FRONT_RUN_DIR": str(self.home / "front"),
             "VERDICT_ENABLED": "true", "VERDICT_INTERVAL": "5",  # the challenger's figures too
         }
@@ -215,9 +222,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until Ctrl-C or SIGTERM."""
     args = parse_args(argv)
-    # gunicorn listens behind the front on the port after the admin port
     busy = ports_in_use({"--port": args.port, "--admin-port": args.admin_port,
-                         "--admin-port (plus one, gunicorn's)": args.admin_port + 1,
                          "--registry-port": args.registry_port,
                          "--sidecar-port": args.sidecar_port})
     if busy:

@@ -9,7 +9,7 @@ body dripped a few bytes a second is abandoned. Between bytes the socket's own t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Protocol
 
 import requests
 import urllib3
@@ -27,12 +27,19 @@ class Retryable(Exception):
         self.retry_after = retry_after
 
 
+class Sink(Protocol):
+    """Where received bytes go: a file, or anything that writes in order."""
+
+    def write(self, chunk: bytes, /) -> object:
+        """Take the next chunk."""
+
+
 def deadline_after(now: float, stall: float, remaining: int, min_rate: int) -> float:
     """When a download of `remaining` announced bytes must be over."""
     return now + stall + max(remaining, 0) / min_rate
 
 
-def receive(response: requests.Response, out: BinaryIO, *, what: str, deadline: float,
+def receive(response: requests.Response, out: Sink, *, what: str, deadline: float,
             clock: Callable[[], float], limit: int | None = None,
             on_chunk: Callable[[bytes], None] | None = None) -> int:
     """Copy the body into out; return its bytes. Retryable on a cut or past the deadline.

@@ -4,7 +4,7 @@ import re
 
 import requests
 
-from tests.support.registry import unique_name
+from tests.support.registry import MEMBER_API_KEY, unique_name
 
 
 def logged_in(registry, key=None) -> requests.Session:
@@ -70,3 +70,26 @@ def test_mistakes_are_pages_naming_them_never_a_500(local_registry):
     assert bad_version.status_code == 400 and "9.9.9" in bad_version.text
     missing = session.get(f"{base}/no-such-model", timeout=10)
     assert missing.status_code == 404 and "no-such-model" in missing.text
+
+
+def test_under_review_a_member_requests_on_the_page_and_an_owner_approves(local_registry):
+    """The member key's change to a reviewed status is a request the owner's page approves."""
+    name = unique_name("ui")
+    item = local_registry.register_zip(name, "1.0.0", b"x")["registryModelItemId"]
+    assert local_registry.post(f"write/registry-model/item/{item}/status-configuration",
+                               {"status": "Production", "isReviewRequired": True,
+                                "statusConfiguration": []}).status_code == 200
+    page = f"{local_registry.url}/ui/models/{local_registry.workspace}/{name}"
+    member = logged_in(local_registry, MEMBER_API_KEY)
+    asked = member.post(f"{page}/status", data={"version": "1.0.0", "status": "Production"},
+                        timeout=10)
+    assert "Production requested; an owner must approve it" in asked.text
+    assert "Production requested" in asked.text and "Approve" not in asked.text
+    assert local_registry.details(name)["versions"][0]["status"] == "None"
+
+    owner = logged_in(local_registry)
+    assert "Approve" in owner.get(page, timeout=10).text
+    approved = owner.post(f"{page}/status", data={"version": "1.0.0", "status": "Production"},
+                          timeout=10)
+    assert "1.0.0 is now Production" in approved.text and "Approve" not in approved.text
+    assert local_registry.details(name)["versions"][0]["status"] == "Production"
