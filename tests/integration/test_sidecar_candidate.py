@@ -65,10 +65,14 @@ def test_a_staging_version_is_linked_validated_promoted_and_refused_like_the_cha
             try:
                 _promote_both_in_one_poll(load, sidecar, serving, root, name, candidate)
                 _refuse_unsafe_and_unfit(local_registry, sidecar, serving, root, name, tmp_path)
-                local_registry.set_status(name, "1.4.0", "None")
-                wait_until(lambda: not (root / "candidate").is_symlink(), 20,
-                           what="the link removed when no version is Staging")
-                assert sidecar.status()["candidate"]["link"] is None
+                for version in ("1.3.0", "1.4.0"):  # 1.2.0 is the Staging one again
+                    local_registry.set_status(name, version, "None")
+                wait_until(lambda: candidate_versions(sidecar) == {name: "1.2.0"}, 30,
+                           what="1.2.0 linked again")
+                local_registry.set_status(name, "1.2.0", "None")
+                wait_until(lambda: sidecar.status()["candidate"]["outcome"] == "none", 20,
+                           what="no version Staging")
+                assert not (root / "candidate").is_symlink()
             finally:
                 sidecar.stop()
         load.assert_all_ok()
