@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -122,11 +122,11 @@ def test_a_key_file_missing_mid_rotation_is_a_failed_pass_then_it_catches_up(pod
 
 
 def signal_serving(pod, signum: int) -> None:
-    """Signal gunicorn's master and its workers (not a process group: it has none of its own)."""
-    master = pod.serving.process.pid
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    for pid in [master, *map(int, children)]:
-        os.kill(pid, signum)
+    """Signal gunicorn's master, then its workers and warm validator (the front's supervisor and
+    nginx are left alone: stopping them would not stop the admin port gunicorn binds)."""
+    master = psutil.Process(pod.serving.master_pid())
+    for process in [master, *master.children(recursive=True)]:
+        process.send_signal(signum)
 
 
 def test_a_refusal_rolls_back_to_the_last_validated_snapshot_and_stays(pod, tmp_path):
