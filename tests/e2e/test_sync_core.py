@@ -85,9 +85,10 @@ def test_a_long_healthy_download_keeps_healthz_green(pod):
 
 def test_secrets_with_a_trailing_newline_work_and_are_never_printed(pod):
     """Case 9: key and token as `echo` writes them; the secret scan checks every output."""
-    pod.api_key_file.write_text(API_KEY + "\n")
+    key = pod.registry.api_key  # the one it accepts now: an earlier scenario may have rotated it
+    pod.api_key_file.write_text(key + "\n")
     pod.token_file.write_text(pod.token_file.read_text().strip() + "\r\n")
-    pod.restart_sidecar(COMET_API_KEY_FILE="", COMET_API_KEY=API_KEY + "\n")
+    pod.restart_sidecar(COMET_API_KEY_FILE="", COMET_API_KEY=key + "\n")
     version = pod.promote()
     pod.wait_served(version)
     pod.restart_sidecar()
