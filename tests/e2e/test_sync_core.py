@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -85,9 +85,10 @@ def test_a_long_healthy_download_keeps_healthz_green(pod):
 
 def test_secrets_with_a_trailing_newline_work_and_are_never_printed(pod):
     """Case 9: key and token as `echo` writes them; the secret scan checks every output."""
-    pod.api_key_file.write_text(API_KEY + "\n")
+    key = pod.registry.api_key  # the one it accepts now: an earlier scenario may have rotated it
+    pod.api_key_file.write_text(key + "\n")
     pod.token_file.write_text(pod.token_file.read_text().strip() + "\r\n")
-    pod.restart_sidecar(COMET_API_KEY_FILE="", COMET_API_KEY=API_KEY + "\n")
+    pod.restart_sidecar(COMET_API_KEY_FILE="", COMET_API_KEY=key + "\n")
     version = pod.promote()
     pod.wait_served(version)
     pod.restart_sidecar()
@@ -122,11 +123,11 @@ def test_a_key_file_missing_mid_rotation_is_a_failed_pass_then_it_catches_up(pod
 
 
 def signal_serving(pod, signum: int) -> None:
-    """Signal gunicorn's master and its workers (not a process group: it has none of its own)."""
-    master = pod.serving.process.pid
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    for pid in [master, *map(int, children)]:
-        os.kill(pid, signum)
+    """Signal gunicorn's master, then its workers and warm validator (the front's supervisor and
+    nginx are left alone: stopping them would not stop the admin port gunicorn binds)."""
+    master = psutil.Process(pod.serving.master_pid())
+    for process in [master, *master.children(recursive=True)]:
+        process.send_signal(signum)
 
 
 def test_a_refusal_rolls_back_to_the_last_validated_snapshot_and_stays(pod, tmp_path):
