@@ -27,6 +27,10 @@ from serving.errors import ConfigError
 from serving.front.command import serving_argv
 
 TEMPLATE = Path(__file__).with_name("nginx.conf")
+# nginx holds a chunked body in its buffer with the chunk framing (size lines, CRLFs): this much
+# more than MAX_BODY_BYTES keeps any body of sane chunks (from ~100 bytes up) in memory, so the 413
+# for one over the limit is decided there, never after spilling to a temporary file.
+CHUNK_FRAMING_SHARE = 8
 NGINX_LEVELS = {"debug": "info", "info": "warn", "warning": "warn", "error": "error"}
 
 
@@ -37,6 +41,7 @@ def render(config: FrontConfig, run_dir: Path) -> Path:
         FRONT_MAX_CONNECTIONS=config.max_connections, BIND=config.bind,
         FRONT_HEADER_TIMEOUT=config.header_timeout, FRONT_BODY_TIMEOUT=config.body_timeout,
         FRONT_KEEPALIVE_TIMEOUT=config.keepalive_timeout, MAX_BODY_BYTES=config.max_body_bytes,
+        BODY_BUFFER_BYTES=config.max_body_bytes + config.max_body_bytes // CHUNK_FRAMING_SHARE,
         FRONT_UPSTREAM_PORT=config.upstream_port, FRONT_DRAIN_SECONDS=config.drain_seconds)
     path = run_dir / "nginx.conf"
     path.write_text(text)

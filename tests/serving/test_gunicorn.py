@@ -181,7 +181,7 @@ def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
     workers serving."""
     server = gunicorn_server
     workers = _worker_pids(server)
-    master = psutil.Process(server.process.pid)
+    master = psutil.Process(server.master_pid())
     assert [p.name() for p in master.children()].count(zygote.PROCESS_NAME) == 1
     for payload, reason in (("sigkill", "SIGKILL"), ("segfault", "SIGSEGV"),
                             ("allocate", "VALIDATION_MEMORY_LIMIT")):
@@ -206,10 +206,11 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut(gunicorn_server, path):
     response = server.session.post(server.url + path, data=chunks, timeout=30,
                                    headers={"Content-Type": content_type})
     assert response.status_code == 413, response.text[:300]
+    at_limit = json.dumps(VALID).encode().ljust(limit)  # JSON allows the trailing blanks
     small = server.session.post(server.url + "/api/v1/predict", timeout=30,
-                                data=iter([json.dumps(VALID).encode()]),
+                                data=(at_limit[i:i + 65536] for i in range(0, limit, 65536)),
                                 headers={"Content-Type": "application/json"})
-    assert small.status_code == 200, "a chunked body under the limit is read whole"
+    assert small.status_code == 200, f"a chunked body at the limit is read whole: {small.text}"
 
 
 @pytest.mark.parametrize("version", ["4.2.0\r\nX-Injected: 1", "4.2.0\x00", "4.2.0-\u00e9\u2603"])
@@ -268,7 +269,7 @@ def test_without_the_warm_validator_validation_falls_back_to_a_fresh_process(
         gunicorn_server, trained_models):
     """The warm validator killed: the next validation starts `python -m serving.validator`."""
     server = gunicorn_server
-    master = psutil.Process(server.process.pid)
+    master = psutil.Process(server.master_pid())
     warm = [p for p in master.children() if p.name() == zygote.PROCESS_NAME]
     assert len(warm) == 1
     warm[0].kill()
