@@ -6,6 +6,9 @@ snapshots on disk, one snapshot per version set), validated by serving the same 
 refused the same way (remembered, never retried), then `MODEL_ROOT/candidate` is renamed onto
 it. The link is removed when some model has no version with that status, or when the set is the
 champion's. Registry, disk and serving errors raise, as for the champion: the loop decides.
+
+A follower in a cluster does not ask Comet: `follow_decided` takes the set the leader's decision
+names (fetched from the leader, Comet as fallback, by the follower's installer) down the same path.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from model_contract.manifest import Manifest
 from . import publish, snapshot
 from .errors import ArchiveError, SnapshotRejected, UnsafeValue
 from .notifier import Verdict
-from .registry import check_assets, find_production_version
+from .registry import ModelVersion, check_assets, find_production_version
 from .state import CandidateStatus, RefusedBy, manifest_key
 from .syncer import Syncer, check_chosen, chosen_key
 
@@ -34,7 +37,16 @@ class CandidateFollower:
 
     def follow(self) -> CandidateStatus:
         """One step after the champion's pass; the result is kept in the sync state."""
-        result = self._follow()
+        return self._keep(self._follow())
+
+    def follow_decided(self, chosen: list[tuple[str, ModelVersion]] | None,
+                       install: snapshot.Installer) -> CandidateStatus:
+        """A follower's step: the leader's decided challenger (None: the decision has none)."""
+        if chosen is None:
+            return self._keep(self._withdraw("none", "the leader's decision has no candidate"))
+        return self._keep(self._bring(chosen, install))
+
+    def _keep(self, result: CandidateStatus) -> CandidateStatus:
         self.syncer.state.candidate = result
         return result
 
@@ -47,6 +59,11 @@ class CandidateFollower:
                 return self._withdraw("none", f"no version with status {self.status!r}: {name}")
             check_assets(name, version)
             chosen.append((name, version))
+        return self._bring(chosen, self.syncer._install)
+
+    def _bring(self, chosen: list[tuple[str, ModelVersion]],
+               install: snapshot.Installer) -> CandidateStatus:
+        """Link exactly the chosen set as `candidate`, unless it is the champion or refused."""
         try:
             check_chosen(chosen)  # before any value reaches the state, a log or a path
         except UnsafeValue as exc:
@@ -64,7 +81,7 @@ class CandidateFollower:
         staged = snapshot.find_set(self.root, key)
         if staged is None:
             try:
-                staged = snapshot.build(self.root, chosen, self.syncer._install)
+                staged = snapshot.build(self.root, chosen, install)
             except ArchiveError as exc:
                 return self._refuse(key, versions, str(exc), None, RefusedBy.ARCHIVE)
         return self._hand_over(staged)

@@ -56,8 +56,8 @@ class Cluster:
         """The newest decision seen on the Lease."""
         return self._latest
 
-    def announce(self, published: Manifest) -> None:
-        """As leader, write the published snapshot as the decision, unless the Lease has it.
+    def announce(self, published: Manifest, challenger: Manifest | None = None) -> None:
+        """As leader, write the published snapshot (and challenger) as the decision, if new.
 
         A new leader rewrites even an unchanged set, naming itself, and so does a leader that
         rebuilt the same set (a damaged snapshot replaced): followers then fetch files that
@@ -68,9 +68,9 @@ class Cluster:
                                       or "null")
         except DecisionError:
             on_lease = None
-        made = decision.from_manifest(published, self.settings.identity, self.peer_url)
-        if on_lease is not None and (on_lease.key, on_lease.leader, on_lease.snapshot_id) == (
-                made.key, made.leader, made.snapshot_id):
+        made = decision.from_manifest(published, self.settings.identity, self.peer_url, challenger)
+        if on_lease is not None and (on_lease.identity, on_lease.snapshot_id) == (
+                made.identity, made.snapshot_id):
             return
         try:
             text = made.to_annotation()
@@ -78,7 +78,8 @@ class Cluster:
             log.error("decision_not_written", reason=str(exc))
             return
         if self.elector.annotate({decision.DECISION_ANNOTATION: text}):
-            log.info("decision_written", snapshot=made.snapshot_id, versions=made.versions)
+            log.info("decision_written", snapshot=made.snapshot_id, versions=made.versions,
+                     candidate=made.candidate.versions if made.candidate else None)
 
     def describe(self) -> dict[str, object]:
         """Who leads and what was decided, for /status."""

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from model_contract import logs
+from model_contract import layout, logs
+from model_contract.manifest import Manifest
 
 from . import snapshot, state
 from .errors import ConfigError, RegistrySyncError, Stopped
@@ -117,7 +118,7 @@ class Daemon:
             outcome = self.syncer.sync_once()
             current = snapshot.read_current(self.config.model_root)
             if current is not None and outcome.kind in ("published", "unchanged"):
-                self.cluster.announce(current)
+                self.cluster.announce(current, self._challenger())
             return outcome
         decided = self.cluster.decision()
         if decided is not None:
@@ -126,6 +127,13 @@ class Daemon:
                 self.cluster.settings.lease_duration):
             return self.syncer.sync_once()  # no leader for a lease: never start without a model
         return Outcome("waiting", "no decision from the leader yet")
+
+    def _challenger(self) -> Manifest | None:
+        """The snapshot `candidate` links, when this sidecar follows a challenger."""
+        if self.syncer.candidates is None:
+            return None
+        root = self.config.model_root
+        return snapshot.trusted(root, layout.candidate_snapshot_id(root))
 
     def _succeeded(self, outcome: Outcome) -> None:
         self.retry_after = 0.0

@@ -11,6 +11,11 @@ climbs with '..', a hash that is not 64 hex digits, or a negative size is a Deci
 the field, and the follower keeps what it serves. A set with so many files that their list
 would not fit on the Lease (over 200 KiB) is written without the lists (`filesListed: false`):
 followers then download it from Comet, checked as a lone sidecar checks it.
+
+When the leader also links a challenger (`candidate`, docs/challenger.md), the decision carries it
+as `candidate`: that snapshot's id and models, with the same fields and the same checks, naming
+exactly the champion's models (so it is bounded by them). A decision without the field (an older
+leader, or no candidate) means no candidate: followers remove their `candidate` link.
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ class DecisionError(Exception):
 
 
 @dataclass(frozen=True)
+class DecidedSet:
+    """A challenger snapshot the leader linked as `candidate`: its id and its models."""
+
+    snapshot_id: str
+    models: tuple[ModelEntry, ...]
+
+    @property
+    def key(self) -> tuple[tuple[str, str, str], ...]:
+        """Each model's name, version and item id."""
+        return tuple((m.name, m.version, m.registryModelItemId) for m in self.models)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Registry model name -> version."""
+        return {m.name: m.version for m in self.models}
+
+
+@dataclass(frozen=True)
 class Decision:
     """A complete version set the leader published, and where its files can be fetched."""
 
@@ -50,16 +73,29 @@ class Decision:
     leader: str
     peer_url: str
     files_listed: bool = True  # False: too many files for the Lease; followers use Comet
+    candidate: DecidedSet | None = None  # the leader's challenger, when it links one
+
+    @property
+    def champion(self) -> DecidedSet:
+        """The published (champion) set alone."""
+        return DecidedSet(self.snapshot_id, self.models)
 
     @property
     def key(self) -> tuple[tuple[str, str, str], ...]:
         """What makes two decisions the same set: each model's name, version and item id."""
-        return tuple((m.name, m.version, m.registryModelItemId) for m in self.models)
+        return self.champion.key
 
     @property
     def versions(self) -> dict[str, str]:
         """Registry model name -> version."""
-        return {m.name: m.version for m in self.models}
+        return self.champion.versions
+
+    @property
+    def identity(self) -> tuple:
+        """What a follower acts on: both sets (champion and candidate snapshot) and the leader."""
+        decided = self.candidate
+        return (self.key, None if decided is None else (decided.snapshot_id, decided.key),
+                self.leader, self.peer_url)
 
     def to_annotation(self) -> str:
         """The JSON text written on the Lease, without the file lists if they would not fit."""
@@ -67,23 +103,37 @@ class Decision:
         if len(text.encode()) > MAX_ANNOTATION_BYTES and self.files_listed:
             log.warning("decision_files_omitted", snapshot=self.snapshot_id,
                         bytes=len(text.encode()), limit=MAX_ANNOTATION_BYTES)
-            text = replace(self, files_listed=False,
-                           models=tuple(replace(m, files=()) for m in self.models))._json()
+            text = self._without_files()._json()
         if len(text.encode()) > MAX_ANNOTATION_BYTES:
             raise DecisionError(f"decision of snapshot {self.snapshot_id} is "
                                 f"{len(text.encode())} bytes, over {MAX_ANNOTATION_BYTES}")
         return text
 
+    def _without_files(self) -> Decision:
+        def bare(models: tuple[ModelEntry, ...]) -> tuple[ModelEntry, ...]:
+            return tuple(replace(m, files=()) for m in models)
+
+        decided = self.candidate
+        return replace(self, files_listed=False, models=bare(self.models),
+                       candidate=None if decided is None else replace(
+                           decided, models=bare(decided.models)))
+
     def _json(self) -> str:
-        return json.dumps({"snapshotId": self.snapshot_id, "leader": self.leader,
-                           "peerUrl": self.peer_url, "filesListed": self.files_listed,
-                           "models": [asdict(m) for m in self.models]},
-                          sort_keys=True, separators=(",", ":"))
+        raw: dict[str, Any] = {"snapshotId": self.snapshot_id, "leader": self.leader,
+                               "peerUrl": self.peer_url, "filesListed": self.files_listed,
+                               "models": [asdict(m) for m in self.models]}
+        if self.candidate is not None:
+            raw["candidate"] = {"snapshotId": self.candidate.snapshot_id,
+                                "models": [asdict(m) for m in self.candidate.models]}
+        return json.dumps(raw, sort_keys=True, separators=(",", ":"))
 
 
-def from_manifest(published: Manifest, leader: str, peer_url: str) -> Decision:
-    """The decision naming a published snapshot."""
-    return Decision(published.snapshotId, published.models, leader, peer_url)
+def from_manifest(published: Manifest, leader: str, peer_url: str,
+                  challenger: Manifest | None = None) -> Decision:
+    """The decision naming a published snapshot, and the challenger linked beside it if any."""
+    decided = None if challenger is None else DecidedSet(challenger.snapshotId, challenger.models)
+    return Decision(published.snapshotId, published.models, leader, peer_url,
+                    candidate=decided)
 
 
 def _file(raw: Mapping[str, Any], where: str) -> FileEntry:
@@ -127,12 +177,35 @@ def parse(text: str) -> Decision:
         raise DecisionError(f"snapshotId {snapshot_id!r} is not a safe name")
     if not isinstance(peer_url, str) or not re.match(r"^https?://[^/?#@]+$", peer_url):
         raise DecisionError(f"peerUrl {peer_url!r} is not http(s)://host:port")
-    models = tuple(_model(m, f"models[{i}]") if isinstance(m, dict) else _model({}, "models")
-                   for i, m in enumerate(raw["models"]))
+    models = _models(raw["models"], "models")
     files_listed = raw.get("filesListed", True)
     if not isinstance(files_listed, bool):
         raise DecisionError("filesListed is not true or false")
-    return Decision(snapshot_id, models, str(raw.get("leader") or ""), peer_url, files_listed)
+    return Decision(snapshot_id, models, str(raw.get("leader") or ""), peer_url, files_listed,
+                    _candidate(raw.get("candidate"), models))
+
+
+def _models(raw: list[Any], where: str) -> tuple[ModelEntry, ...]:
+    return tuple(_model(m, f"{where}[{i}]") if isinstance(m, dict) else _model({}, where)
+                 for i, m in enumerate(raw))
+
+
+def _candidate(raw: Any, champion: tuple[ModelEntry, ...]) -> DecidedSet | None:
+    """The challenger set, None if absent; it must name exactly the champion's models."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
+        raise DecisionError("candidate is not an object with a models list")
+    snapshot_id = raw.get("snapshotId")
+    if not isinstance(snapshot_id, str) or not _SAFE.match(snapshot_id):
+        raise DecisionError(f"candidate.snapshotId {snapshot_id!r} is not a safe name")
+    if len(raw["models"]) != len(champion):  # bounded before any entry is parsed
+        raise DecisionError(f"candidate.models has {len(raw['models'])} entries, "
+                            f"the decision has {len(champion)} models")
+    models = _models(raw["models"], "candidate.models")
+    if sorted(m.name for m in models) != sorted(m.name for m in champion):
+        raise DecisionError("candidate.models does not name the decision's models")
+    return DecidedSet(snapshot_id, models)
 
 
 def read(record: LeaseRecord | None) -> Decision | None:
@@ -210,9 +283,10 @@ class DecisionWatcher:
         except DecisionError as exc:
             log.error("decision_refused", lease=self.lease.name, reason=str(exc))
             return
-        if found is None or (found.key, found.leader, found.peer_url) == self._seen:
+        if found is None or found.identity == self._seen:
             return
-        self._seen = (found.key, found.leader, found.peer_url)
+        self._seen = found.identity
         log.info("decision_seen", snapshot=found.snapshot_id, versions=found.versions,
-                 leader=found.leader)
+                 leader=found.leader,
+                 candidate=found.candidate.versions if found.candidate else None)
         self._deliver(found)

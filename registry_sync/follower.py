@@ -6,7 +6,9 @@ peer does not answer or lies, the model is downloaded from Comet instead (one de
 to find the decided version's assets) and kept only if what Comet gave matches the decision too.
 A decision written without its file lists (too many files for the Lease) is downloaded from
 Comet, checked as a lone sidecar checks a download. The snapshot is then validated and published
-by the syncer's own path (Syncer.bring_to), as the leader's was.
+by the syncer's own path (Syncer.bring_to), as the leader's was. The decided challenger, when
+this sidecar follows one, is installed the same way (its files from the leader's candidate
+snapshot) through the challenger's own path (CandidateFollower.follow_decided) into `candidate`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from model_contract import logs
 from model_contract.manifest import ModelEntry
 
 from . import installer
-from .decision import Decision
+from .decision import DecidedSet, Decision
 from .errors import ArchiveError, UnsafeValue, VersionNotFound
 from .peer import PeerClient, PeerRefused, PeerUnavailable
 from .registry import ModelVersion
@@ -45,7 +47,22 @@ class Follower:
         self.root: Path = syncer.config.model_root
 
     def sync_to(self, decided: Decision) -> Outcome:
-        """One follower pass; raises what a sync pass raises (Comet, disk, serving trouble)."""
+        """One follower pass; raises what a sync pass raises (Comet, disk, serving trouble).
+
+        The champion first, then the challenger, as a leader's pass does.
+        """
+        outcome = self._sync_champion(decided)
+        candidates = self.syncer.candidates
+        if candidates is not None:
+            challenger = decided.candidate
+            candidates.follow_decided(
+                None if challenger is None else [(m.name, _version_of(m))
+                                                 for m in challenger.models],
+                lambda name, _version, work, target: self._install(
+                    decided, challenger, name, work, target))
+        return outcome
+
+    def _sync_champion(self, decided: Decision) -> Outcome:
         syncer = self.syncer
         syncer._confirm_published()
         chosen = [(m.name, _version_of(m)) for m in decided.models]
@@ -57,18 +74,20 @@ class Follower:
         syncer.state.waiting = None
         syncer.metrics.set_versions(syncer.metrics.desired, decided.versions)
         outcome = syncer.bring_to(chosen, lambda name, _version, work, target:
-                                  self._install(decided, name, work, target))
+                                  self._install(decided, decided.champion, name, work, target))
         if outcome.kind == "published":
             log.info("decision_installed", snapshot=outcome.snapshot_id,
                      decided=decided.snapshot_id, leader=decided.leader)
         return outcome
 
-    def _install(self, decided: Decision, name: str, work: Path, target: Path) -> ModelEntry:
-        entry = next(m for m in decided.models if m.name == name)
+    def _install(self, decided: Decision, wanted: DecidedSet, name: str, work: Path,
+                 target: Path) -> ModelEntry:
+        """One model of `wanted` (the champion or challenger set) from the leader, else Comet."""
+        entry = next(m for m in wanted.models if m.name == name)
         if not decided.files_listed:
             return self._from_comet(entry, work, target, check_files=False)
         try:
-            return self.peers.fetch_model(decided.peer_url, decided.snapshot_id, entry, target,
+            return self.peers.fetch_model(decided.peer_url, wanted.snapshot_id, entry, target,
                                           self.syncer.metrics.peer_bytes.inc)
         except (PeerUnavailable, PeerRefused) as exc:
             log.warning("peer_fetch_failed", model=name, peer=decided.peer_url,

@@ -5,24 +5,32 @@ from __future__ import annotations
 import dataclasses
 import json
 import queue
+import re
 import threading
 
 import pytest
 
 from model_contract.manifest import FileEntry, ModelEntry
 from registry_sync import decision
-from registry_sync.decision import Decision, DecisionError, DecisionWatcher
+from registry_sync.decision import DecidedSet, Decision, DecisionError, DecisionWatcher
 from registry_sync.election import ElectionSettings, Elector
 from tests.k8s.conftest import LEASE, NAMESPACE
 
 DIGEST = "ab" * 32
 
 
-def decided(version: str) -> Decision:
-    """A decision of one model at a version."""
-    model = ModelEntry("ws", "diamonds-classifier", version, f"item-{version}", "Production",
-                       "a1b2c3", (FileEntry("model.pkl", 1234, DIGEST),))
-    return Decision(f"snap-{version}", (model,), "pod-a", "http://10.1.2.3:8090")
+def entry(version: str, status: str = "Production") -> ModelEntry:
+    """One decided model at a version."""
+    return ModelEntry("ws", "diamonds-classifier", version, f"item-{version}", status,
+                      "a1b2c3", (FileEntry("model.pkl", 1234, DIGEST),))
+
+
+def decided(version: str, candidate: str | None = None) -> Decision:
+    """A decision of one model at a version, with a Staging challenger if `candidate` is given."""
+    challenger = None if candidate is None else DecidedSet(f"snap-{candidate}",
+                                                           (entry(candidate, "Staging"),))
+    return Decision(f"snap-{version}", (entry(version),), "pod-a", "http://10.1.2.3:8090",
+                    candidate=challenger)
 
 
 @pytest.fixture
@@ -56,6 +64,50 @@ def test_a_decision_too_large_for_the_lease_is_written_without_its_file_lists():
     read_back = decision.parse(text)
     assert read_back.key == big.key and read_back.files_listed is False
     assert read_back.models[0].files == ()
+
+
+def test_a_decision_carries_the_candidate_set_when_there_is_one():
+    """The challenger goes on the Lease with the champion; a decision without it has none."""
+    sent = decided("1.2.0", candidate="1.3.0")
+    read_back = decision.parse(sent.to_annotation())
+    assert read_back == sent
+    assert read_back.candidate.versions == {"diamonds-classifier": "1.3.0"}
+    assert read_back.candidate.models[0].files == (FileEntry("model.pkl", 1234, DIGEST),)
+    assert read_back.identity != decided("1.2.0").identity  # a new candidate is a new decision
+    older = json.loads(decided("1.2.0").to_annotation())
+    assert "candidate" not in older  # what a leader without a challenger (or older) writes
+    assert decision.parse(json.dumps(older)).candidate is None
+
+
+def test_a_decision_too_large_drops_the_candidate_file_lists_too():
+    """Omitted file lists cover both sets: followers download both from Comet."""
+    many = tuple(FileEntry(f"shard-{i:05}.bin", i, DIGEST) for i in range(3000))
+    big = decided("1.2.0", candidate="1.3.0")
+    big = dataclasses.replace(big, candidate=DecidedSet(
+        big.candidate.snapshot_id, (dataclasses.replace(big.candidate.models[0], files=many),)))
+    read_back = decision.parse(big.to_annotation())
+    assert read_back.files_listed is False and read_back.candidate.models[0].files == ()
+    assert read_back.candidate.key == big.candidate.key
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda c: c["models"][0]["files"][0].update(path="../../etc/cron.d/x"),
+     "candidate.models[0].files[0].path"),
+    (lambda c: c["models"][0]["files"][0].update(sha256="f00"),
+     "candidate.models[0].files[0].sha256"),
+    (lambda c: c["models"][0].update(registryModelItemId="a/b"),
+     "candidate.models[0].registryModelItemId"),
+    (lambda c: c.update(snapshotId="../current"), "candidate.snapshotId"),
+    (lambda c: c.update(models="all"), "candidate is not an object"),
+    (lambda c: c["models"].append(c["models"][0]), "candidate.models has 2 entries"),
+    (lambda c: c["models"][0].update(name="other-model"), "does not name the decision's"),
+])
+def test_a_malformed_candidate_is_refused_naming_the_field(change, named):
+    """The candidate is as untrusted as the rest: path, hash, names, bounded by the models."""
+    raw = json.loads(decided("1.2.0", candidate="1.3.0").to_annotation())
+    change(raw["candidate"])
+    with pytest.raises(DecisionError, match=re.escape(named)):
+        decision.parse(json.dumps(raw))
 
 
 @pytest.mark.parametrize(("change", "named"), [
