@@ -36,17 +36,27 @@ def _stop_all(replicas) -> None:
         replica.stop()
 
 
-def test_only_the_leader_polls_and_comet_serves_one_download_per_promotion(
-        api, local_registry, tmp_path):
-    """Three replicas: details requests at one poller's rate; one download per promotion."""
+def _serving_first_version(api, local_registry, tmp_path, count: int) -> tuple[str, list]:
+    """`count` replicas all serving 1.0.0 of a new model; Comet's request counts reset."""
     name = unique_name("clf")
     local_registry.register_files(name, "1.0.0", {"m.bin": os.urandom(50_000)},
                                   status="Production")
-    replicas = start_replicas(local_registry, api.url, tmp_path, name, 3)
+    replicas = start_replicas(local_registry, api.url, tmp_path, name, count)
     try:
         for replica in replicas:
             replica.wait_for_versions({name: "1.0.0"})
-        local_registry.reset_request_counts()
+    except BaseException:
+        _stop_all(replicas)
+        raise
+    local_registry.reset_request_counts()
+    return name, replicas
+
+
+def test_only_the_leader_polls_and_comet_serves_one_download_per_promotion(
+        api, local_registry, tmp_path):
+    """Three replicas: details requests at one poller's rate; one download per promotion."""
+    name, replicas = _serving_first_version(api, local_registry, tmp_path, 3)
+    try:
         local_registry.register_files(name, "1.1.0", {"m.bin": os.urandom(50_000)},
                                       status="Production")
         for replica in replicas:
@@ -223,3 +233,32 @@ def _decision_leader(api) -> str:
     lease = api.leases.objects.get((NAMESPACE, LEASE)) or {}
     text = (lease.get("metadata", {}).get("annotations") or {}).get(DECISION_ANNOTATION)
     return json.loads(text)["leader"] if text else ""
+
+
+def _candidate_versions(replica) -> dict[str, str] | None:
+    candidate = replica.status().get("candidate")
+    return candidate["versions"] if candidate and candidate["link"] else None
+
+
+def test_a_staging_version_reaches_candidate_on_followers_from_the_leader(
+        api, local_registry, tmp_path):
+    """The decision carries the challenger: every replica links it as `candidate`, one Comet
+    download; promoted to Production, the decision has no candidate and every link goes."""
+    name, replicas = _serving_first_version(api, local_registry, tmp_path, 2)
+    try:
+        staged = os.urandom(30_000)
+        local_registry.register_files(name, "1.1.0", {"m.bin": staged}, status="Staging")
+        for replica in replicas:
+            wait_until(lambda r=replica: _candidate_versions(r) == {name: "1.1.0"}, 30,
+                       what=f"1.1.0 linked as candidate on {replica.root.name}")
+            assert (replica.root / "candidate" / name / "m.bin").read_bytes() == staged
+        assert local_registry.downloads() == 1
+        follower = next(r for r in replicas if r.root.name != holder(api))
+        assert any(e["version"] == "1.1.0" for e in follower.events("model_fetched_from_peer"))
+        local_registry.set_status(name, "1.1.0", "Production")
+        for replica in replicas:
+            replica.wait_for_versions({name: "1.1.0"}, timeout=30)
+            wait_until(lambda r=replica: not (r.root / "candidate").is_symlink(), 30,
+                       what=f"candidate removed on {replica.root.name}")
+    finally:
+        _stop_all(replicas)
