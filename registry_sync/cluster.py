@@ -87,7 +87,8 @@ class Cluster:
         return {"leader": self.is_leader(), "holder": self.elector.holder,
                 "decision": None if latest is None else {
                     "snapshot": latest.snapshot_id, "versions": latest.versions,
-                    "leader": latest.leader}}
+                    "leader": latest.leader,
+                    "candidate": latest.candidate.versions if latest.candidate else None}}
 
     def poll_now(self) -> None:
         """A webhook's wake-up: the leader polls at once; a follower passes it to the leader."""

@@ -255,6 +255,7 @@ def test_a_staging_version_reaches_candidate_on_followers_from_the_leader(
         assert local_registry.downloads() == 1
         follower = next(r for r in replicas if r.root.name != holder(api))
         assert any(e["version"] == "1.1.0" for e in follower.events("model_fetched_from_peer"))
+        assert follower.status()["cluster"]["decision"]["candidate"] == {name: "1.1.0"}
         local_registry.set_status(name, "1.1.0", "Production")
         for replica in replicas:
             replica.wait_for_versions({name: "1.1.0"}, timeout=30)
