@@ -148,14 +148,14 @@ def test_only_the_holder_writes_the_decision(lease):
     assert decision.read(lease().get()).versions == {"diamonds-classifier": "2.0.0"}
 
 
-def _write(api, version: str) -> None:
+def _write(api, version: str, candidate: str | None = None) -> None:
     """The leader's write, made straight in the stand-in's store (so it works in an outage)."""
     body = {"metadata": {"name": LEASE}, "spec": {"holderIdentity": "pod-a"}}
     if (NAMESPACE, LEASE) not in api.leases.objects:
         api.leases.create(NAMESPACE, body)
     body = api.leases.get(NAMESPACE, LEASE)
     body["metadata"]["annotations"] = {
-        decision.DECISION_ANNOTATION: decided(version).to_annotation()}
+        decision.DECISION_ANNOTATION: decided(version, candidate).to_annotation()}
     api.leases.update(NAMESPACE, LEASE, body)
 
 
@@ -166,6 +166,18 @@ def test_a_follower_learns_each_new_decision_through_the_watch(api, lease, follo
     _write(api, "1.1.0")
     assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.1.0"}
     assert api.sent("GET", "leases?") and follower.empty()
+
+
+def test_a_new_candidate_alone_is_a_new_decision_for_followers(api, lease, follower):
+    """Champion unchanged, a challenger appears then goes: each delivered, once."""
+    _write(api, "1.0.0")
+    assert follower.get(timeout=10).candidate is None
+    _write(api, "1.0.0", candidate="1.1.0")
+    assert follower.get(timeout=10).candidate.versions == {"diamonds-classifier": "1.1.0"}
+    _write(api, "1.0.0", candidate="1.1.0")
+    _write(api, "1.0.0")
+    assert follower.get(timeout=10).candidate is None
+    assert follower.empty()
 
 
 def test_a_broken_watch_resumes_after_stream_ends_outages_and_410(api, lease, follower):
