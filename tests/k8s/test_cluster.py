@@ -102,13 +102,15 @@ def test_a_new_leader_polls_within_lease_duration_and_interval_after_a_sigkill(
 
 
 def test_a_lying_peer_is_refused_and_comet_used(api, local_registry, tmp_path):
-    """The Lease names a peer that sends other bytes: the follower refuses them, uses Comet."""
+    """The Lease names a peer that sends other bytes: the follower refuses them and uses Comet,
+    for the champion and the challenger alike."""
     name = unique_name("clf")
-    original = os.urandom(20_000)
+    original, staged = os.urandom(20_000), os.urandom(10_000)
     local_registry.register_files(name, "1.0.0", {"m.bin": original}, status="Production")
+    local_registry.register_files(name, "1.1.0", {"m.bin": staged}, status="Staging")
     leader = start_replica(local_registry, api.url, tmp_path, name, 0)
     leader.wait_for_versions({name: "1.0.0"})
-    wait_until(lambda: decided_versions(api), 20, what="a decision")
+    wait_until(lambda: "candidate" in _decision(api), 20, what="a decision with a candidate")
     leader.stop()
     with _lying_peer(len(original)) as liar_url:
         _hold_lease_for(api, "pod-liar", liar_url)
@@ -117,9 +119,12 @@ def test_a_lying_peer_is_refused_and_comet_used(api, local_registry, tmp_path):
         try:
             follower.wait_for_versions({name: "1.0.0"}, timeout=30)
             assert (follower.root / "current" / name / "m.bin").read_bytes() == original
+            wait_until(lambda: (follower.root / "candidate").is_symlink(), 30,
+                       what="the candidate linked from Comet")
+            assert (follower.root / "candidate" / name / "m.bin").read_bytes() == staged
             refused = follower.events("peer_fetch_failed")
-            assert refused and refused[0]["refused"] is True
-            assert local_registry.downloads() == 1 and holder(api) == "pod-liar"
+            assert len(refused) >= 2 and all(e["refused"] is True for e in refused)
+            assert local_registry.downloads() == 2 and holder(api) == "pod-liar"
         finally:
             follower.stop()
 
@@ -229,10 +234,14 @@ def test_a_frozen_leader_is_replaced_and_webhooks_reach_the_new_one(api, local_r
         _stop_all(replicas)
 
 
-def _decision_leader(api) -> str:
+def _decision(api) -> dict:
     lease = api.leases.objects.get((NAMESPACE, LEASE)) or {}
     text = (lease.get("metadata", {}).get("annotations") or {}).get(DECISION_ANNOTATION)
-    return json.loads(text)["leader"] if text else ""
+    return json.loads(text) if text else {}
+
+
+def _decision_leader(api) -> str:
+    return _decision(api).get("leader", "")
 
 
 def _candidate_versions(replica) -> dict[str, str] | None:
