@@ -52,15 +52,18 @@ class Follower:
         The champion first, then the challenger, as a leader's pass does.
         """
         outcome = self._sync_champion(decided)
-        candidates = self.syncer.candidates
-        if candidates is not None:
-            challenger = decided.candidate
-            candidates.follow_decided(
-                None if challenger is None else [(m.name, _version_of(m))
-                                                 for m in challenger.models],
-                lambda name, _version, work, target: self._install(
-                    decided, challenger, name, work, target))
+        if self.syncer.candidates is not None:
+            self._sync_challenger(decided)
         return outcome
+
+    def _sync_challenger(self, decided: Decision) -> None:
+        """The decided challenger into `candidate`; the link goes if the decision has none."""
+        challenger = decided.candidate
+        chosen = None if challenger is None else [(m.name, _version_of(m))
+                                                  for m in challenger.models]
+        self.syncer.candidates.follow_decided(chosen, lambda name, _version, work, target:
+                                              self._install(decided, challenger, name, work,
+                                                            target))
 
     def _sync_champion(self, decided: Decision) -> Outcome:
         syncer = self.syncer
