@@ -9,8 +9,9 @@ Followers read it through a watch (DecisionWatcher) and install exactly that set
 A decision read back is untrusted until parsed: malformed JSON, a file path that is absolute or
 climbs with '..', a hash that is not 64 hex digits, or a negative size is a DecisionError naming
 the field, and the follower keeps what it serves. A set with so many files that their list
-would not fit on the Lease (over 200 KiB) is written without the lists (`filesListed: false`):
-followers then download it from Comet, checked as a lone sidecar checks it.
+would not fit on the Lease (over 200 KiB, candidate included) is written without the lists of
+both sets (`filesListed: false`): followers then download them from Comet, checked as a lone
+sidecar checks a download.
 
 When the leader also links a challenger (`candidate`, docs/challenger.md), the decision carries it
 as `candidate`: that snapshot's id and models, with the same fields and the same checks, naming
