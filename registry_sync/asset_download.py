@@ -160,7 +160,7 @@ class _Part:
     network (all three release the GIL); at most MAX_PENDING chunks wait (bounded memory).
     """
 
-    MAX_PENDING = 3  # of up to 1 MiB each: enough slack for the writer, and RSS stays flat
+    MAX_PENDING = 4  # of up to 512 KiB each: slack enough for the writer; RSS stays flat
 
     def __init__(self, path: Path, pool: ThreadPoolExecutor):
         self.path, self.pool, self.size = path, pool, 0
