@@ -128,10 +128,12 @@ def run(work: Path) -> Section:
                    "`registry-sync once` total s", "sidecar peak RSS MiB"], rows)
     section.notes.append(
         "CPU per GiB: curl only receives and writes; `registry-sync once` also computes every "
-        "asset's SHA-256 as it arrives (about 0.65 CPU s per GiB here) and, whole process, starts "
-        "Python, checks the published snapshot's hashes and writes the manifest. On 2 shared "
-        "cores, with the registry (werkzeug) using a core of its own, the ratio is bounded by "
-        "that extra CPU whenever other work holds a core.")
+        "asset's SHA-256 as it arrives (about 0.65 CPU s per GiB here, OpenSSL's own speed) and, "
+        "whole process, starts Python, checks the published snapshot's hashes and writes the "
+        "manifest. The registry (werkzeug, zip CRC and socket writes) takes about 0.6 CPU s per "
+        "GiB as well, so on 2 cores curl and the registry fill both cores while the sidecar "
+        "(receive, hash, write: about 1.2 CPU s per GiB) must share them with it: on this "
+        "machine that, not the sidecar's code, bounds the ratio.")
     big, small = results["1 GiB"], results["100 MiB"]
     peak_big = max(o["peak_rss"] for o in big["sidecar"])
     peak_small = max(o["peak_rss"] for o in small["sidecar"])
