@@ -35,7 +35,10 @@ def client_key() -> str:
     """What keeps a client on one role: the CANARY_KEY_HEADER value, else its address."""
     header = settings().challenger.key_header
     value = request.headers.get(header) if header else None
-    return value or request.remote_addr or ""
+    # Behind the front every request comes from nginx (127.0.0.1); nginx replaces any
+    # X-Forwarded-For a client sent with the client's own address.
+    forwarded = request.headers.get("X-Forwarded-For", "").rpartition(",")[2].strip()
+    return value or forwarded or request.remote_addr or ""
 
 
 def settings() -> ServingConfig:

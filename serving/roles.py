@@ -24,7 +24,7 @@ from .canary import CanaryGuard, in_canary
 from .challenger import Challenger, ChallengerHolder
 from .comparison import ComparisonLog, Sample
 from .config import ServingConfig
-from .errors import ModelRejected
+from .errors import InvalidInput, ModelRejected
 from .holder import ModelHolder
 from .loader import ServedModel
 from .shadow import ModelInput, ShadowInput, ShadowScorer
@@ -123,9 +123,13 @@ class Roles:
 
     def _canary(self, tracking: Tracking, given: ModelInput) -> Answer | None:
         model = tracking.challenger.model
+        try:
+            matrix = given.for_model(model)
+        except InvalidInput:  # the challenger's schema refuses this input: not a failure of it
+            return None
         started = time.perf_counter()
         try:
-            labels, probabilities = model.predictor.predict(given.for_model(model))
+            labels, probabilities = model.predictor.predict(matrix)
         except Exception as exc:  # the champion answers instead; the guard counts it
             tracking.guard.record(Sample(time.perf_counter() - started, failed=True))
             role_metrics.CANARY_FAILED.labels(model.version).inc()

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from . import zygote
 from .config import ServingConfig
+from .validator import HIDDEN_VARIABLES
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
-HIDDEN_VARIABLES = ("RELOAD_TOKEN", "RELOAD_TOKEN_FILE")  # a model has no business with them
 
 
 def run_in_process(config: ServingConfig, snapshot_id: str, result: Path, timeout: float) -> int:

@@ -237,7 +237,7 @@ class Validations:
 
     def _record(self, key: str, verdict: Verdict) -> None:
         target = self._path(key, "verdict")
-        temp = self._path(key, f"verdict.{os.getpid()}.tmp")
+        temp = self._path(key, f"verdict.{os.getpid()}.{threading.get_ident()}.tmp")  # per thread
         temp.write_text(json.dumps(verdict.to_json()), encoding="utf-8")
         os.replace(temp, target)
         self._path(key, "job").unlink(missing_ok=True)

@@ -18,6 +18,10 @@ import signal
 import sys
 from pathlib import Path
 
+# A model being validated has no business with the process's secrets.
+HIDDEN_VARIABLES = ("RELOAD_TOKEN", "RELOAD_TOKEN_FILE", "WEBHOOK_SECRET", "COMET_API_KEY",
+                    "COMET_API_KEY_FILE")
+
 PR_SET_PDEATHSIG = 1
 EXIT_VERDICT = 0  # a verdict (accepted or rejected) was written
 EXIT_USAGE = 64

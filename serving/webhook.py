@@ -21,7 +21,7 @@ from flask import Blueprint, current_app, request
 
 from model_contract import logs
 
-from .context import SETTINGS, error_response, json_response, settings
+from .context import SETTINGS, error_response, json_response, reload_token, settings
 
 log = logs.get(__name__)
 bp = Blueprint("webhook", __name__)
@@ -90,6 +90,6 @@ def comet_webhook():
                                   f"over {config.webhook_per_minute} webhook calls a minute")
         response.headers["Retry-After"] = str(max(1, round(wait)))
         return response
-    threading.Thread(target=_wake_sidecar, args=(config.sidecar_url, config.reload_token),
+    threading.Thread(target=_wake_sidecar, args=(config.sidecar_url, reload_token()),
                      name="webhook-wake", daemon=True).start()
     return json_response({"accepted": True, "action": "poll"}, 202)

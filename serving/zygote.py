@@ -104,6 +104,8 @@ def _validate(request: dict) -> None:
 
     code = EXIT_CRASHED
     try:
+        for name in validator.HIDDEN_VARIABLES:
+            os.environ.pop(name, None)
         validator.die_with_parent(os.getppid())
         signal.alarm(int(request["timeout"]) + 5)  # a backstop: the worker kills it first
         limit = int(request["memory_limit"])

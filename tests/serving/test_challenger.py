@@ -171,6 +171,17 @@ def test_without_a_key_header_setting_the_client_address_decides(both):
     assert roles == {expected}, "one address, one role, whatever headers it sends"
 
 
+def test_behind_the_front_the_forwarded_client_address_decides(both):
+    """nginx forwards every request from 127.0.0.1 and puts the client's address in the header."""
+    client = both(canary_percent=50.0, key_header=None).test_client()
+    addresses = [f"203.0.113.{i}" for i in range(1, 41)]
+    answers = [client.post("/api/v1/predict", json=VALID, buffered=True,
+                           headers={"X-Forwarded-For": address}) for address in addresses]
+    roles = [answer.headers["X-Model-Role"] for answer in answers]
+    assert roles == ["challenger" if in_canary(a, 50.0) else "champion" for a in addresses]
+    assert len(set(roles)) == 2, "clients are spread over both roles, not all on one"
+
+
 def test_the_guard_takes_a_failing_challenger_out_of_the_canary(both):
     app = both(canary_percent=50.0, guard_window=20, guard_min_answers=10)
     client = app.test_client()
