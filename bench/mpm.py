@@ -50,7 +50,7 @@ def _start(processes: Processes, work: Path) -> tuple[dict, LocalRegistry]:
 
 def run(work: Path) -> Section:
     """p99 of single JSON predictions with MPM off, on, and on but stalled."""
-    section = Section("8. Comet MPM cost on predictions")
+    section = Section("9. Comet MPM cost on predictions")
     body = json.dumps(VALID)
     rounds: list[dict[str, dict]] = []
     with Processes(work) as processes:

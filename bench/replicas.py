@@ -126,7 +126,7 @@ def _failover(processes: Processes, handle, api, replicas: list[Process]) -> flo
 
 def run(work: Path) -> Section:
     """Every N in turn; one table, four targets."""
-    section = Section("9. Replicas: one poller, one download per promotion")
+    section = Section("10. Replicas: one poller, one download per promotion")
     rows = [_one(count, work / f"n{count}") for count in _counts()]
     expected = 3600 / INTERVAL
     section.table(
