@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pod_system import VERDICT_TIMEOUT
 from tests.support.processes import wait_until
 
 FREE_LEFT = 20 * 1024 * 1024
@@ -46,7 +47,8 @@ def test_a_version_too_big_for_the_nearly_full_volume_is_refused_before_download
     try:
         with pod.load() as load:
             version = pod.promote(padded(pod.folders.pipeline, tmp_path / "big"))
-            error = pod.wait_error("InsufficientSpace")
+            # the first pass may still be finishing a hand-over the previous test began
+            error = pod.wait_error("InsufficientSpace", VERDICT_TIMEOUT)
             assert "bytes free under MODEL_ROOT" in error["message"]
             failures = pod.status()["consecutiveFailures"]
             wait_until(lambda: pod.status()["consecutiveFailures"] >= failures + 1, 15,

@@ -81,8 +81,9 @@ def is_valid(body) -> bool:
     def instance(x) -> bool:
         return isinstance(x, dict) and set(x) == set(FEATURES) and all(
             (x[k] in s["enum"]) if "enum" in s else (
-                type(x[k]) in (int, float) and math.isfinite(x[k])
-                and s["minimum"] <= x[k] <= s["maximum"]) for k, s in FEATURES.items())
+                # bounds first: an int too large for a float never reaches isfinite (OverflowError)
+                type(x[k]) in (int, float) and s["minimum"] <= x[k] <= s["maximum"]
+                and math.isfinite(x[k])) for k, s in FEATURES.items())
     if isinstance(body, dict) and set(body) == {"instances"}:
         items = body["instances"]
         return isinstance(items, list) and 1 <= len(items) <= MAX_BATCH and all(
