@@ -17,11 +17,12 @@ from tests.support.pod_system import VERDICT_TIMEOUT
 from tests.support.processes import wait_until
 
 FREE_LEFT = 20 * 1024 * 1024
-PADDING = 4 * 1024 * 1024  # incompressible: the zip is as big as the files
+# incompressible; large enough that no snapshot pruned before the build can make it fit
+PADDING = 12 * 1024 * 1024
 
 
 def padded(source: Path, target: Path) -> Path:
-    """A good pipeline folder with 4 MiB of random bytes beside the model."""
+    """A good pipeline folder with PADDING random bytes beside the model."""
     shutil.copytree(source, target)
     (target / "padding.bin").write_bytes(os.urandom(PADDING))
     return target
