@@ -46,15 +46,9 @@ min-deps: $(STAMP)
 	    --constraint $(MIN_VENV)/minimum.txt
 	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(MIN_TESTS)
 
-# nginx alone, for the demo (serving runs behind it, as in the image).
-front-deps:
-	@command -v nginx >/dev/null || { echo "installing nginx with apt"; \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } \
-	  >/dev/null 2>&1; }
-
 # exec: the demo is make's own child, so `kill -TERM` of make (which make forwards) stops it.
 # DEMO_ARGS passes options, e.g. make demo DEMO_ARGS='--reset --port 8080'.
-demo: $(STAMP) front-deps
+demo: $(STAMP)
 	exec $(BIN)/python -m registry_sync.demo $(DEMO_ARGS)
 
 bench: $(STAMP) system-deps

@@ -50,6 +50,7 @@ def _workers(server) -> list[dict]:
 def _loaded_workers(processes: Processes, name: str, root: Path, ready: bool) -> list[dict]:
     server = serving(processes, name, root, ready=ready)
     with requests.Session() as session:
+        session.headers["Connection"] = "close"  # a new connection each: spread over workers
         for _ in range(300):
             session.post(server.url + "/api/v1/predict", json=VALID, timeout=10)
     time.sleep(0.5)

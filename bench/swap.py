@@ -43,7 +43,9 @@ def _publish(server, root: Path, folder: Path, version: str, timings: dict) -> N
 
 
 def _served_versions(server, count: int = 20) -> set[str]:
+    """Versions answered by `count` requests, each on a new connection (so any worker answers)."""
     with requests.Session() as session:
+        session.headers["Connection"] = "close"
         return {session.post(server.url + "/api/v1/predict", json=VALID, timeout=10)
                 .headers.get("X-Model-Version", "?") for _ in range(count)}
 

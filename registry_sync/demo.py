@@ -110,8 +110,6 @@ class Demo:
             "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
             "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
             "MPM_ENABLED": "true", "MPM_BATCH_SECONDS": "1",  # events to the local registry
-            "FRONT_UPSTREAM_PORT": str(unused_port()),
-            "FRONT_RUN_DIR": str(self.home / "front"),
             "VERDICT_ENABLED": "true", "VERDICT_INTERVAL": "5",  # the challenger's figures too
         }
 

@@ -114,22 +114,19 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
                                    "its workers (default: a temporary folder)"),
     "LOG_LEVEL": (_log_level, "info", "debug, info, warning or error"),
-    "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by gunicorn workers"),
-    "BIND": (_bind, "127.0.0.1:8080", "public address (nginx's; gunicorn's when run alone)"),
-    "WEB_CONCURRENCY": (_positive_int, "2", "gunicorn worker processes"),
-    "GUNICORN_THREADS": (_positive_int, "1", "threads per worker (1: sync workers)"),
-    "FRONT_HEADER_TIMEOUT": (_positive_int, "10",
-                             "seconds a client has to send its whole request header (nginx)"),
-    "FRONT_BODY_TIMEOUT": (_positive_int, "10",
-                           "seconds a request body (or a client reading an answer) may stall"),
-    "FRONT_KEEPALIVE_TIMEOUT": (_positive_int, "15", "seconds an idle keep-alive connection "
-                                                     "is kept open"),
-    "FRONT_MAX_CONNECTIONS": (_positive_int, "1024", "most connections the front holds at once"),
+    "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by the workers"),
+    "BIND": (_bind, "127.0.0.1:8080", "public address"),
+    "WEB_CONCURRENCY": (_positive_int, "2", "worker processes"),
+    "GUNICORN_THREADS": (_positive_int, "1", "threads per worker when gunicorn runs serving "
+                                              "(1: sync workers)"),
+    "FRONT_HEADER_TIMEOUT": (_positive_int, "10", "seconds a client has to send a request's "
+                                                  "whole header, and an idle keep-alive "
+                                                  "connection stays open"),
+    "FRONT_BODY_TIMEOUT": (_positive_int, "10", "seconds a request's whole body has to arrive"),
+    "FRONT_MAX_CONNECTIONS": (_positive_int, "1024", "most connections the pod holds at once "
+                                                     "(split over its workers)"),
     "FRONT_DRAIN_SECONDS": (_positive_int, "20", "on SIGTERM, seconds to finish requests in "
                                                  "flight before exiting"),
-    "FRONT_UPSTREAM_PORT": (_port, "8082", "port of gunicorn behind the front (127.0.0.1)"),
-    "FRONT_RUN_DIR": (Path, None, "writable folder for nginx's config, pid and buffers "
-                                  "(default: a new temporary folder)"),
     # Comet MPM (docs/monitoring.md). The comet_mpm SDK reads COMET_URL_OVERRIDE itself too.
     "MPM_ENABLED": (_flag, "false", "send prediction events to Comet Model Production Monitoring"),
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
@@ -257,17 +254,18 @@ class GunicornConfig:
 
 @dataclass(frozen=True)
 class FrontConfig:
-    """What `python -m serving.front` needs: nginx's address, deadlines and limits."""
+    """What `python -m serving.front` needs: addresses, workers, deadlines and limits."""
 
     bind: str
-    upstream_port: int
+    admin_port: int | None
+    workers: int
     max_body_bytes: int
     header_timeout: int
     body_timeout: int
-    keepalive_timeout: int
     max_connections: int
     drain_seconds: int
-    run_dir: Path | None
+    validation_wait: float
+    metrics_dir: Path | None
     log_level: str
 
 
@@ -375,14 +373,14 @@ def gunicorn_from_env(environ: Mapping[str, Any] | None = None) -> GunicornConfi
 
 
 def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
-    """Read the front's settings (nginx on BIND, gunicorn behind it)."""
+    """Read the front's settings (granian on BIND, the admin listener on ADMIN_PORT)."""
     env = os.environ if environ is None else environ
     return FrontConfig(
-        bind=_read(env, "BIND"), upstream_port=_read(env, "FRONT_UPSTREAM_PORT"),
-        max_body_bytes=_read(env, "MAX_BODY_BYTES"),
+        bind=_read(env, "BIND"), admin_port=_read(env, "ADMIN_PORT"),
+        workers=_read(env, "WEB_CONCURRENCY"), max_body_bytes=_read(env, "MAX_BODY_BYTES"),
         header_timeout=_read(env, "FRONT_HEADER_TIMEOUT"),
         body_timeout=_read(env, "FRONT_BODY_TIMEOUT"),
-        keepalive_timeout=_read(env, "FRONT_KEEPALIVE_TIMEOUT"),
         max_connections=_read(env, "FRONT_MAX_CONNECTIONS"),
-        drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"), run_dir=_read(env, "FRONT_RUN_DIR"),
-        log_level=_read(env, "LOG_LEVEL"))
+        drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"),
+        validation_wait=_read(env, "VALIDATION_WAIT"),
+        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))

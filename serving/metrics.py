@@ -1,11 +1,13 @@
-"""Serving's Prometheus metrics; with gunicorn they are summed over workers (multiprocess mode).
+"""Serving's Prometheus metrics, summed over the workers (multiprocess mode).
 
 Multiprocess mode is chosen by prometheus_client when PROMETHEUS_MULTIPROC_DIR is set before
-this module is imported: the gunicorn config file sets it up.
+this module is imported: the master sets it up before it forks (serving.prefork).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from prometheus_client import (
@@ -19,6 +21,8 @@ from prometheus_client import (
 )
 
 REGISTRY = CollectorRegistry()
+# prometheus_client's file of one process's live gauges: gauge_live<mode>_<pid>.db
+LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 REQUESTS = Counter("serving_requests", "HTTP requests by endpoint and outcome",
@@ -87,6 +91,30 @@ def render(metrics_dir: Path | None) -> tuple[bytes, str]:
     """The exposition text: all workers' values in multiprocess mode, else this process's."""
     if metrics_dir is None:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    forget_dead_workers(metrics_dir)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def forget_dead_workers(metrics_dir: Path) -> None:
+    """Drop the live gauges of processes that are gone (a worker killed and replaced).
+
+    gunicorn says so itself (child_exit); granian's master has no such hook, so the files'
+    process ids are checked here, when metrics are read.
+    """
+    pids = {int(m.group(1)) for m in map(LIVE_GAUGE_FILE.fullmatch,
+                                         os.listdir(metrics_dir)) if m}
+    for pid in pids:
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, str(metrics_dir))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

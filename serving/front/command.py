@@ -1,7 +1,7 @@
 """The one place that says how serving is started: the demo, the tests and the benchmarks use it.
 
-`python -m serving.front` (the image's command) runs nginx on BIND and gunicorn behind it on a
-unix socket; `serving_argv(front=False)` is gunicorn alone on BIND, as before the front existed.
+`python -m serving.front` (the image's command) is granian serving the app as deployed;
+`serving_argv(front=False)` is gunicorn with sync workers, the server serving ran on before.
 """
 
 from __future__ import annotations
@@ -14,5 +14,5 @@ FRONT = ["-m", "serving.front"]
 
 
 def serving_argv(front: bool = True, python: str = PYTHON) -> list[str]:
-    """The command that starts serving: behind nginx (as deployed), or gunicorn alone."""
+    """The command that starts serving: as deployed (granian), or gunicorn alone."""
     return [python, *(FRONT if front else GUNICORN)]

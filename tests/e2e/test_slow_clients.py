@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.serving.server import Gunicorn, launch
+from tests.serving.server import Serving, launch
 from tests.support.load import Load
 from tests.support.processes import wait_until
 from tests.support.slow_clients import KINDS, SlowClients
@@ -27,7 +27,7 @@ SLACK = 4.0  # seconds: nginx checks deadlines on its timer, and this machine is
 
 
 @pytest.fixture(scope="module")
-def serving(tmp_path_factory, trained_models) -> Iterator[Gunicorn]:
+def serving(tmp_path_factory, trained_models) -> Iterator[Serving]:
     """Serving behind its front with short deadlines, version 1.0.0 of our layout."""
     work = tmp_path_factory.mktemp("slow-clients")
     root = work / "models"

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.monitoring.conftest import model_root, mpm_env
 from tests.serving.conftest import CLASSIFIER, VALID
-from tests.serving.server import Gunicorn, launch
+from tests.serving.server import Serving, launch
 from tests.support.processes import wait_until
 from tests.support.snapshots import WORKSPACE, build_snapshot
 
@@ -18,7 +18,7 @@ from tests.support.snapshots import WORKSPACE, build_snapshot
 SLOW_REQUEST = 5.0
 
 
-def sample(server: Gunicorn, name: str, **labels: str) -> float:
+def sample(server: Serving, name: str, **labels: str) -> float:
     """A sample of serving's /metrics (summed over workers), 0 if absent."""
     text = server.session.get(server.url + "/metrics", timeout=10).text
     return sum(s.value for family in text_string_to_metric_families(text)
@@ -39,7 +39,7 @@ def events_by_id(registry) -> dict[str, dict]:
     return {e["predictionId"]: e for e in answer["items"] if e["kind"] == "event"}
 
 
-def predict_many(server: Gunicorn, n: int) -> list[requests.Response]:
+def predict_many(server: Serving, n: int) -> list[requests.Response]:
     """n JSON predictions; each must succeed without waiting on MPM."""
     answers = []
     for _ in range(n):

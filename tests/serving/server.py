@@ -1,5 +1,5 @@
-"""Serving as a real process on loopback (nginx -> gunicorn, as deployed), for integration and
-browser tests."""
+"""Serving as a real process on loopback (`python -m serving.front`, as deployed), for integration
+and browser tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import requests
 
 from registry_sync.publish import publish as publish_snapshot
@@ -25,15 +24,15 @@ VERDICT_TIMEOUT = 120.0  # the validator process imports scikit-learn: seconds o
 
 
 @dataclass
-class Gunicorn:
-    """A running gunicorn serving MODEL_ROOT, with its public and admin addresses."""
+class Serving:
+    """Serving (the front) running on MODEL_ROOT, with its public and admin addresses."""
 
     url: str
     admin_url: str
     model_root: Path
     log_path: Path
     process: subprocess.Popen
-    session: requests.Session = field(default_factory=requests.Session, repr=False)
+    session: requests.Session = field(default_factory=lambda: spreading_session(), repr=False)
     token: str = field(default=TOKEN, repr=False)
 
     def publish(self, version: str, models: dict[str, Path]) -> str:
@@ -80,18 +79,16 @@ class Gunicorn:
                 time.sleep(0.05)
 
     def master_pid(self) -> int:
-        """gunicorn's master: the front's child running gunicorn (its workers are its children)."""
-        for child in psutil.Process(self.process.pid).children():
-            if "gunicorn" in " ".join(child.cmdline()):
-                return child.pid
-        raise AssertionError(f"no gunicorn under the front: {self.log_tail()}")
+        """The front's master process (granian's): its children are the workers and the warm
+        validator."""
+        return self.process.pid
 
     def log_tail(self, lines: int = 30) -> str:
-        """The end of gunicorn's log, for failure messages."""
+        """The end of serving's log, for failure messages."""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        """TERM, then KILL if gunicorn does not stop in time."""
+        """TERM, then KILL if serving does not stop in time."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -102,9 +99,20 @@ class Gunicorn:
         self.session.close()
 
 
+def spreading_session() -> requests.Session:
+    """A session whose requests each take a new connection, so they spread over the workers.
+
+    A kept-alive connection stays with the worker that accepted it; a test that asks until
+    every worker has answered needs the kernel to hand each request to any of them.
+    """
+    session = requests.Session()
+    session.headers["Connection"] = "close"
+    return session
+
+
 def start(model_root: Path, work: Path, version: str, models: dict[str, Path],
-          workers: int = 2, **env: str) -> Gunicorn:
-    """Publish a first snapshot, start gunicorn on free loopback ports, wait until ready."""
+          workers: int = 2, **env: str) -> Serving:
+    """Publish a first snapshot, start serving on free loopback ports, wait until ready."""
     build_snapshot(model_root, models, version)
     server = launch(model_root, work, workers=workers, **env)
     try:
@@ -117,8 +125,8 @@ def start(model_root: Path, work: Path, version: str, models: dict[str, Path],
 
 def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None = None,
            admin: int | None = None, token: str = TOKEN, wait: bool = True,
-           **env: str) -> Gunicorn:
-    """Start gunicorn on MODEL_ROOT as it is and (unless told not to) wait for a loaded model.
+           **env: str) -> Serving:
+    """Start serving on MODEL_ROOT as it is and (unless told not to) wait for a loaded model.
 
     Ports are free loopback ones unless given (a relaunch reuses them). With `env` holding
     RELOAD_TOKEN_FILE the token is read from that file, as in the pod; other variables
@@ -129,8 +137,8 @@ def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None
                 "BIND": f"127.0.0.1:{public}", "ADMIN_PORT": str(admin),
                 "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": "1",
                 "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"), "LOG_LEVEL": "info",
-                "PYTHONPATH": str(REPO_ROOT), "FRONT_UPSTREAM_PORT": str(free_port()),
-                "FRONT_RUN_DIR": str(work / f"front-{public}"), **env}
+                "PYTHONPATH": str(REPO_ROOT),
+                **env}
     if "RELOAD_TOKEN_FILE" in env:
         settings.pop("RELOAD_TOKEN")
     log_path = work / "gunicorn.log"
@@ -138,7 +146,7 @@ def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None
         process = subprocess.Popen(
             serving_argv(),
             cwd=REPO_ROOT, env=settings, stdout=log, stderr=subprocess.STDOUT)
-    server = Gunicorn(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}", model_root,
+    server = Serving(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}", model_root,
                       log_path, process, token=token)
     try:
         if wait:
@@ -149,12 +157,12 @@ def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None
     return server
 
 
-def _wait_until_ready(server: Gunicorn) -> None:
+def _wait_until_ready(server: Serving) -> None:
     """Wait until a worker answers /readyz with 200."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if server.process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"gunicorn did not start:\n{server.log_tail()}")
+            raise RuntimeError(f"serving did not start:\n{server.log_tail()}")
         try:
             if server.session.get(server.url + "/readyz", timeout=10).status_code == 200:
                 return

@@ -34,7 +34,7 @@ import requests
 
 from model_contract import layout, manifest
 from registry_sync import snapshot
-from tests.serving.server import Gunicorn, launch
+from tests.serving.server import Serving, launch
 from tests.support.jsonlog import json_lines
 from tests.support.load import Load
 from tests.support.processes import (
@@ -106,7 +106,7 @@ class PodSystem:
     token_file: Path
     public_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
-    serving: Gunicorn | None = None
+    serving: Serving | None = None
     sidecar: Sidecar | None = None
     sidecar_extra: dict[str, str] = field(default_factory=dict)
     _minor: int = 0
@@ -244,7 +244,7 @@ class PodSystem:
 
     # --- serving ------------------------------------------------------------------------
 
-    def launch_serving(self, wait: bool = True) -> Gunicorn:
+    def launch_serving(self, wait: bool = True) -> Serving:
         """Start serving (nginx -> gunicorn) on the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
                               admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
@@ -252,7 +252,7 @@ class PodSystem:
         self.scan.watch(self.serving.log_path)
         return self.serving
 
-    def relaunch_serving(self, wait: bool = True) -> Gunicorn:
+    def relaunch_serving(self, wait: bool = True) -> Serving:
         """Stop serving (if running) and start it again on the same ports."""
         self.serving.stop()
         return self.launch_serving(wait)

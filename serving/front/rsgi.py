@@ -1,0 +1,163 @@
+"""The Flask app under granian's RSGI interface: a request's body arrives before the app runs.
+
+granian reads and parses HTTP in Rust; under its WSGI interface a request's body is read from
+the worker's one Python thread, so a client trickling its body would hold the worker. Here the
+body is awaited on the worker's event loop (whole, within FRONT_BODY_TIMEOUT, at most
+MAX_BODY_BYTES) while other requests are answered; only then is the WSGI app called, with an
+environ built from the request alone (never the process's environment, which holds secrets).
+A request forwarded by the admin listener (serving.front.admin) carries the front's private
+mark; it alone is seen as arriving on ADMIN_PORT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import hmac
+import io
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from model_contract.logs import EventLogger
+
+from . import admin
+
+log = EventLogger("serving.front")
+WORKER_NAME = b"serving-worker"  # its name in ps/psutil, beside the master and the validator
+PR_SET_NAME = 15
+BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+SPECIAL_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """How long a request body may take to arrive, and how large it may be."""
+
+    max_bytes: int
+    timeout: float
+
+
+class BodyRefused(Exception):
+    """A body too large or too slow: the answer to send instead of calling the app."""
+
+    def __init__(self, status: int, error: str, message: str):
+        super().__init__(message)
+        self.status, self.error = status, error
+
+
+class _StartResponse:
+    """Keeps what the WSGI app passed to start_response."""
+
+    __slots__ = ("headers", "status")
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+        self.status, self.headers = int(status[:3]), headers
+
+
+class RsgiFront:
+    """An RSGI application around a WSGI one (granian calls __rsgi__ on its event loop)."""
+
+    def __init__(self, load_app: Callable[[], Callable], limits: BodyLimits):
+        self.load_app, self.limits = load_app, limits
+        self.app: Callable | None = None
+
+    def __rsgi_init__(self, loop: Any) -> None:
+        """In each worker, once, after the fork: name the process, then build the app."""
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(PR_SET_NAME, WORKER_NAME)
+        self.app = self.load_app()
+        log.info("Booting worker", pid=os.getpid())  # after the app has set up logging
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        """Read the body (bounded), call the app, send its answer in one piece."""
+        try:
+            body = b"" if scope.method in BODYLESS else await self._body(scope, protocol)
+        except BodyRefused as refused:
+            protocol.response_bytes(refused.status, [("content-type", "application/json"),
+                                                     ("connection", "close")],
+                                    _error_body(refused.error, str(refused)))
+            return
+        start = _StartResponse()
+        result = self.app(self._environ(scope, body), start)
+        try:
+            answer = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        protocol.response_bytes(start.status, start.headers, answer)
+
+    async def _body(self, scope: Any, protocol: Any) -> bytes:
+        limit = self.limits.max_bytes
+        declared = scope.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyRefused(413, "request_entity_too_large",
+                              f"the request body is larger than {limit} bytes")
+        try:
+            async with asyncio.timeout(self.limits.timeout):
+                return await _bounded(protocol, limit)
+        except TimeoutError:
+            raise BodyRefused(408, "request_timeout", "the request body did not arrive within "
+                              f"{self.limits.timeout:g} s") from None
+
+    def _environ(self, scope: Any, body: bytes) -> dict[str, Any]:
+        server, _, port = scope.server.rpartition(":")
+        environ = {
+            "REQUEST_METHOD": scope.method, "SCRIPT_NAME": "", "PATH_INFO": scope.path,
+            "QUERY_STRING": scope.query_string, "SERVER_NAME": server, "SERVER_PORT": port,
+            "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
+            "REMOTE_ADDR": scope.client.rpartition(":")[0].strip("[]"),
+            "wsgi.version": (1, 0), "wsgi.url_scheme": scope.scheme,
+            "wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True,
+            "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True,
+            "wsgi.run_once": False, "CONTENT_LENGTH": str(len(body)),
+        }
+        for name, value in scope.headers.items():
+            key = SPECIAL_HEADERS.get(name) or "HTTP_" + name.upper().replace("-", "_")
+            if key == "CONTENT_LENGTH":
+                continue  # the body's real length, read above, is the one that counts
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        mark = environ.pop(admin.MARK_ENVIRON, None)
+        if mark is not None and admin.port() is not None and \
+                hmac.compare_digest(mark.encode(), admin.secret()):
+            environ["SERVER_PORT"] = str(admin.port())
+        return environ
+
+
+async def _bounded(protocol: Any, limit: int) -> bytes:
+    """The whole body, or BodyRefused as soon as it passes limit bytes."""
+    parts, size = [], 0
+    async for chunk in protocol:
+        size += len(chunk)
+        if size > limit:
+            raise BodyRefused(413, "request_entity_too_large",
+                              f"the request body is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _error_body(error: str, message: str) -> bytes:
+    """The app's JSON error shape, for answers the front gives itself."""
+    return json.dumps({"error": error, "message": message,
+                       "errors": [{"field": "body", "message": message}]}).encode()
+
+
+def _load_flask_app() -> Callable:
+    from serving.wsgi import app
+
+    return app
+
+
+def _limits_from_env() -> BodyLimits:
+    from serving.config import front_from_env
+
+    config = front_from_env()
+    return BodyLimits(max_bytes=config.max_body_bytes, timeout=float(config.body_timeout))
+
+
+app = RsgiFront(_load_flask_app, _limits_from_env())

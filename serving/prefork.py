@@ -1,0 +1,53 @@
+"""What serving's master does before it forks the workers, under granian or gunicorn.
+
+The libraries (not the app) are imported once in the master: workers fork with them in memory and
+share those pages, about 110 MiB less unique memory per worker (bench/results.md). Each worker
+still creates its app and loads its model after the fork. gc.freeze() keeps the collector from
+writing to (and so copying) the shared objects. The Prometheus multiprocess folder and the
+validation folder are chosen here, before any worker imports prometheus_client.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+SHARED_LIBRARIES = ("numpy", "scipy.special", "flask", "sklearn.ensemble", "skops.io")
+
+
+def prepare(metrics_dir: Path | None) -> Path:
+    """Set the shared folders in the environment, import the libraries; the metrics folder."""
+    # Model calls are tiny; OpenMP threads per call would only fight the other workers for cores.
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    if metrics_dir is None:
+        metrics_dir = Path(tempfile.mkdtemp(prefix="serving-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # Validation verdicts are shared by the workers: their folder is chosen before the fork.
+    if not os.environ.get("VALIDATION_DIR", "").strip():
+        os.environ["VALIDATION_DIR"] = tempfile.mkdtemp(prefix="serving-validations-")
+    for module in SHARED_LIBRARIES:
+        importlib.import_module(module)
+    gc.freeze()
+    return metrics_dir
+
+
+def start(metrics_dir: Path) -> int | None:
+    """Empty the metrics folder (stale files would add old counts); fork the warm validator.
+
+    Call while the master is still one thread, with no sockets open. The validator's pid (None:
+    not started): its parent must reap it should it die.
+    """
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for entry in metrics_dir.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    from serving import zygote
+
+    return zygote.start(Path(os.environ["VALIDATION_DIR"]))
