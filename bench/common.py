@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 import requests
 
+from serving.front.command import WORKER_PROCESS_NAME
 from tests.support.processes import wait_until as poll_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -89,12 +90,13 @@ class Process:
             return []
 
     def workers(self) -> list[psutil.Process]:
-        """gunicorn's workers: the children of its master, behind the front or not."""
+        """Serving's workers: the front's (named so), or gunicorn's (children of its master)."""
         found = []
         for proc in self.family():
             with contextlib.suppress(psutil.Error):
-                if "gunicorn" in " ".join(proc.parent().cmdline()) and \
-                        "gunicorn" in " ".join(proc.cmdline()):
+                if proc.name() == WORKER_PROCESS_NAME or (
+                        "gunicorn" in " ".join(proc.parent().cmdline())
+                        and "gunicorn" in " ".join(proc.cmdline())):
                     found.append(proc)
         return found
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from string import Template
 
 from serving.front.command import serving_argv
 from tests.support.processes import free_port
@@ -19,11 +21,13 @@ from .common import (
     wait_until,
 )
 
+NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf")
+
 
 def serving(processes: Processes, name: str, model_root: Path, workers: int = 2,
             threads: int = 1, ready: bool = True, front: bool = True,
             options: tuple[str, ...] = (), **extra: str) -> Process:
-    """Serving as the image runs it (nginx -> gunicorn), with an admin port and a token.
+    """Serving as the image runs it (`python -m serving.front`), with an admin port and a token.
 
     front=False: gunicorn alone on the public port (as before the front); `options` are added
     to gunicorn's command line (e.g. another worker class).
@@ -34,8 +38,7 @@ def serving(processes: Processes, name: str, model_root: Path, workers: int = 2,
     environ = env(MODEL_ROOT=str(model_root), RELOAD_TOKEN=TOKEN, BIND=f"127.0.0.1:{port}",
                   ADMIN_PORT=str(admin), WEB_CONCURRENCY=str(workers),
                   GUNICORN_THREADS=str(threads), PROMETHEUS_MULTIPROC_DIR=str(metrics),
-                  LOG_LEVEL="warning", FRONT_UPSTREAM_PORT=str(free_port()),
-                  FRONT_RUN_DIR=str(processes.work / f"{name}-front"), **extra)
+                  LOG_LEVEL="warning", **extra)
     process = processes.start(name, [*serving_argv(front, python()), *options], environ)
     process.url, process.extra["admin"] = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
     path = "/readyz" if ready else "/healthz"
@@ -59,11 +62,11 @@ def textbook(processes: Processes, name: str, model_dir: Path, server: str,
     return _listening(processes, name, argv, environ, port, "/ping")
 
 
-def granian(processes: Processes, name: str, model_root: Path, workers: int = 2) -> Process:
-    """Serving under granian (HTTP in Rust, WSGI workers), a candidate front without admin port.
+def granian_wsgi(processes: Processes, name: str, model_root: Path, workers: int = 2) -> Process:
+    """The app under granian's own WSGI interface, tuned (one Python thread per worker).
 
-    granian binds one address, so /-/validate and /-/reload have nowhere to live apart from
-    the public port (docs/serving.md); the benchmark needs neither.
+    The body is read on that thread, so a trickled body holds the worker: the reason the front
+    uses granian's RSGI interface instead (serving/front/rsgi.py).
     """
     port = free_port()
     metrics = processes.work / f"{name}-metrics"
@@ -72,9 +75,31 @@ def granian(processes: Processes, name: str, model_root: Path, workers: int = 2)
                   PROMETHEUS_MULTIPROC_DIR=str(metrics), OMP_NUM_THREADS="1")
     argv = [python(), "-m", "granian", "--interface", "wsgi", "--workers", str(workers),
             "--host", "127.0.0.1", "--port", str(port), "--http", "1", "--no-ws",
+            "--runtime-mode", "st", "--blocking-threads", "1",
             "--http1-header-read-timeout", "10000", "--log-level", "warning",
             "serving.wsgi:app"]
     return _listening(processes, name, argv, environ, port, "/readyz")
+
+
+def nginx_gunicorn(processes: Processes, name: str, model_root: Path) -> Process:
+    """nginx buffering each request in front of gunicorn's 2 sync workers: the front before."""
+    upstream = serving(processes, f"{name}-gunicorn", model_root, front=False)
+    port = free_port()
+    run_dir = processes.work / f"{name}-nginx"
+    run_dir.mkdir(exist_ok=True)
+    settings = {"RUN_DIR": run_dir, "NGINX_LOG_LEVEL": "warn", "BIND": f"127.0.0.1:{port}",
+                "FRONT_MAX_CONNECTIONS": 1024, "FRONT_HEADER_TIMEOUT": 10,
+                "FRONT_BODY_TIMEOUT": 10, "FRONT_KEEPALIVE_TIMEOUT": 15,
+                "MAX_BODY_BYTES": 2 << 20, "BODY_BUFFER_BYTES": (2 << 20) * 9 // 8,
+                "FRONT_UPSTREAM_PORT": upstream.url.rpartition(":")[2],
+                "FRONT_DRAIN_SECONDS": 20}
+    conf = run_dir / "nginx.conf"
+    conf.write_text(Template(NGINX_TEMPLATE.read_text()).safe_substitute(settings))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = _listening(processes, name, [nginx, "-c", str(conf), "-p", str(run_dir), "-e",
+                                           "stderr"], env(), port, "/readyz")
+    process.extra["upstream"] = upstream
+    return process
 
 
 def _listening(processes: Processes, name: str, argv: list[str], environ: dict[str, str],

@@ -28,18 +28,13 @@ RUNS = {
                        "/predict", True),
     "textbook_gunicorn": ("textbook app, gunicorn 2 sync workers", "tb-gunicorn", "/predict",
                           True),
-    "ours": ("ours as deployed: nginx -> gunicorn 2 sync workers, seed layout (same files)",
-             "sync2", PREDICT, True),
-    "ours_ceiling": ("ours, no-model endpoint (GET /healthz), same server", "sync2", HEALTH,
+    "ours": ("ours as deployed: granian front, 2 workers, seed layout (same files)",
+             "front2", PREDICT, True),
+    "ours_ceiling": ("ours, no-model endpoint (GET /healthz), same server", "front2", HEALTH,
                      False),
-    "ours_pipeline": ("ours, nginx -> 2 sync workers, our layout (pipeline.skops)", "pipe2",
-                      PREDICT,
-                      True),
-    "sync4": ("ours, nginx -> 4 sync workers", "sync4", PREDICT, True),
-    "sync4_ceiling": ("ours, nginx -> 4 sync workers, GET /healthz", "sync4", HEALTH, False),
-    "gthread": ("ours, nginx -> 2 gthread workers x 4 threads", "gthread", PREDICT, True),
-    "gthread_ceiling": ("ours, nginx -> 2 gthread workers x 4 threads, GET /healthz", "gthread",
-                        HEALTH, False),
+    "ours_pipeline": ("ours, 2 workers, our layout (pipeline.skops)", "pipe2", PREDICT, True),
+    "front4": ("ours, 4 workers", "front4", PREDICT, True),
+    "front4_ceiling": ("ours, 4 workers, GET /healthz", "front4", HEALTH, False),
 }
 
 
@@ -51,10 +46,9 @@ def _start_all(processes: Processes, work: Path) -> dict:
     return {
         "tb-flask": textbook(processes, "tb-flask", trained.seed, "flask"),
         "tb-gunicorn": textbook(processes, "tb-gunicorn", trained.seed, "gunicorn"),
-        "sync2": serving(processes, "sync2", seed_root),
+        "front2": serving(processes, "front2", seed_root),
         "pipe2": serving(processes, "pipe2", pipe_root),
-        "sync4": serving(processes, "sync4", seed_root, workers=4),
-        "gthread": serving(processes, "gthread", seed_root, workers=2, threads=4),
+        "front4": serving(processes, "front4", seed_root, workers=4),
     }
 
 
@@ -80,7 +74,7 @@ def run(work: Path) -> Section:
     with Processes(work) as processes:
         servers = _start_all(processes, work)
         runs = _measure(servers, work)
-        profile = profiling.under_load(servers["sync2"], PREDICT, BODY, work)
+        profile = profiling.under_load(servers["front2"], PREDICT, BODY, work)
     rows = []
     for name, (label, *_rest) in RUNS.items():
         got = runs[name]
@@ -98,24 +92,15 @@ def run(work: Path) -> Section:
 
 
 def _workers_note(figures: dict) -> str:
-    """Which worker class and count the deployment uses and why, with this run's ratios."""
-    sync4, gthread = figures["sync4_vs_sync2"], figures["gthread_vs_sync2"]
+    """How many workers the deployment runs and why, with this run's ratio."""
     return (
-        "**Worker class and count.** The deployment runs 2 sync workers, one per core "
-        "(`WEB_CONCURRENCY=2`, `GUNICORN_THREADS=1`, set in the ConfigMap). In this run 4 sync "
-        f"workers gave {sync4:.2f}x and 2 gthread workers x 4 threads {gthread:.2f}x its "
-        "throughput (median of per-round ratios; single rounds move by +-30% on this shared "
-        "machine), gthread at a higher p99. The CPU work of a request is Python from end to "
-        "end, so threads and extra processes do not add CPU: what they recover is the time a "
-        "sync worker spends waiting on the socket. Every server of ours here runs behind the "
-        "front (nginx, docs/serving.md): nginx keeps the client's connection alive and opens "
-        "one loopback connection per request to gunicorn, which closes it; slow clients never "
-        "reach a worker. The deployment keeps sync workers: the lowest p99, a crash or a stuck "
-        "request takes one process and no neighbour threads, and memory stays at two workers. "
-        "**Where the time "
-        "goes:** the model and our request code are a small share of a worker's samples; the "
-        "rest is gunicorn's per-connection socket work and HTTP handling, and Flask/werkzeug. "
-        "In-process, the no-model endpoint costs most of what a prediction costs.")
+        "**Workers.** The deployment runs 2 workers, one per core (`WEB_CONCURRENCY=2` in the "
+        f"ConfigMap). In this run 4 workers gave {figures['front4_vs_front2']:.2f}x its "
+        "throughput (median of per-round ratios). A worker runs one request's Python at a "
+        "time and its HTTP in Rust, so a core is kept busy by one worker; more processes only "
+        "add memory. **Where the time goes:** see the in-process table: Flask/werkzeug's own "
+        "request handling costs about what the no-model endpoint costs; the model and our "
+        "request code are the rest.")
 
 
 def _judge(section: Section, runs: dict) -> None:
@@ -132,5 +117,4 @@ def _judge(section: Section, runs: dict) -> None:
                    ceiling >= 0.4)
     section.figures.update(vs_flask=vs_flask, vs_gunicorn=vs_gunicorn, p99_ratio=p99,
                            vs_ceiling=ceiling,
-                           sync4_vs_sync2=_ratio(runs, "sync4", "ours"),
-                           gthread_vs_sync2=_ratio(runs, "gthread", "ours"))
+                           front4_vs_front2=_ratio(runs, "front4", "ours"))

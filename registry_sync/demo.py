@@ -1,7 +1,7 @@
 """The one-command demo: the whole system on a local registry, on 127.0.0.1.
 
 `make demo` (python -m registry_sync.demo) trains the diamonds classifier, starts the local
-registry with version 1.0.0 in Production, the sidecar and serving (nginx -> gunicorn) as real
+registry with version 1.0.0 in Production, the sidecar and serving (granian) as real
 processes, and prints the URL of the form, a curl line for the JSON API and the commands that
 register and promote the next free version. State lives under one folder (default .demo/,
 `--reset` starts afresh). Ctrl-C (or SIGTERM) stops everything cleanly.

@@ -35,8 +35,9 @@ def client_key() -> str:
     """What keeps a client on one role: the CANARY_KEY_HEADER value, else its address."""
     header = settings().challenger.key_header
     value = request.headers.get(header) if header else None
-    # Behind the front every request comes from nginx (127.0.0.1); nginx replaces any
-    # X-Forwarded-For a client sent with the client's own address.
+    # Behind a proxy (an ingress) the client is the last X-Forwarded-For entry, the one the
+    # nearest proxy added; without one it is the peer. A client sending the header itself
+    # only chooses its own bucket, which it could do anyway with CANARY_KEY_HEADER.
     forwarded = request.headers.get("X-Forwarded-For", "").rpartition(",")[2].strip()
     return value or forwarded or request.remote_addr or ""
 

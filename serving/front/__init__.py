@@ -1,1 +1,1 @@
-"""The serving front: nginx buffering every request before gunicorn's sync workers see it."""
+"""The serving front: granian, each request's body read whole before the app's Python sees it."""

@@ -11,6 +11,7 @@ import sys
 PYTHON = sys.executable
 GUNICORN = ["-m", "gunicorn", "--config", "python:serving.gunicorn_conf", "serving.wsgi:app"]
 FRONT = ["-m", "serving.front"]
+WORKER_PROCESS_NAME = "serving-worker"  # the front's workers in ps/psutil (15 bytes at most)
 
 
 def serving_argv(front: bool = True, python: str = PYTHON) -> list[str]:

@@ -6,7 +6,9 @@ body is awaited on the worker's event loop (whole, within FRONT_BODY_TIMEOUT, at
 MAX_BODY_BYTES) while other requests are answered; only then is the WSGI app called, with an
 environ built from the request alone (never the process's environment, which holds secrets).
 A request forwarded by the admin listener (serving.front.admin) carries the front's private
-mark; it alone is seen as arriving on ADMIN_PORT.
+mark; it alone is seen as arriving on ADMIN_PORT. A worker whose request runs past
+WORKER_TIMEOUT is killed by its own watchdog thread and replaced by the master, as gunicorn's
+worker timeout did.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import hmac
 import io
 import json
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +31,11 @@ from typing import Any
 from model_contract.logs import EventLogger
 
 from . import admin
+from .command import WORKER_PROCESS_NAME
 
 log = EventLogger("serving.front")
-WORKER_NAME = b"serving-worker"  # its name in ps/psutil, beside the master and the validator
 PR_SET_NAME = 15
+WORKER_TIMEOUT = 30.0  # seconds one request may run (above VALIDATION_WAIT's 20 s default)
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 SPECIAL_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 
@@ -65,13 +71,15 @@ class RsgiFront:
     def __init__(self, load_app: Callable[[], Callable], limits: BodyLimits):
         self.load_app, self.limits = load_app, limits
         self.app: Callable | None = None
+        self.busy_since: float | None = None  # when the request running now started
 
     def __rsgi_init__(self, loop: Any) -> None:
         """In each worker, once, after the fork: name the process, then build the app."""
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(PR_SET_NAME, WORKER_NAME)
+            ctypes.CDLL(None).prctl(PR_SET_NAME, WORKER_PROCESS_NAME.encode())
         self.app = self.load_app()
         log.info("Booting worker", pid=os.getpid())  # after the app has set up logging
+        threading.Thread(target=self._watchdog, name="worker-watchdog", daemon=True).start()
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         """Read the body (bounded), call the app, send its answer in one piece."""
@@ -83,14 +91,27 @@ class RsgiFront:
                                     _error_body(refused.error, str(refused)))
             return
         start = _StartResponse()
-        result = self.app(self._environ(scope, body), start)
+        self.busy_since = time.monotonic()
         try:
-            answer = b"".join(result)
+            result = self.app(self._environ(scope, body), start)
+            try:
+                answer = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            self.busy_since = None
         protocol.response_bytes(start.status, start.headers, answer)
+
+    def _watchdog(self) -> None:
+        """Kill this worker if one request outlasts WORKER_TIMEOUT (the master starts another)."""
+        while True:
+            time.sleep(1.0)
+            started = self.busy_since
+            if started is not None and time.monotonic() - started > WORKER_TIMEOUT:
+                log.error("worker_timeout", pid=os.getpid(), seconds=WORKER_TIMEOUT)
+                os.kill(os.getpid(), signal.SIGKILL)
 
     async def _body(self, scope: Any, protocol: Any) -> bytes:
         limit = self.limits.max_bytes
@@ -108,8 +129,9 @@ class RsgiFront:
     def _environ(self, scope: Any, body: bytes) -> dict[str, Any]:
         server, _, port = scope.server.rpartition(":")
         environ = {
-            "REQUEST_METHOD": scope.method, "SCRIPT_NAME": "", "PATH_INFO": scope.path,
-            "QUERY_STRING": scope.query_string, "SERVER_NAME": server, "SERVER_PORT": port,
+            "REQUEST_METHOD": scope.method, "SCRIPT_NAME": "",
+            "PATH_INFO": _wsgi_text(scope.path), "QUERY_STRING": _wsgi_text(scope.query_string),
+            "SERVER_NAME": server, "SERVER_PORT": port,
             "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
             "REMOTE_ADDR": scope.client.rpartition(":")[0].strip("[]"),
             "wsgi.version": (1, 0), "wsgi.url_scheme": scope.scheme,
@@ -121,6 +143,7 @@ class RsgiFront:
             key = SPECIAL_HEADERS.get(name) or "HTTP_" + name.upper().replace("-", "_")
             if key == "CONTENT_LENGTH":
                 continue  # the body's real length, read above, is the one that counts
+            value = _wsgi_text(value)
             environ[key] = f"{environ[key]},{value}" if key in environ else value
         mark = environ.pop(admin.MARK_ENVIRON, None)
         if mark is not None and admin.port() is not None and \
@@ -139,6 +162,11 @@ async def _bounded(protocol: Any, limit: int) -> bytes:
                               f"the request body is larger than {limit} bytes")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _wsgi_text(text: str) -> str:
+    """granian's text as WSGI wants it: its UTF-8 bytes read as latin-1 (PEP 3333)."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def _error_body(error: str, message: str) -> bytes:

@@ -1,11 +1,11 @@
 """200 slow connections (headers trickled, bodies trickled, idle after connect) against serving as
-deployed (nginx -> gunicorn, 2 sync workers) while a normal load runs: no normal request fails,
+deployed (the granian front, 2 workers) while a normal load runs: no normal request fails,
 their p99 stays within 2x (plus 100 ms of noise on this shared machine) of the same load alone,
 and the server closes every slow connection within its configured deadlines. A body over
 MAX_BODY_BYTES is refused by the front itself, with the app's JSON error.
 
-The deadlines are shortened (3 s for headers, 1 s for a stalled body) and each slow client sends
-one byte every 1.5 s, so a trickled body stalls longer than nginx lets it; the benchmark (part
+The deadlines are shortened (3 s for a header, 1 s for a whole body) and each slow client sends
+one byte every 1.5 s, so a trickled body takes longer than the front allows; the benchmark (part
 `front`) measures the deployed defaults.
 """
 
@@ -23,7 +23,7 @@ from tests.support.snapshots import build_snapshot
 
 HEADER_TIMEOUT, BODY_TIMEOUT = 3, 1
 SLOW, TRICKLE = 200, 1.5
-SLACK = 4.0  # seconds: nginx checks deadlines on its timer, and this machine is loaded
+SLACK = 4.0  # seconds: this machine is loaded
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_slow_clients_cost_only_their_own_connections(serving):
 
 
 def test_a_body_over_the_limit_gets_the_apps_json_error_from_the_front(serving):
-    """nginx refuses it before any worker reads it, with the same JSON as the app's 413."""
+    """The front refuses it before the app runs, with the same JSON as the app's 413."""
     too_big = b'{"instances": [' + b" " * (2 * 1024 * 1024) + b"]}"
     response = serving.session.post(serving.url + "/api/v1/predict", data=too_big, timeout=30,
                                     headers={"Content-Type": "application/json"})

@@ -123,8 +123,7 @@ def test_a_key_file_missing_mid_rotation_is_a_failed_pass_then_it_catches_up(pod
 
 
 def signal_serving(pod, signum: int) -> None:
-    """Signal gunicorn's master, then its workers and warm validator (the front's supervisor and
-    nginx are left alone: stopping them would not stop the admin port gunicorn binds)."""
+    """Signal the front's master (and so its admin listener), its workers and warm validator."""
     master = psutil.Process(pod.serving.master_pid())
     for process in [master, *master.children(recursive=True)]:
         process.send_signal(signum)

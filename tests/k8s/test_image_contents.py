@@ -22,7 +22,7 @@ import pin_constraints  # docker/ is not a package: found through the path above
 PACKAGES = {"sidecar": ("model_contract", "registry_sync"),
             "serving": ("model_contract", "serving")}
 NEVER_IN = {"sidecar": {"flask", "werkzeug", "scikit-learn", "numpy", "scipy", "gunicorn",
-                        "skops", "pandas"},
+                        "granian", "skops", "pandas"},
             "serving": {"kubernetes", "tenacity", "comet-ml"}}
 # Allowed in an image only as what one of its direct requirements needs, never for our own code:
 ONLY_THROUGH = {"serving": {"comet-mpm": {"requests", "pandas"}}}

@@ -81,7 +81,7 @@ def test_the_sidecar_is_native_and_its_startup_probe_waits_for_the_first_sync():
 
 
 def test_serving_runs_its_front_with_probes_on_its_public_port():
-    """nginx -> gunicorn (`python -m serving.front`); readiness /readyz, liveness /healthz, 8080."""
+    """The granian front (`python -m serving.front`); readiness /readyz, liveness /healthz, 8080."""
     serving = container("serving")
     assert serving["command"] == ["python", "-m", "serving.front"]
     assert serving["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}

@@ -76,6 +76,8 @@ def test_first_sync_ready_predictions_promotion_swap(local_registry, trained_mod
     wait_until(lambda: requests.post(f"{public}/api/v1/predict", json=SAMPLE, timeout=5)
                .headers["X-Model-Version"] == "1.1.0", 30, what="1.1.0 served")
     assert time.monotonic() - promoted < 10
+    # A worker's own watcher may serve 1.1.0 before the sidecar's reload call is answered.
+    wait_until(lambda: '"event":"serving_reloaded"' in (tmp_path / "sidecar.log").read_text(),
+               30, what="the sidecar's reload answered")
     sidecar_log = (tmp_path / "sidecar.log").read_text()
-    assert '"event":"serving_reloaded"' in sidecar_log
     assert "pod-reload-token-5150" not in sidecar_log + (tmp_path / "serving.log").read_text()

@@ -171,8 +171,8 @@ def test_without_a_key_header_setting_the_client_address_decides(both):
     assert roles == {expected}, "one address, one role, whatever headers it sends"
 
 
-def test_behind_the_front_the_forwarded_client_address_decides(both):
-    """nginx forwards every request from 127.0.0.1 and puts the client's address in the header."""
+def test_behind_a_proxy_the_forwarded_client_address_decides(both):
+    """An ingress forwards every request from its own address, the client's in the header."""
     client = both(canary_percent=50.0, key_header=None).test_client()
     addresses = [f"203.0.113.{i}" for i in range(1, 41)]
     answers = [client.post("/api/v1/predict", json=VALID, buffered=True,

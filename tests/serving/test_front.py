@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 
+import psutil
 import pytest
 
-from serving.front.command import serving_argv
-from tests.support.processes import REPO_ROOT, free_port
+from serving.front.command import WORKER_PROCESS_NAME, serving_argv
+from tests.support.processes import REPO_ROOT, free_port, wait_until
 
 
 def _front_env(tmp_path, **variables: str) -> dict[str, str]:
@@ -41,3 +43,61 @@ def test_an_admin_port_in_use_stops_the_front_with_a_message_naming_it(tmp_path)
         holder.close()
     assert done.returncode == 2
     assert f"ADMIN_PORT {port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def _raw(url: str, request: bytes) -> bytes:
+    """Send request bytes as they are; the answer's status line."""
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("request_line, header", [
+    (b"GET /%C4%80 HTTP/1.1", b""),
+    (b"GET /a?x=%FF&y=\xc4\x80 HTTP/1.1", b""),
+    (b"GET /-/%FF HTTP/1.1", b""),
+    (b"GET /api/v1/model HTTP/1.1", b"X-Anything: \xc4\x80\xff\r\n"),
+    (b"POST /api/v1/predict HTTP/1.1", b"Content-Type: \xc4\x80\r\nContent-Length: 2\r\n"),
+])
+def test_bytes_outside_ascii_in_a_request_never_get_a_5xx(gunicorn_server, request_line,
+                                                           header):
+    """Paths, queries and header values as raw bytes: an answer below 500, never a crash."""
+    body = b"{}" if request_line.startswith(b"POST") else b""
+    status = _raw(gunicorn_server.url, request_line + b"\r\nHost: x\r\n" + header
+                  + b"Connection: close\r\n\r\n" + body)
+    assert status.startswith(b"HTTP/1.1 ") and int(status.split()[1]) < 500, status
+
+
+def test_a_forged_admin_mark_on_the_public_port_is_still_404(gunicorn_server):
+    """Only the front's own admin listener knows the mark: a guessed one changes nothing."""
+    response = gunicorn_server.session.post(
+        gunicorn_server.url + "/-/reload", json={"snapshot": None}, timeout=10,
+        headers={"Authorization": f"Bearer {gunicorn_server.token}", "X-Serving-Admin": "0" * 64})
+    assert response.status_code == 404
+
+
+def test_a_killed_worker_is_replaced_and_its_live_gauges_dropped(tmp_path, trained_models):
+    """SIGKILL a worker: another one answers, and /metrics no longer reads the dead one's file."""
+    from tests.serving.conftest import CLASSIFIER
+    from tests.serving.server import start
+
+    server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline})
+    try:
+        master = psutil.Process(server.master_pid())
+        workers = {p.pid for p in master.children() if p.name() == WORKER_PROCESS_NAME}
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len({p.pid for p in master.children()
+                                if p.name() == WORKER_PROCESS_NAME} - workers) == 1, 30,
+                   what="a new worker")
+        server.wait_for_version("1.0.0")
+        assert server.session.get(server.url + "/metrics", timeout=10).status_code == 200
+        left = [p.name for p in (tmp_path / "metrics").iterdir() if f"_{victim}.db" in p.name]
+        assert left and not [name for name in left if name.startswith("gauge_live")], left
+    finally:
+        server.stop()

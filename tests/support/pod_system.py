@@ -1,5 +1,5 @@
-"""The whole pod as real processes on 127.0.0.1: local registry, sidecar, serving (nginx ->
-gunicorn), and a load.
+"""The whole pod as real processes on 127.0.0.1: local registry, sidecar, serving (the front:
+granian), and a load.
 
     with running_pod(work, trained_models, scan) as pod:
         version = pod.promote()               # register the next version, status Production
@@ -245,7 +245,7 @@ class PodSystem:
     # --- serving ------------------------------------------------------------------------
 
     def launch_serving(self, wait: bool = True) -> Serving:
-        """Start serving (nginx -> gunicorn) on the pod's ports, with the token from its file."""
+        """Start serving (the front) on the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
                               admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
                               RELOAD_TOKEN_FILE=str(self.token_file), **SERVING_DEFAULTS)
