@@ -9,7 +9,7 @@ MIN_VENV := .venv-min
 # what exercises each direct dependency: client + retries, loader + fast path, Flask API, gunicorn,
 # the Kubernetes client, the local registry
 MIN_TESTS := tests/unit tests/integration/test_comet_client.py tests/serving/test_loader.py \
-	tests/serving/test_api.py tests/serving/test_gunicorn.py tests/k8s/test_kube.py \
+	tests/serving/test_api.py tests/serving/test_workers.py tests/k8s/test_kube.py \
 	tests/local_registry/test_endpoints.py
 
 $(BIN)/python:

@@ -1,4 +1,4 @@
-"""Processes die: the sidecar by SIGKILL at random instants, a gunicorn worker under load, serving
+"""Processes die: the sidecar by SIGKILL at random instants, a serving worker under load, serving
 restarted while the registry is down. `current` stays complete and serving keeps answering.
 """
 
@@ -66,35 +66,38 @@ def time_one_sync(pod) -> float:
     return took
 
 
-def test_sigkill_of_a_gunicorn_worker_under_load_loses_at_most_its_request_in_flight(pod):
-    """The master respawns the worker on the current snapshot; all other requests succeed."""
+def test_sigkill_of_a_worker_under_load_loses_only_the_requests_it_had_received(pod):
+    """The master replaces the worker on the current snapshot; requests sent after its death
+    all succeed, and each client loses at most the one it had sent to that worker."""
     master = psutil.Process(pod.serving.master_pid())
-    workers = gunicorn_workers(master)
+    workers = serving_workers(master)
     assert len(workers) == 2
     current = layout.current_snapshot_id(pod.root)
     victim = min(workers)
-    with pod.load(clients=4, pause=0.0, seconds=30) as load:
+    clients = 4
+    with pod.load(clients=clients, pause=0.0, seconds=30) as load:
         time.sleep(1.0)
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
-        spawned = wait_until(lambda: gunicorn_workers(master) - workers, 20,
+        spawned = wait_until(lambda: serving_workers(master) - workers, 20,
                              what="a respawned worker").pop()
         model = wait_until(lambda: new_worker_model(pod, spawned), 30, interval=0.01,
                            what="an answer from the new worker")
         assert model["snapshot"] == current
         time.sleep(1.0)
     failed = load.failures()
-    # a sync worker handles one request at a time: only that one can be lost (the front
-    # answers it 502 worker_failed in the app's JSON shape; a POST is never retried elsewhere)
-    assert len(failed) <= 1, failed
-    assert all(a.status == 0 or (a.status == 502 and "worker_failed" in a.error)
-               for a in failed), failed
+    # Lost: what the killed worker had received (one in flight, others queued behind it on its
+    # one Python thread), or a request a client sent on a kept-alive connection before the
+    # reset reached it: below HTTP, at most one per client, none once the death was seen.
+    shown = [(a.client, round(a.started - killed_at, 3), a.status, a.error) for a in failed]
+    assert len({a.client for a in failed}) == len(failed) <= clients, shown
+    assert all(a.status == 0 and a.started < killed_at + 1.0 for a in failed), shown
     assert [a for a in load.answers if a.started > killed_at and a.status == 200]
     assert {a.snapshot for a in load.answers if a.status == 200} == {current}
     assert len(load.answers) > 200
 
 
-def gunicorn_workers(master: psutil.Process) -> set[int]:
+def serving_workers(master: psutil.Process) -> set[int]:
     """The master's worker processes (not its warm validator, serving.zygote)."""
     return {p.pid for p in master.children() if p.name() != zygote.PROCESS_NAME}
 

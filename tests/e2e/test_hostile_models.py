@@ -60,7 +60,7 @@ def test_a_model_that_kills_or_outlasts_its_loader_is_refused_once_and_nothing_b
 def test_a_version_no_header_can_hold_is_refused_by_serving_naming_the_field(pod, version):
     """A staged snapshot whose version has CR/LF, NUL or non-Latin-1 (the local registry cannot
     hold one; a registry might): serving's /-/validate refuses it at once, naming the field,
-    while predictions answer 200. (Published anyway: tests/serving/test_gunicorn.py.)"""
+    while predictions answer 200. (Published anyway: tests/serving/test_workers.py.)"""
     staged = build_snapshot(pod.root, {pod.model: pod.folders.pipeline}, version, publish=False)
     try:
         with pod.load(seconds=20) as load:

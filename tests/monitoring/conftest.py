@@ -1,4 +1,4 @@
-"""Fixtures of the monitoring tests: a real local registry, trained models, gunicorn with MPM."""
+"""Fixtures of the monitoring tests: a real local registry, trained models, serving with MPM."""
 
 from __future__ import annotations
 

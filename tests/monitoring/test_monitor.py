@@ -26,7 +26,7 @@ DOWN = MpmConfig(enabled=True, api_key="k", url="http://127.0.0.1:9/clientlib/",
 
 
 class FakeMpm:
-    """Stands in for a CometMPM instance (the SDK's network side is tested in gunicorn);
+    """Stands in for a CometMPM instance (the SDK's network side is tested in real workers);
     leaves out batching, uploads and the SDK's own queue."""
 
     def __init__(self, key, gate: threading.Event):

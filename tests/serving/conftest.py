@@ -72,14 +72,14 @@ def client(make_app, publish):
 
 
 @pytest.fixture(scope="session")
-def gunicorn_server(tmp_path_factory, trained_models):  # noqa: F811
-    """gunicorn with two workers on loopback, serving version 2.0.0 of our layout at first.
+def served(tmp_path_factory, trained_models):  # noqa: F811
+    """The front with two workers on loopback, serving version 2.0.0 of our layout at first.
 
     /-/validate answers 202 after 2 s; the validator process gets 20 s (hanging models).
     """
     from tests.serving.server import start
 
-    work = tmp_path_factory.mktemp("gunicorn")
+    work = tmp_path_factory.mktemp("served")
     root = work / "models"
     root.mkdir()
     server = start(root, work, "2.0.0", {CLASSIFIER: trained_models.pipeline},

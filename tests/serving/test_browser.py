@@ -86,13 +86,13 @@ def screenshot(driver, name: str) -> Path:
     return path
 
 
-def test_a_person_grades_a_diamond_and_corrects_a_mistake(browser, gunicorn_server):
+def test_a_person_grades_a_diamond_and_corrects_a_mistake(browser, served):
     """Form -> result with label, probability and version; bad input -> errors by the fields."""
     from selenium.webdriver.common.by import By
 
-    served = gunicorn_server.session.get(gunicorn_server.url + "/api/v1/model", timeout=5).json()
+    served = served.session.get(served.url + "/api/v1/model", timeout=5).json()
     version = served["model"]["version"]
-    browser.get(gunicorn_server.url + "/")
+    browser.get(served.url + "/")
     assert browser.title == "Diamond grader"
     screenshot(browser, "serving-form")
 

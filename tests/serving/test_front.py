@@ -63,20 +63,20 @@ def _raw(url: str, request: bytes) -> bytes:
     (b"GET /api/v1/model HTTP/1.1", b"X-Anything: \xc4\x80\xff\r\n"),
     (b"POST /api/v1/predict HTTP/1.1", b"Content-Type: \xc4\x80\r\nContent-Length: 2\r\n"),
 ])
-def test_bytes_outside_ascii_in_a_request_never_get_a_5xx(gunicorn_server, request_line,
+def test_bytes_outside_ascii_in_a_request_never_get_a_5xx(served, request_line,
                                                            header):
     """Paths, queries and header values as raw bytes: an answer below 500, never a crash."""
     body = b"{}" if request_line.startswith(b"POST") else b""
-    status = _raw(gunicorn_server.url, request_line + b"\r\nHost: x\r\n" + header
+    status = _raw(served.url, request_line + b"\r\nHost: x\r\n" + header
                   + b"Connection: close\r\n\r\n" + body)
     assert status.startswith(b"HTTP/1.1 ") and int(status.split()[1]) < 500, status
 
 
-def test_a_forged_admin_mark_on_the_public_port_is_still_404(gunicorn_server):
+def test_a_forged_admin_mark_on_the_public_port_is_still_404(served):
     """Only the front's own admin listener knows the mark: a guessed one changes nothing."""
-    response = gunicorn_server.session.post(
-        gunicorn_server.url + "/-/reload", json={"snapshot": None}, timeout=10,
-        headers={"Authorization": f"Bearer {gunicorn_server.token}", "X-Serving-Admin": "0" * 64})
+    response = served.session.post(
+        served.url + "/-/reload", json={"snapshot": None}, timeout=10,
+        headers={"Authorization": f"Bearer {served.token}", "X-Serving-Admin": "0" * 64})
     assert response.status_code == 404
 
 

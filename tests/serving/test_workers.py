@@ -1,4 +1,4 @@
-"""Serving under gunicorn (two workers, a real process): swaps under load, rejections, metrics."""
+"""Serving as deployed (the front, two workers): swaps under load, rejections, metrics."""
 
 from __future__ import annotations
 
@@ -53,14 +53,14 @@ def run_load(url: str, answers: list[Answer], stop_at: float, budget: int) -> No
 
 
 def test_publishing_under_load_fails_no_request_and_every_worker_converges(
-        gunicorn_server, trained_models):
+        served, trained_models):
     """New snapshot during load: zero non-2xx; from 1 s after publication, only the new version.
 
     No /-/reload is sent: each worker must notice `current` by itself.
     """
     from registry_sync.publish import publish
 
-    server = gunicorn_server
+    server = served
     server.publish("3.0.0", {CLASSIFIER: trained_models.pipeline})
     server.wait_for_version("3.0.0")
     staged = server.stage("3.1.0", {CLASSIFIER: trained_models.alternative})
@@ -89,9 +89,9 @@ def test_publishing_under_load_fails_no_request_and_every_worker_converges(
     assert not stale, f"{len(stale)} answers from the old version > 1 s after publication"
 
 
-def test_metrics_add_up_over_workers(gunicorn_server):
+def test_metrics_add_up_over_workers(served):
     """/metrics sums both workers' counters and shows the served version."""
-    server = gunicorn_server
+    server = served
     for _ in range(10):
         assert server.predict().status_code == 200
     text = server.session.get(server.url + "/metrics", timeout=5).text
@@ -105,9 +105,9 @@ def test_metrics_add_up_over_workers(gunicorn_server):
     assert 'serving_model_loaded 1.0' in text
 
 
-def test_admin_endpoints_answer_only_on_the_admin_port(gunicorn_server):
+def test_admin_endpoints_answer_only_on_the_admin_port(served):
     """/-/reload: 404 on the public port, 200 with the token on the admin port."""
-    server = gunicorn_server
+    server = served
     public = server.session.post(server.url + "/-/reload", json={"snapshot": None},
                                  headers={"Authorization": "Bearer x"}, timeout=5)
     assert public.status_code == 404
@@ -117,9 +117,9 @@ def test_admin_endpoints_answer_only_on_the_admin_port(gunicorn_server):
 
 
 def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
-        gunicorn_server, trained_models, tmp_path):
+        served, trained_models, tmp_path):
     """Validate says 422; published anyway, every worker refuses it and keeps its model."""
-    server = gunicorn_server
+    server = served
     server.publish("4.0.0", {CLASSIFIER: trained_models.pipeline})
     server.wait_for_version("4.0.0")
     folder = tmp_path / "broken"
@@ -159,9 +159,9 @@ def _started(server, snapshot: str) -> int:
 
 
 def test_validate_answers_running_then_the_shared_verdict_of_a_hanging_model(
-        gunicorn_server, trained_models, tmp_path):
+        served, trained_models, tmp_path):
     """202 while the validator runs (any worker), 422 past VALIDATION_TIMEOUT; one validator."""
-    server = gunicorn_server
+    server = served
     hanging = server.stage("5.0.0", {CLASSIFIER: hostile(trained_models.pickled,
                                                           tmp_path / "hang", "hang")})
     first = server.admin("/-/validate", hanging)
@@ -177,10 +177,10 @@ def test_validate_answers_running_then_the_shared_verdict_of_a_hanging_model(
 
 
 def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
-        gunicorn_server, trained_models, tmp_path):
+        served, trained_models, tmp_path):
     """SIGKILL, SIGSEGV, too much memory in the warm validator's child: 422 naming it, the same
     workers serving."""
-    server = gunicorn_server
+    server = served
     workers = _worker_pids(server)
     master = psutil.Process(server.master_pid())
     assert [p.name() for p in master.children()].count(zygote.PROCESS_NAME) == 1
@@ -195,9 +195,9 @@ def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
 
 
 @pytest.mark.parametrize("path", ["/api/v1/predict", "/predict"])
-def test_a_chunked_body_over_the_limit_is_413_not_cut(gunicorn_server, path):
+def test_a_chunked_body_over_the_limit_is_413_not_cut(served, path):
     """No Content-Length, chunks adding up past MAX_BODY_BYTES: 413, never a truncated parse."""
-    server = gunicorn_server
+    server = served
     limit = 2 * 1024 * 1024
     row = json.dumps(VALID).encode()
     body = b'{"instances": [' + b",".join([row] * (limit // len(row) + 10)) + b"]}"
@@ -216,11 +216,11 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut(gunicorn_server, path):
 
 @pytest.mark.parametrize("version", ["4.2.0\r\nX-Injected: 1", "4.2.0\x00", "4.2.0-\u00e9\u2603"])
 def test_a_version_no_header_can_hold_is_refused_and_predictions_never_fail(
-        gunicorn_server, trained_models, version):
+        served, trained_models, version):
     """Validate: 422 naming the field. Published anyway: JSON and form answers stay 200."""
     from registry_sync.publish import publish
 
-    server = gunicorn_server
+    server = served
     served = server.predict().headers["X-Model-Version"]
     staged = server.stage(version, {CLASSIFIER: trained_models.pipeline})
     verdict = server.validate(staged)
@@ -238,7 +238,7 @@ def test_a_version_no_header_can_hold_is_refused_and_predictions_never_fail(
 
 def test_serving_started_on_a_current_that_kills_its_loader_stays_up_without_a_model(
         trained_models, tmp_path):
-    """`current` published unvalidated is a model that SIGKILLs its loader: gunicorn starts,
+    """`current` published unvalidated is a model that SIGKILLs its loader: the front starts,
     no worker dies, /readyz and /api/v1/model say why there is no model."""
     from tests.serving.server import launch
 
@@ -267,9 +267,9 @@ def _refused_readiness(server) -> dict | None:
 
 
 def test_without_the_warm_validator_validation_falls_back_to_a_fresh_process(
-        gunicorn_server, trained_models):
+        served, trained_models):
     """The warm validator killed: the next validation starts `python -m serving.validator`."""
-    server = gunicorn_server
+    server = served
     master = psutil.Process(server.master_pid())
     warm = [p for p in master.children() if p.name() == zygote.PROCESS_NAME]
     assert len(warm) == 1

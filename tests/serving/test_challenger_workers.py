@@ -1,4 +1,4 @@
-"""Champion and challenger under gunicorn (two workers, real processes on loopback).
+"""Champion and challenger in serving (two workers, real processes on loopback).
 
 The module's server starts with 2.0.0 as champion and a Staging candidate 2.1.0 (another
 model), and logs its verdict to a real local registry every half second. The tests run in order:
@@ -30,8 +30,8 @@ def registry(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, trained_models, registry):
-    """gunicorn serving 2.0.0, with 2.1.0 linked as `candidate`."""
-    work = tmp_path_factory.mktemp("challenger-gunicorn")
+    """Serving 2.0.0, with 2.1.0 linked as `candidate`."""
+    work = tmp_path_factory.mktemp("challenger-workers")
     root = work / "models"
     root.mkdir()
     build_snapshot(root, {CLASSIFIER: trained_models.pipeline}, "2.0.0")

@@ -1,4 +1,4 @@
-"""The real comet_mpm SDK inside gunicorn workers, sending to the local registry's MPM endpoints."""
+"""The real comet_mpm SDK in serving's workers, sending to the local registry's MPM endpoints."""
 
 from __future__ import annotations
 
