@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test min-deps lint bench clean system-deps
 MIN_VENV := .venv-min
-# what exercises each direct dependency: client + retries, loader + fast path, Flask API, gunicorn,
+# what exercises each direct dependency: client + retries, loader + fast path, Flask API, the front,
 # the Kubernetes client, the local registry
 MIN_TESTS := tests/unit tests/integration/test_comet_client.py tests/serving/test_loader.py \
-	tests/serving/test_api.py tests/serving/test_workers.py tests/k8s/test_kube.py \
+	tests/serving/test_api.py tests/serving/test_workers.py tests/serving/test_front.py \
+	tests/k8s/test_kube.py \
 	tests/local_registry/test_endpoints.py
 
 $(BIN)/python:
