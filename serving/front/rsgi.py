@@ -121,10 +121,14 @@ class RsgiFront:
                               f"the request body is larger than {limit} bytes")
         try:
             async with asyncio.timeout(self.limits.timeout):
-                return await _bounded(protocol, limit)
+                body = await _bounded(protocol, limit)
         except TimeoutError:
             raise BodyRefused(408, "request_timeout", "the request body did not arrive within "
                               f"{self.limits.timeout:g} s") from None
+        if declared is not None and declared.isdigit() and len(body) != int(declared):
+            raise BodyRefused(400, "invalid_input", f"the request body ended after {len(body)} "
+                              f"of the {declared} bytes its Content-Length announced")
+        return body
 
     def _environ(self, scope: Any, body: bytes) -> dict[str, Any]:
         server, _, port = scope.server.rpartition(":")
