@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from serving import zygote
+from serving.front.command import WORKER_PROCESS_NAME
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.support.models import hostile
 from tests.support.processes import wait_until
@@ -147,9 +148,9 @@ def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
 
 
 def _worker_pids(server) -> set[int]:
-    """The pids of the workers that answer /api/v1/model (a few asks reach both)."""
-    return {server.session.get(server.url + "/api/v1/model", timeout=10).json()["worker"]
-            for _ in range(12)}
+    """The pids of the front's workers (its master's children so named)."""
+    return {p.pid for p in psutil.Process(server.master_pid()).children()
+            if p.name() == WORKER_PROCESS_NAME}
 
 
 def _started(server, snapshot: str) -> int:
