@@ -70,7 +70,7 @@ def run(work: Path) -> Section:
     section.target("sidecar CPU when idle", f"{side_cpu:.2%} of a core", "< 1%", side_cpu < 0.01)
     section.notes.append(
         "RSS counts shared pages in every process: the serving master imports the libraries "
-        "before forking its workers (serving/gunicorn_conf.py), so most of each worker's RSS "
+        "before forking its workers (serving/prefork.py), so most of each worker's RSS "
         "is shared with the master (see part 6 for USS and PSS).")
     section.figures.update(polls=polls, counts=counts, downloaded=downloaded,
                            sidecar_cpu=side_cpu, serving_cpu=app_cpu, rss=rss)

@@ -122,8 +122,8 @@ def run(work: Path) -> Section:
     section.notes.append(
         f"**Reading.** The demo model costs about {mib(model_cost)} MiB of unique memory per "
         "worker (USS with the model minus USS without one); the rest is Python and its "
-        "libraries, which the gunicorn master now imports before forking (serving/"
-        "gunicorn_conf.py), so workers share those pages: RSS counts them in every process, "
+        "libraries, which serving's master imports before forking (serving/"
+        "prefork.py), so workers share those pages: RSS counts them in every process, "
         "USS only once, PSS splits them. The model is not needlessly large "
         f"({smaller[0][2]} MB on disk for 25 trees of 127 leaves). What smaller settings "
         "cost in held-out accuracy: " + "; ".join(

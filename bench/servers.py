@@ -22,6 +22,7 @@ from .common import (
 )
 
 NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf")
+GUNICORN = ["-m", "gunicorn", "--config", "python:bench.gunicorn_conf", "serving.wsgi:app"]
 
 
 def serving(processes: Processes, name: str, model_root: Path, workers: int = 2,
@@ -29,8 +30,8 @@ def serving(processes: Processes, name: str, model_root: Path, workers: int = 2,
             options: tuple[str, ...] = (), **extra: str) -> Process:
     """Serving as the image runs it (`python -m serving.front`), with an admin port and a token.
 
-    front=False: gunicorn alone on the public port (as before the front); `options` are added
-    to gunicorn's command line (e.g. another worker class).
+    front=False: gunicorn alone on the public port (as before the front, bench/gunicorn_conf.py);
+    `options` are added to gunicorn's command line (e.g. another worker class).
     """
     port, admin = free_port(), free_port()
     metrics = processes.work / f"{name}-metrics"
@@ -39,7 +40,8 @@ def serving(processes: Processes, name: str, model_root: Path, workers: int = 2,
                   ADMIN_PORT=str(admin), WEB_CONCURRENCY=str(workers),
                   GUNICORN_THREADS=str(threads), PROMETHEUS_MULTIPROC_DIR=str(metrics),
                   LOG_LEVEL="warning", **extra)
-    process = processes.start(name, [*serving_argv(front, python()), *options], environ)
+    argv = serving_argv(python()) if front else [python(), *GUNICORN]
+    process = processes.start(name, [*argv, *options], environ)
     process.url, process.extra["admin"] = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
     path = "/readyz" if ready else "/healthz"
     wait_until(lambda: answers(process.url + path), START_TIMEOUT, f"{name} {path}",

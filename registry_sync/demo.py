@@ -59,13 +59,6 @@ def ports_in_use(ports: dict[str, int]) -> list[str]:
     return busy
 
 
-def unused_port() -> int:
-    """A loopback port nothing listens on now (gunicorn's, behind the front: not user-facing)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def next_free_version(versions: list[str]) -> str:
     """The next minor version after the highest registered one (1.0.0 -> 1.1.0)."""
     major, minor, *_ = max(map(semver_key, versions), default=(1, 0))

@@ -26,7 +26,7 @@ from .token import ReloadToken
 from .verdict import VerdictSender
 
 log = logs.get(__name__)
-STARTUP_WAIT = 15.0  # at most, for a verdict at a worker's start: gunicorn's boot timeout is 30 s
+STARTUP_WAIT = 15.0  # at most, for a verdict at a worker's start (a worker's request timeout: 30 s)
 READ_CHUNK = 64 * 1024
 DRAIN_FACTOR = 4  # after a 413, read on up to this many times the limit so the client sees it
 
@@ -34,7 +34,7 @@ DRAIN_FACTOR = 4  # after a 413, read on up to this many times the limit so the 
 def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None) -> Flask:
     """Create the serving app: settings, the model holder (loaded, watching), the blueprints."""
     settings = config.load(settings)
-    if settings.validation_dir is None:  # one process: a folder of its own (gunicorn sets one)
+    if settings.validation_dir is None:  # one process: a folder of its own (the master sets one)
         settings = dataclasses.replace(
             settings, validation_dir=Path(tempfile.mkdtemp(prefix="serving-validations-")))
     logs.setup(settings.log_level)
@@ -61,7 +61,7 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     app.before_request(_start_clock)
     app.before_request(_bound_chunked_body)
     app.after_request(_observe)
-    # The validator first (bounded wait: gunicorn kills a worker that boots too long; the
+    # The validator first (bounded wait: a worker that boots too long is not serving; the
     # watcher takes over). A refusal is logged and kept; readiness stays 503 until a good one.
     roles.converge(wait=min(settings.validation_wait, STARTUP_WAIT))
     if settings.watch:

@@ -117,8 +117,6 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by the workers"),
     "BIND": (_bind, "127.0.0.1:8080", "public address"),
     "WEB_CONCURRENCY": (_positive_int, "2", "worker processes"),
-    "GUNICORN_THREADS": (_positive_int, "1", "threads per worker when gunicorn runs serving "
-                                              "(1: sync workers)"),
     "FRONT_HEADER_TIMEOUT": (_positive_int, "10", "seconds a client has to send a request's "
                                                   "whole header, and an idle keep-alive "
                                                   "connection stays open"),
@@ -242,17 +240,6 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
-class GunicornConfig:
-    """What the gunicorn config file needs: addresses, processes, threads."""
-
-    binds: tuple[str, ...]
-    workers: int
-    threads: int
-    log_level: str
-    metrics_dir: Path | None
-
-
-@dataclass(frozen=True)
 class FrontConfig:
     """What `python -m serving.front` needs: addresses, workers, deadlines and limits."""
 
@@ -358,18 +345,6 @@ def load(config: ServingConfig | Mapping[str, Any] | None = None) -> ServingConf
     overrides = dict(config or {})
     fields = {k: overrides.pop(k) for k in list(overrides) if k.islower()}
     return dataclasses.replace(from_env({**os.environ, **overrides}), **fields)
-
-
-def gunicorn_from_env(environ: Mapping[str, Any] | None = None) -> GunicornConfig:
-    """Read gunicorn's settings; the admin port is bound on loopback beside the public one."""
-    env = os.environ if environ is None else environ
-    binds = [_read(env, "BIND")]
-    admin_port = _read(env, "ADMIN_PORT")
-    if admin_port is not None:
-        binds.append(f"127.0.0.1:{admin_port}")
-    return GunicornConfig(binds=tuple(binds), workers=_read(env, "WEB_CONCURRENCY"),
-                          threads=_read(env, "GUNICORN_THREADS"), log_level=_read(env, "LOG_LEVEL"),
-                          metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"))
 
 
 def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:

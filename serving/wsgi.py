@@ -1,4 +1,5 @@
-"""gunicorn's entry point: `gunicorn --config python:serving.gunicorn_conf serving.wsgi:app`."""
+"""The app as a WSGI callable: what the front wraps (serving.front.rsgi), and gunicorn runs in the
+benchmarks' baseline (bench/gunicorn_conf.py)."""
 
 from .app import create_app
 

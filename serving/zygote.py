@@ -1,6 +1,6 @@
 """A warm validator: one process with the libraries imported that forks a child per validation.
 
-Starting `python -m serving.validator` costs seconds (it imports scikit-learn); gunicorn's master
+Starting `python -m serving.validator` costs seconds (it imports scikit-learn); serving's master
 has those modules imported already, so its config forks this process from the master before any
 worker exists (`start`). A worker connects to `VALIDATION_DIR/validator.sock`, sends one JSON
 line, and reads back the child's pid and then its exit status; the child is as isolated as the
@@ -24,7 +24,7 @@ import socket
 from pathlib import Path
 
 SOCKET_NAME = "validator.sock"
-PROCESS_NAME = "validator"  # its name in ps/psutil (a child of gunicorn's master, not a worker)
+PROCESS_NAME = "validator"  # its name in ps/psutil (a child of serving's master, not a worker)
 PR_SET_NAME = 15
 SOCKET_PATH_MAX = 100  # bytes; sun_path holds 108
 REQUEST_MAX = 64 * 1024

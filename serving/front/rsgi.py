@@ -121,7 +121,9 @@ class RsgiFront:
                               f"the request body is larger than {limit} bytes")
         try:
             async with asyncio.timeout(self.limits.timeout):
-                body = await _bounded(protocol, limit)
+                # With a Content-Length (checked above) the body is that long: read in one go.
+                body = await (protocol() if declared is not None and declared.isdigit()
+                              else _bounded(protocol, limit))
         except TimeoutError:
             raise BodyRefused(408, "request_timeout", "the request body did not arrive within "
                               f"{self.limits.timeout:g} s") from None

@@ -23,7 +23,7 @@ PACKAGES = {"sidecar": ("model_contract", "registry_sync"),
             "serving": ("model_contract", "serving")}
 NEVER_IN = {"sidecar": {"flask", "werkzeug", "scikit-learn", "numpy", "scipy", "gunicorn",
                         "granian", "skops", "pandas"},
-            "serving": {"kubernetes", "tenacity", "comet-ml"}}
+            "serving": {"kubernetes", "tenacity", "comet-ml", "gunicorn", "gevent"}}
 # Allowed in an image only as what one of its direct requirements needs, never for our own code:
 ONLY_THROUGH = {"serving": {"comet-mpm": {"requests", "pandas"}}}
 OURS = {"model_contract", "registry_sync", "serving", "local_registry", "tests", "bench"}

@@ -135,7 +135,7 @@ def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None
     public, admin = public or free_port(), admin or free_port()
     settings = {**os.environ, "MODEL_ROOT": str(model_root), "RELOAD_TOKEN": token,
                 "BIND": f"127.0.0.1:{public}", "ADMIN_PORT": str(admin),
-                "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": "1",
+                "WEB_CONCURRENCY": str(workers),
                 "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"), "LOG_LEVEL": "info",
                 "PYTHONPATH": str(REPO_ROOT),
                 **env}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.config import from_env, gunicorn_from_env, load
+from serving.config import from_env, load
 from serving.errors import ConfigError
 
 
@@ -54,15 +54,6 @@ def test_load_lays_overrides_over_the_environment(monkeypatch):
     config = load({"MAX_BATCH": 9, "watch": False})
     assert config.model_root == Path("/from-env") and config.max_batch == 9
     assert config.watch is False
-
-
-def test_gunicorn_binds_the_admin_port_on_loopback():
-    """BIND plus 127.0.0.1:ADMIN_PORT; workers and threads from the environment."""
-    config = gunicorn_from_env({"BIND": "0.0.0.0:8080", "ADMIN_PORT": "9091",
-                                "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"})
-    assert config.binds == ("0.0.0.0:8080", "127.0.0.1:9091")
-    assert (config.workers, config.threads) == (3, 4)
-    assert gunicorn_from_env({}).binds == ("127.0.0.1:8080",)
 
 
 def test_validation_settings_default_to_the_pod_and_name_the_variable():
