@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import time
 
 import psutil
 import pytest
@@ -99,5 +101,35 @@ def test_a_killed_worker_is_replaced_and_its_live_gauges_dropped(tmp_path, train
         assert server.session.get(server.url + "/metrics", timeout=10).status_code == 200
         left = [p.name for p in (tmp_path / "metrics").iterdir() if f"_{victim}.db" in p.name]
         assert left and not [name for name in left if name.startswith("gauge_live")], left
+    finally:
+        server.stop()
+
+
+def test_sigterm_drains_a_request_in_flight_then_exits_within_the_drain_time(
+        tmp_path, trained_models):
+    """A request whose body is still arriving at SIGTERM is answered; one that never completes
+    does not hold the exit past FRONT_DRAIN_SECONDS."""
+    from tests.serving.conftest import CLASSIFIER, VALID
+    from tests.serving.server import start
+
+    server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline},
+                   FRONT_DRAIN_SECONDS="3", FRONT_BODY_TIMEOUT="60")
+    body = json.dumps(VALID).encode()
+    host, _, port = server.url.removeprefix("http://").rpartition(":")
+    head = (b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    try:
+        with socket.create_connection((host, int(port)), timeout=20) as finishing, \
+                socket.create_connection((host, int(port)), timeout=20) as never:
+            finishing.sendall(head + body[:10])
+            never.sendall(head + body[:10])
+            time.sleep(0.5)  # both bodies are being awaited by a worker
+            stopped = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            finishing.sendall(body[10:])
+            assert finishing.recv(64).startswith(b"HTTP/1.1 200 "), "the request in flight"
+            assert server.process.wait(20) == 0
+            assert time.monotonic() - stopped < 3 + 5, "past FRONT_DRAIN_SECONDS"
     finally:
         server.stop()
