@@ -90,8 +90,8 @@ def test_a_person_grades_a_diamond_and_corrects_a_mistake(browser, served):
     """Form -> result with label, probability and version; bad input -> errors by the fields."""
     from selenium.webdriver.common.by import By
 
-    served = served.session.get(served.url + "/api/v1/model", timeout=5).json()
-    version = served["model"]["version"]
+    model = served.session.get(served.url + "/api/v1/model", timeout=5).json()
+    version = model["model"]["version"]
     browser.get(served.url + "/")
     assert browser.title == "Diamond grader"
     screenshot(browser, "serving-form")
