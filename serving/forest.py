@@ -7,7 +7,7 @@ times the work of walking 25 trees for one row. `compile_forest(estimator)` read
 added onto the baseline in the same order, and the same logistic function (scipy's `expit`,
 which scikit-learn's binomial loss calls on numpy arrays). A few rows without NaN walk the trees
 in Python; more rows without NaN find their leaves through mask tables (serving.leaf_masks, about
-1.7x faster than the trees' walk for 1000 rows); rows with NaN call each tree's own compiled
+2x faster than the trees' walk for 1000 rows); rows with NaN call each tree's own compiled
 predictor, as `predict_proba` does, minus the checks. Anything else (categorical splits, several
 trees per iteration, a column preprocessor) is not compiled: `compile_forest` answers None and
 the caller keeps the estimator's `predict_proba`.

@@ -35,41 +35,50 @@ class LeafMasks:
         splits: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
         for tree, nodes in enumerate(trees):
             self._number(nodes, tree, splits)
-        self._tables = [self._table(splits[feature]) for feature in range(width)]
+        # One table for all features (a row per prefix; column word * trees + tree), so that a
+        # batch takes its rows in one call; each feature's rows start at its offset.
+        self._features: list[tuple[int, np.ndarray, int]] = []
+        tables, start = [], 0
+        for feature in sorted(splits):
+            thresholds, masks = self._table(splits[feature])
+            self._features.append((feature, thresholds, start))
+            tables.append(masks)
+            start += len(masks)
+        self._masks = np.concatenate(tables) if tables else None
 
     def raw(self, matrix: np.ndarray) -> np.ndarray:
         """Baseline plus each tree's leaf value, for rows without NaN."""
-        rows, trees, words = len(matrix), self._trees, self._words
         columns = np.ascontiguousarray(matrix.T)
-        alive = np.full((rows, trees * words), _ALL, dtype=np.uint64)
-        failed = np.empty_like(alive)
-        for column, (thresholds, masks) in zip(columns, self._tables, strict=True):
-            if masks is not None:
-                np.take(masks, np.searchsorted(thresholds, column), axis=0, out=failed)
-                np.bitwise_and(alive, failed, out=alive)
-        leaf = self._first_set_bit(alive.reshape(rows, trees, words)) + self._offsets
-        values = np.empty((rows, trees + 1))
-        values[:, 0] = self._baseline
-        np.take(self._values, leaf, out=values[:, 1:])
-        # A running sum along each row adds the values in the trees' order, as the walk does.
-        return np.add.accumulate(values, axis=1)[:, -1]
+        rows = len(matrix)
+        if self._masks is None:  # no tree splits: each one is a single leaf
+            alive = np.full((rows, self._trees * self._words), _ALL, dtype=np.uint64)
+        else:
+            index = np.empty((len(self._features), rows), dtype=np.intp)
+            for at, (feature, thresholds, start) in enumerate(self._features):
+                np.add(np.searchsorted(thresholds, columns[feature]), start, out=index[at])
+            alive = np.bitwise_and.reduce(np.take(self._masks, index, axis=0), axis=0)
+        leaf = self._first_set_bit(alive) + self._offsets
+        raw = np.full(rows, self._baseline)
+        for values in np.take(self._values, leaf.T):  # tree by tree, in order, as the walk adds
+            raw += values
+        return raw
 
     def _first_set_bit(self, alive: np.ndarray) -> np.ndarray:
         """The index of the lowest set bit of each (row, tree) mask of several words."""
-        word = alive[..., -1]
-        base = np.full(word.shape, WORD * (self._words - 1), dtype=np.intp)
+        trees = self._trees
+        word: np.ndarray = alive[:, (self._words - 1) * trees:]
+        base: np.ndarray | int = WORD * (self._words - 1)
         for at in range(self._words - 2, -1, -1):
-            here = alive[..., at] != 0
-            word = np.where(here, alive[..., at], word)
-            base[here] = WORD * at
-        lowest = word & (~word + np.uint64(1))  # a power of two: exact as a float64
-        exponent = lowest.astype(np.float64).view(np.uint64) >> np.uint64(52)
-        return base + exponent.astype(np.intp) - 1023
+            part = alive[:, at * trees:(at + 1) * trees]
+            here = part != 0
+            word, base = np.where(here, part, word), np.where(here, WORD * at, base)
+        lowest = word & -word  # a power of two: exact as a float64, its exponent the index
+        return base + (lowest.astype(np.float64).view(np.int64) >> 52) - 1023
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the mask tables."""
-        return sum(masks.nbytes for _, masks in self._tables if masks is not None)
+        """Bytes held by the mask table."""
+        return 0 if self._masks is None else self._masks.nbytes
 
     def _number(self, nodes: np.ndarray, tree: int, splits: dict) -> None:
         """Number the leaves of one tree (their values kept) and collect its splits' masks."""
@@ -93,8 +102,6 @@ class LeafMasks:
 
     def _table(self, splits: list[tuple[float, int, int]]):
         """Distinct thresholds, ascending, and the masks after failing each prefix of them."""
-        if not splits:
-            return np.empty(0), None
         splits.sort(key=lambda split: split[0])  # stable: equal thresholds stay together
         thresholds = sorted({threshold for threshold, _, _ in splits})
         masks = np.full((len(thresholds) + 1, self._trees * self._words), _ALL, dtype=np.uint64)
@@ -104,7 +111,7 @@ class LeafMasks:
             while at < len(splits) and splits[at][0] == threshold:
                 _, tree, mask = splits[at]
                 for word in range(self._words):
-                    row[tree * self._words + word] &= np.uint64(mask >> (WORD * word) & _LOW)
+                    row[word * self._trees + tree] &= np.uint64(mask >> (WORD * word) & _LOW)
                 at += 1
             masks[k + 1] = row
         return np.array(thresholds), masks
