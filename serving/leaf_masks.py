@@ -65,15 +65,17 @@ class LeafMasks:
 
     def _first_set_bit(self, alive: np.ndarray) -> np.ndarray:
         """The index of the lowest set bit of each (row, tree) mask of several words."""
+        # Trailing zeros of each word, as the bits below its lowest set bit: 64 if none is set.
+        zeros = np.bitwise_count(~alive & (alive - np.uint64(1)))
         trees = self._trees
-        word: np.ndarray = alive[:, (self._words - 1) * trees:]
-        base: np.ndarray | int = WORD * (self._words - 1)
-        for at in range(self._words - 2, -1, -1):
-            part = alive[:, at * trees:(at + 1) * trees]
-            here = part != 0
-            word, base = np.where(here, part, word), np.where(here, WORD * at, base)
-        lowest = word & -word  # a power of two: exact as a float64, its exponent the index
-        return base + (lowest.astype(np.float64).view(np.int64) >> 52) - 1023
+        first = zeros[:, :trees]
+        leaf = first.astype(np.intp)
+        empty = first >> 6  # 1 where this word has no bit set: the leaf is in a later word
+        for at in range(1, self._words):
+            word = zeros[:, at * trees:(at + 1) * trees]
+            leaf += empty * word
+            empty &= word >> 6
+        return leaf
 
     @property
     def nbytes(self) -> int:
