@@ -104,9 +104,11 @@ def predict():
                    "prediction_id": prediction_id}
     # msgspec writes the same bytes as orjson (compact json.dumps); with the rows as structs,
     # 1000 rows take 0.14 ms where a dict per row and orjson took 0.24 ms.
-    response = Response(_ENCODER.encode(payload), mimetype="application/json",
-                        headers={**model_headers(model, answer.role.value),
-                                 "X-Prediction-Id": prediction_id})
+    # content_type and a list: werkzeug neither derives a charset nor copies a dict (~5 us).
+    headers = [*model_headers(model, answer.role.value).items(),
+               ("X-Prediction-Id", prediction_id)]
+    response = Response(_ENCODER.encode(payload), content_type="application/json",
+                        headers=headers)
     shadow_after_sending(response, both, answer, given)
     return response
 
