@@ -22,7 +22,7 @@ from scipy.special import expit
 
 from .leaf_masks import leaf_masks
 
-SMALL_BATCH = 8  # up to this many rows, Python beats 25 calls into the compiled predictors
+SMALL_BATCH = 8  # up to this many rows, the Python walk beats the mask tables (~0.09 ms set-up)
 
 
 class CompiledForest:
