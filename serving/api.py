@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 import orjson
 from flask import Blueprint, Response, request, send_file
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import ClientDisconnected, UnsupportedMediaType
 
 from . import metrics
 from .context import client_key, holder, json_response, model_headers, roles, settings
@@ -41,7 +41,29 @@ def read_body() -> bytes:
     """The request's body; 415 unless declared JSON."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
-    return request.get_data(cache=False)
+    environ = request.environ
+    length = environ.get("CONTENT_LENGTH") or ""
+    if not (length.isascii() and length.isdigit()) or int(length) > settings().max_body_bytes \
+            or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return request.get_data(cache=False)  # werkzeug says what is wrong (413, ...)
+    # A declared length within the limit: read it at once (werkzeug's wrapped stream costs
+    # 15 us on a small body, 50 us on 75 KB).
+    return _read(environ["wsgi.input"], int(length))
+
+
+def _read(stream, size: int) -> bytes:
+    """Up to size bytes of the input (fewer if it ends first); 400 if reading it fails."""
+    parts: list[bytes] = []
+    try:
+        while size > 0:
+            part = stream.read(size)
+            if not part:
+                break
+            parts.append(part)
+            size -= len(part)
+    except (OSError, ValueError):
+        raise ClientDisconnected() from None
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def read_json() -> Any:
