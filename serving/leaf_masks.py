@@ -20,6 +20,7 @@ import numpy as np
 
 WORD = 64
 TABLE_MOST = 32 * 2**20  # bytes of masks beyond which a forest keeps its trees' own walk
+BLOCK = 1024  # rows evaluated at once: bounds the gathered masks (features x rows x words)
 _LOW = 2**WORD - 1
 _ALL = np.uint64(_LOW)
 
@@ -48,6 +49,9 @@ class LeafMasks:
 
     def raw(self, matrix: np.ndarray) -> np.ndarray:
         """Baseline plus each tree's leaf value, for rows without NaN."""
+        if len(matrix) > BLOCK:
+            return np.concatenate([self.raw(matrix[at:at + BLOCK])
+                                   for at in range(0, len(matrix), BLOCK)])
         columns = np.ascontiguousarray(matrix.T)
         rows = len(matrix)
         if self._masks is None:  # no tree splits: each one is a single leaf
