@@ -56,6 +56,10 @@ class EventLogger:
     def __init__(self, name: str):
         self._logger = logging.getLogger(name)
 
+    def enabled(self, level: int) -> bool:
+        """True when events of this level are logged (to skip building costly fields)."""
+        return self._logger.isEnabledFor(level)
+
     def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
         """Log one event; an `exc_info` field (an exception) adds its type and traceback."""
         if self._logger.isEnabledFor(level):

@@ -6,10 +6,11 @@ times the work of walking 25 trees for one row. `compile_forest(estimator)` read
 `predict_proba` answers, bit for bit: the same comparisons (`x <= threshold`), the leaf values
 added onto the baseline in the same order, and the same logistic function (scipy's `expit`,
 which scikit-learn's binomial loss calls on numpy arrays). A few rows without NaN walk the trees
-in Python; otherwise each tree's own compiled predictor is called, as `predict_proba` does, minus
-the checks. Anything else (categorical splits, several trees per iteration, a column
-preprocessor) is not compiled: `compile_forest` answers None and the caller keeps the
-estimator's `predict_proba`.
+in Python; more rows without NaN find their leaves through mask tables (serving.leaf_masks, about
+2x faster than the trees' walk for 1000 rows); rows with NaN call each tree's own compiled
+predictor, as `predict_proba` does, minus the checks. Anything else (categorical splits, several
+trees per iteration, a column preprocessor) is not compiled: `compile_forest` answers None and
+the caller keeps the estimator's `predict_proba`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-SMALL_BATCH = 8  # up to this many rows, Python beats 25 calls into the compiled predictors
+from .leaf_masks import leaf_masks
+
+SMALL_BATCH = 8  # up to this many rows, the Python walk beats the mask tables (~0.09 ms set-up)
 
 
 class CompiledForest:
@@ -31,14 +34,19 @@ class CompiledForest:
         self._predictors = [iteration[0] for iteration in estimator._predictors]
         self._known_categories = estimator._bin_mapper.make_known_categories_bitsets()
         self._trees = [_flatten(predictor.nodes) for predictor in self._predictors]
+        self._masks = leaf_masks([predictor.nodes for predictor in self._predictors], self.width,
+                                 self._baseline)
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Class probabilities of each row, as the estimator's predict_proba gives them."""
         matrix = np.asarray(matrix, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != self.width:
             raise ValueError(f"expected a matrix of {self.width} columns, got {matrix.shape}")
-        if len(matrix) <= SMALL_BATCH and not np.isnan(matrix).any():
+        has_nan = bool(np.isnan(matrix).any())
+        if len(matrix) <= SMALL_BATCH and not has_nan:
             raw = np.array([self._walk(row) for row in matrix.tolist()], dtype=np.float64)
+        elif self._masks is not None and not has_nan:
+            raw = self._masks.raw(matrix)
         else:
             raw = self._raw_compiled(matrix)
         # As HalfBinomialLoss.predict_proba: the positive class first, the other as 1 - it.

@@ -56,7 +56,7 @@ def _probabilities(estimator: Any, compiled: bool = True) -> tuple[Any, bool]:
 def _confirm(fast: Any, estimator: Any, matrix: np.ndarray) -> bool:
     """True when the compiled path answers the estimator's own probabilities exactly.
 
-    Checked on the whole matrix (compiled predictors) and row by row (the Python walk).
+    Checked on the whole matrix (the mask tables) and row by row (the Python walk).
     """
     with sklearn.config_context(assume_finite=True):
         expected = estimator.predict_proba(matrix)

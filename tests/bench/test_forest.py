@@ -9,7 +9,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.tree import DecisionTreeClassifier
 
-from serving import forest
+from serving import forest, leaf_masks
 from serving.loader import _load_skops
 from serving.predictors import PipelinePredictor, SeedPredictor
 from serving.schema import DIAMONDS
@@ -46,7 +46,7 @@ def test_the_whole_data_set_is_used(matrix):
 
 
 def test_compiled_batch_is_bit_identical_to_predict_proba(pipeline, matrix):
-    """All rows at once (each tree's compiled predictor): the same float64 bits."""
+    """All rows at once (the leaf-mask tables, two words per tree): the same float64 bits."""
     compiled = forest.compile_forest(pipeline.steps[-1][1])
     assert compiled is not None
     assert np.array_equal(compiled.predict_proba(matrix), pipeline.predict_proba(matrix))
@@ -96,6 +96,21 @@ def test_missing_values_follow_the_trees_missing_branch(pipeline, matrix):
     expected = pipeline.predict_proba(holed)
     assert np.array_equal(compiled.predict_proba(holed), expected)
     assert np.array_equal(compiled.predict_proba(holed[:2]), expected[:2])
+
+
+def test_other_forest_shapes_are_bit_identical(pipeline, matrix, diamonds, monkeypatch):
+    """One mask word per tree (at most 64 leaves), and a forest too big for masks (its walk)."""
+    _, labels = diamonds
+    sample, target = matrix[:3000], np.asarray(labels[:3000]) == labels[0]
+    small = HistGradientBoostingClassifier(max_iter=8, max_leaf_nodes=40).fit(sample, target)
+    compiled = forest.compile_forest(small)
+    assert compiled._masks is not None
+    assert np.array_equal(compiled.predict_proba(matrix), small.predict_proba(matrix))
+    monkeypatch.setattr(leaf_masks, "TABLE_MOST", 0)
+    walked = forest.compile_forest(pipeline.steps[-1][1])
+    assert walked._masks is None
+    some = matrix[:2000]
+    assert np.array_equal(walked.predict_proba(some), pipeline.predict_proba(some))
 
 
 def test_unsupported_estimators_keep_their_own_predict_proba(matrix, diamonds):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -140,6 +141,24 @@ def test_malformed_json_is_400(client, raw):
     assert response.status_code == 400
     assert fields_of(response) == ["body"]
     assert response.get_json()["errors"][0]["message"].startswith("is not valid JSON")
+
+
+class _Unreadable(io.BytesIO):
+    """A request body whose connection fails mid-read."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise OSError("connection reset by peer")
+
+
+@pytest.mark.parametrize(("stream", "error"), [(io.BytesIO(b'{"carat": 0.3'), "invalid_input"),
+                                               (_Unreadable(), "bad_request")],
+                         ids=["shorter-than-its-length", "read-fails"])
+def test_a_body_cut_short_or_unreadable_is_400(client, stream, error):
+    """A body shorter than its Content-Length, or one whose read fails: 400, never a 500."""
+    response = client.post("/api/v1/predict", content_type="application/json",
+                           environ_overrides={"wsgi.input": stream, "CONTENT_LENGTH": "500"})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == error
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
