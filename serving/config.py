@@ -94,6 +94,8 @@ def _bind(value: str) -> str:
     return value
 
 
+WORKER_TIMEOUT = 30.0  # seconds one request may run in the front before its worker is replaced
+
 # Variable -> (parser, default, meaning). docs/serving.md lists the same table.
 SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "MODEL_ROOT": (Path, None, "shared directory holding snapshots/ and the current symlink"),
@@ -109,8 +111,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                            "seconds the validator process may take to load and check a snapshot"),
     "VALIDATION_MEMORY_LIMIT": (_mebibytes, "768",
                                 "address space of the validator process in MiB (0: no limit)"),
-    "VALIDATION_WAIT": (_positive_float, "20", "seconds /-/validate (or a worker's start) waits "
-                                               "for a verdict before answering 202 (running)"),
+    "VALIDATION_WAIT": (_positive_float, "1", "seconds /-/validate (or a worker's start) waits "
+                                              "for a verdict before answering 202 (running)"),
     "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
                                    "its workers (default: a temporary folder)"),
     "LOG_LEVEL": (_log_level, "info", "debug, info, warning or error"),
@@ -125,6 +127,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                                      "(split over its workers)"),
     "FRONT_DRAIN_SECONDS": (_positive_int, "20", "on SIGTERM, seconds to finish requests in "
                                                  "flight before exiting"),
+    "FRONT_BODY_MEMORY": (_mebibytes, "64", "MiB of request bodies one worker receives at once; "
+                                            "past it, 503"),
     # Comet MPM (docs/monitoring.md). The comet_mpm SDK reads COMET_URL_OVERRIDE itself too.
     "MPM_ENABLED": (_flag, "false", "send prediction events to Comet Model Production Monitoring"),
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
@@ -251,6 +255,7 @@ class FrontConfig:
     body_timeout: int
     max_connections: int
     drain_seconds: int
+    body_memory: int
     validation_wait: float
     metrics_dir: Path | None
     log_level: str
@@ -350,12 +355,22 @@ def load(config: ServingConfig | Mapping[str, Any] | None = None) -> ServingConf
 def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
     """Read the front's settings (granian on BIND, the admin listener on ADMIN_PORT)."""
     env = os.environ if environ is None else environ
-    return FrontConfig(
+    config = FrontConfig(
         bind=_read(env, "BIND"), admin_port=_read(env, "ADMIN_PORT"),
         workers=_read(env, "WEB_CONCURRENCY"), max_body_bytes=_read(env, "MAX_BODY_BYTES"),
         header_timeout=_read(env, "FRONT_HEADER_TIMEOUT"),
         body_timeout=_read(env, "FRONT_BODY_TIMEOUT"),
         max_connections=_read(env, "FRONT_MAX_CONNECTIONS"),
         drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"),
+        body_memory=_read(env, "FRONT_BODY_MEMORY"),
         validation_wait=_read(env, "VALIDATION_WAIT"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))
+    if config.validation_wait >= WORKER_TIMEOUT:
+        raise ConfigError(f"VALIDATION_WAIT is {config.validation_wait:g}: expected less than "
+                          f"the {WORKER_TIMEOUT:g} s a worker's request may run")
+    if config.admin_port is not None and config.bind.rpartition(":")[2] == str(config.admin_port):
+        raise ConfigError(f"ADMIN_PORT is {config.admin_port}: expected a port other than BIND's")
+    if config.body_memory < config.max_body_bytes:
+        raise ConfigError("FRONT_BODY_MEMORY is below MAX_BODY_BYTES: expected room for at least "
+                          "one whole body")
+    return config

@@ -94,7 +94,10 @@ def render(metrics_dir: Path | None) -> tuple[bytes, str]:
     forget_dead_workers(metrics_dir)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    try:
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    except FileNotFoundError:  # another worker dropped a dead one's file while this one read
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 def forget_dead_workers(metrics_dir: Path) -> None:
@@ -103,11 +106,12 @@ def forget_dead_workers(metrics_dir: Path) -> None:
     gunicorn says so itself (child_exit); granian's master has no such hook, so the files'
     process ids are checked here, when metrics are read.
     """
-    pids = {int(m.group(1)) for m in map(LIVE_GAUGE_FILE.fullmatch,
-                                         os.listdir(metrics_dir)) if m}
-    for pid in pids:
-        if not _alive(pid):
-            multiprocess.mark_process_dead(pid, str(metrics_dir))
+    for name in os.listdir(metrics_dir):
+        found = LIVE_GAUGE_FILE.fullmatch(name)
+        if found and not _alive(int(found.group(1))):
+            # Not prometheus_client's mark_process_dead: two workers reading metrics at once
+            # may both try, and its os.remove fails for the second.
+            (metrics_dir / name).unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

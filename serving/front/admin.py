@@ -10,6 +10,7 @@ serving.front.rsgi sets SERVER_PORT to ADMIN_PORT for a request carrying it, so 
 from __future__ import annotations
 
 import http.client
+import json
 import secrets
 import threading
 from dataclasses import dataclass
@@ -33,8 +34,10 @@ class AdminSettings:
     answer_timeout: float
 
 
+MAX_CONCURRENT = 16  # admin requests at once (the sidecar sends one at a time)
 _secret = secrets.token_hex(32).encode()
 _port: int | None = None
+_server: ThreadingHTTPServer | None = None
 
 
 def secret() -> bytes:
@@ -49,33 +52,66 @@ def port() -> int | None:
 
 def start(settings: AdminSettings) -> ThreadingHTTPServer:
     """Listen on 127.0.0.1:port and forward on daemon threads; call before forking workers."""
-    global _port
+    global _port, _server
     _port = settings.port
-    server = ThreadingHTTPServer(("127.0.0.1", settings.port), _handler(settings))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="admin-listener", daemon=True).start()
-    return server
+    _server = ThreadingHTTPServer(("127.0.0.1", settings.port), _handler(settings))
+    _server.daemon_threads = True
+    threading.Thread(target=_server.serve_forever, name="admin-listener", daemon=True).start()
+    return _server
+
+
+def close_inherited() -> None:
+    """In a forked worker: close the listener's socket (the master alone answers on it)."""
+    if _server is not None:
+        _server.socket.close()
+
+
+def _is_mark(name: str) -> bool:
+    """True for the mark's header under any spelling WSGI would merge with it."""
+    return name.lower().replace("_", "-") == MARK_HEADER.lower()
 
 
 def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
+    slots = threading.BoundedSemaphore(MAX_CONCURRENT)
+
     class Forward(BaseHTTPRequestHandler):
         """One request on the admin port, forwarded to the workers with the mark."""
 
         protocol_version = "HTTP/1.1"
         timeout = settings.read_timeout  # a slow or silent client is dropped
 
-        def do_GET(self) -> None:
-            self._forward()
+        def handle(self) -> None:
+            """At most MAX_CONCURRENT requests at once: beyond, the connection is closed."""
+            if not slots.acquire(blocking=False):
+                return
+            try:
+                super().handle()
+            finally:
+                slots.release()
 
-        do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
+        def do_GET(self) -> None:
+            try:
+                self._forward()
+            except (OSError, ValueError, UnicodeError, http.client.HTTPException):
+                self.close_connection = True  # the client went away, or sent what cannot pass
+
+        do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
 
         def _forward(self) -> None:
-            length = self.headers.get("Content-Length", "0").strip() or "0"
-            if not length.isdigit() or int(length) > settings.max_body_bytes:
-                self.send_error(413 if length.isdigit() else 411)
+            if self.headers.get("Transfer-Encoding") is not None:
+                self._error(411, "length_required", "send the body with a Content-Length")
+                return
+            length = (self.headers.get("Content-Length") or "0").strip()
+            if not (length.isascii() and length.isdigit()):
+                self._error(400, "invalid_input", "Content-Length is not a number of bytes")
+                return
+            if int(length) > settings.max_body_bytes:
+                self._error(413, "request_entity_too_large", "the request body is larger than "
+                            f"{settings.max_body_bytes} bytes")
                 return
             body = self.rfile.read(int(length))
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in HOP_BY_HOP and not _is_mark(k)}
             headers[MARK_HEADER] = secret().decode()
             upstream = http.client.HTTPConnection(settings.upstream_host, settings.upstream_port,
                                                   timeout=settings.answer_timeout)
@@ -84,18 +120,35 @@ def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
                 answer = upstream.getresponse()
                 data = answer.read()
             except (OSError, http.client.HTTPException):
-                self.send_error(502, "serving did not answer")
+                self._error(502, "serving_unavailable", "serving did not answer")
                 return
             finally:
                 upstream.close()
-            self.send_response(answer.status)
+            self.send_response_only(answer.status)
             for name, value in answer.getheaders():
                 if name.lower() not in HOP_BY_HOP:
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", answer.getheader("Content-Length", "0")
+                             if self.command == "HEAD" else str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
+
+        def _error(self, status: int, error: str, message: str) -> None:
+            body = json.dumps({"error": error, "message": message}).encode()
+            self.send_response_only(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def send_error(self, code: int, message: str | None = None,
+                       explain: str | None = None) -> None:
+            """http.server's own refusals (a malformed request line...) in the JSON shape."""
+            self._error(code, "bad_request" if code < 500 else "admin_listener_error",
+                        message or self.responses.get(code, ("error",))[0])
 
         def log_message(self, format: str, *args) -> None:
             """Quiet: serving logs its own events."""

@@ -2,9 +2,10 @@
 
 granian reads and parses HTTP in Rust; under its WSGI interface a request's body is read from
 the worker's one Python thread, so a client trickling its body would hold the worker. Here the
-body is awaited on the worker's event loop (whole, within FRONT_BODY_TIMEOUT, at most
-MAX_BODY_BYTES) while other requests are answered; only then is the WSGI app called, with an
-environ built from the request alone (never the process's environment, which holds secrets).
+body is awaited on the worker's event loop (serving.front.body: whole, bounded in time, size and
+memory) while other requests are answered; only then is the WSGI app called, with an environ
+built from the request alone (never the process's environment, which holds secrets; header
+names with `_` are dropped, as nginx and gunicorn do, since WSGI would merge them with `-`).
 A request forwarded by the admin listener (serving.front.admin) carries the front's private
 mark; it alone is seen as arriving on ADMIN_PORT. A worker whose request runs past
 WORKER_TIMEOUT is killed by its own watchdog thread and replaced by the master, as gunicorn's
@@ -13,7 +14,6 @@ worker timeout did.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import hmac
@@ -25,35 +25,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from model_contract.logs import EventLogger
+from serving.config import WORKER_TIMEOUT
+from serving.validator import die_with_parent
 
 from . import admin
+from .body import BodyLimits, BodyMemory, BodyRefused, read_body
 from .command import WORKER_PROCESS_NAME
 
 log = EventLogger("serving.front")
 PR_SET_NAME = 15
-WORKER_TIMEOUT = 30.0  # seconds one request may run (above VALIDATION_WAIT's 20 s default)
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 SPECIAL_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
-
-
-@dataclass(frozen=True)
-class BodyLimits:
-    """How long a request body may take to arrive, and how large it may be."""
-
-    max_bytes: int
-    timeout: float
-
-
-class BodyRefused(Exception):
-    """A body too large or too slow: the answer to send instead of calling the app."""
-
-    def __init__(self, status: int, error: str, message: str):
-        super().__init__(message)
-        self.status, self.error = status, error
 
 
 class _StartResponse:
@@ -69,7 +54,7 @@ class RsgiFront:
     """An RSGI application around a WSGI one (granian calls __rsgi__ on its event loop)."""
 
     def __init__(self, load_app: Callable[[], Callable], limits: BodyLimits):
-        self.load_app, self.limits = load_app, limits
+        self.load_app, self.limits, self.memory = load_app, limits, BodyMemory(limits.memory)
         self.app: Callable | None = None
         self.busy_since: float | None = None  # when the request running now started
 
@@ -77,6 +62,8 @@ class RsgiFront:
         """In each worker, once, after the fork: name the process, then build the app."""
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).prctl(PR_SET_NAME, WORKER_PROCESS_NAME.encode())
+        die_with_parent(os.getppid())  # a worker never outlives its master
+        admin.close_inherited()
         self.app = self.load_app()
         log.info("Booting worker", pid=os.getpid())  # after the app has set up logging
         threading.Thread(target=self._watchdog, name="worker-watchdog", daemon=True).start()
@@ -84,10 +71,13 @@ class RsgiFront:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         """Read the body (bounded), call the app, send its answer in one piece."""
         try:
-            body = b"" if scope.method in BODYLESS else await self._body(scope, protocol)
+            body = b"" if scope.method in BODYLESS else \
+                await read_body(scope, protocol, self.limits, self.memory)
         except BodyRefused as refused:
-            protocol.response_bytes(refused.status, [("content-type", "application/json"),
-                                                     ("connection", "close")],
+            headers = [("content-type", "application/json"), ("connection", "close")]
+            if refused.retry_after is not None:
+                headers.append(("retry-after", str(refused.retry_after)))
+            protocol.response_bytes(refused.status, headers,
                                     _error_body(refused.error, str(refused)))
             return
         start = _StartResponse()
@@ -113,25 +103,6 @@ class RsgiFront:
                 log.error("worker_timeout", pid=os.getpid(), seconds=WORKER_TIMEOUT)
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    async def _body(self, scope: Any, protocol: Any) -> bytes:
-        limit = self.limits.max_bytes
-        declared = scope.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyRefused(413, "request_entity_too_large",
-                              f"the request body is larger than {limit} bytes")
-        try:
-            async with asyncio.timeout(self.limits.timeout):
-                # With a Content-Length (checked above) the body is that long: read in one go.
-                body = await (protocol() if declared is not None and declared.isdigit()
-                              else _bounded(protocol, limit))
-        except TimeoutError:
-            raise BodyRefused(408, "request_timeout", "the request body did not arrive within "
-                              f"{self.limits.timeout:g} s") from None
-        if declared is not None and declared.isdigit() and len(body) != int(declared):
-            raise BodyRefused(400, "invalid_input", f"the request body ended after {len(body)} "
-                              f"of the {declared} bytes its Content-Length announced")
-        return body
-
     def _environ(self, scope: Any, body: bytes) -> dict[str, Any]:
         server, _, port = scope.server.rpartition(":")
         environ = {
@@ -146,6 +117,8 @@ class RsgiFront:
             "wsgi.run_once": False, "CONTENT_LENGTH": str(len(body)),
         }
         for name, value in scope.headers.items():
+            if "_" in name:
+                continue
             key = SPECIAL_HEADERS.get(name) or "HTTP_" + name.upper().replace("-", "_")
             if key == "CONTENT_LENGTH":
                 continue  # the body's real length, read above, is the one that counts
@@ -156,18 +129,6 @@ class RsgiFront:
                 hmac.compare_digest(mark.encode(), admin.secret()):
             environ["SERVER_PORT"] = str(admin.port())
         return environ
-
-
-async def _bounded(protocol: Any, limit: int) -> bytes:
-    """The whole body, or BodyRefused as soon as it passes limit bytes."""
-    parts, size = [], 0
-    async for chunk in protocol:
-        size += len(chunk)
-        if size > limit:
-            raise BodyRefused(413, "request_entity_too_large",
-                              f"the request body is larger than {limit} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 def _wsgi_text(text: str) -> str:
@@ -191,7 +152,8 @@ def _limits_from_env() -> BodyLimits:
     from serving.config import front_from_env
 
     config = front_from_env()
-    return BodyLimits(max_bytes=config.max_body_bytes, timeout=float(config.body_timeout))
+    return BodyLimits(max_bytes=config.max_body_bytes, timeout=float(config.body_timeout),
+                      memory=config.body_memory)
 
 
 app = RsgiFront(_load_flask_app, _limits_from_env())

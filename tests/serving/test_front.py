@@ -133,3 +133,77 @@ def test_sigterm_drains_a_request_in_flight_then_exits_within_the_drain_time(
             assert time.monotonic() - stopped < 3 + 5, "past FRONT_DRAIN_SECONDS"
     finally:
         server.stop()
+
+
+def _holding(url: str, size: int, sent: int) -> socket.socket:
+    """A connection whose POST announced `size` bytes and sent `sent` of them, then waits."""
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    connection = socket.create_connection((host, int(port)), timeout=20)
+    connection.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       b"application/json\r\nContent-Length: %d\r\n\r\n" % size + b" " * sent)
+    return connection
+
+
+def test_bodies_held_open_are_bounded_by_the_body_memory_then_others_pass(
+        tmp_path, trained_models):
+    """Many large bodies held open: once FRONT_BODY_MEMORY is in use, 503 with Retry-After;
+    small predictions still pass, and once they close, so do large bodies."""
+    from tests.serving.conftest import CLASSIFIER
+    from tests.serving.server import start
+
+    size = 200_000
+    server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline},
+                   WEB_CONCURRENCY="1", MAX_BODY_BYTES=str(size), FRONT_BODY_MEMORY="1",
+                   FRONT_BODY_TIMEOUT="30")
+    held = []
+    try:
+        held = [_holding(server.url, size, size - 1) for _ in range(5)]  # ~0.95 MiB of 1
+        time.sleep(1.0)
+        refused = _holding(server.url, size, size - 1)
+        answer = refused.recv(4096)
+        refused.close()
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"retry-after: 1" in answer.lower()
+        assert server.predict().status_code == 200, "a small body still fits"
+    finally:
+        for connection in held:
+            connection.close()
+    time.sleep(0.5)
+    with _holding(server.url, size, size) as whole:
+        assert whole.recv(64).startswith(b"HTTP/1.1 400 "), "read and parsed (blanks: bad JSON)"
+    server.stop()
+
+
+def test_a_body_cut_short_is_400_and_never_reaches_the_app(served):
+    """Half-closed before its Content-Length: 400 naming both sizes; nothing predicted."""
+    with _holding(served.url, 1000, 10) as connection:
+        connection.shutdown(socket.SHUT_WR)
+        answer = connection.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+    assert b"ended after 10 of the 1000 bytes" in answer
+
+
+def test_workers_die_with_a_killed_master(tmp_path, trained_models):
+    """SIGKILL of the master: no worker stays behind answering the public port."""
+    from tests.serving.conftest import CLASSIFIER
+    from tests.serving.server import start
+
+    server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline})
+    master = psutil.Process(server.master_pid())
+    family = master.children()
+    assert len(family) == 3, family  # two workers and the warm validator
+    master.kill()
+    server.process.wait(10)
+    _, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, alive
+
+
+def test_the_admin_listener_answers_what_it_refuses_in_json(served):
+    """Chunked body: 411; a Content-Length that is not digits: 400; never a traceback."""
+    chunked = served.session.post(served.admin_url + "/-/reload", timeout=10,
+                                  data=(part for part in [b"{}"]),
+                                  headers={"Authorization": f"Bearer {served.token}"})
+    assert chunked.status_code == 411 and chunked.json()["error"] == "length_required"
+    status = _raw(served.admin_url, b"POST /-/reload HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: \xc2\xb2\r\nConnection: close\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400"), status
+    assert "Traceback" not in served.log_tail(200)

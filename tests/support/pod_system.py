@@ -59,9 +59,9 @@ VOLUME_MB = 96
 SIDECAR_DEFAULTS = {"SYNC_INTERVAL": "0.5", "SYNC_MAX_BACKOFF": "2", "COMET_TIMEOUT": "2",
                     "COMET_DOWNLOAD_TIMEOUT": "2", "INIT_MAX_FAILURES": "3",
                     "KEEP_SNAPSHOTS": "3", "LOG_LEVEL": "info"}
-# A validator gets 20 s (a hanging model is refused in seconds), and /-/validate waits 25 s for
-# it, so a verdict comes in one request whether or not the sidecar polls 202s.
-SERVING_DEFAULTS = {"VALIDATION_TIMEOUT": "20", "VALIDATION_WAIT": "25"}
+# A validator gets 20 s (a hanging model is refused in seconds); /-/validate waits the default
+# VALIDATION_WAIT (1 s) and the sidecar asks again on each 202, so no worker is held longer.
+SERVING_DEFAULTS = {"VALIDATION_TIMEOUT": "20"}
 # A validation starts a python that imports scikit-learn: seconds, more on a busy machine.
 VERDICT_TIMEOUT = 60.0
 
