@@ -36,7 +36,7 @@ CALLS = 15
 
 
 def _post(host: str, port: int, body: bytes) -> float:
-    """Seconds for one POST and its whole answer (a new connection: sync workers close)."""
+    """Seconds for one POST and its whole answer, on a new connection (the costlier case)."""
     started = time.perf_counter()
     connection = http.client.HTTPConnection(host, port, timeout=30)
     connection.request("POST", "/api/v1/predict", body, {"Content-Type": "application/json"})
@@ -109,7 +109,7 @@ def run(work: Path) -> Section:
     overhead = median([h / m - 1 for h, m in zip(http_s, model_s, strict=True)])
     section.table(f"{ROWS} rows, {ROUNDS} interleaved rounds of {CALLS} calls (medians)",
                   ["what", "ms per 1000 rows", "rows/s"],
-                  [["HTTP: POST /api/v1/predict (ours as deployed: nginx -> gunicorn 2 sync)",
+                  [["HTTP: POST /api/v1/predict (ours as deployed: the granian front, 2 workers)",
                     median(http_s) * 1e3,
                     ROWS / median(http_s)],
                    ["in-process: pipeline.predict_proba", median(model_s) * 1e3,
@@ -131,8 +131,9 @@ def run(work: Path) -> Section:
         "field-by-field validator, which names every bad field. The answer's rows are msgspec "
         "structs written by msgspec. The whole app in-process (Flask as WSGI, no sockets) is "
         "the sum of these plus Flask's own per-request cost; the HTTP row minus it is the front: "
-        "the 75 KB body and the 60 KB answer crossing loopback through nginx and a gunicorn "
-        "worker, on a new connection per request. The ratio is taken against the model's time "
+        "the 75 KB body and the 60 KB answer crossing loopback, parsed by granian, the body "
+        "awaited by the RSGI adapter, on a new connection per request (a client keeping its "
+        "connection alive pays less). The ratio is taken against the model's time "
         "in the same round: on a loaded machine both grow, so re-run on a quiet one before "
         "trusting a figure near the goal.")
     return section
