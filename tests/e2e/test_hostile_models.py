@@ -76,12 +76,13 @@ def test_a_version_no_header_can_hold_is_refused_by_serving_naming_the_field(pod
         snapshot.discard(pod.root, staged)
 
 
-def test_a_chunked_body_over_the_limit_is_413(pod):
-    """Transfer-Encoding: chunked past MAX_BODY_BYTES: 413, not a parse of what was cut."""
+def test_a_chunked_body_over_the_limit_is_refused_not_parsed(pod):
+    """Transfer-Encoding: chunked past MAX_BODY_BYTES: 411 (send a Content-Length), not a parse
+    of what was cut."""
     row = json.dumps(VALID).encode()
     body = b'{"instances": [' + b",".join([row] * (2 * 1024 * 1024 // len(row) + 10)) + b"]}"
     response = requests.post(pod.serving.url + "/api/v1/predict", timeout=30,
                              data=(body[i:i + 65536] for i in range(0, len(body), 65536)),
                              headers={"Content-Type": "application/json"})
-    assert response.status_code == 413
+    assert response.status_code == 411
     assert response.json()["errors"][0]["field"] == "body"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.config import from_env, load
+from serving.config import from_env, front_from_env, load
 from serving.errors import ConfigError
 
 
@@ -57,11 +57,23 @@ def test_load_lays_overrides_over_the_environment(monkeypatch):
 
 
 def test_validation_settings_default_to_the_pod_and_name_the_variable():
-    """120 s deadline, 768 MiB for the validator, 20 s of waiting in a request; bad: named."""
+    """120 s deadline, 768 MiB for the validator, 1 s of waiting in a request; bad: named."""
     config = from_env({"MODEL_ROOT": "/m"})
     assert (config.validation_timeout, config.validation_memory_limit, config.validation_wait) \
-        == (120.0, 768 * 1024 * 1024, 20.0)
+        == (120.0, 768 * 1024 * 1024, 1.0)
     assert from_env({"MODEL_ROOT": "/m", "VALIDATION_MEMORY_LIMIT": "0"}
                     ).validation_memory_limit == 0
     with pytest.raises(ConfigError, match=r"^VALIDATION_TIMEOUT is 'soon': expected"):
         from_env({"MODEL_ROOT": "/m", "VALIDATION_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize(("variables", "named"), [
+    ({"VALIDATION_WAIT": "30"}, "VALIDATION_WAIT is 30"),
+    ({"BIND": "10.0.0.5:8081", "ADMIN_PORT": "8081"}, "ADMIN_PORT is 8081"),
+    ({"MAX_BODY_BYTES": str(3 * 1024 * 1024), "FRONT_BODY_MEMORY": "2"}, "FRONT_BODY_MEMORY"),
+])
+def test_front_settings_that_cannot_work_together_are_refused_naming_them(variables, named):
+    """A wait past the worker timeout, the admin port on the public one, less body memory than
+    one body: refused at start."""
+    with pytest.raises(ConfigError, match=named):
+        front_from_env(variables)
