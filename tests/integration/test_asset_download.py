@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import zipfile
 
 import pytest
 
@@ -39,17 +40,19 @@ def _install(registry, name, tmp_path, client=None):
     return entry, target, sum(received)
 
 
-def _registered(registry, files=None):
+def _registered(registry, files=None, compression=zipfile.ZIP_DEFLATED):
     name = unique_name("assets")
-    registry.register_files(name, "1.0.0", files or _files())
+    registry.register_files(name, "1.0.0", files or _files(), compression=compression)
     return name
 
 
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED],
+                         ids=["deflated", "stored-sendfile"])
 def test_assets_arrive_whole_and_a_cut_in_the_third_resumes_with_a_range(local_registry,
-                                                                        tmp_path):
+                                                                        tmp_path, compression):
     """A cut mid-asset resumes from the bytes on disk: each byte is received once."""
     files = _files()
-    name = _registered(local_registry, files)
+    name = _registered(local_registry, files, compression)
     local_registry.add_fault(path="get-asset", skip=2, cut_after=SIZES[2] // 2, times=1)
     entry, target, received = _install(local_registry, name, tmp_path)
     assert {f.path: (target / f.path).read_bytes() for f in entry.files} == files
