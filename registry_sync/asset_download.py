@@ -19,7 +19,7 @@ import hashlib
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -155,25 +155,27 @@ def _check_against_details(found: Plan, version: ModelVersion) -> None:
 class _Part:
     """A partly received asset: its file under the work folder, bytes and running SHA-256.
 
-    Each chunk is hashed here as it arrives and written in order on a helper thread, with
-    os.write on the raw descriptor (no buffered copy), so the write overlaps the hashing and the
-    network (all three release the GIL); at most MAX_PENDING chunks wait (bounded memory).
+    A three-stage pipeline over the cores: the receiving thread only reads the socket; each
+    chunk is hashed in order on one helper thread and written in order (os.write on the raw
+    descriptor, no buffered copy) on another, as hashing alone costs about twice what receiving
+    or writing does and all three release the GIL. At most MAX_PENDING chunks wait for either
+    helper (bounded memory).
     """
 
-    MAX_PENDING = 4  # of up to 512 KiB each: slack enough for the writer; RSS stays flat
+    MAX_PENDING = 4  # of up to 512 KiB each: slack enough for the helpers; RSS stays flat
 
-    def __init__(self, path: Path, pool: ThreadPoolExecutor):
-        self.path, self.pool, self.size = path, pool, 0
+    def __init__(self, path: Path, hasher: ThreadPoolExecutor, writer: ThreadPoolExecutor):
+        self.path, self.hasher, self.writer, self.size = path, hasher, writer, 0
         self.digest, self.pending = hashlib.sha256(), deque()
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     def write(self, chunk: bytes) -> None:
         """Append a chunk, after the ones before it."""
-        self.pending.append(self.pool.submit(self._store, chunk))
-        self.digest.update(chunk)
+        self.pending.append((self.hasher.submit(self.digest.update, chunk),
+                             self.writer.submit(self._store, chunk)))
         self.size += len(chunk)
         while len(self.pending) > self.MAX_PENDING:
-            self.pending.popleft().result()
+            self._settle(self.pending.popleft())
 
     def _store(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -196,8 +198,24 @@ class _Part:
         return self.digest.hexdigest()
 
     def _drain(self) -> None:
+        """Wait for every pending chunk (none may touch the file after close), then raise."""
+        error = None
         while self.pending:
-            self.pending.popleft().result()
+            try:
+                self._settle(self.pending.popleft())
+            except Exception as exc:  # raised below, once every chunk has settled
+                error = error or exc
+        if error is not None:
+            raise error
+
+    @staticmethod
+    def _settle(futures: tuple[Future, Future]) -> None:
+        """Wait for both stages of one chunk; the first error wins, both are waited for."""
+        hashed, written = futures
+        try:
+            hashed.result()
+        finally:
+            written.result()
 
 
 def fetch(client: CometClient, found: Plan, work: Path, target: Path,
@@ -206,9 +224,10 @@ def fetch(client: CometClient, found: Plan, work: Path, target: Path,
     parts_dir = work / f"{found.model}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     done, parts, digests = 0, [], []
-    with ThreadPoolExecutor(1, thread_name_prefix="asset-writer") as pool:
+    with (ThreadPoolExecutor(1, thread_name_prefix="asset-hasher") as hasher,
+          ThreadPoolExecutor(1, thread_name_prefix="asset-writer") as writer):
         for index, asset in enumerate(found.assets):
-            part = _Part(parts_dir / str(index), pool)
+            part = _Part(parts_dir / str(index), hasher, writer)
             try:
                 client.retrying(_fetch_once, client, found, asset, part,
                                 lambda n, d=done: progress and progress(d + n, found.total_size))
