@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,6 +25,7 @@ from typing import Any
 from model_contract.manifest import FileEntry
 
 from .archive import safe_member_path
+from .chunk_pipeline import ChunkPipeline, Sink
 from .comet import CometClient
 from .config import ArchiveLimits
 from .errors import (
@@ -41,6 +40,7 @@ from .transfer import content_length, receive
 
 GET_ASSET = "experiment/asset/get-asset"
 MAX_NAME_PART_BYTES = 255
+IN_FLIGHT = 6  # chunks of up to 512 KiB between receiving and written: slack for both helpers
 ProgressFn = Callable[[int, int | None], None]
 
 
@@ -155,67 +155,33 @@ def _check_against_details(found: Plan, version: ModelVersion) -> None:
 class _Part:
     """A partly received asset: its file under the work folder, bytes and running SHA-256.
 
-    A three-stage pipeline over the cores: the receiving thread only reads the socket; each
-    chunk is hashed in order on one helper thread and written in order (os.write on the raw
-    descriptor, no buffered copy) on another, as hashing alone costs about twice what receiving
-    or writing does and all three release the GIL. At most MAX_PENDING chunks wait for either
-    helper (bounded memory).
+    Chunks go through the download's ChunkPipeline: hashed and written in order on helper
+    threads while this thread receives the next.
     """
 
-    MAX_PENDING = 4  # of up to 512 KiB each: slack enough for the helpers; RSS stays flat
-
-    def __init__(self, path: Path, hasher: ThreadPoolExecutor, writer: ThreadPoolExecutor):
-        self.path, self.hasher, self.writer, self.size = path, hasher, writer, 0
-        self.digest, self.pending = hashlib.sha256(), deque()
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    def __init__(self, path: Path, pipeline: ChunkPipeline):
+        self.path, self.pipeline, self.size = path, pipeline, 0
+        self.sink = Sink(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
 
     def write(self, chunk: bytes) -> None:
         """Append a chunk, after the ones before it."""
-        self.pending.append((self.hasher.submit(self.digest.update, chunk),
-                             self.writer.submit(self._store, chunk)))
+        self.pipeline.put(self.sink, chunk)
         self.size += len(chunk)
-        while len(self.pending) > self.MAX_PENDING:
-            self._settle(self.pending.popleft())
-
-    def _store(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(self.fd, view):]
 
     def restart(self) -> None:
         """Forget what was received (the server cannot resume)."""
-        self._drain()
-        os.ftruncate(self.fd, 0)
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        self.size, self.digest = 0, hashlib.sha256()
+        self.pipeline.flush(self.sink)
+        os.ftruncate(self.sink.fd, 0)
+        os.lseek(self.sink.fd, 0, os.SEEK_SET)
+        self.size, self.sink.digest = 0, hashlib.sha256()
 
     def close(self) -> str:
         """Finish writing; the digest of every byte received."""
         try:
-            self._drain()
+            self.pipeline.flush(self.sink)  # no chunk may touch the file after it is closed
         finally:
-            os.close(self.fd)
-        return self.digest.hexdigest()
-
-    def _drain(self) -> None:
-        """Wait for every pending chunk (none may touch the file after close), then raise."""
-        error = None
-        while self.pending:
-            try:
-                self._settle(self.pending.popleft())
-            except Exception as exc:  # raised below, once every chunk has settled
-                error = error or exc
-        if error is not None:
-            raise error
-
-    @staticmethod
-    def _settle(futures: tuple[Future, Future]) -> None:
-        """Wait for both stages of one chunk; the first error wins, both are waited for."""
-        hashed, written = futures
-        try:
-            hashed.result()
-        finally:
-            written.result()
+            os.close(self.sink.fd)
+        return self.sink.digest.hexdigest()
 
 
 def fetch(client: CometClient, found: Plan, work: Path, target: Path,
@@ -224,10 +190,10 @@ def fetch(client: CometClient, found: Plan, work: Path, target: Path,
     parts_dir = work / f"{found.model}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     done, parts, digests = 0, [], []
-    with (ThreadPoolExecutor(1, thread_name_prefix="asset-hasher") as hasher,
-          ThreadPoolExecutor(1, thread_name_prefix="asset-writer") as writer):
+    pipeline = ChunkPipeline(IN_FLIGHT)
+    try:
         for index, asset in enumerate(found.assets):
-            part = _Part(parts_dir / str(index), hasher, writer)
+            part = _Part(parts_dir / str(index), pipeline)
             try:
                 client.retrying(_fetch_once, client, found, asset, part,
                                 lambda n, d=done: progress and progress(d + n, found.total_size))
@@ -235,6 +201,8 @@ def fetch(client: CometClient, found: Plan, work: Path, target: Path,
                 digests.append(part.close())
             done += asset.size
             parts.append(part)
+    finally:
+        pipeline.close()
     entries = []
     for asset, part, digest in zip(found.assets, parts, digests, strict=True):
         destination = target / asset.path
