@@ -15,9 +15,9 @@ every asset is complete are they moved into the model folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,9 +25,10 @@ from typing import Any
 from model_contract.manifest import FileEntry
 
 from .archive import safe_member_path
-from .chunk_pipeline import ChunkPipeline, Sink
+from .chunk_pipeline import ChunkPipeline, PartFile
 from .comet import CometClient
 from .config import ArchiveLimits
+from .download_tally import Abandoned, AssetTally, Tally
 from .errors import (
     ArchiveTooLarge,
     BadResponse,
@@ -41,6 +42,7 @@ from .transfer import content_length, receive
 GET_ASSET = "experiment/asset/get-asset"
 MAX_NAME_PART_BYTES = 255
 IN_FLIGHT = 6  # chunks of up to 512 KiB between receiving and written: slack for both helpers
+CONCURRENT_ASSETS = 2  # two SHA-256 streams, one per core of a 2-core pod
 ProgressFn = Callable[[int, int | None], None]
 
 
@@ -152,59 +154,29 @@ def _check_against_details(found: Plan, version: ModelVersion) -> None:
                           "with its details on assets or sizes: refused")
 
 
-class _Part:
-    """A partly received asset: its file under the work folder, bytes and running SHA-256.
-
-    Chunks go through the download's ChunkPipeline: hashed and written in order on helper
-    threads while this thread receives the next.
-    """
-
-    def __init__(self, path: Path, pipeline: ChunkPipeline):
-        self.path, self.pipeline, self.size = path, pipeline, 0
-        self.sink = Sink(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
-
-    def write(self, chunk: bytes) -> None:
-        """Append a chunk, after the ones before it."""
-        self.pipeline.put(self.sink, chunk)
-        self.size += len(chunk)
-
-    def restart(self) -> None:
-        """Forget what was received (the server cannot resume)."""
-        self.pipeline.flush(self.sink)
-        os.ftruncate(self.sink.fd, 0)
-        os.lseek(self.sink.fd, 0, os.SEEK_SET)
-        self.size, self.sink.digest = 0, hashlib.sha256()
-
-    def close(self) -> str:
-        """Finish writing; the digest of every byte received."""
-        try:
-            self.pipeline.flush(self.sink)  # no chunk may touch the file after it is closed
-        finally:
-            os.close(self.sink.fd)
-        return self.sink.digest.hexdigest()
-
-
 def fetch(client: CometClient, found: Plan, work: Path, target: Path,
           progress: ProgressFn | None = None) -> tuple[FileEntry, ...]:
-    """Download every asset into work, then move them into target; describe each file."""
+    """Download every asset into work, then move them into target; describe each file.
+
+    CONCURRENT_ASSETS at a time, each on its own connection and pipeline: SHA-256 is as slow
+    as loopback, and two assets hash on two cores. Requests go out in the plan's order and the
+    first failure abandons the rest (download_tally.py).
+    """
     parts_dir = work / f"{found.model}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
-    done, parts, digests = 0, [], []
-    pipeline = ChunkPipeline(IN_FLIGHT)
-    try:
-        for index, asset in enumerate(found.assets):
-            part = _Part(parts_dir / str(index), pipeline)
-            try:
-                client.retrying(_fetch_once, client, found, asset, part,
-                                lambda n, d=done: progress and progress(d + n, found.total_size))
-            finally:
-                digests.append(part.close())
-            done += asset.size
-            parts.append(part)
-    finally:
-        pipeline.close()
+    tally = Tally(len(found.assets), found.total_size, progress)
+    workers = max(1, min(CONCURRENT_ASSETS, len(found.assets)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="asset") as pool:
+        try:
+            futures = [pool.submit(_fetch_asset, client, found, asset, parts_dir / str(index),
+                                   tally.for_asset(index))
+                       for index, asset in enumerate(found.assets)]
+            parts = _gather(futures, tally)
+        except BaseException:
+            tally.abandon.set()  # a stop or an error here must not wait for whole assets
+            raise
     entries = []
-    for asset, part, digest in zip(found.assets, parts, digests, strict=True):
+    for asset, (part, digest) in zip(found.assets, parts, strict=True):
         destination = target / asset.path
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part.path, destination)
@@ -213,8 +185,44 @@ def fetch(client: CometClient, found: Plan, work: Path, target: Path,
     return tuple(entries)
 
 
-def _fetch_once(client: CometClient, found: Plan, asset: AssetSource, part: _Part,
-                progress: Callable[[int], Any]) -> None:
+def _gather(futures: list[Future], tally: Tally) -> list[tuple[PartFile, str]]:
+    """Every asset's part and digest; else the first asset's error (in the plan's order)."""
+    _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    if pending:
+        tally.abandon.set()
+        for future in pending:
+            future.cancel()
+        wait(pending)
+    errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+    for error in errors:
+        if not isinstance(error, Abandoned):
+            raise error
+    return [f.result() for f in futures]
+
+
+def _fetch_asset(client: CometClient, found: Plan, asset: AssetSource, path: Path,
+                 tally: AssetTally) -> tuple[PartFile, str]:
+    """One asset into its part file, with the client's retries: the part and its digest."""
+    try:
+        tally.wait_turn()
+        pipeline = ChunkPipeline(IN_FLIGHT)
+        try:
+            part = PartFile(path, pipeline)
+            try:
+                client.retrying(_fetch_once, client, found, asset, part, tally)
+            finally:
+                digest = part.close()
+        finally:
+            pipeline.close()
+    except BaseException:
+        tally.failed()
+        raise
+    tally.streaming()  # an empty asset or one already whole never streamed
+    return part, digest
+
+
+def _fetch_once(client: CometClient, found: Plan, asset: AssetSource, part: PartFile,
+                tally: AssetTally) -> None:
     """One attempt at one asset, resuming what an earlier attempt received when possible."""
     if part.size == asset.size and asset.size > 0:
         return
@@ -232,8 +240,9 @@ def _fetch_once(client: CometClient, found: Plan, asset: AssetSource, part: _Par
         raise SizeMismatch(f"{what} is {part.size + length} bytes as served, the registry's "
                            f"fileSize says {asset.size}")
 
+    tally.streaming()
     receive(response, part, what=what, deadline=client.download_deadline(remaining),
-            clock=client.clock, limit=remaining, on_chunk=lambda _: progress(part.size))
+            clock=client.clock, limit=remaining, on_chunk=lambda _: tally(part.size))
     if part.size != asset.size:
         raise SizeMismatch(f"{what} ended at {part.size} bytes, the registry's fileSize says "
                            f"{asset.size}")

@@ -12,6 +12,7 @@ import pytest
 from registry_sync import installer
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
+    BadResponse,
     CometUnavailable,
     PaymentRequired,
     RemoteAssetRefused,
@@ -98,6 +99,19 @@ def test_an_asset_longer_than_its_file_size_is_a_size_mismatch(local_registry, t
     with pytest.raises(SizeMismatch, match="registry's fileSize says"):
         _install(local_registry, name, tmp_path)
     assert local_registry.count("experiment/asset/get-asset") == 1
+
+
+def test_a_failed_asset_abandons_the_one_streaming_beside_it_and_asks_for_no_other(
+        local_registry, tmp_path):
+    """Two assets stream at once: the second's refusal ends the first's slow body at once."""
+    name = _registered(local_registry)
+    local_registry.add_fault(path="get-asset", drip_bps=20_000, times=1)  # 15 s for asset 0
+    local_registry.add_fault(path="get-asset", status=404, times=1)  # asset 1: not retried
+    started = time.monotonic()
+    with pytest.raises(BadResponse, match="cannot find it"):
+        _install(local_registry, name, tmp_path)
+    assert time.monotonic() - started < 10
+    assert local_registry.count("experiment/asset/get-asset") == 2
 
 
 def test_without_instructions_the_zip_is_the_fallback(local_registry, tmp_path):
