@@ -3,8 +3,8 @@
 A version of four incompressible assets (1 GiB in all, and 100 MiB to show RSS is flat in the
 size) is registered in the local registry. curl fetches every asset through get-asset, one
 after the other and again two at a time (-Z), the faster of the two being the reference;
-`registry-sync once` installs it the sidecar's way (download-instructions, two assets at a time
-each streamed with its SHA-256, manifest, publish) into an empty MODEL_ROOT.
+`registry-sync once` installs it the sidecar's way (download-instructions, each asset streamed
+with its SHA-256, manifest, publish) into an empty MODEL_ROOT.
 
 Both are measured the same way: each is watched by the same RSS sampler (every 10 ms) while it
 runs, and each reports its own download time: curl the sum of its transfers' time_total
@@ -43,10 +43,9 @@ NOTE = (
     "asset's SHA-256 as it arrives (OpenSSL's SHA-256 runs at about 1.5 GiB/s on one core "
     "here, no faster than curl receives) and, whole process, starts Python, re-reads the "
     "published snapshot to check its hashes and writes the manifest. The sidecar's download "
-    "is a pipeline over the 2 cores: two assets at a time (comet_ml's Model.download also "
-    "fetches assets on a thread pool), for each the receiving thread reads the socket, one "
-    "helper thread hashes, another writes. curl is measured one asset after the other and two "
-    "at a time; the faster is the reference (curl's one thread does both). The registry "
+    "is a pipeline over the 2 cores: the receiving thread reads the socket, one helper thread "
+    "hashes, another writes. curl is measured one asset after the other and two at a time; "
+    "the faster is the reference (curl's one thread does both). The registry "
     "serves a stored asset with sendfile (a few "
     "hundredths of a CPU second per GiB; it spent about 0.55 reading through zipfile's CRC "
     "before, a core's worth while curl ran), the same server for both sides. The sidecar needs "
@@ -65,7 +64,7 @@ def _curl(handle, name: str, target: Path, parallel: bool = False) -> dict:
     """curl fetching every asset of the version: rate, CPU s, peak RSS.
 
     One after the other: the rate is the bytes over the sum of the transfers' time_total.
-    With `parallel` (-Z, two at a time, as the sidecar does), over the whole run's wall time.
+    With `parallel` (-Z, two at a time), over the whole run's wall time.
     """
     plan = handle.get("registry-model/item/download-instructions", workspaceName=handle.workspace,
                       modelName=name, version="1.0.0").json()

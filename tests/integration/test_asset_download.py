@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from registry_sync import installer
+from registry_sync import asset_download, installer
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
     BadResponse,
@@ -102,8 +102,9 @@ def test_an_asset_longer_than_its_file_size_is_a_size_mismatch(local_registry, t
 
 
 def test_a_failed_asset_abandons_the_one_streaming_beside_it_and_asks_for_no_other(
-        local_registry, tmp_path):
-    """Two assets stream at once: the second's refusal ends the first's slow body at once."""
+        local_registry, tmp_path, monkeypatch):
+    """Two assets streaming at once: the second's refusal ends the first's slow body at once."""
+    monkeypatch.setattr(asset_download, "CONCURRENT_ASSETS", 2)
     name = _registered(local_registry)
     local_registry.add_fault(path="get-asset", drip_bps=20_000, times=1)  # 15 s for asset 0
     local_registry.add_fault(path="get-asset", status=404, times=1)  # asset 1: not retried
