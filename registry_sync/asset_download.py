@@ -167,16 +167,13 @@ def fetch(client: CometClient, found: Plan, work: Path, target: Path,
     parts_dir = work / f"{found.model}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     tally = Tally(len(found.assets), found.total_size, progress)
-    workers = max(1, min(CONCURRENT_ASSETS, len(found.assets)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="asset") as pool:
-        try:
-            futures = [pool.submit(_fetch_asset, client, found, asset, parts_dir / str(index),
-                                   tally.for_asset(index))
-                       for index, asset in enumerate(found.assets)]
-            parts = _gather(futures, tally)
-        except BaseException:
-            tally.abandon.set()  # a stop or an error here must not wait for whole assets
-            raise
+    if CONCURRENT_ASSETS <= 1:  # on this thread: its chunks come from the main malloc arena,
+        # which gives memory back; a worker's arena kept more of it, growing with the size
+        parts = [_fetch_asset(client, found, asset, parts_dir / str(index),
+                              tally.for_asset(index))
+                 for index, asset in enumerate(found.assets)]
+    else:
+        parts = _fetch_side_by_side(client, found, parts_dir, tally)
     entries = []
     for asset, (part, digest) in zip(found.assets, parts, strict=True):
         destination = target / asset.path
@@ -185,6 +182,20 @@ def fetch(client: CometClient, found: Plan, work: Path, target: Path,
         entries.append(FileEntry(path=asset.path, size=part.size, sha256=digest))
     parts_dir.rmdir()
     return tuple(entries)
+
+
+def _fetch_side_by_side(client: CometClient, found: Plan, parts_dir: Path,
+                        tally: Tally) -> list[tuple[PartFile, str]]:
+    """CONCURRENT_ASSETS assets at a time on worker threads; the first failure ends them all."""
+    with ThreadPoolExecutor(CONCURRENT_ASSETS, thread_name_prefix="asset") as pool:
+        try:
+            futures = [pool.submit(_fetch_asset, client, found, asset, parts_dir / str(index),
+                                   tally.for_asset(index))
+                       for index, asset in enumerate(found.assets)]
+            return _gather(futures, tally)
+        except BaseException:
+            tally.abandon.set()  # a stop or an error here must not wait for whole assets
+            raise
 
 
 def _gather(futures: list[Future], tally: Tally) -> list[tuple[PartFile, str]]:
