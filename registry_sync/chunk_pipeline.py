@@ -4,8 +4,8 @@ A download is a pipeline over the cores: the receiving thread only reads the soc
 each chunk to two helper threads, one updating the asset's SHA-256, the other writing it
 (os.write on the raw descriptor, no buffered copy), each in order. SHA-256 alone costs about
 twice what receiving or writing does, and all three release the GIL, so the stages run side by
-side. Hand-overs are C queues and a semaphore per stage, not futures: at 2,000 chunks a GiB,
-Python's own bookkeeping shows. At most `depth` chunks wait for each stage.
+side. Hand-overs are a bounded queue per stage, not futures: at 2,000 chunks a GiB, Python's
+own bookkeeping shows. At most `depth` chunks wait for each stage, besides the one it works on.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ class ChunkPipeline:
     """Two helper threads, hasher and writer, each taking every chunk of its sinks in order.
 
     The stages are independent (the writer does not wait for the hash), each with its own
-    bound of `depth` chunks, so the receiving thread waits only for a stage that is behind.
+    bound of `depth` waiting chunks, so the receiving thread waits only for a stage behind.
     """
 
     def __init__(self, depth: int):
         self._stages = [_Stage("asset-hasher", depth, _hash), _Stage("asset-writer", depth, _write)]
 
     def put(self, sink: Sink, chunk: bytes) -> None:
-        """Queue a chunk after the ones before it; waits while a stage has `depth` queued."""
+        """Queue a chunk after the ones before it; waits while a stage has `depth` waiting."""
         for stage in self._stages:
             stage.put((sink, chunk))
         if sink.error is not None:
@@ -78,15 +78,13 @@ class _Stage:
     """One helper thread applying `work` to each queued (sink, chunk) in order."""
 
     def __init__(self, name: str, depth: int, work):
-        self._slots = threading.BoundedSemaphore(depth)
-        self._queue: queue.SimpleQueue[tuple[Sink, Any] | None] = queue.SimpleQueue()
+        self._queue: queue.Queue[tuple[Sink, Any] | None] = queue.Queue(depth)
         self._work = work
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def put(self, item: tuple[Sink, Any]) -> None:
-        """Queue an item; waits while `depth` are queued."""
-        self._slots.acquire()
+        """Queue an item; waits while `depth` are queued (and one is being worked on)."""
         self._queue.put(item)
 
     def close(self) -> None:
@@ -104,7 +102,6 @@ class _Stage:
                     self._work(sink, chunk)
                 except BaseException as exc:  # handed to the receiving thread
                     sink.error = exc
-            self._slots.release()
 
 
 class PartFile:

@@ -52,7 +52,7 @@ def test_a_write_error_reaches_the_receiving_thread_and_no_later_chunk_is_writte
     assert (tmp_path / "ro").stat().st_size == 0
 
 
-def test_put_waits_while_depth_chunks_are_in_flight(tmp_path):
+def test_put_waits_while_depth_chunks_wait_for_a_stage(tmp_path):
     """The receiving thread is held back, so memory stays bounded whatever the disk's pace."""
     sink = _open(tmp_path / "slow")
     release, stored = threading.Event(), []
@@ -62,7 +62,7 @@ def test_put_waits_while_depth_chunks_are_in_flight(tmp_path):
         stored.append(chunk)
 
     sink.store = slow_store
-    pipeline = ChunkPipeline(depth=2)
+    pipeline = ChunkPipeline(depth=1)  # one being written, one waiting: the third must wait
     third_queued = threading.Event()
 
     def producer():
