@@ -99,6 +99,7 @@ INFERRED choices, where Comet's real behaviour is not documented:
   sets description / isPublic.
 - Remote assets: an upload's `assets` entry with a `link` (s3://, gs://, any URI) is listed with
   `remote: true` and that link, and has no bytes here (get-asset 404).
-- Ranges and presigned links: see assets.py (single ranges 206, past the end 416; links signed
+- Ranges and presigned links: see assets.py (single ranges 206, past the end 416; a member
+  stored uncompressed goes out with sendfile unless a fault rule alters the body; links signed
   with the owner's key for an hour, 403 when tampered or expired).
 """

@@ -1,6 +1,8 @@
 """Serving one asset's bytes: `experiment/asset/get-asset` and presigned links, with Range.
 
-An asset is a member of its version's stored zip, streamed out decompressed. A single
+An asset is a member of its version's stored zip, streamed out decompressed; a member stored
+uncompressed is a plain byte range of that file (stored.py), handed to the kernel with sendfile
+on werkzeug's socket unless a fault rule has to alter the body. A single
 `Range: bytes=N-`, `bytes=N-M` or `bytes=-K` gets 206 with Content-Range (the sidecar resumes
 a cut download with it; the SDK's presigned path fetches parts); anything past the end is 416;
 several ranges are ignored (200, the whole asset), as RFC 9110 allows.
@@ -20,10 +22,11 @@ import re
 import time
 import zipfile
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from werkzeug.wsgi import FileWrapper
 
 from .store import CHUNK
+from .stored import StoredMember, stored_member
 from .web import BINARY, ApiError, arg, state
 
 bp = Blueprint("assets", __name__)
@@ -74,28 +77,35 @@ def _serve(version: dict, asset: dict) -> Response:
     try:
         archive = zipfile.ZipFile(path)
         info = archive.infolist()[asset["member"]]
-        member = archive.open(info)
+        body = stored_member(path, info) or archive.open(info)
     except (OSError, zipfile.BadZipFile, IndexError, NotImplementedError, RuntimeError) as exc:
         raise ApiError(404, f"Asset {asset['assetId']!r} cannot be read: {exc}") from None
 
     def close() -> None:
-        member.close()
+        body.close()
         archive.close()
 
     size = info.file_size
     wanted = _range(request.headers.get("Range"), size)
-    if wanted is None:
-        return stream(FileWrapper(member, CHUNK), size, close)
-    first, last = wanted
-    if first >= size:
+    first, last = wanted or (0, size - 1)
+    if wanted is not None and first >= size:
         close()
         raise ApiError(416, "Range Not Satisfiable", {"Content-Range": f"bytes */{size}"})
-    member.seek(first)
-    response = stream(FileWrapper(_Limited(member, last - first + 1), CHUNK), last - first + 1,
-                      close)
-    response.status_code = 206
-    response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    body.seek(first)
+    response = stream(_body(body, last - first + 1), last - first + 1, close)
+    if wanted is not None:
+        response.status_code = 206
+        response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     return response
+
+
+def _body(source, length: int):
+    """The answer's bytes: sent by the kernel (sendfile) when nothing has to see them."""
+    sock = request.environ.get("werkzeug.socket")
+    rule = g.get("fault")
+    if isinstance(source, StoredMember) and sock is not None and not (rule and rule.alters_body):
+        return source.sent_to(sock, length)
+    return FileWrapper(_Limited(source, length), CHUNK)
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:

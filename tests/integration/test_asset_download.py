@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import zipfile
 
 import pytest
 
-from registry_sync import installer
+from registry_sync import asset_download, installer
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
+    BadResponse,
     CometUnavailable,
     PaymentRequired,
     RemoteAssetRefused,
@@ -39,17 +41,19 @@ def _install(registry, name, tmp_path, client=None):
     return entry, target, sum(received)
 
 
-def _registered(registry, files=None):
+def _registered(registry, files=None, compression=zipfile.ZIP_DEFLATED):
     name = unique_name("assets")
-    registry.register_files(name, "1.0.0", files or _files())
+    registry.register_files(name, "1.0.0", files or _files(), compression=compression)
     return name
 
 
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED],
+                         ids=["deflated", "stored-sendfile"])
 def test_assets_arrive_whole_and_a_cut_in_the_third_resumes_with_a_range(local_registry,
-                                                                        tmp_path):
+                                                                        tmp_path, compression):
     """A cut mid-asset resumes from the bytes on disk: each byte is received once."""
     files = _files()
-    name = _registered(local_registry, files)
+    name = _registered(local_registry, files, compression)
     local_registry.add_fault(path="get-asset", skip=2, cut_after=SIZES[2] // 2, times=1)
     entry, target, received = _install(local_registry, name, tmp_path)
     assert {f.path: (target / f.path).read_bytes() for f in entry.files} == files
@@ -95,6 +99,20 @@ def test_an_asset_longer_than_its_file_size_is_a_size_mismatch(local_registry, t
     with pytest.raises(SizeMismatch, match="registry's fileSize says"):
         _install(local_registry, name, tmp_path)
     assert local_registry.count("experiment/asset/get-asset") == 1
+
+
+def test_a_failed_asset_abandons_the_one_streaming_beside_it_and_asks_for_no_other(
+        local_registry, tmp_path, monkeypatch):
+    """Two assets streaming at once: the second's refusal ends the first's slow body at once."""
+    monkeypatch.setattr(asset_download, "CONCURRENT_ASSETS", 2)
+    name = _registered(local_registry)
+    local_registry.add_fault(path="get-asset", drip_bps=20_000, times=1)  # 15 s for asset 0
+    local_registry.add_fault(path="get-asset", status=404, times=1)  # asset 1: not retried
+    started = time.monotonic()
+    with pytest.raises(BadResponse, match="cannot find it"):
+        _install(local_registry, name, tmp_path)
+    assert time.monotonic() - started < 10
+    assert local_registry.count("experiment/asset/get-asset") == 2
 
 
 def test_without_instructions_the_zip_is_the_fallback(local_registry, tmp_path):

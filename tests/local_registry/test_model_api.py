@@ -3,6 +3,9 @@ presigned links of the local registry, over HTTP against a real process."""
 
 from __future__ import annotations
 
+import zipfile
+
+import pytest
 import requests
 
 from tests.support.registry import API, MEMBER_API_KEY, unique_name
@@ -10,9 +13,10 @@ from tests.support.registry import API, MEMBER_API_KEY, unique_name
 WEIGHTS = bytes(range(256)) * 40  # 10240 bytes
 
 
-def _version(registry, status="None"):
+def _version(registry, status="None", compression=zipfile.ZIP_DEFLATED):
     name = unique_name("m")
-    registry.register_files(name, "1.0.0", {"w.bin": WEIGHTS}, status=status)
+    registry.register_files(name, "1.0.0", {"w.bin": WEIGHTS}, status=status,
+                            compression=compression)
     return name, registry.item_id(name, "1.0.0")
 
 
@@ -89,9 +93,11 @@ def _asset(registry, name):
     return answer.json()
 
 
-def test_get_asset_serves_byte_ranges_and_refuses_past_the_end(local_registry):
-    """A single Range gets 206 with Content-Range; one past the end 416."""
-    name, _ = _version(local_registry)
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED],
+                         ids=["deflated", "stored-sendfile"])
+def test_get_asset_serves_byte_ranges_and_refuses_past_the_end(local_registry, compression):
+    """A single Range gets 206 with Content-Range; one past the end 416 (either way served)."""
+    name, _ = _version(local_registry, compression=compression)
     asset = _asset(local_registry, name)["versions"][0]["assets"][0]
     params = {"assetId": asset["assetId"], "experimentKey": asset["experimentKey"]}
     url = f"{local_registry.url}{API}/experiment/asset/get-asset"
@@ -104,6 +110,25 @@ def test_get_asset_serves_byte_ranges_and_refuses_past_the_end(local_registry):
     past = requests.get(url, params=params, timeout=10, headers={
         "Authorization": local_registry.api_key, "Range": f"bytes={len(WEIGHTS)}-"})
     assert past.status_code == 416
+
+
+def test_a_stored_asset_is_served_exactly_even_empty_or_altered_by_a_fault(local_registry):
+    """sendfile sends an empty asset as 0 bytes (not the zip's rest); a fault still applies."""
+    name = unique_name("m")
+    local_registry.register_files(name, "1.0.0", {"empty.bin": b"", "w.bin": WEIGHTS},
+                                  compression=zipfile.ZIP_STORED)
+    assets = {a["fileName"]: a for a in _asset(local_registry, name)["versions"][0]["assets"]}
+
+    def get(file_name):
+        asset = assets[file_name]
+        return local_registry.get("experiment/asset/get-asset", assetId=asset["assetId"],
+                                  experimentKey=asset["experimentKey"])
+
+    assert (get("empty.bin").status_code, get("empty.bin").content) == (200, b"")
+    local_registry.add_fault(path="get-asset", corrupt=True, corrupt_offset=7, times=1)
+    corrupted = get("w.bin").content
+    assert len(corrupted) == len(WEIGHTS) and corrupted[7] == WEIGHTS[7] ^ 0xFF
+    assert get("w.bin").content == WEIGHTS
 
 
 def test_presigned_mode_gives_links_that_need_no_key_and_check_their_signature(local_registry):

@@ -47,10 +47,10 @@ def unique_name(prefix: str = "model") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def zip_bytes(files: Mapping[str, bytes | str]) -> bytes:
-    """A deflated zip holding the given entry names and contents."""
+def zip_bytes(files: Mapping[str, bytes | str], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip (deflated unless told) holding the given entry names and contents."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, content in files.items():
             archive.writestr(name, content)
     return buffer.getvalue()
@@ -127,10 +127,10 @@ class LocalRegistry:
         _raise_for_status(response)
         return response.json()
 
-    def register_files(self, model: str, version: str, files: Mapping[str, bytes | str],
-                       **kwargs: Any) -> dict:
-        """Upload a zip of the given files as a version."""
-        return self.register_zip(model, version, zip_bytes(files), **kwargs)
+    def register_files(self, model: str, version: str, files: Mapping[str, bytes | str], *,
+                       compression: int = zipfile.ZIP_DEFLATED, **kwargs: Any) -> dict:
+        """Upload a zip of the given files as a version (stored ones are served by sendfile)."""
+        return self.register_zip(model, version, zip_bytes(files, compression), **kwargs)
 
     def register_folder(self, model: str, version: str, folder: Path, **kwargs: Any) -> dict:
         """Zip a folder to a temporary file and upload it, streamed, as a version."""
