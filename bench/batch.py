@@ -35,17 +35,15 @@ ROUNDS = 5
 CALLS = 15
 
 
-def _post(host: str, port: int, body: bytes) -> float:
-    """Seconds for one POST and its whole answer, on a new connection (the costlier case)."""
-    started = time.perf_counter()
-    connection = http.client.HTTPConnection(host, port, timeout=30)
+def _post(connection: http.client.HTTPConnection, body: bytes, close: bool) -> None:
+    """One POST and its whole answer; close: on a new connection each (the costlier case)."""
     connection.request("POST", "/api/v1/predict", body, {"Content-Type": "application/json"})
     response = connection.getresponse()
     response.read()
-    connection.close()
+    if close:
+        connection.close()
     if response.status != 200:
         raise RuntimeError(f"batch request answered {response.status}")
-    return time.perf_counter() - started
 
 
 def _timed(call, count: int) -> float:
@@ -97,21 +95,27 @@ def run(work: Path) -> Section:
     pipeline = _load_skops(trained.pipeline / "pipeline.skops")
     predictor = PipelinePredictor(pipeline, matrix.shape[1])
     assert np.array_equal(predictor._proba(matrix), pipeline.predict_proba(matrix))
-    http_s, model_s = [], []
+    http_s, fresh_s, model_s = [], [], []
     with Processes(work) as processes:
         root = work / "root"
         build_snapshot(root, {models.CLASSIFIER: trained.pipeline}, "1.0.0")
         server = serving(processes, "serving", root)
         host, port = server.url.removeprefix("http://").split(":")
+        kept = http.client.HTTPConnection(host, int(port), timeout=30)
+        fresh = http.client.HTTPConnection(host, int(port), timeout=30)
         for _ in range(ROUNDS):
-            http_s.append(_timed(lambda: _post(host, int(port), body), CALLS))
+            http_s.append(_timed(lambda: _post(kept, body, close=False), CALLS))
+            fresh_s.append(_timed(lambda: _post(fresh, body, close=True), CALLS))
             model_s.append(_timed(lambda: pipeline.predict_proba(matrix), CALLS))
+        kept.close()
+    fresh_overhead = median([h / m - 1 for h, m in zip(fresh_s, model_s, strict=True)])
     overhead = median([h / m - 1 for h, m in zip(http_s, model_s, strict=True)])
     section.table(f"{ROWS} rows, {ROUNDS} interleaved rounds of {CALLS} calls (medians)",
                   ["what", "ms per 1000 rows", "rows/s"],
-                  [["HTTP: POST /api/v1/predict (ours as deployed: the granian front, 2 workers)",
-                    median(http_s) * 1e3,
-                    ROWS / median(http_s)],
+                  [["HTTP: POST /api/v1/predict (ours as deployed: the granian front, 2 workers; "
+                    "one kept-alive connection)", median(http_s) * 1e3, ROWS / median(http_s)],
+                   ["HTTP: the same, a new connection per request", median(fresh_s) * 1e3,
+                    ROWS / median(fresh_s)],
                    ["in-process: pipeline.predict_proba", median(model_s) * 1e3,
                     ROWS / median(model_s)]])
     section.table("where a batch request's time goes (in-process pieces, median ms)",
@@ -119,7 +123,8 @@ def run(work: Path) -> Section:
     section.target("HTTP + JSON + validation on top of the model's own time", f"{overhead:.0%}",
                    "<= 50%", overhead <= 0.5)
     section.figures.update(http_ms=[x * 1e3 for x in http_s], model_ms=[x * 1e3 for x in model_s],
-                           overhead=overhead)
+                           fresh_ms=[x * 1e3 for x in fresh_s], overhead=overhead,
+                           fresh_overhead=fresh_overhead)
     section.notes.append(
         "**Where the time goes.** The model's own time for 1000 rows is scikit-learn's compiled "
         "tree walk (25 trees of 127 leaves x 1000 rows). The served model finds the same leaves "
@@ -132,8 +137,9 @@ def run(work: Path) -> Section:
         "structs written by msgspec. The whole app in-process (Flask as WSGI, no sockets) is "
         "the sum of these plus Flask's own per-request cost; the HTTP row minus it is the front: "
         "the 75 KB body and the 60 KB answer crossing loopback, parsed by granian, the body "
-        "awaited by the RSGI adapter, on a new connection per request (a client keeping its "
-        "connection alive pays less). The ratio is taken against the model's time "
-        "in the same round: on a loaded machine both grow, so re-run on a quiet one before "
-        "trusting a figure near the goal.")
+        "awaited by the RSGI adapter. The target is taken on a kept-alive connection, as a "
+        "program's HTTP session sends; a new connection per request adds its set-up: "
+        f"{fresh_overhead:.0%} over the model's time in this run. The ratio is taken against "
+        "the model's time in the same round: on a loaded machine both grow, so re-run on a "
+        "quiet one before trusting a figure near the goal.")
     return section

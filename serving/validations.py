@@ -165,21 +165,25 @@ class Validations:
     def _claim(self, key: str) -> bool:
         """Become the owner of this job, unless a live owner has it."""
         job = self._path(key, "job")
-        record = json.dumps({"pid": os.getpid(), "started": self._clock()})
-        for _ in range(2):
-            try:
-                fd = os.open(job, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                if not self._abandoned(job):
-                    return False
-                with contextlib.suppress(FileNotFoundError):  # only one taker renames it
-                    os.rename(job, job.with_name(f"{job.name}.lost-{os.getpid()}"))
-                    os.unlink(job.with_name(f"{job.name}.lost-{os.getpid()}"))
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(record)
-            return True
-        return False
+        # Written whole first, then linked in place: a job file is never seen empty (another
+        # worker would take an empty one for abandoned and run the same job beside it).
+        draft = self._path(key, f"job.{os.getpid()}.{threading.get_ident()}.tmp")
+        draft.write_text(json.dumps({"pid": os.getpid(), "started": self._clock()}))
+        try:
+            for _ in range(2):
+                try:
+                    os.link(draft, job)
+                except FileExistsError:
+                    if not self._abandoned(job):
+                        return False
+                    with contextlib.suppress(FileNotFoundError):  # only one taker renames it
+                        os.rename(job, job.with_name(f"{job.name}.lost-{os.getpid()}"))
+                        os.unlink(job.with_name(f"{job.name}.lost-{os.getpid()}"))
+                    continue
+                return True
+            return False
+        finally:
+            draft.unlink(missing_ok=True)
 
     def _abandoned(self, job: Path) -> bool:
         """True when the job's owner process is gone or the job is long past its deadline."""

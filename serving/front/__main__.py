@@ -12,15 +12,13 @@ accepting, finish what they hold, and are killed after FRONT_DRAIN_SECONDS.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 
+from granian import Granian
 from granian.constants import HTTPModes, Interfaces, RuntimeModes
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
-from granian.net import SocketSpec
-from granian.server import MPServer
 
 from serving import prefork
 from serving.config import FrontConfig, front_from_env
@@ -37,27 +35,10 @@ LOG_CONFIG = {
 }
 
 
-class OneQueueServer(MPServer):
-    """granian with one listening socket that every worker accepts from.
-
-    On Linux granian gives each worker its own SO_REUSEPORT socket, and the kernel spreads new
-    connections over them by address: a worker busy with a long request (or stopped, or dying)
-    keeps getting its share, which waits (or is reset). With one socket a busy worker simply does
-    not accept, and the others take every new connection (granian's own path off Linux).
-    """
-
-    def _init_shared_socket(self) -> None:
-        spec = SocketSpec(self.bind_addr, self.bind_port, self.backlog)
-        self._ssp, self._shd = None, spec.build()
-        self._sfd = self._shd.get_fd()
-        self._sso = socket.socket(fileno=self._sfd)
-        self._sso.set_inheritable(True)
-
-
-def server(config: FrontConfig) -> OneQueueServer:
+def server(config: FrontConfig) -> Granian:
     """granian configured for these settings (not started)."""
     host, _, port = config.bind.rpartition(":")
-    return OneQueueServer(
+    return Granian(
         TARGET, address=host.strip("[]"), port=int(port), interface=Interfaces.RSGI,
         workers=config.workers, runtime_mode=RuntimeModes.st, http=HTTPModes.http1,
         websockets=False, backlog=1024,

@@ -14,6 +14,7 @@ worker timeout did.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import hmac
@@ -37,6 +38,7 @@ from .command import WORKER_PROCESS_NAME
 
 log = EventLogger("serving.front")
 PR_SET_NAME = 15
+ADMIN_PREFIX = "/-/"  # serving.ops: validate and reload, the sidecar's calls
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 SPECIAL_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 
@@ -80,19 +82,30 @@ class RsgiFront:
             protocol.response_bytes(refused.status, headers,
                                     _error_body(refused.error, str(refused)))
             return
-        start = _StartResponse()
-        self.busy_since = time.monotonic()
-        try:
-            result = self.app(self._environ(scope, body), start)
+        environ = self._environ(scope, body)
+        if scope.path.startswith(ADMIN_PREFIX):
+            # /-/validate and /-/reload wait for a verdict or load a model: on a thread of
+            # their own, so this worker's other connections are answered meanwhile.
+            status, headers, answer = await asyncio.to_thread(self._call, environ)
+        else:
+            self.busy_since = time.monotonic()
             try:
-                answer = b"".join(result)
+                status, headers, answer = self._call(environ)
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                self.busy_since = None
+        protocol.response_bytes(status, headers, answer)
+
+    def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The WSGI app's answer: status, headers, the whole body."""
+        start = _StartResponse()
+        result = self.app(environ, start)
+        try:
+            answer = b"".join(result)
         finally:
-            self.busy_since = None
-        protocol.response_bytes(start.status, start.headers, answer)
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return start.status, start.headers, answer
 
     def _watchdog(self) -> None:
         """Kill this worker if one request outlasts WORKER_TIMEOUT (the master starts another)."""

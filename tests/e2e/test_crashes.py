@@ -67,8 +67,8 @@ def time_one_sync(pod) -> float:
 
 
 def test_sigkill_of_a_worker_under_load_loses_only_the_requests_it_had_received(pod):
-    """The master replaces the worker on the current snapshot; requests sent after its death
-    all succeed, and each client loses at most the one it had sent to that worker."""
+    """The master replaces the worker on the current snapshot; requests sent once its death is
+    seen all succeed; lost: what reached that worker in the moment it died."""
     master = psutil.Process(pod.serving.master_pid())
     workers = serving_workers(master)
     assert len(workers) == 2
@@ -86,11 +86,13 @@ def test_sigkill_of_a_worker_under_load_loses_only_the_requests_it_had_received(
         assert model["snapshot"] == current
         time.sleep(1.0)
     failed = load.failures()
-    # Lost: what the killed worker had received (one in flight, others queued behind it on its
-    # one Python thread), or a request a client sent on a kept-alive connection before the
-    # reset reached it: below HTTP, at most one per client, none once the death was seen.
+    # Lost: what the killed worker had received (one in flight, others queued behind it), a
+    # request sent on a kept-alive connection before the reset reached the client, and a new
+    # connection queued on the dying worker's own socket (SO_REUSEPORT): below HTTP, at most
+    # two per client, none once the death was seen.
     shown = [(a.client, round(a.started - killed_at, 3), a.status, a.error) for a in failed]
-    assert len({a.client for a in failed}) == len(failed) <= clients, shown
+    per_client = [a.client for a in failed]
+    assert all(per_client.count(c) <= 2 for c in per_client), shown
     assert all(a.status == 0 and a.started < killed_at + 1.0 for a in failed), shown
     assert [a for a in load.answers if a.started > killed_at and a.status == 200]
     assert {a.snapshot for a in load.answers if a.status == 200} == {current}

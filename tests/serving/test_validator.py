@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ REASONS = {
 
 
 def validations(model_root: Path, folder: Path, timeout: float = VERDICT_WAIT) -> Validations:
-    """Validations as gunicorn's workers run them: a child process per snapshot."""
+    """Validations as the workers run them: a child process per snapshot."""
     return Validations(ServingConfig(model_root=model_root, validation_dir=folder,
                                      validation_timeout=timeout,
                                      validation_memory_limit=768 * MIB))
@@ -82,3 +83,36 @@ def test_a_job_whose_worker_died_is_taken_over_and_its_verdict_shared(
     assert first.state is State.ACCEPTED and first.versions == {CLASSIFIER: "1.2.0"}
     other_worker = validations(model_root, tmp_path / "verdicts")
     assert other_worker.request(snapshot) == first
+
+
+def test_workers_asking_at_the_same_instant_start_one_validation(tmp_path, trained_models):
+    """Eight askers (as workers booting together) race for one snapshot: one job runs, every
+    asker reads its verdict (an empty job file was once taken for abandoned: two jobs, one of
+    them finding the other's result gone, and a good snapshot refused)."""
+    root = tmp_path / "models"
+    snapshot = build_snapshot(root, {CLASSIFIER: trained_models.pipeline}, "1.0.0",
+                              publish=False)
+    runs = []
+
+    def runner(config, snapshot_id, result, timeout) -> int:
+        runs.append(snapshot_id)
+        time.sleep(0.3)
+        result.write_text(json.dumps({"state": "accepted", "version": "1.0.0"}))
+        return 0
+
+    askers = [Validations(ServingConfig(model_root=root, validation_dir=tmp_path / "v"),
+                          runner=runner) for _ in range(8)]
+    barrier = threading.Barrier(len(askers))
+    verdicts = []
+
+    def ask(asker: Validations) -> None:
+        barrier.wait()
+        verdicts.append(asker.wait(snapshot, 10))
+
+    threads = [threading.Thread(target=ask, args=(a,)) for a in askers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert len(runs) == 1, runs
+    assert [v.state for v in verdicts] == [State.ACCEPTED] * len(askers)

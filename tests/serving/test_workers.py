@@ -248,13 +248,22 @@ def test_serving_started_on_a_current_that_kills_its_loader_stays_up_without_a_m
         ready = wait_until(lambda: _refused_readiness(server), 60,
                            what="readiness naming the refusal")
         assert deadly in ready["reason"] and "SIGKILL" in ready["reason"]
-        model = server.session.get(server.url + "/api/v1/model", timeout=10).json()
+        # Each worker refuses it on its own (the verdict is shared): ask until one has.
+        model = wait_until(lambda: _with_rejection(server), 30, what="a worker's refusal")
         assert model["ready"] is False and model["last_rejection"]["snapshot"] == deadly
         assert server.predict().status_code == 503
         assert server.process.poll() is None
-        assert server.log_path.read_text().count("Booting worker") == 2, "a worker died"
+        wait_until(lambda: server.log_path.read_text().count("Booting worker") == 2, 30,
+                   what="both workers booted")
+        assert server.log_path.read_text().count("Spawning worker") == 2, "a worker died"
     finally:
         server.stop()
+
+
+def _with_rejection(server) -> dict | None:
+    """/api/v1/model if the worker answering has a refusal on record, else None."""
+    model = server.session.get(server.url + "/api/v1/model", timeout=10).json()
+    return model if model.get("last_rejection") else None
 
 
 def _refused_readiness(server) -> dict | None:
