@@ -1,8 +1,8 @@
 """A request's body, read whole on the worker's event loop before the app runs, within bounds.
 
 Bounded in time (FRONT_BODY_TIMEOUT for the whole body), in size (MAX_BODY_BYTES, refused as
-soon as it is declared or passed) and in memory: the bodies a worker is receiving at once share
-FRONT_BODY_MEMORY, so clients holding many large bodies open cannot make it grow without end
+soon as it is declared) and in memory: the large bodies a worker is receiving at once share
+FRONT_BODY_MEMORY, so clients holding many of them open cannot make it grow without end
 (refused with 503 and Retry-After past it). A body must announce its length: a chunked one is
 refused with 411, because granian ends a broken or cut chunked body as if it were complete.
 """
@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from granian.rsgi import ProtocolClosed, ProtocolError
+
+# Up to this size a body is read in one call (granian collects it in Rust): a worker's 512
+# connections hold at most 128 MiB of such bodies. Larger ones stream, counted against
+# FRONT_BODY_MEMORY as they arrive, so holding many open costs the sender real bytes.
+WHOLE_READ_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,24 +64,35 @@ async def read_body(scope: Any, protocol: Any, limits: BodyLimits, memory: BodyM
     if expected > limits.max_bytes:
         raise BodyRefused(413, "request_entity_too_large",
                           f"the request body is larger than {limits.max_bytes} bytes")
-    parts: list[bytes] = []
-    taken = 0
     try:
         async with asyncio.timeout(limits.timeout):
-            async for chunk in protocol:
-                if taken + len(chunk) > expected:
-                    break  # more than announced: refused below, never read on
-                memory.take(len(chunk))
-                taken += len(chunk)
-                parts.append(chunk)
+            body = await (protocol() if expected <= WHOLE_READ_BYTES
+                          else _streamed(protocol, expected, memory))
     except TimeoutError:
         raise BodyRefused(408, "request_timeout", "the request body did not arrive within "
                           f"{limits.timeout:g} s") from None
     except (ProtocolClosed, ProtocolError):
-        pass  # the client went away: the length check below says so
+        body = None  # the client went away before the whole body arrived
+    if body is None or len(body) != expected:
+        got = "" if body is None else f"after {len(body)} "
+        raise BodyRefused(400, "invalid_input", f"the request body ended {got}before the "
+                          f"{expected} bytes its Content-Length announced")
+    return body
+
+
+async def _streamed(protocol: Any, expected: int, memory: BodyMemory) -> bytes:
+    """A large body chunk by chunk, each counted in the worker's body memory as it arrives."""
+    parts: list[bytes] = []
+    taken = 0
+    try:
+        async for chunk in protocol:
+            if taken + len(chunk) > expected:
+                break  # more than announced: refused by the caller, never read on
+            memory.take(len(chunk))
+            taken += len(chunk)
+            parts.append(chunk)
+    except (ProtocolClosed, ProtocolError):
+        pass  # the client went away: the caller's length check says so
     finally:
         memory.used -= taken
-    if taken != expected:
-        raise BodyRefused(400, "invalid_input", f"the request body ended after {taken} of the "
-                          f"{expected} bytes its Content-Length announced")
     return b"".join(parts)
