@@ -122,6 +122,12 @@ def test_a_key_file_missing_mid_rotation_is_a_failed_pass_then_it_catches_up(pod
     assert pod.sidecar.process.pid == pid and pod.sidecar.process.poll() is None
 
 
+def _unavailable(pod) -> list[dict]:
+    """The sidecar's passes that failed because serving did not answer."""
+    return [e for e in pod.sidecar_events("sync_failed")
+            if "ServingUnavailable" in e["error_type"]]
+
+
 def signal_serving(pod, signum: int) -> None:
     """Signal the front's master (and so its admin listener), its workers and warm validator."""
     master = psutil.Process(pod.serving.master_pid())
@@ -135,11 +141,12 @@ def test_a_refusal_rolls_back_to_the_last_validated_snapshot_and_stays(pod, tmp_
     pod.wait_served(good)
     pod.restart_sidecar(VALIDATION_DEADLINE="3")
     validated = pod.status()["lastValidated"]
+    # The pod's log holds earlier tests' events too: count from here.
+    unavailable_before = len(_unavailable(pod))
     bad = pod.promote(wrong_golden(pod.folders.pipeline, tmp_path / "bad"))
     signal_serving(pod, signal.SIGSTOP)  # connections accepted, never answered: unavailable
     try:
-        wait_until(lambda: len([e for e in pod.sidecar_events("sync_failed")
-                                if "ServingUnavailable" in e["error_type"]]) >= 2, 30,
+        wait_until(lambda: len(_unavailable(pod)) >= unavailable_before + 2, 30,
                    what="two validations that serving could not answer")
         assert pod.published() == {pod.model: good}
     finally:
