@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import requests
 import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
@@ -21,6 +20,7 @@ from serving import dataset, train
 from serving.forest import compile_forest
 from serving.schema import DIAMONDS
 from serving.validation import encode
+from tests.serving.server import spreading_session
 from tests.support.snapshots import build_snapshot
 
 from . import models
@@ -49,8 +49,7 @@ def _workers(server) -> list[dict]:
 
 def _loaded_workers(processes: Processes, name: str, root: Path, ready: bool) -> list[dict]:
     server = serving(processes, name, root, ready=ready)
-    with requests.Session() as session:
-        session.headers["Connection"] = "close"  # a new connection each: spread over workers
+    with spreading_session() as session:
         for _ in range(300):
             session.post(server.url + "/api/v1/predict", json=VALID, timeout=10)
     time.sleep(0.5)

@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 
 from registry_sync.publish import publish
+from tests.serving.server import spreading_session
 from tests.support.snapshots import build_snapshot
 
 from . import models
@@ -44,8 +45,7 @@ def _publish(server, root: Path, folder: Path, version: str, timings: dict) -> N
 
 def _served_versions(server, count: int = 20) -> set[str]:
     """Versions answered by `count` requests, each on a new connection (so any worker answers)."""
-    with requests.Session() as session:
-        session.headers["Connection"] = "close"
+    with spreading_session() as session:
         return {session.post(server.url + "/api/v1/predict", json=VALID, timeout=10)
                 .headers.get("X-Model-Version", "?") for _ in range(count)}
 

@@ -10,11 +10,9 @@ import random
 import signal
 import time
 
-import psutil
 import requests
 
 from model_contract import layout
-from serving import zygote
 from tests.support.pod_system import kill
 from tests.support.processes import wait_until
 
@@ -69,8 +67,7 @@ def time_one_sync(pod) -> float:
 def test_sigkill_of_a_worker_under_load_loses_only_the_requests_it_had_received(pod):
     """The master replaces the worker on the current snapshot; requests sent once its death is
     seen all succeed; lost: what reached that worker in the moment it died."""
-    master = psutil.Process(pod.serving.master_pid())
-    workers = serving_workers(master)
+    workers = pod.serving.worker_pids()
     assert len(workers) == 2
     current = layout.current_snapshot_id(pod.root)
     victim = min(workers)
@@ -79,7 +76,7 @@ def test_sigkill_of_a_worker_under_load_loses_only_the_requests_it_had_received(
         time.sleep(1.0)
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
-        spawned = wait_until(lambda: serving_workers(master) - workers, 20,
+        spawned = wait_until(lambda: pod.serving.worker_pids() - workers, 20,
                              what="a respawned worker").pop()
         model = wait_until(lambda: new_worker_model(pod, spawned), 30, interval=0.01,
                            what="an answer from the new worker")
@@ -97,11 +94,6 @@ def test_sigkill_of_a_worker_under_load_loses_only_the_requests_it_had_received(
     assert [a for a in load.answers if a.started > killed_at and a.status == 200]
     assert {a.snapshot for a in load.answers if a.status == 200} == {current}
     assert len(load.answers) > 200
-
-
-def serving_workers(master: psutil.Process) -> set[int]:
-    """The master's worker processes (not its warm validator, serving.zygote)."""
-    return {p.pid for p in master.children() if p.name() != zygote.PROCESS_NAME}
 
 
 def new_worker_model(pod, pid: int) -> dict | None:

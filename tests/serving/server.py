@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 
 from registry_sync.publish import publish as publish_snapshot
-from serving.front.command import serving_argv
+from serving.front.command import WORKER_PROCESS_NAME, serving_argv
 from tests.serving.conftest import TOKEN, VALID
 from tests.support.processes import free_port
 from tests.support.snapshots import build_snapshot
@@ -77,6 +78,11 @@ class Serving:
             seen = seen + 1 if ok else 0
             if not ok:
                 time.sleep(0.05)
+
+    def worker_pids(self) -> set[int]:
+        """The pids of the front's workers (its master's children so named; not the validator)."""
+        return {p.pid for p in psutil.Process(self.process.pid).children()
+                if p.name() == WORKER_PROCESS_NAME}
 
     def master_pid(self) -> int:
         """The front's master process (granian's): its children are the workers and the warm

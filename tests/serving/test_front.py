@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from serving.front.command import WORKER_PROCESS_NAME, serving_argv
+from serving.front.command import serving_argv
 from tests.support.processes import REPO_ROOT, free_port, wait_until
 
 
@@ -89,14 +89,11 @@ def test_a_killed_worker_is_replaced_and_its_live_gauges_dropped(tmp_path, train
 
     server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline})
     try:
-        master = psutil.Process(server.master_pid())
-        workers = {p.pid for p in master.children() if p.name() == WORKER_PROCESS_NAME}
+        workers = server.worker_pids()
         assert len(workers) == 2
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: len({p.pid for p in master.children()
-                                if p.name() == WORKER_PROCESS_NAME} - workers) == 1, 30,
-                   what="a new worker")
+        wait_until(lambda: len(server.worker_pids() - workers) == 1, 30, what="a new worker")
         server.wait_for_version("1.0.0")
         assert server.session.get(server.url + "/metrics", timeout=10).status_code == 200
         left = [p.name for p in (tmp_path / "metrics").iterdir() if f"_{victim}.db" in p.name]

@@ -12,7 +12,6 @@ import pytest
 import requests
 
 from serving import zygote
-from serving.front.command import WORKER_PROCESS_NAME
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.support.models import hostile
 from tests.support.processes import wait_until
@@ -147,12 +146,6 @@ def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
     assert server.session.get(server.url + "/readyz", timeout=5).status_code == 200
 
 
-def _worker_pids(server) -> set[int]:
-    """The pids of the front's workers (its master's children so named)."""
-    return {p.pid for p in psutil.Process(server.master_pid()).children()
-            if p.name() == WORKER_PROCESS_NAME}
-
-
 def _started(server, snapshot: str) -> int:
     """How many validator processes serving started for this snapshot (from its log)."""
     return server.log_path.read_text(errors="replace").count(
@@ -182,7 +175,7 @@ def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
     """SIGKILL, SIGSEGV, too much memory in the warm validator's child: 422 naming it, the same
     workers serving."""
     server = served
-    workers = _worker_pids(server)
+    workers = server.worker_pids()
     master = psutil.Process(server.master_pid())
     assert [p.name() for p in master.children()].count(zygote.PROCESS_NAME) == 1
     for payload, reason in (("sigkill", "SIGKILL"), ("segfault", "SIGSEGV"),
@@ -191,7 +184,7 @@ def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
         verdict = server.validate(server.stage("5.1.0", {CLASSIFIER: folder}))
         assert verdict.status_code == 422 and reason in verdict.json()["reason"]
     assert server.predict().status_code == 200
-    assert _worker_pids(server) <= workers, "a worker was replaced"
+    assert server.worker_pids() <= workers, "a worker was replaced"
     assert "Booting worker" not in server.log_tail(60).split("validation_started")[-1]
 
 
