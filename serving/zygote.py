@@ -15,7 +15,6 @@ the standalone one (serving.runners.run_standalone).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -25,7 +24,6 @@ from pathlib import Path
 
 SOCKET_NAME = "validator.sock"
 PROCESS_NAME = "validator"  # its name in ps/psutil (a child of serving's master, not a worker)
-PR_SET_NAME = 15
 SOCKET_PATH_MAX = 100  # bytes; sun_path holds 108
 REQUEST_MAX = 64 * 1024
 EXIT_CRASHED = 70
@@ -64,8 +62,7 @@ def _serve(listener: socket.socket, parent: int) -> None:
     from . import validator
 
     validator.die_with_parent(parent)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(PR_SET_NAME, PROCESS_NAME.encode())
+    validator.name_process(PROCESS_NAME)
     for name in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(name, signal.SIG_DFL)
     from . import loader  # noqa: F401  (warm: every child starts with it imported)

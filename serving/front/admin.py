@@ -10,11 +10,12 @@ serving.front.rsgi sets SERVER_PORT to ADMIN_PORT for a request carrying it, so 
 from __future__ import annotations
 
 import http.client
-import json
 import secrets
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .body import error_body
 
 MARK_HEADER = "X-Serving-Admin"
 MARK_ENVIRON = "HTTP_X_SERVING_ADMIN"
@@ -135,7 +136,7 @@ def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
 
         def _error(self, status: int, error: str, message: str) -> None:
-            body = json.dumps({"error": error, "message": message}).encode()
+            body = error_body(error, message)
             self.send_response_only(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -10,6 +10,7 @@ refused with 411, because granian ends a broken or cut chunked body as if it wer
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,12 @@ class BodyMemory:
             raise BodyRefused(503, "busy", "too many request bodies are arriving at once; "
                               "send it again shortly", retry_after=1)
         self.used += size
+
+
+def error_body(error: str, message: str) -> bytes:
+    """The app's JSON error shape, for answers the front gives itself."""
+    return json.dumps({"error": error, "message": message,
+                       "errors": [{"field": "body", "message": message}]}).encode()
 
 
 async def read_body(scope: Any, protocol: Any, limits: BodyLimits, memory: BodyMemory) -> bytes:

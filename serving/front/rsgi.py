@@ -15,11 +15,8 @@ worker timeout did.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import hmac
 import io
-import json
 import os
 import signal
 import sys
@@ -30,14 +27,13 @@ from typing import Any
 
 from model_contract.logs import EventLogger
 from serving.config import WORKER_TIMEOUT
-from serving.validator import die_with_parent
+from serving.validator import die_with_parent, name_process
 
 from . import admin
-from .body import BodyLimits, BodyMemory, BodyRefused, read_body
+from .body import BodyLimits, BodyMemory, BodyRefused, error_body, read_body
 from .command import WORKER_PROCESS_NAME
 
 log = EventLogger("serving.front")
-PR_SET_NAME = 15
 ADMIN_PREFIX = "/-/"  # serving.ops: validate and reload, the sidecar's calls
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 SPECIAL_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
@@ -62,8 +58,7 @@ class RsgiFront:
 
     def __rsgi_init__(self, loop: Any) -> None:
         """In each worker, once, after the fork: name the process, then build the app."""
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(PR_SET_NAME, WORKER_PROCESS_NAME.encode())
+        name_process(WORKER_PROCESS_NAME)
         die_with_parent(os.getppid())  # a worker never outlives its master
         admin.close_inherited()
         self.app = self.load_app()
@@ -80,7 +75,7 @@ class RsgiFront:
             if refused.retry_after is not None:
                 headers.append(("retry-after", str(refused.retry_after)))
             protocol.response_bytes(refused.status, headers,
-                                    _error_body(refused.error, str(refused)))
+                                    error_body(refused.error, str(refused)))
             return
         environ = self._environ(scope, body)
         if scope.path.startswith(ADMIN_PREFIX):
@@ -147,12 +142,6 @@ class RsgiFront:
 def _wsgi_text(text: str) -> str:
     """granian's text as WSGI wants it: its UTF-8 bytes read as latin-1 (PEP 3333)."""
     return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("latin-1")
-
-
-def _error_body(error: str, message: str) -> bytes:
-    """The app's JSON error shape, for answers the front gives itself."""
-    return json.dumps({"error": error, "message": message,
-                       "errors": [{"field": "body", "message": message}]}).encode()
 
 
 def _load_flask_app() -> Callable:
