@@ -150,9 +150,12 @@ def test_a_refusal_rolls_back_to_the_last_validated_snapshot_and_stays(pod, tmp_
                    what="two validations that serving could not answer")
         assert pod.published() == {pod.model: good}
     finally:
+        # Serving answers the held validation once it wakes: the sidecar must not be there to
+        # hear it, or the refusal would come before the unvalidated publish this case is about.
+        pod.sidecar.stop()
         signal_serving(pod, signal.SIGCONT)
     pod.serving.stop()  # nothing listens: published unvalidated
-    pod.restart_sidecar()  # the default VALIDATION_DEADLINE, for validators that take seconds
+    pod.start_sidecar()  # the default VALIDATION_DEADLINE, for validators that take seconds
     pod.wait_published(bad)
     pod.relaunch_serving(wait=False)  # back, and refusing it: rolled back to the validated one
     wait_until(lambda: pod.rejection_of(bad), 60, what=f"the refusal of {bad}")
