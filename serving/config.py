@@ -129,6 +129,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                                  "flight before exiting"),
     "FRONT_BODY_MEMORY": (_mebibytes, "64", "MiB of request bodies one worker receives at once; "
                                             "past it, 503"),
+    "FRONT_BALANCE": (_flag, "true", "a worker holding 2 more active connections than another "
+                                     "closes one after its answer, so clients reconnect evenly"),
     # Comet MPM (docs/monitoring.md). The comet_mpm SDK reads COMET_URL_OVERRIDE itself too.
     "MPM_ENABLED": (_flag, "false", "send prediction events to Comet Model Production Monitoring"),
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
@@ -256,6 +258,7 @@ class FrontConfig:
     max_connections: int
     drain_seconds: int
     body_memory: int
+    balance: bool
     validation_wait: float
     metrics_dir: Path | None
     log_level: str
@@ -362,7 +365,7 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
         body_timeout=_read(env, "FRONT_BODY_TIMEOUT"),
         max_connections=_read(env, "FRONT_MAX_CONNECTIONS"),
         drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"),
-        body_memory=_read(env, "FRONT_BODY_MEMORY"),
+        body_memory=_read(env, "FRONT_BODY_MEMORY"), balance=_read(env, "FRONT_BALANCE"),
         validation_wait=_read(env, "VALIDATION_WAIT"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))
     if config.validation_wait >= WORKER_TIMEOUT:

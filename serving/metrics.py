@@ -20,6 +20,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .validator import process_alive
+
 REGISTRY = CollectorRegistry()
 # prometheus_client's file of one process's live gauges: gauge_live<mode>_<pid>.db
 LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
@@ -31,6 +33,9 @@ LATENCY = Histogram("serving_request_duration_seconds", "Time to answer a reques
                     ["endpoint", "outcome"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
 PREDICTIONS = Counter("serving_predictions", "Rows predicted, by interface and model version",
                       ["interface", "version"], registry=REGISTRY)
+CONNECTIONS_SHED = Counter("serving_connections_shed",
+                           "Kept-alive connections closed after an answer to even out the workers",
+                           registry=REGISTRY)
 SWAPS = Counter("serving_model_swaps", "Swaps to a newly loaded snapshot", registry=REGISTRY)
 REJECTIONS = Counter("serving_model_rejections", "Snapshots refused, by phase (validate, load)",
                      ["phase"], registry=REGISTRY)
@@ -108,17 +113,7 @@ def forget_dead_workers(metrics_dir: Path) -> None:
     """
     for name in os.listdir(metrics_dir):
         found = LIVE_GAUGE_FILE.fullmatch(name)
-        if found and not _alive(int(found.group(1))):
+        if found and not process_alive(int(found.group(1))):
             # Not prometheus_client's mark_process_dead: two workers reading metrics at once
             # may both try, and its os.remove fails for the second.
             (metrics_dir / name).unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

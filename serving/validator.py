@@ -45,6 +45,17 @@ def die_with_parent(parent: int) -> None:
         os._exit(EXIT_USAGE)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (possibly another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def limit_memory(limit: int) -> None:
     """Cap the address space, so a model that allocates too much gets MemoryError, not OOM."""
     if limit > 0:

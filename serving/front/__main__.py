@@ -23,7 +23,7 @@ from granian.log import LogLevels
 from serving import prefork
 from serving.config import FrontConfig, front_from_env
 from serving.errors import ConfigError
-from serving.front import admin
+from serving.front import admin, balance
 
 TARGET = "serving.front.rsgi:app"
 LOG_CONFIG = {
@@ -84,6 +84,8 @@ def main() -> int:
             print(f"serving.front: ADMIN_PORT {config.admin_port}: {exc.strerror}",
                   file=sys.stderr)
             return 2
+    if config.balance and config.workers > 1:
+        balance.share(config.workers)
     server(config).serve()
     return 0
 

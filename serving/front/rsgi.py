@@ -29,7 +29,7 @@ from model_contract.logs import EventLogger
 from serving.config import WORKER_TIMEOUT
 from serving.validator import die_with_parent, name_process
 
-from . import admin
+from . import admin, balance
 from .body import BodyLimits, BodyMemory, BodyRefused, error_body, read_body
 from .command import WORKER_PROCESS_NAME
 
@@ -54,6 +54,7 @@ class RsgiFront:
     def __init__(self, load_app: Callable[[], Callable], limits: BodyLimits):
         self.load_app, self.limits, self.memory = load_app, limits, BodyMemory(limits.memory)
         self.app: Callable | None = None
+        self.shed_count: Callable[[], None] = lambda: None  # the app's metric, once it is built
         self.busy_since: float | None = None  # when the request running now started
 
     def __rsgi_init__(self, loop: Any) -> None:
@@ -61,7 +62,12 @@ class RsgiFront:
         name_process(WORKER_PROCESS_NAME)
         die_with_parent(os.getppid())  # a worker never outlives its master
         admin.close_inherited()
+        if balance.LOADS is not None:
+            balance.LOADS.claim()
         self.app = self.load_app()
+        from serving.metrics import CONNECTIONS_SHED  # the app has chosen the metrics folder
+
+        self.shed_count = CONNECTIONS_SHED.inc
         log.info("Booting worker", pid=os.getpid())  # after the app has set up logging
         threading.Thread(target=self._watchdog, name="worker-watchdog", daemon=True).start()
 
@@ -88,6 +94,10 @@ class RsgiFront:
                 status, headers, answer = self._call(environ)
             finally:
                 self.busy_since = None
+            loads = balance.LOADS
+            if loads is not None and loads.should_shed(scope.client):
+                headers = [*headers, ("connection", "close")]
+                self.shed_count()
         protocol.response_bytes(status, headers, answer)
 
     def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -1,0 +1,104 @@
+"""Even out kept-alive connections between the front's workers.
+
+Each worker has its own listening socket (SO_REUSEPORT); the kernel hashes every new connection
+to one of them, so a few kept-alive clients can pile on one worker while the other idles (8
+connections land 6/2 or worse one time in three) and their requests queue behind each other.
+Each worker counts its kept-alive connections that are busy: those that carried a second request
+and sent one within the last WINDOW seconds (a connection is its client's address and port). It
+publishes the count in memory shared by the pod's workers. A worker that finds itself at least
+SHED_GAP above the least busy one at two looks in a row (JUDGE_EVERY apart) answers one request
+of a busy connection with `Connection: close`: the client reconnects and the kernel hashes the
+new connection afresh, so a crowded worker sheds connections until the counts are even.
+Connections used once (clients that do not keep them alive) are never counted. The memory is
+mapped by the master before it forks, so every worker sees the same slots.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import os
+import time
+
+from serving.validator import process_alive
+
+WINDOW = 0.5  # seconds: a connection quiet for longer no longer counts (nor loads)
+SHED_GAP = 2  # moving one connection from a worker 2 ahead evens the counts; 1 would only swap
+JUDGE_EVERY = 0.02  # seconds between two looks at the counts; a gap must be seen twice in a row
+
+
+class WorkerLoads:
+    """Each worker's count of busy connections, one slot (pid, count) per worker, shared."""
+
+    def __init__(self, slots: int):
+        self.slots = slots
+        self.memory = mmap.mmap(-1, slots * 8)  # anonymous and MAP_SHARED: one for all
+        self.cells = memoryview(self.memory).cast("i")
+        self.claim_lock = multiprocessing.Lock()
+        self.mine: int | None = None
+        self.seen: dict[str, float] = {}  # connection -> when it last sent a request
+        self.kept: dict[str, float] = {}  # the same, for connections past their first request
+        self.next_look = 0.0
+        self.was_crowded = False
+
+    def claim(self) -> None:
+        """Take a free slot (or a dead worker's) for this process; called once, after the fork."""
+        pid, cells = os.getpid(), self.cells
+        with self.claim_lock:
+            for slot in range(self.slots):  # a dead worker's count must not count as the least
+                owner = cells[2 * slot]
+                if owner and (owner == pid or not process_alive(owner)):
+                    cells[2 * slot] = cells[2 * slot + 1] = 0
+            for slot in range(self.slots):
+                if cells[2 * slot] == 0:
+                    cells[2 * slot], cells[2 * slot + 1] = pid, 0
+                    self.mine = slot
+                    return
+
+    def should_shed(self, connection: str) -> bool:
+        """Note a request on this connection; whether to close it after its answer."""
+        mine = self.mine
+        if mine is None:
+            return False
+        now = time.monotonic()
+        busy = connection in self.seen
+        if busy and connection not in self.kept:
+            self.cells[2 * mine + 1] += 1  # the others see a newly busy connection at once
+        if busy:
+            self.kept[connection] = now
+        self.seen[connection] = now
+        if now < self.next_look:
+            return False
+        self.next_look = now + JUDGE_EVERY
+        crowded = self._count(now) - self._least_other() >= SHED_GAP
+        if not (crowded and self.was_crowded and busy):
+            # A gap seen once may be a count caught between two requests: look again first.
+            self.was_crowded = crowded
+            return False
+        self.was_crowded = False
+        del self.seen[connection], self.kept[connection]
+        self.cells[2 * mine + 1] -= 1
+        return True
+
+    def _count(self, now: float) -> int:
+        """Forget connections quiet for WINDOW; publish and return how many remain busy."""
+        quiet = now - WINDOW
+        self.seen = {key: last for key, last in self.seen.items() if last > quiet}
+        self.kept = {key: last for key, last in self.kept.items() if last > quiet}
+        self.cells[2 * self.mine + 1] = len(self.kept)
+        return len(self.kept)
+
+    def _least_other(self) -> int:
+        """The smallest count of the other live slots (this worker's own if it is alone)."""
+        cells, mine = self.cells, self.mine
+        return min((cells[2 * slot + 1] for slot in range(self.slots)
+                    if slot != mine and cells[2 * slot]), default=cells[2 * mine + 1])
+
+
+LOADS: WorkerLoads | None = None
+
+
+def share(workers: int) -> None:
+    """In the master, before the fork: map the slots every worker will use."""
+    global LOADS
+    LOADS = WorkerLoads(slots=2 * workers)  # room for a replacement before the dead is reaped
