@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml docker/constraints.txt | $(BIN)/python
 	    --constraint docker/constraints.txt
 	touch $(STAMP)
 
-# Debian packages the browser test, the serving front (nginx), the benchmarks and the
-# alert-rule tests (promtool, from `prometheus`) need; skipped when already present.
+# Debian packages the browser test, the benchmarks (wrk, curl, and nginx as a baseline front) and
+# the alert-rule tests (promtool, from `prometheus`) need; skipped when already present.
 system-deps: | $(BIN)/python
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null \
 	  && command -v promtool >/dev/null && command -v nginx >/dev/null \

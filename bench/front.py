@@ -1,9 +1,10 @@
-"""Part 8: the serving front: four HTTP servers side by side, with and without slow clients.
+"""Part 8: the serving front: five HTTP servers side by side, with and without slow clients.
 
 The same app and snapshot under: gunicorn sync workers (deployed before this part existed),
 gunicorn behind nginx in the pod (the front before granian), gunicorn with gevent workers,
 granian's own WSGI interface, and the chosen front: granian with the RSGI adapter that reads
-each body before the app runs (`python -m serving.front`).
+each body before the app runs (`python -m serving.front`), also without its connection balance
+(FRONT_BALANCE=false: kept-alive connections stay where the kernel's hash put them).
 Each gets a normal wrk load alone and then with 200 slow connections held (headers trickled,
 bodies trickled, idle after connect: tests.support.slow_clients); then single-prediction
 throughput in interleaved rounds, and memory (PSS of every process of the server).
@@ -36,6 +37,7 @@ CANDIDATES = {
     "nginx": "nginx -> gunicorn, 2 sync workers",
     "gevent": "gunicorn, 2 gevent workers",
     "granian_wsgi": "granian WSGI, 2 workers x 1 thread",
+    "front_unbalanced": "granian RSGI, 2 workers, FRONT_BALANCE=false",
     "front": "granian RSGI, 2 workers (chosen: serving.front)",
 }
 CHOSEN = "front"
@@ -47,6 +49,8 @@ def _start(processes: Processes, kind: str, root: Path) -> Process:
         return granian_wsgi(processes, kind, root)
     if kind == "nginx":
         return nginx_gunicorn(processes, kind, root)
+    if kind == "front_unbalanced":
+        return serving(processes, kind, root, FRONT_BALANCE="false")
     options = ("--worker-class", "gevent", "--worker-connections", "1000") \
         if kind == "gevent" else ()
     return serving(processes, kind, root, front=kind == CHOSEN, options=options)
@@ -82,7 +86,7 @@ def _pss(server: Process) -> float:
 
 
 def run(work: Path) -> Section:
-    """Start the four fronts, measure slow clients, throughput and memory, side by side."""
+    """Start the fronts, measure slow clients, throughput and memory, side by side."""
     section = Section("8. Serving front: slow clients, throughput, memory")
     trained = models.trained()
     root = work / "root"

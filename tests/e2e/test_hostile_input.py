@@ -179,8 +179,8 @@ def test_fuzzed_methods_and_paths_never_get_a_5xx_and_admin_paths_are_hidden(
                                          timeout=10), f"{method} {path}")
     assert response.status_code < 500, (method, path, response.status_code)
     if path.startswith("/-/"):
-        # 404; or 400 from the front (nginx) for a path it refuses to route at all, an encoded
-        # NUL or a climb above the root: neither says that admin routes exist.
+        # 404; or 400 for a path refused before any route is matched, an encoded NUL or a
+        # climb above the root: neither says that admin routes exist.
         refused = response.status_code == 400 and ("%00" in path or ".." in path)
         assert response.status_code == 404 or refused, (method, path, response.status_code)
 
