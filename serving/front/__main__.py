@@ -16,7 +16,7 @@ import sys
 import threading
 
 from granian import Granian
-from granian.constants import HTTPModes, Interfaces, RuntimeModes
+from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
@@ -41,7 +41,7 @@ def server(config: FrontConfig) -> Granian:
     return Granian(
         TARGET, address=host.strip("[]"), port=int(port), interface=Interfaces.RSGI,
         workers=config.workers, runtime_mode=RuntimeModes.st, http=HTTPModes.http1,
-        websockets=False, backlog=1024,
+        websockets=False, backlog=1024, loop=Loops.uvloop,
         # Connections per worker: beyond it, new ones wait in the listen backlog.
         backpressure=max(1, config.max_connections // config.workers),
         http1_settings=HTTP1Settings(header_read_timeout=config.header_timeout * 1000,
