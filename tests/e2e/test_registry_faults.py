@@ -7,6 +7,7 @@ by every worker. Faults are aimed at the sidecar only (by its User-Agent).
 
 from __future__ import annotations
 
+import signal
 import time
 from itertools import pairwise
 
@@ -196,8 +197,13 @@ def test_two_production_versions_at_once_serve_the_newest_without_flapping(pod):
         assert semver_key(older_but_higher) > semver_key(recent)
         pod.wait_served(recent)
         tie = now + 1  # still in the past for every later registration
-        low = pod.promote(pod.folders.alternative, createdAt=str(tie))
-        high = pod.promote(createdAt=str(tie))
+        # Both promotions land between two polls: low alone would rightly be served for a while.
+        pod.sidecar.process.send_signal(signal.SIGSTOP)
+        try:
+            low = pod.promote(pod.folders.alternative, createdAt=str(tie))
+            high = pod.promote(createdAt=str(tie))
+        finally:
+            pod.sidecar.process.send_signal(signal.SIGCONT)
         pod.wait_served(high)
         published = len(pod.sidecar_events("model_published"))
         polls = len(pod.sidecar_events("sync_finished"))
