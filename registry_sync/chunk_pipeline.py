@@ -123,8 +123,9 @@ class PartFile:
     def restart(self) -> None:
         """Forget what was received (the server cannot resume)."""
         self.pipeline.flush(self.sink)
-        os.ftruncate(self.sink.fd, 0)
-        os.lseek(self.sink.fd, 0, os.SEEK_SET)
+        if self.size:  # ext4 flushes a file truncated to 0 to disk on close: never for nothing
+            os.ftruncate(self.sink.fd, 0)
+            os.lseek(self.sink.fd, 0, os.SEEK_SET)
         self.size, self.sink.digest = 0, hashlib.sha256()
 
     def close(self) -> str:
