@@ -37,11 +37,11 @@ from .errors import (
     UnsafeArchive,
 )
 from .registry import ModelVersion
-from .transfer import content_length, receive
+from .transfer import CHUNK_SIZE, content_length, receive
 
 GET_ASSET = "experiment/asset/get-asset"
 MAX_NAME_PART_BYTES = 255
-IN_FLIGHT = 3  # chunks of up to 512 KiB waiting for each helper: RSS stays flat
+BUFFERS = 4  # of CHUNK_SIZE per asset being received: one filling, the others being hashed
 # Two at a time hash on both cores and measured faster here (about 1,080 against 610-960 MiB/s
 # in the same minutes), but the peak RSS of a 1 GiB download then grew ~20% over a 100 MiB one,
 # past the bench's flatness target: one at a time until that is understood.
@@ -218,7 +218,7 @@ def _fetch_asset(client: CometClient, found: Plan, asset: AssetSource, path: Pat
     """One asset into its part file, with the client's retries: the part and its digest."""
     try:
         tally.wait_turn()
-        pipeline = ChunkPipeline(IN_FLIGHT)
+        pipeline = ChunkPipeline(BUFFERS, CHUNK_SIZE)
         try:
             part = PartFile(path, pipeline)
             try:
