@@ -37,14 +37,13 @@ from .errors import (
     UnsafeArchive,
 )
 from .registry import ModelVersion
-from .transfer import content_length, receive
+from .transfer import CHUNK_SIZE, content_length, receive
 
 GET_ASSET = "experiment/asset/get-asset"
 MAX_NAME_PART_BYTES = 255
-IN_FLIGHT = 3  # chunks of up to 512 KiB waiting for each helper: RSS stays flat
-# Two at a time hash on both cores and measured faster here (about 1,080 against 610-960 MiB/s
-# in the same minutes), but the peak RSS of a 1 GiB download then grew ~20% over a 100 MiB one,
-# past the bench's flatness target: one at a time until that is understood.
+BUFFERS = 4  # of CHUNK_SIZE per asset being received: one filling, the others being hashed
+# One asset's pipeline already keeps both cores busy (receive and write on one, SHA-256 on the
+# other): two at a time measured no faster (77% of curl against 76%, 4 alternating rounds).
 CONCURRENT_ASSETS = 1
 ProgressFn = Callable[[int, int | None], None]
 
@@ -167,8 +166,7 @@ def fetch(client: CometClient, found: Plan, work: Path, target: Path,
     parts_dir = work / f"{found.model}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     tally = Tally(len(found.assets), found.total_size, progress)
-    if CONCURRENT_ASSETS <= 1:  # on this thread: its chunks come from the main malloc arena,
-        # which gives memory back; a worker's arena kept more of it, growing with the size
+    if CONCURRENT_ASSETS <= 1:
         parts = [_fetch_asset(client, found, asset, parts_dir / str(index),
                               tally.for_asset(index))
                  for index, asset in enumerate(found.assets)]
@@ -218,7 +216,7 @@ def _fetch_asset(client: CometClient, found: Plan, asset: AssetSource, path: Pat
     """One asset into its part file, with the client's retries: the part and its digest."""
     try:
         tally.wait_turn()
-        pipeline = ChunkPipeline(IN_FLIGHT)
+        pipeline = ChunkPipeline(BUFFERS, CHUNK_SIZE)
         try:
             part = PartFile(path, pipeline)
             try:

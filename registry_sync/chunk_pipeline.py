@@ -1,11 +1,16 @@
-"""Hashing and writing received chunks on two helper threads, in order, with bounded memory.
+"""Receiving into a few reused buffers: each written at once, then hashed on a helper thread.
 
-A download is a pipeline over the cores: the receiving thread only reads the socket and hands
-each chunk to two helper threads, one updating the asset's SHA-256, the other writing it
-(os.write on the raw descriptor, no buffered copy), each in order. SHA-256 alone costs about
-twice what receiving or writing does, and all three release the GIL, so the stages run side by
-side. Hand-overs are a bounded queue per stage, not futures: at 2,000 chunks a GiB, Python's
-own bookkeeping shows. At most `depth` chunks wait for each stage, besides the one it works on.
+A download is a pipeline over the two cores: the receiving thread reads the socket straight
+into a buffer (no bytes object per read) and writes it to the part file (os.write on the raw
+descriptor, no buffered copy); a helper thread updates the asset's SHA-256 over the same buffer
+and gives it back. Receiving plus writing costs about what SHA-256 does, and all three release
+the GIL, so the two threads run side by side. Memory is the buffers, allocated once: the
+receiving thread waits for one while all are being hashed.
+
+Measured (1 GiB in 4 assets on loopback, 2 cores): a fresh 512 KiB bytes object per read,
+handed to a hashing and a writing thread, cost 1.28-1.40 CPU s per GiB against 1.17-1.25 for
+this, about the work itself (receive and write 0.50-0.57, SHA-256 0.65); the rest was malloc
+and page faults of the chunks (over 10 times as many) and waking three threads per chunk.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any
 
 
 class Sink:
@@ -26,111 +30,112 @@ class Sink:
         self.digest = hashlib.sha256()
         self.error: BaseException | None = None
 
-    def store(self, chunk: bytes) -> None:
+    def store(self, chunk: memoryview) -> None:
         """Write the whole chunk at the file's current end."""
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(self.fd, view):]
+        while chunk:
+            chunk = chunk[os.write(self.fd, chunk):]
 
 
 class ChunkPipeline:
-    """Two helper threads, hasher and writer, each taking every chunk of its sinks in order.
+    """`buffers` buffers of `size` bytes, and the thread hashing each filled one in order.
 
-    The stages are independent (the writer does not wait for the hash), each with its own
-    bound of `depth` waiting chunks, so the receiving thread waits only for a stage behind.
+    The receiving thread borrows a buffer, fills it, then commits it to a sink: written there
+    and then, hashed on the helper thread, after which the buffer is free again.
     """
 
-    def __init__(self, depth: int):
-        self._stages = [_Stage("asset-hasher", depth, _hash), _Stage("asset-writer", depth, _write)]
-
-    def put(self, sink: Sink, chunk: bytes) -> None:
-        """Queue a chunk after the ones before it; waits while a stage has `depth` waiting."""
-        for stage in self._stages:
-            stage.put((sink, chunk))
-        if sink.error is not None:
-            raise sink.error
-
-    def flush(self, sink: Sink) -> None:
-        """Wait until every chunk queued for the sink is hashed and written; raise its error."""
-        marks = [threading.Event() for _ in self._stages]
-        for stage, mark in zip(self._stages, marks, strict=True):
-            stage.put((sink, mark))
-        for mark in marks:
-            mark.wait()
-        if sink.error is not None:
-            raise sink.error
-
-    def close(self) -> None:
-        """Stop both threads once the chunks queued so far are through."""
-        for stage in self._stages:
-            stage.close()
-
-
-def _hash(sink: Sink, chunk: bytes) -> None:
-    sink.digest.update(chunk)
-
-
-def _write(sink: Sink, chunk: bytes) -> None:
-    sink.store(chunk)
-
-
-class _Stage:
-    """One helper thread applying `work` to each queued (sink, chunk) in order."""
-
-    def __init__(self, name: str, depth: int, work):
-        self._queue: queue.Queue[tuple[Sink, Any] | None] = queue.Queue(depth)
-        self._work = work
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+    def __init__(self, buffers: int, size: int):
+        self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+        for _ in range(buffers):
+            self._free.put(memoryview(bytearray(size)))
+        self._hashing: queue.SimpleQueue[tuple[Sink, memoryview | threading.Event, int] | None]
+        self._hashing = queue.SimpleQueue()
+        self._lent: memoryview | None = None
+        self._thread = threading.Thread(target=self._run, name="asset-hasher", daemon=True)
         self._thread.start()
 
-    def put(self, item: tuple[Sink, Any]) -> None:
-        """Queue an item; waits while `depth` are queued (and one is being worked on)."""
-        self._queue.put(item)
+    def buffer(self) -> memoryview:
+        """The buffer to read the next bytes into; waits while every buffer is being hashed.
+
+        The same one until it is committed, so a read that fails lends no buffer for good.
+        """
+        if self._lent is None:
+            self._lent = self._free.get()
+        return self._lent
+
+    def commit(self, sink: Sink, size: int) -> None:
+        """Write the first `size` bytes of the lent buffer to the sink, then hash them."""
+        if sink.error is not None:
+            raise sink.error
+        chunk, self._lent = self._lent, None
+        assert chunk is not None, "commit without a buffer"
+        try:
+            sink.store(chunk[:size])
+        except BaseException as exc:
+            sink.error = exc  # a part that failed never looks complete
+            self._free.put(chunk)
+            raise
+        self._hashing.put((sink, chunk, size))
+
+    def flush(self, sink: Sink) -> None:
+        """Wait until every chunk committed to the sink is hashed; raise its error."""
+        mark = threading.Event()
+        self._hashing.put((sink, mark, 0))
+        mark.wait()
+        if sink.error is not None:
+            raise sink.error
 
     def close(self) -> None:
-        """End the thread after what is queued."""
-        self._queue.put(None)
+        """Stop the thread once the chunks committed so far are hashed."""
+        self._hashing.put(None)
         self._thread.join()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            sink, chunk = item
+        while (item := self._hashing.get()) is not None:
+            sink, chunk, size = item
             if isinstance(chunk, threading.Event):
                 chunk.set()
-            elif sink.error is None:
-                try:
-                    self._work(sink, chunk)
-                except BaseException as exc:  # handed to the receiving thread
-                    sink.error = exc
+                continue
+            try:
+                if sink.error is None:
+                    sink.digest.update(chunk[:size])
+            except BaseException as exc:  # handed to the receiving thread
+                sink.error = exc
+            finally:
+                self._free.put(chunk)
 
 
 class PartFile:
     """A partly received asset: its file under the work folder, bytes and running SHA-256.
 
-    Chunks go through a ChunkPipeline: hashed and written in order on its helper threads while
-    the receiving thread reads the next.
+    Bytes arrive through a ChunkPipeline's buffers: written as they come, hashed on its helper
+    thread while the receiving thread reads the next.
     """
 
     def __init__(self, path: Path, pipeline: ChunkPipeline):
         self.path, self.pipeline, self.size = path, pipeline, 0
         self.sink = Sink(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
 
-    def write(self, chunk: bytes) -> None:
-        """Append a chunk, after the ones before it."""
-        self.pipeline.put(self.sink, chunk)
-        self.size += len(chunk)
+    def buffer(self) -> memoryview:
+        """Where to read the next bytes."""
+        return self.pipeline.buffer()
+
+    def commit(self, size: int) -> None:
+        """Append the first `size` bytes of the buffer, after the ones before them."""
+        self.pipeline.commit(self.sink, size)
+        self.size += size
 
     def restart(self) -> None:
         """Forget what was received (the server cannot resume)."""
         self.pipeline.flush(self.sink)
-        os.ftruncate(self.sink.fd, 0)
-        os.lseek(self.sink.fd, 0, os.SEEK_SET)
+        if self.size:  # ext4 flushes a file truncated to 0 to disk on close: never for nothing
+            os.ftruncate(self.sink.fd, 0)
+            os.lseek(self.sink.fd, 0, os.SEEK_SET)
         self.size, self.sink.digest = 0, hashlib.sha256()
 
     def close(self) -> str:
-        """Finish writing; the digest of every byte received."""
+        """Finish hashing; the digest of every byte received."""
         try:
-            self.pipeline.flush(self.sink)  # no chunk may touch the file after it is closed
+            self.pipeline.flush(self.sink)  # the digest is whole once every chunk is hashed
         finally:
             os.close(self.sink.fd)
         return self.sink.digest.hexdigest()

@@ -259,9 +259,9 @@ class CometClient:
         total = content_length(response) or expected_size
         received = 0
 
-        def count(chunk: bytes) -> None:
+        def count(size: int) -> None:
             nonlocal received
-            received += len(chunk)
+            received += size
             if progress:
                 progress(received, total)
 

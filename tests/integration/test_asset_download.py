@@ -65,6 +65,20 @@ def test_assets_arrive_whole_and_a_cut_in_the_third_resumes_with_a_range(local_r
     assert not list((tmp_path / "work").iterdir())  # parts moved, nothing left behind
 
 
+def test_an_asset_cut_on_every_attempt_but_the_last_still_arrives_whole(local_registry,
+                                                                         tmp_path):
+    """Four cuts in a row, each resumed: no attempt keeps a receive buffer from the next."""
+    files = _files()
+    name = _registered(local_registry, files, zipfile.ZIP_STORED)
+    local_registry.add_fault(path="get-asset", skip=2, cut_after=30_000, times=4)
+    entry, target, received = _install(local_registry, name, tmp_path)  # 5 attempts
+    assert {f.path: (target / f.path).read_bytes() for f in entry.files} == files
+    assert {f.path: f.sha256 for f in entry.files} == {
+        p: hashlib.sha256(b).hexdigest() for p, b in files.items()}
+    assert received == sum(SIZES)
+    assert local_registry.count("experiment/asset/get-asset") == len(SIZES) + 4
+
+
 def test_presigned_links_are_used_when_the_registry_enables_them(local_registry, tmp_path):
     """s3DownloadEnabled: every asset comes from its presigned link, none through get-asset."""
     files = _files()
