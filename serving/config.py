@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model_contract import secret_file
+
 from .errors import ConfigError
 
 MIB = 1024 * 1024
@@ -275,13 +277,9 @@ def _secret(environ: Mapping[str, Any], name: str, file_name: str) -> str | None
     if token or path is None:
         return token or None
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{file_name} {str(path)!r} cannot be read: {exc.strerror}") \
-            from None
-    if not token:
-        raise ConfigError(f"{file_name} {str(path)!r} is empty")
-    return token
+        return secret_file.read(path, file_name)
+    except secret_file.SecretFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
