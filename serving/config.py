@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_contract import secret_file
+from model_contract import logs, secret_file
 
 from .errors import ConfigError
 
@@ -75,12 +75,6 @@ def _mebibytes(value: str) -> int:
     return number * MIB
 
 
-def _log_level(value: str) -> str:
-    if value.lower() not in ("debug", "info", "warning", "error"):
-        raise ValueError("one of debug, info, warning, error")
-    return value.lower()
-
-
 def _flag(value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
@@ -117,7 +111,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                               "for a verdict before answering 202 (running)"),
     "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
                                    "its workers (default: a temporary folder)"),
-    "LOG_LEVEL": (_log_level, "info", "debug, info, warning or error"),
+    "LOG_LEVEL": (logs.parse_level, "info", "debug, info, warning or error"),
     "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by the workers"),
     "BIND": (_bind, "127.0.0.1:8080", "public address"),
     "WEB_CONCURRENCY": (_positive_int, "2", "worker processes"),
