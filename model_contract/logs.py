@@ -13,6 +13,7 @@ from typing import Any
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 MASK = "***"
+LEVELS = ("debug", "info", "warning", "error")  # what LOG_LEVEL accepts
 
 
 def redact(secret: str | None) -> None:
@@ -87,6 +88,13 @@ class EventLogger:
 def get(name: str) -> EventLogger:
     """Return the event logger for a module."""
     return EventLogger(name)
+
+
+def parse_level(value: str) -> str:
+    """A LOG_LEVEL setting, lower-cased (ValueError naming the levels otherwise)."""
+    if value.lower() not in LEVELS:
+        raise ValueError("one of " + ", ".join(LEVELS))
+    return value.lower()
 
 
 def setup(level: str = "info", stream=None) -> None:

@@ -78,14 +78,18 @@ def sha256_of(path: Path) -> str:
 
 def write(snapshot_dir: Path, manifest: Manifest) -> None:
     """Write manifest.json durably: temp file, fsync, rename, fsync the folder."""
-    target = snapshot_dir / MANIFEST_NAME
-    temp = snapshot_dir / (MANIFEST_NAME + ".tmp")
+    write_durably(snapshot_dir / MANIFEST_NAME, manifest.to_json())
+
+
+def write_durably(target: Path, text: str) -> None:
+    """Replace `target` by `text` whole: a temp file beside it fsynced, renamed, folder fsynced."""
+    temp = target.with_name(target.name + ".tmp")
     with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(manifest.to_json())
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, target)
-    fsync_dir(snapshot_dir)
+    fsync_dir(target.parent)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from urllib.error import URLError
-from urllib.request import Request, urlopen
 
-from model_contract import logs
+from model_contract import logs, poll_now
 from model_contract.manifest import Manifest
 
 from . import decision
@@ -104,14 +102,13 @@ class Cluster:
         except RegistrySyncError as exc:  # the token file mid-rotation: the poll comes anyway
             log.warning("poll_now_not_forwarded", leader=leader_url, error=str(exc))
             return
-        wake = Request(f"{leader_url}/-/poll-now", data=b"", method="POST",  # noqa: S310
-                       headers={"Authorization": f"Bearer {token}"})
         try:
-            with urlopen(wake, timeout=2.0) as answer:  # noqa: S310 - peerUrl is http(s)
-                log.info("poll_now_forwarded", leader=leader_url, status=answer.status)
-        except (URLError, OSError, ValueError) as exc:
+            status = poll_now.wake(leader_url, token, timeout=2.0)
+        except poll_now.FAILURES as exc:
             log.warning("poll_now_not_forwarded", leader=leader_url,
                         error_type=type(exc).__name__)
+            return
+        log.info("poll_now_forwarded", leader=leader_url, status=status)
 
     def _received(self, found: Decision) -> None:
         self._latest = found

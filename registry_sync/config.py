@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from model_contract import api_key
+from model_contract import api_key, logs
 
 from .election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
@@ -79,10 +79,6 @@ def _choice(*options: str) -> Callable[[str], str]:
         return value
 
     return parse
-
-
-def _log_level(value: str) -> str:
-    return _choice("debug", "info", "warning", "error")(value.lower())
 
 
 @dataclass(frozen=True)
@@ -153,7 +149,7 @@ SETTINGS: dict[str, Setting] = {
                 "serving's VALIDATION_TIMEOUT)"),
         Setting("SIDECAR_LISTEN", _listen, "127.0.0.1:8090",
                 "address of the sidecar's /healthz /readyz /metrics /status (port 0: off)"),
-        Setting("LOG_LEVEL", _log_level, "info", "debug, info, warning or error"),
+        Setting("LOG_LEVEL", logs.parse_level, "info", "debug, info, warning or error"),
         Setting("POD_NAME", str, "", "this pod's name (Downward API), for Events and annotations"),
         Setting("POD_NAMESPACE", str, "", "this pod's namespace (Downward API)"),
         Setting("POD_UID", str, "", "this pod's uid (Downward API; looked up when unset)"),

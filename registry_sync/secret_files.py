@@ -1,4 +1,5 @@
-"""Secrets: stripped of surrounding whitespace, one line, read from mounted files on each use.
+"""Secrets: stripped of surrounding whitespace, one line, read from mounted files on each use
+(model_contract.secret_file reads them).
 
 A secret's value is never part of an error: messages name the variable (and the file) only.
 """
@@ -6,6 +7,8 @@ A secret's value is never part of an error: messages name the variable (and the 
 from __future__ import annotations
 
 from pathlib import Path
+
+from model_contract import secret_file
 
 from .errors import ConfigError, SecretUnavailable
 
@@ -26,17 +29,13 @@ def read_secret_file(path: Path, name: str) -> str:
     value.
     """
     try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise SecretUnavailable(f"{name} {str(path)!r} cannot be read: {why}") from None
+        value = secret_file.read(path, name)
+    except secret_file.SecretFileError as exc:
+        raise SecretUnavailable(str(exc)) from None
     try:
-        value = secret_value(raw)
+        return secret_value(value)
     except ValueError as exc:
         raise SecretUnavailable(f"{name} {str(path)!r} must hold {exc}") from None
-    if not value:
-        raise SecretUnavailable(f"{name} {str(path)!r} is empty")
-    return value
 
 
 def check_secret_file(path: Path | None, name: str) -> None:

@@ -10,7 +10,6 @@ before the step it describes takes effect. The rest of `SyncState` is the status
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from model_contract import layout, logs
-from model_contract.manifest import Manifest, fsync_dir
+from model_contract.manifest import Manifest, write_durably
 
 log = logs.get(__name__)
 
@@ -171,10 +170,5 @@ def load(root: Path) -> SyncState:
 
 def save(root: Path, state: SyncState) -> None:
     """Write the state durably: temp file fsynced, renamed over the old one, folder fsynced."""
-    temp = root / (layout.STATE + ".tmp")
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(state.to_dict(), indent=2, sort_keys=True, default=str))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, root / layout.STATE)
-    fsync_dir(root)
+    write_durably(root / layout.STATE, json.dumps(state.to_dict(), indent=2, sort_keys=True,
+                                                  default=str))

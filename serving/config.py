@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model_contract import logs, secret_file
+
 from .errors import ConfigError
 
 MIB = 1024 * 1024
@@ -73,12 +75,6 @@ def _mebibytes(value: str) -> int:
     return number * MIB
 
 
-def _log_level(value: str) -> str:
-    if value.lower() not in ("debug", "info", "warning", "error"):
-        raise ValueError("one of debug, info, warning, error")
-    return value.lower()
-
-
 def _flag(value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
@@ -115,7 +111,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                               "for a verdict before answering 202 (running)"),
     "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
                                    "its workers (default: a temporary folder)"),
-    "LOG_LEVEL": (_log_level, "info", "debug, info, warning or error"),
+    "LOG_LEVEL": (logs.parse_level, "info", "debug, info, warning or error"),
     "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by the workers"),
     "BIND": (_bind, "127.0.0.1:8080", "public address"),
     "WEB_CONCURRENCY": (_positive_int, "2", "worker processes"),
@@ -275,13 +271,9 @@ def _secret(environ: Mapping[str, Any], name: str, file_name: str) -> str | None
     if token or path is None:
         return token or None
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{file_name} {str(path)!r} cannot be read: {exc.strerror}") \
-            from None
-    if not token:
-        raise ConfigError(f"{file_name} {str(path)!r} is empty")
-    return token
+        return secret_file.read(path, file_name)
+    except secret_file.SecretFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:

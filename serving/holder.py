@@ -10,7 +10,6 @@ converges on `current` by itself; /-/reload only makes it happen at once.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import traceback
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from model_contract import layout, logs
 
 from . import loader, metrics, runners
+from .background import ProcessThread
 from .config import ServingConfig
 from .errors import ModelRejected, NoModel, SnapshotNotFound
 from .loader import ServedModel
@@ -59,8 +59,7 @@ class ModelHolder:
         self._refused: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
-        self._watcher_pid: int | None = None
+        self._watching = ProcessThread("model-watcher", self._watch, prepare=self._stop.clear)
         # The loaded challenger, when `current` comes to hold the same models (serving.roles).
         self.adopt: Callable[[str], ServedModel | None] = lambda snapshot_id: None
         metrics.LOADED.set(0)
@@ -170,21 +169,19 @@ class ModelHolder:
         log.info("model_swapped", snapshot=model.snapshot, version=model.version,
                  versions=model.versions, previous=old.snapshot if old else None)
 
+    @property
+    def _watcher(self) -> threading.Thread | None:
+        """The watcher thread last started (tests check that a second start keeps it)."""
+        return self._watching.thread
+
     def start(self) -> None:
         """Watch `current` from a background thread of this process (idempotent, fork-aware)."""
-        thread = self._watcher
-        if thread is not None and thread.is_alive() and self._watcher_pid == os.getpid():
-            return
-        self._stop.clear()
-        self._watcher = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
-        self._watcher_pid = os.getpid()
-        self._watcher.start()
+        self._watching.ensure_running()
 
     def stop(self) -> None:
         """Stop the background watcher and wait for it."""
         self._stop.set()
-        if self._watcher is not None and self._watcher_pid == os.getpid():
-            self._watcher.join(timeout=10)
+        self._watching.join(timeout=10)
 
     def _watch(self) -> None:
         while not self._stop.wait(self._config.check_interval):

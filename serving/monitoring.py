@@ -2,7 +2,7 @@
 
 The request path calls `Monitor.record`: a sampling draw, then a put on a bounded queue that
 never blocks; a full queue drops the request's events and counts them. One background thread per
-process (started on first use, and again after a fork: the pid is checked) hands the events to
+process (started on first use, and again after a fork: serving.background) hands the events to
 Comet's own `comet_mpm` SDK. The SDK fixes the model version per `CometMPM` instance, so when the
 served version changes, the old instance is ended (drained) on a thread of its own and a new one
 opened. The SDK's own queue is unbounded: the sender waits while it holds MPM_QUEUE_SIZE events,
@@ -12,7 +12,6 @@ needed of the SDK itself is in mpm_sdk.
 
 from __future__ import annotations
 
-import os
 import queue
 import random
 import secrets
@@ -29,6 +28,7 @@ from flask import current_app
 from model_contract import layout, logs, manifest
 
 from . import metrics, mpm_sdk
+from .background import ProcessThread
 from .config import MpmConfig
 from .mpm_sdk import ModelKey
 
@@ -98,8 +98,7 @@ class Monitor:
         self.config, self._root, self._draw = config, model_root, draw
         self._open = open_client or partial(mpm_sdk.open_client, config)
         self._queue: queue.Queue | None = None
-        self._pid: int | None = None
-        self._start_lock = threading.Lock()
+        self._sender = ProcessThread("mpm-sender", self._run, prepare=self._fresh)
         self._client: Any = None
         self._client_key: ModelKey | None = None
         self._paused_until = 0.0
@@ -127,7 +126,7 @@ class Monitor:
                                        version or model.version))
 
     def _offer(self, item: Predictions | GroundTruth) -> bool:
-        work = self._queue if self._pid == os.getpid() else self._start()
+        work = self._queue if self._sender.started_here() else self._start()
         try:
             work.put_nowait(item)
         except queue.Full:
@@ -137,18 +136,18 @@ class Monitor:
 
     def _start(self) -> queue.Queue:
         """A queue and a sender thread of this process (a forked child starts its own)."""
-        with self._start_lock:
-            if self._pid != os.getpid() or self._queue is None:
-                self._queue = queue.Queue(self.config.queue_size)
-                self._client, self._client_key = None, None
-                threading.Thread(target=self._run, args=(self._queue,), name="mpm-sender",
-                                 daemon=True).start()
-                self._pid = os.getpid()
-            return self._queue
+        self._sender.ensure_running()
+        assert self._queue is not None
+        return self._queue
+
+    def _fresh(self) -> None:
+        """Before the sender starts in this process: an empty queue, no SDK instance."""
+        self._queue = queue.Queue(self.config.queue_size)
+        self._client, self._client_key = None, None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Send what is queued, end the SDK instance, stop the sender thread."""
-        if self._pid != os.getpid() or self._queue is None:
+        if not self._sender.started_here() or self._queue is None:
             return
         done = threading.Event()
         try:
@@ -157,7 +156,9 @@ class Monitor:
             return  # the sender is stuck on Comet: it is a daemon thread, leave it
         done.wait(timeout)
 
-    def _run(self, work: queue.Queue) -> None:
+    def _run(self) -> None:
+        work = self._queue  # this process's queue, made by _fresh just before
+        assert work is not None
         while True:
             try:
                 item = work.get(timeout=1.0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from model_contract import logs
 
 from . import role_metrics
+from .background import ProcessThread
 from .canary import CanaryGuard, in_canary
 from .challenger import Challenger, ChallengerHolder
 from .comparison import ComparisonLog, Sample
@@ -70,8 +70,7 @@ class Roles:
         self._tracking: Tracking | None = None
         self._totals: tuple[float, str, role_metrics.ShadowTotals] | None = None
         self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
-        self._watcher_pid: int | None = None
+        self._watching = ProcessThread("role-watcher", self._watch, prepare=self._stop.clear)
         self.verdict: Any = None  # serving.verdict.VerdictSender when VERDICT_ENABLED
         champion.adopt = challenger.adoptable
 
@@ -161,14 +160,7 @@ class Roles:
 
     def start(self) -> None:
         """Follow `current` then `candidate` from one thread of this process (fork-aware)."""
-        thread = self._watcher
-        if thread is not None and thread.is_alive() and self._watcher_pid == os.getpid():
-            return
-        self._stop.clear()
-        self._watcher_pid = os.getpid()
-        self._watcher = threading.Thread(target=self._watch, name="role-watcher", daemon=True)
-        self._watcher.start()
-        if self.verdict is not None:
+        if self._watching.ensure_running() and self.verdict is not None:
             self.verdict.start()
 
     def stop(self) -> None:
@@ -176,8 +168,7 @@ class Roles:
         self._stop.set()
         if self.verdict is not None:
             self.verdict.stop()
-        if self._watcher is not None and self._watcher_pid == os.getpid():
-            self._watcher.join(timeout=10)
+        self._watching.join(timeout=10)
 
     def converge(self, wait: float = 0.0) -> None:
         """One step of the watcher: the champion first (it may adopt), then the challenger.

@@ -23,6 +23,7 @@ import numpy as np
 from model_contract import logs
 
 from . import role_metrics
+from .background import ProcessThread
 from .comparison import ComparisonLog, Sample, probability_gap
 from .loader import ServedModel
 from .schema import Schema
@@ -68,14 +69,12 @@ class ShadowScorer:
 
     def __init__(self, size: int):
         self._queue: queue.Queue[ShadowInput] = queue.Queue(maxsize=size)
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._scoring = ProcessThread("shadow-scorer", self._run, prepare=self._empty_queue)
         self.dropped = 0
 
     def submit(self, item: ShadowInput) -> bool:
         """Queue an input for the challenger; False (dropped, counted) when the queue is full."""
-        self._ensure_thread()
+        self._scoring.ensure_running()
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -88,19 +87,9 @@ class ShadowScorer:
         """Inputs waiting for the challenger."""
         return self._queue.qsize()
 
-    def _ensure_thread(self) -> None:
-        """Start the scoring thread in this process (after a fork, a new one)."""
-        thread = self._thread
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive() and \
-                    self._pid == os.getpid():
-                return
-            self._queue = queue.Queue(maxsize=self._queue.maxsize)  # a parent's items stay
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
-            self._thread.start()
+    def _empty_queue(self) -> None:
+        """Before the scoring thread starts in this process (after a fork, a new one)."""
+        self._queue = queue.Queue(maxsize=self._queue.maxsize)  # a parent's items stay
 
     def _run(self) -> None:
         _lower_this_threads_priority()

@@ -29,6 +29,7 @@ from . import registry_values
 from .config import ServingConfig
 from .errors import SnapshotNotFound
 from .runners import run_in_process
+from .validator import process_alive
 
 log = logs.get(__name__)
 KEPT_VERDICTS = 64
@@ -196,13 +197,9 @@ class Validations:
             return True  # the owner died between creating and writing the file
         if self._clock() - started > self._config.validation_timeout + TAKEOVER_GRACE:
             return True
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not process_alive(pid):
             log.warning("validation_restarted", reason="its worker died", worker=pid)
             return True
-        except PermissionError:
-            return False
         return False
 
     def _run(self, snapshot_id: str, key: str) -> None:

@@ -11,7 +11,6 @@ tried again at the next interval.
 from __future__ import annotations
 
 import fcntl
-import os
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import requests
 
 from model_contract import api_key, logs
 
+from .background import ProcessThread
 from .config import ServingConfig
 from .mpm_sdk import comet_server
 from .roles import Roles
@@ -69,18 +69,17 @@ class VerdictSender:
         self._session = session or requests.Session()
         self._sent: tuple[str, int] | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
+        self._sending = ProcessThread("verdict-sender", self._run, prepare=self._fresh)
         self._lock_file: Any = None
 
     def start(self) -> None:
         """Start the sender thread in this process (idempotent, fork-aware)."""
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
+        self._sending.ensure_running()
+
+    def _fresh(self) -> None:
+        """Before the sender starts in this process: not stopped, the lock not held yet."""
         self._stop.clear()
-        self._pid, self._lock_file = os.getpid(), None
-        self._thread = threading.Thread(target=self._run, name="verdict-sender", daemon=True)
-        self._thread.start()
+        self._lock_file = None
 
     def stop(self) -> None:
         """Stop the sender thread."""

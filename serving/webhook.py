@@ -14,12 +14,10 @@ import hmac
 import threading
 import time
 from collections import deque
-from urllib.error import URLError
-from urllib.request import Request, urlopen
 
 from flask import Blueprint, current_app, request
 
-from model_contract import logs
+from model_contract import logs, poll_now
 
 from .context import SETTINGS, error_response, json_response, reload_token, settings
 
@@ -61,17 +59,13 @@ def _set_up(state) -> None:
 
 
 def _wake_sidecar(url: str, token: str | None) -> None:
-    """Ask the sidecar to poll now; a failure is logged, never raised (polling continues).
-
-    urllib, not requests: the serving image installs no HTTP client library.
-    """
-    wake = Request(f"{url}/-/poll-now", data=b"", method="POST",  # noqa: S310 - http(s) only
-                   headers={"Authorization": f"Bearer {token or ''}"})
+    """Ask the sidecar to poll now; a failure is logged, never raised (polling continues)."""
     try:
-        with urlopen(wake, timeout=WAKE_TIMEOUT) as answer:  # noqa: S310 - SIDECAR_URL is http(s)
-            log.info("webhook_forwarded", status=answer.status)
-    except (URLError, OSError, ValueError) as exc:
+        status = poll_now.wake(url, token or "", WAKE_TIMEOUT)
+    except poll_now.FAILURES as exc:
         log.warning("webhook_not_forwarded", error_type=type(exc).__name__)
+        return
+    log.info("webhook_forwarded", status=status)
 
 
 @bp.post("/api/v1/webhooks/comet")

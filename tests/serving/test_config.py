@@ -47,6 +47,14 @@ def test_the_token_may_come_from_a_file(tmp_path):
     assert "s3cret" not in repr(from_env({"MODEL_ROOT": "/m", "RELOAD_TOKEN": "s3cret"}))
 
 
+def test_a_token_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    """Bytes that are not UTF-8 text: ConfigError naming the variable, as the sidecar says it."""
+    secret = tmp_path / "token"
+    secret.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=r"^RELOAD_TOKEN_FILE .* cannot be read: not UTF-8 text$"):
+        from_env({"MODEL_ROOT": "/m", "RELOAD_TOKEN_FILE": str(secret)})
+
+
 def test_load_lays_overrides_over_the_environment(monkeypatch):
     """create_app's mapping: variables over os.environ, lower-case names set fields."""
     monkeypatch.setenv("MODEL_ROOT", "/from-env")
