@@ -1,4 +1,4 @@
-"""Part 8: the serving front: five HTTP servers side by side, with and without slow clients.
+"""Part 8: the serving front: six HTTP servers side by side, with and without slow clients.
 
 The same app and snapshot under: gunicorn sync workers (deployed before this part existed),
 gunicorn behind nginx in the pod (the front before granian), gunicorn with gevent workers,

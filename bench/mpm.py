@@ -1,18 +1,22 @@
-"""Part 8: the cost of Comet MPM on predictions: off, on, and on with MPM stalled.
+"""Part 9: the cost of Comet MPM on predictions: off, on, and on with MPM stalled.
 
-Three servings (2 sync workers, our layout) run at once: MPM off; MPM on, sending to a local
-registry; MPM on, sending to a second local registry whose event uploads hang (fault
+Three servings (the front, 2 workers, our layout) run at once: MPM off; MPM on, sending to a
+local registry; MPM on, sending to a second local registry whose event uploads hang (fault
 injection). They are measured in interleaved rounds with wrk; each p99 ratio is taken within a
-round, then the median.
+round, then the median. The healthy run's uploads go on after its load ends (the last batches,
+and the registry storing them): the next run starts once they are done, so that no run pays for
+another's uploads.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import requests
 
+from tests.support.processes import wait_until
 from tests.support.registry import LocalRegistry, start_local_registry
 from tests.support.snapshots import build_snapshot
 
@@ -48,6 +52,31 @@ def _start(processes: Processes, work: Path) -> tuple[dict, LocalRegistry]:
     return servers, healthy
 
 
+def _uploads_done(server: Process, handle: LocalRegistry) -> None:
+    """Wait until the healthy serving's queues are empty and the registry stopped receiving."""
+    def received() -> int:
+        return requests.get(handle.url + "/mpm/local/counts", timeout=10).json()["events"]
+
+    wait_until(lambda: metric(requests.get(server.url + "/metrics", timeout=10).text,
+                              "serving_mpm_queue_depth") == 0, 60, what="MPM queues empty")
+    last = received()
+    while True:
+        time.sleep(1.0)
+        now = received()
+        if now == last:
+            return
+        last = now
+
+
+def _round(servers: dict[str, Process], handle: LocalRegistry, body: str, work: Path) -> dict:
+    """One wrk run per serving, in order, each starting once the healthy one's uploads ended."""
+    results = {}
+    for name, server in servers.items():
+        results[name] = wrk(server.url + "/api/v1/predict", SECONDS, CONNECTIONS, body, work)
+        _uploads_done(servers["on"], handle)
+    return results
+
+
 def run(work: Path) -> Section:
     """p99 of single JSON predictions with MPM off, on, and on but stalled."""
     section = Section("9. Comet MPM cost on predictions")
@@ -56,8 +85,7 @@ def run(work: Path) -> Section:
     with Processes(work) as processes:
         servers, handle = _start(processes, work)
         for _ in range(ROUNDS):
-            rounds.append({name: wrk(server.url + "/api/v1/predict", SECONDS, CONNECTIONS, body,
-                                     work) for name, server in servers.items()})
+            rounds.append(_round(servers, handle, body, work))
         dropped = {name: metric(requests.get(server.url + "/metrics", timeout=10).text,
                                 "serving_mpm_events_dropped_total")
                    for name, server in servers.items()}

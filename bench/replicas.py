@@ -1,4 +1,4 @@
-"""Part 9: replicas: Comet load and downloads against the number of replicas, leader failover.
+"""Part 10: replicas: Comet load and downloads against the number of replicas, leader failover.
 
 For each N (BENCH_REPLICAS, default 1,5,10,20), N sidecars run as real processes, each with its
 own MODEL_ROOT and ops port, sharing the local registry and the Kubernetes API stand-in
