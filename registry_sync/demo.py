@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     demo = Demo(args)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C stops the demo even when started from a script that ignores SIGINT (a shell's
+    # background job does; Python then keeps it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         demo.start()
         print(demo.banner(), flush=True)
