@@ -125,8 +125,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                                  "flight before exiting"),
     "FRONT_BODY_MEMORY": (_mebibytes, "64", "MiB of request bodies one worker receives at once; "
                                             "past it, 503"),
-    "FRONT_BALANCE": (_flag, "true", "a worker holding 2 more active connections than another "
-                                     "closes one after its answer, so clients reconnect evenly"),
+    "FRONT_BALANCE": (_flag, "true", "a worker holding 2 more busy kept-alive connections than "
+                                     "another closes one after its answer, so clients reconnect "
+                                     "evenly"),
     # Comet MPM (docs/monitoring.md). The comet_mpm SDK reads COMET_URL_OVERRIDE itself too.
     "MPM_ENABLED": (_flag, "false", "send prediction events to Comet Model Production Monitoring"),
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),

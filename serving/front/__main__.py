@@ -11,6 +11,7 @@ accepting, finish what they hold, and are killed after FRONT_DRAIN_SECONDS.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import threading
@@ -71,6 +72,10 @@ def main() -> int:
     except ConfigError as exc:
         print(f"serving.front: {exc}", file=sys.stderr)
         return 2
+    if importlib.util.find_spec("uvloop") is None:  # else every worker would fail at start
+        print("serving.front: uvloop is not installed: install the [serving] extra",
+              file=sys.stderr)
+        return 2
     validator = prefork.start(prefork.prepare(config.metrics_dir))
     if validator is not None:
         # granian reaps only its workers: a warm validator that dies must not stay a zombie.
@@ -85,7 +90,10 @@ def main() -> int:
                   file=sys.stderr)
             return 2
     if config.balance and config.workers > 1:
-        balance.share(config.workers)
+        try:
+            balance.share(config.workers)
+        except OSError as exc:  # an optimisation: serve without it rather than not at all
+            print(f"serving.front: FRONT_BALANCE is off: {exc.strerror or exc}", file=sys.stderr)
     server(config).serve()
     return 0
 

@@ -7,10 +7,11 @@ Each worker counts its kept-alive connections that are busy: those that carried 
 and sent one within the last WINDOW seconds (a connection is its client's address and port). It
 publishes the count in memory shared by the pod's workers. A worker that finds itself at least
 SHED_GAP above the least busy one at two looks in a row (JUDGE_EVERY apart) answers one request
-of a busy connection with `Connection: close`: the client reconnects and the kernel hashes the
-new connection afresh, so a crowded worker sheds connections until the counts are even.
-Connections used once (clients that do not keep them alive) are never counted. The memory is
-mapped by the master before it forks, so every worker sees the same slots.
+of a busy connection with `Connection: close`, then waits SHED_PAUSE: the client reconnects and
+the kernel hashes the new connection afresh, so a crowded worker sheds connections until the
+counts are even. Connections used once (clients that do not keep them alive) are never counted.
+The memory is mapped by the master before it forks, so every worker sees the same slots. A worker
+claims its slot once its app is built, so a worker still loading never looks least busy.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from serving.validator import process_alive
 WINDOW = 0.5  # seconds: a connection quiet for longer no longer counts (nor loads)
 SHED_GAP = 2  # moving one connection from a worker 2 ahead evens the counts; 1 would only swap
 JUDGE_EVERY = 0.02  # seconds between two looks at the counts; a gap must be seen twice in a row
+# After a shed, the moved connection counts on its new worker only from its second request
+# there: judging again at once would shed more than half the gap.
+SHED_PAUSE = 0.1
+CLAIM_WAIT = 1.0  # seconds: a worker killed while claiming must not stall its replacements
 
 
 class WorkerLoads:
@@ -41,10 +46,13 @@ class WorkerLoads:
         self.next_look = 0.0
         self.was_crowded = False
 
-    def claim(self) -> None:
-        """Take a free slot (or a dead worker's) for this process; called once, after the fork."""
+    def claim(self) -> bool:
+        """Take a free slot (or a dead worker's) for this process, once it is ready to serve;
+        False if none could be had (this worker then never sheds)."""
         pid, cells = os.getpid(), self.cells
-        with self.claim_lock:
+        if not self.claim_lock.acquire(timeout=CLAIM_WAIT):
+            return False
+        try:
             for slot in range(self.slots):  # a dead worker's count must not count as the least
                 owner = cells[2 * slot]
                 if owner and (owner == pid or not process_alive(owner)):
@@ -53,7 +61,10 @@ class WorkerLoads:
                 if cells[2 * slot] == 0:
                     cells[2 * slot], cells[2 * slot + 1] = pid, 0
                     self.mine = slot
-                    return
+                    return True
+            return False
+        finally:
+            self.claim_lock.release()
 
     def should_shed(self, connection: str) -> bool:
         """Note a request on this connection; whether to close it after its answer."""
@@ -76,6 +87,7 @@ class WorkerLoads:
             self.was_crowded = crowded
             return False
         self.was_crowded = False
+        self.next_look = now + SHED_PAUSE
         del self.seen[connection], self.kept[connection]
         self.cells[2 * mine + 1] -= 1
         return True
@@ -89,16 +101,22 @@ class WorkerLoads:
         return len(self.kept)
 
     def _least_other(self) -> int:
-        """The smallest count of the other live slots (this worker's own if it is alone)."""
+        """The smallest count of the other live workers' slots (this worker's own if it is
+        alone): a worker that died keeps its slot until its replacement claims it."""
         cells, mine = self.cells, self.mine
         return min((cells[2 * slot + 1] for slot in range(self.slots)
-                    if slot != mine and cells[2 * slot]), default=cells[2 * mine + 1])
+                    if slot != mine and cells[2 * slot] and process_alive(cells[2 * slot])),
+                   default=cells[2 * mine + 1])
 
 
 LOADS: WorkerLoads | None = None
 
 
 def share(workers: int) -> None:
-    """In the master, before the fork: map the slots every worker will use."""
+    """In the master, before the fork: map the slots every worker will use.
+
+    OSError if the shared lock cannot be made (no writable /dev/shm): the caller serves
+    without the balance.
+    """
     global LOADS
     LOADS = WorkerLoads(slots=2 * workers)  # room for a replacement before the dead is reaped

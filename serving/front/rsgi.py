@@ -62,13 +62,15 @@ class RsgiFront:
         name_process(WORKER_PROCESS_NAME)
         die_with_parent(os.getppid())  # a worker never outlives its master
         admin.close_inherited()
-        if balance.LOADS is not None:
-            balance.LOADS.claim()
         self.app = self.load_app()
         from serving.metrics import CONNECTIONS_SHED  # the app has chosen the metrics folder
 
         self.shed_count = CONNECTIONS_SHED.inc
         log.info("Booting worker", pid=os.getpid())  # after the app has set up logging
+        # Only now: a worker still loading its model must not look like the least busy one.
+        if balance.LOADS is not None and not balance.LOADS.claim():
+            log.warning("connection_balance_off", pid=os.getpid(),
+                        reason="no free slot among the workers' shared counts")
         threading.Thread(target=self._watchdog, name="worker-watchdog", daemon=True).start()
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
