@@ -158,20 +158,11 @@ def _direct_reader(raw: urllib3.HTTPResponse,
 
 
 def arriving_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The streamed body in pieces as they arrive, each at most CHUNK_SIZE bytes.
-
-    Unlike iter_content, which waits until a whole chunk is there, this returns whatever a read
-    gets, so a server dripping bytes cannot hold the loop (and its deadline check) for long.
-    urllib3's errors become requests' own, as iter_content would raise them.
-    """
-    raw, decode = response.raw, _encoded(response)
-    try:
-        while chunk := raw.read1(CHUNK_SIZE, decode_content=decode):
-            yield chunk
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        raise requests.exceptions.ReadTimeout(str(exc)) from exc
-    except urllib3.exceptions.HTTPError as exc:
-        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+    """The streamed body in pieces as they arrive, each at most CHUNK_SIZE bytes (body_reader's
+    reads, each copied out of one reused buffer)."""
+    read, buffer = body_reader(response), memoryview(bytearray(CHUNK_SIZE))
+    while size := read(buffer):
+        yield bytes(buffer[:size])
 
 
 def _encoded(response: requests.Response) -> bool:

@@ -1,8 +1,8 @@
 """One background thread per process: started on first use, and again in a forked child.
 
-gunicorn forks workers from a parent that may already have started a thread; a child inherits
-the parent's `threading.Thread` object but not the thread, so the pid it was started in is kept
-and checked.
+The front's master (or the benchmarks' gunicorn) forks workers from a parent that may already
+have started a thread; a child inherits the parent's `threading.Thread` object but not the
+thread, so the pid it was started in is kept and checked.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class WorkerLoads:
         self.claim_lock = multiprocessing.Lock()
         self.mine: int | None = None
         self.seen: dict[str, float] = {}  # connection -> when it last sent a request
-        self.kept: dict[str, float] = {}  # the same, for connections past their first request
+        self.kept: set[str] = set()  # those of them past their first request
         self.next_look = 0.0
         self.was_crowded = False
 
@@ -75,8 +75,7 @@ class WorkerLoads:
         busy = connection in self.seen
         if busy and connection not in self.kept:
             self.cells[2 * mine + 1] += 1  # the others see a newly busy connection at once
-        if busy:
-            self.kept[connection] = now
+            self.kept.add(connection)
         self.seen[connection] = now
         if now < self.next_look:
             return False
@@ -88,7 +87,8 @@ class WorkerLoads:
             return False
         self.was_crowded = False
         self.next_look = now + SHED_PAUSE
-        del self.seen[connection], self.kept[connection]
+        del self.seen[connection]
+        self.kept.discard(connection)
         self.cells[2 * mine + 1] -= 1
         return True
 
@@ -96,7 +96,7 @@ class WorkerLoads:
         """Forget connections quiet for WINDOW; publish and return how many remain busy."""
         quiet = now - WINDOW
         self.seen = {key: last for key, last in self.seen.items() if last > quiet}
-        self.kept = {key: last for key, last in self.kept.items() if last > quiet}
+        self.kept &= self.seen.keys()
         self.cells[2 * self.mine + 1] = len(self.kept)
         return len(self.kept)
 
