@@ -6,7 +6,7 @@ import os
 import threading
 from pathlib import Path
 
-from model_contract import logs
+from model_contract import logs, secret_file
 
 log = logs.get(__name__)
 
@@ -30,12 +30,14 @@ class ReloadToken:
         if seen is None or seen == self._seen:
             return self._value
         with self._lock:
-            try:
-                fresh = self._path.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError):
-                return self._value
             self._seen = seen
-            if fresh and fresh != self._value:
+            try:
+                fresh = secret_file.read(self._path, "RELOAD_TOKEN_FILE")
+            except secret_file.SecretFileError as exc:  # kept: a rotation may be half done
+                if "must hold" in str(exc):
+                    log.warning("reload_token_refused", error=str(exc))
+                return self._value
+            if fresh != self._value:
                 logs.redact(fresh)
                 self._value = fresh
                 log.info("reload_token_reread", file=str(self._path))

@@ -85,3 +85,15 @@ def test_front_settings_that_cannot_work_together_are_refused_naming_them(variab
     one body: refused at start."""
     with pytest.raises(ConfigError, match=named):
         front_from_env(variables)
+
+
+@pytest.mark.parametrize("content", [b"s3cr\x00et", b"s3cr\ret", b"\x00\x00",
+                                     "s3cr\u20acet".encode(), b"s3cr" * 2000])
+def test_a_reload_token_file_no_client_could_send_is_refused_naming_it(tmp_path, content):
+    """NUL, CR, non-ASCII or megabytes: no Authorization header could match it, so start fails
+    naming the file (as the sidecar refuses the same file), never showing the value."""
+    token = tmp_path / "token"
+    token.write_bytes(content)
+    with pytest.raises(ConfigError, match=r"^RELOAD_TOKEN_FILE .* must hold") as raised:
+        from_env({"MODEL_ROOT": str(tmp_path), "RELOAD_TOKEN_FILE": str(token)})
+    assert "s3cr" not in str(raised.value)

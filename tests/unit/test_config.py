@@ -108,7 +108,8 @@ def test_secrets_are_stripped_and_an_inner_line_break_names_the_variable_only(na
     values = {**BASE, "SERVING_URL": "http://127.0.0.1:8081", "RELOAD_TOKEN": "t0ken"}
     settings = config.sync_config(argparse.Namespace(), {**values, name: "s3cret-value\n"})
     assert "s3cret-value" in (settings.comet.api_key, settings.read_reload_token())
-    for bad in ("s3cret\nvalue", "s3cret\rvalue", "s3cret\x00value"):
+    for bad in ("s3cret\nvalue", "s3cret\rvalue", "s3cret\x00value", "s3cret\u20acvalue",
+                "s3cret" + "x" * 5000):
         with pytest.raises(ConfigError, match=name) as raised:
             config.sync_config(argparse.Namespace(), {**values, name: bad})
         assert "s3cret" not in str(raised.value)
@@ -183,3 +184,14 @@ def test_malformed_key_suffix_names_the_variable_never_the_key():
     with pytest.raises(ConfigError, match=r"^COMET_API_KEY is malformed") as caught:
         load(COMET_API_KEY="k3y-secret*%%%")
     assert "k3y-secret" not in str(caught.value)
+
+
+def test_an_api_key_file_no_http_header_can_carry_is_refused_at_start_naming_it(tmp_path: Path):
+    """A character outside printable ASCII (the HTTP library would fail on it with a piece of
+    the key in its message) or a key of megabytes: ConfigError naming the file, not the key."""
+    key_file = tmp_path / "api-key"
+    for content in ("tok\u20acen", "tok\x00en", "t" * 5000):
+        key_file.write_text(content, encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"COMET_API_KEY_FILE .* must hold") as raised:
+            config.sync_config(argparse.Namespace(), {**BASE, "COMET_API_KEY_FILE": str(key_file)})
+        assert "tok" not in str(raised.value)
