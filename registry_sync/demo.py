@@ -184,6 +184,9 @@ Ctrl-C stops everything (from another shell: kill -TERM {os.getpid()}); --reset 
 
     def stop(self) -> None:
         """Stop every process: SIGTERM, then SIGKILL after a grace period."""
+        # A second Ctrl-C must not cut this short: the SIGKILL fallback would never come.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         for process in reversed(list(self.processes.values())):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
