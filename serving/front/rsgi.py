@@ -89,30 +89,35 @@ class RsgiFront:
         if scope.path.startswith(ADMIN_PREFIX):
             # /-/validate and /-/reload wait for a verdict or load a model: on a thread of
             # their own, so this worker's other connections are answered meanwhile.
-            status, headers, answer = await asyncio.to_thread(self._call, environ)
+            status, headers, answer, close = await asyncio.to_thread(self._call, environ)
         else:
             self.busy_since = time.monotonic()
             try:
-                status, headers, answer = self._call(environ)
+                status, headers, answer, close = self._call(environ)
             finally:
                 self.busy_since = None
             loads = balance.LOADS
             if loads is not None and loads.should_shed(scope.client):
                 headers = [*headers, ("connection", "close")]
                 self.shed_count()
-        protocol.response_bytes(status, headers, answer)
+        try:
+            protocol.response_bytes(status, headers, answer)
+        finally:
+            close()
 
-    def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        """The WSGI app's answer: status, headers, the whole body."""
+    def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes,
+                                                      Callable[[], None]]:
+        """The WSGI app's answer (status, headers, the whole body) and its close, to call once
+        the answer is handed over (what the app runs on close, e.g. shadow scoring, comes after)."""
         start = _StartResponse()
         result = self.app(environ, start)
+        close = getattr(result, "close", None) or _nothing
         try:
             answer = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        return start.status, start.headers, answer
+        except BaseException:
+            close()
+            raise
+        return start.status, start.headers, answer, close
 
     def _watchdog(self) -> None:
         """Kill this worker if one request outlasts WORKER_TIMEOUT (the master starts another)."""
@@ -149,6 +154,10 @@ class RsgiFront:
                 hmac.compare_digest(mark.encode(), admin.secret()):
             environ["SERVER_PORT"] = str(admin.port())
         return environ
+
+
+def _nothing() -> None:
+    """The close of a WSGI result that has none."""
 
 
 def _wsgi_text(text: str) -> str:

@@ -7,13 +7,16 @@ test needs one that raises or sleeps.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from registry_sync.publish import publish as publish_link
 from serving.canary import in_canary
+from serving.validation import encode
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.support.processes import wait_until
 from tests.support.snapshots import build_snapshot
@@ -45,6 +48,19 @@ class Sleeping:
 
     def predict(self, matrix):
         time.sleep(self.seconds)
+        return self.inner.predict(matrix)
+
+
+class Held:
+    """A predictor whose first call waits until released; it counts its calls and rows."""
+
+    def __init__(self, inner):
+        self.inner, self.release, self.calls, self.rows = inner, threading.Event(), 0, 0
+
+    def predict(self, matrix):
+        self.calls += 1
+        self.rows += len(matrix)
+        self.release.wait(timeout=20)
         return self.inner.predict(matrix)
 
 
@@ -115,6 +131,58 @@ def test_shadow_answers_with_the_champion_and_compares_the_challenger(both):
     assert 0 <= challenger["shadow"]["total"]["agreement"] <= 1
     page = client.get("/").get_data(as_text=True)
     assert "1.1.0 in shadow: agrees on" in page and "of 30 requests" in page
+
+
+def shadow_counters(client) -> dict[str, float]:
+    """serving_shadow_scored_total by outcome and the gap sum, for the challenger 1.1.0."""
+    found = {"agreed": 0.0, "disagreed": 0.0, "gap": 0.0}
+    for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True)):
+        for sample in family.samples:
+            if sample.labels.get("version") != "1.1.0":
+                continue
+            if sample.name == "serving_shadow_scored_total" and \
+                    sample.labels["outcome"] in found:
+                found[sample.labels["outcome"]] += sample.value
+            elif sample.name == "serving_shadow_probability_gap_total":
+                found["gap"] += sample.value
+    return found
+
+
+def test_inputs_queued_behind_a_busy_challenger_are_scored_in_one_call_and_counted_by_row(both):
+    app = both()
+    client = app.test_client()
+    roles = app.extensions["serving.roles"]
+    challenger = roles.challenger.held.model.predictor
+    held = Held(challenger)
+    replace_predictor(app, held)
+    before = shadow_counters(client)
+    first = predict(client, "c0")
+    wait_until(lambda: held.calls == 1, timeout=10, what="the challenger's first call")
+    batch = client.post("/api/v1/predict", json={"instances": [VALID] * 3},
+                        headers={KEY_HEADER: "c1"}, buffered=True)
+    singles = [predict(client, f"c{i}") for i in range(2, 14)]
+    held.release.set()
+    wait_until(lambda: challenger_of(client)["challenger"]["shadow"]["total"]["samples"] == 14,
+               timeout=20, what="14 shadow samples")
+    assert held.calls == 2, "the 13 inputs queued meanwhile must be scored in one call"
+    assert held.rows == 16
+    # What the counters must say: the rows recomputed one by one against the champion's answers.
+    answered = [first.get_json(), *batch.get_json()["predictions"],
+                *(single.get_json() for single in singles)]
+    labels, probabilities = challenger.predict(_matrix_of([VALID] * 16, app))
+    agreed = sum(a["label"] == label for a, label in zip(answered, labels, strict=True))
+    gap = sum(abs(a["probability"] - (p if a["label"] == label else 1 - p))
+              for a, label, p in zip(answered, labels, probabilities, strict=True))
+    after = wait_until(lambda: (c := shadow_counters(client))["agreed"] + c["disagreed"] -
+                       before["agreed"] - before["disagreed"] == 16 and c, timeout=10,
+                       what="16 rows counted")
+    assert after["agreed"] - before["agreed"] == agreed
+    assert after["gap"] - before["gap"] == pytest.approx(gap, abs=1e-6)
+
+
+def _matrix_of(rows, app):
+    """The champion's matrix for these rows."""
+    return encode(app.extensions["serving.roles"].champion.require().schema, rows, single=False)
 
 
 @pytest.mark.parametrize("predictor", ["raising", "sleeping"])
