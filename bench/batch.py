@@ -140,6 +140,9 @@ def run(work: Path) -> Section:
         "awaited by the RSGI adapter. The target is taken on a kept-alive connection, as a "
         "program's HTTP session sends; a new connection per request adds its set-up: "
         f"{fresh_overhead:.0%} over the model's time in this run. The ratio is taken against "
-        "the model's time in the same round: on a loaded machine both grow, so re-run on a "
-        "quiet one before trusting a figure near the goal.")
+        "the model's time in the same round, but the two do not suffer alike on a busy host: "
+        "the app's work is memory-bound (decoded objects, the gather of mask rows) where "
+        "scikit-learn's tree walk stays in its caches, and the HTTP path sleeps and wakes "
+        "several times per request (docs/serving.md, point 3). Re-run on a quiet machine "
+        "before trusting a figure near the goal.")
     return section
