@@ -25,7 +25,9 @@ SHADOW_DROPPED = Counter("serving_shadow_dropped",
                          "Inputs not given to the challenger because its queue was full",
                          registry=REGISTRY)
 CHALLENGER_LATENCY = Histogram("serving_challenger_duration_seconds",
-                               "Time the challenger took per input, by mode (shadow, canary)",
+                               "Time the challenger took per input, by mode (canary: one "
+                               "observation per answer; shadow: one per challenger call, its "
+                               "time per input)",
                                ["mode"], registry=REGISTRY,
                                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                         0.5, 1.0, 2.5))

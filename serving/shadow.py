@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -105,6 +105,7 @@ class ShadowScorer:
         while True:
             if not self._items:
                 self._arrived.wait()
+            if len(self._items) < BATCH_MOST:  # else a short batch would follow each full one
                 time.sleep(GATHER_SECONDS)
             self._arrived.clear()  # before taking: an input added after it sets it again
             items = []
@@ -139,32 +140,26 @@ def _score_group(group: list[ShadowInput], clock: Any) -> list[Sample]:
     """Inputs of one challenger in one call; the time is shared out evenly among them."""
     model = group[0].challenger
     started = clock()
-    matrices: list[np.ndarray] = []
     try:
         matrices = [item.given.for_model(model) for item in group]
         labels, probabilities = model.predictor.predict(np.concatenate(matrices))
-        if len(labels) != sum(len(m) for m in matrices):
-            raise ValueError(f"{len(labels)} answers to {sum(len(m) for m in matrices)} rows")
+        rows = sum(len(m) for m in matrices)
+        if len(labels) != rows or len(probabilities) != rows:
+            raise ValueError(f"{len(labels)} labels and {len(probabilities)} probabilities "
+                             f"for {rows} rows")
+        each = (clock() - started) / len(group)
+        compared = _compared(group, matrices, labels, probabilities, each)
     except Exception as exc:  # the challenger's failure is a figure, never the caller's error
         _log_failing(model, exc)
         each = (clock() - started) / len(group)
-        role_metrics.SHADOW_SCORED.labels(model.version, "failed").inc(len(group))
+        failed_rows = sum(len(item.labels) for item in group)  # the champion answered each row
+        role_metrics.SHADOW_SCORED.labels(model.version, "failed").inc(failed_rows)
         return _record(group, [Sample(each, failed=True)] * len(group))
-    each, offset = (clock() - started) / len(group), 0
-    classes = len(model.schema.classes)
-    samples, agreed, rows, gap = [], 0, 0, 0.0
-    for item, matrix in zip(group, matrices, strict=True):
-        answered = slice(offset, offset + len(matrix))
-        offset += len(matrix)
-        item_agreed, item_gap = _compared(item, labels[answered], probabilities[answered],
-                                          classes)
-        count = len(matrix)
-        samples.append(Sample(each, agreed=item_agreed == count, gap=item_gap / count))
-        agreed, rows, gap = agreed + item_agreed, rows + count, gap + item_gap
-    role_metrics.SHADOW_SCORED.labels(model.version, "agreed").inc(agreed)
-    role_metrics.SHADOW_SCORED.labels(model.version, "disagreed").inc(rows - agreed)
-    role_metrics.SHADOW_GAP.labels(model.version).inc(gap)
-    return _record(group, samples)
+    role_metrics.SHADOW_SCORED.labels(model.version, "agreed").inc(compared.agreed)
+    role_metrics.SHADOW_SCORED.labels(model.version, "disagreed").inc(
+        compared.rows - compared.agreed)
+    role_metrics.SHADOW_GAP.labels(model.version).inc(compared.gap)
+    return _record(group, compared.samples)
 
 
 def _yield_to_requests() -> None:
@@ -196,12 +191,30 @@ def _log_failing(model: ServedModel, exc: Exception) -> None:
                     error_type=type(exc).__name__, error=str(exc)[:200])
 
 
-def _compared(item: ShadowInput, labels: list[str], probabilities: list[float],
-              classes: int) -> tuple[int, float]:
-    """The rows of one input on which both labels agree, and the sum of the probability gaps."""
-    agreed, gap = 0, 0.0
-    for pair in zip(zip(item.labels, item.probabilities, strict=True),
-                    zip(labels, probabilities, strict=True), strict=True):
-        agreed += pair[0][0] == pair[1][0]
-        gap += probability_gap(*pair, classes)
-    return agreed, gap
+class _Compared(NamedTuple):
+    """A group's samples (one per input), and its rows' figures for the counters."""
+
+    samples: list[Sample]
+    agreed: int
+    rows: int
+    gap: float
+
+
+def _compared(group: list[ShadowInput], matrices: list[np.ndarray], labels: list[str],
+              probabilities: list[float], seconds: float) -> _Compared:
+    """Each input's agreement and mean gap over its rows, and the rows' totals."""
+    classes = len(group[0].challenger.schema.classes)
+    samples, agreed, gap, offset = [], 0, 0.0, 0
+    for item, matrix in zip(group, matrices, strict=True):
+        rows = len(matrix)
+        answered = zip(labels[offset:offset + rows], probabilities[offset:offset + rows],
+                       strict=True)
+        offset += rows
+        item_agreed, item_gap = 0, 0.0
+        for champion, challenger in zip(zip(item.labels, item.probabilities, strict=True),
+                                        answered, strict=True):
+            item_agreed += champion[0] == challenger[0]
+            item_gap += probability_gap(champion, challenger, classes)
+        samples.append(Sample(seconds, agreed=item_agreed == rows, gap=item_gap / rows))
+        agreed, gap = agreed + item_agreed, gap + item_gap
+    return _Compared(samples, agreed, offset, gap)

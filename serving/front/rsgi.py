@@ -86,24 +86,26 @@ class RsgiFront:
                                     error_body(refused.error, str(refused)))
             return
         environ = self._environ(scope, body)
-        if scope.path.startswith(ADMIN_PREFIX):
+        admin_call = scope.path.startswith(ADMIN_PREFIX)
+        if admin_call:
             # /-/validate and /-/reload wait for a verdict or load a model: on a thread of
             # their own, so this worker's other connections are answered meanwhile.
-            status, headers, answer, close = await asyncio.to_thread(self._call, environ)
+            status, headers, answer = await asyncio.to_thread(self._closed_call, environ)
+            close = _nothing
         else:
             self.busy_since = time.monotonic()
             try:
                 status, headers, answer, close = self._call(environ)
             finally:
                 self.busy_since = None
+        try:
             loads = balance.LOADS
-            if loads is not None and loads.should_shed(scope.client):
+            if loads is not None and not admin_call and loads.should_shed(scope.client):
                 headers = [*headers, ("connection", "close")]
                 self.shed_count()
-        try:
             protocol.response_bytes(status, headers, answer)
         finally:
-            close()
+            close()  # after the answer is handed over: what the app runs on close comes after
 
     def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes,
                                                       Callable[[], None]]:
@@ -118,6 +120,12 @@ class RsgiFront:
             close()
             raise
         return start.status, start.headers, answer, close
+
+    def _closed_call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The WSGI app's answer, its result closed at once (on the calling thread)."""
+        status, headers, answer, close = self._call(environ)
+        close()
+        return status, headers, answer
 
     def _watchdog(self) -> None:
         """Kill this worker if one request outlasts WORKER_TIMEOUT (the master starts another)."""

@@ -148,6 +148,12 @@ def shadow_counters(client) -> dict[str, float]:
     return found
 
 
+def varied(count: int) -> list[dict]:
+    """Distinct instances (carat and price vary), so that the answers differ row by row."""
+    return [{**VALID, "carat": round(0.3 + 0.15 * i, 2), "price": 400.0 + 350.0 * i}
+            for i in range(count)]
+
+
 def test_inputs_queued_behind_a_busy_challenger_are_scored_in_one_call_and_counted_by_row(both):
     app = both()
     client = app.test_client()
@@ -155,12 +161,17 @@ def test_inputs_queued_behind_a_busy_challenger_are_scored_in_one_call_and_count
     challenger = roles.challenger.held.model.predictor
     held = Held(challenger)
     replace_predictor(app, held)
+    rows = varied(16)
     before = shadow_counters(client)
-    first = predict(client, "c0")
+
+    def send(instance, key):
+        return client.post("/api/v1/predict", json=instance, headers={KEY_HEADER: key},
+                           buffered=True)
+
+    first = send(rows[0], "c0")
     wait_until(lambda: held.calls == 1, timeout=10, what="the challenger's first call")
-    batch = client.post("/api/v1/predict", json={"instances": [VALID] * 3},
-                        headers={KEY_HEADER: "c1"}, buffered=True)
-    singles = [predict(client, f"c{i}") for i in range(2, 14)]
+    batch = send({"instances": rows[1:4]}, "c1")
+    singles = [send(row, f"c{i}") for i, row in enumerate(rows[4:], start=2)]
     held.release.set()
     wait_until(lambda: challenger_of(client)["challenger"]["shadow"]["total"]["samples"] == 14,
                timeout=20, what="14 shadow samples")
@@ -169,15 +180,35 @@ def test_inputs_queued_behind_a_busy_challenger_are_scored_in_one_call_and_count
     # What the counters must say: the rows recomputed one by one against the champion's answers.
     answered = [first.get_json(), *batch.get_json()["predictions"],
                 *(single.get_json() for single in singles)]
-    labels, probabilities = challenger.predict(_matrix_of([VALID] * 16, app))
-    agreed = sum(a["label"] == label for a, label in zip(answered, labels, strict=True))
-    gap = sum(abs(a["probability"] - (p if a["label"] == label else 1 - p))
-              for a, label, p in zip(answered, labels, probabilities, strict=True))
+    labels, probabilities = challenger.predict(_matrix_of(rows, app))
+    agree = [a["label"] == label for a, label in zip(answered, labels, strict=True)]
+    gaps = [abs(a["probability"] - (p if a["label"] == label else 1 - p))
+            for a, label, p in zip(answered, labels, probabilities, strict=True)]
+    assert len({round(g, 6) for g in gaps}) > 1, \
+        "the rows must differ, or a wrong row range would go unnoticed"
     after = wait_until(lambda: (c := shadow_counters(client))["agreed"] + c["disagreed"] -
                        before["agreed"] - before["disagreed"] == 16 and c, timeout=10,
                        what="16 rows counted")
-    assert after["agreed"] - before["agreed"] == agreed
-    assert after["gap"] - before["gap"] == pytest.approx(gap, abs=1e-6)
+    assert after["agreed"] - before["agreed"] == sum(agree)
+    assert after["gap"] - before["gap"] == pytest.approx(sum(gaps), abs=1e-6)
+    per_input = [agree[0], all(agree[1:4]), *agree[4:]]  # the batch agrees if all its rows do
+    total = challenger_of(client)["challenger"]["shadow"]["total"]
+    assert total["agreement"] == pytest.approx(sum(per_input) / 14, abs=1e-6)
+
+
+def test_inputs_arriving_together_are_scored_in_one_call(both, monkeypatch):
+    monkeypatch.setattr("serving.shadow.GATHER_SECONDS", 1.0)
+    app = both()
+    client = app.test_client()
+    held = Held(app.extensions["serving.roles"].challenger.held.model.predictor)
+    held.release.set()
+    replace_predictor(app, held)
+    for i, row in enumerate(varied(5)):
+        client.post("/api/v1/predict", json=row, headers={KEY_HEADER: f"c{i}"}, buffered=True)
+        time.sleep(0.05)  # time enough for a scorer that does not gather to take each alone
+    wait_until(lambda: challenger_of(client)["challenger"]["shadow"]["total"]["samples"] == 5,
+               timeout=20, what="5 shadow samples")
+    assert (held.calls, held.rows) == (1, 5), "inputs within the gathering window: one call"
 
 
 def _matrix_of(rows, app):
