@@ -18,6 +18,10 @@ class SecretFileError(ValueError):
     """The secret file cannot be read, is not UTF-8 text, or holds only whitespace."""
 
 
+class SecretRefused(SecretFileError):
+    """The secret file holds something no secret may be (not one line of printable ASCII)."""
+
+
 def checked(value: str) -> str:
     """The secret stripped; ValueError saying what it must hold (never the value) otherwise."""
     value = value.strip()
@@ -39,4 +43,4 @@ def read(path: Path, name: str) -> str:
     try:
         return checked(value)
     except ValueError as exc:
-        raise SecretFileError(f"{name} {str(path)!r} must hold {exc}") from None
+        raise SecretRefused(f"{name} {str(path)!r} must hold {exc}") from None

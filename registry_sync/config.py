@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from model_contract import api_key, logs
+from model_contract import api_key, logs, secret_file
 
 from .election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
-from .secret_files import check_secret_file, read_secret_file, secret_value
+from .secret_files import check_secret_file, read_secret_file
 
 DEFAULT_COMET_URL = api_key.DEFAULT_SERVER
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -105,8 +105,8 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.env: s
     for s in [
-        Setting("COMET_API_KEY", secret_value, None, "Comet API key (or use COMET_API_KEY_FILE)",
-                True),
+        Setting("COMET_API_KEY", secret_file.checked, None,
+                "Comet API key (or use COMET_API_KEY_FILE)", True),
         Setting("COMET_API_KEY_FILE", Path, None,
                 "file holding the API key; re-read on each use (rotation without restart)"),
         Setting("COMET_WORKSPACE", str, None, "Comet workspace holding the registry models"),
@@ -140,7 +140,7 @@ SETTINGS: dict[str, Setting] = {
                 "cap on a zip entry's uncompressed/compressed size ratio"),
         Setting("SERVING_URL", str, "",
                 "serving's base URL for validate/reload (empty: publish without validation)"),
-        Setting("RELOAD_TOKEN", secret_value, "",
+        Setting("RELOAD_TOKEN", secret_file.checked, "",
                 "shared token for serving's /-/validate and /-/reload", True),
         Setting("RELOAD_TOKEN_FILE", Path, None,
                 "file holding the reload token; re-read on each use (rotation without restart)"),

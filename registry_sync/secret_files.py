@@ -13,11 +13,6 @@ from model_contract import secret_file
 from .errors import ConfigError, SecretUnavailable
 
 
-def secret_value(value: str) -> str:
-    """A secret stripped of surrounding whitespace; one line of printable ASCII."""
-    return secret_file.checked(value)
-
-
 def read_secret_file(path: Path, name: str) -> str:
     """Read a secret from a mounted file, stripped.
 
@@ -37,7 +32,8 @@ def check_secret_file(path: Path | None, name: str) -> None:
     if path is None:
         return
     try:
-        read_secret_file(path, name)
-    except SecretUnavailable as exc:
-        if "must hold" in str(exc):
-            raise ConfigError(str(exc)) from None
+        secret_file.read(path, name)
+    except secret_file.SecretRefused as exc:
+        raise ConfigError(str(exc)) from None
+    except secret_file.SecretFileError:
+        pass  # missing, unreadable or empty: the passes report it

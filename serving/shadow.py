@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -123,23 +123,21 @@ def _lower_this_threads_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SCORER_NICE)
 
 
-def score_all(items: list[ShadowInput], clock: Any = time.perf_counter) -> list[Sample]:
+def score_all(items: list[ShadowInput]) -> None:
     """Score queued inputs, one challenger call per run of inputs for the same challenger."""
-    samples: list[Sample] = []
     start = 0
     for end in range(1, len(items) + 1):
         if end == len(items) or items[end].challenger is not items[start].challenger:
             if start > 0:
                 _yield_to_requests()  # between calls (the thread has just waited before the first)
-            samples += _score_group(items[start:end], clock)
+            _score_group(items[start:end])
             start = end
-    return samples
 
 
-def _score_group(group: list[ShadowInput], clock: Any) -> list[Sample]:
+def _score_group(group: list[ShadowInput]) -> None:
     """Inputs of one challenger in one call; the time is shared out evenly among them."""
     model = group[0].challenger
-    started = clock()
+    started = time.perf_counter()
     try:
         matrices = [item.given.for_model(model) for item in group]
         labels, probabilities = model.predictor.predict(np.concatenate(matrices))
@@ -147,19 +145,20 @@ def _score_group(group: list[ShadowInput], clock: Any) -> list[Sample]:
         if len(labels) != rows or len(probabilities) != rows:
             raise ValueError(f"{len(labels)} labels and {len(probabilities)} probabilities "
                              f"for {rows} rows")
-        each = (clock() - started) / len(group)
+        each = (time.perf_counter() - started) / len(group)
         compared = _compared(group, matrices, labels, probabilities, each)
     except Exception as exc:  # the challenger's failure is a figure, never the caller's error
         _log_failing(model, exc)
-        each = (clock() - started) / len(group)
+        each = (time.perf_counter() - started) / len(group)
         failed_rows = sum(len(item.labels) for item in group)  # the champion answered each row
         role_metrics.SHADOW_SCORED.labels(model.version, "failed").inc(failed_rows)
-        return _record(group, [Sample(each, failed=True)] * len(group))
+        _record(group, [Sample(each, failed=True)] * len(group))
+        return
     role_metrics.SHADOW_SCORED.labels(model.version, "agreed").inc(compared.agreed)
     role_metrics.SHADOW_SCORED.labels(model.version, "disagreed").inc(
         compared.rows - compared.agreed)
     role_metrics.SHADOW_GAP.labels(model.version).inc(compared.gap)
-    return _record(group, compared.samples)
+    _record(group, compared.samples)
 
 
 def _yield_to_requests() -> None:
@@ -168,7 +167,7 @@ def _yield_to_requests() -> None:
     time.sleep(0)
 
 
-def _record(group: list[ShadowInput], samples: list[Sample]) -> list[Sample]:
+def _record(group: list[ShadowInput], samples: list[Sample]) -> None:
     """Each input's sample in its challenger's log; the call's time per input in the histogram.
 
     One observation per challenger call: its inputs share one time, and an observation costs
@@ -180,7 +179,6 @@ def _record(group: list[ShadowInput], samples: list[Sample]) -> list[Sample]:
     for comparisons, added in logs_of.values():
         comparisons.add_all(added)  # one lock per log, not one per input
     role_metrics.CHALLENGER_LATENCY.labels("shadow").observe(samples[0].seconds)
-    return samples
 
 
 def _log_failing(model: ServedModel, exc: Exception) -> None:

@@ -33,9 +33,10 @@ class ReloadToken:
             self._seen = seen
             try:
                 fresh = secret_file.read(self._path, "RELOAD_TOKEN_FILE")
-            except secret_file.SecretFileError as exc:  # kept: a rotation may be half done
-                if "must hold" in str(exc):
-                    log.warning("reload_token_refused", error=str(exc))
+            except secret_file.SecretRefused as exc:  # kept: a rotation may be half done
+                log.warning("reload_token_refused", error=str(exc))
+                return self._value
+            except secret_file.SecretFileError:
                 return self._value
             if fresh != self._value:
                 logs.redact(fresh)
