@@ -145,8 +145,15 @@ class Roles:
         tracking = self.tracking()
         if answer.role is not Role.CHAMPION or tracking is None:
             return
-        self.scorer.submit(ShadowInput(tracking.challenger.model, tracking.comparisons, given,
-                                       answer.labels, answer.probabilities))
+        model = tracking.challenger.model
+        try:
+            # Encoded now (the same matrix unless the schemas differ): a queued input keeps
+            # its rows, never the request's body.
+            matrix = given.for_model(model)
+        except InvalidInput:  # the challenger's schema refuses it: not its failure (as canary)
+            return
+        self.scorer.submit(ShadowInput(model, tracking.comparisons, matrix, answer.labels,
+                                       answer.probabilities))
 
     def all_workers(self, version: str) -> role_metrics.ShadowTotals:
         """The shadow totals of a version over every worker (reused for a second)."""

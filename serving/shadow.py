@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class ShadowInput:
 
     challenger: ServedModel
     comparisons: ComparisonLog
-    given: ModelInput
+    matrix: np.ndarray  # encoded for the challenger's schema
     labels: list[str]
     probabilities: list[float]
 
@@ -97,8 +97,10 @@ class ShadowScorer:
         return len(self._items)
 
     def _empty_queue(self) -> None:
-        """Before the scoring thread starts in this process (after a fork, a new one)."""
-        self._items, self._arrived = deque(), threading.Event()  # a parent's items stay
+        """Before the scoring thread starts: in a forked child, empty (a parent's items stay
+        with it); restarted in the same process, what is queued is kept."""
+        if not self._scoring.started_here():
+            self._items, self._arrived = deque(), threading.Event()
 
     def _run(self) -> None:
         _lower_this_threads_priority()
@@ -113,7 +115,7 @@ class ShadowScorer:
                 items.append(self._items.popleft())
             try:
                 score_all(items)
-            except Exception as exc:  # this thread is the challenger's loop: it must not die
+            except BaseException as exc:  # the challenger's loop: it must not die (SystemExit)
                 log.error("shadow_scoring_failed", error_type=type(exc).__name__, error=str(exc))
 
 
@@ -139,15 +141,12 @@ def _score_group(group: list[ShadowInput]) -> None:
     model = group[0].challenger
     started = time.perf_counter()
     try:
-        matrices = [item.given.for_model(model) for item in group]
-        labels, probabilities = model.predictor.predict(np.concatenate(matrices))
-        rows = sum(len(m) for m in matrices)
-        if len(labels) != rows or len(probabilities) != rows:
-            raise ValueError(f"{len(labels)} labels and {len(probabilities)} probabilities "
-                             f"for {rows} rows")
+        matrices = [item.matrix for item in group]
+        labels, probabilities = _answers(model.predictor.predict(np.concatenate(matrices)),
+                                         sum(len(m) for m in matrices))
         each = (time.perf_counter() - started) / len(group)
         compared = _compared(group, matrices, labels, probabilities, each)
-    except Exception as exc:  # the challenger's failure is a figure, never the caller's error
+    except BaseException as exc:  # the challenger's failure is a figure, never its caller's
         _log_failing(model, exc)
         each = (time.perf_counter() - started) / len(group)
         failed_rows = sum(len(item.labels) for item in group)  # the champion answered each row
@@ -159,6 +158,18 @@ def _score_group(group: list[ShadowInput]) -> None:
         compared.rows - compared.agreed)
     role_metrics.SHADOW_GAP.labels(model.version).inc(compared.gap)
     _record(group, compared.samples)
+
+
+def _answers(answered: tuple[Any, Any], rows: int) -> tuple[list[str], list[float]]:
+    """The challenger's labels and probabilities as plain lists, one finite probability per
+    row; ValueError otherwise (numpy columns, float32, NaN would poison the figures)."""
+    labels, probabilities = np.asarray(answered[0]), np.asarray(answered[1], dtype=np.float64)
+    if labels.shape != (rows,) or probabilities.shape != (rows,):
+        raise ValueError(f"answers of shapes {labels.shape} and {probabilities.shape} "
+                         f"for {rows} rows")
+    if not np.isfinite(probabilities).all():
+        raise ValueError("probabilities that are not finite numbers")
+    return labels.astype(str).tolist(), probabilities.tolist()
 
 
 def _yield_to_requests() -> None:

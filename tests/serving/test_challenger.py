@@ -7,16 +7,24 @@ test needs one that raises or sleeps.
 from __future__ import annotations
 
 import dataclasses
+import gc
+import json
+import math
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from registry_sync.publish import publish as publish_link
 from serving.canary import in_canary
-from serving.validation import encode
+from serving.errors import InvalidInput
+from serving.roles import Answer, Role
+from serving.shadow import ModelInput
+from serving.validation import encode, parse_body
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.support.processes import wait_until
 from tests.support.snapshots import build_snapshot
@@ -373,3 +381,173 @@ def test_a_challenger_of_another_layout_gets_the_input_in_its_own_encoding(make_
     total = wait_until(lambda: (t := challenger_of(client)["challenger"]["shadow"]["total"])
                        ["samples"] == 10 and t, timeout=20, what="10 shadow samples")
     assert total["errors"] == 0 and total["compared"] == 10
+
+
+# --- a hostile challenger in shadow: odd answers, SystemExit, refused inputs, big bodies.
+# Whatever it does, the champion answers, /api/v1/model and /metrics stay readable, every
+# input is accounted for, and a queued input holds its rows, not its request's body.
+
+MIB = 1024 * 1024
+
+
+def inner(app):
+    """The challenger's own predictor."""
+    return app.extensions["serving.roles"].challenger.held.model.predictor
+
+
+class Columns:
+    """Labels and probabilities as (n, 1) numpy arrays: the right length, the wrong shape."""
+
+    def __init__(self, wrapped):
+        self.wrapped = wrapped
+
+    def predict(self, matrix):
+        labels, probabilities = self.wrapped.predict(matrix)
+        return np.array(labels, dtype=object)[:, None], np.array(probabilities)[:, None]
+
+
+class NaNs:
+    """NaN probabilities while `broken`, its real answers after."""
+
+    def __init__(self, wrapped):
+        self.wrapped, self.broken = wrapped, True
+
+    def predict(self, matrix):
+        labels, probabilities = self.wrapped.predict(matrix)
+        return labels, [float("nan")] * len(labels) if self.broken else probabilities
+
+
+class Float32:
+    """1-D numpy answers, probabilities as float32 (what many predict_proba give)."""
+
+    def __init__(self, wrapped):
+        self.wrapped = wrapped
+
+    def predict(self, matrix):
+        labels, probabilities = self.wrapped.predict(matrix)
+        return np.array(labels, dtype=object), np.asarray(probabilities, dtype=np.float32)
+
+
+class ExitsOnce:
+    """SystemExit on its first call, once released; its real answers after."""
+
+    def __init__(self, wrapped):
+        self.wrapped, self.calls = wrapped, 0
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def predict(self, matrix):
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            self.release.wait(10)
+            raise SystemExit("the model said bye")
+        return self.wrapped.predict(matrix)
+
+
+def readable(client) -> dict:
+    """The shadow's totals; /api/v1/model, /metrics and the page must all answer 200."""
+    answer = client.get("/api/v1/model")
+    assert answer.status_code == 200
+    assert client.get("/").status_code == 200
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    for family in text_string_to_metric_families(metrics.get_data(as_text=True)):
+        for sample in family.samples:
+            if sample.name == "serving_shadow_probability_gap_total":
+                assert math.isfinite(sample.value), sample
+    return answer.get_json()["roles"]["challenger"]["shadow"]["total"]
+
+
+@pytest.mark.parametrize("odd", [Columns, Float32])
+def test_numpy_shaped_answers_never_break_the_figures(both, odd):
+    app = both()
+    replace_predictor(app, odd(inner(app)))
+    client = app.test_client()
+    assert {predict(client, f"c{i}").status_code for i in range(3)} == {200}
+    log = app.extensions["serving.roles"].tracking().comparisons
+    wait_until(lambda: log.figures()[1].samples == 3, timeout=10, what="three samples")
+    total = readable(client)
+    # float32 answers are plain numbers, compared; (n, 1) columns are the challenger's failure
+    assert (total["compared"], total["errors"]) == ((3, 0) if odd is Float32 else (0, 3))
+
+
+def test_nan_probabilities_count_as_failures_and_leave_the_figures_finite(both):
+    app = both()
+    nans = NaNs(inner(app))
+    replace_predictor(app, nans)
+    client = app.test_client()
+    assert predict(client, "c0").status_code == 200
+    log = app.extensions["serving.roles"].tracking().comparisons
+    wait_until(lambda: log.figures()[1].samples == 1, timeout=10, what="one sample")
+    nans.broken = False
+    assert {predict(client, f"d{i}").status_code for i in range(5)} == {200}
+    wait_until(lambda: log.figures()[1].samples == 6, timeout=10, what="six samples")
+    total = readable(client)
+    assert (total["errors"], total["compared"]) == (1, 5)
+    assert math.isfinite(total["mean_abs_probability_diff"])
+
+
+def test_a_challenger_raising_systemexit_loses_no_input(both):
+    app = both()
+    roles = app.extensions["serving.roles"]
+    exits = ExitsOnce(inner(app))
+    replace_predictor(app, exits)
+    client = app.test_client()
+    assert predict(client, "c0").status_code == 200
+    assert exits.entered.wait(10)
+    assert {predict(client, f"c{i}").status_code for i in range(1, 6)} == {200}
+    exits.release.set()
+    log = roles.tracking().comparisons
+    wait_until(lambda: log.figures()[1].samples == 6, timeout=10, what="six samples")
+    assert roles.scorer._scoring.running(), "the scorer thread survives SystemExit"
+    assert predict(client, "c6").status_code == 200
+    wait_until(lambda: log.figures()[1].samples == 7, timeout=10, what="seven samples")
+    total = log.figures()[1]
+    assert (total.errors, total.compared, roles.scorer.dropped) == (1, 6, 0)
+
+
+def test_an_input_the_challengers_schema_refuses_is_not_given_to_it(both):
+    app = both()
+    roles = app.extensions["serving.roles"]
+    tracking = roles.tracking()
+    champion = roles.champion.require()
+    matrix = parse_body(VALID, champion.schema, 1)[0]
+    labels, probabilities = champion.predictor.predict(matrix)
+    answer = Answer(Role.CHAMPION, champion, labels, probabilities)
+
+    def refuse(schema):
+        raise InvalidInput([])
+
+    other = dataclasses.replace(champion.schema, classes=("x", "y"))
+    for i in range(10):
+        roles.shadow(answer, ModelInput(matrix, champion.schema, lambda schema: matrix))
+        if i == 5:
+            roles.shadow(answer, ModelInput(matrix, other, refuse))
+    wait_until(lambda: tracking.comparisons.figures()[1].samples == 10, timeout=10,
+               what="ten samples")
+    total = tracking.comparisons.figures()[1]
+    assert (total.errors, total.compared) == (0, 10)
+
+
+def test_queued_inputs_do_not_keep_their_request_bodies(both):
+    app = both()
+    held = Held(inner(app))  # the challenger is stuck: inputs queue up
+    replace_predictor(app, held)
+    client = app.test_client()
+    row = json.dumps(VALID).encode()
+    client.post("/api/v1/predict", data=row, content_type="application/json",
+                headers={KEY_HEADER: "warm"}, buffered=True)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(20):  # one row each, padded with JSON whitespace to 2 MiB
+            body = row + b" " * (2 * MIB - len(row) - i)
+            assert client.post("/api/v1/predict", data=body, content_type="application/json",
+                               headers={KEY_HEADER: f"c{i}"}, buffered=True).status_code == 200
+            del body
+        gc.collect()  # a request's objects hold cycles: only what stays reachable counts
+        kept = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        held.release.set()
+        tracemalloc.stop()
+    assert kept < 4 * MIB, f"{kept / MIB:.1f} MiB kept for 20 queued one-row inputs"
