@@ -111,7 +111,7 @@ def predict():
     matrix, batch = decode(raw, model.schema, limit)
     given = ModelInput(matrix, model.schema, lambda schema: decode(raw, schema, limit)[0])
     both = roles()
-    answer = both.predict(given, client_key())
+    answer = both.predict(given, client_key)
     model, labels, probabilities = answer.model, answer.labels, answer.probabilities
     metrics.PREDICTIONS.labels("api", model.version).inc(len(labels))
     # A batch's predictions have the ids <prediction_id>-<index> (for labels sent later).

@@ -6,15 +6,17 @@ times the work of walking 25 trees for one row. `compile_forest(estimator)` read
 `predict_proba` answers, bit for bit: the same comparisons (`x <= threshold`), the leaf values
 added onto the baseline in the same order, and the same logistic function (scipy's `expit`,
 which scikit-learn's binomial loss calls on numpy arrays). A few rows without NaN walk the trees
-in Python; more rows without NaN find their leaves through mask tables (serving.leaf_masks, about
-2x faster than the trees' walk for 1000 rows); rows with NaN call each tree's own compiled
-predictor, as `predict_proba` does, minus the checks. Anything else (categorical splits, several
+in Python, expit too (`positive_of_few`: numpy's set-up per call would cost more than the work);
+more rows without NaN find their leaves through mask tables (serving.leaf_masks, about 2x faster
+than the trees' walk for 1000 rows); rows with NaN call each tree's own compiled predictor, as
+`predict_proba` does, minus the checks. Anything else (categorical splits, several
 trees per iteration, a column preprocessor) is not compiled: `compile_forest` answers None and
 the caller keeps the estimator's `predict_proba`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,18 +44,27 @@ class CompiledForest:
         matrix = np.asarray(matrix, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != self.width:
             raise ValueError(f"expected a matrix of {self.width} columns, got {matrix.shape}")
-        has_nan = bool(np.isnan(matrix).any())
-        if len(matrix) <= SMALL_BATCH and not has_nan:
-            raw = np.array([self._walk(row) for row in matrix.tolist()], dtype=np.float64)
-        elif self._masks is not None and not has_nan:
-            raw = self._masks.raw(matrix)
+        few = self.positive_of_few(matrix)
+        proba = np.empty((len(matrix), 2), dtype=np.float64)
+        if few is not None:
+            proba[:, 1] = few
+        elif self._masks is not None and not np.isnan(matrix).any():
+            proba[:, 1] = expit(self._masks.raw(matrix))
         else:
-            raw = self._raw_compiled(matrix)
+            proba[:, 1] = expit(self._raw_compiled(matrix))
         # As HalfBinomialLoss.predict_proba: the positive class first, the other as 1 - it.
-        proba = np.empty((len(raw), 2), dtype=np.float64)
-        proba[:, 1] = expit(raw)
         proba[:, 0] = 1 - proba[:, 1]
         return proba
+
+    def positive_of_few(self, matrix: np.ndarray) -> list[float] | None:
+        """Each row's probability of the second class, for up to SMALL_BATCH rows without NaN
+        (None otherwise): the trees walked and scipy's expit computed in Python, same bits."""
+        if len(matrix) > SMALL_BATCH:
+            return None
+        rows = matrix.tolist()
+        if any(value != value for row in rows for value in row):  # NaN: the compiled path
+            return None
+        return [_expit(self._walk(row)) for row in rows]
 
     def _walk(self, row: list[float]) -> float:
         """The raw score of one row: baseline plus each tree's leaf, in the trees' order."""
@@ -75,6 +86,14 @@ class CompiledForest:
         for predictor in self._predictors:
             raw += predictor.predict(matrix, bitsets, feature_map, 1)
         return raw
+
+
+def _expit(raw: float) -> float:
+    """scipy's expit of one float64: 1 / (1 + exp(-x)) with the C library's exp, as math's."""
+    try:
+        return 1.0 / (1.0 + math.exp(-raw))
+    except OverflowError:  # exp(-raw) past the largest float: scipy's exp gives inf, so 0
+        return 0.0
 
 
 def _flatten(nodes: np.ndarray) -> tuple[list[int], list[float], list[int], list[int], list[float]]:

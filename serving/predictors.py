@@ -10,7 +10,8 @@ otherwise through the estimator's own predict_proba. `fast` says which.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import sklearn
@@ -21,11 +22,44 @@ from .forest import compile_forest
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
 
 
+class Scoring(NamedTuple):
+    """How a predictor gets probabilities: the fastest exact predict_proba, and for a few rows
+    the compiled trees' second-class probabilities in Python (None: not compiled)."""
+
+    proba: Callable[[np.ndarray], np.ndarray]
+    few: Callable[[np.ndarray], list[float] | None] | None
+
+    @property
+    def fast(self) -> bool:
+        """Whether the compiled trees answer."""
+        return self.few is not None
+
+    def best(self, matrix: np.ndarray, classes: np.ndarray) -> tuple[list[str], list[float]]:
+        """The most probable class of each row and its probability (rounded to 6 places)."""
+        few = self.few(matrix) if self.few is not None else None
+        if few is not None:
+            return _best_of_two(few, classes)
+        return _best(self.proba(matrix), classes)
+
+
 def _best(proba: np.ndarray, classes: np.ndarray) -> tuple[list[str], list[float]]:
     """The most probable class of each row and its probability."""
     best = proba.argmax(axis=1)
     chosen = proba[np.arange(len(best)), best]
     return classes[best].tolist(), np.round(chosen, 6).tolist()
+
+
+def _best_of_two(second: list[float], classes: np.ndarray) -> tuple[list[str], list[float]]:
+    """As _best, in Python, from each row's probability of the second of two classes (a few
+    rows: numpy's set-up per call costs more than the work)."""
+    labels, chosen = [], []
+    for probability in second:
+        first = 1 - probability  # as predict_proba's first column
+        pick = 1 if probability > first else 0  # argmax: the first class on a tie
+        labels.append(classes[pick])
+        # np.round(x, 6) is rint(x * 1e6) / 1e6; round() to an int is rint for these sizes.
+        chosen.append(round((probability if pick else first) * 1e6) / 1e6)
+    return labels, chosen
 
 
 def _require_proba(estimator: Any, what: str) -> None:
@@ -39,18 +73,18 @@ def _check_width(estimator: Any, width: int, what: str) -> None:
         raise ValueError(f"{what} expects {seen} features, the schema has {width}")
 
 
-def _probabilities(estimator: Any, compiled: bool = True) -> tuple[Any, bool]:
-    """The fastest exact predict_proba of an estimator, and whether it is the compiled one."""
+def _scoring(estimator: Any, compiled: bool = True) -> Scoring:
+    """The fastest exact way to an estimator's probabilities (its compiled trees if it can)."""
     forest = compile_forest(estimator) if compiled else None
     if forest is not None:
-        return forest.predict_proba, True
+        return Scoring(forest.predict_proba, forest.positive_of_few)
 
     def predict_proba(matrix: np.ndarray) -> np.ndarray:
         # Validation already refused non-finite values: skip sklearn's own scan of them.
         with sklearn.config_context(assume_finite=True):
             return estimator.predict_proba(matrix)
 
-    return predict_proba, False
+    return Scoring(predict_proba, None)
 
 
 def _confirm(fast: Any, estimator: Any, matrix: np.ndarray) -> bool:
@@ -71,17 +105,22 @@ class PipelinePredictor:
         _require_proba(estimator, "pipeline")
         _check_width(estimator, width, "pipeline")
         self._estimator = _only_step(estimator)
-        self._proba, self.fast = _probabilities(self._estimator)
+        self._scoring = _scoring(self._estimator)
         self.classes = np.array([str(c) for c in estimator.classes_], dtype=object)
 
     def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
         """Labels and their probabilities, one model call for all rows."""
-        return _best(self._proba(matrix), self.classes)
+        return self._scoring.best(matrix, self.classes)
+
+    @property
+    def fast(self) -> bool:
+        """Whether the compiled trees answer (not the estimator's own predict_proba)."""
+        return self._scoring.fast
 
     def confirm_fast(self, matrix: np.ndarray) -> None:
         """Keep the compiled path only if it answers these rows exactly as the estimator."""
-        if self.fast and not _confirm(self._proba, self._estimator, matrix):
-            self._proba, self.fast = _probabilities(self._estimator, compiled=False)
+        if self.fast and not _confirm(self._scoring.proba, self._estimator, matrix):
+            self._scoring = _scoring(self._estimator, compiled=False)
 
 
 def _only_step(estimator: Any) -> Any:
@@ -101,7 +140,7 @@ class SeedPredictor:
         _check_width(scaler, width, "scaler.pkl")
         _check_width(model, width, "model.pkl")
         self._model, self._scaler = model, scaler
-        self._proba, self.fast = _probabilities(model)
+        self._scoring = _scoring(model)
         self._mean, self._scale = _standard_scaling(scaler, width)
         codes = np.asarray(model.classes_).astype(int)
         self.classes = np.array([str(c) for c in label_encoder.inverse_transform(codes)],
@@ -109,7 +148,12 @@ class SeedPredictor:
 
     def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
         """Labels and their probabilities, one model call for all rows."""
-        return _best(self._proba(self._scaled(matrix)), self.classes)
+        return self._scoring.best(self._scaled(matrix), self.classes)
+
+    @property
+    def fast(self) -> bool:
+        """Whether the compiled trees answer (not the classifier's own predict_proba)."""
+        return self._scoring.fast
 
     def _scaled(self, matrix: np.ndarray) -> np.ndarray:
         if self._mean is not None:
@@ -118,8 +162,8 @@ class SeedPredictor:
 
     def confirm_fast(self, matrix: np.ndarray) -> None:
         """Keep the compiled path only if it answers these rows exactly as the classifier."""
-        if self.fast and not _confirm(self._proba, self._model, self._scaled(matrix)):
-            self._proba, self.fast = _probabilities(self._model, compiled=False)
+        if self.fast and not _confirm(self._scoring.proba, self._model, self._scaled(matrix)):
+            self._scoring = _scoring(self._model, compiled=False)
 
 
 def _standard_scaling(scaler: Any, width: int) -> tuple[np.ndarray | None, np.ndarray | None]:

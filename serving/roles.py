@@ -13,6 +13,7 @@ import contextlib
 import enum
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,11 +108,14 @@ class Roles:
             return "shadow"
         return "canary-stopped" if tracking.guard.trip is not None else "canary"
 
-    def predict(self, given: ModelInput, client_key: str) -> Answer:
-        """Answer with the challenger for a canary client, else (or if it fails) the champion."""
+    def predict(self, given: ModelInput, client_key: Callable[[], str]) -> Answer:
+        """Answer with the challenger for a canary client, else (or if it fails) the champion.
+
+        client_key names the client; it is called only while a canary runs.
+        """
         champion = self.champion.require()
         tracking = self.tracking()
-        if self.mode(tracking) == "canary" and in_canary(client_key,
+        if self.mode(tracking) == "canary" and in_canary(client_key(),
                                                           self.settings.canary_percent):
             answer = self._canary(tracking, given)
             if answer is not None:

@@ -64,7 +64,7 @@ def predict():
     form = request.form.to_dict()  # kept for the challenger, after the request has ended
     given = ModelInput(matrix, schema, lambda other: parse_form(form, other)[1])
     both = roles()
-    answer = both.predict(given, client_key())
+    answer = both.predict(given, client_key)
     model, labels, probabilities = answer.model, answer.labels, answer.probabilities
     metrics.PREDICTIONS.labels("web", model.version).inc()
     prediction_id = new_prediction_id()

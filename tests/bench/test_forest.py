@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.tree import DecisionTreeClassifier
 
@@ -63,13 +64,26 @@ def test_compiled_single_rows_are_bit_identical_to_predict_proba(pipeline, matri
 
 
 def test_served_labels_and_probabilities_equal_the_pipelines(pipeline, matrix):
-    """PipelinePredictor (compiled) gives the pipeline's labels and rounded probabilities."""
+    """PipelinePredictor (compiled) gives the pipeline's labels and rounded probabilities,
+    for all rows at once (numpy) and a few at a time (in Python)."""
     predictor = PipelinePredictor(pipeline, matrix.shape[1])
     assert predictor.fast
-    labels, probabilities = predictor.predict(matrix)
-    proba = pipeline.predict_proba(matrix)
-    assert labels == pipeline.predict(matrix).tolist()
-    assert probabilities == np.round(proba.max(axis=1), 6).tolist()
+    expected_labels = pipeline.predict(matrix).tolist()
+    expected = np.round(pipeline.predict_proba(matrix).max(axis=1), 6).tolist()
+    assert predictor.predict(matrix) == (expected_labels, expected)
+    few = [predictor.predict(matrix[i:i + forest.SMALL_BATCH])
+           for i in range(0, len(matrix), forest.SMALL_BATCH)]
+    assert [label for labels, _ in few for label in labels] == expected_labels
+    assert [value for _, values in few for value in values] == expected
+
+
+def test_a_few_rows_in_python_keep_the_extremes_of_expit(pipeline, matrix):
+    """Raw scores past exp's range give 0 and 1 as scipy's expit does, not an OverflowError."""
+    compiled = forest.compile_forest(pipeline.steps[-1][1])
+    for shift in (-1e6, 1e6, -745.0, 710.0):
+        compiled._baseline = shift
+        raw = np.array([compiled._walk(row) for row in matrix[:3].tolist()])
+        assert compiled.positive_of_few(matrix[:3]) == expit(raw).tolist()
 
 
 def test_seed_layout_is_compiled_and_equal_to_the_textbook_chain(seed, diamonds):
@@ -130,7 +144,9 @@ def test_unsupported_estimators_keep_their_own_predict_proba(matrix, diamonds):
 def test_a_compiled_path_that_disagrees_is_dropped(pipeline, matrix, monkeypatch):
     """confirm_fast falls back to scikit-learn when the compiled answers differ."""
     predictor = PipelinePredictor(pipeline, matrix.shape[1])
-    predictor._proba = lambda m: pipeline.predict_proba(m)[:, ::-1]
+    compiled = predictor._scoring.proba.__self__
+    compiled._baseline += 1e-9  # trees read wrongly: every answer off in its last bits
+    assert predictor.fast
     predictor.confirm_fast(matrix[:50])
     assert not predictor.fast
     assert predictor.predict(matrix[:50])[0] == pipeline.predict(matrix[:50]).tolist()

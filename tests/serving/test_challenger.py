@@ -250,7 +250,7 @@ def test_canary_answers_its_share_sticky_per_client_key(both):
     app = both(canary_percent=20.0)
     roles = app.extensions["serving.roles"]
     matrix = _matrix(roles)
-    answered = [roles.predict(matrix, f"client-{i}").role.value for i in range(5000)]
+    answered = [roles.predict(matrix, lambda i=i: f"client-{i}").role.value for i in range(5000)]
     share = answered.count("challenger") / len(answered)
     assert 0.17 <= share <= 0.23, share
     client = app.test_client()
