@@ -28,7 +28,7 @@ from .config import ServingConfig
 from .errors import InvalidInput, ModelRejected
 from .holder import ModelHolder
 from .loader import ServedModel
-from .shadow import ModelInput, ShadowInput, ShadowScorer
+from .shadow import ModelInput, ShadowInput, ShadowScorer, checked_answers
 
 log = logs.get(__name__)
 TOTALS_TTL = 1.0  # seconds the all-workers figures are reused (they read every worker's file)
@@ -132,7 +132,8 @@ class Roles:
             return None
         started = time.perf_counter()
         try:
-            labels, probabilities = model.predictor.predict(matrix)
+            # As in the shadow: a client gets plain lists, one finite probability per row.
+            labels, probabilities = checked_answers(model.predictor.predict(matrix), len(matrix))
         except Exception as exc:  # the champion answers instead; the guard counts it
             tracking.guard.record(Sample(time.perf_counter() - started, failed=True))
             role_metrics.CANARY_FAILED.labels(model.version).inc()

@@ -142,8 +142,8 @@ def _score_group(group: list[ShadowInput]) -> None:
     started = time.perf_counter()
     try:
         matrices = [item.matrix for item in group]
-        labels, probabilities = _answers(model.predictor.predict(np.concatenate(matrices)),
-                                         sum(len(m) for m in matrices))
+        labels, probabilities = checked_answers(
+            model.predictor.predict(np.concatenate(matrices)), sum(len(m) for m in matrices))
         each = (time.perf_counter() - started) / len(group)
         compared = _compared(group, matrices, labels, probabilities, each)
     except BaseException as exc:  # the challenger's failure is a figure, never its caller's
@@ -160,8 +160,8 @@ def _score_group(group: list[ShadowInput]) -> None:
     _record(group, compared.samples)
 
 
-def _answers(answered: tuple[Any, Any], rows: int) -> tuple[list[str], list[float]]:
-    """The challenger's labels and probabilities as plain lists, one finite probability per
+def checked_answers(answered: tuple[Any, Any], rows: int) -> tuple[list[str], list[float]]:
+    """A challenger's labels and probabilities as plain lists, one finite probability per
     row; ValueError otherwise (numpy columns, float32, NaN would poison the figures)."""
     labels, probabilities = np.asarray(answered[0]), np.asarray(answered[1], dtype=np.float64)
     if labels.shape != (rows,) or probabilities.shape != (rows,):

@@ -487,6 +487,26 @@ def test_nan_probabilities_count_as_failures_and_leave_the_figures_finite(both):
     assert math.isfinite(total["mean_abs_probability_diff"])
 
 
+@pytest.mark.parametrize("odd", [Columns, NaNs, Float32])
+def test_a_canary_client_gets_plain_finite_answers_whatever_the_challenger_returns(both, odd):
+    """Columns and NaN are the challenger's failure (the champion answers, the guard counts it);
+    float32 answers reach the client as plain numbers."""
+    app = both(canary_percent=100.0)
+    replace_predictor(app, odd(inner(app)))
+    client = app.test_client()
+    answers = [predict(client, f"c{i}") for i in range(4)]
+    assert {a.status_code for a in answers} == {200}
+    for answer in answers:
+        body = json.loads(answer.get_data(as_text=True), parse_constant=pytest.fail)
+        assert body["label"] in ("Gold", "Silver") and 0.5 <= body["probability"] <= 1.0
+    roles = {a.headers["X-Model-Role"] for a in answers}
+    window = challenger_of(client)["challenger"]["canary"]["window"]
+    if odd is Float32:
+        assert roles == {"challenger"} and window["errors"] == 0
+    else:
+        assert roles == {"champion"} and window["errors"] == 4
+
+
 def test_a_challenger_raising_systemexit_loses_no_input(both):
     app = both()
     roles = app.extensions["serving.roles"]
