@@ -84,6 +84,7 @@ def _pieces(pipeline, predictor, body: bytes, root: Path) -> list[list]:
 
 def run(work: Path) -> Section:
     """Measure rows/s over HTTP and in-process, in interleaved rounds."""
+    from serving.forest import compile_forest
     from serving.loader import _load_skops
     from serving.predictors import PipelinePredictor
 
@@ -94,7 +95,9 @@ def run(work: Path) -> Section:
     matrix = encode(DIAMONDS, rows, single=False)
     pipeline = _load_skops(trained.pipeline / "pipeline.skops")
     predictor = PipelinePredictor(pipeline, matrix.shape[1])
-    assert np.array_equal(predictor._proba(matrix), pipeline.predict_proba(matrix))
+    compiled = compile_forest(pipeline.steps[-1][1])
+    assert predictor.fast and compiled is not None
+    assert np.array_equal(compiled.predict_proba(matrix), pipeline.predict_proba(matrix))
     http_s, fresh_s, model_s = [], [], []
     with Processes(work) as processes:
         root = work / "root"
