@@ -7,6 +7,7 @@ ConfigError naming the variable and what it expects.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -83,6 +84,21 @@ def _flag(value: str) -> bool:
     raise ValueError("true or false")
 
 
+class PinWorkers(enum.Enum):
+    """FRONT_PIN_WORKERS: when each worker gets a CPU of its own (serving.front.affinity)."""
+
+    AUTO = "auto"  # when the CPUs this process may use number exactly WEB_CONCURRENCY
+    ON = "true"  # whenever there are at least as many CPUs as workers
+    OFF = "false"
+
+
+def _pin_workers(value: str) -> PinWorkers:
+    try:
+        return PinWorkers(value.lower())
+    except ValueError:
+        raise ValueError("auto, true or false") from None
+
+
 def _bind(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not host:
@@ -128,6 +144,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "FRONT_BALANCE": (_flag, "true", "a worker holding 2 more busy kept-alive connections than "
                                      "another closes one after its answer, so clients reconnect "
                                      "evenly"),
+    "FRONT_PIN_WORKERS": (_pin_workers, "auto", "run each worker on a CPU of its own: auto "
+                                                "(when the CPUs serving may use number exactly "
+                                                "WEB_CONCURRENCY), true or false"),
     # Comet MPM (docs/monitoring.md). The comet_mpm SDK reads COMET_URL_OVERRIDE itself too.
     "MPM_ENABLED": (_flag, "false", "send prediction events to Comet Model Production Monitoring"),
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
@@ -256,6 +275,7 @@ class FrontConfig:
     drain_seconds: int
     body_memory: int
     balance: bool
+    pin_workers: PinWorkers
     validation_wait: float
     metrics_dir: Path | None
     log_level: str
@@ -359,7 +379,7 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
         max_connections=_read(env, "FRONT_MAX_CONNECTIONS"),
         drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"),
         body_memory=_read(env, "FRONT_BODY_MEMORY"), balance=_read(env, "FRONT_BALANCE"),
-        validation_wait=_read(env, "VALIDATION_WAIT"),
+        pin_workers=_read(env, "FRONT_PIN_WORKERS"), validation_wait=_read(env, "VALIDATION_WAIT"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))
     if config.validation_wait >= WORKER_TIMEOUT:
         raise ConfigError(f"VALIDATION_WAIT is {config.validation_wait:g}: expected less than "

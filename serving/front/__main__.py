@@ -24,7 +24,7 @@ from granian.log import LogLevels
 from serving import prefork
 from serving.config import FrontConfig, front_from_env
 from serving.errors import ConfigError
-from serving.front import admin, balance
+from serving.front import admin, affinity, balance
 
 TARGET = "serving.front.rsgi:app"
 LOG_CONFIG = {
@@ -94,6 +94,10 @@ def main() -> int:
             balance.share(config.workers)
         except OSError as exc:  # an optimisation: serve without it rather than not at all
             print(f"serving.front: FRONT_BALANCE is off: {exc.strerror or exc}", file=sys.stderr)
+    try:
+        affinity.share(config.pin_workers, config.workers)
+    except OSError as exc:  # an optimisation too
+        print(f"serving.front: workers not pinned: {exc.strerror or exc}", file=sys.stderr)
     server(config).serve()
     return 0
 

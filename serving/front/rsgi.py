@@ -29,7 +29,7 @@ from model_contract.logs import EventLogger
 from serving.config import WORKER_TIMEOUT
 from serving.validator import die_with_parent, name_process
 
-from . import admin, balance
+from . import admin, affinity, balance
 from .body import BodyLimits, BodyMemory, BodyRefused, error_body, read_body
 from .command import WORKER_PROCESS_NAME
 
@@ -62,11 +62,12 @@ class RsgiFront:
         name_process(WORKER_PROCESS_NAME)
         die_with_parent(os.getppid())  # a worker never outlives its master
         admin.close_inherited()
+        cpu = affinity.pin_this_worker()  # before the app starts its threads: they inherit it
         self.app = self.load_app()
         from serving.metrics import CONNECTIONS_SHED  # the app has chosen the metrics folder
 
         self.shed_count = CONNECTIONS_SHED.inc
-        log.info("Booting worker", pid=os.getpid())  # after the app has set up logging
+        log.info("Booting worker", pid=os.getpid(), cpu=cpu)  # after the app has set up logging
         # Only now: a worker still loading its model must not look like the least busy one.
         if balance.LOADS is not None and not balance.LOADS.claim():
             log.warning("connection_balance_off", pid=os.getpid(),

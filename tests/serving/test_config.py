@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from serving.config import from_env, front_from_env, load
+from serving.config import PinWorkers, from_env, front_from_env, load
 from serving.errors import ConfigError
+from serving.front.affinity import should_pin
 
 
 def test_defaults():
@@ -97,3 +98,12 @@ def test_a_reload_token_file_no_client_could_send_is_refused_naming_it(tmp_path,
     with pytest.raises(ConfigError, match=r"^RELOAD_TOKEN_FILE .* must hold") as raised:
         from_env({"MODEL_ROOT": str(tmp_path), "RELOAD_TOKEN_FILE": str(token)})
     assert "s3cr" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("mode", "cpus", "workers", "pinned"), [
+    (PinWorkers.AUTO, 2, 2, True), (PinWorkers.AUTO, 64, 2, False), (PinWorkers.AUTO, 1, 2, False),
+    (PinWorkers.ON, 64, 2, True), (PinWorkers.ON, 1, 2, False), (PinWorkers.OFF, 2, 2, False)])
+def test_workers_are_pinned_only_with_a_cpu_for_each(mode, cpus, workers, pinned):
+    """auto: exactly one CPU per worker (an exclusive cpuset); true: enough of them; never two
+    workers on one CPU."""
+    assert should_pin(mode, cpus, workers) is pinned

@@ -23,6 +23,7 @@ def _front_env(tmp_path, **variables: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(("variable", "value"), [("FRONT_HEADER_TIMEOUT", "soon"),
                                                  ("WEB_CONCURRENCY", "0"),
+                                                 ("FRONT_PIN_WORKERS", "sometimes"),
                                                  ("FRONT_MAX_CONNECTIONS", "-5")])
 def test_a_bad_setting_stops_the_front_with_a_message_naming_it(tmp_path, variable, value):
     """Exit 2, the variable named, no traceback."""
@@ -98,6 +99,43 @@ def test_a_killed_worker_is_replaced_and_its_live_gauges_dropped(tmp_path, train
         assert server.session.get(server.url + "/metrics", timeout=10).status_code == 200
         left = [p.name for p in (tmp_path / "metrics").iterdir() if f"_{victim}.db" in p.name]
         assert left and not [name for name in left if name.startswith("gauge_live")], left
+    finally:
+        server.stop()
+
+
+def _cpus_of(pid: int) -> set[int]:
+    """The CPUs each thread of a process may run on, together (every thread's set is checked
+    to be the same)."""
+    sets = {frozenset(os.sched_getaffinity(thread.id)) for thread in psutil.Process(pid).threads()}
+    assert len(sets) == 1, f"threads of {pid} on different CPUs: {sets}"
+    return set(next(iter(sets)))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a CPU for each of 2 workers")
+def test_each_worker_runs_on_a_cpu_of_its_own_and_a_replacement_takes_the_dead_ones(
+        tmp_path, trained_models):
+    """FRONT_PIN_WORKERS=true: every thread of a worker on one CPU, another for each worker; a
+    worker killed and replaced leaves its CPU to the replacement, never doubling up."""
+    from tests.serving.conftest import CLASSIFIER, VALID
+    from tests.serving.server import start
+
+    server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline},
+                   FRONT_PIN_WORKERS="true")
+    try:
+        workers = server.worker_pids()
+        placed = {pid: _cpus_of(pid) for pid in workers}
+        assert all(len(cpus) == 1 for cpus in placed.values()), placed
+        assert len(set.union(*placed.values())) == 2, placed
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(server.worker_pids() - workers) == 1, 30, what="a new worker")
+        server.wait_for_version("1.0.0")
+        (replacement,) = server.worker_pids() - workers
+        assert _cpus_of(replacement) == placed[victim]
+        (survivor,) = workers - {victim}
+        assert _cpus_of(survivor) == placed[survivor]
+        assert server.session.post(server.url + "/api/v1/predict", json=VALID,
+                                   timeout=10).status_code == 200
     finally:
         server.stop()
 
