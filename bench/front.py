@@ -1,10 +1,11 @@
-"""Part 8: the serving front: six HTTP servers side by side, with and without slow clients.
+"""Part 8: the serving front: seven HTTP servers side by side, with and without slow clients.
 
 The same app and snapshot under: gunicorn sync workers (deployed before this part existed),
 gunicorn behind nginx in the pod (the front before granian), gunicorn with gevent workers,
 granian's own WSGI interface, and the chosen front: granian with the RSGI adapter that reads
 each body before the app runs (`python -m serving.front`), also without its connection balance
-(FRONT_BALANCE=false: kept-alive connections stay where the kernel's hash put them).
+(FRONT_BALANCE=false: kept-alive connections stay where the kernel's hash put them) and without
+pinning its workers to a CPU each (FRONT_PIN_WORKERS=false; auto pins them on 2 CPUs).
 Each gets a normal wrk load alone and then with 200 slow connections held (headers trickled,
 bodies trickled, idle after connect: tests.support.slow_clients); then single-prediction
 throughput in interleaved rounds, and memory (PSS of every process of the server).
@@ -40,6 +41,7 @@ CANDIDATES = {
     "gevent": "gunicorn, 2 gevent workers",
     "granian_wsgi": "granian WSGI, 2 workers x 1 thread",
     "front_unbalanced": "granian RSGI, 2 workers, FRONT_BALANCE=false",
+    "front_unpinned": "granian RSGI, 2 workers, FRONT_PIN_WORKERS=false",
     "front": "granian RSGI, 2 workers (chosen: serving.front)",
 }
 CHOSEN = "front"
@@ -53,6 +55,8 @@ def _start(processes: Processes, kind: str, root: Path) -> Process:
         return nginx_gunicorn(processes, kind, root)
     if kind == "front_unbalanced":
         return serving(processes, kind, root, FRONT_BALANCE="false")
+    if kind == "front_unpinned":
+        return serving(processes, kind, root, FRONT_PIN_WORKERS="false")
     options = ("--worker-class", "gevent", "--worker-connections", "1000") \
         if kind == "gevent" else ()
     return serving(processes, kind, root, front=kind == CHOSEN, options=options)

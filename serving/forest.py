@@ -57,10 +57,10 @@ class CompiledForest:
         return proba
 
     def positive_of_few(self, matrix: np.ndarray) -> list[float] | None:
-        """Each row's probability of the second class, for up to SMALL_BATCH rows without NaN
-        (None otherwise): the trees walked and scipy's expit computed in Python, same bits."""
-        if len(matrix) > SMALL_BATCH:
-            return None
+        """P(second class) of up to SMALL_BATCH rows without NaN, in Python; else None."""
+        # Same bits as predict_proba: the trees walked, scipy's expit done as scipy does it.
+        if matrix.ndim != 2 or matrix.shape[1] != self.width or len(matrix) > SMALL_BATCH:
+            return None  # predict_proba takes it (and refuses a wrong shape)
         rows = matrix.tolist()
         if any(value != value for row in rows for value in row):  # NaN: the compiled path
             return None

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sklearn
@@ -22,11 +23,13 @@ from .forest import compile_forest
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
 
 
-class Scoring(NamedTuple):
-    """How a predictor gets probabilities: the fastest exact predict_proba, and for a few rows
-    the compiled trees' second-class probabilities in Python (None: not compiled)."""
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """How a predictor gets probabilities: its fastest exact predict_proba, and a few rows'."""
 
     proba: Callable[[np.ndarray], np.ndarray]
+    # The compiled trees' second-class probabilities of a few rows, in Python (None: not
+    # compiled; it answers None for rows it does not take).
     few: Callable[[np.ndarray], list[float] | None] | None
 
     @property
@@ -50,8 +53,7 @@ def _best(proba: np.ndarray, classes: np.ndarray) -> tuple[list[str], list[float
 
 
 def _best_of_two(second: list[float], classes: np.ndarray) -> tuple[list[str], list[float]]:
-    """As _best, in Python, from each row's probability of the second of two classes (a few
-    rows: numpy's set-up per call costs more than the work)."""
+    """As _best, in Python, from each row's probability of the second of two classes."""
     labels, chosen = [], []
     for probability in second:
         first = 1 - probability  # as predict_proba's first column

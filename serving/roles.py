@@ -109,10 +109,8 @@ class Roles:
         return "canary-stopped" if tracking.guard.trip is not None else "canary"
 
     def predict(self, given: ModelInput, client_key: Callable[[], str]) -> Answer:
-        """Answer with the challenger for a canary client, else (or if it fails) the champion.
-
-        client_key names the client; it is called only while a canary runs.
-        """
+        """The challenger's answer for a canary client, else (or if it fails) the champion's."""
+        # client_key names the client: called only while a canary runs.
         champion = self.champion.require()
         tracking = self.tracking()
         if self.mode(tracking) == "canary" and in_canary(client_key(),

@@ -161,15 +161,16 @@ def _score_group(group: list[ShadowInput]) -> None:
 
 
 def checked_answers(answered: tuple[Any, Any], rows: int) -> tuple[list[str], list[float]]:
-    """A challenger's labels and probabilities as plain lists, one finite probability per
-    row; ValueError otherwise (numpy columns, float32, NaN would poison the figures)."""
+    """A challenger's answers as plain lists, probabilities rounded as the champion's."""
+    # One label and one finite probability per row, else ValueError: numpy columns would
+    # break the answer, NaN would poison the figures; float32 becomes a plain number.
     labels, probabilities = np.asarray(answered[0]), np.asarray(answered[1], dtype=np.float64)
     if labels.shape != (rows,) or probabilities.shape != (rows,):
         raise ValueError(f"answers of shapes {labels.shape} and {probabilities.shape} "
                          f"for {rows} rows")
     if not np.isfinite(probabilities).all():
         raise ValueError("probabilities that are not finite numbers")
-    return labels.astype(str).tolist(), probabilities.tolist()
+    return labels.astype(str).tolist(), np.round(probabilities, 6).tolist()
 
 
 def _yield_to_requests() -> None:

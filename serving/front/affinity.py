@@ -3,25 +3,28 @@
 A worker is two threads that hand every request to each other: granian's I/O thread and the
 Python thread running the app. On CPUs that are all busy (the workers, their I/O threads, the
 clients), each hand-over to a thread on another CPU waits for that CPU; with both threads of a
-worker on one CPU, it is a wake-up on the CPU already running. Measured side by side on 2 CPUs
-(docs/serving.md, "The front"): single-prediction p99 0.88x of the same front unpinned,
-throughput +2.6%. FRONT_PIN_WORKERS=auto pins only when the CPUs this process may run on number
-exactly WEB_CONCURRENCY (a pod with an exclusive cpuset, a machine of its own): on a shared pool
-of CPUs a pinned worker could not move away from a CPU another program keeps busy. The slots
+worker on one CPU, it is a wake-up on the CPU already running (bench part 8, docs/serving.md).
+FRONT_PIN_WORKERS=auto pins only when the CPUs this process may run on number exactly
+WEB_CONCURRENCY (an exclusive cpuset, or a node or machine of that size); with more CPUs than
+workers a pinned worker could not move away from a CPU another program keeps busy. The slots
 are mapped by the master before it forks; a replacement takes the CPU of the worker it replaces.
 """
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import mmap
-import multiprocessing
 import os
+import tempfile
 
 from serving.config import PinWorkers
 from serving.validator import process_alive
 
-TAKE_WAIT = 1.0  # seconds: a worker killed while taking a CPU must not stall its replacements
+SWEEPS = 5  # listings of this process's threads: one started while pinning is caught next time
+
+
+class NotPinned(Exception):
+    """Pinning was asked for and could not be done; the worker runs on any CPU."""
 
 
 def should_pin(mode: PinWorkers, cpus: int, workers: int) -> bool:
@@ -38,13 +41,14 @@ class CpuSlots:
         self.cpus = cpus
         self.memory = mmap.mmap(-1, 4 * len(cpus))  # anonymous and MAP_SHARED: one for all
         self.owners = memoryview(self.memory).cast("i")
-        self.lock = multiprocessing.Lock()
+        # A POSIX record lock belongs to the process holding it: the kernel drops it if that
+        # worker dies, where a semaphore would stay taken for every later worker.
+        self._lock_file = tempfile.TemporaryFile(prefix="serving-cpus-")  # noqa: SIM115 (kept open: the workers inherit it)
 
     def take(self) -> int | None:
         """A CPU no other live worker holds, now this process's; None if there is none."""
         pid = os.getpid()
-        if not self.lock.acquire(timeout=TAKE_WAIT):
-            return None
+        fcntl.lockf(self._lock_file, fcntl.LOCK_EX)
         try:
             for slot, cpu in enumerate(self.cpus):
                 owner = self.owners[slot]
@@ -53,7 +57,13 @@ class CpuSlots:
                     return cpu
             return None
         finally:
-            self.lock.release()
+            fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
+
+    def give_back(self, cpu: int) -> None:
+        """Free this process's CPU (its pinning failed)."""
+        slot = self.cpus.index(cpu)
+        if self.owners[slot] == os.getpid():
+            self.owners[slot] = 0
 
 
 SLOTS: CpuSlots | None = None
@@ -68,11 +78,35 @@ def share(mode: PinWorkers, workers: int) -> bool:
 
 
 def pin_this_worker() -> int | None:
-    """In a worker, before it starts threads of its own: take a CPU and run every thread of
-    this process on it (threads started later inherit it); the CPU, or None if not pinned."""
-    cpu = SLOTS.take() if SLOTS is not None else None
-    if cpu is not None:
-        for task in os.listdir("/proc/self/task"):  # granian's I/O thread is already running
-            with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                os.sched_setaffinity(int(task), {cpu})
+    """Run every thread of this worker on a CPU of its own: the CPU, None if not asked for;
+    NotPinned saying why if asked for and not done (call before the app starts threads)."""
+    if SLOTS is None:
+        return None
+    cpu = SLOTS.take()
+    if cpu is None:  # granian's reload starts new workers before the old ones stop
+        raise NotPinned("every CPU is held by a live worker")
+    try:
+        _set_all_threads({cpu})
+    except OSError as exc:  # a sandbox refusing sched_setaffinity, a cpuset changed since
+        SLOTS.give_back(cpu)
+        _set_all_threads(set(SLOTS.cpus), strict=False)
+        raise NotPinned(f"sched_setaffinity refused: {exc.strerror or exc}") from None
     return cpu
+
+
+def _set_all_threads(cpus: set[int], strict: bool = True) -> None:
+    """Each thread of this process on these CPUs, again until no new thread shows up."""
+    done: set[int] = set()
+    for _ in range(SWEEPS):
+        tasks = {int(task) for task in os.listdir("/proc/self/task")} - done
+        if not tasks:
+            return
+        for task in tasks:
+            try:
+                os.sched_setaffinity(task, cpus)
+            except ProcessLookupError:
+                pass  # the thread ended meanwhile
+            except OSError:
+                if strict:
+                    raise
+        done |= tasks

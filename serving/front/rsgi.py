@@ -62,12 +62,17 @@ class RsgiFront:
         name_process(WORKER_PROCESS_NAME)
         die_with_parent(os.getppid())  # a worker never outlives its master
         admin.close_inherited()
-        cpu = affinity.pin_this_worker()  # before the app starts its threads: they inherit it
+        try:
+            cpu, not_pinned = affinity.pin_this_worker(), None  # before the app's threads
+        except affinity.NotPinned as exc:
+            cpu, not_pinned = None, str(exc)
         self.app = self.load_app()
         from serving.metrics import CONNECTIONS_SHED  # the app has chosen the metrics folder
 
         self.shed_count = CONNECTIONS_SHED.inc
         log.info("Booting worker", pid=os.getpid(), cpu=cpu)  # after the app has set up logging
+        if not_pinned is not None:
+            log.warning("worker_not_pinned", pid=os.getpid(), reason=not_pinned)
         # Only now: a worker still loading its model must not look like the least busy one.
         if balance.LOADS is not None and not balance.LOADS.claim():
             log.warning("connection_balance_off", pid=os.getpid(),

@@ -64,8 +64,8 @@ def test_compiled_single_rows_are_bit_identical_to_predict_proba(pipeline, matri
 
 
 def test_served_labels_and_probabilities_equal_the_pipelines(pipeline, matrix):
-    """PipelinePredictor (compiled) gives the pipeline's labels and rounded probabilities,
-    for all rows at once (numpy) and a few at a time (in Python)."""
+    """PipelinePredictor (compiled): the pipeline's labels and rounded probabilities, in
+    numpy for all rows at once and in Python a few at a time."""
     predictor = PipelinePredictor(pipeline, matrix.shape[1])
     assert predictor.fast
     expected_labels = pipeline.predict(matrix).tolist()

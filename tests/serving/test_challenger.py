@@ -489,8 +489,7 @@ def test_nan_probabilities_count_as_failures_and_leave_the_figures_finite(both):
 
 @pytest.mark.parametrize("odd", [Columns, NaNs, Float32])
 def test_a_canary_client_gets_plain_finite_answers_whatever_the_challenger_returns(both, odd):
-    """Columns and NaN are the challenger's failure (the champion answers, the guard counts it);
-    float32 answers reach the client as plain numbers."""
+    """Columns, NaN: the champion answers, the guard counts an error; float32: plain numbers."""
     app = both(canary_percent=100.0)
     replace_predictor(app, odd(inner(app)))
     client = app.test_client()
@@ -499,6 +498,7 @@ def test_a_canary_client_gets_plain_finite_answers_whatever_the_challenger_retur
     for answer in answers:
         body = json.loads(answer.get_data(as_text=True), parse_constant=pytest.fail)
         assert body["label"] in ("Gold", "Silver") and 0.5 <= body["probability"] <= 1.0
+        assert body["probability"] == round(body["probability"], 6), "rounded as the champion's"
     roles = {a.headers["X-Model-Role"] for a in answers}
     window = challenger_of(client)["challenger"]["canary"]["window"]
     if odd is Float32:
