@@ -1,0 +1,59 @@
+"""CPU slots of the front's workers: taken once, freed by death or a refused pin, never shared."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from serving.front import affinity
+
+
+@pytest.fixture
+def slots(monkeypatch):
+    """Slots for two CPUs, as the master maps them (this process plays the workers)."""
+    shared = affinity.CpuSlots([0, 1])
+    monkeypatch.setattr(affinity, "SLOTS", shared)
+    return shared
+
+
+def _take_in_child(slots: affinity.CpuSlots) -> int:
+    """The CPU a forked worker takes before it exits (-1: none)."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: take, report, die without cleanup (as a killed worker)
+        taken = slots.take()
+        os.write(writer, str(-1 if taken is None else taken).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    taken = int(os.read(reader, 16))
+    os.close(reader)
+    return taken
+
+
+def test_a_dead_workers_cpu_is_taken_by_the_next_one_and_a_live_ones_never(slots):
+    assert _take_in_child(slots) == 0
+    assert _take_in_child(slots) == 0, "the first child is dead: its CPU is free again"
+    assert slots.take() == 0
+    assert _take_in_child(slots) == 1, "CPU 0 is held by a live process (this one)"
+    assert slots.take() == 0, "taking again keeps one's own CPU"
+
+
+def test_every_cpu_held_by_live_workers_is_said_not_pinned(slots):
+    slots.owners[0], slots.owners[1] = os.getppid(), os.getppid()
+    with pytest.raises(affinity.NotPinned, match="every CPU is held"):
+        affinity.pin_this_worker()
+
+
+def test_a_refused_pin_frees_the_cpu_and_says_why(slots, monkeypatch):
+    before = os.sched_getaffinity(0)
+
+    def refuse(task, cpus):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    with pytest.raises(affinity.NotPinned, match="sched_setaffinity refused: Operation not"):
+        affinity.pin_this_worker()
+    assert list(slots.owners) == [0, 0], "the CPU is free for another worker"
+    assert os.sched_getaffinity(0) == before
