@@ -72,6 +72,9 @@ SLOTS: CpuSlots | None = None
 def share(mode: PinWorkers, workers: int) -> bool:
     """In the master, before the fork: map the CPU slots if workers are to be pinned."""
     global SLOTS
+    if not hasattr(os, "sched_setaffinity"):  # not Linux: the OS places the threads
+        SLOTS = None
+        return False
     cpus = sorted(os.sched_getaffinity(0))
     SLOTS = CpuSlots(cpus) if should_pin(mode, len(cpus), workers) else None
     return SLOTS is not None

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from serving.config import PinWorkers
 from serving.front import affinity
 
 
@@ -57,3 +58,11 @@ def test_a_refused_pin_frees_the_cpu_and_says_why(slots, monkeypatch):
         affinity.pin_this_worker()
     assert list(slots.owners) == [0, 0], "the CPU is free for another worker"
     assert os.sched_getaffinity(0) == before
+
+
+def test_without_cpu_affinity_calls_nothing_is_pinned(monkeypatch):
+    """An OS without sched_setaffinity (macOS): the front starts, its workers unpinned."""
+    monkeypatch.delattr(os, "sched_setaffinity")
+    monkeypatch.setattr(affinity, "SLOTS", None)
+    assert affinity.share(PinWorkers.ON, 1) is False
+    assert affinity.pin_this_worker() is None
