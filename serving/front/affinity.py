@@ -12,13 +12,11 @@ are mapped by the master before it forks; a replacement takes the CPU of the wor
 
 from __future__ import annotations
 
-import fcntl
-import mmap
 import os
-import tempfile
 
 from serving.config import PinWorkers
-from serving.validator import process_alive
+
+from .slots import WorkerSlots
 
 SWEEPS = 5  # listings of this process's threads: one started while pinning is caught next time
 
@@ -35,35 +33,21 @@ def should_pin(mode: PinWorkers, cpus: int, workers: int) -> bool:
 
 
 class CpuSlots:
-    """Which worker holds each CPU: one pid per CPU, in memory shared by the workers."""
+    """Which worker holds each CPU: a worker slot per CPU (serving.front.slots)."""
 
     def __init__(self, cpus: list[int]):
         self.cpus = cpus
-        self.memory = mmap.mmap(-1, 4 * len(cpus))  # anonymous and MAP_SHARED: one for all
-        self.owners = memoryview(self.memory).cast("i")
-        # A POSIX record lock belongs to the process holding it: the kernel drops it if that
-        # worker dies, where a semaphore would stay taken for every later worker.
-        self._lock_file = tempfile.TemporaryFile(prefix="serving-cpus-")  # noqa: SIM115 (kept open: the workers inherit it)
+        self.shared = WorkerSlots(len(cpus))
+        self.owners = self.shared.cells
 
     def take(self) -> int | None:
         """A CPU no other live worker holds, now this process's; None if there is none."""
-        pid = os.getpid()
-        fcntl.lockf(self._lock_file, fcntl.LOCK_EX)
-        try:
-            for slot, cpu in enumerate(self.cpus):
-                owner = self.owners[slot]
-                if owner in (0, pid) or not process_alive(owner):
-                    self.owners[slot] = pid
-                    return cpu
-            return None
-        finally:
-            fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
+        slot = self.shared.take()
+        return None if slot is None else self.cpus[slot]
 
     def give_back(self, cpu: int) -> None:
         """Free this process's CPU (its pinning failed)."""
-        slot = self.cpus.index(cpu)
-        if self.owners[slot] == os.getpid():
-            self.owners[slot] = 0
+        self.shared.give_back(self.cpus.index(cpu))
 
 
 SLOTS: CpuSlots | None = None

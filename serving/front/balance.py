@@ -16,12 +16,11 @@ claims its slot once its app is built, so a worker still loading never looks lea
 
 from __future__ import annotations
 
-import mmap
-import multiprocessing
-import os
 import time
 
 from serving.validator import process_alive
+
+from .slots import WorkerSlots
 
 WINDOW = 0.5  # seconds: a connection quiet for longer no longer counts (nor loads)
 SHED_GAP = 2  # moving one connection from a worker 2 ahead evens the counts; 1 would only swap
@@ -29,7 +28,6 @@ JUDGE_EVERY = 0.02  # seconds between two looks at the counts; a gap must be see
 # After a shed, the moved connection counts on its new worker only from its second request
 # there: judging again at once would shed more than half the gap.
 SHED_PAUSE = 0.1
-CLAIM_WAIT = 1.0  # seconds: a worker killed while claiming must not stall its replacements
 
 
 class WorkerLoads:
@@ -37,9 +35,8 @@ class WorkerLoads:
 
     def __init__(self, slots: int):
         self.slots = slots
-        self.memory = mmap.mmap(-1, slots * 8)  # anonymous and MAP_SHARED: one for all
-        self.cells = memoryview(self.memory).cast("i")
-        self.claim_lock = multiprocessing.Lock()
+        self.shared = WorkerSlots(slots, fields=2)  # (pid, count) per worker
+        self.cells = self.shared.cells
         self.mine: int | None = None
         self.seen: dict[str, float] = {}  # connection -> when it last sent a request
         self.kept: set[str] = set()  # those of them past their first request
@@ -49,22 +46,8 @@ class WorkerLoads:
     def claim(self) -> bool:
         """Take a free slot (or a dead worker's) for this process, once it is ready to serve;
         False if none could be had (this worker then never sheds)."""
-        pid, cells = os.getpid(), self.cells
-        if not self.claim_lock.acquire(timeout=CLAIM_WAIT):
-            return False
-        try:
-            for slot in range(self.slots):  # a dead worker's count must not count as the least
-                owner = cells[2 * slot]
-                if owner and (owner == pid or not process_alive(owner)):
-                    cells[2 * slot] = cells[2 * slot + 1] = 0
-            for slot in range(self.slots):
-                if cells[2 * slot] == 0:
-                    cells[2 * slot], cells[2 * slot + 1] = pid, 0
-                    self.mine = slot
-                    return True
-            return False
-        finally:
-            self.claim_lock.release()
+        self.mine = self.shared.take()
+        return self.mine is not None
 
     def should_shed(self, connection: str) -> bool:
         """Note a request on this connection; whether to close it after its answer."""
@@ -115,8 +98,8 @@ LOADS: WorkerLoads | None = None
 def share(workers: int) -> None:
     """In the master, before the fork: map the slots every worker will use.
 
-    OSError if the shared lock cannot be made (no writable /dev/shm): the caller serves
-    without the balance.
+    OSError if the slots' lock file cannot be made (no writable temporary folder): the caller
+    serves without the balance.
     """
     global LOADS
     LOADS = WorkerLoads(slots=2 * workers)  # room for a replacement before the dead is reaped
