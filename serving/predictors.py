@@ -100,7 +100,18 @@ def _confirm(fast: Any, estimator: Any, matrix: np.ndarray) -> bool:
     return np.array_equal(fast(matrix), expected) and np.array_equal(rows, expected)
 
 
-class PipelinePredictor:
+class _Scored:
+    """What both layouts share: how they get probabilities, and whether it is compiled."""
+
+    _scoring: Scoring
+
+    @property
+    def fast(self) -> bool:
+        """Whether the compiled trees answer (not the estimator's own predict_proba)."""
+        return self._scoring.fast
+
+
+class PipelinePredictor(_Scored):
     """Our layout: an estimator taking the feature matrix, whose classes_ are label names."""
 
     def __init__(self, estimator: Any, width: int):
@@ -113,11 +124,6 @@ class PipelinePredictor:
     def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
         """Labels and their probabilities, one model call for all rows."""
         return self._scoring.best(matrix, self.classes)
-
-    @property
-    def fast(self) -> bool:
-        """Whether the compiled trees answer (not the estimator's own predict_proba)."""
-        return self._scoring.fast
 
     def confirm_fast(self, matrix: np.ndarray) -> None:
         """Keep the compiled path only if it answers these rows exactly as the estimator."""
@@ -134,7 +140,7 @@ def _only_step(estimator: Any) -> Any:
     return working[0] if len(working) == 1 else estimator
 
 
-class SeedPredictor:
+class SeedPredictor(_Scored):
     """The seed's layout: standard-scale, classify, decode the class with the target encoder."""
 
     def __init__(self, model: Any, scaler: Any, label_encoder: Any, width: int):
@@ -151,11 +157,6 @@ class SeedPredictor:
     def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
         """Labels and their probabilities, one model call for all rows."""
         return self._scoring.best(self._scaled(matrix), self.classes)
-
-    @property
-    def fast(self) -> bool:
-        """Whether the compiled trees answer (not the classifier's own predict_proba)."""
-        return self._scoring.fast
 
     def _scaled(self, matrix: np.ndarray) -> np.ndarray:
         if self._mean is not None:
