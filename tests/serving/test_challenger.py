@@ -428,23 +428,25 @@ class Float32:
         return np.array(labels, dtype=object), np.asarray(probabilities, dtype=np.float32)
 
 
+# Answers no predictor should give, each built from the real (labels, probabilities).
+ODD_ANSWERS = {
+    "huge probability": lambda labels, probs: (labels, [1e308] * len(labels)),
+    "above one": lambda labels, probs: (labels, [1.5] * len(labels)),
+    "negative": lambda labels, probs: (labels, [-0.25] * len(labels)),
+    "None": lambda labels, probs: None,
+    "one item": lambda labels, probs: (labels,),
+    "three items": lambda labels, probs: (labels, probs, probs),
+    "text probabilities": lambda labels, probs: (labels, ["high"] * len(labels)),
+    "generators": lambda labels, probs: (iter(labels), iter(probs)),
+    "huge lists": lambda labels, probs: (labels * 100_000, probs * 100_000),
+}
+
+
 class Odd:
     """An answer no predictor should give, built from the real one by `shape`."""
 
-    shapes = {
-        "huge probability": lambda labels, probs: (labels, [1e308] * len(labels)),
-        "above one": lambda labels, probs: (labels, [1.5] * len(labels)),
-        "negative": lambda labels, probs: (labels, [-0.25] * len(labels)),
-        "None": lambda labels, probs: None,
-        "one item": lambda labels, probs: (labels,),
-        "three items": lambda labels, probs: (labels, probs, probs),
-        "text probabilities": lambda labels, probs: (labels, ["high"] * len(labels)),
-        "generators": lambda labels, probs: (iter(labels), iter(probs)),
-        "huge lists": lambda labels, probs: (labels * 100_000, probs * 100_000),
-    }
-
     def __init__(self, wrapped, shape):
-        self.wrapped, self.shape = wrapped, self.shapes[shape]
+        self.wrapped, self.shape = wrapped, ODD_ANSWERS[shape]
 
     def predict(self, matrix):
         labels, probabilities = self.wrapped.predict(matrix)
@@ -530,7 +532,7 @@ def test_a_canary_client_gets_plain_finite_answers_whatever_the_challenger_retur
         assert roles == {"champion"} and window["errors"] == 4
 
 
-@pytest.mark.parametrize("shape", sorted(Odd.shapes))
+@pytest.mark.parametrize("shape", sorted(ODD_ANSWERS))
 def test_a_canary_client_gets_a_probability_between_0_and_1_whatever_the_challenger_gives(
         both, shape):
     """Not a pair of one label and one probability in [0, 1] per row: the champion answers."""
