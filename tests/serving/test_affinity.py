@@ -100,3 +100,18 @@ def test_cpus_with_gaps_in_their_numbers_are_the_slots(monkeypatch):
     assert affinity.share(PinWorkers.AUTO, 2) is True
     assert affinity.SLOTS.cpus == [1, 3]
     assert affinity.share(PinWorkers.ON, 3) is False, "more workers than CPUs: none pinned"
+
+
+def test_threads_that_cannot_be_listed_are_said_not_pinned(slots, monkeypatch):
+    """No /proc/self/task (a sandbox): NotPinned and the CPU freed, not a worker that dies."""
+    listdir = os.listdir
+
+    def no_proc(path="."):
+        if str(path).startswith("/proc"):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", no_proc)
+    with pytest.raises(affinity.NotPinned):
+        affinity.pin_this_worker()
+    assert list(slots.owners) == [0, 0]
