@@ -85,7 +85,10 @@ def pin_this_worker() -> int | None:
     NotPinned saying why if asked for and not done (call before the app starts threads)."""
     if SLOTS is None:
         return None
-    cpu = SLOTS.take()
+    try:
+        cpu = SLOTS.take()
+    except OSError as exc:  # the lock refused (ENOLCK on some file systems): serve unpinned
+        raise NotPinned(f"the CPU slots' lock failed: {exc.strerror or exc}") from None
     if cpu is None:  # granian's reload starts new workers before the old ones stop
         raise NotPinned("every CPU is held by a live worker")
     try:

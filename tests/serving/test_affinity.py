@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -113,5 +114,17 @@ def test_threads_that_cannot_be_listed_are_said_not_pinned(slots, monkeypatch):
 
     monkeypatch.setattr(os, "listdir", no_proc)
     with pytest.raises(affinity.NotPinned):
+        affinity.pin_this_worker()
+    assert list(slots.owners) == [0, 0]
+
+
+def test_a_refused_lock_is_said_not_pinned(slots, monkeypatch):
+    """The slots' record lock refused (ENOLCK): NotPinned naming it, not a dead worker."""
+
+    def refuse(fd, cmd, *args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", refuse)
+    with pytest.raises(affinity.NotPinned, match="the CPU slots' lock failed: No locks"):
         affinity.pin_this_worker()
     assert list(slots.owners) == [0, 0]
