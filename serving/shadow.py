@@ -162,14 +162,18 @@ def _score_group(group: list[ShadowInput]) -> None:
 
 def checked_answers(answered: tuple[Any, Any], rows: int) -> tuple[list[str], list[float]]:
     """A challenger's answers as plain lists, probabilities rounded as the champion's."""
-    # One label and one finite probability per row, else ValueError: numpy columns would
-    # break the answer, NaN would poison the figures; float32 becomes a plain number.
+    # A pair of one label and one probability in [0, 1] per row, else ValueError: numpy
+    # columns would break the answer, NaN would poison the figures, 1e308 rounds to inf (not
+    # JSON); float32 becomes a plain number.
+    if not isinstance(answered, tuple | list) or len(answered) != 2:
+        raise ValueError(f"an answer of type {type(answered).__name__}, not (labels, "
+                         "probabilities)")
     labels, probabilities = np.asarray(answered[0]), np.asarray(answered[1], dtype=np.float64)
     if labels.shape != (rows,) or probabilities.shape != (rows,):
         raise ValueError(f"answers of shapes {labels.shape} and {probabilities.shape} "
                          f"for {rows} rows")
-    if not np.isfinite(probabilities).all():
-        raise ValueError("probabilities that are not finite numbers")
+    if not ((probabilities >= 0) & (probabilities <= 1)).all():  # NaN fails both
+        raise ValueError("probabilities that are not numbers from 0 to 1")
     return labels.astype(str).tolist(), np.round(probabilities, 6).tolist()
 
 

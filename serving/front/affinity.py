@@ -69,7 +69,10 @@ def pin_this_worker() -> int | None:
     NotPinned saying why if asked for and not done (call before the app starts threads)."""
     if SLOTS is None:
         return None
-    cpu = SLOTS.take()
+    try:
+        cpu = SLOTS.take()
+    except OSError as exc:  # the lock refused (ENOLCK on some file systems): serve unpinned
+        raise NotPinned(f"the CPU slots' lock failed: {exc.strerror or exc}") from None
     if cpu is None:  # granian's reload starts new workers before the old ones stop
         raise NotPinned("every CPU is held by a live worker")
     try:
@@ -85,7 +88,12 @@ def _set_all_threads(cpus: set[int], strict: bool = True) -> None:
     """Each thread of this process on these CPUs, again until no new thread shows up."""
     done: set[int] = set()
     for _ in range(SWEEPS):
-        tasks = {int(task) for task in os.listdir("/proc/self/task")} - done
+        try:
+            tasks = {int(task) for task in os.listdir("/proc/self/task")} - done
+        except OSError:  # no /proc (a sandbox): the threads cannot be listed
+            if strict:
+                raise
+            return
         if not tasks:
             return
         for task in tasks:

@@ -150,3 +150,33 @@ def test_a_compiled_path_that_disagrees_is_dropped(pipeline, matrix, monkeypatch
     predictor.confirm_fast(matrix[:50])
     assert not predictor.fast
     assert predictor.predict(matrix[:50])[0] == pipeline.predict(matrix[:50]).tolist()
+
+
+EXTREMES = [1e308, -1e308, 5e-324, -5e-324, 2.2250738585072014e-308, -0.0, float("inf"),
+            float("-inf")]
+
+
+@pytest.mark.parametrize("rows", [1, 8, 9])
+def test_extreme_values_get_the_same_bits_in_python_and_in_numpy(pipeline, matrix, rows):
+    """Huge, subnormal, signed-zero and infinite features (past validation's ranges): the
+    few-rows walk answers what the trees' compiled predictors answer, bit for bit."""
+    compiled = forest.compile_forest(pipeline.steps[-1][1])
+    for column in range(compiled.width):
+        for value in EXTREMES:
+            odd = matrix[:rows].copy()
+            odd[:, column] = value
+            assert np.array_equal(compiled.predict_proba(odd)[:, 1],
+                                  expit(compiled._raw_compiled(odd))), (column, value)
+
+
+@pytest.mark.parametrize("rows", [1, 8, 9])
+def test_extreme_finite_values_are_served_as_the_pipeline_answers(pipeline, matrix, rows):
+    """Labels and rounded probabilities of the served path equal the pipeline's, 8 rows in
+    Python and 9 in numpy alike."""
+    predictor = PipelinePredictor(pipeline, matrix.shape[1])
+    for column in range(matrix.shape[1]):
+        for value in EXTREMES[:6]:
+            odd = matrix[:rows].copy()
+            odd[:, column] = value
+            expected = np.round(pipeline.predict_proba(odd).max(axis=1), 6).tolist()
+            assert predictor.predict(odd) == (pipeline.predict(odd).tolist(), expected)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import signal
+import threading
+import time
 
 import pytest
 
@@ -66,3 +71,60 @@ def test_without_cpu_affinity_calls_nothing_is_pinned(monkeypatch):
     monkeypatch.setattr(affinity, "SLOTS", None)
     assert affinity.share(PinWorkers.ON, 1) is False
     assert affinity.pin_this_worker() is None
+
+
+def test_a_worker_killed_while_holding_the_slots_lock_leaves_it_free(slots):
+    """SIGKILL inside take()'s lock: the kernel drops the lock, the next worker is not stuck."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: hold the lock and wait to be killed
+        fcntl.lockf(slots._lock_file, fcntl.LOCK_EX)
+        os.write(writer, b"locked")
+        time.sleep(60)
+        os._exit(0)
+    os.close(writer)
+    assert os.read(reader, 16) == b"locked"
+    os.close(reader)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    taken: list[int | None] = []
+    taker = threading.Thread(target=lambda: taken.append(slots.take()), daemon=True)
+    taker.start()
+    taker.join(10)
+    assert taken == [0], "take() waited on a dead worker's lock"
+
+
+def test_cpus_with_gaps_in_their_numbers_are_the_slots(monkeypatch):
+    """A cpuset such as 1,3 (taskset -c 1,3): the workers get CPUs 1 and 3, not 0 and 1."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1})
+    monkeypatch.setattr(affinity, "SLOTS", None)
+    assert affinity.share(PinWorkers.AUTO, 2) is True
+    assert affinity.SLOTS.cpus == [1, 3]
+    assert affinity.share(PinWorkers.ON, 3) is False, "more workers than CPUs: none pinned"
+
+
+def test_threads_that_cannot_be_listed_are_said_not_pinned(slots, monkeypatch):
+    """No /proc/self/task (a sandbox): NotPinned and the CPU freed, not a worker that dies."""
+    listdir = os.listdir
+
+    def no_proc(path="."):
+        if str(path).startswith("/proc"):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", no_proc)
+    with pytest.raises(affinity.NotPinned):
+        affinity.pin_this_worker()
+    assert list(slots.owners) == [0, 0]
+
+
+def test_a_refused_lock_is_said_not_pinned(slots, monkeypatch):
+    """The slots' record lock refused (ENOLCK): NotPinned naming it, not a dead worker."""
+
+    def refuse(fd, cmd, *args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", refuse)
+    with pytest.raises(affinity.NotPinned, match="the CPU slots' lock failed: No locks"):
+        affinity.pin_this_worker()
+    assert list(slots.owners) == [0, 0]

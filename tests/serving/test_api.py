@@ -241,3 +241,26 @@ def test_a_header_value_serving_cannot_write_becomes_a_placeholder(value):
     """Whatever slipped past the loader, a prediction never fails on its headers."""
     assert header_safe(value) == "invalid"
     assert header_safe("1.2.3-rc.1") == "1.2.3-rc.1"
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 5e-324, -5e-324, -0.0])
+def test_extreme_numbers_are_predicted_or_named_never_a_500(client, value):
+    """Huge, subnormal and signed-zero features: a plain answer in range, or 400 naming them."""
+    for field in ("carat", "depth", "table", "price", "x", "y", "z"):
+        response = client.post("/api/v1/predict", json={**VALID, field: value})
+        assert response.status_code in (200, 400), (field, response.get_data(as_text=True))
+        body = json.loads(response.get_data(as_text=True), parse_constant=pytest.fail)
+        if response.status_code == 200:
+            assert 0.5 <= body["probability"] <= 1.0
+        else:
+            assert fields_of(response) == [field]
+
+
+@pytest.mark.parametrize("rows", [8, 9])
+def test_a_batch_of_eight_or_nine_answers_as_the_single_predictions(client, rows):
+    """Eight rows (the Python walk) and nine (numpy): each as its own single prediction."""
+    instances = [{**VALID, "depth": 58.0 + i, "carat": 0.3 + 0.4 * i} for i in range(rows)]
+    batch = client.post("/api/v1/predict", json={"instances": instances}).get_json()
+    singles = [client.post("/api/v1/predict", json=i).get_json() for i in instances]
+    assert [(p["label"], p["probability"]) for p in batch["predictions"]] == \
+        [(s["label"], s["probability"]) for s in singles]

@@ -428,6 +428,31 @@ class Float32:
         return np.array(labels, dtype=object), np.asarray(probabilities, dtype=np.float32)
 
 
+# Answers no predictor should give, each built from the real (labels, probabilities).
+ODD_ANSWERS = {
+    "huge probability": lambda labels, probs: (labels, [1e308] * len(labels)),
+    "above one": lambda labels, probs: (labels, [1.5] * len(labels)),
+    "negative": lambda labels, probs: (labels, [-0.25] * len(labels)),
+    "None": lambda labels, probs: None,
+    "one item": lambda labels, probs: (labels,),
+    "three items": lambda labels, probs: (labels, probs, probs),
+    "text probabilities": lambda labels, probs: (labels, ["high"] * len(labels)),
+    "generators": lambda labels, probs: (iter(labels), iter(probs)),
+    "huge lists": lambda labels, probs: (labels * 100_000, probs * 100_000),
+}
+
+
+class Odd:
+    """An answer no predictor should give, built from the real one by `shape`."""
+
+    def __init__(self, wrapped, shape):
+        self.wrapped, self.shape = wrapped, ODD_ANSWERS[shape]
+
+    def predict(self, matrix):
+        labels, probabilities = self.wrapped.predict(matrix)
+        return self.shape(list(labels), list(probabilities))
+
+
 class ExitsOnce:
     """SystemExit on its first call, once released; its real answers after."""
 
@@ -505,6 +530,20 @@ def test_a_canary_client_gets_plain_finite_answers_whatever_the_challenger_retur
         assert roles == {"challenger"} and window["errors"] == 0
     else:
         assert roles == {"champion"} and window["errors"] == 4
+
+
+@pytest.mark.parametrize("shape", sorted(ODD_ANSWERS))
+def test_a_canary_client_gets_a_probability_between_0_and_1_whatever_the_challenger_gives(
+        both, shape):
+    """Not a pair of one label and one probability in [0, 1] per row: the champion answers."""
+    app = both(canary_percent=100.0)
+    replace_predictor(app, Odd(inner(app), shape))
+    client = app.test_client()
+    answer = predict(client, "c0")
+    assert answer.status_code == 200
+    body = json.loads(answer.get_data(as_text=True), parse_constant=pytest.fail)
+    assert body["label"] in ("Gold", "Silver") and 0.5 <= body["probability"] <= 1.0
+    assert answer.headers["X-Model-Role"] == "champion"
 
 
 def test_a_challenger_raising_systemexit_loses_no_input(both):
