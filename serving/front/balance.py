@@ -46,7 +46,10 @@ class WorkerLoads:
     def claim(self) -> bool:
         """Take a free slot (or a dead worker's) for this process, once it is ready to serve;
         False if none could be had (this worker then never sheds)."""
-        self.mine = self.shared.take()
+        try:
+            self.mine = self.shared.take()
+        except OSError:  # the slots' lock refused (ENOLCK on some file systems)
+            self.mine = None
         return self.mine is not None
 
     def should_shed(self, connection: str) -> bool:

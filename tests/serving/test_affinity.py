@@ -78,7 +78,7 @@ def test_a_worker_killed_while_holding_the_slots_lock_leaves_it_free(slots):
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: hold the lock and wait to be killed
-        fcntl.lockf(slots._lock_file, fcntl.LOCK_EX)
+        fcntl.lockf(slots.shared._lock_file, fcntl.LOCK_EX)
         os.write(writer, b"locked")
         time.sleep(60)
         os._exit(0)

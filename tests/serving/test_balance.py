@@ -139,3 +139,17 @@ def test_a_dead_workers_slot_is_taken_over_and_its_count_forgotten(monkeypatch):
     assert [look(), look()] == [False, True] and loads.cells[1] == 8
     clock[0] += 0.01
     assert not loads.should_shed(connections[1])
+
+
+def test_a_refused_slots_lock_leaves_the_worker_serving_without_the_balance(monkeypatch):
+    """The slots' record lock refused (ENOLCK): claim() is False (logged), never a crash."""
+    import errno
+    import fcntl
+
+    def refuse(fd, cmd, *args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    loads = WorkerLoads(slots=2)
+    monkeypatch.setattr(fcntl, "lockf", refuse)
+    assert loads.claim() is False and loads.mine is None
+    assert loads.should_shed("127.0.0.1:5000") is False
