@@ -8,8 +8,6 @@ the object's CRC32C by the library itself.
 
 from __future__ import annotations
 
-from typing import Any
-
 import requests
 import urllib3
 from google.api_core import exceptions as api_errors
@@ -18,7 +16,7 @@ from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
 from .errors import RemoteAssetRefused, RemoteStoreError
-from .object_stores import PinChanged, RemoteObject, Sink, Stat, refused, retry
+from .object_stores import ErrorMap, PinChanged, RemoteObject, Sink, Stat, refused, retry
 
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
              auth_errors.TransportError, InvalidResponse, urllib3.exceptions.HTTPError,
@@ -58,27 +56,20 @@ class GcsStore:
                                   checksum=None if start else "auto")
 
 
-class _mapped:
-    """Turns google's errors into the sidecar's, naming the asset."""
+class _mapped(ErrorMap):
+    """Turns google's errors into the sidecar's."""
 
-    def __init__(self, obj: RemoteObject, what: str):
-        self.obj, self.what = obj, what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> bool:
-        if exc is None:
-            return False
+    def translate(self, exc: BaseException) -> BaseException | None:
+        """PinChanged on 412 or bad checksum; RemoteStoreError when final; else Retryable."""
         if isinstance(exc, api_errors.PreconditionFailed | DataCorruption):
-            raise PinChanged(type(exc).__name__) from exc
+            return PinChanged(type(exc).__name__)
         if isinstance(exc, api_errors.GoogleAPICallError):
             final = refused(self.what, self.obj, exc.code, type(exc).__name__)
-            raise (final or retry(self.what, f"GCS answered HTTP {exc.code}")) from exc
+            return final or retry(self.what, f"GCS answered HTTP {exc.code}")
         if isinstance(exc, auth_errors.DefaultCredentialsError | auth_errors.RefreshError):
-            raise RemoteStoreError(f"{self.what} ({self.obj.uri}): no usable Google "
-                                   f"credentials ({type(exc).__name__}): give the sidecar "
-                                   "Workload Identity or GOOGLE_APPLICATION_CREDENTIALS") from exc
+            return RemoteStoreError(f"{self.what} ({self.obj.uri}): no usable Google "
+                                    f"credentials ({type(exc).__name__}): give the sidecar "
+                                    "Workload Identity or GOOGLE_APPLICATION_CREDENTIALS")
         if isinstance(exc, TRANSIENT):
-            raise retry(self.what, f"GCS transfer failed: {type(exc).__name__}") from exc
-        return False
+            return retry(self.what, f"GCS transfer failed: {type(exc).__name__}")
+        return None

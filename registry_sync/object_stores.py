@@ -110,6 +110,25 @@ class ObjectStores:
                 f"comet-registry-sync[{extra}] (the sidecar image has it)") from None
 
 
+class ErrorMap:
+    """A `with` block that turns a store client's errors into the sidecar's, naming the asset."""
+
+    def __init__(self, obj: RemoteObject, what: str):
+        self.obj, self.what = obj, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> bool:
+        if exc is not None and (mapped := self.translate(exc)) is not None:
+            raise mapped from exc
+        return False
+
+    def translate(self, exc: BaseException) -> BaseException | None:
+        """The sidecar's error for a client's, or None to let it through."""
+        raise NotImplementedError
+
+
 def refused(what: str, obj: RemoteObject, status: Any, reason: str) -> RemoteStoreError | None:
     """The error of a store's HTTP status for an object, or None when worth retrying."""
     where = f"{what} ({obj.uri}{'' if obj.version is None else ' version ' + obj.version})"

@@ -16,7 +16,6 @@ deadline from being checked.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
@@ -30,7 +29,16 @@ from minio.credentials.providers import (
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 from .errors import RemoteStoreError
-from .object_stores import PinChanged, RemoteObject, S3Settings, Sink, Stat, refused, retry
+from .object_stores import (
+    ErrorMap,
+    PinChanged,
+    RemoteObject,
+    S3Settings,
+    Sink,
+    Stat,
+    refused,
+    retry,
+)
 from .transfer import CHUNK_SIZE
 
 AWS_ENDPOINT = "https://s3.amazonaws.com"
@@ -73,30 +81,23 @@ class S3Store:
                 response.release_conn()
 
 
-class _mapped:
-    """Turns the MinIO client's and urllib3's errors into the sidecar's, naming the asset."""
+class _mapped(ErrorMap):
+    """Turns the MinIO client's and urllib3's errors into the sidecar's."""
 
-    def __init__(self, obj: RemoteObject, what: str):
-        self.obj, self.what = obj, what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> bool:
-        if exc is None:
-            return False
+    def translate(self, exc: BaseException) -> BaseException | None:
+        """PinChanged on 412; RemoteStoreError when final; Retryable when worth retrying."""
         if isinstance(exc, S3Error | InvalidResponseError):
             status = exc.response.status if isinstance(exc, S3Error) else exc._code
             code = exc.code if isinstance(exc, S3Error) else ""
             if status == 412:
-                raise PinChanged(str(code)) from exc
+                return PinChanged(str(code))
             final = refused(self.what, self.obj, status, str(code or ""))
-            raise (final or retry(self.what, f"S3 answered HTTP {status} {code}")) from exc
+            return final or retry(self.what, f"S3 answered HTTP {status} {code}")
         if isinstance(exc, ServerError):
-            raise retry(self.what, f"S3 answered HTTP {exc.status_code}") from exc
+            return retry(self.what, f"S3 answered HTTP {exc.status_code}")
         if isinstance(exc, ValueError) and "credential" in str(exc).lower():
-            raise RemoteStoreError(f"{self.what} ({self.obj.uri}): no AWS credentials: give "
-                                   "the sidecar a role (IRSA) or keys") from exc
+            return RemoteStoreError(f"{self.what} ({self.obj.uri}): no AWS credentials: give "
+                                    "the sidecar a role (IRSA) or keys")
         if isinstance(exc, MinioException | urllib3.exceptions.HTTPError | OSError):
-            raise retry(self.what, f"S3 transfer failed: {type(exc).__name__}") from exc
-        return False
+            return retry(self.what, f"S3 transfer failed: {type(exc).__name__}")
+        return None
