@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test min-deps lint bench clean system-deps
+.PHONY: demo test min-deps lint bench peers clean system-deps
 MIN_VENV := .venv-min
 # what exercises each direct dependency: client + retries, loader + fast path, Flask API, the front,
 # the Kubernetes client, the local registry
@@ -32,6 +32,17 @@ $(STORES_VENV)/.installed: tests/support/stores-requirements.txt
 	$(STORES_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 	    -r tests/support/stores-requirements.txt
 	touch $@
+
+# The peers of bench part 12 (MLServer + mlserver-sklearn, KServe), each in a venv of its own
+# under .venv-peers: their pins conflict with ours and with each other's (fastapi).
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/%/.installed: bench/peer_servers/%-requirements.txt
+	rm -rf $(PEERS_VENV)/$*
+	$(shell command -v $(PYTHON) || command -v python3) -m venv $(PEERS_VENV)/$*
+	$(PEERS_VENV)/$*/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+peers: $(PEERS_VENV)/mlserver/.installed $(PEERS_VENV)/kserve/.installed
 
 # Debian packages the browser test, the benchmarks (wrk, curl, and nginx as a baseline front) and
 # the alert-rule tests (promtool, from `prometheus`) need; skipped when already present.
@@ -62,8 +73,8 @@ min-deps: $(STAMP)
 demo: $(STAMP)
 	exec $(BIN)/python -m registry_sync.demo $(DEMO_ARGS)
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps peers
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) $(STORES_VENV) .demo .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) $(STORES_VENV) $(PEERS_VENV) .demo .pytest_cache

@@ -1,10 +1,10 @@
 """python -m bench [PART ...]: run the benchmarks (all parts by default) and write the results.
 
 Parts: throughput, batch, swap, promotion, download, memory, idle, front, mpm, replicas,
-challenger. Each writes its section of bench/results.md and bench/results.json (the other sections
-are kept). Bounded: about 12 minutes for all but replicas on a 2-core machine, plus about 5 for
-replicas
-(N = 1, 5, 10, 20). Needs wrk and curl (`make system-deps`).
+challenger, peers. Each writes its section of bench/results.md and bench/results.json (the other
+sections are kept). Bounded: about 12 minutes for all but replicas on a 2-core machine, plus about
+5 for replicas (N = 1, 5, 10, 20) and about 3 for peers (MLServer and KServe, `make peers`). A
+part that fails replaces its section with one saying so. Needs wrk and curl (`make system-deps`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from . import report
 from .common import workspace
 
 PARTS = ("throughput", "batch", "swap", "promotion", "download", "memory", "idle", "front", "mpm",
-         "replicas", "challenger")
+         "replicas", "challenger", "peers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART",
                         help="parts to run: " + ", ".join(PARTS) + " (default: all)")
+    parser.add_argument("--render", action="store_true",
+                        help="only re-render results.md from results.json (stale flags now)")
     args = parser.parse_args(argv)
+    if args.render:
+        report.write(report.load())
+        return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     failed = []
     started = time.monotonic()
@@ -39,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with workspace(name) as work:
                 section = module.run(work)
-        except Exception:
+        except Exception as exc:
             traceback.print_exc()
             failed.append(name)
+            report.save_failure(name, f"{type(exc).__name__}: {exc}", time.monotonic() - begun,
+                                list(PARTS))
             continue
         seconds = time.monotonic() - begun
         report.save(name, section, seconds, list(PARTS))

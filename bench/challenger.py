@@ -17,7 +17,7 @@ from registry_sync.publish import publish as publish_link
 from tests.support.snapshots import build_snapshot
 
 from . import models
-from .common import VALID, Processes, median, wrk
+from .common import VALID, Processes, answered, median, wrk
 from .report import Section
 from .servers import serving
 
@@ -83,11 +83,17 @@ def run(work: Path) -> Section:
                     round(median([r[name]["p50_ms"] for r in rounds]), 2),
                     round(median([r[name]["p99_ms"] for r in rounds]), 2)]
                    for name, label in RUNS.items()])
+    answered = {name: answered(r[name] for r in rounds) for name in RUNS}
     section.target("champion p99 with a shadow challenger / without", f"{ratio:.2f}x",
-                   "<= 1.2x", ratio <= 1.2)
+                   "<= 1.2x", ratio <= 1.2,
+                   evidence={"answers without": answered["none"],
+                             "answers with shadow": answered["shadow"],
+                             "inputs compared": figures["compared"]})
     section.target("share answered by the challenger at CANARY_PERCENT=20", f"{share:.1%}",
-                   "20% +- 3%", abs(share - 0.2) <= 0.03)
-    section.target("failed predictions (all runs)", str(failed), "0", failed == 0)
+                   "20% +- 3%", abs(share - 0.2) <= 0.03,
+                   evidence={"canary answers": answered["canary"]})
+    section.target("failed predictions (all runs)", str(failed), "0", failed == 0,
+                   evidence={"answers": sum(answered.values())})
     section.notes.append(
         f"Shadow run: {figures['compared']:,} inputs compared on all workers, agreement "
         f"{(figures['agreement'] or 0):.1%}, mean |probability difference| "

@@ -168,9 +168,11 @@ def _ms(text: str) -> float:
 
 
 def parse_wrk(output: str) -> dict[str, float]:
-    """Requests/s, p50/p99 latency (ms), requests, and failed requests from `wrk --latency`."""
+    """Requests/s, p50/p99/max latency (ms), requests, and failed requests from `wrk --latency`."""
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
               "requests": int(re.search(r"(\d+) requests in", output).group(1))}
+    worst = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", output, re.M)
+    result["max_ms"] = _ms(worst.group(1)) if worst else float("nan")
     for pct in ("50", "99"):
         match = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", output, re.M)
         result[f"p{pct}_ms"] = _ms(match.group(1)) if match else float("nan")
@@ -199,6 +201,11 @@ def wrk(url: str, seconds: float, connections: int, body: str | None = None,
     done = subprocess.run([*argv, url], capture_output=True, text=True,
                           timeout=seconds + 30, check=True)
     return parse_wrk(done.stdout)
+
+
+def answered(runs) -> int:
+    """The 2xx answers of some wrk runs: what a verdict on them rests on."""
+    return sum(int(run["requests"] - run["non_2xx"]) for run in runs)
 
 
 def wrk_version() -> str:

@@ -23,7 +23,7 @@ from tests.support.slow_clients import KINDS, SlowClients
 from tests.support.snapshots import build_snapshot, seed_models
 
 from . import models
-from .common import VALID, Process, Processes, median, mib, wrk
+from .common import VALID, Process, Processes, answered, median, mib, wrk
 from .report import Section
 from .servers import granian_wsgi, nginx_gunicorn, serving
 
@@ -143,16 +143,20 @@ def _report(section: Section, slow: dict, rounds: dict, pairs: dict, memory: dic
                   ["front", "req/s", "p50 ms", "p99 ms", "vs before", "failed", "PSS MiB"], rows)
     chosen, before = slow[CHOSEN], slow["sync"]
     p99_slow = chosen["held"]["p99_ms"] / chosen["alone"]["p99_ms"]
+    held = {"answers held": answered([chosen["held"]]),
+            "answers alone": answered([chosen["alone"]])}
+    paired = {"answers, ours": answered(pairs[CHOSEN]), "answers, before": answered(pairs["sync"])}
     section.target("failed normal requests with 200 slow connections held",
-                   str(_failed(chosen["held"])), "0", _failed(chosen["held"]) == 0)
+                   str(_failed(chosen["held"])), "0", _failed(chosen["held"]) == 0,
+                   evidence=held)
     section.target("p99 with slow connections held vs without", f"{p99_slow:.2f}x", "<= 2x",
-                   p99_slow <= 2)
+                   p99_slow <= 2, evidence=held)
     speed = _ratio(pairs, CHOSEN, "sync")
     section.target("single-prediction throughput vs before (same run)", f"{speed:.2f}x",
-                   ">= 1.3x", speed >= 1.3)
+                   ">= 1.3x", speed >= 1.3, evidence=paired)
     p99 = _ratio(pairs, CHOSEN, "sync", "p99_ms")
     section.target("single-prediction p99 vs before (same run)", f"{p99:.2f}x", "<= 1x",
-                   p99 <= 1)
+                   p99 <= 1, evidence=paired)
     section.figures.update(slow=slow, rounds=rounds, pairs=pairs, memory=memory,
                            before_failed_held=_failed(before["held"]))
     section.notes.append(

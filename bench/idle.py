@@ -64,10 +64,12 @@ def run(work: Path) -> Section:
                    *[[f"RSS at rest: {k}, MiB", mib(v)] for k, v in rss.items()]])
     # A poll may fall between resetting the counts and reading the metrics: one poll of slack.
     section.target("registry requests per poll per model", f"{per_poll:.2f}", "1",
-                   polls > 0 and abs(counts["total"] - polls) <= 1)
+                   polls > 0 and abs(counts["total"] - polls) <= 1,
+                   evidence={"polls": polls, "registry requests": counts["total"]})
     section.target("bytes downloaded when nothing changed", str(int(downloaded)), "0",
-                   downloaded == 0)
-    section.target("sidecar CPU when idle", f"{side_cpu:.2%} of a core", "< 1%", side_cpu < 0.01)
+                   downloaded == 0, evidence={"polls": polls})
+    section.target("sidecar CPU when idle", f"{side_cpu:.2%} of a core", "< 1%", side_cpu < 0.01,
+                   evidence={"sidecar processes": len(side_procs), "seconds idle": elapsed})
     section.notes.append(
         "RSS counts shared pages in every process: the serving master imports the libraries "
         "before forking its workers (serving/prefork.py), so most of each worker's RSS "

@@ -1,7 +1,8 @@
 """The results: one JSON file (the data) and its Markdown rendering (what people read).
 
 Each part writes its own section, so running one part alone updates it and keeps the others'
-figures, each with the date and machine of its own run.
+figures, each with the date, machine and commit of its own run. A part that fails replaces its
+section with one that says so; a section older than the code it measures is flagged as stale.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import verdicts
 from .common import wrk_version
 
 HERE = Path(__file__).resolve().parent
@@ -33,6 +35,8 @@ class Target:
     measured: str
     goal: str
     met: bool
+    # the counts the measurement rests on (answers, samples, rounds): all must be above zero
+    evidence: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,9 +53,11 @@ class Section:
         """Add a table of figures."""
         self.tables.append({"caption": caption, "columns": columns, "rows": rows})
 
-    def target(self, name: str, measured: str, goal: str, met: bool) -> None:
-        """Add a target and whether it was met."""
-        self.targets.append(Target(name, measured, goal, bool(met)))
+    def target(self, name: str, measured: str, goal: str, met: bool, *,
+               evidence: dict[str, float]) -> None:
+        """Add a target: met only if the goal was met and every count of evidence is above 0."""
+        counts = {key: float(value) for key, value in evidence.items()}
+        self.targets.append(Target(name, measured, goal, verdicts.trusted(met, counts), counts))
 
 
 def machine() -> dict[str, Any]:
@@ -87,12 +93,33 @@ def load() -> dict[str, Any]:
 
 
 def save(name: str, section: Section, seconds: float, order: list[str]) -> None:
-    """Record one part's section (with date and machine) and rewrite both files."""
+    """Record one part's section (with date, machine, commit) and rewrite both files."""
     results = load()
     results.setdefault("parts", {})[name] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(seconds, 1),
-        "machine": machine(), **asdict(section)}
+        "commit": verdicts.head_commit(), "status": "ran", "machine": machine(),
+        **asdict(section)}
     results["parts"] = {k: results["parts"][k] for k in order if k in results["parts"]}
+    write(results)
+
+
+def save_failure(name: str, error: str, seconds: float, order: list[str]) -> None:
+    """Replace a part's section with one saying it failed (its old figures are dropped)."""
+    old = load().get("parts", {}).get(name, {})
+    section = Section(old.get("title", name))
+    section.target("the part ran to the end", f"failed: {error}"[:300], "no error", False,
+                   evidence={"runs": 0})
+    section.notes.append("**This part failed** (it raised before writing its figures): its "
+                         "earlier figures were removed, as they no longer describe the code. "
+                         f"The error: `{error[:500]}`")
+    save(name, section, seconds, order)
+    results = load()
+    results["parts"][name]["status"] = "failed"
+    write(results)
+
+
+def write(results: dict[str, Any]) -> None:
+    """Write the data and its Markdown rendering."""
     RESULTS_JSON.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     RESULTS_MD.write_text(render(results), encoding="utf-8")
 
@@ -126,22 +153,43 @@ def _loaded(info: dict[str, Any]) -> str:
             "ratios taken side by side in this run, and re-run on a quiet machine.")
 
 
+def _verdict(target: dict[str, Any], stale: str) -> str:
+    """A target's verdict cell: met, not met (and why, if nothing was measured), stale."""
+    empty = verdicts.missing(target.get("evidence", {}))
+    text = "met" if target["met"] else "**not met**"
+    if empty:
+        text += " (nothing measured: " + ", ".join(f"{k} = 0" for k in empty) + ")"
+    elif "evidence" not in target:
+        text += " (unchecked: run before verdicts recorded what they rest on)"
+    return text + (" — **stale**" if stale else "")
+
+
+def _heading(name: str, part: dict[str, Any], stale: str) -> list[str]:
+    """The lines under a section's title: date, commit, machine, and the flags it needs."""
+    commit = part.get("commit") or "unknown"
+    lines = [f"Run {part['date']}, {part['seconds']} s, on commit {commit}. Machine: "
+             + _machine_line(part["machine"]), ""]
+    if part.get("status") == "failed":
+        lines += ["**Failed:** this part raised before it measured anything; see below.", ""]
+    if stale:
+        lines += [f"**Stale:** {stale}; re-run `python -m bench {name}`.", ""]
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     """The Markdown page of all parts."""
     parts = results["parts"]
+    stale = {name: verdicts.staleness(name, part.get("commit")) for name, part in parts.items()}
     lines = ["# Benchmark results", "",
              "Written by `python -m bench` (see the [README](../README.md)); every figure below "
              "comes from that run, on the machine named in each section. The machine is shared "
              "and noisy: comparisons are ratios measured side by side in the same run, medians "
              "over rounds.", "", "## Targets", ""]
-    rows = [[part["title"], t["name"], t["measured"], t["goal"],
-             "met" if t["met"] else "**not met**"]
-            for part in parts.values() for t in part["targets"]]
+    rows = [[part["title"], t["name"], t["measured"], t["goal"], _verdict(t, stale[name])]
+            for name, part in parts.items() for t in part["targets"]]
     lines += _table(["part", "target", "measured", "goal", ""], rows)
-    for part in parts.values():
-        lines += ["", f"## {part['title']}", "",
-                  f"Run {part['date']}, {part['seconds']} s. Machine: "
-                  + _machine_line(part["machine"]), ""]
+    for name, part in parts.items():
+        lines += ["", f"## {part['title']}", "", *_heading(name, part, stale[name])]
         loaded = _loaded(part["machine"])
         if loaded:
             lines += [loaded, ""]
