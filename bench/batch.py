@@ -1,10 +1,13 @@
-"""Part 2: batch throughput, {"instances": [1000 rows]} over HTTP against the pipeline in-process.
+"""Part 2: batch throughput, {"instances": [1000 rows]} over HTTP against the served model.
 
 One client sends the same 1000-row body again and again (one at a time); in between, the same
-rows go through the scikit-learn pipeline in this process. Each round compares the medians of
-the two; the overhead is (HTTP - pipeline) / pipeline, median of the rounds. The in-process
-pieces of a request (JSON, validation, model, answer, the whole app called as WSGI) say where
-the difference goes: what the whole app does not explain is the HTTP hop (the front).
+rows go through the model exactly as serving calls it: the predictor that serving's loader builds
+from the same snapshot (`serving.loader.load(...).predictor.predict`, the compiled trees when they
+answer). Each round compares the medians of the two; the overhead is (HTTP - served model) /
+served model, median of the rounds. The two halves of the rounds are also judged apart: they
+must agree within 10 points, or the figure is noise. scikit-learn's own predict_proba is timed
+beside it (the figure this part reported before, labelled so). The in-process pieces of a request
+(JSON, validation, model, answer, the whole app called as WSGI) say where the difference goes.
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ from serving.validation import encode, parse_body
 from tests.support.snapshots import build_snapshot
 
 from . import models
-from .common import Processes, median
+from .common import Processes, cpu_seconds, median
 from .profiling import _ours_app, wsgi_call
 from .report import Section
 from .servers import serving
 
 ROWS = 1000
-ROUNDS = 5
-CALLS = 15
+ROUNDS = 40  # two runs of one commit agreed within 10 points from about 30 rounds on up
+CALLS = 10
+AGREEMENT = 0.10
 
 
 def _post(connection: http.client.HTTPConnection, body: bytes, close: bool) -> None:
@@ -46,14 +50,19 @@ def _post(connection: http.client.HTTPConnection, body: bytes, close: bool) -> N
         raise RuntimeError(f"batch request answered {response.status}")
 
 
-def _timed(call, count: int) -> float:
+def _calls(call, count: int) -> list[float]:
+    """Seconds of each of `count` calls, after one untimed call."""
     call()
     times = []
     for _ in range(count):
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
-    return median(times)
+    return times
+
+
+def _timed(call, count: int) -> float:
+    return median(_calls(call, count))
 
 
 def _pieces(pipeline, predictor, body: bytes, root: Path) -> list[list]:
@@ -82,10 +91,51 @@ def _pieces(pipeline, predictor, body: bytes, root: Path) -> list[list]:
         app.extensions["serving.holder"].stop()
 
 
+def _cpu_overhead(cpu: dict[str, list[float]], rounds: slice) -> float:
+    """CPU seconds serving spent per request over the served model's CPU seconds, minus one."""
+    return sum(cpu["http"][rounds]) / sum(cpu["served"][rounds]) - 1
+
+
+def _overhead(http: list[list[float]], model: list[list[float]], pick=min) -> float:
+    """The median over rounds of HTTP time over the model's, minus one.
+
+    Each round's time is `pick` of its calls: min (the default) is what the code costs when the
+    machine lets it run, which other work on a loaded machine moves least.
+    """
+    return median([pick(h) / pick(m) - 1 for h, m in zip(http, model, strict=True)])
+
+
+def _rounds(server, body: bytes, served, pipeline, matrix) -> tuple[dict, dict]:
+    """Interleaved rounds: kept-alive HTTP, new connection, served model, sklearn's own.
+
+    Also the CPU seconds each round's calls cost: serving's processes for the HTTP calls (their
+    clock ticks at 10 ms, so only sums over many rounds are read), this process for the model.
+    """
+    host, port = server.url.removeprefix("http://").split(":")
+    kept = http.client.HTTPConnection(host, int(port), timeout=30)
+    fresh = http.client.HTTPConnection(host, int(port), timeout=30)
+    calls = {"http": lambda: _post(kept, body, close=False),
+             "fresh": lambda: _post(fresh, body, close=True),
+             "served": lambda: served.predict(matrix),
+             "sklearn": lambda: pipeline.predict_proba(matrix)}
+    times: dict[str, list[list[float]]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {"http": [], "served": []}
+    clocks = {"http": lambda: cpu_seconds(server.family()), "served": time.process_time}
+    try:
+        for _ in range(ROUNDS):
+            for name, call in calls.items():
+                before = clocks[name]() if name in clocks else 0.0
+                times[name].append(_calls(call, CALLS))
+                if name in clocks:  # CPU seconds of the calls (and the untimed first one)
+                    cpu[name].append(clocks[name]() - before)
+    finally:
+        kept.close()
+    return times, cpu
+
+
 def run(work: Path) -> Section:
     """Measure rows/s over HTTP and in-process, in interleaved rounds."""
-    from serving.forest import compile_forest
-    from serving.loader import _load_skops
+    from serving import loader
     from serving.predictors import PipelinePredictor
 
     section = Section("2. Batch throughput (1000 rows per request)")
@@ -93,59 +143,100 @@ def run(work: Path) -> Section:
     rows = dataset.read()[0][:ROWS]
     body = json.dumps({"instances": rows}).encode()
     matrix = encode(DIAMONDS, rows, single=False)
-    pipeline = _load_skops(trained.pipeline / "pipeline.skops")
-    predictor = PipelinePredictor(pipeline, matrix.shape[1])
-    compiled = compile_forest(pipeline.steps[-1][1])
-    assert predictor.fast and compiled is not None
-    assert np.array_equal(compiled.predict_proba(matrix), pipeline.predict_proba(matrix))
-    http_s, fresh_s, model_s = [], [], []
+    root = work / "root"
+    snapshot = build_snapshot(root, {models.CLASSIFIER: trained.pipeline}, "1.0.0")
+    served = loader.load(root, snapshot, 0.0).predictor  # what serving's workers predict with
+    pipeline = loader._load_skops(trained.pipeline / "pipeline.skops")
+    assert np.array_equal(served.predict(matrix)[0], pipeline.predict(matrix).astype(str))
     with Processes(work) as processes:
-        root = work / "root"
-        build_snapshot(root, {models.CLASSIFIER: trained.pipeline}, "1.0.0")
         server = serving(processes, "serving", root)
-        host, port = server.url.removeprefix("http://").split(":")
-        kept = http.client.HTTPConnection(host, int(port), timeout=30)
-        fresh = http.client.HTTPConnection(host, int(port), timeout=30)
-        for _ in range(ROUNDS):
-            http_s.append(_timed(lambda: _post(kept, body, close=False), CALLS))
-            fresh_s.append(_timed(lambda: _post(fresh, body, close=True), CALLS))
-            model_s.append(_timed(lambda: pipeline.predict_proba(matrix), CALLS))
-        kept.close()
-    fresh_overhead = median([h / m - 1 for h, m in zip(fresh_s, model_s, strict=True)])
-    overhead = median([h / m - 1 for h, m in zip(http_s, model_s, strict=True)])
-    section.table(f"{ROWS} rows, {ROUNDS} interleaved rounds of {CALLS} calls (medians)",
-                  ["what", "ms per 1000 rows", "rows/s"],
-                  [["HTTP: POST /api/v1/predict (ours as deployed: the granian front, 2 workers; "
-                    "one kept-alive connection)", median(http_s) * 1e3, ROWS / median(http_s)],
-                   ["HTTP: the same, a new connection per request", median(fresh_s) * 1e3,
-                    ROWS / median(fresh_s)],
-                   ["in-process: pipeline.predict_proba", median(model_s) * 1e3,
-                    ROWS / median(model_s)]])
+        times, cpu = _rounds(server, body, served, pipeline, matrix)
+    http_s, served_s = times["http"], times["served"]
+    half = ROUNDS // 2
+    figures = {"overhead": _cpu_overhead(cpu, slice(None)),
+               "halves": [_cpu_overhead(cpu, slice(None, half)),
+                          _cpu_overhead(cpu, slice(half, None))],
+               "cpu_s": cpu,
+               "overhead_fastest": _overhead(http_s, served_s),
+               "halves_fastest": [_overhead(http_s[:half], served_s[:half]),
+                                  _overhead(http_s[half:], served_s[half:])],
+               "overhead_of_medians": _overhead(http_s, served_s, median),
+               "halves_of_medians": [_overhead(http_s[:half], served_s[:half], median),
+                                     _overhead(http_s[half:], served_s[half:], median)],
+               "served_fast": served.fast,
+               "fresh_overhead": _overhead(times["fresh"], served_s),
+               "sklearn_overhead": _overhead(http_s, times["sklearn"]),
+               **{f"{k}_ms": [[x * 1e3 for x in r] for r in v] for k, v in times.items()}}
+    _tables(section, {k: [min(r) for r in v] for k, v in times.items()}, served.fast, figures)
     section.table("where a batch request's time goes (in-process pieces, median ms)",
-                  ["piece", "ms"], _pieces(pipeline, predictor, body, root))
-    section.target("HTTP + JSON + validation on top of the model's own time", f"{overhead:.0%}",
-                   "<= 50%", overhead <= 0.5)
-    section.figures.update(http_ms=[x * 1e3 for x in http_s], model_ms=[x * 1e3 for x in model_s],
-                           fresh_ms=[x * 1e3 for x in fresh_s], overhead=overhead,
-                           fresh_overhead=fresh_overhead)
-    section.notes.append(
-        "**Where the time goes.** The model's own time for 1000 rows is scikit-learn's compiled "
-        "tree walk (25 trees of 127 leaves x 1000 rows). The served model finds the same leaves "
-        "through mask tables (`serving/leaf_masks.py`: per feature one binary search per value, "
-        "an AND of table rows, the lowest set bit per tree; bit-identical, about 2x faster). A "
-        "valid batch is parsed and checked in one pass by a typed decoder (msgspec, "
-        "`serving/decoding.py`) whose rows become the float matrix in a few C calls (astuple, "
-        "one flat list, struct.pack_into); only a refused batch goes through orjson and the "
-        "field-by-field validator, which names every bad field. The answer's rows are msgspec "
-        "structs written by msgspec. The whole app in-process (Flask as WSGI, no sockets) is "
-        "the sum of these plus Flask's own per-request cost; the HTTP row minus it is the front: "
-        "the 75 KB body and the 60 KB answer crossing loopback, parsed by granian, the body "
-        "awaited by the RSGI adapter. The target is taken on a kept-alive connection, as a "
-        "program's HTTP session sends; a new connection per request adds its set-up: "
-        f"{fresh_overhead:.0%} over the model's time in this run. The ratio is taken against "
-        "the model's time in the same round, but the two do not suffer alike on a busy host: "
-        "the app's work is memory-bound (decoded objects, the gather of mask rows) where "
-        "scikit-learn's tree walk stays in its caches, and the HTTP path sleeps and wakes "
-        "several times per request (docs/serving.md, point 3). Re-run on a quiet machine "
-        "before trusting a figure near the goal.")
+                  ["piece", "ms"], _pieces(pipeline, PipelinePredictor(pipeline, matrix.shape[1]),
+                                           body, root))
+    _judge(section, figures, rounds=len(served_s))
+    section.figures.update(figures)
+    section.notes.append(_note(figures))
     return section
+
+
+def _tables(section: Section, times: dict, fast: bool, figures: dict) -> None:
+    """The medians of each timed path, and the overhead on both bases."""
+    model = "compiled trees" if fast else "the estimator's predict_proba"
+    labels = {"http": "HTTP: POST /api/v1/predict (ours as deployed: the granian front, 2 "
+                      "workers; one kept-alive connection)",
+              "fresh": "HTTP: the same, a new connection per request",
+              "served": f"in-process: the served model as serving calls it ({model})",
+              "sklearn": "in-process: scikit-learn's pipeline.predict_proba (not served)"}
+    section.table(f"{ROWS} rows, {ROUNDS} interleaved rounds of {CALLS} calls (each round: its "
+                  "fastest call; the median of rounds)",
+                  ["what", "ms per 1000 rows", "rows/s"],
+                  [[label, median(times[k]) * 1e3, ROWS / median(times[k])]
+                   for k, label in labels.items()])
+    def row(label: str, key: str, halves: str) -> list[str]:
+        return [label, f"{figures[key]:.0%}", *(f"{h:.0%}" for h in figures[halves])]
+
+    section.table("HTTP + JSON + validation on top of the served model's own time, kept-alive",
+                  ["basis", "whole run", "first half of rounds", "second half"],
+                  [row("CPU seconds: serving's processes per request / the model's (the target)",
+                       "overhead", "halves"),
+                   row("wall time: each round's fastest call, median of rounds",
+                       "overhead_fastest", "halves_fastest"),
+                   row("wall time: each round's median call, median of rounds",
+                       "overhead_of_medians", "halves_of_medians"),
+                   ["scikit-learn's predict_proba, wall time as the first row (the figure "
+                    "before; not what serves)",
+                    f"{figures['sklearn_overhead']:.0%}", "", ""]])
+
+
+def _judge(section: Section, figures: dict, rounds: int) -> None:
+    overhead, halves = figures["overhead"], figures["halves"]
+    evidence = {"rounds": rounds, "answers": rounds * CALLS,
+                "serving CPU seconds": sum(figures["cpu_s"]["http"]),
+                "model CPU seconds": sum(figures["cpu_s"]["served"])}
+    section.target("HTTP + JSON + validation on top of the served model's own time (CPU)",
+                   f"{overhead:.0%}", "<= 50%", overhead <= 0.5, evidence=evidence)
+    spread = abs(halves[0] - halves[1])
+    section.target("the figure is stable: first and second half of the rounds agree",
+                   f"{halves[0]:.0%} vs {halves[1]:.0%}", f"within {AGREEMENT:.0%} points",
+                   spread <= AGREEMENT, evidence=evidence)
+
+
+def _note(figures: dict) -> str:
+    """Where the time goes, with this run's figures."""
+    return (
+        "**Where the time goes.** The target is taken against the model as it serves: the "
+        "predictor serving's loader builds from the same snapshot, which answers 1000 rows "
+        "through mask tables (`serving/leaf_masks.py`, bit-identical to scikit-learn and about "
+        "2x faster than its tree walk). Against that, the HTTP hop, the 75 KB JSON body and "
+        "the 60 KB answer cost more than the model itself; the figure this part reported "
+        "before (against scikit-learn's slower predict_proba, which does not serve) was "
+        f"{figures['sklearn_overhead']:.0%} in this run. A new connection per request adds "
+        f"its set-up: {figures['fresh_overhead']:.0%} over the served model's time. The two "
+        "halves of the rounds are judged apart so that a figure moved by the machine's load "
+        "reads as unstable rather than as met. The target counts CPU seconds (serving's "
+        "processes per request, against the model's own in this process): on a shared machine "
+        "the HTTP path (two processes, several wake-ups per request) waits for a core far more "
+        "often than the model's in-process call, so wall-clock ratios measure the other work "
+        "as much as ours (the wall-time rows; "
+        f"{figures['overhead_of_medians']:.0%} on the median call in this run). The CPU basis "
+        "leaves out the client's side and the kernel's loopback work charged to the client. "
+        "A binary input "
+        "(no JSON parse) is what the issue plans for the rest of this gap.")
