@@ -79,14 +79,20 @@ def _kserve(processes: Processes, model: Path) -> Process:
 
 
 def bodies(rows: list[dict]) -> dict[str, dict[str, str]]:
-    """The single and batch bodies: ours (named JSON) and the peers' (V2 tensors)."""
-    def v2(chosen: list[dict]) -> str:
+    """The single and batch bodies: ours (named JSON) and each peer's (V2 tensors).
+
+    MLServer's runtime answers predict() unless asked for predict_proba by name; KServe's model
+    answers predict_proba and refuses an output it does not name itself.
+    """
+    def v2(chosen: list[dict], outputs: list[dict]) -> str:
         matrix = encode(DIAMONDS, chosen, single=False)
-        return json.dumps({"inputs": [{"name": "input-0", "shape": list(matrix.shape),
-                                       "datatype": "FP64", "data": matrix.ravel().tolist()}],
-                           "outputs": [{"name": "predict_proba"}]})
+        tensor = {"name": "input-0", "shape": list(matrix.shape), "datatype": "FP64",
+                  "data": matrix.ravel().tolist()}
+        return json.dumps({"inputs": [tensor], **({"outputs": outputs} if outputs else {})})
+    proba = [{"name": "predict_proba"}]
     return {"ours": {"single": json.dumps(VALID), "batch": json.dumps({"instances": rows})},
-            "peer": {"single": v2([VALID]), "batch": v2(rows)}}
+            "mlserver": {"single": v2([VALID], proba), "batch": v2(rows, proba)},
+            "kserve": {"single": v2([VALID], []), "batch": v2(rows, [])}}
 
 
 def _check(server: Process, path: str, body: str) -> None:
@@ -137,9 +143,8 @@ def _measure(servers: dict[str, Process], payloads: dict, work: Path) -> dict:
     for _ in range(ROUNDS):
         for kind, connections in CONNECTIONS.items():
             for name, server in servers.items():
-                body = payloads["ours" if name == "ours" else "peer"][kind]
                 runs[kind][name].append(wrk(server.url + _path(name), SECONDS, connections,
-                                            body, work))
+                                            payloads[name][kind], work))
     return runs
 
 
@@ -152,7 +157,7 @@ def run(work: Path) -> Section:
         servers, absent = _start(processes, work)
         for name, server in servers.items():
             for kind in CONNECTIONS:
-                _check(server, _path(name), payloads["ours" if name == "ours" else "peer"][kind])
+                _check(server, _path(name), payloads[name][kind])
         memory = {name: _pss(server) for name, server in servers.items()}
         runs = _measure(servers, payloads, work)
         memory_after = {name: _pss(server) for name, server in servers.items()}
@@ -210,5 +215,6 @@ NOTE = (
     "scikit-learn. KServe's sklearnserver is not on PyPI: its server here is KServe's own "
     "ModelServer with the same few lines (bench/peer_servers/kserve_sklearn.py), bound to "
     "loopback, gRPC off. Each runs with its defaults for one pod: MLServer one inference worker "
-    "behind its uvicorn process, KServe one worker; ours two workers (one per core, as "
+    "behind its uvicorn process, KServe one worker with its "
+    "default per-request access and latency logs; ours two workers (one per core, as "
     "deployed). Memory is PSS, so shared library pages count once across a server's processes.")

@@ -53,7 +53,8 @@ def head_commit() -> str:
     """The commit being measured, with "-dirty" when the measured tree has uncommitted changes."""
     head = _git("rev-parse", "HEAD")
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "serving",
-                 "registry_sync", "model_contract", "local_registry", "bench")
+                 "registry_sync", "model_contract", "local_registry", "bench",
+                 ":(exclude)bench/results.*")
     return f"{head}-dirty" if head and dirty else head
 
 
