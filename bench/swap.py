@@ -3,10 +3,10 @@
 wrk loads ours (2 sync workers, as deployed) in back-to-back windows of 5 s. In every second
 window, 1 s in, a new snapshot is published the way the sidecar does it: staged, validated by
 serving (POST /-/validate), `current` renamed, POST /-/reload. The two models alternate, so
-every publication is a real change. Failed = non-2xx answers + socket errors. Beside wrk, a probe
-(bench/probe.py) sends one request at a time on new connections and notes when each answer came:
-the longest gap between answers and the worst request show a stall that a p99 over thousands of
-closed-loop requests would hide.
+every publication is a real change. Failed = non-2xx answers + socket errors. Beside wrk, in
+steady and swap windows alike, a probe (bench/probe.py) sends one request at a time on new
+connections and notes when each answer came: the longest gap between answers and the worst
+request show a stall that a p99 over thousands of closed-loop requests would hide.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def run(work: Path) -> Section:
         server = serving(processes, "serving", root)
         wrk(server.url + url_path, 1, CONNECTIONS, body, work)
         for i in range(ROUNDS):
-            steady.append(wrk(server.url + url_path, WINDOW, CONNECTIONS, body, work))
+            with Probe(server.url, url_path, body.encode()) as probe:  # the same load as swaps
+                steady.append(wrk(server.url + url_path, WINDOW, CONNECTIONS, body, work))
+            steady[-1]["probe"] = probe.result().__dict__
             version, timings = f"2.0.{i}", {}
             timer = threading.Timer(1.0, _publish, (server, root, folders[i % 2], version,
                                                     timings))
@@ -82,14 +84,16 @@ def run(work: Path) -> Section:
                              validate=timings.get("validate_status"))
             converged.append(_served_versions(server) == {version})
     ratio = median([s["p99_ms"] / t["p99_ms"] for s, t in zip(swaps, steady, strict=True)])
-    rows = [[f"round {i + 1}", t["rps"], t["p99_ms"], s["rps"], s["p99_ms"], s["max_ms"],
+    rows = [[f"round {i + 1}", t["rps"], t["p99_ms"], t["probe"]["longest_gap_ms"], s["rps"],
+             s["p99_ms"], s["max_ms"],
              s["probe"]["answers"], s["probe"]["worst_ms"], s["probe"]["longest_gap_ms"],
              s["non_2xx"] + s["socket_errors"] + s["probe"]["failed"], round(s["publish_s"], 3),
              "yes" if ok else "NO"]
             for i, (t, s, ok) in enumerate(zip(steady, swaps, converged, strict=True))]
     section.table(f"wrk, {CONNECTIONS} connections, {WINDOW} s windows; publication 1 s into "
-                  "each swap window; beside wrk in the swap windows, a probe: one request at a "
-                  "time on new connections", ["", "steady req/s", "steady p99 ms", "swap req/s",
+                  "each swap window; beside wrk in every window, a probe: one request at a "
+                  "time on new connections", ["", "steady req/s", "steady p99 ms",
+                                              "steady probe longest gap ms", "swap req/s",
                                               "swap p99 ms", "swap worst ms (wrk)",
                                               "probe answers", "probe worst ms",
                                               "probe longest gap ms", "failed", "publish s",
@@ -102,8 +106,8 @@ def run(work: Path) -> Section:
 def _judge(section, steady: list[dict], swaps: list[dict], converged: list[bool],
            ratio: float) -> None:
     """The targets, each resting on the answers counted in the windows it judges."""
-    failed = sum(r["non_2xx"] + r["socket_errors"] for r in swaps + steady) + sum(
-        s["probe"]["failed"] for s in swaps)
+    failed = sum(r["non_2xx"] + r["socket_errors"] + r["probe"]["failed"]
+                 for r in swaps + steady)
     probed = sum(s["probe"]["answers"] for s in swaps)
     during = {"answers in swap windows": answered(swaps), "probe answers": probed}
     section.target("failed requests during swaps", str(failed), "0", failed == 0,
