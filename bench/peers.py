@@ -38,7 +38,9 @@ SECONDS = 5
 CONNECTIONS = {"single": 8, "batch": 4}
 LABELS = {"ours": "ours as deployed (granian front, 2 workers), POST /api/v1/predict",
           "mlserver": "MLServer + mlserver-sklearn (defaults: 1 inference worker), V2 infer",
-          "kserve": "KServe ModelServer (1 worker) + sklearn model, V2 infer"}
+          "mlserver-2": "MLServer + mlserver-sklearn, parallel_workers=2, V2 infer",
+          "kserve": "KServe ModelServer (defaults: 1 worker) + sklearn model, V2 infer",
+          "kserve-2": "KServe ModelServer, workers=2, + sklearn model, V2 infer"}
 
 
 def _python(peer: str) -> Path:
@@ -55,27 +57,30 @@ def version(peer: str, package: str) -> str:
     return done.stdout.strip() or f"not installed ({done.stderr.strip()[-200:]})"
 
 
-def _mlserver(processes: Processes, work: Path, model: Path) -> Process:
+def _mlserver(processes: Processes, work: Path, model: Path, workers: int) -> Process:
     """`mlserver start` on a folder holding the joblib model and its settings, on loopback."""
-    folder = work / "mlserver"
+    folder = work / f"mlserver-{workers}"
     (folder / NAME).mkdir(parents=True)
     port = free_port()
     (folder / "settings.json").write_text(json.dumps({
         "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(),
-        "metrics_port": free_port(), "metrics_endpoint": None, "debug": False}))
+        "metrics_port": free_port(), "metrics_endpoint": None, "debug": False,
+        "parallel_workers": workers}))
     (folder / NAME / "model-settings.json").write_text(json.dumps({
         "name": NAME, "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": str(model), "version": "v1"}}))
     argv = [str(PEERS_VENV / "mlserver" / "bin" / "mlserver"), "start", str(folder)]
-    return _listening(processes, "mlserver", argv, env(), port, f"/v2/models/{NAME}/ready")
+    return _listening(processes, f"mlserver-{workers}", argv, env(), port,
+                      f"/v2/models/{NAME}/ready")
 
 
-def _kserve(processes: Processes, model: Path) -> Process:
+def _kserve(processes: Processes, work: Path, model: Path, workers: int) -> Process:
     """KServe's ModelServer with bench/peer_servers/kserve_sklearn.py, on loopback."""
     port = free_port()
     script = REPO_ROOT / "bench" / "peer_servers" / "kserve_sklearn.py"
-    argv = [str(_python("kserve")), str(script), str(model), NAME, str(port)]
-    return _listening(processes, "kserve", argv, env(), port, f"/v2/models/{NAME}/ready")
+    argv = [str(_python("kserve")), str(script), str(model), NAME, str(port), str(workers)]
+    return _listening(processes, f"kserve-{workers}", argv, env(), port,
+                      f"/v2/models/{NAME}/ready")
 
 
 def bodies(rows: list[dict]) -> dict[str, dict[str, str]]:
@@ -124,13 +129,18 @@ def _start(processes: Processes, work: Path) -> tuple[dict[str, Process], dict[s
     joblib.dump(_load_skops(trained.pipeline / "pipeline.skops"), model)
     servers = {"ours": serving(processes, "serving", root)}
     absent = {}
-    for peer, start in (("mlserver", lambda: _mlserver(processes, work, model)),
-                        ("kserve", lambda: _kserve(processes, model))):
+    for peer, start in (("mlserver", _mlserver), ("kserve", _kserve)):
         if not _python(peer).exists():
             absent[peer] = f"{PEERS_VENV / peer} is missing: run `make peers`"
             continue
-        servers[peer] = start()
+        servers[peer] = start(processes, work, model, 1)
+        servers[f"{peer}-2"] = start(processes, work, model, 2)
     return servers, absent
+
+
+def _kind(name: str) -> str:
+    """"ours", "mlserver" or "kserve", whatever the worker count."""
+    return name.split("-")[0]
 
 
 def _path(name: str) -> str:
@@ -144,7 +154,7 @@ def _measure(servers: dict[str, Process], payloads: dict, work: Path) -> dict:
         for kind, connections in CONNECTIONS.items():
             for name, server in servers.items():
                 runs[kind][name].append(wrk(server.url + _path(name), SECONDS, connections,
-                                            payloads[name][kind], work))
+                                            payloads[_kind(name)][kind], work))
     return runs
 
 
@@ -157,7 +167,7 @@ def run(work: Path) -> Section:
         servers, absent = _start(processes, work)
         for name, server in servers.items():
             for kind in CONNECTIONS:
-                _check(server, _path(name), payloads[name][kind])
+                _check(server, _path(name), payloads[_kind(name)][kind])
         memory = {name: _pss(server) for name, server in servers.items()}
         runs = _measure(servers, payloads, work)
         memory_after = {name: _pss(server) for name, server in servers.items()}
@@ -217,4 +227,6 @@ NOTE = (
     "loopback, gRPC off. Each runs with its defaults for one pod: MLServer one inference worker "
     "behind its uvicorn process, KServe one worker with its "
     "default per-request access and latency logs; ours two workers (one per core, as "
-    "deployed). Memory is PSS, so shared library pages count once across a server's processes.")
+    "deployed). Each peer also runs with two workers (MLServer's parallel_workers, KServe's "
+    "workers), as ours. Memory is PSS, so shared library pages count once across a "
+    "server's processes.")

@@ -1,6 +1,7 @@
 """KServe's model server answering a joblib scikit-learn model, as its sklearnserver does.
 
-Run in the KServe venv (.venv-peers/kserve): python kserve_sklearn.py MODEL.joblib NAME PORT.
+Run in the KServe venv (.venv-peers/kserve): python kserve_sklearn.py MODEL.joblib NAME PORT
+[WORKERS].
 KServe's sklearnserver package is not published on PyPI, so this is the same few steps on the
 `kserve` library: joblib.load at start, predict_proba on the V1/V2 input, KServe's own request
 decoding and response encoding (kserve.utils.utils). Its REST server is bound to 127.0.0.1 (KServe
@@ -14,6 +15,7 @@ import sys
 import joblib
 import kserve
 from kserve import model_server
+from kserve.protocol.rest.multiprocess import server as multiprocess
 from kserve.protocol.rest.server import RESTServer
 from kserve.utils.utils import get_predict_input, get_predict_response
 
@@ -46,13 +48,14 @@ class LoopbackRESTServer(RESTServer):
         self.config.host = "127.0.0.1"
 
 
-def main(path: str, name: str, port: str) -> None:
+def main(path: str, name: str, port: str, workers: str = "1") -> None:
     """Load the model and serve it until stopped."""
-    model_server.RESTServer = LoopbackRESTServer
+    model_server.RESTServer = multiprocess.RESTServer = LoopbackRESTServer
     model = SklearnModel(name, path)
     model.load()
-    kserve.ModelServer(http_port=int(port), enable_grpc=False).start([model])
+    kserve.ModelServer(http_port=int(port), enable_grpc=False,
+                       workers=int(workers)).start([model])
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

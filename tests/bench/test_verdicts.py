@@ -1,4 +1,7 @@
-"""Benchmark verdicts: met only when measured, failures replace old sections, stale ones flagged."""
+"""Benchmark verdicts: met only when measured, failures replace old sections, stale ones flagged.
+
+And the peers part sends every server the same rows.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 
 import bench.__main__ as bench_main
 from bench import report, verdicts
+from bench.common import VALID
 from bench.probe import gaps
 
 MACHINE = {"cores": 2, "cpu": "cpu", "memory_gib": 1, "python": "3.11", "os": "linux",
@@ -126,3 +130,23 @@ def test_the_longest_gap_counts_the_window_edges():
     assert gaps(0.0, [1.0, 1.5, 4.5], 5.0) == pytest.approx(3000)
     assert gaps(0.0, [], 2.0) == pytest.approx(2000)
     assert gaps(0.0, [0.1, 0.2], 9.0) == pytest.approx(8800)
+
+
+def test_every_server_gets_the_same_rows():
+    """Ours gets the rows as named fields; each peer the same rows encoded, as V2 FP64 tensors."""
+    import numpy as np
+
+    from bench.peers import bodies
+    from serving.schema import DIAMONDS
+    from serving.validation import encode
+
+    rows = [{**VALID, "carat": 0.31 + i / 100} for i in range(5)]
+    sent = bodies(rows)
+    assert json.loads(sent["ours"]["batch"]) == {"instances": rows}
+    for peer in ("mlserver", "kserve"):
+        tensor = json.loads(sent[peer]["batch"])["inputs"][0]
+        assert (tensor["datatype"], tensor["shape"]) == ("FP64", [5, len(DIAMONDS.features)])
+        matrix = np.array(tensor["data"]).reshape(tensor["shape"])
+        assert np.array_equal(matrix, encode(DIAMONDS, rows, single=False))
+    assert json.loads(sent["mlserver"]["single"])["outputs"] == [{"name": "predict_proba"}]
+    assert "outputs" not in json.loads(sent["kserve"]["single"])
