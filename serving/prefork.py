@@ -4,7 +4,9 @@ The libraries (not the app) are imported once in the master: workers fork with t
 share those pages, about 110 MiB less unique memory per worker (bench/results.md). Each worker
 still creates its app and loads its model after the fork. gc.freeze() keeps the collector from
 writing to (and so copying) the shared objects. The Prometheus multiprocess folder and the
-validation folder are chosen here, before any worker imports prometheus_client.
+validation folder are chosen here, before any worker imports prometheus_client. The secrets are
+wiped from the master's initial environment block (/proc/<pid>/environ, which the workers
+inherit); os.environ keeps them for the workers' settings.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from serving import containment, prediction_ids  # noqa: F401 (its key is drawn here)
+
 SHARED_LIBRARIES = ("numpy", "scipy.special", "flask", "sklearn.ensemble", "skops.io")
 
 
 def prepare(metrics_dir: Path | None) -> Path:
     """Set the shared folders in the environment, import the libraries; the metrics folder."""
+    containment.scrub_environ()
     # Model calls are tiny; OpenMP threads per call would only fight the other workers for cores.
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
@@ -37,10 +42,10 @@ def prepare(metrics_dir: Path | None) -> Path:
 
 
 def start(metrics_dir: Path) -> int | None:
-    """Empty the metrics folder (stale files would add old counts); fork the warm validator.
+    """Empty the metrics folder (stale files would add old counts); start the warm validator.
 
-    Call while the master is still one thread, with no sockets open. The validator's pid (None:
-    not started): its parent must reap it should it die.
+    Call before the workers exist. The validator's pid (None: not started): its parent must reap
+    it should it die.
     """
     metrics_dir.mkdir(parents=True, exist_ok=True)
     for entry in metrics_dir.iterdir():
