@@ -2,8 +2,9 @@
 
 Public, so bounded by what a caller must hold and how often it may call: the prediction id must
 be one this service signed for the version the label names (serving.prediction_ids), at most
-LABELS_PER_SECOND labels are accepted per worker (429 past it), and accepted labels wait on a
-queue of their own (503 when full) that the MPM sender serves after prediction events.
+LABELS_PER_SECOND signed labels are accepted per worker (429 past it; refused ones are not
+counted, so they cannot crowd out real ones), and accepted labels wait on a queue of their own
+(503 when full) that the MPM sender serves after prediction events.
 """
 
 from __future__ import annotations
@@ -41,15 +42,15 @@ def post_label():
     if not sender.enabled:
         return error_response(404, "monitoring_off", "labels are forwarded to Comet MPM, "
                                                      "which is off here (MPM_ENABLED=false)")
-    wait = current_app.extensions[LIMIT].admit()
-    if wait:
+    model = holder().require()
+    prediction_id, label, version = parse_label(read_json(), model.schema.classes)
+    version = signed_version(sender, prediction_id, version, model.version)
+    # Counted after the signature: made-up labels cannot use up the room of real ones.
+    if current_app.extensions[LIMIT].admit():
         response = error_response(429, "too_many_requests", "over LABELS_PER_SECOND="
                                   f"{sender.config.labels_per_second} labels a second")
         response.headers["Retry-After"] = "1"
         return response
-    model = holder().require()
-    prediction_id, label, version = parse_label(read_json(), model.schema.classes)
-    version = signed_version(sender, prediction_id, version, model.version)
     if not sender.record_label(model, prediction_id, label, version):
         response = error_response(503, "mpm_queue_full", "the MPM labels queue is full; "
                                                          "retry later")

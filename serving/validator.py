@@ -115,7 +115,8 @@ def main(argv: list[str]) -> int:
 
     code = supervise(validate)
     if code < 0:  # died of a signal: so does this process, for the worker to read it
-        signal.signal(-code, signal.SIG_DFL)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code
 
