@@ -3,9 +3,11 @@
 Linux only; each step is a no-op elsewhere (and says so by its return value).
 
 - `deny_listening`: a seccomp filter, inherited by every descendant and never removable, that
-  makes bind(2), listen(2) and io_uring_setup(2) fail with EPERM. A model being validated has
-  no business serving anything; without it a same-user process may join the public port, whose
-  listeners granian opens with SO_REUSEPORT (one per worker).
+  makes bind(2), listen(2) and io_uring_setup(2) fail with EPERM, and ptrace(2),
+  process_vm_readv/writev(2) and pidfd_getfd(2) too. A model being validated has no business
+  serving anything, nor reaching into a worker; without it a same-user process may join the
+  public port, whose listeners granian opens with SO_REUSEPORT (one per worker), or take a
+  worker's listening socket.
 - `become_subreaper`, `kill_group`, `kill_orphans`: a validation runs in a process group of its
   own under a subreaper, so a double-forked grandchild is re-parented to the subreaper, found
   and killed, whatever group or session it moved to.
@@ -34,9 +36,11 @@ SECCOMP_MODE_FILTER = 2
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_EPERM = 0x00050000 | 1
 X32_SYSCALL_BIT = 0x40000000
-# (audit arch, bind, listen, io_uring_setup, x32 possible) per machine.
-ARCHES = {"x86_64": (0xC000003E, 49, 50, 425, True),
-          "aarch64": (0xC00000B7, 200, 201, 425, False)}
+# Per machine: (audit arch, refused calls, whether the x32 ABI exists). The calls: bind, listen,
+# io_uring_setup (io_uring can bind and listen too), and what reaches into another process of the
+# same user: ptrace, process_vm_readv/writev, pidfd_getfd (a worker's listening socket).
+ARCHES = {"x86_64": (0xC000003E, (49, 50, 425, 101, 310, 311, 438), True),
+          "aarch64": (0xC00000B7, (200, 201, 425, 117, 270, 271, 438), False)}
 LD_W_ABS, JEQ_K, JGE_K, RET_K = 0x20, 0x15, 0x35, 0x06
 
 
@@ -62,7 +66,7 @@ def listening_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
     """The BPF program (code, jt, jf, k) refusing the listening calls; None on other machines."""
     if machine not in ARCHES:
         return None
-    arch, *numbers, x32 = ARCHES[machine]
+    arch, numbers, x32 = ARCHES[machine]
     length = 3 + int(x32) + len(numbers) + 2
     deny = length - 1
 
@@ -78,13 +82,23 @@ def listening_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
 
 
 def deny_listening() -> bool:
-    """Refuse bind/listen to this process and its descendants for ever; False if not possible."""
+    """Refuse listening (and reaching into other processes) to this process and its descendants
+    for ever; False if not possible."""
     program = listening_filter(platform.machine())
     if program is None or not _prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0):
         return False
     filters = (_Filter * len(program))(*(_Filter(*instruction) for instruction in program))
     fprog = _Program(len(program), filters)
     return _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.c_void_p(ctypes.addressof(fprog)))
+
+
+def warn_unconfined() -> None:
+    """Say, as one JSON line on stderr, that this validator could not forbid listening."""
+    from model_contract import logs
+
+    logs.setup("warning")
+    logs.get(__name__).warning("validator_unconfined", reason="seccomp filter refused",
+                               machine=platform.machine())
 
 
 def become_subreaper() -> bool:

@@ -17,7 +17,6 @@ served one uses one of at most LABEL_CLIENTS other SDK instances (least recently
 
 from __future__ import annotations
 
-import atexit
 import queue
 import random
 import threading
@@ -300,17 +299,8 @@ def _next(work: queue.Queue, labels: queue.Queue, label_first: bool) -> Any:
         return None
 
 
-def _end(client: Any, timeout: int) -> None:
-    """End an SDK instance and drop the SDK's atexit reference to it (else never collected)."""
-    try:
-        client.end(timeout=timeout)
-    finally:
-        on_end = getattr(client, "_on_end", None)
-        if on_end is not None:
-            atexit.unregister(on_end)
-
-
 def _end_in_background(client: Any, timeout: int) -> threading.Thread:
-    ender = threading.Thread(target=_end, args=(client, timeout), name="mpm-end", daemon=True)
+    ender = threading.Thread(target=mpm_sdk.end, args=(client, timeout), name="mpm-end",
+                             daemon=True)
     ender.start()
     return ender

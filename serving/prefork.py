@@ -18,9 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from serving import containment, prediction_ids  # noqa: F401 (its key is drawn here)
+from serving import containment, prediction_ids, zygote  # noqa: F401 (ids: key drawn here)
 
 SHARED_LIBRARIES = ("numpy", "scipy.special", "flask", "sklearn.ensemble", "skops.io")
+_warm: list[int | None] = []  # the warm validator started by prepare()
 
 
 def prepare(metrics_dir: Path | None) -> Path:
@@ -35,6 +36,8 @@ def prepare(metrics_dir: Path | None) -> Path:
     # Validation verdicts are shared by the workers: their folder is chosen before the fork.
     if not os.environ.get("VALIDATION_DIR", "").strip():
         os.environ["VALIDATION_DIR"] = tempfile.mkdtemp(prefix="serving-validations-")
+    # Started first: it imports the libraries itself (it is exec'd), beside the master's imports.
+    _warm.append(zygote.start(Path(os.environ["VALIDATION_DIR"])))
     for module in SHARED_LIBRARIES:
         importlib.import_module(module)
     gc.freeze()
@@ -42,10 +45,10 @@ def prepare(metrics_dir: Path | None) -> Path:
 
 
 def start(metrics_dir: Path) -> int | None:
-    """Empty the metrics folder (stale files would add old counts); start the warm validator.
+    """Empty the metrics folder (stale files would add old counts); the warm validator's pid
+    (started by prepare; None: not started): its parent must reap it should it die.
 
-    Call before the workers exist. The validator's pid (None: not started): its parent must reap
-    it should it die.
+    Call before the workers exist.
     """
     metrics_dir.mkdir(parents=True, exist_ok=True)
     for entry in metrics_dir.iterdir():
@@ -53,6 +56,4 @@ def start(metrics_dir: Path) -> int | None:
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
-    from serving import zygote
-
-    return zygote.start(Path(os.environ["VALIDATION_DIR"]))
+    return _warm[0] if _warm else zygote.start(Path(os.environ["VALIDATION_DIR"]))

@@ -101,7 +101,8 @@ def main(argv: list[str]) -> int:
         return EXIT_USAGE
     root, snapshot_id, result_file = Path(argv[1]), argv[2], Path(argv[3])
     die_with_parent(int(os.environ.get("SERVING_VALIDATOR_PARENT", os.getppid())))
-    containment.deny_listening()
+    if not containment.deny_listening():
+        containment.warn_unconfined()
     limit = int(argv[5])
 
     def validate() -> int:
@@ -137,7 +138,12 @@ def supervise(validate: Callable[[], int], tick: float = 0.1) -> int:
             os._exit(code)
     with contextlib.suppress(OSError):
         os.setpgid(child, child)
-    signal.signal(signal.SIGTERM, lambda *_: _end(child, 0) or os._exit(EXIT_USAGE))
+
+    def stopped(*_: object) -> None:  # the worker's deadline passed: end everything, then self
+        _end(child, 0)
+        os._exit(EXIT_USAGE)
+
+    signal.signal(signal.SIGTERM, stopped)
     status = None
     while status is None:
         status = _reap(child)

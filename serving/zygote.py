@@ -80,7 +80,8 @@ def main(argv: list[str]) -> int:
     listener = socket.socket(fileno=int(argv[1]))
     validator.die_with_parent(int(argv[2]))
     containment.become_subreaper()  # a double-forked grandchild comes back here to be killed
-    containment.deny_listening()
+    if not containment.deny_listening():
+        containment.warn_unconfined()
     for name in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(name, signal.SIG_DFL)
     from . import loader  # noqa: F401  (warm: every child starts with it imported)

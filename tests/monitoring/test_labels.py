@@ -30,6 +30,8 @@ def client_with(tmp_path: Path, trained_models):
 
     def make(**mpm):
         made.append(create_app(ServingConfig(model_root=root, watch=False, reload_token="t",
+                                             isolate_validation=False, validation_wait=60.0,
+                                             validation_dir=tmp_path / "verdicts",
                                              mpm=MpmConfig(**{**vars(DOWN), **mpm}))))
         return made[-1].test_client()
 
