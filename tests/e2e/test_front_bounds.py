@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,17 @@ def test_clients_that_never_read_lose_their_connections_at_the_send_deadline(cap
         load.stop()
     assert_answered(load)
     assert capped.process.poll() is None, capped.log_tail()
+
+
+def test_a_head_over_the_limit_gets_431(capped):
+    """A head past FRONT_MAX_HEADER_BYTES (the manifest's 16 KiB) is refused with 431; one just
+    under it is answered."""
+    port = int(capped.url.rpartition(":")[2])
+    for padding, status in ((15_000, b"200"), (20_000, b"431")):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * padding +
+                         b"\r\n\r\n")
+            assert sock.recv(64).split(b" ")[1] == status, padding
 
 
 # --- memory: serving in the manifest's 1 GiB -------------------------------------------------
