@@ -34,6 +34,9 @@ LOG_CONFIG = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
                              "stream": "ext://sys.stderr"}},
     "loggers": {"_granian": {"handlers": ["console"], "propagate": False},
+                # The master's own events (serving.front.respawn): JSON like the workers'.
+                "serving.front.master": {"handlers": ["console"], "propagate": False,
+                                         "level": "INFO"},
                 "granian.access": {"handlers": [], "propagate": False}},
 }
 

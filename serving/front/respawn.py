@@ -27,7 +27,7 @@ from model_contract.logs import EventLogger
 
 from .listener import is_listening
 
-log = EventLogger("serving.front")
+log = EventLogger("serving.front.master")  # configured in __main__.LOG_CONFIG
 
 
 class Front(Granian):
