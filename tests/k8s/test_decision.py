@@ -12,9 +12,11 @@ import pytest
 
 from model_contract.manifest import FileEntry, ModelEntry
 from registry_sync import decision
-from registry_sync.decision import DecidedSet, Decision, DecisionError, DecisionWatcher
+from registry_sync.decision import DecidedSet, Decision, DecisionError
+from registry_sync.decision_watch import DecisionWatcher
 from registry_sync.election import ElectionSettings, Elector
 from tests.k8s.conftest import LEASE, NAMESPACE
+from tests.support.cluster import DECISION_KEY, sealed
 
 DIGEST = "ab" * 32
 
@@ -38,7 +40,9 @@ def follower(lease):
     """A DecisionWatcher on its own thread; yields the queue of what it delivered."""
     seen: queue.Queue[Decision] = queue.Queue()
     stop = threading.Event()
-    watcher = DecisionWatcher(lease(), seen.put, watch_timeout=30, retry=0.1)
+    watcher = DecisionWatcher(lease(), lambda found, _why: found and seen.put(found),
+                              DECISION_KEY.encode, f"{NAMESPACE}/{LEASE}", watch_timeout=30,
+                              retry=0.1)
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
     yield seen
@@ -98,7 +102,7 @@ def test_a_decision_too_large_drops_the_candidate_file_lists_too():
     (lambda c: c["models"][0].update(registryModelItemId="a/b"),
      "candidate.models[0].registryModelItemId"),
     (lambda c: c.update(snapshotId="../current"), "candidate.snapshotId"),
-    (lambda c: c.update(models="all"), "candidate is not an object"),
+    (lambda c: c.update(models="all"), "candidate.models is not a list"),
     (lambda c: c["models"].append(c["models"][0]), "candidate.models has 2 entries"),
     (lambda c: c["models"][0].update(name="other-model"), "does not name the decision's"),
 ])
@@ -155,7 +159,7 @@ def _write(api, version: str, candidate: str | None = None) -> None:
         api.leases.create(NAMESPACE, body)
     body = api.leases.get(NAMESPACE, LEASE)
     body["metadata"]["annotations"] = {
-        decision.DECISION_ANNOTATION: decided(version, candidate).to_annotation()}
+        decision.DECISION_ANNOTATION: sealed(decided(version, candidate).to_annotation())}
     api.leases.update(NAMESPACE, LEASE, body)
 
 
