@@ -204,3 +204,56 @@ def test_a_broken_watch_resumes_after_stream_ends_outages_and_410(api, lease, fo
     _write(api, "1.3.0")
     assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.3.0"}
     assert api.watches > watches
+
+
+def _junk(rand) -> object:
+    """A value of any JSON type, sometimes nested deep."""
+    return rand.choice([None, True, -1, 2**70, 1.5, float("nan"), "", "x" * 2000, "../..",
+                        [], {}, [1], {"a": {}}, "[" * 3, [[[[[[]]]]]], {"models": []}])
+
+
+def _mutate(raw: object, rand) -> object:
+    """raw with one random subtree replaced by junk (or an entry dropped)."""
+    if isinstance(raw, dict) and raw and rand.random() < 0.8:
+        key = rand.choice(sorted(raw))
+        if rand.random() < 0.2:
+            return {k: v for k, v in raw.items() if k != key}
+        return {**raw, key: _mutate(raw[key], rand)}
+    if isinstance(raw, list) and raw and rand.random() < 0.8:
+        at = rand.randrange(len(raw))
+        return [*raw[:at], _mutate(raw[at], rand), *raw[at + 1:]]
+    return _junk(rand)
+
+
+def test_any_mangled_decision_is_a_decision_error_never_another_exception():
+    """3,000 random manglings of a good decision: each parses or is a DecisionError."""
+    import random
+
+    rand = random.Random(24)
+    good = json.loads(decided("1.2.0", candidate="1.3.0").to_annotation())
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(3000):
+        text = json.dumps(_mutate(_mutate(good, rand), rand))
+        try:
+            decision.parse(text)
+            outcomes["parsed"] += 1
+        except DecisionError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 2000
+    with pytest.raises(DecisionError, match="not JSON"):
+        decision.parse("[" * 100_000)
+
+
+def test_a_seal_binds_the_key_the_lease_and_every_byte():
+    """Another key, another Lease, a changed byte or no seal: refused; the right one opens."""
+    from registry_sync.decision_seal import seal, unseal
+
+    text, key, lease = decided("1.2.0").to_annotation(), b"k" * 32, "ns/name"
+    assert unseal(seal(text, key, lease), key, lease) == text
+    for value, with_key, binding in [(seal(text, b"x" * 32, lease), key, lease),
+                                     (seal(text, key, "ns/other"), key, lease),
+                                     (seal(text, key, lease).replace("1.2.0", "6.6.6"), key,
+                                      lease),
+                                     (text, key, lease), (seal(text, key, lease), b"", lease)]:
+        with pytest.raises(DecisionError):
+            unseal(value, with_key, binding)
