@@ -170,3 +170,31 @@ def test_the_clients_retry_sleep_is_cut_short_by_a_stop():
     with pytest.raises(Stopped):
         sleep(60)
     assert time.monotonic() - started < 30
+
+
+def test_a_manifest_unreadable_for_lack_of_descriptors_is_not_no_snapshot(tmp_path):
+    """Descriptors exhausted (a real EMFILE, in a child with a low limit): read_current finds
+    nothing, yet the give-up rule is told a snapshot may be published; no link: surely none."""
+    import subprocess
+    import sys
+
+    publish_something(tmp_path / "published")
+    (tmp_path / "empty").mkdir()
+    child = f"""
+import resource, sys
+from pathlib import Path
+from registry_sync import snapshot
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+held = []
+try:
+    while True:
+        held.append(open("/dev/null"))
+except OSError:
+    pass
+root = Path({str(tmp_path / "published")!r})
+print(snapshot.read_current(root) is None, snapshot.surely_unpublished(root),
+      snapshot.surely_unpublished(Path({str(tmp_path / "empty")!r})))
+"""
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split() == ["True", "False", "True"]
