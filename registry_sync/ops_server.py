@@ -65,7 +65,8 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
                 report = status.report(daemon.config.model_root, daemon.state)
                 if daemon.cluster is not None:
                     report["cluster"] = daemon.cluster.describe()
-                self._send(200, report)
+                tokens = _tokens(daemon)
+                self._send(200, report if not tokens or self._holds(tokens) else trimmed(report))
             elif path == "/metrics":
                 body = generate_latest(daemon.syncer.metrics.registry)
                 self._raw(200, body, CONTENT_TYPE_LATEST)
@@ -88,11 +89,14 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
             if not tokens:
                 self._send(403, {"error": "peer endpoints are off: no RELOAD_TOKEN"})
                 return False
-            sent = self.headers.get("Authorization", "").removeprefix("Bearer ").encode()
-            if not any(hmac.compare_digest(sent, t.encode()) for t in tokens):
+            if not self._holds(tokens):
                 self._send(401, {"error": "missing or wrong token"})
                 return False
             return True
+
+        def _holds(self, tokens: list[str]) -> bool:
+            sent = self.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+            return any(hmac.compare_digest(sent, t.encode()) for t in tokens)
 
         def _file(self, path: str) -> None:
             if not self._authorized():
@@ -128,6 +132,20 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+PUBLIC_STATUS = ("ready", "published", "desired", "consecutiveFailures", "lastSuccessAt")
+
+
+def trimmed(report: dict) -> dict:
+    """/status for a caller without a token: what is served and whether it keeps up; no error
+    texts, paths, refusals or cluster details (send the reload token for those)."""
+    shown = {key: report.get(key) for key in PUBLIC_STATUS}
+    cluster = report.get("cluster")
+    if isinstance(cluster, dict):
+        shown["cluster"] = {"leader": cluster.get("leader")}
+    shown["trimmed"] = "send the reload token as a Bearer token for the whole status"
+    return shown
 
 
 def _tokens(daemon: Daemon) -> list[str]:
