@@ -198,3 +198,34 @@ print(snapshot.read_current(root) is None, snapshot.surely_unpublished(root),
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.split() == ["True", "False", "True"]
+
+
+def test_healthz_fails_when_a_cluster_thread_dies_or_the_election_stops_trying(tmp_path):
+    """The loop alone is not the sidecar: a dead decision-watch or a stuck election is 503."""
+    from registry_sync.cluster import Cluster, Trust
+    from registry_sync.election import ElectionSettings
+
+    class NoLease:
+        name = "comet-registry-sync"
+
+        def get(self):
+            raise ZeroDivisionError("a bug in the watch")
+
+    stop = threading.Event()
+    cluster = Cluster(ElectionSettings("ns", "comet-registry-sync", "pod-a", retry_period=0.1),
+                      NoLease(), NoLease(), "http://10.0.0.1:8090",
+                      Trust(lambda: b"k" * 16, "cfg", 60.0), lambda: None)
+    daemon = Daemon(ScriptedSyncer(settings(tmp_path), []), stop=stop)
+    daemon.cluster = cluster
+    cluster.start(stop)
+    try:
+        time.sleep(0.5)  # the watch survives its bug (retried), the election its own
+        assert health(daemon)[0] is True
+        cluster.elector.attempted_at -= 1000  # as if the election loop were stuck for long
+        ok, why = health(daemon)
+        assert not ok and "no election attempt" in why
+    finally:
+        stop.set()
+        cluster.close(2)
+    ok, why = health(daemon)
+    assert not ok and "cluster threads stopped" in why
