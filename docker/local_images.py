@@ -137,6 +137,8 @@ def ensure_base() -> None:
         make_base_tar()
         stamp.write_text(digest)
     import_base(digest)
+    if info:  # the base of an older recipe, now untagged
+        subprocess.run(["buildah", "rmi", info["id"]], capture_output=True, check=False)
 
 
 def build(kind: str) -> dict:
