@@ -29,15 +29,18 @@ log = logs.get(__name__)
 
 
 def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
-               member_key: str | None = None, presigned: bool = False) -> Flask:
+               member_key: str | None = None, presigned: bool = False,
+               details_shape: str = "full") -> Flask:
     """A local registry storing under data, answering only requests carrying api_key.
 
     member_key, if given, is a second key whose status changes go through review
-    (reviews.py); presigned makes downloads go through presigned links (assets.py).
+    (reviews.py); presigned makes downloads go through presigned links (assets.py);
+    details_shape "sdk" answers registry-model/details without status and tags (shapes.py).
     """
     app = Flask(__name__)
     app.extensions["local_registry"] = Registry(Store(data), api_key, frozenset(workspaces),
-                                                member_key=member_key, presigned=presigned)
+                                                member_key=member_key, presigned=presigned,
+                                                details_shape=details_shape)
     for blueprint in (read_api.bp, write_api.bp, model_api.bp, assets.bp, experiments.bp):
         app.register_blueprint(blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(assets.presigned_bp, url_prefix=assets.PRESIGNED_PREFIX)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from model_contract import logs
+from registry_sync.versions import semver_key
 
 log = logs.get(__name__)
 
@@ -64,16 +65,6 @@ def new_id() -> str:
 def now_ms() -> int:
     """The current time in epoch milliseconds."""
     return int(time.time() * 1000)
-
-
-def semver_key(version: str) -> tuple:
-    """Sort key of a version: numeric parts, then release above its pre-releases."""
-    match = SEMVER.match(version)
-    if not match:
-        return ((), 0, version)
-    major, minor, patch, pre = match.groups()
-    pre_key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in (pre or "").split("."))
-    return ((int(major), int(minor), int(patch)), 0 if pre else 1, pre_key if pre else ())
 
 
 def newest_first(versions: Iterable[dict]) -> list[dict]:

@@ -209,7 +209,8 @@ class Daemon:
         return True
 
     def poll_now(self) -> None:
-        """A webhook's wake-up: poll at once (in a cluster: the leader does)."""
+        """A webhook's wake-up: poll at once, reading facts afresh (in a cluster: the leader)."""
+        self.syncer.finder.expire()
         if self.cluster is not None:
             self.cluster.poll_now()
         else:

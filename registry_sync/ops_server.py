@@ -22,7 +22,11 @@ def health(daemon: Daemon) -> tuple[bool, str]:
     config = daemon.config
     allowed = 3 * max(config.interval, config.max_backoff) + config.comet.download_timeout
     age = daemon.clock() - daemon.heartbeat
-    return age <= allowed, f"last loop activity {age:.0f}s ago (allowed {allowed:.0f}s)"
+    detail = f"last loop activity {age:.0f}s ago (allowed {allowed:.0f}s)"
+    error = daemon.state.last_error or {}
+    if error.get("type") == "StatusUnknown":  # alive, but serving nothing new until it is fixed
+        detail += f"; {error.get('message')}"
+    return age <= allowed, detail
 
 
 def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
