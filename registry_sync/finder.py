@@ -29,7 +29,7 @@ from model_contract import logs
 
 from .comet import CometClient
 from .errors import BadRequest, BadResponse, StatusUnknown, VersionNotFound
-from .registry import ModelVersion
+from .registry import ModelVersion, check_assets
 from .versions import semver_key
 
 log = logs.get(__name__)
@@ -102,7 +102,9 @@ class VersionFinder:
         """A version's item/details, cached; the status is the one the registry filtered on."""
         facts = self._facts.get((name, version))
         if facts is None:
-            facts = self._facts[(name, version)] = self.client.version_details(name, version)
+            facts = self.client.version_details(name, version)
+            check_assets(name, facts)  # a refused answer is never cached: asked again next poll
+            self._facts[(name, version)] = facts
         return replace(facts, status=status) if status else facts
 
     def _most_recently_promoted(self, name: str, status: str, listed: list[str]) -> Found:

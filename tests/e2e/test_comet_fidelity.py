@@ -95,8 +95,8 @@ def test_huge_retry_after_never_crashes_the_loop_and_waits_at_most_the_backoff_c
     the next request within SYNC_MAX_BACKOFF, and the version is served once it passes."""
     seen = len(pod.registry_events("fault_injected"))
     for hint in (99999999999, 1e10):
-        pod.fault(path="registry-model/details", status=429, times=1, retry_after=hint)
-    pod.fault(path="registry-model/details", times=1)  # no effect: marks the next request
+        pod.fault(path="registry-model/items", status=429, times=1, retry_after=hint)
+    pod.fault(path="registry-model/items", times=1)  # no effect: marks the next request
     with pod.load() as load:
         version = pod.promote()
         pod.wait_served(version, timeout=30)
@@ -113,7 +113,7 @@ def test_a_dripped_registry_answer_is_abandoned_at_the_call_deadline(pod):
     """Issue 11 case 7: details dripped a few bytes a second end at COMET_TIMEOUT per attempt;
     the loop goes on, and the version is served once the registry answers normally."""
     seen = len(pod.registry_events("fault_injected"))
-    pod.fault(path="registry-model/details", drip_bps=20, times=2)
+    pod.fault(path="registry-model/items", drip_bps=20, times=2)
     with pod.load() as load:
         version = pod.promote()
         pod.wait_served(version, timeout=40)
