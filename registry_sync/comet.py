@@ -29,7 +29,7 @@ from tenacity import (
 
 from model_contract import logs
 
-from . import __version__
+from . import __version__, onprem
 from .config import DEFAULT_MIN_DOWNLOAD_RATE as MIN_DOWNLOAD_RATE  # noqa: F401 - re-exported
 from .config import CometSettings
 from .errors import (
@@ -86,6 +86,7 @@ class CometClient:
         self._on_request = on_request
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = f"registry-sync/{__version__}"
+        onprem.prepare(self._session, settings.ca_bundle)
         self._clock = clock
         self._retrying = Retrying(
             retry=retry_if_exception_type(Retryable),
@@ -107,9 +108,14 @@ class CometClient:
         return self.settings.url + (path if path.startswith("/") else API + path)
 
     def _headers(self) -> dict[str, str]:
+        """The key, and the gateway's allow header: only ever sent to the Comet server."""
         key = self.settings.read_api_key()
         logs.redact(key)
-        return {"Authorization": key}
+        allow = self.settings.allow_header
+        if allow is None:
+            return {"Authorization": key}
+        logs.redact(allow[1])
+        return {"Authorization": key, allow[0]: allow[1]}
 
     def _call(self, method: str, path: str, *, not_found: CometError | None = None,
               **kwargs: Any) -> requests.Response:

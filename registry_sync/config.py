@@ -11,13 +11,14 @@ import argparse
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from model_contract import api_key, logs, secret_file
 
+from . import onprem
 from .election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
 from .secret_files import check_secret_file, read_secret_file
@@ -119,6 +120,13 @@ SETTINGS: dict[str, Setting] = {
                 "seconds a download may stall; added to the size-based deadline"),
         Setting("COMET_MIN_DOWNLOAD_RATE", _positive_int, str(DEFAULT_MIN_DOWNLOAD_RATE),
                 "bytes/s a download must average, against the size the registry announced"),
+        Setting("COMET_ALLOW_HEADER_NAME", str, None,
+                "a header an on-premises gateway requires on every Comet request (the SDK's)"),
+        Setting("COMET_ALLOW_HEADER_VALUE", str, None,
+                "the value of COMET_ALLOW_HEADER_NAME", True),
+        Setting("COMET_INCLUDE_CUSTOM_CA_BUNDLE", Path, None,
+                "PEM file or folder of CA certificates trusted besides the public roots (the "
+                "SDK's)"),
         Setting("MODEL_ROOT", Path, None, "shared directory holding snapshots/ and current"),
         Setting("REGISTRY_MODELS", _name_list, None, "comma-separated registry model names"),
         Setting("REGISTRY_STATUS", str, "Production", "status that marks the version to serve"),
@@ -227,6 +235,8 @@ class CometSettings:
     timeout: float = 10.0
     download_timeout: float = 60.0
     min_download_rate: int = DEFAULT_MIN_DOWNLOAD_RATE
+    allow_header: tuple[str, str] | None = field(default=None, repr=False)
+    ca_bundle: Path | None = None
 
     def read_api_key(self) -> str:
         """The current API key: from its file when one is mounted (rotation without restart)."""
@@ -237,7 +247,9 @@ class CometSettings:
 
 
 COMET_NAMES = ["COMET_API_KEY", "COMET_API_KEY_FILE", "COMET_WORKSPACE", "COMET_URL_OVERRIDE",
-               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE"]
+               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE",
+               "COMET_ALLOW_HEADER_NAME", "COMET_ALLOW_HEADER_VALUE",
+               "COMET_INCLUDE_CUSTOM_CA_BUNDLE"]
 
 
 def server_url(override: str | None, key: str, key_variable: str) -> str:
@@ -256,6 +268,16 @@ def server_url(override: str | None, key: str, key_variable: str) -> str:
         raise ConfigError(f"{key_variable}'s baseUrl is malformed: expected {exc}") from None
 
 
+def _ca_bundle(path: Path | None) -> Path | None:
+    """The bundle, checked loadable now so a bad one fails at start naming the variable."""
+    if path is None:
+        return None
+    if not path.exists():
+        raise ConfigError(f"COMET_INCLUDE_CUSTOM_CA_BUNDLE={path}: no such file or folder")
+    onprem.trust_context(path)
+    return path
+
+
 def comet_settings(values: Mapping[str, Any]) -> CometSettings:
     """Build the Comet settings, requiring a workspace and a key (inline or from a file)."""
     require(values, "COMET_WORKSPACE")
@@ -266,6 +288,9 @@ def comet_settings(values: Mapping[str, Any]) -> CometSettings:
         api_key=values.get("COMET_API_KEY") or None, api_key_file=values.get("COMET_API_KEY_FILE"),
         timeout=values["COMET_TIMEOUT"], download_timeout=values["COMET_DOWNLOAD_TIMEOUT"],
         min_download_rate=values.get("COMET_MIN_DOWNLOAD_RATE") or DEFAULT_MIN_DOWNLOAD_RATE,
+        allow_header=onprem.allow_header(values.get("COMET_ALLOW_HEADER_NAME"),
+                                         values.get("COMET_ALLOW_HEADER_VALUE")),
+        ca_bundle=_ca_bundle(values.get("COMET_INCLUDE_CUSTOM_CA_BUNDLE")),
     )
     key_variable = "COMET_API_KEY_FILE" if settings.api_key_file else "COMET_API_KEY"
     check_secret_file(settings.api_key_file, key_variable)
