@@ -1,7 +1,9 @@
 """Comet's webhook end to end: the local registry sends it, serving checks it, the sidecar polls.
 
 With SYNC_INTERVAL=60 only the webhook can bring a promotion in within seconds: a promotion on
-the registry's page (its form's endpoint) reaches every serving worker through it.
+the registry's page (its form's endpoint) reaches every serving worker through it. (A wrong
+secret is refused by serving: tests/serving/test_webhook.py; the headers and secret the registry
+sends: tests/local_registry/test_webhooks.py.)
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ def _configure(pod, header: dict[str, str]) -> None:
 
 @pytest.fixture
 def hooked(pod) -> Iterator:
-    """The pod with SYNC_INTERVAL=60, serving taking the webhook; no hooks left afterwards."""
-    pod.restart_sidecar(SYNC_INTERVAL="60")
+    """The pod polling every 60 s, serving taking the webhook; no hooks left afterwards."""
+    polls = len(pod.sidecar_events("sync_finished"))
+    pod.restart_sidecar(SYNC_INTERVAL="60", SYNC_MAX_BACKOFF="120")  # the wait is capped there
     pod.relaunch_serving(WEBHOOK_SECRET=WEBHOOK_SECRET, SIDECAR_URL=pod.sidecar.url)
+    # its first poll is over: from now on only a webhook (or 60 s) brings another
+    wait_until(lambda: len(pod.sidecar_events("sync_finished")) > polls, 30,
+               what="the restarted sidecar's first poll")
     yield pod
     pod.registry.post("webhooks/config", {"webhookConfigs": [{
         "workspaceName": pod.registry.workspace, "modelName": pod.model, "webhookUrls": []}]})
@@ -52,7 +58,6 @@ def test_a_promotion_on_the_registry_page_is_served_within_seconds_through_the_w
     pod = hooked
     _configure(pod, {"Authorization": WEBHOOK_SECRET})
     version = pod.promote(status="None")  # registered, not promoted: no webhook for it
-    time.sleep(1)  # the sidecar is well into its 60 s wait
     page = _log_in(pod)
     with pod.load() as load:
         promoted = time.monotonic()
@@ -68,17 +73,6 @@ def test_a_promotion_on_the_registry_page_is_served_within_seconds_through_the_w
         "MODEL_VERSION_STATUS_CHANGED")
     assert pod.serving_events("webhook_forwarded")
     print(f"promotion on the page → served by every worker: {took:.2f} s")
-    assert took < 10 * GOAL_SECONDS, f"{took:.1f} s: the webhook did not wake the sidecar"
-
-
-def test_a_webhook_with_a_wrong_secret_wakes_nothing(hooked):
-    """The registry sends what it is configured with; serving refuses a wrong secret (401)."""
-    pod = hooked
-    _configure(pod, {"Authorization": "not-the-secret"})
-    before = pod.published()
-    version = pod.promote(status="None")
-    pod.registry.set_status(pod.model, version, "Production")
-    wait_until(lambda: any(e["status"] == 401 for e in pod.registry_events("webhook_sent")),
-               10, what="the refused webhook")
-    time.sleep(2)
-    assert pod.published() == before
+    # measured 0.6 s; 3x the goal keeps a loaded machine from failing it, and is still far
+    # below the 60 s poll that is the only other way in
+    assert took < 3 * GOAL_SECONDS, f"{took:.1f} s from the page to every worker"
