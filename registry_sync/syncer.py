@@ -127,7 +127,7 @@ class Syncer:
     def sync_once(self) -> Outcome:
         """One pass; raises CometError, InsufficientSpace, ServingUnavailable, OSError, Stopped.
 
-        The champion first, then the challenger (from the same details answers).
+        The champion first, then the challenger (found the same way, its own status).
         """
         outcome = self._sync_champion()
         if self.candidates is not None:
