@@ -145,9 +145,9 @@ class PodSystem:
 
     def demote_all_but(self, *keep: str) -> None:
         """Set every other Production version of the model to None."""
-        for item in self.registry.details(self.model)["versions"]:
-            if item["status"] == "Production" and item["version"] not in keep:
-                self.registry.set_status(self.model, item["version"], "None")
+        for version in self.registry.with_status(self.model, "Production"):
+            if version not in keep:
+                self.registry.set_status(self.model, version, "None")
 
     def registry_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """The local registry's JSON log lines (e.g. `fault_injected`)."""
