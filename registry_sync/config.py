@@ -91,6 +91,7 @@ class Setting:
     default: str | None
     help: str
     secret: bool = False
+    empty_means_off: bool = False  # an empty value is kept (turns the feature off), not defaulted
 
     @property
     def flag(self) -> str:
@@ -133,7 +134,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("REGISTRY_TAG", str, "",
                 "if set, the newest version with this tag / legacy stage when none has the status"),
         Setting("REGISTRY_CANDIDATE_STATUS", str, "Staging",
-                "status of the challenger, linked as MODEL_ROOT/candidate (empty: no challenger)"),
+                "status of the challenger, linked as MODEL_ROOT/candidate (empty: no challenger)",
+                empty_means_off=True),
         Setting("SYNC_GROUPING", _choice("experiment", "independent"), "experiment",
                 "experiment: publish only when all models' versions come from one experiment"),
         Setting("SYNC_INTERVAL", _positive_float, "10", "seconds between polls (with ±10% jitter)"),
@@ -203,7 +205,7 @@ def read(args: argparse.Namespace, environ: Mapping[str, str], names: list[str])
         raw = getattr(args, setting.dest, None)
         if raw is None:
             raw = environ.get(name)
-        if raw is None or raw == "":
+        if raw is None or (raw == "" and not setting.empty_means_off):
             raw = setting.default
         if raw is None:
             values[name] = None
