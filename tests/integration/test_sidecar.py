@@ -70,7 +70,8 @@ def test_promotion_is_published_within_one_interval_and_old_snapshots_pruned(loc
             assert time.monotonic() - promoted < 0.5 + 2.0  # one interval + handling
         assert len(list((root / "snapshots").iterdir())) == 2
         expected = f'registry_sync_published_version_info{{model="{name}",version="1.3.0"}} 1.0'
-        assert expected in sidecar.metrics()
+        # the metric follows the symlink's rename by a moment
+        wait_until(lambda: expected in sidecar.metrics(), 5, what="the published version metric")
 
 
 def test_an_unchanged_registry_costs_one_items_request_per_poll_and_no_download(
