@@ -20,6 +20,7 @@ from model_contract import logs, secret_file
 from .errors import ConfigError
 
 MIB = 1024 * 1024
+MIN_HEADER_BYTES = 8192  # the smallest read buffer granian's HTTP/1 parser (hyper) accepts
 
 
 def _positive_int(value: str) -> int:
@@ -74,6 +75,14 @@ def _mebibytes(value: str) -> int:
     if number < 0:
         raise ValueError("a whole number of MiB >= 0 (0: no limit)")
     return number * MIB
+
+
+def _header_bytes(value: str) -> int:
+    number = int(value)
+    if number < MIN_HEADER_BYTES:
+        raise ValueError(f"a whole number of bytes >= {MIN_HEADER_BYTES} (HTTP's smallest "
+                         "header buffer)")
+    return number
 
 
 def _flag(value: str) -> bool:
@@ -141,6 +150,13 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                                  "flight before exiting"),
     "FRONT_BODY_MEMORY": (_mebibytes, "64", "MiB of request bodies one worker receives at once; "
                                             "past it, 503"),
+    "FRONT_SEND_TIMEOUT": (_positive_int, "10", "seconds an answer may wait unread (or "
+                                                "unacknowledged) by its client; then the "
+                                                "connection is closed"),
+    "FRONT_MAX_HEADER_BYTES": (_header_bytes, "16384", "largest request head (request line and "
+                                                       "headers) in bytes; larger: 431"),
+    "FRONT_WORKER_MAX_RSS": (_mebibytes, "0", "MiB of resident memory past which a worker is "
+                                              "replaced gracefully (0: never)"),
     "FRONT_BALANCE": (_flag, "true", "a worker holding 2 more busy kept-alive connections than "
                                      "another closes one after its answer, so clients reconnect "
                                      "evenly"),
@@ -152,9 +168,16 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
     "MPM_QUEUE_SIZE": (_positive_int, "1000",
                        "MPM events a worker buffers before dropping (and counting) new ones"),
-    "MPM_BATCH_SECONDS": (_positive_int, "5", "most seconds an MPM event waits to be sent"),
-    "MPM_BATCH_SIZE": (_positive_int, "100", "most MPM events in one upload"),
+    "MPM_BATCH_SECONDS": (_positive_int, None, "most seconds an MPM event waits to be sent "
+                          "(unset: the SDK's COMET_MPM_MAX_BATCH_TIME, default 60)"),
+    "MPM_BATCH_SIZE": (_positive_int, None, "most MPM events in one upload "
+                       "(unset: the SDK's COMET_MPM_MAX_BATCH_SIZE, default 1000)"),
     "MPM_SEND_TIMEOUT": (_positive_int, "10", "seconds an MPM upload or ping may take"),
+    "LABELS_PER_SECOND": (_positive_int, "20", "labels a worker accepts per second; past it, 429"),
+    "LABELS_QUEUE_SIZE": (_positive_int, "200", "labels a worker buffers for MPM (apart from "
+                                                "prediction events); past it, 503"),
+    "LABELS_MAX_AGE": (_positive_float, "604800", "seconds after a prediction its label is "
+                                                  "still accepted"),
     "COMET_API_KEY": (str, None, "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
     "COMET_API_KEY_FILE": (Path, None, "file holding the Comet API key, read at start"),
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
@@ -206,12 +229,15 @@ class MpmConfig:
     enabled: bool = False
     sample_rate: float = 1.0
     queue_size: int = 1000
-    batch_seconds: int = 5
-    batch_size: int = 100
+    batch_seconds: int | None = None  # None: the comet_mpm SDK's own setting decides
+    batch_size: int | None = None
     send_timeout: int = 10
     api_key: str | None = dataclasses.field(default=None, repr=False)
     workspace: str | None = None
     url: str | None = None  # None: the server the API key names, else Comet's own
+    labels_per_second: int = 20
+    labels_queue_size: int = 200
+    labels_max_age: float = 604800.0
 
 
 @dataclass(frozen=True)
@@ -274,6 +300,9 @@ class FrontConfig:
     max_connections: int
     drain_seconds: int
     body_memory: int
+    send_timeout: int
+    max_header_bytes: int
+    worker_max_rss: int  # bytes; 0: no bound
     balance: bool
     pin_workers: PinWorkers
     validation_wait: float
@@ -333,7 +362,10 @@ def _mpm(environ: Mapping[str, Any]) -> MpmConfig:
                      batch_size=_read(environ, "MPM_BATCH_SIZE"),
                      send_timeout=_read(environ, "MPM_SEND_TIMEOUT"), api_key=key,
                      workspace=_read(environ, "COMET_WORKSPACE"),
-                     url=_read(environ, "COMET_URL_OVERRIDE"))
+                     url=_read(environ, "COMET_URL_OVERRIDE"),
+                     labels_per_second=_read(environ, "LABELS_PER_SECOND"),
+                     labels_queue_size=_read(environ, "LABELS_QUEUE_SIZE"),
+                     labels_max_age=_read(environ, "LABELS_MAX_AGE"))
 
 
 def _challenger(environ: Mapping[str, Any]) -> ChallengerConfig:
@@ -378,7 +410,9 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
         body_timeout=_read(env, "FRONT_BODY_TIMEOUT"),
         max_connections=_read(env, "FRONT_MAX_CONNECTIONS"),
         drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"),
-        body_memory=_read(env, "FRONT_BODY_MEMORY"), balance=_read(env, "FRONT_BALANCE"),
+        body_memory=_read(env, "FRONT_BODY_MEMORY"), send_timeout=_read(env, "FRONT_SEND_TIMEOUT"),
+        max_header_bytes=_read(env, "FRONT_MAX_HEADER_BYTES"),
+        worker_max_rss=_read(env, "FRONT_WORKER_MAX_RSS"), balance=_read(env, "FRONT_BALANCE"),
         pin_workers=_read(env, "FRONT_PIN_WORKERS"), validation_wait=_read(env, "VALIDATION_WAIT"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))
     if config.validation_wait >= WORKER_TIMEOUT:
@@ -389,4 +423,16 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
     if config.body_memory < config.max_body_bytes:
         raise ConfigError("FRONT_BODY_MEMORY is below MAX_BODY_BYTES: expected room for at least "
                           "one whole body")
+    if config.worker_max_rss and client_memory(config) >= config.worker_max_rss:
+        raise ConfigError(
+            f"FRONT_WORKER_MAX_RSS is {config.worker_max_rss // MIB} MiB: expected more than "
+            f"the {client_memory(config) // MIB} MiB its clients may make a worker hold "
+            "(FRONT_MAX_CONNECTIONS / WEB_CONCURRENCY x FRONT_MAX_HEADER_BYTES + "
+            "FRONT_BODY_MEMORY), so that clients alone never get a worker replaced")
     return config
+
+
+def client_memory(config: FrontConfig) -> int:
+    """Bytes the clients of one worker may make it hold: header buffers and bodies."""
+    connections = max(1, config.max_connections // config.workers)
+    return connections * config.max_header_bytes + config.body_memory

@@ -116,3 +116,81 @@ def hostile(source: Path, target: Path, payload: str) -> Path:
     (target / "pipeline.skops").unlink(missing_ok=True)  # else the loader prefers it
     (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(HOSTILE_PAYLOADS[payload])))
     return target
+
+
+# Run while unpickled by the validator: a grandchild (double fork, new session) reports what it
+# sees and tries to serve the public port beside the workers; the load then fails.
+DOUBLE_FORK = '''
+import json, os, socket, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        seen = {"pid": os.getpid(), "env": sorted(os.environ),
+                "proc": open("/proc/self/environ", "rb").read().decode("latin-1")}
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            server.bind(("127.0.0.1", PORT))
+            server.listen(64)
+            seen["bind"] = "bound"
+        except OSError as exc:
+            seen["bind"] = exc.errno
+        open(REPORT + ".tmp", "w").write(json.dumps(seen))
+        os.rename(REPORT + ".tmp", REPORT)
+        body = b'{"label":"Gold","probability":1.0}'
+        while seen["bind"] == "bound":
+            answer, _ = server.accept()
+            answer.recv(65536)
+            head = b"HTTP/1.1 200 OK\\r\\nX-Hijacked: 1\\r\\nConnection: close\\r\\n"
+            answer.sendall(head + b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)
+            answer.close()
+        time.sleep(3600)
+    os._exit(0)
+for _ in range(200):
+    if os.path.exists(REPORT):
+        break
+    time.sleep(0.1)
+raise ValueError("refused after forking")
+'''
+
+
+def double_forking(source: Path, target: Path, port: int, report: Path) -> Path:
+    """A classifier folder whose pickle runs DOUBLE_FORK (aimed at port) when loaded."""
+    import pickle
+
+    shutil.copytree(source, target)
+    (target / "pipeline.skops").unlink(missing_ok=True)
+    script = f"PORT = {port}\nREPORT = {str(report)!r}\n" + DOUBLE_FORK
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(f"exec({script!r})")))
+    return target
+
+
+_KEPT: list[bytes] = []  # per process: what every call of every Leaking instance kept
+
+
+class Leaking:
+    """An estimator that answers as the one it wraps and keeps 256 KiB per call (a leaking
+    model: the kind a worker's memory bound is for)."""
+
+    BYTES_PER_CALL = 256 * 1024
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.classes_ = inner.classes_
+        self.n_features_in_ = inner.n_features_in_
+
+    def predict_proba(self, matrix):
+        """The wrapped estimator's answer; 256 KiB more kept (written, so really resident)."""
+        _KEPT.append(b"\x01" * self.BYTES_PER_CALL)
+        return self.inner.predict_proba(matrix)
+
+
+def leaking(pickled: Path, target: Path) -> Path:
+    """The pickled pipeline's folder, its estimator wrapped in Leaking (importable by serving's
+    workers: the tests' folder is on their PYTHONPATH)."""
+    import pickle
+
+    shutil.copytree(pickled, target)
+    inner = pickle.loads((target / "pipeline.pkl").read_bytes())
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(Leaking(inner)))
+    return target
