@@ -47,11 +47,11 @@ def _post(connection: http.client.HTTPConnection, body: bytes, close: bool) -> N
     """One POST and its whole answer; close: on a new connection each (the costlier case)."""
     connection.request("POST", "/api/v1/predict", body, {"Content-Type": "application/json"})
     response = connection.getresponse()
-    response.read()
+    answer = response.read()
     if close:
         connection.close()
     if response.status != 200:
-        raise RuntimeError(f"batch request answered {response.status}")
+        raise RuntimeError(f"batch request answered {response.status}: {answer[:300]!r}")
 
 
 def _calls(call, count: int) -> list[float]:
