@@ -201,6 +201,10 @@ def _report(section: Section, runs: dict, memory: dict, after: dict, absent: dic
             section.target(f"{kind} throughput vs {peer} (same run)", f"{ratio:.2f}x", "> 1x",
                            ratio > 1, evidence={"answers, ours": answered(runs[kind]["ours"]),
                                                 f"answers, {peer}": answered(runs[kind][peer])})
+    ours = runs["single"]["ours"] + runs["batch"]["ours"]
+    failed = sum(r["non_2xx"] + r["socket_errors"] for r in ours)
+    section.target("failed requests, ours (single and batch loads)", str(failed), "0",
+                   failed == 0, evidence={"answers, ours": answered(ours)})
     for peer, why in absent.items():
         section.target(f"measured against {peer}", f"not measured: {why}", "measured", False,
                        evidence={"answers": 0})
