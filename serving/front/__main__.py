@@ -99,7 +99,7 @@ def main() -> int:
             return 2
     if config.balance and config.workers > 1:
         try:
-            balance.share(config.workers)
+            balance.share(config.workers, int(config.bind.rpartition(":")[2]))
         except OSError as exc:  # an optimisation: serve without it rather than not at all
             print(f"serving.front: FRONT_BALANCE is off: {exc.strerror or exc}", file=sys.stderr)
     try:
