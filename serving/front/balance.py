@@ -46,6 +46,8 @@ class WorkerLoads:
         self.seen: dict[str, float] = {}  # connection -> when it last sent a request
         self.kept: set[str] = set()  # those of them past their first request
         self.unread: set[str] = set()  # those whose answers wait unread: never counted
+        self.queued: set[str] = set()  # those with answers unacknowledged at the last look
+        self.looked = 0.0  # when the kernel's queues were last read
         self.next_look = 0.0
         self.was_crowded = False
 
@@ -63,9 +65,10 @@ class WorkerLoads:
         mine = self.mine
         if mine is None:
             return False
-        if connection in self.unread:
-            return False
         now = time.monotonic()
+        if connection in self.unread:
+            self.seen[connection] = now  # still here: it stays known as one that never reads
+            return False
         busy = connection in self.seen
         if busy and connection not in self.kept:
             self.cells[2 * mine + 1] += 1  # the others see a newly busy connection at once
@@ -94,7 +97,15 @@ class WorkerLoads:
         if self.port is None:
             return True
         queues = port_queues.read(self.port)
-        self.unread = {key for key in self.seen if port_queues.client_key(key) in queues.unread}
+        queued = {key for key in self.seen if port_queues.client_key(key) in queues.queued}
+        # A request carries the ACK of the answers before it: answers still queued behind this
+        # one's request were never read. Another connection's may wait for its client's next
+        # request or delayed ACK: it never read only if still queued at the next look with no
+        # request sent in between.
+        self.unread |= {key for key in queued & self.queued if self.seen[key] <= self.looked}
+        if connection in queued:
+            self.unread.add(connection)
+        self.queued, self.looked = queued, now
         if connection in self.unread or queues.waiting:
             self._count(now)
             return False
@@ -105,6 +116,7 @@ class WorkerLoads:
         quiet = now - WINDOW
         self.seen = {key: last for key, last in self.seen.items() if last > quiet}
         self.kept &= self.seen.keys()
+        self.unread &= self.seen.keys()  # one gone quiet may come back as another's port
         self.kept -= self.unread
         self.cells[2 * self.mine + 1] = len(self.kept)
         return len(self.kept)

@@ -3,9 +3,9 @@ whose clients do not take their answers. Read from /proc/net/tcp and tcp6 (the p
 namespace), so a worker sees every worker's listener, not only its own.
 
 A listener's row counts its accept queue in rx_queue; a connection's row counts in tx_queue the
-answer bytes its client has not acknowledged. On loopback or a LAN a client that reads
-acknowledges at once; one that pipelines and never reads leaves its answers queued there (the
-kernel's zero-window probes) until the send deadline (serving.front.listener) closes it.
+answer bytes its client has not acknowledged. A client that reads acknowledges its answer with
+its next request (or within a delayed ACK, 40-200 ms); one that pipelines and never reads leaves
+its answers queued there until the send deadline (serving.front.listener) closes it.
 """
 
 from __future__ import annotations
@@ -33,21 +33,21 @@ class Row:
 
 @dataclass(frozen=True)
 class PortQueues:
-    """The port's accept queues and its connections that leave their answers unread."""
+    """The port's accept queues and its connections with answers not yet acknowledged."""
 
     waiting: int  # connections queued in the port's listeners, not yet accepted
-    unread: frozenset[tuple[str, int]]  # clients (address, port) with answers queued
+    queued: frozenset[tuple[str, int]]  # clients (address, port) with answer bytes unacked
 
 
 def read(port: int) -> PortQueues:
     """The port's queues as the kernel sees them now (empty if the tables cannot be read)."""
-    waiting, unread = 0, set()
+    waiting, queued = 0, set()
     for row in rows(port):
         if row.state == LISTEN:
             waiting += row.rx_queue
         elif row.state == ESTABLISHED and row.tx_queue > 0:
-            unread.add(row.remote)
-    return PortQueues(waiting=waiting, unread=frozenset(unread))
+            queued.add(row.remote)
+    return PortQueues(waiting=waiting, queued=frozenset(queued))
 
 
 def rows(port: int) -> Iterator[Row]:
