@@ -107,6 +107,9 @@ def _bind(value: str) -> str:
 
 
 WORKER_TIMEOUT = 30.0  # seconds one request may run in the front before its worker is replaced
+# Seconds a model call may outlive PREDICT_TIMEOUT (the alarm could not stop it: a C call holding
+# the GIL) before the master kills its worker.
+HARD_DEADLINE_GRACE = 1.0
 
 # Variable -> (parser, default, meaning). docs/serving.md lists the same table.
 SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
@@ -125,6 +128,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                 "address space of the validator process in MiB (0: no limit)"),
     "VALIDATION_WAIT": (_positive_float, "1", "seconds /-/validate (or a worker's start) waits "
                                               "for a verdict before answering 202 (running)"),
+    "PREDICT_TIMEOUT": (_positive_float, "0.5",
+                        "seconds one model call (champion or canary) may run; then 504, and the "
+                        "worker is replaced if the call cannot be stopped"),
     "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
                                    "its workers (default: a temporary folder)"),
     "LOG_LEVEL": (logs.parse_level, "info", "debug, info, warning or error"),
@@ -249,6 +255,7 @@ class ServingConfig:
     validation_memory_limit: int = 768 * MIB
     validation_wait: float = 20.0
     validation_dir: Path | None = None
+    predict_timeout: float = 0.5
     log_level: str = "info"
     metrics_dir: Path | None = None
     mpm: MpmConfig = MpmConfig()
@@ -279,6 +286,8 @@ class FrontConfig:
     validation_wait: float
     metrics_dir: Path | None
     log_level: str
+    predict_timeout: float = 0.5
+    model_root: Path | None = None
 
 
 def _token(environ: Mapping[str, Any]) -> str | None:
@@ -313,7 +322,7 @@ def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
         validation_timeout=_read(env, "VALIDATION_TIMEOUT"),
         validation_memory_limit=_read(env, "VALIDATION_MEMORY_LIMIT"),
         validation_wait=_read(env, "VALIDATION_WAIT"), validation_dir=_read(env, "VALIDATION_DIR"),
-        log_level=_read(env, "LOG_LEVEL"),
+        log_level=_read(env, "LOG_LEVEL"), predict_timeout=_read(env, "PREDICT_TIMEOUT"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), mpm=_mpm(env),
         webhook_secret=_read(env, "WEBHOOK_SECRET"), webhook_header=_read(env, "WEBHOOK_HEADER"),
         webhook_per_minute=_read(env, "WEBHOOK_PER_MINUTE"),
@@ -380,7 +389,8 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
         drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"),
         body_memory=_read(env, "FRONT_BODY_MEMORY"), balance=_read(env, "FRONT_BALANCE"),
         pin_workers=_read(env, "FRONT_PIN_WORKERS"), validation_wait=_read(env, "VALIDATION_WAIT"),
-        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))
+        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"),
+        predict_timeout=_read(env, "PREDICT_TIMEOUT"), model_root=_read(env, "MODEL_ROOT"))
     if config.validation_wait >= WORKER_TIMEOUT:
         raise ConfigError(f"VALIDATION_WAIT is {config.validation_wait:g}: expected less than "
                           f"the {WORKER_TIMEOUT:g} s a worker's request may run")

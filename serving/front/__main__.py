@@ -15,6 +15,7 @@ import importlib.util
 import os
 import sys
 import threading
+from pathlib import Path
 
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
@@ -22,9 +23,9 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
 from serving import prefork
-from serving.config import FrontConfig, front_from_env
+from serving.config import HARD_DEADLINE_GRACE, FrontConfig, front_from_env
 from serving.errors import ConfigError
-from serving.front import admin, affinity, balance
+from serving.front import admin, affinity, balance, calls
 
 TARGET = "serving.front.rsgi:app"
 LOG_CONFIG = {
@@ -81,6 +82,11 @@ def main() -> int:
         # granian reaps only its workers: a warm validator that dies must not stay a zombie.
         threading.Thread(target=os.waitpid, args=(validator, 0), name="validator-reaper",
                          daemon=True).start()
+    # Model calls that no alarm can stop (a C call holding the GIL): the master kills the worker.
+    calls.share(config.workers)
+    assert calls.CALLS is not None
+    calls.watch(calls.CALLS, config.predict_timeout + HARD_DEADLINE_GRACE, config.model_root,
+                Path(os.environ["VALIDATION_DIR"]))
     listener = admin_settings(config)
     if listener is not None:
         try:

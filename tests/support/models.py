@@ -116,3 +116,48 @@ def hostile(source: Path, target: Path, payload: str) -> Path:
     (target / "pipeline.skops").unlink(missing_ok=True)  # else the loader prefers it
     (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(HOSTILE_PAYLOADS[payload])))
     return target
+
+
+# A class defined when the pickle loads (no module of ours needed where it is loaded): the real
+# pipeline's answers, except that a row whose carat has a third decimal of 7 (0.317: 1 row in 10
+# of such carats; none of the golden or sample rows) never returns (`how`: a Python loop, or
+# a sleep). Validation passes: it runs only those rows.
+_HANGING_SOURCE = """
+import time
+class HangsOnSomeRows:
+    def __init__(self, inner, how):
+        self.inner, self.how = inner, how
+        self.classes_ = inner.classes_
+        self.n_features_in_ = inner.n_features_in_
+    def predict_proba(self, matrix):
+        if any(round(row[0] * 1000) % 10 == 7 for row in matrix):
+            while self.how == "loop":
+                pass
+            time.sleep(3600)
+        return self.inner.predict_proba(matrix)
+"""
+
+
+class HangsWhenLoaded:
+    """Pickles as a pipeline that hangs on some rows (HANGING_CARAT)."""
+
+    def __init__(self, inner, how: str = "loop"):
+        self.inner, self.how = inner, how
+
+    def __reduce__(self):
+        code = "(exec(SOURCE, globals()), HangsOnSomeRows(inner, how))[1]"
+        return eval, (code, {"SOURCE": _HANGING_SOURCE, "inner": self.inner, "how": self.how})
+
+
+HANGING_CARAT = 0.317  # a row with this carat hangs the model HangsWhenLoaded builds
+
+
+def hanging(pickled: Path, target: Path, how: str = "loop") -> Path:
+    """The pickled pipeline folder (TrainedModels.pickled) as a model that hangs on the rows
+    with HANGING_CARAT once served."""
+    import pickle
+
+    shutil.copytree(pickled, target)
+    inner = pickle.loads((pickled / "pipeline.pkl").read_bytes())
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(HangsWhenLoaded(inner, how)))
+    return target
