@@ -22,6 +22,7 @@ from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
+from model_contract import logs
 from serving import prefork
 from serving.config import HARD_DEADLINE_GRACE, FrontConfig, front_from_env
 from serving.errors import ConfigError
@@ -82,6 +83,7 @@ def main() -> int:
         # granian reaps only its workers: a warm validator that dies must not stay a zombie.
         threading.Thread(target=os.waitpid, args=(validator, 0), name="validator-reaper",
                          daemon=True).start()
+    logs.setup(config.log_level)  # the master's own events (model_call_hung) as JSON lines
     # Model calls that no alarm can stop (a C call holding the GIL): the master kills the worker.
     calls.share(config.workers)
     assert calls.CALLS is not None

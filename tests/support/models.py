@@ -120,8 +120,8 @@ def hostile(source: Path, target: Path, payload: str) -> Path:
 
 # A class defined when the pickle loads (no module of ours needed where it is loaded): the real
 # pipeline's answers, except that a row whose carat has a third decimal of 7 (0.317: 1 row in 10
-# of such carats; none of the golden or sample rows) never returns (`how`: a Python loop, or
-# a sleep). Validation passes: it runs only those rows.
+# of such carats; none of the golden or sample rows) never returns (`how`: a Python loop, a
+# sleep, or a C call holding the GIL). Validation passes: it runs only those rows.
 _HANGING_SOURCE = """
 import time
 class HangsOnSomeRows:
@@ -133,6 +133,11 @@ class HangsOnSomeRows:
         if any(round(row[0] * 1000) % 10 == 7 for row in matrix):
             while self.how == "loop":
                 pass
+            if self.how == "gil":  # a C call that holds the GIL for ever, deaf to signals:
+                libc = __import__("ctypes").PyDLL(None)  # a mutex locked twice by one thread
+                mutex = __import__("ctypes").create_string_buffer(64)
+                libc.pthread_mutex_lock(mutex)
+                libc.pthread_mutex_lock(mutex)
             time.sleep(3600)
         return self.inner.predict_proba(matrix)
 """
