@@ -178,6 +178,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                           "client address)"),
     "SHADOW_QUEUE_SIZE": (_positive_int, "1000",
                           "inputs a worker holds for the challenger before dropping new ones"),
+    "SHADOW_PROCESS": (_flag, "true", "score the challenger's shadow calls in a process of its "
+                                      "own, each bounded by PREDICT_TIMEOUT (false: a thread of "
+                                      "the worker, sharing its GIL)"),
     "CHALLENGER_WINDOW": (_positive_int, "1000", "latest comparisons in the rolling figures"),
     "GUARD_WINDOW": (_positive_int, "100", "latest canary answers the guard judges"),
     "GUARD_MIN_ANSWERS": (_positive_int, "20", "canary answers the guard needs before judging"),
@@ -228,6 +231,7 @@ class ChallengerConfig:
     canary_percent: float = 0.0
     key_header: str | None = None
     queue_size: int = 1000
+    shadow_process: bool = True
     window: int = 1000
     guard_window: int = 100
     guard_min_answers: int = 20
@@ -355,7 +359,8 @@ def _challenger(environ: Mapping[str, Any]) -> ChallengerConfig:
         enabled=_read(environ, "CHALLENGER_ENABLED"),
         canary_percent=_read(environ, "CANARY_PERCENT"),
         key_header=_read(environ, "CANARY_KEY_HEADER"),
-        queue_size=_read(environ, "SHADOW_QUEUE_SIZE"), window=_read(environ, "CHALLENGER_WINDOW"),
+        queue_size=_read(environ, "SHADOW_QUEUE_SIZE"),
+        shadow_process=_read(environ, "SHADOW_PROCESS"), window=_read(environ, "CHALLENGER_WINDOW"),
         guard_window=_read(environ, "GUARD_WINDOW"),
         guard_min_answers=_read(environ, "GUARD_MIN_ANSWERS"),
         guard_max_error_rate=_read(environ, "GUARD_MAX_ERROR_RATE"),

@@ -67,7 +67,8 @@ class Roles:
                  challenger: ChallengerHolder):
         self._config, self.champion, self.challenger = config, champion, challenger
         self.settings = config.challenger
-        self.scorer = ShadowScorer(self.settings.queue_size)
+        self.scorer = ShadowScorer(self.settings.queue_size, config.predict_timeout
+                                   if self.settings.shadow_process else None)
         self._tracking: Tracking | None = None
         self._totals: tuple[float, str, role_metrics.ShadowTotals] | None = None
         self._stop = threading.Event()

@@ -113,7 +113,8 @@ def settle(app):
 def _defaults():
     from serving.config import ChallengerConfig
 
-    return ChallengerConfig(key_header=KEY_HEADER)
+    # In a thread: these tests replace the challenger's predictor in this process.
+    return ChallengerConfig(key_header=KEY_HEADER, shadow_process=False)
 
 
 def predict(client, key: str = "client-1"):
