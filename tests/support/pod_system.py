@@ -109,6 +109,7 @@ class PodSystem:
     serving: Serving | None = None
     sidecar: Sidecar | None = None
     sidecar_extra: dict[str, str] = field(default_factory=dict)
+    serving_extra: dict[str, str] = field(default_factory=dict)
     _minor: int = 0
 
     def __repr__(self) -> str:  # short, and without the secrets its parts hold
@@ -244,18 +245,21 @@ class PodSystem:
 
     # --- serving ------------------------------------------------------------------------
 
-    def launch_serving(self, wait: bool = True) -> Serving:
-        """Start serving (the front) on the pod's ports, with the token from its file."""
+    def launch_serving(self, wait: bool = True, **extra: str) -> Serving:
+        """Start serving (the front) on the pod's ports, with the token from its file (extra:
+        settings over the defaults, until a reset)."""
         self.serving = launch(self.root, self.work, public=self.public_port,
                               admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
-                              RELOAD_TOKEN_FILE=str(self.token_file), **SERVING_DEFAULTS)
+                              RELOAD_TOKEN_FILE=str(self.token_file),
+                              **{**SERVING_DEFAULTS, **extra})
+        self.serving_extra = extra
         self.scan.watch(self.serving.log_path)
         return self.serving
 
-    def relaunch_serving(self, wait: bool = True) -> Serving:
+    def relaunch_serving(self, wait: bool = True, **extra: str) -> Serving:
         """Stop serving (if running) and start it again on the same ports."""
         self.serving.stop()
-        return self.launch_serving(wait)
+        return self.launch_serving(wait, **extra)
 
     def serving_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """gunicorn's JSON log lines (every worker, every launch)."""
@@ -305,7 +309,7 @@ class PodSystem:
             self.registry.restart()
         self.registry.clear_faults()
         self.api_key_file.write_text(self.registry.api_key)
-        if self.serving.process.poll() is not None:
+        if self.serving.process.poll() is not None or self.serving_extra:
             self.relaunch_serving()
         if self.sidecar is None or self.sidecar.process.poll() is not None or \
                 self.sidecar_extra != {"models": self.model}:
