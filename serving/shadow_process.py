@@ -22,6 +22,8 @@ import time
 import numpy as np
 import orjson
 
+from model_contract import logs
+
 from .loader import ServedModel
 from .validator import die_with_parent, name_process
 
@@ -29,6 +31,7 @@ HEADER = struct.Struct("!II")  # rows, columns of the float64 matrix that follow
 LENGTH = struct.Struct("!I")  # bytes of the JSON answer that follows
 RESTART_PAUSE = 1.0  # seconds after a child's death before another is forked
 PROCESS_NAME = "shadow"
+log = logs.get(__name__)
 
 
 class ShadowFailed(Exception):
@@ -75,6 +78,8 @@ class ShadowProcess:
             _serve(child, model, parent_pid)
         child.close()
         self._model, self._pid, self._socket = model, pid, parent
+        log.warning("shadow_process_started", pid=pid, version=model.version,
+                    after_failure=self._died_at > 0)
 
     def stop(self) -> None:
         """Kill the child (if any) and reap it."""

@@ -33,7 +33,7 @@ from tests.support.models import HANGING_CARAT, hanging
 from tests.support.processes import wait_until
 
 BAD = {**VALID, "carat": HANGING_CARAT}
-CLIENTS, SECONDS = 2, 8.0
+CLIENTS, SECONDS = 2, 5.0
 
 
 @dataclass(frozen=True)
@@ -51,21 +51,22 @@ def booted_workers(pod) -> int:
 
 
 def clients(url: str, every: int, seconds: float = SECONDS,
-            headers: dict[str, str] | None = None) -> list[Sent]:
-    """CLIENTS threads for `seconds`, each sending BAD as every `every`-th request, else VALID."""
+            stop: threading.Event | None = None) -> list[Sent]:
+    """CLIENTS threads for `seconds` (or until `stop`), each sending BAD as every `every`-th
+    request, else VALID."""
+    stop = stop or threading.Event()
     sent: list[Sent] = []
     lock = threading.Lock()
 
     def client(number: int) -> None:
         with requests.Session() as session:
             count, ends = number, time.monotonic() + seconds
-            while time.monotonic() < ends:
+            while time.monotonic() < ends and not stop.is_set():
                 count += 1
                 bad = count % every == 0
                 started = time.monotonic()
                 try:
-                    status = session.post(url, json=BAD if bad else VALID, timeout=10,
-                                          headers=headers).status_code
+                    status = session.post(url, json=BAD if bad else VALID, timeout=10).status_code
                 except requests.RequestException:
                     status = 0
                 with lock:
@@ -206,8 +207,9 @@ def test_a_33_mb_metadata_file_is_refused_by_name_and_requests_never_wait(pod, t
     meta["training"]["notes"] = "x" * (33 * 1024 * 1024)
     (folder / "metadata.json").write_text(json.dumps(meta))
     sent: list[Sent] = []
+    stop = threading.Event()
     load = threading.Thread(target=lambda: sent.extend(
-        clients(pod.serving.url + "/api/v1/predict", every=10 ** 9, seconds=15)))
+        clients(pod.serving.url + "/api/v1/predict", every=10 ** 9, seconds=60, stop=stop)))
     load.start()
     try:
         version = pod.promote(folder)
@@ -216,5 +218,6 @@ def test_a_33_mb_metadata_file_is_refused_by_name_and_requests_never_wait(pod, t
         assert f"metadata.json is larger than the {MAX_METADATA_BYTES // 1024} KiB" in \
             rejection["reason"]
     finally:
+        stop.set()
         load.join(60)
     assert_normal_clients_served(sent)

@@ -166,3 +166,45 @@ def hanging(pickled: Path, target: Path, how: str = "loop") -> Path:
     inner = pickle.loads((pickled / "pipeline.pkl").read_bytes())
     (target / "pipeline.pkl").write_bytes(pickle.dumps(HangsWhenLoaded(inner, how)))
     return target
+
+
+# A challenger that computes on every call before answering: a Python loop, or one C call that
+# holds the GIL (a count over 64 MiB), each some tens of milliseconds.
+_COMPUTING_SOURCE = """
+class Computes:
+    def __init__(self, inner, how):
+        self.inner, self.how, self.buffer = inner, how, None
+        self.classes_ = inner.classes_
+        self.n_features_in_ = inner.n_features_in_
+    def predict_proba(self, matrix):
+        if self.how == "loop":
+            total = 0
+            for number in range(300_000):
+                total += number
+        else:
+            if self.buffer is None:
+                self.buffer = bytes(64 * 1024 * 1024)
+            self.buffer.count(b"x")
+        return self.inner.predict_proba(matrix)
+"""
+
+
+class ComputesWhenLoaded:
+    """Pickles as a pipeline that computes (`how`: loop or c) on every call."""
+
+    def __init__(self, inner, how: str):
+        self.inner, self.how = inner, how
+
+    def __reduce__(self):
+        code = "(exec(SOURCE, globals()), Computes(inner, how))[1]"
+        return eval, (code, {"SOURCE": _COMPUTING_SOURCE, "inner": self.inner, "how": self.how})
+
+
+def computing(pickled: Path, target: Path, how: str) -> Path:
+    """The pickled pipeline folder as a model that computes on every call (loop or c)."""
+    import pickle
+
+    shutil.copytree(pickled, target)
+    inner = pickle.loads((pickled / "pipeline.pkl").read_bytes())
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(ComputesWhenLoaded(inner, how)))
+    return target
