@@ -161,9 +161,11 @@ def test_a_hang_no_alarm_can_stop_costs_one_worker_replaced_in_seconds(pod, trai
         pod.wait_served(pod.promote())
 
 
-def test_a_shadow_challenger_holding_the_gil_costs_the_champion_nothing(pod, trained_models,
-                                                                         tmp_path):
-    version = pod.promote(hanging(trained_models.pickled, tmp_path / "gil", how="gil"),
+def test_a_shadow_challenger_looping_for_ever_costs_the_champion_nothing(pod, trained_models,
+                                                                          tmp_path):
+    """A Python loop holding the GIL in the challenger: its child burns its CPU budget and is
+    killed by the kernel (SIGPROF); the champion's requests never wait for it."""
+    version = pod.promote(hanging(trained_models.pickled, tmp_path / "loop", how="loop"),
                           status="Staging")
     try:
         wait_challenger(pod, version)

@@ -3,7 +3,8 @@
 A real app, real snapshots: the champion is our pipeline, the challenger the pickled pipeline
 wrapped to hang, holding the GIL in a C call, on rows with carat 0.317. Its shadow calls run in a
 child of the worker: the champion answers at once while the child hangs, the child is killed at
-the deadline and replaced, and the failure is the challenger's figure.
+its wall-clock deadline (it burns no CPU) and replaced, and the failure is the challenger's
+figure.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tests.support.models import HANGING_CARAT, hanging
 from tests.support.processes import wait_until
 
 BAD = {**VALID, "carat": HANGING_CARAT}
-TIMEOUT = 2.0  # the shadow call's deadline here (PREDICT_TIMEOUT)
+TIMEOUT = 0.25  # PREDICT_TIMEOUT: a shadow call's CPU time; 20 times that on the clock
 
 
 def shadow_children() -> list[psutil.Process]:
@@ -47,7 +48,7 @@ def test_a_challenger_hanging_with_the_gil_held_costs_only_its_own_figures(
     assert hung.status_code == 200 and hung.headers["X-Model-Role"] == "champion"
     answers = [client.post("/api/v1/predict", json=VALID, buffered=True) for _ in range(10)]
     assert {a.status_code for a in answers} == {200}
-    assert time.monotonic() - started < TIMEOUT, "the champion waited for the challenger"
+    assert time.monotonic() - started < 5, "the champion waited for the challenger"
     wait_until(lambda: total()["errors"] >= 1, 30, what="the hung call counted as failed")
     wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, 10,
                what="the hung child killed")
