@@ -25,7 +25,7 @@ from serving import deadline, overruns
 
 from .slots import WorkerSlots
 
-log = EventLogger("serving.front")
+log = EventLogger("serving.front.master")  # configured in __main__.LOG_CONFIG
 WRAP = 2 ** 31  # stamps are milliseconds of the monotonic clock, modulo this (an int cell)
 LOOK_EVERY = 0.1  # seconds between the master's looks at the stamps
 ROLES = {deadline.CHAMPION: "champion", deadline.CHALLENGER: "challenger"}
