@@ -50,6 +50,11 @@ def booted_workers(pod) -> int:
     return len(pod.serving_events("Booting worker"))
 
 
+def both_booted(pod) -> int:
+    """booted_workers once both have booted (the pod is ready once one answers)."""
+    return wait_until(lambda: (n := booted_workers(pod)) >= 2 and n, 30, what="two workers")
+
+
 def clients(url: str, every: int, seconds: float = SECONDS,
             stop: threading.Event | None = None) -> list[Sent]:
     """CLIENTS threads for `seconds` (or until `stop`), each sending BAD as every `every`-th
@@ -125,7 +130,7 @@ def hanging_champion(pod, trained_models, tmp_path) -> Iterator[str]:
 
 
 def test_a_champion_hanging_on_one_row_in_ten_fails_only_those_requests(pod, hanging_champion):
-    workers = booted_workers(pod)
+    workers = both_booted(pod)
     sent = clients(pod.serving.url + "/api/v1/predict", every=10)
     bad = [s for s in sent if s.bad]
     assert len(bad) >= 4 and {s.status for s in bad} == {504}
@@ -142,7 +147,7 @@ def test_a_hang_no_alarm_can_stop_costs_one_worker_replaced_in_seconds(pod, trai
     version = pod.promote(hanging(trained_models.pickled, tmp_path / "gil", how="gil"))
     pod.wait_served(version)
     try:
-        workers = booted_workers(pod)
+        workers = both_booted(pod)
         started = time.monotonic()
         with pytest.raises(requests.RequestException):  # its worker dies: no answer at all
             requests.post(pod.serving.url + "/api/v1/predict", json=BAD, timeout=30)
@@ -169,7 +174,7 @@ def test_a_shadow_challenger_looping_for_ever_costs_the_champion_nothing(pod, tr
                           status="Staging")
     try:
         wait_challenger(pod, version)
-        workers = booted_workers(pod)
+        workers = both_booted(pod)
         sent = clients(pod.serving.url + "/api/v1/predict", every=10)
         assert_normal_clients_served(sent)  # the rows that hang the challenger too: champion's
         assert booted_workers(pod) == workers and pod.serving.process.poll() is None
