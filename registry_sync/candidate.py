@@ -19,7 +19,7 @@ from model_contract import layout, logs
 from model_contract.manifest import Manifest
 
 from . import publish, snapshot
-from .errors import ArchiveError, SnapshotRejected, UnsafeValue
+from .errors import ArchiveError, LeadershipLost, SnapshotRejected, UnsafeValue
 from .notifier import Verdict
 from .registry import ModelVersion, check_assets, find_production_version
 from .state import CandidateStatus, RefusedBy, manifest_key
@@ -98,6 +98,7 @@ class CandidateFollower:
                 snapshot.discard(self.root, built.snapshotId)
                 return self._refuse(manifest_key(built), built.versions, exc.reason,
                                     built.snapshotId, RefusedBy.SERVING)
+        self._still_leading(built.snapshotId)
         publish.publish(self.root, built.snapshotId, link=layout.CANDIDATE)
         log.info("candidate_published", snapshot=built.snapshotId, versions=built.versions,
                  status=self.status, validated=verdict is Verdict.ACCEPTED)
@@ -114,11 +115,18 @@ class CandidateFollower:
                                 f"as {self.status}: {exc}", None, RefusedBy.REGISTRY)
         return self._withdraw("rejected", str(exc))
 
+    def _still_leading(self, snapshot_id: str) -> None:
+        """A deposed leader changes no link: the next leader decides (followers: always)."""
+        if not self.syncer.may_publish():
+            raise LeadershipLost(f"candidate {snapshot_id} not changed: this sidecar no longer "
+                                 "leads")
+
     def _withdraw(self, outcome: str, detail: str,
                   versions: dict[str, str] | None = None) -> CandidateStatus:
         """Remove `candidate` (if there) and say why."""
         previous = layout.candidate_snapshot_id(self.root)
         if previous is not None:
+            self._still_leading(previous)
             publish.withdraw(self.root, layout.CANDIDATE)
             log.info("candidate_removed", snapshot=previous, reason=detail)
         return replace(CandidateStatus(outcome, detail), versions=versions or {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,10 @@ def _positive_float(value: str) -> float:
 
 def _positive_int(value: str) -> int:
     return _number(value, int, 0, True, "a whole number >= 1")
+
+
+def _non_negative_float(value: str) -> float:
+    return _number(value, float, 0, False, "a number >= 0")
 
 
 def _non_negative_int(value: str) -> int:
@@ -164,14 +169,24 @@ SETTINGS: dict[str, Setting] = {
                                    "snapshot files from it"),
         Setting("LEADER_ELECTION", _choice("auto", "off"), "auto",
                 "auto: in a cluster one sidecar polls Comet and the others follow; off: all poll"),
-        Setting("LEADER_ELECTION_LEASE", str, "comet-registry-sync",
-                "name of the coordination.k8s.io Lease the sidecars elect a leader on"),
+        Setting("LEADER_ELECTION_LEASE", str, "",
+                "name of the coordination.k8s.io Lease the sidecars elect a leader on (empty: "
+                "the Deployment's name, from POD_NAME)"),
         Setting("LEADER_ELECTION_LEASE_DURATION", _positive_float, "15",
                 "seconds a leader's Lease lasts without renewal before another may take it"),
         Setting("LEADER_ELECTION_RENEW_DEADLINE", _positive_float, "10",
                 "seconds a leader keeps trying to renew before it stops acting as leader"),
         Setting("LEADER_ELECTION_RETRY_PERIOD", _positive_float, "2",
                 "seconds between attempts to acquire or renew the Lease"),
+        Setting("DECISION_KEY", secret_file.checked, "",
+                "key (16+ characters) sealing the leader's decision; only this Deployment's "
+                "pods may hold it (or use DECISION_KEY_FILE)", True),
+        Setting("DECISION_KEY_FILE", Path, None,
+                "file holding DECISION_KEY; re-read on each use (rotation without restart)"),
+        Setting("LEADER_STEP_DOWN_AFTER", _positive_float, "300",
+                "seconds of failed passes after which a leader hands the Lease over"),
+        Setting("POLL_NOW_MIN_INTERVAL", _non_negative_float, "5",
+                "seconds between passes woken by /-/poll-now (wake-ups in between are merged)"),
         Setting("KUBERNETES_API_URL", str, "", "the API server for the election; empty: "
                 "https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT"),
         Setting("KUBERNETES_TOKEN_FILE", Path, str(SERVICE_ACCOUNT_DIR / "token"),
@@ -324,6 +339,19 @@ class SyncConfig:
     reload_token_file: Path | None = None
     validation_deadline: float = 300.0
     candidate_status: str = ""  # the challenger's status; empty: none (the CLI default: Staging)
+    decision_key: str = ""  # as read at start; read_decision_key() gives the current one
+    decision_key_file: Path | None = None
+    step_down_after: float = 300.0
+    poll_now_min_interval: float = 5.0
+
+    def read_decision_key(self) -> bytes:
+        """The current decision key ('' when unreadable now: every decision is then refused)."""
+        if self.decision_key_file is not None:
+            try:
+                return read_secret_file(self.decision_key_file, "DECISION_KEY_FILE").encode()
+            except SecretUnavailable:
+                return b""  # mid-rotation: decisions are refused, the follower asks Comet
+        return self.decision_key.encode()
 
     def read_reload_token(self) -> str:
         """The current reload token: from its file when one is mounted (re-read on each use)."""
@@ -334,6 +362,7 @@ class SyncConfig:
 
 ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_LEASE_DURATION",
                   "LEADER_ELECTION_RENEW_DEADLINE", "LEADER_ELECTION_RETRY_PERIOD",
+                  "DECISION_KEY", "DECISION_KEY_FILE", "LEADER_STEP_DOWN_AFTER",
                   "KUBERNETES_API_URL", "KUBERNETES_TOKEN_FILE"]
 
 SYNC_NAMES = [
@@ -342,8 +371,8 @@ SYNC_NAMES = [
     "REGISTRY_CANDIDATE_STATUS", "SYNC_GROUPING",
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "AWS_ENDPOINT_URL", "AWS_REGION",
-    "SERVING_URL", "RELOAD_TOKEN",
-    "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
+    "SERVING_URL", "RELOAD_TOKEN", "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE",
+    "POLL_NOW_MIN_INTERVAL", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
     "POD_NAMESPACE", "POD_UID", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP",
     *ELECTION_NAMES,
 ]
@@ -394,7 +423,31 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         reload_token_file=token_file,
         validation_deadline=values["VALIDATION_DEADLINE"],
         candidate_status=values["REGISTRY_CANDIDATE_STATUS"].strip(),
+        decision_key=_decision_key(values),
+        decision_key_file=values.get("DECISION_KEY_FILE"),
+        step_down_after=values["LEADER_STEP_DOWN_AFTER"],
+        poll_now_min_interval=values["POLL_NOW_MIN_INTERVAL"],
     )
+
+
+def _decision_key(values: Mapping[str, Any]) -> str:
+    """The decision key as read at start: required, 16+ characters, with an election."""
+    if election_settings(values) is None:
+        return ""
+    key, key_file = values["DECISION_KEY"], values.get("DECISION_KEY_FILE")
+    check_secret_file(key_file, "DECISION_KEY_FILE")
+    if key_file:
+        try:
+            key = read_secret_file(key_file, "DECISION_KEY_FILE")
+        except SecretUnavailable:
+            return ""  # not there yet (rotation): each use reads it again
+    elif len(key) < 16:
+        raise ConfigError("DECISION_KEY_FILE (or DECISION_KEY, 16+ characters) is required with "
+                          "LEADER_ELECTION=auto in a cluster: it seals the leader's decision "
+                          "(or set LEADER_ELECTION=off)")
+    if key:
+        logs.redact(key)
+    return key
 
 
 def _kube_settings(values: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -414,12 +467,32 @@ def election_settings(values: Mapping[str, Any]) -> ElectionSettings | None:
     duration, deadline, retry = (values["LEADER_ELECTION_LEASE_DURATION"],
                                  values["LEADER_ELECTION_RENEW_DEADLINE"],
                                  values["LEADER_ELECTION_RETRY_PERIOD"])
-    if not retry < deadline < duration:
-        raise ConfigError("LEADER_ELECTION_RETRY_PERIOD < LEADER_ELECTION_RENEW_DEADLINE < "
-                          f"LEADER_ELECTION_LEASE_DURATION is required, got {retry} < "
-                          f"{deadline} < {duration}")
-    return ElectionSettings(values["POD_NAMESPACE"], values["LEADER_ELECTION_LEASE"],
-                            values["POD_NAME"], duration, deadline, retry)
+    # client-go's rules (1.2 is its JitterFactor); the Lease holds the duration in whole
+    # seconds, written rounded up, so the written duration exceeds the deadline too
+    if not (deadline > 1.2 * retry and duration > deadline):
+        raise ConfigError("LEADER_ELECTION_RENEW_DEADLINE > 1.2 x LEADER_ELECTION_RETRY_PERIOD "
+                          "and LEADER_ELECTION_LEASE_DURATION > LEADER_ELECTION_RENEW_DEADLINE "
+                          f"are required (client-go's rules), got retry {retry}, deadline "
+                          f"{deadline}, duration {duration}")
+    lease = values["LEADER_ELECTION_LEASE"] or deployment_of(values["POD_NAME"])
+    if not _LEASE_NAME.match(lease):
+        raise ConfigError(f"LEADER_ELECTION_LEASE {lease[:80]!r} is not a Kubernetes object name")
+    return ElectionSettings(values["POD_NAMESPACE"], lease, values["POD_NAME"], duration,
+                            deadline, retry)
+
+
+_LEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_DEPLOYMENT_POD = re.compile(r"^(?P<deployment>[a-z0-9][-a-z0-9.]*)-[a-z0-9]{5,10}-[a-z0-9]{5}$")
+
+
+def deployment_of(pod_name: str) -> str:
+    """The Deployment a pod belongs to, from its name (<deployment>-<hash>-<suffix>).
+
+    A pod that is not named so (a bare pod, a StatefulSet's) gets a Lease of its own: it then
+    leads alone, which is a standalone sidecar, never a wrong leader shared by strangers.
+    """
+    found = _DEPLOYMENT_POD.match(pod_name)
+    return found["deployment"] if found else pod_name
 
 
 def _service_url(values: Mapping[str, Any]) -> str:

@@ -144,5 +144,9 @@ class ServingUnavailable(RegistrySyncError):
     """Serving could not be asked to validate or reload."""
 
 
+class LeadershipLost(RegistrySyncError):
+    """A leader's pass found, before publishing, that this sidecar no longer leads."""
+
+
 class Stopped(Exception):
     """A stop was requested: whatever was under way is abandoned, and that is not a failure."""

@@ -21,7 +21,13 @@ from . import installer, publish, snapshot
 from . import state as state_store
 from .comet import CometClient
 from .config import SyncConfig
-from .errors import ArchiveError, ServingUnavailable, SnapshotRejected, UnsafeValue
+from .errors import (
+    ArchiveError,
+    LeadershipLost,
+    ServingUnavailable,
+    SnapshotRejected,
+    UnsafeValue,
+)
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier, Verdict
 from .registry import (
@@ -80,6 +86,7 @@ class Syncer:
         self.on_progress: Callable[[], None] = lambda: None  # the daemon's heartbeat
         self.details: dict[str, RegistryModel] = {}  # this pass's answers, for the challenger
         self.candidates = None  # registry_sync.candidate.CandidateFollower when one is followed
+        self.may_publish: Callable[[], bool] = lambda: True  # a leader: still leading?
 
     def save_state(self) -> None:
         """Write the state durably."""
@@ -186,6 +193,8 @@ class Syncer:
                 log.info("validation_skipped", snapshot=snapshot_id, reason="serving not up")
         if verdict is Verdict.ACCEPTED:
             self._remember(self.state.memory.validated(snapshot_id))
+        if not self.may_publish():  # deposed while building or validating: the next leader's
+            raise LeadershipLost(f"{snapshot_id} not published: this sidecar no longer leads")
         self._publish(built, verdict is Verdict.ACCEPTED)
         self._prune()
         if self.reporter:

@@ -7,6 +7,7 @@ it imports pandas, which the sender thread pays for, not the worker's start.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,17 @@ def backlog(client: Any) -> int:
     """Events the SDK holds and Comet has not accepted yet."""
     pending = getattr(getattr(client, "_sender", None), "_pending_depth", None)
     return pending() if callable(pending) else 0
+
+
+def end(client: Any, timeout: int) -> None:
+    """End an instance (its events flushed) and drop the SDK's atexit reference to it, which
+    would otherwise keep every instance ever opened."""
+    try:
+        client.end(timeout=timeout)
+    finally:
+        on_end = getattr(client, "_on_end", None)
+        if on_end is not None:
+            atexit.unregister(on_end)
 
 
 def _bound_upload_time(client: Any, seconds: int) -> None:

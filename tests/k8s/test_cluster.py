@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import threading
@@ -20,7 +19,9 @@ from tests.support.cluster import (
     PEER_TOKEN,
     decided_versions,
     decision_history,
+    decision_json,
     holder,
+    sealed,
     start_replica,
     start_replicas,
     wait_for_leader,
@@ -152,11 +153,12 @@ def _lying_peer(size: int):
 
 
 def _hold_lease_for(api, identity: str, peer_url: str) -> None:
-    """A (rogue) holder for an hour, its decision pointing at peer_url."""
+    """A (rogue) holder for an hour, its decision pointing at peer_url: a pod of the Deployment
+    (it holds the key) that lies about the bytes."""
     lease = api.leases.get(NAMESPACE, LEASE)
-    decided = json.loads(lease["metadata"]["annotations"][DECISION_ANNOTATION])
-    decided.update(leader=identity, peerUrl=peer_url)
-    lease["metadata"]["annotations"][DECISION_ANNOTATION] = json.dumps(decided)
+    decided = decision_json(lease)
+    decided.update(leader=identity, peerUrl=peer_url, issuedAt=time.time())
+    lease["metadata"]["annotations"][DECISION_ANNOTATION] = sealed(decided)
     lease["spec"].update(holderIdentity=identity, leaseDurationSeconds=3600,
                          renewTime=datetime.now(UTC).isoformat())
     api.leases.update(NAMESPACE, LEASE, lease)
@@ -235,9 +237,7 @@ def test_a_frozen_leader_is_replaced_and_webhooks_reach_the_new_one(api, local_r
 
 
 def _decision(api) -> dict:
-    lease = api.leases.objects.get((NAMESPACE, LEASE)) or {}
-    text = (lease.get("metadata", {}).get("annotations") or {}).get(DECISION_ANNOTATION)
-    return json.loads(text) if text else {}
+    return decision_json(api.leases.objects.get((NAMESPACE, LEASE)) or {})
 
 
 def _decision_leader(api) -> str:

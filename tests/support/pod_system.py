@@ -175,7 +175,8 @@ class PodSystem:
 
     def status(self) -> dict[str, Any]:
         """The sidecar's /status (scanned for secrets)."""
-        response = requests.get(f"{self.sidecar.url}/status", timeout=5)
+        response = requests.get(f"{self.sidecar.url}/status", timeout=5,
+                                headers={"Authorization": f"Bearer {RELOAD_TOKEN}"})
         self.scan.check(response.text, "sidecar /status", "status")
         return response.json()
 
