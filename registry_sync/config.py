@@ -12,13 +12,14 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from model_contract import api_key, logs, secret_file
 
+from . import onprem
 from .election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
 from .secret_files import check_secret_file, read_secret_file
@@ -95,6 +96,7 @@ class Setting:
     default: str | None
     help: str
     secret: bool = False
+    empty_means_off: bool = False  # an empty value is kept (turns the feature off), not defaulted
 
     @property
     def flag(self) -> str:
@@ -124,6 +126,13 @@ SETTINGS: dict[str, Setting] = {
                 "seconds a download may stall; added to the size-based deadline"),
         Setting("COMET_MIN_DOWNLOAD_RATE", _positive_int, str(DEFAULT_MIN_DOWNLOAD_RATE),
                 "bytes/s a download must average, against the size the registry announced"),
+        Setting("COMET_ALLOW_HEADER_NAME", str, None,
+                "a header an on-premises gateway requires on every Comet request (the SDK's)"),
+        Setting("COMET_ALLOW_HEADER_VALUE", str, None,
+                "the value of COMET_ALLOW_HEADER_NAME", True),
+        Setting("COMET_INCLUDE_CUSTOM_CA_BUNDLE", Path, None,
+                "PEM file or folder of CA certificates trusted besides the public roots (the "
+                "SDK's)"),
         Setting("AWS_ENDPOINT_URL", _url_root, "",
                 "S3 endpoint of s3:// remote assets, as boto3 reads it (empty: AWS S3)"),
         Setting("AWS_REGION", str, "", "region of s3:// remote assets' buckets, as boto3 reads "
@@ -134,7 +143,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("REGISTRY_TAG", str, "",
                 "if set, the newest version with this tag / legacy stage when none has the status"),
         Setting("REGISTRY_CANDIDATE_STATUS", str, "Staging",
-                "status of the challenger, linked as MODEL_ROOT/candidate (empty: no challenger)"),
+                "status of the challenger, linked as MODEL_ROOT/candidate (empty: no challenger)",
+                empty_means_off=True),
         Setting("SYNC_GROUPING", _choice("experiment", "independent"), "experiment",
                 "experiment: publish only when all models' versions come from one experiment"),
         Setting("SYNC_INTERVAL", _positive_float, "10", "seconds between polls (with ±10% jitter)"),
@@ -214,7 +224,7 @@ def read(args: argparse.Namespace, environ: Mapping[str, str], names: list[str])
         raw = getattr(args, setting.dest, None)
         if raw is None:
             raw = environ.get(name)
-        if raw is None or raw == "":
+        if raw is None or (raw == "" and not setting.empty_means_off):
             raw = setting.default
         if raw is None:
             values[name] = None
@@ -246,6 +256,8 @@ class CometSettings:
     timeout: float = 10.0
     download_timeout: float = 60.0
     min_download_rate: int = DEFAULT_MIN_DOWNLOAD_RATE
+    allow_header: tuple[str, str] | None = field(default=None, repr=False)
+    ca_bundle: Path | None = None
     s3_endpoint: str = ""  # AWS_ENDPOINT_URL and AWS_REGION: where s3:// remote assets are
     s3_region: str = ""
 
@@ -258,7 +270,9 @@ class CometSettings:
 
 
 COMET_NAMES = ["COMET_API_KEY", "COMET_API_KEY_FILE", "COMET_WORKSPACE", "COMET_URL_OVERRIDE",
-               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE"]
+               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE",
+               "COMET_ALLOW_HEADER_NAME", "COMET_ALLOW_HEADER_VALUE",
+               "COMET_INCLUDE_CUSTOM_CA_BUNDLE"]
 
 
 def server_url(override: str | None, key: str, key_variable: str) -> str:
@@ -277,6 +291,16 @@ def server_url(override: str | None, key: str, key_variable: str) -> str:
         raise ConfigError(f"{key_variable}'s baseUrl is malformed: expected {exc}") from None
 
 
+def _ca_bundle(path: Path | None) -> Path | None:
+    """The bundle, checked loadable now so a bad one fails at start naming the variable."""
+    if path is None:
+        return None
+    if not path.exists():
+        raise ConfigError(f"COMET_INCLUDE_CUSTOM_CA_BUNDLE={path}: no such file or folder")
+    onprem.trust_context(path)
+    return path
+
+
 def comet_settings(values: Mapping[str, Any]) -> CometSettings:
     """Build the Comet settings, requiring a workspace and a key (inline or from a file)."""
     require(values, "COMET_WORKSPACE")
@@ -287,6 +311,9 @@ def comet_settings(values: Mapping[str, Any]) -> CometSettings:
         api_key=values.get("COMET_API_KEY") or None, api_key_file=values.get("COMET_API_KEY_FILE"),
         timeout=values["COMET_TIMEOUT"], download_timeout=values["COMET_DOWNLOAD_TIMEOUT"],
         min_download_rate=values.get("COMET_MIN_DOWNLOAD_RATE") or DEFAULT_MIN_DOWNLOAD_RATE,
+        allow_header=onprem.allow_header(values.get("COMET_ALLOW_HEADER_NAME"),
+                                         values.get("COMET_ALLOW_HEADER_VALUE")),
+        ca_bundle=_ca_bundle(values.get("COMET_INCLUDE_CUSTOM_CA_BUNDLE")),
         s3_endpoint=values.get("AWS_ENDPOINT_URL") or "", s3_region=values.get("AWS_REGION") or "",
     )
     key_variable = "COMET_API_KEY_FILE" if settings.api_key_file else "COMET_API_KEY"

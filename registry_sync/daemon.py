@@ -270,7 +270,8 @@ class Daemon:
         return True
 
     def poll_now(self) -> None:
-        """A webhook's wake-up: poll soon, merged and spaced (in a cluster: the leader does)."""
+        """A webhook's wake-up: poll soon with fresh facts, merged and spaced (at the leader)."""
+        self.syncer.finder.expire()
         if self.cluster is None or self.cluster.poll_now():
             self._polled = True
             self.wake.set()

@@ -38,6 +38,9 @@ def health(daemon: Daemon) -> tuple[bool, str]:
     allowed = 3 * max(config.interval, config.max_backoff) + config.comet.download_timeout
     age = daemon.clock() - daemon.heartbeat
     detail = f"last loop activity {age:.0f}s ago (allowed {allowed:.0f}s)"
+    error = daemon.state.last_error or {}
+    if error.get("type") == "StatusUnknown":  # alive, but serving nothing new until it is fixed
+        detail += f"; {error.get('message')}"
     if age > allowed:
         return False, detail
     if daemon.cluster is not None:

@@ -174,8 +174,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
     "MPM_QUEUE_SIZE": (_positive_int, "1000",
                        "MPM events a worker buffers before dropping (and counting) new ones"),
-    "MPM_BATCH_SECONDS": (_positive_int, "5", "most seconds an MPM event waits to be sent"),
-    "MPM_BATCH_SIZE": (_positive_int, "100", "most MPM events in one upload"),
+    "MPM_BATCH_SECONDS": (_positive_int, None, "most seconds an MPM event waits to be sent "
+                          "(unset: the SDK's COMET_MPM_MAX_BATCH_TIME, default 60)"),
+    "MPM_BATCH_SIZE": (_positive_int, None, "most MPM events in one upload "
+                       "(unset: the SDK's COMET_MPM_MAX_BATCH_SIZE, default 1000)"),
     "MPM_SEND_TIMEOUT": (_positive_int, "10", "seconds an MPM upload or ping may take"),
     "LABELS_PER_SECOND": (_positive_int, "20", "labels a worker accepts per second; past it, 429"),
     "LABELS_QUEUE_SIZE": (_positive_int, "200", "labels a worker buffers for MPM (apart from "
@@ -236,8 +238,8 @@ class MpmConfig:
     enabled: bool = False
     sample_rate: float = 1.0
     queue_size: int = 1000
-    batch_seconds: int = 5
-    batch_size: int = 100
+    batch_seconds: int | None = None  # None: the comet_mpm SDK's own setting decides
+    batch_size: int | None = None
     send_timeout: int = 10
     api_key: str | None = dataclasses.field(default=None, repr=False)
     workspace: str | None = None

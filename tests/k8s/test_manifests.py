@@ -188,6 +188,18 @@ def test_the_load_balancer_exposes_serving_only():
     assert service["spec"]["selector"] == {"app.kubernetes.io/name": APP}
 
 
+def test_the_webhook_reaches_serving_only_over_tls_on_its_one_path():
+    """The Ingress routes exactly /api/v1/webhooks/comet to serving, for a host it has TLS for."""
+    ingress = one("Ingress")["spec"]
+    (rule,) = ingress["rules"]
+    assert rule["host"] in {h for t in ingress["tls"] for h in t["hosts"]}
+    assert all(t["secretName"] for t in ingress["tls"])
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/api/v1/webhooks/comet", "Exact")
+    assert path["backend"]["service"] == {"name": one("Service")["metadata"]["name"],
+                                          "port": {"name": "http"}}
+
+
 def test_a_disruption_budget_keeps_a_replica_serving():
     """The PDB selects the Deployment's pods and keeps at least one of its replicas."""
     pdb = one("PodDisruptionBudget")
