@@ -19,9 +19,10 @@ from model_contract import logs
 from . import api, config, context, labels, metrics, ops, web, webhook
 from .challenger import ChallengerHolder
 from .context import HOLDER, RELOAD_TOKEN_SOURCE, ROLES, SETTINGS, error_response, holder
-from .errors import BatchTooLarge, FieldError, InvalidInput, NoModel
+from .errors import BatchTooLarge, FieldError, InvalidInput, NoModel, PredictionTimeout
 from .holder import ModelHolder
 from .monitoring import MONITOR, Monitor
+from .prediction_ids import PredictionIds, key_from
 from .roles import Roles
 from .token import ReloadToken
 from .verdict import VerdictSender
@@ -47,7 +48,8 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     models = ModelHolder(settings)
     app.extensions[SETTINGS], app.extensions[HOLDER] = settings, models
-    app.extensions[MONITOR] = Monitor(settings.mpm, settings.model_root)  # started on first use
+    ids = PredictionIds(key_from(settings.reload_token), settings.mpm.labels_max_age)
+    app.extensions[MONITOR] = Monitor(settings.mpm, settings.model_root, ids=ids)  # started on use
     app.extensions[RELOAD_TOKEN_SOURCE] = ReloadToken(settings.reload_token,
                                                       settings.reload_token_file)
     challenger = ChallengerHolder(settings, verdict=lambda snapshot_id:
@@ -155,6 +157,14 @@ def _no_model(exc: NoModel):
     return response
 
 
+def _timeout(exc: PredictionTimeout):
+    """504 to the client whose input the model could not answer in time (others are answered)."""
+    message = f"{exc}: no prediction for this input"
+    if _wants_html():
+        return _page(504, "Prediction timed out", message)
+    return error_response(504, "prediction_timeout", message)
+
+
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     title, message = exc.name, exc.description or exc.name
@@ -180,4 +190,5 @@ def _unexpected(exc: Exception):
 
 
 ERROR_HANDLERS = ((InvalidInput, _invalid_input), (NoModel, _no_model),
+                  (PredictionTimeout, _timeout),
                   (HTTPException, _http_error), (Exception, _unexpected))

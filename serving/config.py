@@ -116,6 +116,9 @@ def _bind(value: str) -> str:
 
 
 WORKER_TIMEOUT = 30.0  # seconds one request may run in the front before its worker is replaced
+# Seconds a model call may outlive PREDICT_TIMEOUT (the alarm could not stop it: a C call holding
+# the GIL) before the master kills its worker.
+HARD_DEADLINE_GRACE = 1.0
 
 # Variable -> (parser, default, meaning). docs/serving.md lists the same table.
 SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
@@ -134,6 +137,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                 "address space of the validator process in MiB (0: no limit)"),
     "VALIDATION_WAIT": (_positive_float, "1", "seconds /-/validate (or a worker's start) waits "
                                               "for a verdict before answering 202 (running)"),
+    "PREDICT_TIMEOUT": (_positive_float, "0.5",
+                        "seconds one model call (champion or canary) may run; then 504, and the "
+                        "worker is replaced if the call cannot be stopped"),
     "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
                                    "its workers (default: a temporary folder)"),
     "LOG_LEVEL": (logs.parse_level, "info", "debug, info, warning or error"),
@@ -168,9 +174,16 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
     "MPM_QUEUE_SIZE": (_positive_int, "1000",
                        "MPM events a worker buffers before dropping (and counting) new ones"),
-    "MPM_BATCH_SECONDS": (_positive_int, "5", "most seconds an MPM event waits to be sent"),
-    "MPM_BATCH_SIZE": (_positive_int, "100", "most MPM events in one upload"),
+    "MPM_BATCH_SECONDS": (_positive_int, None, "most seconds an MPM event waits to be sent "
+                          "(unset: the SDK's COMET_MPM_MAX_BATCH_TIME, default 60)"),
+    "MPM_BATCH_SIZE": (_positive_int, None, "most MPM events in one upload "
+                       "(unset: the SDK's COMET_MPM_MAX_BATCH_SIZE, default 1000)"),
     "MPM_SEND_TIMEOUT": (_positive_int, "10", "seconds an MPM upload or ping may take"),
+    "LABELS_PER_SECOND": (_positive_int, "20", "labels a worker accepts per second; past it, 429"),
+    "LABELS_QUEUE_SIZE": (_positive_int, "200", "labels a worker buffers for MPM (apart from "
+                                                "prediction events); past it, 503"),
+    "LABELS_MAX_AGE": (_positive_float, "604800", "seconds after a prediction its label is "
+                                                  "still accepted"),
     "COMET_API_KEY": (str, None, "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
     "COMET_API_KEY_FILE": (Path, None, "file holding the Comet API key, read at start"),
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
@@ -188,6 +201,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                           "client address)"),
     "SHADOW_QUEUE_SIZE": (_positive_int, "1000",
                           "inputs a worker holds for the challenger before dropping new ones"),
+    "SHADOW_PROCESS": (_flag, "true", "score the challenger's shadow calls in a process of its "
+                                      "own, each bounded by PREDICT_TIMEOUT (false: a thread of "
+                                      "the worker, sharing its GIL)"),
     "CHALLENGER_WINDOW": (_positive_int, "1000", "latest comparisons in the rolling figures"),
     "GUARD_WINDOW": (_positive_int, "100", "latest canary answers the guard judges"),
     "GUARD_MIN_ANSWERS": (_positive_int, "20", "canary answers the guard needs before judging"),
@@ -222,12 +238,15 @@ class MpmConfig:
     enabled: bool = False
     sample_rate: float = 1.0
     queue_size: int = 1000
-    batch_seconds: int = 5
-    batch_size: int = 100
+    batch_seconds: int | None = None  # None: the comet_mpm SDK's own setting decides
+    batch_size: int | None = None
     send_timeout: int = 10
     api_key: str | None = dataclasses.field(default=None, repr=False)
     workspace: str | None = None
     url: str | None = None  # None: the server the API key names, else Comet's own
+    labels_per_second: int = 20
+    labels_queue_size: int = 200
+    labels_max_age: float = 604800.0
 
 
 @dataclass(frozen=True)
@@ -238,6 +257,7 @@ class ChallengerConfig:
     canary_percent: float = 0.0
     key_header: str | None = None
     queue_size: int = 1000
+    shadow_process: bool = True
     window: int = 1000
     guard_window: int = 100
     guard_min_answers: int = 20
@@ -265,6 +285,7 @@ class ServingConfig:
     validation_memory_limit: int = 768 * MIB
     validation_wait: float = 20.0
     validation_dir: Path | None = None
+    predict_timeout: float = 0.5
     log_level: str = "info"
     metrics_dir: Path | None = None
     mpm: MpmConfig = MpmConfig()
@@ -298,6 +319,8 @@ class FrontConfig:
     validation_wait: float
     metrics_dir: Path | None
     log_level: str
+    predict_timeout: float = 0.5
+    model_root: Path | None = None
 
 
 def _token(environ: Mapping[str, Any]) -> str | None:
@@ -332,7 +355,7 @@ def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
         validation_timeout=_read(env, "VALIDATION_TIMEOUT"),
         validation_memory_limit=_read(env, "VALIDATION_MEMORY_LIMIT"),
         validation_wait=_read(env, "VALIDATION_WAIT"), validation_dir=_read(env, "VALIDATION_DIR"),
-        log_level=_read(env, "LOG_LEVEL"),
+        log_level=_read(env, "LOG_LEVEL"), predict_timeout=_read(env, "PREDICT_TIMEOUT"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), mpm=_mpm(env),
         webhook_secret=_read(env, "WEBHOOK_SECRET"), webhook_header=_read(env, "WEBHOOK_HEADER"),
         webhook_per_minute=_read(env, "WEBHOOK_PER_MINUTE"),
@@ -352,7 +375,10 @@ def _mpm(environ: Mapping[str, Any]) -> MpmConfig:
                      batch_size=_read(environ, "MPM_BATCH_SIZE"),
                      send_timeout=_read(environ, "MPM_SEND_TIMEOUT"), api_key=key,
                      workspace=_read(environ, "COMET_WORKSPACE"),
-                     url=_read(environ, "COMET_URL_OVERRIDE"))
+                     url=_read(environ, "COMET_URL_OVERRIDE"),
+                     labels_per_second=_read(environ, "LABELS_PER_SECOND"),
+                     labels_queue_size=_read(environ, "LABELS_QUEUE_SIZE"),
+                     labels_max_age=_read(environ, "LABELS_MAX_AGE"))
 
 
 def _challenger(environ: Mapping[str, Any]) -> ChallengerConfig:
@@ -365,7 +391,8 @@ def _challenger(environ: Mapping[str, Any]) -> ChallengerConfig:
         enabled=_read(environ, "CHALLENGER_ENABLED"),
         canary_percent=_read(environ, "CANARY_PERCENT"),
         key_header=_read(environ, "CANARY_KEY_HEADER"),
-        queue_size=_read(environ, "SHADOW_QUEUE_SIZE"), window=_read(environ, "CHALLENGER_WINDOW"),
+        queue_size=_read(environ, "SHADOW_QUEUE_SIZE"),
+        shadow_process=_read(environ, "SHADOW_PROCESS"), window=_read(environ, "CHALLENGER_WINDOW"),
         guard_window=_read(environ, "GUARD_WINDOW"),
         guard_min_answers=_read(environ, "GUARD_MIN_ANSWERS"),
         guard_max_error_rate=_read(environ, "GUARD_MAX_ERROR_RATE"),
@@ -401,7 +428,8 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
         max_header_bytes=_read(env, "FRONT_MAX_HEADER_BYTES"),
         worker_max_rss=_read(env, "FRONT_WORKER_MAX_RSS"), balance=_read(env, "FRONT_BALANCE"),
         pin_workers=_read(env, "FRONT_PIN_WORKERS"), validation_wait=_read(env, "VALIDATION_WAIT"),
-        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))
+        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"),
+        predict_timeout=_read(env, "PREDICT_TIMEOUT"), model_root=_read(env, "MODEL_ROOT"))
     if config.validation_wait >= WORKER_TIMEOUT:
         raise ConfigError(f"VALIDATION_WAIT is {config.validation_wait:g}: expected less than "
                           f"the {WORKER_TIMEOUT:g} s a worker's request may run")
