@@ -33,7 +33,7 @@ $(STORES_VENV)/.installed: tests/support/stores-requirements.txt
 	    -r tests/support/stores-requirements.txt
 	touch $@
 
-# The peers of bench part 12 (MLServer + mlserver-sklearn, KServe), each in a venv of its own
+# The peers of bench part 13 (MLServer + mlserver-sklearn, KServe), each in a venv of its own
 # under .venv-peers: their pins conflict with ours and with each other's (fastapi).
 PEERS_VENV := .venv-peers
 $(PEERS_VENV)/%/.installed: bench/peer_servers/%-requirements.txt

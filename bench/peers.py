@@ -1,4 +1,4 @@
-"""Part 12: the servers users would pick instead, side by side: MLServer, KServe, and ours.
+"""Part 13: the servers users would pick instead, side by side: MLServer, KServe, and ours.
 
 The same fitted diamonds pipeline (ours loads pipeline.skops; the peers the same object saved
 with joblib, as their scikit-learn runtimes load it) and the same rows: ours gets them as
@@ -160,7 +160,7 @@ def _measure(servers: dict[str, Process], payloads: dict, work: Path) -> dict:
 
 def run(work: Path) -> Section:
     """Start every server, check each answers, measure, judge ours against each peer."""
-    section = Section("12. Peers: MLServer and KServe, side by side")
+    section = Section("13. Peers: MLServer and KServe, side by side")
     rows = dataset.read()[0][:ROWS]
     payloads = bodies(rows)
     with Processes(work) as processes:

@@ -29,6 +29,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "mpm": _SERVING,
     "replicas": _SIDECAR,
     "challenger": _SERVING,
+    "isolation": _SERVING,
     "peers": (*_SERVING, "bench/peer_servers/"),
 }
 
