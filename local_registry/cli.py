@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "under review become requests an owner approves")
     parser.add_argument("--presigned-downloads", action="store_true",
                         help="download-instructions give presigned links (s3DownloadEnabled)")
+    parser.add_argument("--login-token-file", type=Path, metavar="PATH",
+                        help="file holding a one-time login token: the first browser opening "
+                             "/ui/login/TOKEN is logged in to the registry page as owner")
     config.add_flags(parser, ["LOG_LEVEL"])
     return parser
 
@@ -86,13 +89,16 @@ def serve(args: argparse.Namespace) -> int:
     key = _api_key(args)
     logs.redact(key)
     logs.redact(args.member_api_key)
+    login_token = (config.read_secret_file(args.login_token_file, "--login-token-file")
+                   if args.login_token_file else None)
+    logs.redact(login_token)
     if not 0 <= args.port < 65536:
         raise ConfigError(f"--port is {args.port}: expected 0-65535")
     workspaces = {w.strip() for value in args.workspace for w in value.split(",") if w.strip()}
     data = args.data.absolute()
     try:
         app = create_app(data, key, workspaces, member_key=args.member_api_key,
-                         presigned=args.presigned_downloads)
+                         presigned=args.presigned_downloads, login_token=login_token)
         with _listen(args.host, args.port) as sock:
             server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
     except (OSError, ValueError, KeyError) as exc:

@@ -18,6 +18,7 @@ import requests
 from .errors import ServingUnavailable, SnapshotRejected, Stopped
 
 POLL_INTERVAL = 0.5
+NOT_LISTENING = "not listening"  # reload's outcome when serving is not up (yet)
 CONNECT_TIMEOUT = 2.0
 
 
@@ -100,9 +101,18 @@ class ServingNotifier:
                                      f"{type(exc).__name__}") from exc
 
     def reload(self, snapshot_id: str) -> str:
-        """Ask serving to swap to the published snapshot now; return its outcome."""
+        """Ask serving to swap to the published snapshot now; return its outcome.
+
+        NOT_LISTENING when nothing listens: serving loads `current` when it starts (the usual
+        case when the sidecar starts first), so it is no failure.
+        """
         try:
             response = self._post("/-/reload", snapshot_id, self._deadline)
+        except requests.ConnectionError as exc:
+            if connection_refused(exc):
+                return NOT_LISTENING
+            raise ServingUnavailable(f"reload of {snapshot_id} not sent: "
+                                     f"{type(exc).__name__}") from exc
         except requests.RequestException as exc:
             raise ServingUnavailable(f"reload of {snapshot_id} not sent: "
                                      f"{type(exc).__name__}") from exc

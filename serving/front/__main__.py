@@ -11,6 +11,7 @@ accepting, finish what they hold, and are killed after FRONT_DRAIN_SECONDS.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import sys
@@ -22,7 +23,7 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
 from serving import prefork
-from serving.config import FrontConfig, front_from_env
+from serving.config import SETTINGS, FrontConfig, front_from_env
 from serving.errors import ConfigError
 from serving.front import admin, affinity, balance
 
@@ -65,8 +66,20 @@ def admin_settings(config: FrontConfig) -> admin.AdminSettings | None:
         answer_timeout=config.validation_wait + 30.0)
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """No options: every setting is an environment variable, which --help lists."""
+    settings = "\n".join(f"  {name:<26} {meaning}" + (f" (default {default})" if default else "")
+                         for name, (_, default, meaning) in SETTINGS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.front", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"settings (environment variables; env.example has them all):\n{settings}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM / SIGINT; exit 2 on a configuration error."""
+    parse_args(sys.argv[1:] if argv is None else argv)
     try:
         config = front_from_env()
     except ConfigError as exc:
