@@ -13,9 +13,9 @@ import argparse
 import base64
 import json
 import os
+import secrets
 import shlex
 import shutil
-import secrets
 import signal
 import subprocess
 import sys

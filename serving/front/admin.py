@@ -4,7 +4,8 @@ It accepts on 127.0.0.1:ADMIN_PORT (the sidecar's /-/validate and /-/reload, pro
 each request to the public port with a private mark: a secret drawn by the master before it forks
 the workers, so they inherit it in memory (it is in no environment variable, no file, no log).
 serving.front.rsgi sets SERVER_PORT to ADMIN_PORT for a request carrying it, so serving.ops keeps
-/-/ paths on the admin port only, exactly as when gunicorn binds that port itself.
+/-/ paths on the admin port only, exactly as when gunicorn binds that port itself. Until the
+workers listen, it answers 503 `serving_starting` (the sidecar takes it as "not up").
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class AdminSettings:
     answer_timeout: float
 
 
+STARTING = "serving_starting"  # the error of a 503 while no worker listens yet
 MAX_CONCURRENT = 16  # admin requests at once (the sidecar sends one at a time)
 _secret = secrets.token_hex(32).encode()
 _port: int | None = None
@@ -120,6 +122,10 @@ def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 answer = upstream.getresponse()
                 data = answer.read()
+            except ConnectionRefusedError:
+                # the workers are not listening yet: each validates `current` as it starts
+                self._error(503, STARTING, "serving's workers are starting", retry_after=1)
+                return
             except (OSError, http.client.HTTPException):
                 self._error(502, "serving_unavailable", "serving did not answer")
                 return
@@ -135,9 +141,12 @@ def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        def _error(self, status: int, error: str, message: str) -> None:
+        def _error(self, status: int, error: str, message: str,
+                   retry_after: int | None = None) -> None:
             body = error_body(error, message)
             self.send_response_only(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", str(retry_after))
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")

@@ -93,6 +93,22 @@ def test_a_reload_with_nothing_listening_is_not_a_failure():
     assert notifier(None).reload("s1") == NOT_LISTENING
 
 
+STARTING = (503, {"error": "serving_starting", "message": "serving's workers are starting"})
+
+
+@pytest.mark.parametrize("serving", [[STARTING]], indirect=True)
+def test_workers_still_starting_behind_the_admin_listener_are_not_up(serving):
+    """The front's admin listener answers before its workers listen: not a failed pass."""
+    assert notifier(serving).validate("s1") is Verdict.NOT_UP
+    assert notifier(serving).reload("s1") == NOT_LISTENING
+
+
+@pytest.mark.parametrize("serving", [[(503, {"error": "overloaded"})]], indirect=True)
+def test_another_503_is_still_unavailable(serving):
+    with pytest.raises(ServingUnavailable):
+        notifier(serving).validate("s1")
+
+
 @pytest.mark.parametrize("serving", [[None]], indirect=True)
 def test_a_dropped_reload_is_unavailable(serving):
     with pytest.raises(ServingUnavailable):
