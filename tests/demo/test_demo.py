@@ -95,13 +95,13 @@ def _second_start_at_once_by_make_on_the_same_ports(tmp_path, home, options):
                                 env=python_env(),
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: "The demo is up" in out_path.read_text(), 120, what="banner")
+        wait_until(lambda: _up_or_failed(make, out_path), 120, what="banner")
         banner = out_path.read_text()
         assert "--version 1.2.0" in banner and "promote diamonds-classifier 1.2.0" in banner
         assert "training" not in banner, "the state was kept: nothing retrained"
         paste_the_steps(banner)
         wait_until(lambda: requests.post(f"http://127.0.0.1:{port}/api/v1/predict", json=SAMPLE,
-                                         timeout=5).headers["X-Model-Version"] == "1.2.0", 60,
+                                         timeout=5).headers["X-Model-Version"] == "1.2.0", 120,
                    what="1.2.0 served")
         _a_second_demo_on_taken_ports_names_the_make_form(options)
     finally:
@@ -109,6 +109,13 @@ def _second_start_at_once_by_make_on_the_same_ports(tmp_path, home, options):
         make.wait(30)
     wait_until(lambda: not _listening(port), 10, what="app port closed")
     assert "stopping" in out_path.read_text()
+
+
+def _up_or_failed(make: subprocess.Popen, out_path) -> bool:
+    """True once the banner is out; the demo's own message if make ended first."""
+    if make.poll() is not None:
+        raise AssertionError(f"make demo exited {make.returncode}:\n{out_path.read_text()}")
+    return "The demo is up" in out_path.read_text()
 
 
 def steps_of(banner: str) -> str:
