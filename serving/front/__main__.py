@@ -12,6 +12,7 @@ accepting, finish what they hold, and are killed after FRONT_DRAIN_SECONDS.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -77,6 +78,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def metrics_settings(config: FrontConfig,
+                     listener: admin.AdminSettings | None) -> admin.AdminSettings | None:
+    """GET /metrics alone on METRICS_PORT of BIND's address (Prometheus), or None."""
+    if config.metrics_port is None or listener is None:
+        return None
+    host = config.bind.rpartition(":")[0].strip("[]")
+    return dataclasses.replace(listener, port=config.metrics_port, host=host,
+                               only_paths=frozenset({"/metrics"}))
+
+
+def open_listeners(config: FrontConfig) -> str | None:
+    """The admin listener, then the metrics one; the error naming the port, or None."""
+    listener = admin_settings(config)
+    for name, settings, start in (
+            ("ADMIN_PORT", listener, admin.start),
+            ("METRICS_PORT", metrics_settings(config, listener), admin.start_metrics)):
+        if settings is None:
+            continue
+        try:
+            start(settings)
+        except OSError as exc:
+            return f"{name} {settings.port}: {exc.strerror}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM / SIGINT; exit 2 on a configuration error."""
     parse_args(sys.argv[1:] if argv is None else argv)
@@ -94,14 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         # granian reaps only its workers: a warm validator that dies must not stay a zombie.
         threading.Thread(target=os.waitpid, args=(validator, 0), name="validator-reaper",
                          daemon=True).start()
-    listener = admin_settings(config)
-    if listener is not None:
-        try:
-            admin.start(listener)
-        except OSError as exc:
-            print(f"serving.front: ADMIN_PORT {config.admin_port}: {exc.strerror}",
-                  file=sys.stderr)
-            return 2
+    failed = open_listeners(config)
+    if failed:
+        print(f"serving.front: {failed}", file=sys.stderr)
+        return 2
     if config.balance and config.workers > 1:
         try:
             balance.share(config.workers)

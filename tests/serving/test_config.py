@@ -80,6 +80,9 @@ def test_validation_settings_default_to_the_pod_and_name_the_variable():
     ({"VALIDATION_WAIT": "30"}, "VALIDATION_WAIT is 30"),
     ({"BIND": "10.0.0.5:8081", "ADMIN_PORT": "8081"}, "ADMIN_PORT is 8081"),
     ({"MAX_BODY_BYTES": str(3 * 1024 * 1024), "FRONT_BODY_MEMORY": "2"}, "FRONT_BODY_MEMORY"),
+    ({"METRICS_PORT": "9102"}, "METRICS_PORT is set without ADMIN_PORT"),
+    ({"ADMIN_PORT": "8081", "METRICS_PORT": "8081"}, "METRICS_PORT is 8081"),
+    ({"BIND": "0.0.0.0:9102", "ADMIN_PORT": "8081", "METRICS_PORT": "9102"}, "METRICS_PORT is"),
 ])
 def test_front_settings_that_cannot_work_together_are_refused_naming_them(variables, named):
     """A wait past the worker timeout, the admin port on the public one, less body memory than
