@@ -54,6 +54,7 @@ def test_demo_serves_html_and_json_then_a_promoted_version_without_restart(tmp_p
         worker_pids = {requests.get(f"{url}/api/v1/model", timeout=5).json().get("pid")
                          for _ in range(10)}
 
+        _the_readme_describes(banner)
         _log_in_with_the_one_time_link(banner)
         pasted = time.monotonic()
         paste_the_steps(banner)  # trains, registers, promotes to Staging, then to Production
@@ -131,6 +132,18 @@ def paste_the_steps(banner: str) -> None:
     done = subprocess.run(["bash", "-e"], input=steps, cwd=REPO_ROOT, env=python_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{steps}\n{done.stderr}"
+
+
+NUMBERS = {"three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
+
+
+def _the_readme_describes(banner: str) -> None:
+    """README's count of the commands to paste is the banner's (it said four when five)."""
+    said = re.search(r"the (\w+) commands to paste into bash", " ".join(
+        (REPO_ROOT / "README.md").read_text().split())).group(1)
+    commands = [line for line in steps_of(banner).splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+    assert NUMBERS[said] == len(commands), (said, commands)
 
 
 def _log_in_with_the_one_time_link(banner: str) -> None:
