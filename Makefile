@@ -23,6 +23,16 @@ $(STAMP): pyproject.toml docker/constraints.txt | $(BIN)/python
 	    --constraint docker/constraints.txt
 	touch $(STAMP)
 
+# moto_server (the S3-compatible server of the remote-asset tests) in a venv of its own: see
+# tests/support/stores-requirements.txt
+STORES_VENV := .venv-stores
+$(STORES_VENV)/.installed: tests/support/stores-requirements.txt
+	rm -rf $(STORES_VENV)
+	$(shell command -v $(PYTHON) || command -v python3) -m venv $(STORES_VENV)
+	$(STORES_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	    -r tests/support/stores-requirements.txt
+	touch $@
+
 # Debian packages the browser test, the benchmarks (wrk, curl, and nginx as a baseline front) and
 # the alert-rule tests (promtool, from `prometheus`) need; skipped when already present.
 system-deps: | $(BIN)/python
@@ -33,7 +43,7 @@ system-deps: | $(BIN)/python
 	           chromium chromium-driver wrk curl prometheus nginx; } >$(VENV)/apt.log 2>&1 \
 	       || { tail -n 30 $(VENV)/apt.log; exit 1; }; }
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(STORES_VENV)/.installed system-deps
 	$(BIN)/ruff check model_contract registry_sync local_registry serving tests bench
 	$(BIN)/python -m pytest
 
@@ -56,4 +66,4 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) .demo .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) $(STORES_VENV) .demo .pytest_cache

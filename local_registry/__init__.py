@@ -98,7 +98,9 @@ INFERRED choices, where Comet's real behaviour is not documented:
   stored and never called. write/registry-model/update renames (409 if the name is taken) and
   sets description / isPublic.
 - Remote assets: an upload's `assets` entry with a `link` (s3://, gs://, any URI) is listed with
-  `remote: true` and that link, and has no bytes here (get-asset 404).
+  `remote: true` and that link, and has no bytes here (get-asset 404); its `metadata` (an object
+  or a JSON string: `synced`, `file_size`, `version_id`, `error_message`) is listed as the JSON
+  string Comet lists. A version of remote assets only is an upload of an empty zip.
 - Ranges and presigned links: see assets.py (single ranges 206, past the end 416; a member
   stored uncompressed goes out with sendfile unless a fault rule alters the body; links signed
   with the owner's key for an hour, 403 when tampered or expired).

@@ -64,7 +64,9 @@ def _explicit_assets() -> list[dict] | None:
     """An `assets` parameter, a JSON list of {"fileName", "fileSize"}, overrides the zip's.
 
     An asset may name a `member` (index in the zip) to serve, or a `link` (s3://, gs://...):
-    then it is a remote asset, listed with that link and no bytes here.
+    then it is a remote asset, listed with that link and no bytes here. `metadata` (a JSON
+    object, or the JSON string Comet lists) is listed as a JSON string, as Comet does: a remote
+    asset synced from a bucket carries `synced`, `file_size`, `version_id`, `error_message`.
     """
     raw = arg("assets", False)
     if raw is None:
@@ -74,10 +76,22 @@ def _explicit_assets() -> list[dict] | None:
         return [{"assetId": uuid.uuid4().hex, "fileName": str(a["fileName"]),
                  "fileSize": int(a["fileSize"]),
                  "member": None if a.get("member") is None else int(a["member"]),
-                 "remoteLink": str(a["link"]) if a.get("link") else None}
+                 "remoteLink": str(a["link"]) if a.get("link") else None,
+                 "metadata": _asset_metadata(a.get("metadata"))}
                 for a in listed]
-    except (ValueError, TypeError, KeyError):
-        raise ApiError(400, "assets must be a JSON list of {fileName, fileSize}") from None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise ApiError(400, "assets must be a JSON list of {fileName, fileSize}, metadata a "
+                            "JSON object") from None
+
+
+def _asset_metadata(value: object) -> str | None:
+    """An asset's metadata as the JSON string Comet lists; ValueError unless an object."""
+    if value is None:
+        return None
+    parsed = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(parsed, dict):
+        raise ValueError("metadata must be a JSON object")
+    return json.dumps(parsed)
 
 
 def _versions_of(workspace: str, name: str) -> list[dict]:

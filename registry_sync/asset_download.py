@@ -5,12 +5,13 @@ from `experiment/asset/get-asset` (the URL built from assetId and experimentKey 
 server, so the key never goes anywhere else), or from its presigned `s3Link` when
 `s3DownloadEnabled` (sent without the key). Refused before the first byte: an asset name that
 archive.safe_member_path refuses, a duplicate, a file beside a folder of the same name, a name
-part over 255 bytes; more assets or bytes than the caps; a remote asset (`remote: true`,
-s3://, gs:// or any other URI) — RemoteAssetRefused naming it, as its bytes are not in the
-registry. Each asset streams into a part file under the work folder, its SHA-256 computed as it
-arrives; a cut resumes it with `Range` when the server answers 206, else restarts that asset
-alone; it must end at the instructions' fileSize (one byte more is refused at once). Only when
-every asset is complete are they moved into the model folder.
+part over 255 bytes; more assets or bytes than the caps. A remote asset (`remote: true`) is
+fetched from S3 or GCS by remote_assets.py (its size asked of the store before the first byte,
+so the caps count it); any other URI is RemoteAssetRefused naming it. Each asset streams into a
+part file under the work folder, its SHA-256 computed as it arrives; a cut resumes it with
+`Range` when the server answers 206, else restarts that asset alone; it must end at the
+instructions' fileSize (one byte more is refused at once). Only when every asset is complete are
+they moved into the model folder.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from model_contract.manifest import FileEntry
 
+from . import remote_assets
 from .archive import safe_member_path
 from .chunk_pipeline import ChunkPipeline, PartFile
 from .comet import CometClient
@@ -32,10 +34,10 @@ from .download_tally import Abandoned, AssetTally, Tally
 from .errors import (
     ArchiveTooLarge,
     BadResponse,
-    RemoteAssetRefused,
     SizeMismatch,
     UnsafeArchive,
 )
+from .object_stores import ObjectStores, S3Settings
 from .registry import ModelVersion
 from .transfer import CHUNK_SIZE, content_length, receive
 
@@ -57,6 +59,8 @@ class AssetSource:
     asset_id: str
     experiment_key: str
     presigned_link: str | None = None
+    remote: remote_assets.RemoteAsset | None = None  # in S3 or GCS, not in the registry
+    listed_size: int | None = None  # the registry's fileSize, when size came from elsewhere
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,12 @@ class Plan:
         return sum(a.size for a in self.assets)
 
 
-def plan(client: CometClient, name: str, version: ModelVersion, limits: ArchiveLimits) -> Plan:
-    """Ask the instructions and check them; raises InstructionsMissing when there are none."""
+def plan(client: CometClient, name: str, version: ModelVersion, limits: ArchiveLimits,
+         stores: ObjectStores | None = None) -> Plan:
+    """Ask the instructions and check them; raises InstructionsMissing when there are none.
+
+    Remote assets are asked of their stores (made from the client's timeouts unless given).
+    """
     body = client.download_instructions(name, version.version)
     listed = body.get("versions")
     if (not isinstance(listed, list) or len(listed) != 1 or not isinstance(listed[0], dict)
@@ -91,6 +99,11 @@ def plan(client: CometClient, name: str, version: ModelVersion, limits: ArchiveL
     found = Plan(name, version.version,
                  tuple(_source(raw, name, version, presigned) for raw in raw_assets))
     _check_names(found)
+    if any(a.remote for a in found.assets):
+        stores = stores or ObjectStores(*client.download_timeouts(), S3Settings(
+            client.settings.s3_endpoint, client.settings.s3_region))
+        found = Plan(name, version.version, tuple(_resolved(a, found, stores)
+                                                  for a in found.assets))
     if found.total_size > limits.max_bytes:
         raise ArchiveTooLarge(f"{name} {version.version} is {found.total_size} bytes (cap "
                               f"MAX_MODEL_BYTES={limits.max_bytes})")
@@ -104,10 +117,10 @@ def _source(raw: Any, name: str, version: ModelVersion, presigned: bool) -> Asse
         raise BadResponse(f"download-instructions of {what}: an asset without a fileName")
     file_name = raw["fileName"]
     if raw.get("remote") is True:
-        scheme = str(raw.get("link") or "").partition("://")[0] or "an unknown"
-        raise RemoteAssetRefused(
-            f"asset {file_name!r} of {what} is a remote asset ({scheme}:// URI): its bytes are "
-            "not in the registry and registry-sync fetches only from the registry")
+        remote = remote_assets.parse(raw, file_name, what)
+        listed = raw.get("fileSize")
+        return AssetSource(_safe_path(file_name), remote.metadata_size or 0, "", "",
+                           remote=remote, listed_size=listed if isinstance(listed, int) else 0)
     size = raw.get("fileSize")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise BadResponse(f"asset {file_name!r} of {what} has no valid fileSize")
@@ -132,6 +145,17 @@ def _safe_path(name: str) -> str:
     return path
 
 
+def _resolved(asset: AssetSource, found: Plan, stores: ObjectStores) -> AssetSource:
+    """A remote asset with its size and version as its store gives them; others unchanged."""
+    if asset.remote is None:
+        return asset
+    remote = remote_assets.resolve(asset.remote, stores, asset.path,
+                                   f"{found.model} {found.version}")
+    assert remote.stat is not None
+    return AssetSource(asset.path, remote.stat.size, "", "", remote=remote,
+                       listed_size=asset.listed_size)
+
+
 def _check_names(found: Plan) -> None:
     paths = [a.path for a in found.assets]
     if len(set(paths)) != len(paths):
@@ -150,7 +174,7 @@ def _check_against_details(found: Plan, version: ModelVersion) -> None:
     if not version.assets:
         return
     details = {a.file_name: a.file_size for a in version.assets}
-    given = {a.path: a.size for a in found.assets}
+    given = {a.path: a.size if a.listed_size is None else a.listed_size for a in found.assets}
     if details != given:
         raise BadResponse(f"download-instructions of {found.model} {found.version} disagree "
                           "with its details on assets or sizes: refused")
@@ -220,7 +244,12 @@ def _fetch_asset(client: CometClient, found: Plan, asset: AssetSource, path: Pat
         try:
             part = PartFile(path, pipeline)
             try:
-                client.retrying(_fetch_once, client, found, asset, part, tally)
+                if asset.remote is None:
+                    client.retrying(_fetch_once, client, found, asset, part, tally)
+                else:
+                    remote_assets.fetch(client, asset.remote, asset.size, part, tally,
+                                        f"remote asset {asset.path!r} of {found.model} "
+                                        f"{found.version}")
             finally:
                 digest = part.close()
         finally:

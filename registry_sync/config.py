@@ -119,6 +119,10 @@ SETTINGS: dict[str, Setting] = {
                 "seconds a download may stall; added to the size-based deadline"),
         Setting("COMET_MIN_DOWNLOAD_RATE", _positive_int, str(DEFAULT_MIN_DOWNLOAD_RATE),
                 "bytes/s a download must average, against the size the registry announced"),
+        Setting("AWS_ENDPOINT_URL", _url_root, "",
+                "S3 endpoint of s3:// remote assets, as boto3 reads it (empty: AWS S3)"),
+        Setting("AWS_REGION", str, "", "region of s3:// remote assets' buckets, as boto3 reads "
+                "it (empty: asked of the bucket)"),
         Setting("MODEL_ROOT", Path, None, "shared directory holding snapshots/ and current"),
         Setting("REGISTRY_MODELS", _name_list, None, "comma-separated registry model names"),
         Setting("REGISTRY_STATUS", str, "Production", "status that marks the version to serve"),
@@ -227,6 +231,8 @@ class CometSettings:
     timeout: float = 10.0
     download_timeout: float = 60.0
     min_download_rate: int = DEFAULT_MIN_DOWNLOAD_RATE
+    s3_endpoint: str = ""  # AWS_ENDPOINT_URL and AWS_REGION: where s3:// remote assets are
+    s3_region: str = ""
 
     def read_api_key(self) -> str:
         """The current API key: from its file when one is mounted (rotation without restart)."""
@@ -266,6 +272,7 @@ def comet_settings(values: Mapping[str, Any]) -> CometSettings:
         api_key=values.get("COMET_API_KEY") or None, api_key_file=values.get("COMET_API_KEY_FILE"),
         timeout=values["COMET_TIMEOUT"], download_timeout=values["COMET_DOWNLOAD_TIMEOUT"],
         min_download_rate=values.get("COMET_MIN_DOWNLOAD_RATE") or DEFAULT_MIN_DOWNLOAD_RATE,
+        s3_endpoint=values.get("AWS_ENDPOINT_URL") or "", s3_region=values.get("AWS_REGION") or "",
     )
     key_variable = "COMET_API_KEY_FILE" if settings.api_key_file else "COMET_API_KEY"
     check_secret_file(settings.api_key_file, key_variable)
@@ -334,7 +341,8 @@ SYNC_NAMES = [
     "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG",
     "REGISTRY_CANDIDATE_STATUS", "SYNC_GROUPING",
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
-    "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "SERVING_URL", "RELOAD_TOKEN",
+    "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "AWS_ENDPOINT_URL", "AWS_REGION",
+    "SERVING_URL", "RELOAD_TOKEN",
     "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
     "POD_NAMESPACE", "POD_UID", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP",
     *ELECTION_NAMES,

@@ -16,8 +16,9 @@ RegistrySyncError
 │   ├── UnsafeArchive      absolute paths, '..', links, or an unreadable zip
 │   ├── ArchiveTooLarge    over the caps on size, entry count or compression ratio
 │   ├── SizeMismatch       sizes disagree with the registry's fileSize
-│   ├── RemoteAssetRefused an asset lives outside the registry (s3://, gs://, another URI)
+│   ├── RemoteAssetRefused a remote asset that cannot be fetched: another scheme, a sync error
 │   └── UnsafeValue        a version, id, status or file name is not what Comet documents
+├── RemoteStoreError       S3 / GCS could not give a remote asset now: denied, missing, failing
 ├── InsufficientSpace      not enough free disk for a download, checked before it starts
 ├── SecretUnavailable      a mounted secret file is missing, empty or malformed right now
 ├── SnapshotRejected       serving refused to load a staged snapshot
@@ -107,7 +108,7 @@ class SizeMismatch(ArchiveError):
 
 
 class RemoteAssetRefused(ArchiveError):
-    """A version's asset is a remote URI the sidecar cannot fetch from the registry."""
+    """A remote asset the sidecar will not fetch: not s3:// or gs://, not synced, malformed."""
 
 
 class UnsafeValue(ArchiveError):
@@ -117,6 +118,10 @@ class UnsafeValue(ArchiveError):
         shown = value[:40].encode("ascii", "backslashreplace").decode("ascii")
         super().__init__(f"{model}: field {field} is {shown!r}: expected {expected}")
         self.model, self.field, self.value = model, field, value
+
+
+class RemoteStoreError(RegistrySyncError):
+    """An object store (S3, GCS) refused or failed a remote asset; the pass is retried later."""
 
 
 class InsufficientSpace(RegistrySyncError):

@@ -20,6 +20,7 @@ from model_contract import logs, secret_file
 from .errors import ConfigError
 
 MIB = 1024 * 1024
+MIN_HEADER_BYTES = 8192  # the smallest read buffer granian's HTTP/1 parser (hyper) accepts
 
 
 def _positive_int(value: str) -> int:
@@ -74,6 +75,14 @@ def _mebibytes(value: str) -> int:
     if number < 0:
         raise ValueError("a whole number of MiB >= 0 (0: no limit)")
     return number * MIB
+
+
+def _header_bytes(value: str) -> int:
+    number = int(value)
+    if number < MIN_HEADER_BYTES:
+        raise ValueError(f"a whole number of bytes >= {MIN_HEADER_BYTES} (HTTP's smallest "
+                         "header buffer)")
+    return number
 
 
 def _flag(value: str) -> bool:
@@ -144,6 +153,13 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                                  "flight before exiting"),
     "FRONT_BODY_MEMORY": (_mebibytes, "64", "MiB of request bodies one worker receives at once; "
                                             "past it, 503"),
+    "FRONT_SEND_TIMEOUT": (_positive_int, "10", "seconds an answer may wait unread (or "
+                                                "unacknowledged) by its client; then the "
+                                                "connection is closed"),
+    "FRONT_MAX_HEADER_BYTES": (_header_bytes, "16384", "largest request head (request line and "
+                                                       "headers) in bytes; larger: 431"),
+    "FRONT_WORKER_MAX_RSS": (_mebibytes, "0", "MiB of resident memory past which a worker is "
+                                              "replaced gracefully (0: never)"),
     "FRONT_BALANCE": (_flag, "true", "a worker holding 2 more busy kept-alive connections than "
                                      "another closes one after its answer, so clients reconnect "
                                      "evenly"),
@@ -278,6 +294,9 @@ class FrontConfig:
     max_connections: int
     drain_seconds: int
     body_memory: int
+    send_timeout: int
+    max_header_bytes: int
+    worker_max_rss: int  # bytes; 0: no bound
     balance: bool
     pin_workers: PinWorkers
     validation_wait: float
@@ -383,7 +402,9 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
         body_timeout=_read(env, "FRONT_BODY_TIMEOUT"),
         max_connections=_read(env, "FRONT_MAX_CONNECTIONS"),
         drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"),
-        body_memory=_read(env, "FRONT_BODY_MEMORY"), balance=_read(env, "FRONT_BALANCE"),
+        body_memory=_read(env, "FRONT_BODY_MEMORY"), send_timeout=_read(env, "FRONT_SEND_TIMEOUT"),
+        max_header_bytes=_read(env, "FRONT_MAX_HEADER_BYTES"),
+        worker_max_rss=_read(env, "FRONT_WORKER_MAX_RSS"), balance=_read(env, "FRONT_BALANCE"),
         pin_workers=_read(env, "FRONT_PIN_WORKERS"), validation_wait=_read(env, "VALIDATION_WAIT"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))
     if config.validation_wait >= WORKER_TIMEOUT:
@@ -401,4 +422,16 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
     if config.body_memory < config.max_body_bytes:
         raise ConfigError("FRONT_BODY_MEMORY is below MAX_BODY_BYTES: expected room for at least "
                           "one whole body")
+    if config.worker_max_rss and client_memory(config) >= config.worker_max_rss:
+        raise ConfigError(
+            f"FRONT_WORKER_MAX_RSS is {config.worker_max_rss // MIB} MiB: expected more than "
+            f"the {client_memory(config) // MIB} MiB its clients may make a worker hold "
+            "(FRONT_MAX_CONNECTIONS / WEB_CONCURRENCY x FRONT_MAX_HEADER_BYTES + "
+            "FRONT_BODY_MEMORY), so that clients alone never get a worker replaced")
     return config
+
+
+def client_memory(config: FrontConfig) -> int:
+    """Bytes the clients of one worker may make it hold: header buffers and bodies."""
+    connections = max(1, config.max_connections // config.workers)
+    return connections * config.max_header_bytes + config.body_memory

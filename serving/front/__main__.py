@@ -3,10 +3,12 @@
 This process is granian's master: it imports the libraries, forks the warm validator, opens the
 admin listener (ADMIN_PORT) and then forks WEB_CONCURRENCY workers. Each worker parses HTTP in
 Rust, awaits a request's whole body on its event loop (serving.front.rsgi) and only then runs the
-app, one request at a time. Slow clients are bounded by the header deadline (granian),
-the body deadline and size cap (rsgi), and FRONT_MAX_CONNECTIONS per pod (granian's backpressure,
-split over the workers). A worker that dies is replaced; SIGTERM drains: the workers stop
-accepting, finish what they hold, and are killed after FRONT_DRAIN_SECONDS.
+app, one request at a time. Slow clients are bounded by the header deadline and header size
+(granian), the body deadline, size cap and memory (rsgi), the send deadline (listener), and
+FRONT_MAX_CONNECTIONS per pod (granian's backpressure, split over the workers). A worker past
+FRONT_WORKER_MAX_RSS is replaced gracefully; one that dies is replaced, and one killed by a
+signal never stops the front (respawn); SIGTERM drains: the workers stop accepting, finish what
+they hold, and are killed after FRONT_DRAIN_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ import os
 import sys
 import threading
 
-from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
 from serving import prefork
-from serving.config import SETTINGS, FrontConfig, front_from_env
+from serving.config import MIB, SETTINGS, FrontConfig, front_from_env
 from serving.errors import ConfigError
 from serving.front import admin, affinity, balance
+from serving.front.respawn import Front
 
 TARGET = "serving.front.rsgi:app"
 LOG_CONFIG = {
@@ -34,23 +36,29 @@ LOG_CONFIG = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
                              "stream": "ext://sys.stderr"}},
     "loggers": {"_granian": {"handlers": ["console"], "propagate": False},
+                # The master's own events (serving.front.respawn): JSON like the workers'.
+                "serving.front.master": {"handlers": ["console"], "propagate": False,
+                                         "level": "INFO"},
                 "granian.access": {"handlers": [], "propagate": False}},
 }
 
 
-def server(config: FrontConfig) -> Granian:
+def server(config: FrontConfig) -> Front:
     """granian configured for these settings (not started)."""
     host, _, port = config.bind.rpartition(":")
-    return Granian(
+    return Front(
         TARGET, address=host.strip("[]"), port=int(port), interface=Interfaces.RSGI,
         workers=config.workers, runtime_mode=RuntimeModes.st, http=HTTPModes.http1,
         websockets=False, backlog=1024, loop=Loops.uvloop,
         # Connections per worker: beyond it, new ones wait in the listen backlog.
         backpressure=max(1, config.max_connections // config.workers),
+        # A head past max_buffer_size gets 431: a connection's header buffer is bounded by it.
         http1_settings=HTTP1Settings(header_read_timeout=config.header_timeout * 1000,
-                                     keep_alive=True),
+                                     keep_alive=True, max_buffer_size=config.max_header_bytes),
         log_level=LogLevels(config.log_level), log_dictconfig=LOG_CONFIG,
         respawn_failed_workers=True, respawn_interval=0.0,
+        # Sampled every second: a leak of a few MiB per second passes the bound by little.
+        workers_max_rss=config.worker_max_rss // MIB or None, rss_sample_interval=1,
         workers_kill_timeout=config.drain_seconds)
 
 

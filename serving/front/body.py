@@ -1,10 +1,11 @@
 """A request's body, read whole on the worker's event loop before the app runs, within bounds.
 
 Bounded in time (FRONT_BODY_TIMEOUT for the whole body), in size (MAX_BODY_BYTES, refused as
-soon as it is declared) and in memory: the large bodies a worker is receiving at once share
-FRONT_BODY_MEMORY, so clients holding many of them open cannot make it grow without end
-(refused with 503 and Retry-After past it). A body must announce its length: a chunked one is
-refused with 411, because granian ends a broken or cut chunked body as if it were complete.
+soon as it is declared) and in memory: the bodies a worker is receiving at once, small ones
+read in one call included, share FRONT_BODY_MEMORY, so clients holding many of them open cannot
+make it grow without end (refused with 503 and Retry-After past it). A body must announce its
+length: a chunked one is refused with 411, because granian ends a broken or cut chunked body as
+if it were complete.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 from granian.rsgi import ProtocolClosed, ProtocolError
 
-# Up to this size a body is read in one call (granian collects it in Rust): a worker's 512
-# connections hold at most 128 MiB of such bodies. Larger ones stream, counted against
-# FRONT_BODY_MEMORY as they arrive, so holding many open costs the sender real bytes.
+# Up to this size a body is read in one call (granian collects it in Rust), its announced size
+# counted against FRONT_BODY_MEMORY until it has arrived. Larger ones stream, counted as they
+# arrive, so holding many open costs the sender real bytes.
 WHOLE_READ_BYTES = 256 * 1024
 
 
@@ -73,7 +74,7 @@ async def read_body(scope: Any, protocol: Any, limits: BodyLimits, memory: BodyM
                           f"the request body is larger than {limits.max_bytes} bytes")
     try:
         async with asyncio.timeout(limits.timeout):
-            body = await (protocol() if expected <= WHOLE_READ_BYTES
+            body = await (_whole(protocol, expected, memory) if expected <= WHOLE_READ_BYTES
                           else _streamed(protocol, expected, memory))
     except TimeoutError:
         raise BodyRefused(408, "request_timeout", "the request body did not arrive within "
@@ -85,6 +86,15 @@ async def read_body(scope: Any, protocol: Any, limits: BodyLimits, memory: BodyM
         raise BodyRefused(400, "invalid_input", f"the request body ended {got}before the "
                           f"{expected} bytes its Content-Length announced")
     return body
+
+
+async def _whole(protocol: Any, expected: int, memory: BodyMemory) -> bytes:
+    """A small body in one piece, its announced size counted in the body memory meanwhile."""
+    memory.take(expected)
+    try:
+        return await protocol()
+    finally:
+        memory.used -= expected
 
 
 async def _streamed(protocol: Any, expected: int, memory: BodyMemory) -> bytes:

@@ -29,7 +29,7 @@ from model_contract.logs import EventLogger
 from serving.config import WORKER_TIMEOUT
 from serving.validator import die_with_parent, name_process
 
-from . import admin, affinity, balance
+from . import admin, affinity, balance, listener
 from .body import BodyLimits, BodyMemory, BodyRefused, error_body, read_body
 from .command import WORKER_PROCESS_NAME
 
@@ -51,8 +51,10 @@ class _StartResponse:
 class RsgiFront:
     """An RSGI application around a WSGI one (granian calls __rsgi__ on its event loop)."""
 
-    def __init__(self, load_app: Callable[[], Callable], limits: BodyLimits):
+    def __init__(self, load_app: Callable[[], Callable], limits: BodyLimits,
+                 options: listener.ListenerOptions | None = None):
         self.load_app, self.limits, self.memory = load_app, limits, BodyMemory(limits.memory)
+        self.listener_options = options
         self.app: Callable | None = None
         self.shed_count: Callable[[], None] = lambda: None  # the app's metric, once it is built
         self.busy_since: float | None = None  # when the request running now started
@@ -62,6 +64,8 @@ class RsgiFront:
         name_process(WORKER_PROCESS_NAME)
         die_with_parent(os.getppid())  # a worker never outlives its master
         admin.close_inherited()
+        if self.listener_options is not None:  # granian makes the listener after this returns
+            listener.apply_when_listening(self.listener_options)
         try:
             cpu, not_pinned = affinity.pin_this_worker(), None  # before the app's threads
         except affinity.NotPinned as exc:
@@ -185,12 +189,14 @@ def _load_flask_app() -> Callable:
     return app
 
 
-def _limits_from_env() -> BodyLimits:
+def _from_env() -> tuple[BodyLimits, listener.ListenerOptions]:
     from serving.config import front_from_env
 
     config = front_from_env()
-    return BodyLimits(max_bytes=config.max_body_bytes, timeout=float(config.body_timeout),
-                      memory=config.body_memory)
+    return (BodyLimits(max_bytes=config.max_body_bytes, timeout=float(config.body_timeout),
+                       memory=config.body_memory),
+            listener.ListenerOptions(port=int(config.bind.rpartition(":")[2]),
+                                     send_timeout=float(config.send_timeout)))
 
 
-app = RsgiFront(_load_flask_app, _limits_from_env())
+app = RsgiFront(_load_flask_app, *_from_env())

@@ -39,17 +39,18 @@ def _promote_listing(pod, files: dict[str, bytes], listed: list[dict]) -> str:
     return version
 
 
-def test_a_version_with_a_remote_asset_is_refused_and_the_previous_keeps_serving(pod):
-    """An s3:// asset: refused naming it, nothing downloaded, the served version unchanged."""
+def test_a_version_with_a_remote_asset_elsewhere_is_refused_and_the_previous_keeps_serving(pod):
+    """An hdfs:// asset (only s3:// and gs:// can be fetched): refused naming it, nothing
+    downloaded, the served version unchanged."""
     files = _pipeline_files(pod)
     listed = [*_listed(files), {"fileName": "extra/weights.bin", "fileSize": 1234,
-                                "link": "s3://team-bucket/weights.bin"}]
+                                "link": "hdfs://team-cluster/weights.bin"}]
     before = pod.published()
     with pod.load() as load:
         version = _promote_listing(pod, files, listed)
         rejection = pod.wait_refused_once(version)
         assert "asset 'extra/weights.bin'" in rejection["reason"]
-        assert "remote asset (s3:// URI)" in rejection["reason"]
+        assert "has a hdfs:// link" in rejection["reason"]
         assert pod.published() == before
         good = pod.promote()
         pod.wait_served(good)

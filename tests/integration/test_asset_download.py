@@ -94,13 +94,14 @@ def test_presigned_links_are_used_when_the_registry_enables_them(local_registry,
     assert local_registry.count("experiment/asset/get-asset") == 0
 
 
-def test_a_remote_asset_refuses_the_version_naming_the_asset(local_registry, tmp_path):
-    """An s3:// asset is not in the registry: refused before any byte, never half installed."""
+def test_a_remote_asset_of_another_scheme_refuses_the_version_naming_it(local_registry,
+                                                                         tmp_path):
+    """Only s3:// and gs:// can be fetched: an hdfs:// asset is refused before any byte."""
     name = unique_name("remote")
     assets = ('[{"fileName": "w.bin", "fileSize": 3, "member": 0},'
-              ' {"fileName": "big.bin", "fileSize": 9, "link": "s3://bucket/big.bin"}]')
+              ' {"fileName": "big.bin", "fileSize": 9, "link": "hdfs://cluster/big.bin"}]')
     local_registry.register_files(name, "1.0.0", {"w.bin": b"abc"}, assets=assets)
-    with pytest.raises(RemoteAssetRefused, match=r"asset 'big.bin' .* remote asset \(s3://"):
+    with pytest.raises(RemoteAssetRefused, match=r"asset 'big.bin' .* has a hdfs:// link"):
         _install(local_registry, name, tmp_path)
     assert local_registry.downloads() == 0
     assert not (tmp_path / "model").exists()

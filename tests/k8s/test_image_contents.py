@@ -21,6 +21,7 @@ import pin_constraints  # docker/ is not a package: found through the path above
 
 PACKAGES = {"sidecar": ("model_contract", "registry_sync"),
             "serving": ("model_contract", "serving")}
+EXTRAS = {"sidecar": ("sidecar", "s3", "gcs"), "serving": ("serving",)}  # as the Dockerfiles say
 NEVER_IN = {"sidecar": {"flask", "werkzeug", "scikit-learn", "numpy", "scipy", "gunicorn",
                         "granian", "skops", "pandas"},
             "serving": {"kubernetes", "tenacity", "comet-ml", "gunicorn", "gevent"}}
@@ -63,7 +64,7 @@ def third_party(modules: dict[str, set[str]]) -> dict[str, set[str]]:
 def closure_of(image: str, without: str = "") -> set[str]:
     """The canonical names of every distribution the image's extra installs (less one of its
     direct requirements and what only that one pulls in)."""
-    requirements = [r for r in pin_constraints.project_requirements((image,))
+    requirements = [r for r in pin_constraints.project_requirements(EXTRAS[image])
                     if canonicalize_name(r.name) != without]
     return set(pin_constraints.installed_closure(requirements))
 

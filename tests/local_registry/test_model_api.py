@@ -3,6 +3,7 @@ presigned links of the local registry, over HTTP against a real process."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import pytest
@@ -147,16 +148,30 @@ def test_presigned_mode_gives_links_that_need_no_key_and_check_their_signature(l
 
 
 def test_a_remote_asset_is_listed_with_its_uri_and_has_no_bytes_here(local_registry):
-    """An upload naming an asset's link registers a remote asset: remote true, no bytes."""
+    """An upload naming an asset's link registers a remote asset: remote true, no bytes, its
+    metadata listed as the JSON string Comet lists (what comet_ml json.loads)."""
     name = unique_name("remote")
     assets = ('[{"fileName": "w.bin", "fileSize": 10240, "member": 0},'
-              ' {"fileName": "big.bin", "fileSize": 5, "link": "s3://bucket/big.bin"}]')
+              ' {"fileName": "big.bin", "fileSize": 5, "link": "s3://bucket/big.bin",'
+              '  "metadata": {"synced": true, "file_size": 5, "version_id": "v1"}}]')
     local_registry.register_files(name, "1.0.0", {"w.bin": WEIGHTS}, assets=assets)
     listed = _asset(local_registry, name)["versions"][0]["assets"]
     remote = next(a for a in listed if a["fileName"] == "big.bin")
     assert remote["remote"] is True and remote["link"] == "s3://bucket/big.bin"
+    assert json.loads(remote["metadata"]) == {"synced": True, "file_size": 5, "version_id": "v1"}
+    assert next(a for a in listed if a["fileName"] == "w.bin")["metadata"] is None
     got = local_registry.get("experiment/asset/get-asset", assetId=remote["assetId"])
     assert got.status_code == 404
+
+
+def test_asset_metadata_that_is_not_an_object_is_a_400_naming_it(local_registry):
+    """metadata must be a JSON object (or its string): anything else is refused, nothing kept."""
+    name = unique_name("remote")
+    assets = '[{"fileName": "w.bin", "fileSize": 5, "link": "s3://b/w", "metadata": "[1]"}]'
+    with pytest.raises(requests.HTTPError) as refused:
+        local_registry.register_files(name, "1.0.0", {}, assets=assets)
+    assert refused.value.response.status_code == 400
+    assert "metadata" in refused.value.response.json()["msg"]
 
 
 def test_faults_reach_the_new_endpoints_by_model(local_registry):

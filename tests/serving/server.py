@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,12 +133,13 @@ def start(model_root: Path, work: Path, version: str, models: dict[str, Path],
 
 def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None = None,
            admin: int | None = None, token: str = TOKEN, wait: bool = True,
-           **env: str) -> Serving:
+           preexec_fn: Callable[[], None] | None = None, **env: str) -> Serving:
     """Start serving on MODEL_ROOT as it is and (unless told not to) wait for a loaded model.
 
     Ports are free loopback ones unless given (a relaunch reuses them). With `env` holding
     RELOAD_TOKEN_FILE the token is read from that file, as in the pod; other variables
     (MODEL_CHECK_INTERVAL, ...) are added as given. The log is appended to work/gunicorn.log.
+    `preexec_fn` runs in the child before it execs (e.g. joining a memory cgroup).
     """
     public, admin = public or free_port(), admin or free_port()
     settings = {**os.environ, "MODEL_ROOT": str(model_root), "RELOAD_TOKEN": token,
@@ -152,7 +154,8 @@ def launch(model_root: Path, work: Path, *, workers: int = 2, public: int | None
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             serving_argv(),
-            cwd=REPO_ROOT, env=settings, stdout=log, stderr=subprocess.STDOUT)
+            cwd=REPO_ROOT, env=settings, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn)
     server = Serving(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}", model_root,
                       log_path, process, token=token)
     try:

@@ -83,10 +83,14 @@ def test_validation_settings_default_to_the_pod_and_name_the_variable():
     ({"METRICS_PORT": "9102"}, "METRICS_PORT is set without ADMIN_PORT"),
     ({"ADMIN_PORT": "8081", "METRICS_PORT": "8081"}, "METRICS_PORT is 8081"),
     ({"BIND": "0.0.0.0:9102", "ADMIN_PORT": "8081", "METRICS_PORT": "9102"}, "METRICS_PORT is"),
+    ({"FRONT_WORKER_MAX_RSS": "72"}, r"FRONT_WORKER_MAX_RSS is 72 MiB: expected more than the 72"),
+    ({"FRONT_MAX_HEADER_BYTES": "4096"}, "FRONT_MAX_HEADER_BYTES is '4096': expected .* >= 8192"),
 ])
 def test_front_settings_that_cannot_work_together_are_refused_naming_them(variables, named):
     """A wait past the worker timeout, the admin port on the public one, less body memory than
-    one body: refused at start."""
+    one body, a worker memory bound the clients alone could reach (1,024 connections x 16 KiB
+    heads + 64 MiB of bodies per 2 workers = 72 MiB), a head buffer HTTP cannot use: refused at
+    start."""
     with pytest.raises(ConfigError, match=named):
         front_from_env(variables)
 
@@ -110,3 +114,11 @@ def test_workers_are_pinned_only_with_a_cpu_for_each(mode, cpus, workers, pinned
     """auto: exactly one CPU per worker (an exclusive cpuset); true: enough of them; never two
     workers on one CPU."""
     assert should_pin(mode, cpus, workers) is pinned
+
+
+def test_the_fronts_memory_settings_default_to_bounds_and_off_for_the_worker_bound():
+    """Answers unread for 10 s close, heads up to 16 KiB, no worker bound unless set."""
+    config = front_from_env({})
+    assert (config.send_timeout, config.max_header_bytes, config.worker_max_rss) == \
+        (10, 16384, 0)
+    assert front_from_env({"FRONT_WORKER_MAX_RSS": "320"}).worker_max_rss == 320 * 1024 * 1024

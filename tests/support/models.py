@@ -116,3 +116,34 @@ def hostile(source: Path, target: Path, payload: str) -> Path:
     (target / "pipeline.skops").unlink(missing_ok=True)  # else the loader prefers it
     (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(HOSTILE_PAYLOADS[payload])))
     return target
+
+
+_KEPT: list[bytes] = []  # per process: what every call of every Leaking instance kept
+
+
+class Leaking:
+    """An estimator that answers as the one it wraps and keeps 256 KiB per call (a leaking
+    model: the kind a worker's memory bound is for)."""
+
+    BYTES_PER_CALL = 256 * 1024
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.classes_ = inner.classes_
+        self.n_features_in_ = inner.n_features_in_
+
+    def predict_proba(self, matrix):
+        """The wrapped estimator's answer; 256 KiB more kept (written, so really resident)."""
+        _KEPT.append(b"\x01" * self.BYTES_PER_CALL)
+        return self.inner.predict_proba(matrix)
+
+
+def leaking(pickled: Path, target: Path) -> Path:
+    """The pickled pipeline's folder, its estimator wrapped in Leaking (importable by serving's
+    workers: the tests' folder is on their PYTHONPATH)."""
+    import pickle
+
+    shutil.copytree(pickled, target)
+    inner = pickle.loads((target / "pipeline.pkl").read_bytes())
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(Leaking(inner)))
+    return target

@@ -57,8 +57,19 @@ def test_presigned_links_are_used_only_when_enabled_and_http():
 
 
 @pytest.mark.parametrize(("listed", "error", "phrase"), [
-    ([asset("x", remote=True, link="gs://bucket/x")], RemoteAssetRefused,
-     "asset 'x' of m 1.0.0 is a remote asset (gs:// URI)"),
+    ([asset("x", remote=True, link="hdfs://cluster/x")], RemoteAssetRefused,
+     "remote asset 'x' of m 1.0.0 has a hdfs:// link: only s3:// and gs://"),
+    ([asset("x", remote=True, link="")], RemoteAssetRefused,
+     "remote asset 'x' of m 1.0.0 has no usable link"),
+    ([asset("x", remote=True, link="s3://b/x",
+            metadata='{"synced": false, "error_message": "AccessDenied on ListObjects"}')],
+     RemoteAssetRefused, "remote asset 'x' of m 1.0.0 failed to sync in Comet: AccessDenied"),
+    ([asset("x", remote=True, link="s3://bkt/x", metadata="[1]")], RemoteAssetRefused,
+     "remote asset 'x' of m 1.0.0: metadata is not a JSON object"),
+    ([asset("x", remote=True, link="s3://bkt/x", metadata='{"file_size": -1}')],
+     RemoteAssetRefused, "metadata file_size is not a byte count"),
+    ([asset("x", remote=True, link="gs://bkt/x", metadata='{"version_id": "a b"}')],
+     RemoteAssetRefused, "metadata version_id is malformed"),
     ([asset("../x")], UnsafeArchive, "asset '../x' climbs out"),
     ([asset("/etc/x")], UnsafeArchive, "absolute path"),
     ([asset("a"), asset("a")], UnsafeArchive, "repeat names"),
