@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test min-deps lint bench clean system-deps
+.PHONY: demo test min-deps lint bench clean system-deps image-deps images test-images
 MIN_VENV := .venv-min
 # what exercises each direct dependency: client + retries, loader + fast path, Flask API, the front,
 # the Kubernetes client, the local registry
@@ -57,6 +57,25 @@ min-deps: $(STAMP)
 	    --constraint $(MIN_VENV)/minimum.txt
 	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(MIN_TESTS)
 
+# The images, built here without a Docker daemon (docker/local_images.py): Debian's buildah and
+# debootstrap (the base is Debian bookworm made locally; no image can be pulled on this machine).
+image-deps: | $(BIN)/python
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null \
+	  || { echo "installing buildah, debootstrap with apt (log: $(VENV)/apt-images.log)"; \
+	       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	           buildah debootstrap; } >$(VENV)/apt-images.log 2>&1 \
+	       || { tail -n 30 $(VENV)/apt-images.log; exit 1; }; }
+
+# Both images from the unchanged Dockerfiles of docker/, on a local base cached in .images/;
+# prints each image's size and build time. nice: the build shares the cores with the tests.
+images: image-deps
+	nice -n 10 $(BIN)/python docker/local_images.py
+
+# The pod run from the built images against the local registry (tests/images); here a missing
+# or stale image fails the tests instead of skipping them.
+test-images: $(STAMP) images
+	REQUIRE_IMAGES=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m images tests/images
+
 # exec: the demo is make's own child, so `kill -TERM` of make (which make forwards) stops it.
 # DEMO_ARGS passes options, e.g. make demo DEMO_ARGS='--reset --port 8080'.
 demo: $(STAMP)
@@ -66,4 +85,4 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) $(STORES_VENV) .demo .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) $(STORES_VENV) .demo .pytest_cache .images

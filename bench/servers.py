@@ -115,9 +115,9 @@ def _listening(processes: Processes, name: str, argv: list[str], environ: dict[s
 
 
 def registry(processes: Processes) -> LocalRegistry:
-    """The local registry as a process that `processes` stops."""
+    """The local registry as a process that `processes` stops; details in the SDK's shape."""
     handle = start_local_registry(processes.work / "registry-data",
-                                  log_path=processes.work / "registry.log")
+                                  log_path=processes.work / "registry.log", details_shape="sdk")
     processes.started.append(Process("registry", handle.process, handle.log_path, handle.url))
     return handle
 
@@ -142,13 +142,13 @@ def sidecar(processes: Processes, handle: LocalRegistry, model_root: Path, model
 
 
 def pod(processes: Processes, model_root: Path, model: str, folder: Path,
-        interval: float) -> tuple[LocalRegistry, Process, Process]:
+        interval: float, **extra: str) -> tuple[LocalRegistry, Process, Process]:
     """The whole pod: `model` 1.0.0 in Production, serving and a sidecar, once it is served."""
     handle = registry(processes)
     handle.register_folder(model, "1.0.0", folder, status="Production")
     app = serving(processes, "serving", model_root, ready=False)
     side = sidecar(processes, handle, model_root, model, SYNC_INTERVAL=str(interval),
-                   SERVING_URL=app.extra["admin"], RELOAD_TOKEN=TOKEN)
+                   SERVING_URL=app.extra["admin"], RELOAD_TOKEN=TOKEN, **extra)
     wait_until(lambda: answers(app.url + "/readyz"), 120, "first sync")
     return handle, app, side
 

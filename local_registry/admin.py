@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from .faults import Rule
+from .shapes import DETAILS_SHAPES
 from .web import ApiError, json_response, state
 
 bp = Blueprint("admin", __name__)
@@ -68,3 +69,13 @@ def set_presigned():
         raise ApiError(400, 'expected {"enabled": true|false}')
     state().presigned = body["enabled"]
     return json_response({"enabled": state().presigned})
+
+
+@bp.put("/details-shape")
+def set_details_shape():
+    """Answer registry-model/details with status and tags ("full") or without ("sdk")."""
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict) or body.get("shape") not in DETAILS_SHAPES:
+        raise ApiError(400, f'expected {{"shape": one of {", ".join(DETAILS_SHAPES)}}}')
+    state().details_shape = body["shape"]
+    return json_response({"shape": state().details_shape})

@@ -13,7 +13,18 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import admin, assets, experiments, faults, model_api, mpm, read_api, ui, write_api
+from . import (
+    admin,
+    assets,
+    experiments,
+    faults,
+    model_api,
+    mpm,
+    read_api,
+    ui,
+    webhooks,
+    write_api,
+)
 from .reviews import Role
 from .store import Conflict, Invalid, NotFound, Store, StoreError
 from .web import JSON, ApiError, Registry, error_response, json_response, state
@@ -30,16 +41,20 @@ log = logs.get(__name__)
 
 def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
                member_key: str | None = None, presigned: bool = False,
-               login_token: str | None = None) -> Flask:
+               details_shape: str = "full", login_token: str | None = None) -> Flask:
     """A local registry storing under data, answering only requests carrying api_key.
 
     member_key, if given, is a second key whose status changes go through review
     (reviews.py); presigned makes downloads go through presigned links (assets.py);
+    details_shape "sdk" answers registry-model/details without status and tags (shapes.py).
     login_token, if given, logs the first browser opening /ui/login/<token> in (ui.py).
     """
     app = Flask(__name__)
-    app.extensions["local_registry"] = Registry(Store(data), api_key, frozenset(workspaces),
-                                                member_key=member_key, presigned=presigned)
+    store = Store(data)
+    store.on_event = _webhook_sender()
+    app.extensions["local_registry"] = Registry(store, api_key, frozenset(workspaces),
+                                                member_key=member_key, presigned=presigned,
+                                                details_shape=details_shape)
     for blueprint in (read_api.bp, write_api.bp, model_api.bp, assets.bp, experiments.bp):
         app.register_blueprint(blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(assets.presigned_bp, url_prefix=assets.PRESIGNED_PREFIX)
@@ -57,6 +72,17 @@ def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _webhook_sender():
+    """The store's listener: each event becomes the deliveries its model's hooks ask for."""
+    sender = webhooks.Sender()
+
+    def on_event(trigger: str, workspace: str, model: dict, version: dict) -> None:
+        body = webhooks.payload(trigger, workspace, model, version, int(time.time() * 1000))
+        sender.send(webhooks.deliveries(trigger, body, model.get("webhooks") or []))
+
+    return on_event
 
 
 def is_alive() -> Response:

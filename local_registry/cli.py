@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -16,6 +17,7 @@ from registry_sync import config
 from registry_sync.errors import ConfigError, RegistrySyncError
 
 from .app import create_app
+from .shapes import DETAILS_SHAPES
 
 log = logs.get(__name__)
 
@@ -41,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "under review become requests an owner approves")
     parser.add_argument("--presigned-downloads", action="store_true",
                         help="download-instructions give presigned links (s3DownloadEnabled)")
+    parser.add_argument("--details-shape", choices=DETAILS_SHAPES,
+                        default=os.environ.get("LOCAL_REGISTRY_DETAILS_SHAPE") or "full",
+                        help="registry-model/details with status and tags (full, the default) or "
+                             "exactly as the SDK's docstring shows it, without (sdk); env "
+                             "LOCAL_REGISTRY_DETAILS_SHAPE")
     parser.add_argument("--login-token-file", type=Path, metavar="PATH",
                         help="file holding a one-time login token: the first browser opening "
                              "/ui/login/TOKEN is logged in to the registry page as owner")
@@ -98,7 +105,8 @@ def serve(args: argparse.Namespace) -> int:
     data = args.data.absolute()
     try:
         app = create_app(data, key, workspaces, member_key=args.member_api_key,
-                         presigned=args.presigned_downloads, login_token=login_token)
+                         presigned=args.presigned_downloads,
+                         details_shape=args.details_shape, login_token=login_token)
         with _listen(args.host, args.port) as sock:
             server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
     except (OSError, ValueError, KeyError) as exc:

@@ -19,6 +19,7 @@ A rule is a JSON object; every key but `path` is optional:
      "corrupt_offset": 100,        default: the middle of the body
      "file_size_delta": 5,         add this to every "fileSize" in a JSON answer
      "model_name": "other",        answer with this top-level "modelName" (a foreign model)
+     "version_name": "9.9.9",      answer with this top-level "version" (another version)
      "asset_experiment_key": "f0"} give every asset this experimentKey, in its link too
 
 The first live rule that matches a request applies to it, all its effects at once.
@@ -58,6 +59,7 @@ class Rule:
     corrupt_offset: int | None = None
     file_size_delta: int | None = None
     model_name: str | None = None
+    version_name: str | None = None
     asset_experiment_key: str | None = None
 
     @classmethod
@@ -91,7 +93,7 @@ class Rule:
             raise ValueError("rule field 'times' must be >= 1 or null")
         if self.drip_bps is not None and self.drip_bps < 1:
             raise ValueError("rule field 'drip_bps' must be >= 1")
-        for name in ("user_agent", "model_name", "asset_experiment_key"):
+        for name in ("user_agent", "model_name", "version_name", "asset_experiment_key"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"rule field {name!r} must be a non-empty string")
@@ -115,7 +117,8 @@ class Rule:
     @property
     def rewrites_json(self) -> bool:
         """True when the rule changes fields of a JSON answer."""
-        return bool(self.file_size_delta or self.model_name or self.asset_experiment_key)
+        return bool(self.file_size_delta or self.model_name or self.version_name
+                    or self.asset_experiment_key)
 
     @property
     def alters_body(self) -> bool:
@@ -215,6 +218,8 @@ def rewrite_json(body: bytes, rule: Rule) -> bytes:
     data = json.loads(body)
     if rule.model_name and isinstance(data, dict) and "modelName" in data:
         data["modelName"] = rule.model_name
+    if rule.version_name and isinstance(data, dict) and "version" in data:
+        data["version"] = rule.version_name
     if rule.asset_experiment_key:
         _set_asset_keys(data, rule.asset_experiment_key)
     text = json.dumps(data).encode()

@@ -4,8 +4,8 @@ model update and webhooks (docs/comet-api.md §2a, §8), under /api/rest/v2/.
 INFERRED shapes, where Comet documents none: history groups events by UTC day ("November 16,
 2023"), newest first, each with `createdAt` (epoch ms) besides the SDK's fields; a status
 configuration answers {} when none is set; metadata POST merges by key; webhooks/config GET
-answers {"webhookConfigs": [...]} in the shape POST takes, and the registry stores webhooks
-without ever calling them.
+answers {"webhookConfigs": [...]} in the shape POST takes (secrets left out); webhooks are sent
+by webhooks.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from itertools import groupby
 from flask import Blueprint, g
 
 from . import reviews
+from . import webhooks as hooks_config
 from .store import check_status
 from .web import ApiError, arg, check_workspace, json_body, json_response, state, workspace_arg
 
@@ -116,7 +117,8 @@ def update_model():
 def webhooks():
     """The webhooks of a model, in the shape POST takes."""
     workspace, name = workspace_arg(), arg("modelName")
-    hooks = state().store.model(workspace, name).get("webhooks") or []
+    hooks = [{k: v for k, v in hook.items() if k != "secret"}
+             for hook in state().store.model(workspace, name).get("webhooks") or []]
     return json_response({"webhookConfigs": [{"workspaceName": workspace, "modelName": name,
                                               "webhookUrls": hooks}]})
 
@@ -128,10 +130,10 @@ def set_webhooks():
     if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
         raise ApiError(400, "webhookConfigs must be a list of objects")
     for config in configs:
-        hooks = config.get("webhookUrls") or []
-        if not isinstance(hooks, list) or not all(
-                isinstance(h, dict) and isinstance(h.get("url"), str) for h in hooks):
-            raise ApiError(400, "webhookUrls must be a list of {url, name, triggers, header}")
+        try:
+            hooks = hooks_config.check_hooks(config.get("webhookUrls") or [])
+        except hooks_config.InvalidHook as exc:
+            raise ApiError(400, str(exc)) from None
         state().store.set_webhooks(check_workspace(config.get("workspaceName")),
                                    str(config.get("modelName")), hooks)
     return json_response({})

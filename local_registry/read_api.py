@@ -39,8 +39,9 @@ def count():
 
 @bp.get("/registry-model/details")
 def details():
-    """A model with all its versions, newest first."""
-    return json_response(shapes.details(_model(), _root()))
+    """A model with all its versions, newest first (without status/tags in the "sdk" shape)."""
+    return json_response(shapes.details(_model(), _root(),
+                                        strict=state().details_shape == "sdk"))
 
 
 @bp.get("/registry-model/compact-details")
@@ -90,7 +91,8 @@ def latest_version():
         and (major is None or _part(v["version"], 0) == major)
         and (minor is None or _part(v["version"], 1) == minor)
     ]
-    return json_response(shapes.details(model, _root(), chosen[:1]))
+    return json_response(shapes.details(model, _root(), chosen[:1],
+                                        strict=state().details_shape == "sdk"))
 
 
 @bp.get("/registry-model/item/download")

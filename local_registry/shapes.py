@@ -12,6 +12,11 @@ MODEL_FIELDS = ("registryModelId", "modelName", "description", "isPublic", "user
 
 
 Presign = Callable[[str, str], str]
+# "full": each version of registry-model/details carries status and tags (our superset);
+# "sdk": exactly the SDK docstring's shape (API.get_registry_model_details): neither, as real
+# Comet may answer; status and tags then come only from item/details and items?status=&tag=.
+DETAILS_SHAPES = ("full", "sdk")
+SDK_HIDDEN = ("status", "tags", "restApiUrl")
 
 
 def asset(version: dict, record: dict, root: str,
@@ -73,10 +78,17 @@ def overview(model: dict, root: str) -> dict[str, Any]:
     return shape
 
 
-def details(model: dict, root: str, versions: list[dict] | None = None) -> dict[str, Any]:
-    """A model with its versions (all of them, or those given), newest first."""
+def details(model: dict, root: str, versions: list[dict] | None = None,
+            strict: bool = False) -> dict[str, Any]:
+    """A model with its versions (all of them, or those given), newest first.
+
+    strict: the SDK docstring's shape, versions without status and tags.
+    """
     shape = {name: model[name] for name in MODEL_FIELDS}
     shape["numberOfVersions"] = len(model["versions"])
     chosen = model["versions"] if versions is None else versions
     shape["versions"] = [version(v, root) for v in chosen]
+    if strict:
+        shape["versions"] = [{k: v for k, v in each.items() if k not in SDK_HIDDEN}
+                             for each in shape["versions"]]
     return shape

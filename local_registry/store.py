@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from model_contract import logs
+from registry_sync.versions import semver_key
+
+from . import webhooks
 
 log = logs.get(__name__)
 
@@ -66,16 +69,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def semver_key(version: str) -> tuple:
-    """Sort key of a version: numeric parts, then release above its pre-releases."""
-    match = SEMVER.match(version)
-    if not match:
-        return ((), 0, version)
-    major, minor, patch, pre = match.groups()
-    pre_key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in (pre or "").split("."))
-    return ((int(major), int(minor), int(patch)), 0 if pre else 1, pre_key if pre else ())
-
-
 def newest_first(versions: Iterable[dict]) -> list[dict]:
     """Versions ordered newest first by createdAt, ties broken by the higher semver."""
     return sorted(versions, key=lambda v: (v["createdAt"], semver_key(v["version"])), reverse=True)
@@ -109,6 +102,25 @@ class Store:
         for leftover in self.tmp.iterdir():
             leftover.unlink(missing_ok=True)
         self._models: dict[str, dict[str, dict]] = self._load()
+        # told of every version created, deleted, or changed in status or tags (webhooks.py)
+        self.on_event: Callable[[str, str, dict, dict], None] | None = None
+
+    def _emit(self, trigger: str, model: dict, version: dict) -> None:
+        """Tell the listener, with copies, of an event on a version (called under the lock)."""
+        if self.on_event is None:
+            return
+        workspace = next((w for w, models in self._models.items()
+                          if models.get(model["modelName"]) is model), "")
+        self.on_event(trigger, workspace, copy.deepcopy(model), copy.deepcopy(version))
+
+    def _emit_changes(self, model: dict, before: dict, after: dict) -> None:
+        """Status and tag events between two states of a version."""
+        if before["status"] != after["status"]:
+            self._emit(webhooks.STATUS_CHANGED, model, after)
+        if set(after["tags"]) - set(before["tags"]):
+            self._emit(webhooks.TAG_ADDED, model, after)
+        if set(before["tags"]) - set(after["tags"]):
+            self._emit(webhooks.TAG_REMOVED, model, after)
 
     def _load(self) -> dict[str, dict[str, dict]]:
         if not self._index.exists():
@@ -220,6 +232,7 @@ class Store:
             model["versions"][version] = record
             model["lastUpdated"] = now_ms()
             self._save()
+            self._emit(webhooks.CREATED, model, record)
         log.info("version_added", workspace=workspace, model=name, version=version,
                  item_id=record["registryModelItemId"], assets=len(assets))
         return model["registryModelId"], record["registryModelItemId"]
@@ -238,18 +251,22 @@ class Store:
             check_status(changes["status"])
         with self._lock:
             model, version = self._item(item_id)
+            before = copy.deepcopy(version)
             version.update(changes)
             version["lastUpdated"] = model["lastUpdated"] = now_ms()
             self._save()
+            self._emit_changes(model, before, version)
             return copy.deepcopy(version)
 
     def apply(self, item_id: str, change: Callable[[dict, dict], None]) -> dict:
         """Run change(model, version) on a version's records under the lock; save; a copy."""
         with self._lock:
             model, version = self._item(item_id)
+            before = copy.deepcopy(version)
             change(model, version)
             version["lastUpdated"] = model["lastUpdated"] = now_ms()
             self._save()
+            self._emit_changes(model, before, version)
             return copy.deepcopy(version)
 
     def update_model(self, model_id: str, name: str | None, changes: dict[str, Any]) -> dict:
@@ -297,6 +314,7 @@ class Store:
             del model["versions"][version["version"]]
             model["lastUpdated"] = now_ms()
             self._save()
+            self._emit(webhooks.DELETED, model, version)
             self.zip_path(item_id).unlink(missing_ok=True)
         log.info("version_deleted", model=model["modelName"], version=version["version"])
 

@@ -27,6 +27,7 @@ class Registry:
     default_user: str = "local"
     member_key: str | None = None  # a key whose status changes may need an owner's review
     presigned: bool = False  # download-instructions give presigned links (s3DownloadEnabled)
+    details_shape: str = "full"  # "sdk": registry-model/details as the SDK's docstring shows it
     faults: Faults = field(default_factory=Faults)
     counts: RequestCounts = field(default_factory=RequestCounts)
 

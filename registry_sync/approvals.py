@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .comet import CometClient
-from .registry import RegistryModel
+from .errors import VersionNotFound
 
 REQUESTED = "MODEL_VERSION_STATUS_REQUEST_CHANGE"
 SETTLED = ("MODEL_VERSION_STATUS_REQUEST_APPROVED", "MODEL_VERSION_STATUS_CHANGED")
@@ -47,16 +47,19 @@ def pending_status(events: Iterable[Mapping[str, Any]]) -> tuple[str, str] | Non
     return (str(wanted), str(newest.get("userName") or "")) if wanted else None
 
 
-def pending_for_version(client: CometClient, model: RegistryModel,
-                        version: str) -> PendingRequest | None:
-    """The pending status request of one version, if its history shows one."""
-    found = model.version(version)
-    if found is None:
+def pending_for_version(client: CometClient, name: str, version: str) -> PendingRequest | None:
+    """The pending status request of one version, if its history shows one.
+
+    The version's status is read from item/details, where the SDK reads it.
+    """
+    try:
+        found = client.version_details(name, version)
+    except VersionNotFound:
         return None
     pending = pending_status(client.version_history(found.registry_model_item_id))
     if pending is None or pending[0] == found.status:
         return None
-    return PendingRequest(model.name, version, pending[0], pending[1])
+    return PendingRequest(name, version, pending[0], pending[1])
 
 
 def pending_requests(client: CometClient, names: Iterable[str]) -> list[PendingRequest]:
@@ -66,7 +69,7 @@ def pending_requests(client: CometClient, names: Iterable[str]) -> list[PendingR
         model = client.get_model(name)
         newest = sorted(model.versions, key=lambda v: v.created_at, reverse=True)
         for version in newest[:NEWEST_VERSIONS_CHECKED]:
-            pending = pending_for_version(client, model, version.version)
+            pending = pending_for_version(client, name, version.version)
             if pending is not None:
                 found.append(pending)
     return found

@@ -294,7 +294,9 @@ def _request(client: CometClient, asset: AssetSource, headers: dict[str, str], w
         return client.attempt("GET", asset.presigned_link, missing, endpoint="presigned-link",
                               authenticate=False, stream=True, extra_headers=headers,
                               timeout=client.download_timeouts())
-    params = {"assetId": asset.asset_id, "experimentKey": asset.experiment_key}
+    # allow301=False, as the SDK sends it: the bytes themselves, never a redirect elsewhere
+    params = {"assetId": asset.asset_id, "experimentKey": asset.experiment_key,
+              "allow301": False}
     return client.attempt("GET", GET_ASSET, missing, params=params, stream=True,
                           extra_headers=headers, timeout=client.download_timeouts())
 

@@ -1,11 +1,12 @@
 """The challenger: the candidate status's version set, built, validated and linked as `candidate`.
 
-Followed after the champion in the same pass, from the same details answers (one details request
-per model per poll). Built with the champion's builder (same archive safety, hard links from
-snapshots on disk, one snapshot per version set), validated by serving the same two-phase way,
-refused the same way (remembered, never retried), then `MODEL_ROOT/candidate` is renamed onto
-it. The link is removed when some model has no version with that status, or when the set is the
-champion's. Registry, disk and serving errors raise, as for the champion: the loop decides.
+Followed after the champion in the same pass, found the same way (finder.py: one
+`items?status=` request per model per poll). Built with the champion's builder (same archive
+safety, hard links from snapshots on disk, one snapshot per version set), validated by serving
+the same two-phase way, refused the same way (remembered, never retried), then
+`MODEL_ROOT/candidate` is renamed onto it. The link is removed when some model has no version
+with that status, or when the set is the champion's. Registry, disk and serving errors raise, as
+for the champion: the loop decides.
 
 A follower in a cluster does not ask Comet: `follow_decided` takes the set the leader's decision
 names (fetched from the leader, Comet as fallback, by the follower's installer) down the same path.
@@ -19,9 +20,9 @@ from model_contract import layout, logs
 from model_contract.manifest import Manifest
 
 from . import publish, snapshot
-from .errors import ArchiveError, SnapshotRejected, UnsafeValue
+from .errors import ArchiveError, LeadershipLost, SnapshotRejected, UnsafeValue
 from .notifier import Verdict
-from .registry import ModelVersion, check_assets, find_production_version
+from .registry import ModelVersion, check_assets
 from .state import CandidateStatus, RefusedBy, manifest_key
 from .syncer import Syncer, check_chosen, chosen_key
 
@@ -53,8 +54,7 @@ class CandidateFollower:
     def _follow(self) -> CandidateStatus:
         chosen = []
         for name in self.syncer.config.models:
-            model = self.syncer.details.get(name)
-            version = find_production_version(model, self.status) if model else None
+            version = self.syncer.finder.find(name, self.status).version
             if version is None:
                 return self._withdraw("none", f"no version with status {self.status!r}: {name}")
             check_assets(name, version)
@@ -98,6 +98,7 @@ class CandidateFollower:
                 snapshot.discard(self.root, built.snapshotId)
                 return self._refuse(manifest_key(built), built.versions, exc.reason,
                                     built.snapshotId, RefusedBy.SERVING)
+        self._still_leading(built.snapshotId)
         publish.publish(self.root, built.snapshotId, link=layout.CANDIDATE)
         log.info("candidate_published", snapshot=built.snapshotId, versions=built.versions,
                  status=self.status, validated=verdict is Verdict.ACCEPTED)
@@ -114,11 +115,18 @@ class CandidateFollower:
                                 f"as {self.status}: {exc}", None, RefusedBy.REGISTRY)
         return self._withdraw("rejected", str(exc))
 
+    def _still_leading(self, snapshot_id: str) -> None:
+        """A deposed leader changes no link: the next leader decides (followers: always)."""
+        if not self.syncer.may_publish():
+            raise LeadershipLost(f"candidate {snapshot_id} not changed: this sidecar no longer "
+                                 "leads")
+
     def _withdraw(self, outcome: str, detail: str,
                   versions: dict[str, str] | None = None) -> CandidateStatus:
         """Remove `candidate` (if there) and say why."""
         previous = layout.candidate_snapshot_id(self.root)
         if previous is not None:
+            self._still_leading(previous)
             publish.withdraw(self.root, layout.CANDIDATE)
             log.info("candidate_removed", snapshot=previous, reason=detail)
         return replace(CandidateStatus(outcome, detail), versions=versions or {})

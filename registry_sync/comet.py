@@ -29,7 +29,7 @@ from tenacity import (
 
 from model_contract import logs
 
-from . import __version__
+from . import __version__, onprem
 from .config import DEFAULT_MIN_DOWNLOAD_RATE as MIN_DOWNLOAD_RATE  # noqa: F401 - re-exported
 from .config import CometSettings
 from .errors import (
@@ -44,7 +44,13 @@ from .errors import (
     VersionNotFound,
     WorkspaceNotFound,
 )
-from .registry import RegistryModel, check_identity, parse_model
+from .registry import (
+    ModelVersion,
+    RegistryModel,
+    check_identity,
+    parse_model,
+    parse_version_details,
+)
 from .retry_policy import (  # noqa: F401 - retry_after_seconds, MAX_RETRY_HINT re-exported
     MAX_RETRY_HINT,
     retry_after_seconds,
@@ -80,6 +86,7 @@ class CometClient:
         self._on_request = on_request
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = f"registry-sync/{__version__}"
+        onprem.prepare(self._session, settings.ca_bundle)
         self._clock = clock
         self._retrying = Retrying(
             retry=retry_if_exception_type(Retryable),
@@ -101,9 +108,14 @@ class CometClient:
         return self.settings.url + (path if path.startswith("/") else API + path)
 
     def _headers(self) -> dict[str, str]:
+        """The key, and the gateway's allow header: only ever sent to the Comet server."""
         key = self.settings.read_api_key()
         logs.redact(key)
-        return {"Authorization": key}
+        allow = self.settings.allow_header
+        if allow is None:
+            return {"Authorization": key}
+        logs.redact(allow[1])
+        return {"Authorization": key, allow[0]: allow[1]}
 
     def _call(self, method: str, path: str, *, not_found: CometError | None = None,
               **kwargs: Any) -> requests.Response:
@@ -219,6 +231,39 @@ class CometClient:
         check_identity(body, self.workspace, name)
         return parse_model(self.workspace, body)
 
+    def find_versions(self, name: str, *, status: str | None = None,
+                      tag: str | None = None) -> list[str]:
+        """Versions with the status (or tag), newest first, as the SDK's Model.find_versions."""
+        params = {k: v for k, v in (("status", status), ("tag", tag)) if v is not None}
+        body = self._get("registry-model/items", ModelNotFound(self.workspace, name),
+                         workspaceName=self.workspace, modelName=name, **params)
+        items = body.get("items")
+        if not isinstance(items, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("version"), str) for i in items):
+            raise BadResponse(f"registry-model/items of {name!r}: items is not a list of "
+                              "{version}")
+        return [i["version"] for i in items]
+
+    def version_details(self, name: str, version: str) -> ModelVersion:
+        """One version's facts from registry-model/item/details, as the SDK's Model.get_details."""
+        body = self._get("registry-model/item/details",
+                         VersionNotFound(self.workspace, name, version),
+                         workspaceName=self.workspace, modelName=name, version=version)
+        return parse_version_details(name, version, body)
+
+    def allowed_statuses(self) -> tuple[str, ...] | None:
+        """The workspace's allowed status values; None where the server has no such list."""
+        try:
+            body = self._get("registry-model/allowed_status_values", BadRequest("none"),
+                             workspaceName=self.workspace)
+        except BadRequest:
+            return None
+        found = body.get("allowedStatus")
+        if not isinstance(found, list) or not all(isinstance(s, str) for s in found):
+            raise BadResponse("registry-model/allowed_status_values: allowedStatus is not a "
+                              "list of names")
+        return tuple(found)
+
     def download(self, name: str, version: str, dest: Path, progress: ProgressFn | None = None,
                  expected_size: int | None = None) -> int:
         """Stream the version's zip (the legacy whole-version endpoint) into dest; its bytes."""
@@ -291,8 +336,8 @@ class CometClient:
         body = self._json(self._call("POST", "registry-model/history/item",
                                      json={"registryModelItemId": item_id, "groupedBy": "DAY"}),
                           "history/item")
-        return [e for day in body.values() if isinstance(day, list)
-                for e in day if isinstance(e, dict)]
+        return [{**e, "day": day} for day, events in body.items() if isinstance(events, list)
+                for e in events if isinstance(e, dict)]
 
     def set_metadata(self, item_id: str, metadata: dict[str, str]) -> None:
         """Add key/value metadata to a version."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -61,34 +62,61 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
         syncer.candidates = CandidateFollower(syncer, settings.candidate_status)
     if settings.election is None:
         return Daemon(syncer, stop)
+    # a leader failing for less than a decision's life must not step down: followers would
+    # rejoin on their last good decision and the Lease churn while Comet is down for all
+    settings = dataclasses.replace(settings, step_down_after=max(
+        settings.step_down_after, decision_max_age(settings)))
+    syncer.config = settings
     daemon = Daemon(syncer, stop, follower=_follower(settings, syncer))
-    daemon.cluster = _cluster(settings, daemon.wake.set)
+    daemon.cluster = _cluster(settings, daemon.wake_now)
     return daemon
 
 
 def _follower(settings: config.SyncConfig, syncer: Syncer):
-    """How a follower installs a decided set: from a peer, else from Comet."""
+    """How a follower installs a decided set: from a peer (its own credential), else Comet."""
+    from .decision_seal import peer_token
     from .follower import Follower
     from .peer import PeerClient
 
-    return Follower(syncer, PeerClient(reload_token(settings), settings.comet.download_timeout))
+    def credential() -> str:
+        token = peer_token(settings.read_decision_key())
+        logs.redact(token)
+        return token
+
+    return Follower(syncer, PeerClient(credential, settings.comet.download_timeout))
+
+
+def config_id(settings: config.SyncConfig) -> str:
+    """A fingerprint of what decides the version set: followers of another one poll Comet."""
+    chosen = [settings.comet.workspace, list(settings.models), settings.status, settings.tag,
+              settings.grouping, settings.candidate_status]
+    return hashlib.sha256(json.dumps(chosen).encode()).hexdigest()[:16]
+
+
+def decision_max_age(settings: config.SyncConfig) -> float:
+    """How long a decision stays good unconfirmed: three polls and two lease durations."""
+    return 3 * settings.interval + 2 * settings.election.lease_duration
 
 
 def _cluster(settings: config.SyncConfig, wake):
     """The election and the decision watch on the Lease (two connections: one blocks)."""
     from . import kube
-    from .cluster import Cluster
-    from .lease_api import KubeLease
+    from .cluster import Cluster, Trust
+    from .lease_api import KubeLease, KubePods
 
     election = settings.election
     ca_file = settings.kube_token_file.with_name("ca.crt")
     ca = ca_file if ca_file.is_file() else None
 
-    def lease() -> KubeLease:
-        client = kube.api_client(settings.kube_api_url, settings.kube_token_file, ca)
-        return KubeLease(client, election.namespace, election.lease_name)
+    def client():
+        return kube.api_client(settings.kube_api_url, settings.kube_token_file, ca)
 
-    return Cluster(election, lease(), lease(), settings.peer_url, reload_token(settings), wake)
+    def lease() -> KubeLease:
+        return KubeLease(client(), election.namespace, election.lease_name)
+
+    trust = Trust(settings.read_decision_key, config_id(settings), decision_max_age(settings))
+    return Cluster(election, lease(), lease(), settings.peer_url, trust, wake,
+                   pods=KubePods(client(), election.namespace))
 
 
 def _reporter(settings: config.SyncConfig):
@@ -106,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     """registry-sync run: the daemon."""
     settings = config.sync_config(args)
     logs.setup(settings.log_level)
+    ops_server.spare_descriptors()
     daemon = build_daemon(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: daemon.request_stop())

@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from model_contract import api_key, logs, secret_file
 
+from . import onprem
 from .election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
 from .secret_files import check_secret_file, read_secret_file
@@ -52,6 +54,10 @@ def _positive_float(value: str) -> float:
 
 def _positive_int(value: str) -> int:
     return _number(value, int, 0, True, "a whole number >= 1")
+
+
+def _non_negative_float(value: str) -> float:
+    return _number(value, float, 0, False, "a number >= 0")
 
 
 def _non_negative_int(value: str) -> int:
@@ -90,6 +96,7 @@ class Setting:
     default: str | None
     help: str
     secret: bool = False
+    empty_means_off: bool = False  # an empty value is kept (turns the feature off), not defaulted
 
     @property
     def flag(self) -> str:
@@ -119,6 +126,13 @@ SETTINGS: dict[str, Setting] = {
                 "seconds a download may stall; added to the size-based deadline"),
         Setting("COMET_MIN_DOWNLOAD_RATE", _positive_int, str(DEFAULT_MIN_DOWNLOAD_RATE),
                 "bytes/s a download must average, against the size the registry announced"),
+        Setting("COMET_ALLOW_HEADER_NAME", str, None,
+                "a header an on-premises gateway requires on every Comet request (the SDK's)"),
+        Setting("COMET_ALLOW_HEADER_VALUE", str, None,
+                "the value of COMET_ALLOW_HEADER_NAME", True),
+        Setting("COMET_INCLUDE_CUSTOM_CA_BUNDLE", Path, None,
+                "PEM file or folder of CA certificates trusted besides the public roots (the "
+                "SDK's)"),
         Setting("AWS_ENDPOINT_URL", _url_root, "",
                 "S3 endpoint of s3:// remote assets, as boto3 reads it (empty: AWS S3)"),
         Setting("AWS_REGION", str, "", "region of s3:// remote assets' buckets, as boto3 reads "
@@ -129,7 +143,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("REGISTRY_TAG", str, "",
                 "if set, the newest version with this tag / legacy stage when none has the status"),
         Setting("REGISTRY_CANDIDATE_STATUS", str, "Staging",
-                "status of the challenger, linked as MODEL_ROOT/candidate (empty: no challenger)"),
+                "status of the challenger, linked as MODEL_ROOT/candidate (empty: no challenger)",
+                empty_means_off=True),
         Setting("SYNC_GROUPING", _choice("experiment", "independent"), "experiment",
                 "experiment: publish only when all models' versions come from one experiment"),
         Setting("SYNC_INTERVAL", _positive_float, "10", "seconds between polls (with ±10% jitter)"),
@@ -164,14 +179,24 @@ SETTINGS: dict[str, Setting] = {
                                    "snapshot files from it"),
         Setting("LEADER_ELECTION", _choice("auto", "off"), "auto",
                 "auto: in a cluster one sidecar polls Comet and the others follow; off: all poll"),
-        Setting("LEADER_ELECTION_LEASE", str, "comet-registry-sync",
-                "name of the coordination.k8s.io Lease the sidecars elect a leader on"),
+        Setting("LEADER_ELECTION_LEASE", str, "",
+                "name of the coordination.k8s.io Lease the sidecars elect a leader on (empty: "
+                "the Deployment's name, from POD_NAME)"),
         Setting("LEADER_ELECTION_LEASE_DURATION", _positive_float, "15",
                 "seconds a leader's Lease lasts without renewal before another may take it"),
         Setting("LEADER_ELECTION_RENEW_DEADLINE", _positive_float, "10",
                 "seconds a leader keeps trying to renew before it stops acting as leader"),
         Setting("LEADER_ELECTION_RETRY_PERIOD", _positive_float, "2",
                 "seconds between attempts to acquire or renew the Lease"),
+        Setting("DECISION_KEY", secret_file.checked, "",
+                "key (16+ characters) sealing the leader's decision; only this Deployment's "
+                "pods may hold it (or use DECISION_KEY_FILE)", True),
+        Setting("DECISION_KEY_FILE", Path, None,
+                "file holding DECISION_KEY; re-read on each use (rotation without restart)"),
+        Setting("LEADER_STEP_DOWN_AFTER", _positive_float, "300",
+                "seconds of failed passes after which a leader hands the Lease over"),
+        Setting("POLL_NOW_MIN_INTERVAL", _non_negative_float, "5",
+                "seconds between passes woken by /-/poll-now (wake-ups in between are merged)"),
         Setting("KUBERNETES_API_URL", str, "", "the API server for the election; empty: "
                 "https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT"),
         Setting("KUBERNETES_TOKEN_FILE", Path, str(SERVICE_ACCOUNT_DIR / "token"),
@@ -199,7 +224,7 @@ def read(args: argparse.Namespace, environ: Mapping[str, str], names: list[str])
         raw = getattr(args, setting.dest, None)
         if raw is None:
             raw = environ.get(name)
-        if raw is None or raw == "":
+        if raw is None or (raw == "" and not setting.empty_means_off):
             raw = setting.default
         if raw is None:
             values[name] = None
@@ -231,6 +256,8 @@ class CometSettings:
     timeout: float = 10.0
     download_timeout: float = 60.0
     min_download_rate: int = DEFAULT_MIN_DOWNLOAD_RATE
+    allow_header: tuple[str, str] | None = field(default=None, repr=False)
+    ca_bundle: Path | None = None
     s3_endpoint: str = ""  # AWS_ENDPOINT_URL and AWS_REGION: where s3:// remote assets are
     s3_region: str = ""
 
@@ -243,7 +270,9 @@ class CometSettings:
 
 
 COMET_NAMES = ["COMET_API_KEY", "COMET_API_KEY_FILE", "COMET_WORKSPACE", "COMET_URL_OVERRIDE",
-               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE"]
+               "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE",
+               "COMET_ALLOW_HEADER_NAME", "COMET_ALLOW_HEADER_VALUE",
+               "COMET_INCLUDE_CUSTOM_CA_BUNDLE"]
 
 
 def server_url(override: str | None, key: str, key_variable: str) -> str:
@@ -262,6 +291,16 @@ def server_url(override: str | None, key: str, key_variable: str) -> str:
         raise ConfigError(f"{key_variable}'s baseUrl is malformed: expected {exc}") from None
 
 
+def _ca_bundle(path: Path | None) -> Path | None:
+    """The bundle, checked loadable now so a bad one fails at start naming the variable."""
+    if path is None:
+        return None
+    if not path.exists():
+        raise ConfigError(f"COMET_INCLUDE_CUSTOM_CA_BUNDLE={path}: no such file or folder")
+    onprem.trust_context(path)
+    return path
+
+
 def comet_settings(values: Mapping[str, Any]) -> CometSettings:
     """Build the Comet settings, requiring a workspace and a key (inline or from a file)."""
     require(values, "COMET_WORKSPACE")
@@ -272,6 +311,9 @@ def comet_settings(values: Mapping[str, Any]) -> CometSettings:
         api_key=values.get("COMET_API_KEY") or None, api_key_file=values.get("COMET_API_KEY_FILE"),
         timeout=values["COMET_TIMEOUT"], download_timeout=values["COMET_DOWNLOAD_TIMEOUT"],
         min_download_rate=values.get("COMET_MIN_DOWNLOAD_RATE") or DEFAULT_MIN_DOWNLOAD_RATE,
+        allow_header=onprem.allow_header(values.get("COMET_ALLOW_HEADER_NAME"),
+                                         values.get("COMET_ALLOW_HEADER_VALUE")),
+        ca_bundle=_ca_bundle(values.get("COMET_INCLUDE_CUSTOM_CA_BUNDLE")),
         s3_endpoint=values.get("AWS_ENDPOINT_URL") or "", s3_region=values.get("AWS_REGION") or "",
     )
     key_variable = "COMET_API_KEY_FILE" if settings.api_key_file else "COMET_API_KEY"
@@ -324,6 +366,19 @@ class SyncConfig:
     reload_token_file: Path | None = None
     validation_deadline: float = 300.0
     candidate_status: str = ""  # the challenger's status; empty: none (the CLI default: Staging)
+    decision_key: str = ""  # as read at start; read_decision_key() gives the current one
+    decision_key_file: Path | None = None
+    step_down_after: float = 300.0
+    poll_now_min_interval: float = 5.0
+
+    def read_decision_key(self) -> bytes:
+        """The current decision key ('' when unreadable now: every decision is then refused)."""
+        if self.decision_key_file is not None:
+            try:
+                return read_secret_file(self.decision_key_file, "DECISION_KEY_FILE").encode()
+            except SecretUnavailable:
+                return b""  # mid-rotation: decisions are refused, the follower asks Comet
+        return self.decision_key.encode()
 
     def read_reload_token(self) -> str:
         """The current reload token: from its file when one is mounted (re-read on each use)."""
@@ -334,6 +389,7 @@ class SyncConfig:
 
 ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_LEASE_DURATION",
                   "LEADER_ELECTION_RENEW_DEADLINE", "LEADER_ELECTION_RETRY_PERIOD",
+                  "DECISION_KEY", "DECISION_KEY_FILE", "LEADER_STEP_DOWN_AFTER",
                   "KUBERNETES_API_URL", "KUBERNETES_TOKEN_FILE"]
 
 SYNC_NAMES = [
@@ -342,8 +398,8 @@ SYNC_NAMES = [
     "REGISTRY_CANDIDATE_STATUS", "SYNC_GROUPING",
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "AWS_ENDPOINT_URL", "AWS_REGION",
-    "SERVING_URL", "RELOAD_TOKEN",
-    "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
+    "SERVING_URL", "RELOAD_TOKEN", "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE",
+    "POLL_NOW_MIN_INTERVAL", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
     "POD_NAMESPACE", "POD_UID", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP",
     *ELECTION_NAMES,
 ]
@@ -394,7 +450,31 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         reload_token_file=token_file,
         validation_deadline=values["VALIDATION_DEADLINE"],
         candidate_status=values["REGISTRY_CANDIDATE_STATUS"].strip(),
+        decision_key=_decision_key(values),
+        decision_key_file=values.get("DECISION_KEY_FILE"),
+        step_down_after=values["LEADER_STEP_DOWN_AFTER"],
+        poll_now_min_interval=values["POLL_NOW_MIN_INTERVAL"],
     )
+
+
+def _decision_key(values: Mapping[str, Any]) -> str:
+    """The decision key as read at start: required, 16+ characters, with an election."""
+    if election_settings(values) is None:
+        return ""
+    key, key_file = values["DECISION_KEY"], values.get("DECISION_KEY_FILE")
+    check_secret_file(key_file, "DECISION_KEY_FILE")
+    if key_file:
+        try:
+            key = read_secret_file(key_file, "DECISION_KEY_FILE")
+        except SecretUnavailable:
+            return ""  # not there yet (rotation): each use reads it again
+    elif len(key) < 16:
+        raise ConfigError("DECISION_KEY_FILE (or DECISION_KEY, 16+ characters) is required with "
+                          "LEADER_ELECTION=auto in a cluster: it seals the leader's decision "
+                          "(or set LEADER_ELECTION=off)")
+    if key:
+        logs.redact(key)
+    return key
 
 
 def _kube_settings(values: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -414,12 +494,32 @@ def election_settings(values: Mapping[str, Any]) -> ElectionSettings | None:
     duration, deadline, retry = (values["LEADER_ELECTION_LEASE_DURATION"],
                                  values["LEADER_ELECTION_RENEW_DEADLINE"],
                                  values["LEADER_ELECTION_RETRY_PERIOD"])
-    if not retry < deadline < duration:
-        raise ConfigError("LEADER_ELECTION_RETRY_PERIOD < LEADER_ELECTION_RENEW_DEADLINE < "
-                          f"LEADER_ELECTION_LEASE_DURATION is required, got {retry} < "
-                          f"{deadline} < {duration}")
-    return ElectionSettings(values["POD_NAMESPACE"], values["LEADER_ELECTION_LEASE"],
-                            values["POD_NAME"], duration, deadline, retry)
+    # client-go's rules (1.2 is its JitterFactor); the Lease holds the duration in whole
+    # seconds, written rounded up, so the written duration exceeds the deadline too
+    if not (deadline > 1.2 * retry and duration > deadline):
+        raise ConfigError("LEADER_ELECTION_RENEW_DEADLINE > 1.2 x LEADER_ELECTION_RETRY_PERIOD "
+                          "and LEADER_ELECTION_LEASE_DURATION > LEADER_ELECTION_RENEW_DEADLINE "
+                          f"are required (client-go's rules), got retry {retry}, deadline "
+                          f"{deadline}, duration {duration}")
+    lease = values["LEADER_ELECTION_LEASE"] or deployment_of(values["POD_NAME"])
+    if not _LEASE_NAME.match(lease):
+        raise ConfigError(f"LEADER_ELECTION_LEASE {lease[:80]!r} is not a Kubernetes object name")
+    return ElectionSettings(values["POD_NAMESPACE"], lease, values["POD_NAME"], duration,
+                            deadline, retry)
+
+
+_LEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_DEPLOYMENT_POD = re.compile(r"^(?P<deployment>[a-z0-9][-a-z0-9.]*)-[a-z0-9]{5,10}-[a-z0-9]{5}$")
+
+
+def deployment_of(pod_name: str) -> str:
+    """The Deployment a pod belongs to, from its name (<deployment>-<hash>-<suffix>).
+
+    A pod that is not named so (a bare pod, a StatefulSet's) gets a Lease of its own: it then
+    leads alone, which is a standalone sidecar, never a wrong leader shared by strangers.
+    """
+    found = _DEPLOYMENT_POD.match(pod_name)
+    return found["deployment"] if found else pod_name
 
 
 def _service_url(values: Mapping[str, Any]) -> str:

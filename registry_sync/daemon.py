@@ -11,7 +11,13 @@ In a cluster (a Cluster given, LEADER_ELECTION=auto) each pass first asks who le
 polls Comet as above and writes what it published on the Lease; a follower installs the
 leader's decision (follower.py) and never polls Comet, unless it has no model at all and no
 decision came for a whole lease duration (an API server down at start must not keep a new pod
-without a model).
+without a model), or the decision on the Lease is not one to follow (refused, stale, another
+configuration: Cluster.why_not). A leader whose passes have all failed for LEADER_STEP_DOWN_AFTER
+steps down and stays out of the election until a pass of its own succeeds; a leader checks it
+still leads before it publishes.
+
+Wake-ups (`poll_now`) are merged and spaced: however many arrive while a pass runs or waits,
+they make one pass, and woken passes start at least POLL_NOW_MIN_INTERVAL apart.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from model_contract import layout, logs
 from model_contract.manifest import Manifest
 
 from . import snapshot, state
-from .errors import ConfigError, RegistrySyncError, Stopped
+from .errors import ConfigError, LeadershipLost, RegistrySyncError, Stopped
 from .syncer import Outcome, Syncer
 
 if TYPE_CHECKING:
@@ -68,6 +74,10 @@ class Daemon:
         self._wait = wait or self.wake.wait
         self._rand = rand
         self.retry_after = 0.0  # what the registry last asked us to wait, if anything
+        self._pass_started = float("-inf")
+        self._leader_failing_since: float | None = None
+        self._not_following = ""  # why the last follower pass did not follow the Lease
+        self._polled = self._urgent = False  # why `wake` is set: poll_now, or wake_now
         syncer.on_progress = self.beat
 
     def beat(self) -> None:
@@ -83,9 +93,13 @@ class Daemon:
         """True when `current` points at a snapshot with a readable manifest."""
         return snapshot.read_current(self.config.model_root) is not None
 
+    def surely_without_snapshot(self) -> bool:
+        """True only when surely nothing is published (never on a shortage of descriptors)."""
+        return snapshot.surely_unpublished(self.config.model_root)
+
     def run_once(self) -> Outcome | None:
         """One pass with bookkeeping; None if it failed (the error is in the state)."""
-        started = self.clock()
+        started = self._pass_started = self.clock()
         self.state.last_attempt_at = started
         try:
             outcome = self._pass()
@@ -115,18 +129,50 @@ class Daemon:
         leading = self.cluster.is_leader()
         self.syncer.metrics.leader.set(1 if leading else 0)
         if leading:
-            outcome = self.syncer.sync_once()
-            current = snapshot.read_current(self.config.model_root)
-            if current is not None and outcome.kind in ("published", "unchanged"):
-                self.cluster.announce(current, self._challenger())
-            return outcome
+            return self._lead()
+        self._leader_failing_since = None
         decided = self.cluster.decision()
+        why = self.cluster.why_not(decided)
+        if why != self._not_following:
+            self._not_following = why
+            (log.warning if why else log.info)("decision_not_followed" if why else
+                                               "decision_followed_again", reason=why)
+        if why:
+            return self.syncer.sync_once()  # the Lease is not to be trusted now: ask Comet
         if decided is not None:
-            return self.follower.sync_to(decided)
+            return self.follower.sync_to(decided, self.cluster.peer_for(decided))
         if not self.has_good_snapshot() and self.clock() - self._started > (
                 self.cluster.settings.lease_duration):
             return self.syncer.sync_once()  # no leader for a lease: never start without a model
         return Outcome("waiting", "no decision from the leader yet")
+
+    def _lead(self) -> Outcome:
+        """A leader's pass, published only while still leading; steps down if failing long."""
+        self.syncer.may_publish = self.cluster.is_leader
+        try:
+            outcome = self.syncer.sync_once()
+        except (RegistrySyncError, OSError) as exc:
+            if not isinstance(exc, (LeadershipLost, Stopped)):
+                self._leader_failed()
+            raise
+        finally:
+            self.syncer.may_publish = lambda: True
+        self._leader_failing_since = None
+        current = snapshot.read_current(self.config.model_root)
+        if current is not None and outcome.kind in ("published", "unchanged"):
+            self.cluster.announce(current, self._challenger())
+        return outcome
+
+    def _leader_failed(self) -> None:
+        """Count a leader's failed pass; past LEADER_STEP_DOWN_AFTER, hand the Lease over."""
+        now = self.clock()
+        if self._leader_failing_since is None:
+            self._leader_failing_since = now
+        elif now - self._leader_failing_since >= self.config.step_down_after:
+            log.warning("leader_stepped_down", failing_for=round(now - self._leader_failing_since),
+                        reason="every pass failed for LEADER_STEP_DOWN_AFTER")
+            self._leader_failing_since = None
+            self.cluster.elector.step_down()
 
     def _challenger(self) -> Manifest | None:
         """The snapshot `candidate` links, when this sidecar follows a challenger."""
@@ -144,6 +190,9 @@ class Daemon:
         current.consecutive_failures = 0
         current.last_success_at = self.clock()
         current.last_error = None
+        if self.cluster is not None and self.cluster.elector.sitting_out.is_set():
+            log.info("leader_election_rejoined", reason="a pass succeeded")
+            self.cluster.elector.rejoin()
         event = log.info if outcome.kind in ("unchanged", "published") else log.warning
         event("sync_finished", outcome=outcome.kind, detail=outcome.detail,
               snapshot=outcome.snapshot_id)
@@ -178,6 +227,7 @@ class Daemon:
                  interval=self.config.interval, registry=self.config.comet.url,
                  leader_election=self.cluster is not None)
         if self.cluster is not None:
+            self._started = self.clock()  # the lease duration counts from the election's start
             self.cluster.start(self.stop)
         while not self.stop.is_set():
             outcome = self.run_once()
@@ -192,6 +242,7 @@ class Daemon:
             self.heartbeat = self.clock()
             if not self.stop.is_set():
                 self._wait(delay)
+                self._space_wakeups()
             self.wake.clear()
         snapshot.clean_staging(self.config.model_root)
         if self.cluster is not None:
@@ -199,9 +250,19 @@ class Daemon:
         log.info("sync_stopped")
         return EXIT_OK
 
+    def _space_wakeups(self) -> None:
+        """A pass woken by poll_now starts no sooner than POLL_NOW_MIN_INTERVAL after the
+        previous one; a change of leadership or decision (wake_now) starts it at once."""
+        if self.wake.is_set() and self._polled:
+            early = self._pass_started + self.config.poll_now_min_interval - self.clock()
+            until = time.monotonic() + max(0.0, early)
+            while not self._urgent and not self.stop.is_set() and time.monotonic() < until:
+                self.stop.wait(max(0.0, min(0.1, until - time.monotonic())))
+        self._polled = self._urgent = False
+
     def _should_give_up(self, failures: int) -> bool:
         limit = self.config.init_max_failures
-        if limit == 0 or failures < limit or self.has_good_snapshot():
+        if limit == 0 or failures < limit or not self.surely_without_snapshot():
             return False
         log.error("sync_gave_up", consecutive_failures=failures,
                   reason="no good snapshot yet and INIT_MAX_FAILURES reached",
@@ -209,11 +270,16 @@ class Daemon:
         return True
 
     def poll_now(self) -> None:
-        """A webhook's wake-up: poll at once (in a cluster: the leader does)."""
-        if self.cluster is not None:
-            self.cluster.poll_now()
-        else:
+        """A webhook's wake-up: poll soon with fresh facts, merged and spaced (at the leader)."""
+        self.syncer.finder.expire()
+        if self.cluster is None or self.cluster.poll_now():
+            self._polled = True
             self.wake.set()
+
+    def wake_now(self) -> None:
+        """Something changed (leadership, a decision): the next pass starts at once."""
+        self._urgent = True
+        self.wake.set()
 
     def request_stop(self) -> None:
         """Stop after the current step (called from the SIGTERM handler)."""

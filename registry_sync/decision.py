@@ -22,10 +22,7 @@ leader, or no candidate) means no candidate: followers remove their `candidate` 
 from __future__ import annotations
 
 import json
-import random
 import re
-import threading
-from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -33,7 +30,9 @@ from typing import Any
 from model_contract import logs
 from model_contract.manifest import FileEntry, Manifest, ModelEntry
 
-from .election import LeaseRecord, LeaseUnavailable
+from .election import LeaseRecord
+from .errors import UnsafeValue
+from .registry import ModelVersion, check_values
 
 log = logs.get(__name__)
 
@@ -41,6 +40,9 @@ DECISION_ANNOTATION = "registry-sync.comet.com/decision"
 MAX_ANNOTATION_BYTES = 200 * 1024  # all annotations of an object together must stay < 256 KiB
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_POD_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")  # a DNS subdomain
+_PEER_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$")
+MAX_MODELS, MAX_FILES, MAX_TEXT = 64, 10_000, 1024
 
 
 class DecisionError(Exception):
@@ -75,6 +77,8 @@ class Decision:
     peer_url: str
     files_listed: bool = True  # False: too many files for the Lease; followers use Comet
     candidate: DecidedSet | None = None  # the leader's challenger, when it links one
+    issued_at: float = 0.0  # when the leader last confirmed it (time.time()): staleness
+    config: str = ""  # the leader's configuration fingerprint (models, status, tag...)
 
     @property
     def champion(self) -> DecidedSet:
@@ -122,6 +126,7 @@ class Decision:
     def _json(self) -> str:
         raw: dict[str, Any] = {"snapshotId": self.snapshot_id, "leader": self.leader,
                                "peerUrl": self.peer_url, "filesListed": self.files_listed,
+                               "issuedAt": round(self.issued_at, 3), "config": self.config,
                                "models": [asdict(m) for m in self.models]}
         if self.candidate is not None:
             raw["candidate"] = {"snapshotId": self.candidate.snapshot_id,
@@ -130,80 +135,123 @@ class Decision:
 
 
 def from_manifest(published: Manifest, leader: str, peer_url: str,
-                  challenger: Manifest | None = None) -> Decision:
+                  challenger: Manifest | None = None, issued_at: float = 0.0,
+                  config: str = "") -> Decision:
     """The decision naming a published snapshot, and the challenger linked beside it if any."""
     decided = None if challenger is None else DecidedSet(challenger.snapshotId, challenger.models)
     return Decision(published.snapshotId, published.models, leader, peer_url,
-                    candidate=decided)
+                    candidate=decided, issued_at=issued_at, config=config)
 
 
-def _file(raw: Mapping[str, Any], where: str) -> FileEntry:
+def _checked(raw: Any, where: str, kind: type, limit: int) -> Any:
+    """raw if it is a `kind` of at most `limit` items/characters; DecisionError otherwise."""
+    if not isinstance(raw, kind) or isinstance(raw, bool) or len(raw) > limit:
+        raise DecisionError(f"{where} is not a {kind.__name__} of at most {limit} items")
+    return raw
+
+
+def _file(raw: Any, where: str) -> FileEntry:
+    _checked(raw, where, dict, 8)
     path, size, digest = raw.get("path"), raw.get("size"), raw.get("sha256")
-    pure = PurePosixPath(path) if isinstance(path, str) else None
-    if pure is None or not path or pure.is_absolute() or ".." in pure.parts or "\\" in path:
-        raise DecisionError(f"{where}.path {path!r} is not a relative path inside the model")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise DecisionError(f"{where}.size {size!r} is not a byte count")
+    pure = PurePosixPath(path) if isinstance(path, str) and len(path) <= MAX_TEXT else None
+    if pure is None or not path or pure.is_absolute() or ".." in pure.parts or "\\" in path \
+            or not path.isprintable():
+        raise DecisionError(f"{where}.path is not a relative path inside the model")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**53:
+        raise DecisionError(f"{where}.size is not a byte count")
     if not isinstance(digest, str) or not _SHA256.match(digest):
         raise DecisionError(f"{where}.sha256 is not 64 lowercase hex digits")
     return FileEntry(path, size, digest)
 
 
-def _model(raw: Mapping[str, Any], where: str) -> ModelEntry:
+def _model(raw: Any, where: str) -> ModelEntry:
+    _checked(raw, where, dict, 16)
     fields = ("workspace", "name", "version", "registryModelItemId", "status", "experimentKey")
     values = {f: raw.get(f) for f in fields}
     for name in ("name", "registryModelItemId"):
         if not isinstance(values[name], str) or not _SAFE.match(values[name]):
-            raise DecisionError(f"{where}.{name} {values[name]!r} is not a safe name")
+            raise DecisionError(f"{where}.{name} is not a safe name")
     for name in fields:
-        if not isinstance(values[name], str):
-            raise DecisionError(f"{where}.{name} is missing")
-    files = raw.get("files")
-    if not isinstance(files, list):
-        raise DecisionError(f"{where}.files is not a list")
-    return ModelEntry(**values, files=tuple(_file(f, f"{where}.files[{i}]")
-                                            for i, f in enumerate(files)))
+        if not isinstance(values[name], str) or len(values[name]) > MAX_TEXT:
+            raise DecisionError(f"{where}.{name} is missing or not a short string")
+    files = _checked(raw.get("files"), f"{where}.files", list, MAX_FILES)
+    entry = ModelEntry(**values, files=tuple(_file(f, f"{where}.files[{i}]")
+                                             for i, f in enumerate(files)))
+    if len({f.path for f in entry.files}) != len(entry.files):
+        raise DecisionError(f"{where}.files names a path twice")
+    try:  # the values a registry answer must pass reach the same paths, labels and logs
+        check_values(entry.name, ModelVersion(entry.version, entry.registryModelItemId,
+                                              entry.status, (), (), entry.experimentKey, 0, "",
+                                              ()))
+    except UnsafeValue as exc:
+        raise DecisionError(f"{where}: {exc}") from None
+    return entry
 
 
-def parse(text: str) -> Decision:
-    """A decision from its annotation text; DecisionError naming what is wrong."""
+def parse(text: Any) -> Decision:
+    """A decision from its annotation text; DecisionError naming what is wrong, never another."""
+    if not isinstance(text, str) or len(text) > MAX_ANNOTATION_BYTES:
+        raise DecisionError(f"{DECISION_ANNOTATION} is not text of at most "
+                            f"{MAX_ANNOTATION_BYTES} characters")
     try:
         raw = json.loads(text)
-    except ValueError as exc:
-        raise DecisionError(f"{DECISION_ANNOTATION} is not JSON: {exc}") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list) or not raw["models"]:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
+        raise DecisionError(f"{DECISION_ANNOTATION} is not JSON: "
+                            f"{type(exc).__name__}") from None
+    try:
+        return _decision(raw)
+    except DecisionError:
+        raise
+    except Exception as exc:  # a shape not foreseen above is a refusal, never a dead thread
+        raise DecisionError(f"{DECISION_ANNOTATION} is malformed: "
+                            f"{type(exc).__name__}") from None
+
+
+def _decision(raw: Any) -> Decision:
+    _checked(raw, DECISION_ANNOTATION, dict, 16)
+    models = _models(_checked(raw.get("models"), "models", list, MAX_MODELS), "models")
+    if not models:
         raise DecisionError(f"{DECISION_ANNOTATION} has no models")
-    snapshot_id, peer_url = raw.get("snapshotId"), raw.get("peerUrl")
+    snapshot_id, peer_url, leader = raw.get("snapshotId"), raw.get("peerUrl"), raw.get("leader")
     if not isinstance(snapshot_id, str) or not _SAFE.match(snapshot_id):
-        raise DecisionError(f"snapshotId {snapshot_id!r} is not a safe name")
-    if not isinstance(peer_url, str) or not re.match(r"^https?://[^/?#@]+$", peer_url):
-        raise DecisionError(f"peerUrl {peer_url!r} is not http(s)://host:port")
-    models = _models(raw["models"], "models")
+        raise DecisionError("snapshotId is not a safe name")
+    if not isinstance(peer_url, str) or not _PEER_URL.match(peer_url):
+        raise DecisionError("peerUrl is not http(s)://host:port")
+    if not isinstance(leader, str) or not _POD_NAME.match(leader):
+        raise DecisionError("leader is not a pod name")
     files_listed = raw.get("filesListed", True)
     if not isinstance(files_listed, bool):
         raise DecisionError("filesListed is not true or false")
-    return Decision(snapshot_id, models, str(raw.get("leader") or ""), peer_url, files_listed,
-                    _candidate(raw.get("candidate"), models))
+    issued_at, config = raw.get("issuedAt", 0.0), raw.get("config", "")
+    if not isinstance(issued_at, int | float) or isinstance(issued_at, bool) \
+            or not 0 <= issued_at < 1e11:
+        raise DecisionError("issuedAt is not a time in seconds since the epoch")
+    if not isinstance(config, str) or len(config) > 64:
+        raise DecisionError("config is not a configuration fingerprint")
+    return Decision(snapshot_id, models, leader, peer_url, files_listed,
+                    _candidate(raw.get("candidate"), models), float(issued_at), config)
 
 
 def _models(raw: list[Any], where: str) -> tuple[ModelEntry, ...]:
-    return tuple(_model(m, f"{where}[{i}]") if isinstance(m, dict) else _model({}, where)
-                 for i, m in enumerate(raw))
+    models = tuple(_model(m, f"{where}[{i}]") for i, m in enumerate(raw))
+    if len({m.name for m in models}) != len(models):
+        raise DecisionError(f"{where} names a model twice")
+    return models
 
 
 def _candidate(raw: Any, champion: tuple[ModelEntry, ...]) -> DecidedSet | None:
     """The challenger set, None if absent; it must name exactly the champion's models."""
     if raw is None:
         return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
-        raise DecisionError("candidate is not an object with a models list")
+    _checked(raw, "candidate", dict, 8)
+    listed = _checked(raw.get("models"), "candidate.models", list, MAX_MODELS)
     snapshot_id = raw.get("snapshotId")
     if not isinstance(snapshot_id, str) or not _SAFE.match(snapshot_id):
-        raise DecisionError(f"candidate.snapshotId {snapshot_id!r} is not a safe name")
-    if len(raw["models"]) != len(champion):  # bounded before any entry is parsed
-        raise DecisionError(f"candidate.models has {len(raw['models'])} entries, "
+        raise DecisionError("candidate.snapshotId is not a safe name")
+    if len(listed) != len(champion):  # bounded before any entry is parsed
+        raise DecisionError(f"candidate.models has {len(listed)} entries, "
                             f"the decision has {len(champion)} models")
-    models = _models(raw["models"], "candidate.models")
+    models = _models(listed, "candidate.models")
     if sorted(m.name for m in models) != sorted(m.name for m in champion):
         raise DecisionError("candidate.models does not name the decision's models")
     return DecidedSet(snapshot_id, models)
@@ -213,81 +261,3 @@ def read(record: LeaseRecord | None) -> Decision | None:
     """The decision a Lease carries, None if none; DecisionError if it is malformed."""
     text = (record.annotations if record else {}).get(DECISION_ANNOTATION)
     return parse(text) if text else None
-
-
-class DecisionWatcher:
-    """Follows the decision on the Lease through a watch, re-listing and reconnecting as needed.
-
-    `deliver` is called with each new, well-formed decision (not with repeats of the same set
-    from the same leader). A broken stream,
-    an API server outage or a 410 Gone only delays the next decision: the caller keeps serving.
-    """
-
-    def __init__(self, lease: Any, deliver: Callable[[Decision], None],
-                 watch_timeout: int = 300, retry: float = 2.0,
-                 rand: Callable[[], float] = random.random):
-        self.lease, self._deliver = lease, deliver
-        self._watch_timeout, self._retry, self._rand = watch_timeout, retry, rand
-        self._seen: tuple | None = None
-        self._text: str | None = None
-        self._watch: Any = None
-        self.reconnects = 0
-
-    def run(self, stop: threading.Event) -> None:
-        """List, then watch from the listed version; repeat on any break, until stopped."""
-        from .lease_api import WatchExpired
-
-        version = ""
-        while not stop.is_set():
-            try:
-                if not version:
-                    version = self._list()
-                version = self._follow(version, stop)
-            except WatchExpired:
-                log.info("decision_watch_expired", lease=self.lease.name)
-                version = ""
-            except LeaseUnavailable as exc:
-                self.reconnects += 1
-                log.warning("decision_watch_broken", lease=self.lease.name, error=str(exc))
-                stop.wait(self._retry * (0.5 + self._rand()))
-
-    def stop(self) -> None:
-        """End the current stream now (run() returns once its stop event is set too)."""
-        watch = self._watch
-        if watch is not None:
-            watch.stop()
-
-    def _list(self) -> str:
-        record = self.lease.get()
-        self._offer(record)
-        return record.resource_version if record else "0"
-
-    def _follow(self, version: str, stop: threading.Event) -> str:
-        def keep(watch: Any) -> None:
-            self._watch = watch
-
-        for kind, record, seen in self.lease.watch(version, self._watch_timeout, keep):
-            version = seen or version
-            if kind in ("ADDED", "MODIFIED"):
-                self._offer(record)
-            if stop.is_set():
-                break
-        return version
-
-    def _offer(self, record: LeaseRecord | None) -> None:
-        text = (record.annotations if record else {}).get(DECISION_ANNOTATION)
-        if text == self._text:
-            return  # a renewal of the Lease: every retry period, nothing decided
-        self._text = text
-        try:
-            found = read(record)
-        except DecisionError as exc:
-            log.error("decision_refused", lease=self.lease.name, reason=str(exc))
-            return
-        if found is None or found.identity == self._seen:
-            return
-        self._seen = found.identity
-        log.info("decision_seen", snapshot=found.snapshot_id, versions=found.versions,
-                 leader=found.leader,
-                 candidate=found.candidate.versions if found.candidate else None)
-        self._deliver(found)

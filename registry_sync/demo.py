@@ -50,7 +50,8 @@ def _ask(url: str, timeout: float = 2.0) -> int:
 
 def next_free_version(versions: list[str]) -> str:
     """The next minor version after the highest registered one (1.0.0 -> 1.1.0)."""
-    major, minor, *_ = max(map(semver_key, versions), default=(1, 0))
+    highest = max(map(semver_key, versions), default=None)
+    major, minor = highest.major_minor if highest else (1, 0)
     return f"{major}.{minor + 1}.0"
 
 

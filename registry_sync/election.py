@@ -20,6 +20,7 @@ while this process holds the Lease: a deposed leader's write is refused, never a
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -101,6 +102,8 @@ class Elector:
         self._observed_at = 0.0
         self._renewed_at: float | None = None  # clock() of our last successful write as holder
         self._was_leading = False
+        self.attempted_at = clock()  # the loop's last attempt, for /healthz
+        self.sitting_out = threading.Event()  # set: stepped down, do not take the Lease
 
     def is_leader(self) -> bool:
         """True while our last successful renewal is younger than the renew deadline."""
@@ -159,27 +162,47 @@ class Elector:
         self._report(False)
 
     def run(self, stop: threading.Event) -> None:
-        """Try every retry period until stopped, then release."""
+        """Try every retry period until stopped, then release; no error ends the thread."""
         while not stop.is_set():
-            self.try_acquire_or_renew()
+            self.attempted_at = self._clock()
+            try:
+                if self.sitting_out.is_set():
+                    self.release()
+                else:
+                    self.try_acquire_or_renew()
+            except Exception as exc:  # a bug costs a retry period, never the election
+                log.error("election_crashed", lease=self.settings.lease_name,
+                          error_type=type(exc).__name__, error=str(exc)[:300])
             stop.wait(self.settings.retry_period)
         self.release()
+
+    def step_down(self) -> None:
+        """Release the Lease and stay out of the election until `rejoin()`."""
+        self.sitting_out.set()
+        self.release()
+
+    def rejoin(self) -> None:
+        """Take part in the election again."""
+        self.sitting_out.clear()
 
     def _attempt(self) -> None:
         settings, stamp = self.settings, micro_time(self._now())
         current = self.store.get()
+        duration = math.ceil(settings.lease_duration)  # never shorter than our renew deadline
         if current is None:
-            mine = LeaseRecord(settings.identity, round(settings.lease_duration), stamp, stamp)
+            mine = LeaseRecord(settings.identity, duration, stamp, stamp)
             self._write(self.store.create, mine)
             return
         self._observe(current)
+        # a holder's own duration counts, but never longer than ours: a Lease writer cannot
+        # keep the Deployment leaderless for an hour with one write
+        honoured = min(max(current.lease_duration, 0), duration)
         if current.holder not in ("", settings.identity) and (
-                self._clock() - self._observed_at < current.lease_duration):
+                self._clock() - self._observed_at < honoured):
             self._renewed_at = None  # someone else holds it: we cannot be leading
             return
         taking_over = current.holder != settings.identity
-        mine = replace(current, holder=settings.identity,
-                       lease_duration=round(settings.lease_duration), renew_time=stamp,
+        mine = replace(current, holder=settings.identity, lease_duration=duration, renew_time=stamp,
                        acquire_time=stamp if taking_over else current.acquire_time,
                        transitions=current.transitions + (1 if taking_over else 0))
         self._write(self.store.replace, mine)

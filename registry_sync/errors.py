@@ -9,6 +9,7 @@ RegistrySyncError
 │   ├── VersionNotFound    the version does not exist
 │   ├── PaymentRequired    HTTP 402: a limit of the Comet plan was reached
 │   ├── InstructionsMissing  no download-instructions (404): fall back to the zip
+│   ├── StatusUnknown      a configured status is not one the workspace allows
 │   ├── BadRequest         any other refusal of a request as malformed
 │   ├── BadResponse        the registry's answer does not have the documented shape
 │   └── CometUnavailable   unreachable, timing out, 5xx or 429 after every retry
@@ -77,6 +78,27 @@ class InstructionsMissing(CometError):
     """The registry answered 404 to download-instructions (an older or partial server)."""
 
 
+class StatusUnknown(CometError):
+    """A configured status is not among the workspace's allowed_status_values."""
+
+    def __init__(self, unknown: list[str], allowed: tuple[str, ...], workspace: str):
+        shown = [_shown(s) for s in allowed[:20]]
+        hints = [f"{u!r} is written {a!r} there" for u in unknown for a in allowed
+                 if a.casefold() == u.casefold()]
+        super().__init__(
+            f"status {', '.join(map(repr, unknown))} is not one workspace {workspace!r} allows "
+            f"({', '.join(shown)}{', ...' if len(allowed) > 20 else ''}); Comet compares status "
+            "names case-sensitively"
+            + (f" ({'; '.join(hints[:3])})" if hints else "")
+            + ": check REGISTRY_STATUS / REGISTRY_CANDIDATE_STATUS")
+        self.unknown, self.allowed = unknown, allowed
+
+
+def _shown(value: str) -> str:
+    """A registry-given name, bounded and printable, for a message."""
+    return repr(value[:64].encode("ascii", "backslashreplace").decode("ascii"))
+
+
 class BadRequest(CometError):
     """The registry refused a request as malformed."""
 
@@ -142,6 +164,10 @@ class SnapshotRejected(RegistrySyncError):
 
 class ServingUnavailable(RegistrySyncError):
     """Serving could not be asked to validate or reload."""
+
+
+class LeadershipLost(RegistrySyncError):
+    """A leader's pass found, before publishing, that this sidecar no longer leads."""
 
 
 class Stopped(Exception):

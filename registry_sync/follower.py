@@ -1,8 +1,9 @@
 """A follower's pass: install exactly the decided version set, from a peer, else from Comet.
 
 No details request goes to Comet while a peer has the files. A model is fetched from the peer
-the decision names and kept only if every file's size and SHA-256 equal the decision's; if the
-peer does not answer or lies, the model is downloaded from Comet instead (one details request
+the decision names, only when that peer is the pod holding the Lease (Cluster.peer_for), and
+kept only if every file's size and SHA-256 equal the decision's; if there is no such peer, or it
+does not answer or lies, the model is downloaded from Comet instead (one details request
 to find the decided version's assets) and kept only if what Comet gave matches the decision too.
 A decision written without its file lists (too many files for the Lease) is downloaded from
 Comet, checked as a lone sidecar checks a download. The snapshot is then validated and published
@@ -45,12 +46,15 @@ class Follower:
     def __init__(self, syncer: Syncer, peers: PeerClient):
         self.syncer, self.peers = syncer, peers
         self.root: Path = syncer.config.model_root
+        self._peer = ""
 
-    def sync_to(self, decided: Decision) -> Outcome:
+    def sync_to(self, decided: Decision, peer_url: str = "") -> Outcome:
         """One follower pass; raises what a sync pass raises (Comet, disk, serving trouble).
 
-        The champion first, then the challenger, as a leader's pass does.
+        The champion first, then the challenger, as a leader's pass does. Files come from
+        `peer_url` when given (the Lease holder's), else from Comet.
         """
+        self._peer = peer_url
         outcome = self._sync_champion(decided)
         if self.syncer.candidates is not None:
             self._sync_challenger(decided)
@@ -89,11 +93,15 @@ class Follower:
         entry = next(m for m in wanted.models if m.name == name)
         if not decided.files_listed:
             return self._from_comet(entry, work, target, check_files=False)
+        if not self._peer:
+            log.info("peer_not_used", model=name, peer=decided.peer_url,
+                     reason="not the address of the pod holding the Lease")
+            return self._from_comet(entry, work, target)
         try:
-            return self.peers.fetch_model(decided.peer_url, wanted.snapshot_id, entry, target,
+            return self.peers.fetch_model(self._peer, wanted.snapshot_id, entry, target,
                                           self.syncer.metrics.peer_bytes.inc)
         except (PeerUnavailable, PeerRefused) as exc:
-            log.warning("peer_fetch_failed", model=name, peer=decided.peer_url,
+            log.warning("peer_fetch_failed", model=name, peer=self._peer,
                         refused=isinstance(exc, PeerRefused), error=str(exc))
             shutil.rmtree(target, ignore_errors=True)
         return self._from_comet(entry, work, target)

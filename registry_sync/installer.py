@@ -96,7 +96,8 @@ def _install_from_zip(client: CometClient, name: str, version: ModelVersion, wor
     """The legacy path: the whole version's zip, checked and unpacked by archive.py."""
     ensure_free_space(work_dir, version.version, version.total_size, copies=2)
     zip_path = work_dir / f"{name}.zip"
-    client.download(name, version.version, zip_path, progress)
+    # the version's size bounds the whole download even when no Content-Length is announced
+    client.download(name, version.version, zip_path, progress, expected_size=version.total_size)
     files = archive.extract(zip_path, model_dir, version.assets, limits, should_stop)
     zip_path.unlink()
     return files

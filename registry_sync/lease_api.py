@@ -11,13 +11,18 @@ strings are not re-parsed).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+
+from model_contract import logs
 
 from .election import LeaseConflict, LeaseRecord, LeaseUnavailable, lease_body, record_from_lease
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
+
+log = logs.get(__name__)
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -112,3 +117,35 @@ class KubeLease:
             if status == 409:
                 raise LeaseConflict(_describe(exc)) from None
             raise LeaseUnavailable(_describe(exc)) from None
+
+
+class KubePods:
+    """Pod IPs by name through CoreV1Api, remembered for `ttl` seconds (one read per holder)."""
+
+    def __init__(self, api_client: ApiClient, namespace: str, ttl: float = 30.0,
+                 timeout: tuple[float, float] = (2.0, 5.0),
+                 clock: Callable[[], float] = time.monotonic):
+        from kubernetes import client
+
+        self._api = client.CoreV1Api(api_client)
+        self.namespace, self._ttl, self._timeout, self._clock = namespace, ttl, timeout, clock
+        self._known: dict[str, tuple[float, str]] = {}
+        self._errors = _errors()
+
+    def ip_of(self, name: str) -> str:
+        """The pod's status.podIP ('' if it cannot be read now)."""
+        seen = self._known.get(name)
+        if seen is not None and self._clock() - seen[0] < self._ttl:
+            return seen[1]
+        try:
+            response = self._api.read_namespaced_pod(name, self.namespace,
+                                                     _preload_content=False,
+                                                     _request_timeout=self._timeout)
+            body = json.loads(response.data)
+            response.release_conn()
+            ip = str((body.get("status") or {}).get("podIP") or "")
+        except self._errors as exc:
+            log.warning("pod_ip_unknown", pod=name[:64], error=_describe(exc))
+            return ""
+        self._known = {name: (self._clock(), ip)}  # only the holder matters: keep one
+        return ip

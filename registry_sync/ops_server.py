@@ -1,20 +1,35 @@
 """The sidecar's own HTTP endpoints: /healthz, /readyz, /metrics, /status, and for peers
 /-/files/<snapshot>/<model>/<path> (files of complete snapshots, peer.py) and POST /-/poll-now
-(a webhook's wake-up), both only with the shared token (RELOAD_TOKEN) as a Bearer token."""
+(a webhook's wake-up), both only with a Bearer token: the reload token (serving's webhook), or
+the peer credential derived from DECISION_KEY (the Deployment's other sidecars).
+
+The server is bounded (bounded_http.py): at most SIDECAR_MAX_CONNECTIONS connections are
+served at once, each given SIDECAR_CONNECTION_TIMEOUT seconds per read or write; more are
+answered 503 and closed at once, so idle connections can neither pile up threads nor use the
+file descriptors the sync loop needs."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import resource
 import shutil
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from model_contract import logs
+
 from . import peer, status
+from .bounded_http import BoundedHTTPServer
 from .daemon import Daemon
+from .decision_seal import peer_token
 from .errors import SecretUnavailable
+
+log = logs.get(__name__)
+MAX_CONNECTIONS, CONNECTION_TIMEOUT = 64, 10.0
 
 
 def health(daemon: Daemon) -> tuple[bool, str]:
@@ -22,13 +37,25 @@ def health(daemon: Daemon) -> tuple[bool, str]:
     config = daemon.config
     allowed = 3 * max(config.interval, config.max_backoff) + config.comet.download_timeout
     age = daemon.clock() - daemon.heartbeat
-    return age <= allowed, f"last loop activity {age:.0f}s ago (allowed {allowed:.0f}s)"
+    detail = f"last loop activity {age:.0f}s ago (allowed {allowed:.0f}s)"
+    error = daemon.state.last_error or {}
+    if error.get("type") == "StatusUnknown":  # alive, but serving nothing new until it is fixed
+        detail += f"; {error.get('message')}"
+    if age > allowed:
+        return False, detail
+    if daemon.cluster is not None:
+        ok, why = daemon.cluster.health()
+        if not ok:
+            return False, why
+    return True, detail
 
 
 def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
     """A request handler bound to one daemon."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = CONNECTION_TIMEOUT  # per read and write: an idle client is let go
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
@@ -41,7 +68,8 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
                 report = status.report(daemon.config.model_root, daemon.state)
                 if daemon.cluster is not None:
                     report["cluster"] = daemon.cluster.describe()
-                self._send(200, report)
+                tokens = _tokens(daemon)
+                self._send(200, report if not tokens or self._holds(tokens) else trimmed(report))
             elif path == "/metrics":
                 body = generate_latest(daemon.syncer.metrics.registry)
                 self._raw(200, body, CONTENT_TYPE_LATEST)
@@ -59,19 +87,19 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
                 self._send(202, {"accepted": True})
 
         def _authorized(self) -> bool:
-            """True for the shared token; otherwise answers 401 (403 when none is set)."""
-            try:
-                token = daemon.config.read_reload_token()  # its file re-read: rotation
-            except SecretUnavailable:
-                token = ""  # mid-rotation: refused until the file is back
-            if not token:
+            """True for the reload token or the peer credential; else 401 (403: none set)."""
+            tokens = _tokens(daemon)
+            if not tokens:
                 self._send(403, {"error": "peer endpoints are off: no RELOAD_TOKEN"})
                 return False
-            sent = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(sent.encode(), token.encode()):
+            if not self._holds(tokens):
                 self._send(401, {"error": "missing or wrong token"})
                 return False
             return True
+
+        def _holds(self, tokens: list[str]) -> bool:
+            sent = self.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+            return any(hmac.compare_digest(sent, t.encode()) for t in tokens)
 
         def _file(self, path: str) -> None:
             if not self._authorized():
@@ -109,9 +137,44 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start(daemon: Daemon, host: str, port: int) -> ThreadingHTTPServer:
+PUBLIC_STATUS = ("ready", "published", "desired", "consecutiveFailures", "lastSuccessAt")
+
+
+def trimmed(report: dict) -> dict:
+    """/status for a caller without a token: what is served and whether it keeps up; no error
+    texts, paths, refusals or cluster details (send the reload token for those)."""
+    shown = {key: report.get(key) for key in PUBLIC_STATUS}
+    cluster = report.get("cluster")
+    if isinstance(cluster, dict):
+        shown["cluster"] = {"leader": cluster.get("leader")}
+    shown["trimmed"] = "send the reload token as a Bearer token for the whole status"
+    return shown
+
+
+def _tokens(daemon: Daemon) -> list[str]:
+    """The tokens accepted now (files re-read: rotation); none while unreadable."""
+    tokens = []
+    with contextlib.suppress(SecretUnavailable):  # mid-rotation: refused until it is back
+        tokens.append(daemon.config.read_reload_token())
+    key = daemon.config.read_decision_key() if daemon.cluster is not None else b""
+    if key:
+        tokens.append(peer_token(key))
+    return [t for t in tokens if t]
+
+
+def spare_descriptors() -> None:
+    """Raise the soft file-descriptor limit to the hard one: the loop must never run short."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("descriptor_limit_unchanged", soft=soft, hard=hard, error=str(exc))
+
+
+def start(daemon: Daemon, host: str, port: int) -> BoundedHTTPServer:
     """Serve the endpoints on a background thread; return the server (shutdown() stops it)."""
-    server = ThreadingHTTPServer((host, port), make_handler(daemon))
-    server.daemon_threads = True
+    server = BoundedHTTPServer((host, port), make_handler(daemon), MAX_CONNECTIONS)
     threading.Thread(target=server.serve_forever, name="ops-server", daemon=True).start()
     return server

@@ -16,7 +16,7 @@ from model_contract import logs
 from . import config
 from .approvals import pending_for_version
 from .comet import CometClient
-from .registry import RegistryModel, find_production_version
+from .finder import VersionFinder
 
 log = logs.get(__name__)
 
@@ -30,37 +30,37 @@ def run(args: argparse.Namespace) -> int:
     settings = config.comet_settings(config.read(args, os.environ, PROMOTE_NAMES))
     logs.redact(settings.api_key)
     client = CometClient(settings)
-    model = client.get_model(args.model)
-    previous = [v for v in model.versions if v.status == args.status and v.version != args.version]
+    previous = ([v for v in client.find_versions(args.model, status=args.status)
+                 if v != args.version] if args.status else [])
     for tag in args.tag:
         client.add_tag(args.model, args.version, tag)
     if args.status:
         client.set_status(args.model, args.version, args.status)
-        after = client.get_model(args.model)  # under review, the change may be a request
-        if after.version(args.version).status != args.status:
-            return _not_changed(client, after, args)  # nothing demoted for a mere request
+        # under review, the change may be a request: read the status where the SDK reads it
+        if client.version_details(args.model, args.version).status != args.status:
+            return _not_changed(client, args)  # nothing demoted for a mere request
     if args.demote_to is not None:
         for version in previous:
-            client.set_status(args.model, version.version, args.demote_to)
-            print(f"demoted {args.model} {version.version} to {args.demote_to}")
-    after = client.get_model(args.model)
-    chosen = find_production_version(after, args.status or "Production")
+            client.set_status(args.model, version, args.demote_to)
+            print(f"demoted {args.model} {version} to {args.demote_to}")
+    found = VersionFinder(client, ()).find(args.model, args.status or "Production")
+    chosen = found.version
     log.info("model_promoted", model=args.model, version=args.version, status=args.status,
              tags=args.tag)
     print(_summary(f"{settings.workspace}/{args.model}", args, chosen.version if chosen else None))
     return EXIT_CHANGED
 
 
-def _not_changed(client: CometClient, after: RegistryModel, args: argparse.Namespace) -> int:
+def _not_changed(client: CometClient, args: argparse.Namespace) -> int:
     """The status did not change: a request pending approval, or a change not applied."""
-    pending = pending_for_version(client, after, args.version)
+    pending = pending_for_version(client, args.model, args.version)
     if pending is not None and pending.status == args.status:
         log.info("model_promotion_requested", model=args.model, version=args.version,
                  status=args.status)
         print(f"{args.model} {args.version} to {args.status}: requested; pending approval by "
               "a workspace owner (the sidecar keeps serving the current status until then)")
         return EXIT_PENDING
-    actual = after.version(args.version).status
+    actual = client.version_details(args.model, args.version).status
     print(f"{args.model} {args.version} to {args.status}: not applied, its status is still "
           f"{actual}", file=sys.stderr)
     return EXIT_NOT_APPLIED

@@ -1,9 +1,8 @@
-"""The registry's objects as typed values, parsed from Comet's JSON, and the choice of production.
+"""The registry's objects as typed values, parsed from Comet's JSON.
 
-Which version is "production" (docs/comet-api.md §4): the newest version whose `status`
-equals the configured status; if none and a tag is configured, the newest carrying that tag or
-legacy stage (case-insensitive); otherwise none. Newest means greatest `createdAt`, ties broken
-by semantic version.
+Which version is "production" is found the SDK's way, in finder.py: a version's `status` and
+`tags` are trusted only from `registry-model/item/details` (what Model.status / Model.tags
+read), never from `registry-model/details`, whose versions may carry neither.
 
 Trust: an answer must be about what was asked. A details answer naming another registry model
 (or another workspace, when it names one) is refused, and so is a chosen version whose assets
@@ -20,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import BadResponse, UnsafeValue
+from .versions import semver_key  # noqa: F401 - re-exported: the one version ordering
 
 # Comet documents versions as semantic versions (semver.org 2.0.0; the SDK refuses others).
 SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -61,6 +61,7 @@ class ModelVersion:
     created_at: int
     comment: str
     assets: tuple[Asset, ...]
+    last_updated: int = 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -90,29 +91,6 @@ class RegistryModel:
     def version(self, version: str) -> ModelVersion | None:
         """One version by its version string, or None."""
         return next((v for v in self.versions if v.version == version), None)
-
-
-def semver_key(version: str) -> tuple:
-    """A sort key for semantic versions; release sorts after its pre-releases."""
-    match = re.match(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?", version)
-    if not match:
-        return (0, 0, 0, 0, version)
-    major, minor, patch, pre = match.groups()
-    return (int(major), int(minor or 0), int(patch or 0), 0 if pre else 1, pre or "")
-
-
-def newest(versions: list[ModelVersion]) -> ModelVersion | None:
-    """The newest version by createdAt, ties broken by semver."""
-    return max(versions, key=lambda v: (v.created_at, semver_key(v.version)), default=None)
-
-
-def find_production_version(model: RegistryModel, status: str = "Production",
-                            tag: str = "") -> ModelVersion | None:
-    """The version to serve: newest with the status, else newest with the tag, else None."""
-    chosen = newest([v for v in model.versions if v.status == status])
-    if chosen is None and tag:
-        chosen = newest([v for v in model.versions if v.carries(tag)])
-    return chosen
 
 
 def check_identity(raw: Mapping[str, Any], workspace: str, name: str) -> None:
@@ -153,8 +131,21 @@ def parse_model(workspace: str, raw: Mapping[str, Any]) -> RegistryModel:
         raise BadResponse(f"registry-model/details has an unexpected shape: {exc!r}") from None
 
 
+def parse_version_details(name: str, version: str, raw: Any) -> ModelVersion:
+    """Parse an item/details answer; BadResponse unless it is about the version asked for."""
+    if not isinstance(raw, Mapping) or raw.get("version") != version:
+        answered = raw.get("version") if isinstance(raw, Mapping) else None
+        raise BadResponse(f"registry-model/item/details answered for version {answered!r} of "
+                          f"{name!r} when asked for {version!r}: refused")
+    try:
+        return _parse_version(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadResponse(f"registry-model/item/details of {name} {version} has an unexpected "
+                          f"shape: {exc!r}") from None
+
+
 def _parse_version(raw: Mapping[str, Any]) -> ModelVersion:
-    experiment = raw.get("experimentModel") or {}
+    experiment = raw.get("experimentModel") or {"experimentKey": raw.get("experimentKey")}
     return ModelVersion(
         version=str(raw["version"]),
         registry_model_item_id=str(raw["registryModelItemId"]),
@@ -163,6 +154,7 @@ def _parse_version(raw: Mapping[str, Any]) -> ModelVersion:
         stages=tuple(raw.get("stages") or ()),
         experiment_key=str(experiment.get("experimentKey") or ""),
         created_at=int(raw.get("createdAt") or 0),
+        last_updated=int(raw.get("lastUpdated") or raw.get("createdAt") or 0),
         comment=str(raw.get("comment") or ""),
         assets=tuple(
             Asset(str(a["fileName"]), int(a.get("fileSize") or 0), str(a.get("assetId", "")),

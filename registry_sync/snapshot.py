@@ -11,6 +11,7 @@ there instead of downloaded again.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -52,6 +53,27 @@ def read_current(root: Path) -> Manifest | None:
         return manifest.read(layout.snapshot_path(root, snapshot_id))
     except (ManifestError, ValueError):
         return None
+
+
+_SHORTAGES = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EAGAIN,
+              errno.EINTR}
+
+
+def surely_unpublished(root: Path) -> bool:
+    """True only when surely nothing is published: a shortage of descriptors or memory while
+    reading the manifest is not knowing, and never taken for "no snapshot"."""
+    if read_current(root) is not None:
+        return False
+    snapshot_id = layout.current_snapshot_id(root)  # readlink: needs no descriptor
+    if snapshot_id is None:
+        return not os.path.lexists(root / layout.CURRENT)
+    try:
+        with open(layout.snapshot_path(root, snapshot_id) / manifest.MANIFEST_NAME, "rb"):
+            return True  # it opens, yet did not parse: damaged, not a shortage
+    except ValueError:
+        return True
+    except OSError as exc:
+        return exc.errno not in _SHORTAGES
 
 
 def installed_manifests(root: Path) -> list[Manifest]:

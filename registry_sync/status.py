@@ -18,6 +18,8 @@ def report(root: Path, current: SyncState) -> dict[str, Any]:
     return {
         "modelRoot": str(root),
         "desired": {n: v["version"] for n, v in current.desired.items()},
+        "alsoWithStatus": {n: v["alsoWithStatus"] for n, v in current.desired.items()
+                           if v.get("alsoWithStatus")},
         "published": ({"snapshot": published.snapshotId, "versions": published.versions,
                        "createdAt": published.createdAt} if published else None),
         "installed": [m.snapshotId for m in snapshot.installed_manifests(root)],
@@ -60,6 +62,8 @@ def render(status: dict[str, Any]) -> str:
         "published    " + (f"{published['snapshot']}  {_versions(published['versions'])}"
                            if published else "(nothing yet)"),
         f"installed    {', '.join(status['installed']) or '(none)'}",
+        *(f"also         {name} {others} carry the status too (not served: the most recently "
+          "promoted is)" for name, others in status.get("alsoWithStatus", {}).items()),
         f"last success {_when(status['lastSuccessAt'])}",
     ]
     candidate = status.get("candidate")

@@ -21,16 +21,17 @@ from . import installer, publish, snapshot
 from . import state as state_store
 from .comet import CometClient
 from .config import SyncConfig
-from .errors import ArchiveError, ServingUnavailable, SnapshotRejected, UnsafeValue
+from .errors import (
+    ArchiveError,
+    LeadershipLost,
+    ServingUnavailable,
+    SnapshotRejected,
+    UnsafeValue,
+)
+from .finder import Found, VersionFinder
 from .metrics import SyncMetrics
 from .notifier import NOT_LISTENING, ServingNotifier, Verdict
-from .registry import (
-    ModelVersion,
-    RegistryModel,
-    check_assets,
-    check_values,
-    find_production_version,
-)
+from .registry import ModelVersion, check_assets, check_values
 from .state import Publication, RefusedBy, SyncState, VersionSet, manifest_key, set_key
 
 log = logs.get(__name__)
@@ -45,11 +46,16 @@ class Outcome:
     snapshot_id: str | None = None
 
 
-def describe(chosen: list[tuple[str, ModelVersion]]) -> VersionSet:
-    """The chosen versions as plain data for the status."""
-    return {name: {"version": v.version, "registryModelItemId": v.registry_model_item_id,
-                   "experimentKey": v.experiment_key, "status": v.status}
-            for name, v in chosen}
+def describe(chosen: list[tuple[str, ModelVersion]],
+             others: dict[str, tuple[str, ...]] | None = None) -> VersionSet:
+    """The chosen versions as plain data for the status (with the others carrying the status)."""
+    shown = {name: {"version": v.version, "registryModelItemId": v.registry_model_item_id,
+                    "experimentKey": v.experiment_key, "status": v.status}
+             for name, v in chosen}
+    for name, versions in (others or {}).items():
+        if name in shown and versions:
+            shown[name]["alsoWithStatus"] = ", ".join(versions)
+    return shown
 
 
 def chosen_key(chosen: list[tuple[str, ModelVersion]]) -> str:
@@ -78,8 +84,9 @@ class Syncer:
         self.reporter = reporter
         self.root: Path = config.model_root
         self.on_progress: Callable[[], None] = lambda: None  # the daemon's heartbeat
-        self.details: dict[str, RegistryModel] = {}  # this pass's answers, for the challenger
+        self.finder = VersionFinder(client, (config.status, config.candidate_status))
         self.candidates = None  # registry_sync.candidate.CandidateFollower when one is followed
+        self.may_publish: Callable[[], bool] = lambda: True  # a leader: still leading?
 
     def save_state(self) -> None:
         """Write the state durably."""
@@ -96,18 +103,18 @@ class Syncer:
 
     def choose(self) -> tuple[list[tuple[str, ModelVersion]], str | None]:
         """The production version of every configured model, or why not to publish now."""
-        chosen, missing = [], []
-        self.details = {}
+        chosen, missing, others = [], [], {}
+        self.finder.begin_poll()
         for name in self.config.models:
-            model = self.details[name] = self.client.get_model(name)
-            version = find_production_version(model, self.config.status, self.config.tag)
-            if version is None:
+            found: Found = self.finder.find(name, self.config.status, self.config.tag)
+            if found.version is None:
                 missing.append(name)
             else:
-                check_assets(name, version)
-                chosen.append((name, version))
+                check_assets(name, found.version)
+                chosen.append((name, found.version))
+                others[name] = found.others
         check_chosen(chosen)  # before any value reaches the state, a metric label or a log
-        self.state.desired = describe(chosen)
+        self.state.desired = describe(chosen, others)
         self.metrics.set_versions(self.metrics.desired, {n: v.version for n, v in chosen})
         if missing:
             return chosen, f"no version with status {self.config.status!r}: {', '.join(missing)}"
@@ -127,7 +134,7 @@ class Syncer:
     def sync_once(self) -> Outcome:
         """One pass; raises CometError, InsufficientSpace, ServingUnavailable, OSError, Stopped.
 
-        The champion first, then the challenger (from the same details answers).
+        The champion first, then the challenger (found the same way, its own status).
         """
         outcome = self._sync_champion()
         if self.candidates is not None:
@@ -186,6 +193,8 @@ class Syncer:
                 log.info("validation_skipped", snapshot=snapshot_id, reason="serving not up")
         if verdict is Verdict.ACCEPTED:
             self._remember(self.state.memory.validated(snapshot_id))
+        if not self.may_publish():  # deposed while building or validating: the next leader's
+            raise LeadershipLost(f"{snapshot_id} not published: this sidecar no longer leads")
         self._publish(built, verdict is Verdict.ACCEPTED)
         self._prune()
         if self.reporter:

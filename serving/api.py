@@ -19,7 +19,7 @@ from . import metrics
 from .context import client_key, holder, json_response, model_headers, roles, settings
 from .decoding import decoder
 from .errors import FieldError, InvalidInput
-from .monitoring import monitor, new_prediction_id
+from .monitoring import monitor
 from .role_report import describe, shadow_after_sending
 from .schema import DIAMONDS, Schema
 from .shadow import ModelInput
@@ -115,8 +115,9 @@ def predict():
     model, labels, probabilities = answer.model, answer.labels, answer.probabilities
     metrics.PREDICTIONS.labels("api", model.version).inc(len(labels))
     # A batch's predictions have the ids <prediction_id>-<index> (for labels sent later).
-    prediction_id = new_prediction_id()
-    monitor().record(model, prediction_id, instances_of(raw, batch), labels, probabilities, batch)
+    sender = monitor()
+    prediction_id = sender.new_id(model.version)
+    sender.record(model, prediction_id, instances_of(raw, batch), labels, probabilities, batch)
     named = {**model.summary(), "role": answer.role.value}
     if batch:
         payload = {"predictions": list(map(Prediction, labels, probabilities)),

@@ -22,6 +22,7 @@ from .context import HOLDER, RELOAD_TOKEN_SOURCE, ROLES, SETTINGS, error_respons
 from .errors import BatchTooLarge, FieldError, InvalidInput, NoModel
 from .holder import ModelHolder
 from .monitoring import MONITOR, Monitor
+from .prediction_ids import PredictionIds, key_from
 from .roles import Roles
 from .token import ReloadToken
 from .verdict import VerdictSender
@@ -47,7 +48,8 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     models = ModelHolder(settings)
     app.extensions[SETTINGS], app.extensions[HOLDER] = settings, models
-    app.extensions[MONITOR] = Monitor(settings.mpm, settings.model_root)  # started on first use
+    ids = PredictionIds(key_from(settings.reload_token), settings.mpm.labels_max_age)
+    app.extensions[MONITOR] = Monitor(settings.mpm, settings.model_root, ids=ids)  # started on use
     app.extensions[RELOAD_TOKEN_SOURCE] = ReloadToken(settings.reload_token,
                                                       settings.reload_token_file)
     challenger = ChallengerHolder(settings, verdict=lambda snapshot_id:

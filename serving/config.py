@@ -171,9 +171,16 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
     "MPM_QUEUE_SIZE": (_positive_int, "1000",
                        "MPM events a worker buffers before dropping (and counting) new ones"),
-    "MPM_BATCH_SECONDS": (_positive_int, "5", "most seconds an MPM event waits to be sent"),
-    "MPM_BATCH_SIZE": (_positive_int, "100", "most MPM events in one upload"),
+    "MPM_BATCH_SECONDS": (_positive_int, None, "most seconds an MPM event waits to be sent "
+                          "(unset: the SDK's COMET_MPM_MAX_BATCH_TIME, default 60)"),
+    "MPM_BATCH_SIZE": (_positive_int, None, "most MPM events in one upload "
+                       "(unset: the SDK's COMET_MPM_MAX_BATCH_SIZE, default 1000)"),
     "MPM_SEND_TIMEOUT": (_positive_int, "10", "seconds an MPM upload or ping may take"),
+    "LABELS_PER_SECOND": (_positive_int, "20", "labels a worker accepts per second; past it, 429"),
+    "LABELS_QUEUE_SIZE": (_positive_int, "200", "labels a worker buffers for MPM (apart from "
+                                                "prediction events); past it, 503"),
+    "LABELS_MAX_AGE": (_positive_float, "604800", "seconds after a prediction its label is "
+                                                  "still accepted"),
     "COMET_API_KEY": (str, None, "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
     "COMET_API_KEY_FILE": (Path, None, "file holding the Comet API key, read at start"),
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
@@ -225,12 +232,15 @@ class MpmConfig:
     enabled: bool = False
     sample_rate: float = 1.0
     queue_size: int = 1000
-    batch_seconds: int = 5
-    batch_size: int = 100
+    batch_seconds: int | None = None  # None: the comet_mpm SDK's own setting decides
+    batch_size: int | None = None
     send_timeout: int = 10
     api_key: str | None = dataclasses.field(default=None, repr=False)
     workspace: str | None = None
     url: str | None = None  # None: the server the API key names, else Comet's own
+    labels_per_second: int = 20
+    labels_queue_size: int = 200
+    labels_max_age: float = 604800.0
 
 
 @dataclass(frozen=True)
@@ -356,7 +366,10 @@ def _mpm(environ: Mapping[str, Any]) -> MpmConfig:
                      batch_size=_read(environ, "MPM_BATCH_SIZE"),
                      send_timeout=_read(environ, "MPM_SEND_TIMEOUT"), api_key=key,
                      workspace=_read(environ, "COMET_WORKSPACE"),
-                     url=_read(environ, "COMET_URL_OVERRIDE"))
+                     url=_read(environ, "COMET_URL_OVERRIDE"),
+                     labels_per_second=_read(environ, "LABELS_PER_SECOND"),
+                     labels_queue_size=_read(environ, "LABELS_QUEUE_SIZE"),
+                     labels_max_age=_read(environ, "LABELS_MAX_AGE"))
 
 
 def _challenger(environ: Mapping[str, Any]) -> ChallengerConfig:

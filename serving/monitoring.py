@@ -8,15 +8,20 @@ served version changes, the old instance is ended (drained) on a thread of its o
 opened. The SDK's own queue is unbounded: the sender waits while it holds MPM_QUEUE_SIZE events,
 so that ours fills and drops instead of memory growing while Comet is slow or down. What is
 needed of the SDK itself is in mpm_sdk.
+
+Labels (POST /api/v1/labels, already checked against the signed prediction id) wait on a queue of
+their own (LABELS_QUEUE_SIZE): the sender takes one at most every LABEL_TURN items while
+prediction events wait, so labels never starve events. A label for a version other than the
+served one uses one of at most LABEL_CLIENTS other SDK instances (least recently used ended).
 """
 
 from __future__ import annotations
 
 import queue
 import random
-import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -31,22 +36,21 @@ from . import metrics, mpm_sdk
 from .background import ProcessThread
 from .config import MpmConfig
 from .mpm_sdk import ModelKey
+from .prediction_ids import PredictionIds, key_from
 
 log = logs.get(__name__)
 MONITOR = "serving.monitor"
 UNAVAILABLE_PAUSE = 5.0  # after a failed ping, events are dropped this long before a new try
 ROOM_POLL = 0.05
+IDLE_POLL = 0.25  # seconds the sender waits for an event before it looks at the labels again
+LABEL_TURN = 4  # while events wait, one turn in this many goes to a label
+LABEL_CLIENTS = 2  # SDK instances kept for labels of versions no longer served
 _STOP = object()
 
 
 def monitor() -> Monitor:
     """The MPM sender of the current app."""
     return current_app.extensions[MONITOR]
-
-
-def new_prediction_id() -> str:
-    """A fresh prediction id: 32 random hex digits (5 us less than uuid4().hex per request)."""
-    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,13 @@ class Monitor:
 
     def __init__(self, config: MpmConfig, model_root: Path,
                  open_client: Callable[[ModelKey], Any] | None = None,
-                 draw: Callable[[], float] = random.random):
+                 draw: Callable[[], float] = random.random, ids: PredictionIds | None = None):
         self.config, self._root, self._draw = config, model_root, draw
+        self.ids = ids or PredictionIds(key_from(None), config.labels_max_age)
         self._open = open_client or partial(mpm_sdk.open_client, config)
         self._queue: queue.Queue | None = None
+        self._labels: queue.Queue | None = None
+        self._others: OrderedDict[ModelKey, Any] = OrderedDict()  # label-only SDK instances
         self._sender = ProcessThread("mpm-sender", self._run, prepare=self._fresh)
         self._client: Any = None
         self._client_key: ModelKey | None = None
@@ -119,14 +126,21 @@ class Monitor:
                                 instances, labels, probabilities, batch,
                                 model.schema.names))
 
+    def new_id(self, version: str) -> str:
+        """A signed prediction id for an answer of this version (serving.prediction_ids)."""
+        return self.ids.issue(version)
+
     def record_label(self, model: Any, prediction_id: str, label: str,
                      version: str | None = None) -> bool:
-        """Offer a true label; False if the queue is full (the label is not taken)."""
+        """Offer a true label; False if the labels queue is full (the label is not taken)."""
         return self._offer(GroundTruth(prediction_id, label, model.snapshot, model.primary,
                                        version or model.version))
 
     def _offer(self, item: Predictions | GroundTruth) -> bool:
-        work = self._queue if self._sender.started_here() else self._start()
+        if not self._sender.started_here():
+            self._start()
+        work = self._labels if isinstance(item, GroundTruth) else self._queue
+        assert work is not None
         try:
             work.put_nowait(item)
         except queue.Full:
@@ -143,7 +157,9 @@ class Monitor:
     def _fresh(self) -> None:
         """Before the sender starts in this process: an empty queue, no SDK instance."""
         self._queue = queue.Queue(self.config.queue_size)
+        self._labels = queue.Queue(self.config.labels_queue_size)
         self._client, self._client_key = None, None
+        self._others = OrderedDict()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Send what is queued, end the SDK instance, stop the sender thread."""
@@ -157,15 +173,16 @@ class Monitor:
         done.wait(timeout)
 
     def _run(self) -> None:
-        work = self._queue  # this process's queue, made by _fresh just before
-        assert work is not None
+        work, labels = self._queue, self._labels  # this process's queues, made by _fresh
+        assert work is not None and labels is not None
+        turn = 0
         while True:
-            try:
-                item = work.get(timeout=1.0)
-            except queue.Empty:
-                item = None
+            turn += 1
+            item = _next(work, labels, label_first=turn % LABEL_TURN == 0)
             if isinstance(item, tuple) and item[0] is _STOP:
                 self._retire(wait=True)
+                while self._others:
+                    _end_in_background(self._others.popitem()[1], self.config.send_timeout)
                 item[1].set()
                 return
             if item is not None:
@@ -183,7 +200,7 @@ class Monitor:
     def _deliver(self, item: Predictions | GroundTruth) -> None:
         key = ModelKey(self._workspace(item.snapshot, item.model), item.model, item.version)
         label = isinstance(item, GroundTruth)
-        client = self._client_for(key, keep=not label or self._client is None)
+        client = self._label_client(key) if label else self._client_for(key)
         if client is None:
             metrics.MPM_DROPPED.labels("unavailable").inc(item.count)
             return
@@ -191,29 +208,45 @@ class Monitor:
         if label:
             client.log_label(item.prediction_id, labels={"value": item.label})
             metrics.MPM_EVENTS.labels("label").inc()
-            if client is not self._client:
-                _end_in_background(client, self.config.send_timeout)
             return
         for pid, features, value, probability in item.events():
             client.log_event(pid, input_features=features,
                              output_features={"value": value, "probability": probability})
         metrics.MPM_EVENTS.labels("prediction").inc(item.count)
 
-    def _client_for(self, key: ModelKey, keep: bool) -> Any:
-        """The SDK instance for this model version; opened (and kept, if asked) when needed."""
+    def _client_for(self, key: ModelKey) -> Any:
+        """The SDK instance of the served version; the old one ended when the version changes."""
         if self._client is not None and self._client_key == key:
             return self._client
+        client = self._opened(key)
+        if client is not None:
+            self._retire(wait=False)
+            self._client, self._client_key = client, key
+            log.info("mpm_model_opened", workspace=key.workspace, model=key.name,
+                     version=key.version)
+        return client
+
+    def _label_client(self, key: ModelKey) -> Any:
+        """The served version's instance, else one of LABEL_CLIENTS others (LRU)."""
+        if self._client is None or self._client_key == key:
+            return self._client_for(key)
+        if key in self._others:
+            self._others.move_to_end(key)
+            return self._others[key]
+        client = self._opened(key)
+        if client is not None:
+            self._others[key] = client
+            while len(self._others) > LABEL_CLIENTS:
+                _end_in_background(self._others.popitem(last=False)[1], self.config.send_timeout)
+        return client
+
+    def _opened(self, key: ModelKey) -> Any:
+        """A new SDK instance, or None while MPM is paused or does not answer."""
         if time.monotonic() < self._paused_until:
             return None
         client = self._open(key)
         if client is None:
             self._paused_until = time.monotonic() + UNAVAILABLE_PAUSE
-            return None
-        if keep:
-            self._retire(wait=False)
-            self._client, self._client_key = client, key
-            log.info("mpm_model_opened", workspace=key.workspace, model=key.name,
-                     version=key.version)
         return client
 
     def _retire(self, wait: bool) -> None:
@@ -253,8 +286,21 @@ class Monitor:
         return self._workspaces[snapshot]
 
 
+def _next(work: queue.Queue, labels: queue.Queue, label_first: bool) -> Any:
+    """The next item to send: prediction events first, a label on its turn or when none waits."""
+    if label_first or work.empty():
+        try:
+            return labels.get_nowait()
+        except queue.Empty:
+            pass
+    try:
+        return work.get(timeout=IDLE_POLL)
+    except queue.Empty:
+        return None
+
+
 def _end_in_background(client: Any, timeout: int) -> threading.Thread:
-    ender = threading.Thread(target=client.end, kwargs={"timeout": timeout}, name="mpm-end",
+    ender = threading.Thread(target=mpm_sdk.end, args=(client, timeout), name="mpm-end",
                              daemon=True)
     ender.start()
     return ender

@@ -7,6 +7,7 @@ it imports pandas, which the sender thread pays for, not the worker's start.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -36,13 +37,19 @@ def open_client(config: MpmConfig, key: ModelKey) -> Any:
     from comet_mpm import CometMPM
 
     _adopt_sdk_logs()
-    client = CometMPM(api_key=config.api_key, workspace_name=key.workspace, model_name=key.name,
-                      model_version=key.version, max_batch_size=config.batch_size,
-                      max_batch_time=config.batch_seconds)
+    client = CometMPM(**client_options(config, key))
     if client.disabled:  # the SDK disables itself for good when the ping answers 404
         return None
     _bound_upload_time(client, config.send_timeout)
     return client
+
+
+def client_options(config: MpmConfig, key: ModelKey) -> dict[str, Any]:
+    """CometMPM's arguments; batch size and time only when ours are set (else the SDK's own
+    COMET_MPM_MAX_BATCH_SIZE / COMET_MPM_MAX_BATCH_TIME decide)."""
+    return {"api_key": config.api_key, "workspace_name": key.workspace, "model_name": key.name,
+            "model_version": key.version, "max_batch_size": config.batch_size,
+            "max_batch_time": config.batch_seconds}
 
 
 def ping(config: MpmConfig) -> bool:
@@ -88,6 +95,17 @@ def backlog(client: Any) -> int:
     """Events the SDK holds and Comet has not accepted yet."""
     pending = getattr(getattr(client, "_sender", None), "_pending_depth", None)
     return pending() if callable(pending) else 0
+
+
+def end(client: Any, timeout: int) -> None:
+    """End an instance (its events flushed) and drop the SDK's atexit reference to it, which
+    would otherwise keep every instance ever opened."""
+    try:
+        client.end(timeout=timeout)
+    finally:
+        on_end = getattr(client, "_on_end", None)
+        if on_end is not None:
+            atexit.unregister(on_end)
 
 
 def _bound_upload_time(client: Any, seconds: int) -> None:

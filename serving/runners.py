@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import zygote
+from . import containment, zygote
 from .config import ServingConfig
-from .validator import HIDDEN_VARIABLES
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+TERMINATE_GRACE = 3.0  # seconds a timed-out validator has to kill what it started
 
 
 def run_in_process(config: ServingConfig, snapshot_id: str, result: Path, timeout: float) -> int:
@@ -70,18 +70,22 @@ def _kill(pid: int) -> None:
 def run_standalone(config: ServingConfig, snapshot_id: str, result: Path,
                    timeout: float) -> int:
     """Start `python -m serving.validator`; its exit status (TimeoutError past the deadline)."""
-    env = {k: v for k, v in os.environ.items() if k not in HIDDEN_VARIABLES}
+    env = containment.clean_environ(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_PARENT, env.get("PYTHONPATH"))))
     env["SERVING_VALIDATOR_PARENT"] = str(os.getpid())
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(name, "1")  # a thread pool per core would eat the address-space limit
     command = [sys.executable, "-m", "serving.validator", str(config.model_root), snapshot_id,
                str(result), repr(config.golden_min_accuracy), str(config.validation_memory_limit)]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
     try:
         return process.wait(timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        process.terminate()  # the validator kills its child's group and orphans, then exits
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(TERMINATE_GRACE)
+        containment.kill_group(process.pid)
         process.wait()
         raise TimeoutError from None
 

@@ -2,10 +2,13 @@
 
     python -m serving.validator MODEL_ROOT SNAPSHOT_ID RESULT_FILE MIN_ACCURACY MEMORY_LIMIT
 
-It limits its own address space (RLIMIT_AS) to MEMORY_LIMIT bytes, asks the kernel to kill it if
-the worker that started it dies, runs serving.loader.load, and writes its verdict as JSON to
-RESULT_FILE. Whatever the model does to this process (SIGKILL, SIGSEGV, os._exit, a hang) is
-read from outside by serving.validations.
+It asks the kernel to kill it if the worker that started it dies, forbids itself to listen, and
+runs the validation in a child leading a process group of its own (serving.containment): the
+child limits its address space (RLIMIT_AS) to MEMORY_LIMIT bytes, runs serving.loader.load, and
+writes its verdict as JSON to RESULT_FILE. When the child ends, its group and every orphan
+re-parented here are killed, and its exit status becomes this process's. Whatever the model does
+(SIGKILL, SIGSEGV, os._exit, a hang, a double fork) is read from outside by
+serving.validations.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import os
 import resource
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-# A model being validated has no business with the process's secrets.
-HIDDEN_VARIABLES = ("RELOAD_TOKEN", "RELOAD_TOKEN_FILE", "WEBHOOK_SECRET", "COMET_API_KEY",
-                    "COMET_API_KEY_FILE")
+from . import containment
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -98,14 +101,79 @@ def main(argv: list[str]) -> int:
         return EXIT_USAGE
     root, snapshot_id, result_file = Path(argv[1]), argv[2], Path(argv[3])
     die_with_parent(int(os.environ.get("SERVING_VALIDATOR_PARENT", os.getppid())))
+    if not containment.deny_listening():
+        containment.warn_unconfined()
     limit = int(argv[5])
-    limit_memory(limit)
-    try:
-        verdict = run(root, snapshot_id, float(argv[4]), limit)
-    except MemoryError:
-        verdict = {"state": "rejected", "reason": out_of_memory(limit)}
-    write(result_file, verdict)
-    return EXIT_VERDICT
+
+    def validate() -> int:
+        limit_memory(limit)
+        try:
+            verdict = run(root, snapshot_id, float(argv[4]), limit)
+        except MemoryError:
+            verdict = {"state": "rejected", "reason": out_of_memory(limit)}
+        write(result_file, verdict)
+        return EXIT_VERDICT
+
+    code = supervise(validate)
+    if code < 0:  # died of a signal: so does this process, for the worker to read it
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
+def supervise(validate: Callable[[], int], tick: float = 0.1) -> int:
+    """Run `validate` in a child leading its own group; when it ends, kill that group and every
+    orphan re-parented here. The child's exit status (negative: its signal)."""
+    containment.become_subreaper()
+    supervisor = os.getpid()
+    child = os.fork()
+    if child == 0:
+        code = EXIT_USAGE
+        try:
+            os.setpgid(0, 0)
+            die_with_parent(supervisor)
+            code = validate()
+        finally:
+            os._exit(code)
+    with contextlib.suppress(OSError):
+        os.setpgid(child, child)
+
+    def stopped(*_: object) -> None:  # the worker's deadline passed: end everything, then self
+        _end(child, 0)
+        os._exit(EXIT_USAGE)
+
+    signal.signal(signal.SIGTERM, stopped)
+    status = None
+    while status is None:
+        status = _reap(child)
+        containment.kill_orphans((child,))
+        time.sleep(tick)
+    _end(child, 2.0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _reap(child: int) -> int | None:
+    """Reap every ended child; the validation child's wait status once it has ended."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if pid == 0:
+            return None
+        if pid == child:
+            return status
+
+
+def _end(child: int, seconds: float) -> None:
+    """Kill the child's group and the orphans until none is left (for `seconds` at most)."""
+    containment.kill_group(child)
+    deadline = time.monotonic() + seconds
+    while containment.kill_orphans(()) and time.monotonic() < deadline:
+        _reap(child)
+        time.sleep(0.02)
+    _reap(child)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from flask import Blueprint, make_response, render_template, request
 from . import metrics
 from .context import client_key, holder, model_headers, roles
 from .errors import InvalidInput
-from .monitoring import monitor, new_prediction_id
+from .monitoring import monitor
 from .role_report import page_line, shadow_after_sending
 from .schema import DIAMONDS
 from .shadow import ModelInput
@@ -67,8 +67,9 @@ def predict():
     answer = both.predict(given, client_key)
     model, labels, probabilities = answer.model, answer.labels, answer.probabilities
     metrics.PREDICTIONS.labels("web", model.version).inc()
-    prediction_id = new_prediction_id()
-    monitor().record(model, prediction_id, (instance,), labels, probabilities, batch=False)
+    sender = monitor()
+    prediction_id = sender.new_id(model.version)
+    sender.record(model, prediction_id, (instance,), labels, probabilities, batch=False)
     page = render_template("result.html", schema=schema, values=values, instance=instance,
                            label=labels[0], probability=probabilities[0], model=model,
                            role=answer.role.value, prediction_id=prediction_id)

@@ -1,12 +1,15 @@
 """A warm validator: one process with the libraries imported that forks a child per validation.
 
 Starting `python -m serving.validator` costs seconds (it imports scikit-learn); serving's master
-has those modules imported already, so its config forks this process from the master before any
-worker exists (`start`). A worker connects to `VALIDATION_DIR/validator.sock`, sends one JSON
-line, and reads back the child's pid and then its exit status; the child is as isolated as the
-standalone validator (its own address-space limit, killed with its parent, an alarm as a
-backstop), so its death is only a status line. Where no warm validator answers, serving starts
-the standalone one (serving.runners.run_standalone).
+starts this process once (`start`, before any worker exists), exec'd with an environment free of
+secrets, and it imports the libraries itself. A worker connects to
+`VALIDATION_DIR/validator.sock`, sends one JSON line, and reads back the child's pid and then its
+exit status; the child is as isolated as the standalone validator (its own address-space limit,
+killed with its parent, an alarm as a backstop), so its death is only a status line. Each child
+leads a process group of its own, killed whole when the child ends; this process is a subreaper
+that kills any other process re-parented to it, and may not bind or listen (serving.containment),
+nor may anything it forks. Where no warm validator answers, serving starts the standalone one
+(serving.runners.run_standalone).
 
     worker -> {"root", "snapshot", "result", "min_accuracy", "memory_limit", "timeout"}\n
     worker <- "<child pid>\n" ... "<exit status: negative for a signal>\n"
@@ -20,13 +23,20 @@ import os
 import select
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
+
+from . import containment
 
 SOCKET_NAME = "validator.sock"
 PROCESS_NAME = "validator"  # its name in ps/psutil (a child of serving's master, not a worker)
 SOCKET_PATH_MAX = 100  # bytes; sun_path holds 108
 REQUEST_MAX = 64 * 1024
 EXIT_CRASHED = 70
+TICK = 0.1  # seconds between looks for ended children and orphans
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+_STARTED: list[subprocess.Popen] = []
 
 
 def socket_path(folder: Path) -> Path:
@@ -35,45 +45,64 @@ def socket_path(folder: Path) -> Path:
 
 
 def start(folder: Path) -> int | None:
-    """Fork the warm validator from this single-threaded process; its pid (None: not started)."""
+    """Start the warm validator on a listener made here; its pid (None: not started).
+
+    It is exec'd (not forked) with the environment minus the secrets: nothing of this process's
+    memory, where the secrets are, reaches a process that unpickles models.
+    """
     path = socket_path(folder)
     if len(os.fsencode(path)) > SOCKET_PATH_MAX:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    os.chmod(path, 0o600)
-    listener.listen(16)
-    parent = os.getpid()
-    pid = os.fork()
-    if pid:
-        listener.close()
-        return pid
-    code = EXIT_CRASHED
-    try:
-        _serve(listener, parent)
-    finally:
-        os._exit(code)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        os.chmod(path, 0o600)
+        listener.listen(16)  # asks wait here while the new process imports the libraries
+        env = containment.clean_environ(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_PARENT, env.get("PYTHONPATH"))))
+        command = [sys.executable, "-m", "serving.zygote", str(listener.fileno()),
+                   str(os.getpid())]
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env,
+                                       pass_fds=(listener.fileno(),))
+        except OSError:
+            return None
+    _STARTED.append(process)  # kept: a collected Popen would be reaped by subprocess, not us
+    return process.pid
 
 
-def _serve(listener: socket.socket, parent: int) -> None:
-    """Accept requests, fork a child for each, report each child's exit status to its asker."""
+def main(argv: list[str]) -> int:
+    """Entry point of the warm validator: serve the listener it was given until its parent dies."""
     from . import validator
 
-    validator.die_with_parent(parent)
     validator.name_process(PROCESS_NAME)
+    listener = socket.socket(fileno=int(argv[1]))
+    validator.die_with_parent(int(argv[2]))
+    containment.become_subreaper()  # a double-forked grandchild comes back here to be killed
+    if not containment.deny_listening():
+        containment.warn_unconfined()
     for name in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(name, signal.SIG_DFL)
     from . import loader  # noqa: F401  (warm: every child starts with it imported)
 
+    try:
+        _serve(listener)
+    finally:
+        os._exit(EXIT_CRASHED)
+
+
+def _serve(listener: socket.socket) -> None:
+    """Accept requests, fork a child for each, report each child's exit status to its asker;
+    kill what a child leaves behind."""
     waiting: dict[int, socket.socket] = {}
     while True:
-        ready, _, _ = select.select([listener], [], [], 0.1)
+        ready, _, _ = select.select([listener], [], [], TICK)
         if ready:
             with contextlib.suppress(OSError):
                 _accept(listener, waiting)
         _reap(waiting)
+        containment.kill_orphans(waiting)
 
 
 def _accept(listener: socket.socket, waiting: dict[int, socket.socket]) -> None:
@@ -86,13 +115,16 @@ def _accept(listener: socket.socket, waiting: dict[int, socket.socket]) -> None:
         return
     pid = os.fork()
     if pid == 0:
+        os.setpgid(0, 0)  # its descendants die with its group at the verdict
         listener.close()
         for other in waiting.values():
             other.close()
         connection.close()
         _validate(request)
-    connection.sendall(f"{pid}\n".encode())
+    with contextlib.suppress(OSError):  # the child may not have run yet: set it from here too
+        os.setpgid(pid, pid)
     waiting[pid] = connection
+    connection.sendall(f"{pid}\n".encode())
 
 
 def _validate(request: dict) -> None:
@@ -101,8 +133,6 @@ def _validate(request: dict) -> None:
 
     code = EXIT_CRASHED
     try:
-        for name in validator.HIDDEN_VARIABLES:
-            os.environ.pop(name, None)
         validator.die_with_parent(os.getppid())
         signal.alarm(int(request["timeout"]) + 5)  # a backstop: the worker kills it first
         limit = int(request["memory_limit"])
@@ -119,7 +149,8 @@ def _validate(request: dict) -> None:
 
 
 def _reap(waiting: dict[int, socket.socket]) -> None:
-    while waiting:
+    """Reap every ended child; a validation's end is its verdict: its whole group is killed."""
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
@@ -127,6 +158,7 @@ def _reap(waiting: dict[int, socket.socket]) -> None:
         if pid == 0:
             return
         connection = waiting.pop(pid, None)
+        containment.kill_group(pid)
         if connection is not None:
             with contextlib.suppress(OSError):
                 connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
@@ -141,3 +173,7 @@ def _read_line(connection: socket.socket) -> bytes:
             raise ValueError("incomplete request")
         data += part
     return data
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

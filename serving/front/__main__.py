@@ -1,6 +1,6 @@
 """`python -m serving.front`: serving as deployed, granian's HTTP (Rust) in front of the Flask app.
 
-This process is granian's master: it imports the libraries, forks the warm validator, opens the
+This process is granian's master: it imports the libraries, starts the warm validator, opens the
 admin listener (ADMIN_PORT) and then forks WEB_CONCURRENCY workers. Each worker parses HTTP in
 Rust, awaits a request's whole body on its event loop (serving.front.rsgi) and only then runs the
 app, one request at a time. Slow clients are bounded by the header deadline and header size

@@ -52,7 +52,7 @@ def test_a_snapshot_damaged_by_a_kill_while_pruning_is_never_reused(pod):
 def test_a_huge_retry_after_is_capped_and_the_sidecar_lives_on(pod, retry_after):
     """Case 6: 429 with an absurd Retry-After: failed passes SYNC_MAX_BACKOFF (2 s) apart."""
     pid = pod.sidecar.process.pid
-    pod.fault(path="registry-model/details", status=429, retry_after=retry_after)
+    pod.fault(path="registry-model/items", status=429, retry_after=retry_after)
     failed = len(pod.sidecar_events("sync_failed"))
     wait_until(lambda: len(pod.sidecar_events("sync_failed")) >= failed + 3, 30,
                what="three failed passes")

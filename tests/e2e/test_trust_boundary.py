@@ -2,8 +2,8 @@
 loads our pipeline with skops (see test_serving_refusals for a type outside its trusted list)
 and still accepts the seed's five pickles.
 
-Registry answers about another model, or whose assets belong to another experiment, are refused
-before anything is downloaded (BadResponse), with serving untouched.
+Registry answers about another version than the one asked for, or whose assets belong to another
+experiment, are refused before anything is downloaded (BadResponse), with serving untouched.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from tests.support.snapshots import seed_models
 
 FOREIGN = {
-    "another-model": ({"model_name": "someone-elses-model"},
-                      "answered for registry model 'someone-elses-model' when asked for"),
+    "another-version": ({"version_name": "9.9.9"},
+                        "answered for version '9.9.9' of"),
     "another-experiment": ({"asset_experiment_key": "0" * 32},
                            "not to the version's experiment"),
 }
@@ -22,11 +22,12 @@ FOREIGN = {
 
 @pytest.mark.parametrize("case", sorted(FOREIGN))
 def test_a_registry_answer_outside_the_configured_model_is_refused_before_download(pod, case):
-    """Details naming another model, or assets of another experiment: refused, no download."""
+    """item/details naming another version, or assets of another experiment: refused, no
+    download."""
     rule, reason = FOREIGN[case]
     before = pod.published()
     with pod.load() as load:
-        pod.fault(path="registry-model/details", **rule)
+        pod.fault(path="registry-model/item/details", **rule)
         version = pod.promote()
         assert reason in pod.wait_error("BadResponse")["message"]
         assert pod.sidecar_events("sync_failed")[-1]["error_type"] == "BadResponse"

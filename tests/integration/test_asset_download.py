@@ -32,7 +32,7 @@ def _files() -> dict[str, bytes]:
 
 def _install(registry, name, tmp_path, client=None):
     client = client or client_for(registry)
-    version = client.get_model(name).version("1.0.0")
+    version = client.version_details(name, "1.0.0")
     received = []
     target = tmp_path / "model"
     (tmp_path / "work").mkdir(exist_ok=True)
@@ -153,6 +153,24 @@ def test_a_healthy_download_without_content_length_outlasting_the_stall_timeout_
     assert (target / "w.bin").read_bytes() == files["w.bin"]
 
 
+def test_a_zip_without_content_length_outlasting_the_stall_timeout_installs(local_registry,
+                                                                          tmp_path):
+    """The zip path's deadline is COMET_DOWNLOAD_TIMEOUT + the version's size / the minimum rate.
+
+    The issue's 20 MiB at 2 MB/s with COMET_DOWNLOAD_TIMEOUT=3 (10 s of download, 3 s allowed),
+    scaled down: 400 kB at 200 kB/s with 1 s (2 s of download, 1 s allowed before the fix).
+    """
+    files = {"w.bin": os.urandom(400_000)}
+    name = _registered(local_registry, files, zipfile.ZIP_STORED)
+    local_registry.zip_only()
+    local_registry.add_fault(path="item/download", chunked=True, drip_bps=200_000, times=1)
+    client = client_for(local_registry, download_timeout=1.0, attempts=1)
+    started = time.monotonic()
+    _, target, _ = _install(local_registry, name, tmp_path, client=client)
+    assert time.monotonic() - started > 1.5  # it did outlast COMET_DOWNLOAD_TIMEOUT
+    assert (target / "w.bin").read_bytes() == files["w.bin"]
+
+
 def test_an_answer_dripped_slowly_is_abandoned_at_the_call_deadline(local_registry):
     """Issue 11 case 7: COMET_TIMEOUT bounds the whole answer, not only the gaps between bytes."""
     name = _registered(local_registry)
@@ -192,7 +210,7 @@ def test_the_sidecar_counts_its_registry_requests_per_endpoint(local_registry, t
         text = sidecar.metrics()
     counted = {line.split("{", 1)[1].split("}", 1)[0] for line in text.splitlines()
                if line.startswith("registry_sync_registry_requests_total{")}
-    for endpoint in ("registry-model/details", "registry-model/item/download-instructions",
+    for endpoint in ("registry-model/items", "registry-model/item/download-instructions",
                      "experiment/asset/get-asset"):
         assert f'code="2xx",endpoint="{endpoint}"' in counted
     assert not any(local_registry.item_id(name, "1.0.0") in c for c in counted)

@@ -17,7 +17,6 @@ from registry_sync.errors import (
     VersionNotFound,
     WorkspaceNotFound,
 )
-from registry_sync.registry import find_production_version
 from tests.support.processes import REPO_ROOT
 from tests.support.registry import running_local_registry, unique_name
 
@@ -29,23 +28,6 @@ def client_for(registry, sleeps=None, key=None, workspace=None, **settings) -> C
                           download_timeout=settings.pop("download_timeout", 5.0))
     return CometClient(comet, sleep=(sleeps.append if sleeps is not None else lambda _: None),
                        **settings)
-
-
-def test_selection_follows_status_then_tag_through_the_registry(local_registry):
-    name = unique_name("clf")
-    local_registry.register_files(name, "1.0.0", {"m": "a"}, status="Production")
-    local_registry.register_files(name, "1.1.0", {"m": "b"}, status="Staging", tags=["canary"])
-    client = client_for(local_registry)
-    model = client.get_model(name)
-    assert [v.version for v in model.versions] == ["1.1.0", "1.0.0"]
-    assert find_production_version(model).version == "1.0.0"
-    client.set_status(name, "1.1.0", "Production")
-    assert find_production_version(client.get_model(name)).version == "1.1.0"
-    client.set_status(name, "1.1.0", "None")
-    client.set_status(name, "1.0.0", "None")
-    assert find_production_version(client.get_model(name)) is None
-    assert find_production_version(client.get_model(name), tag="CANARY").version == "1.1.0"
-    assert name in client.list_model_names()
 
 
 def test_wrong_key_is_unauthorized_and_the_message_never_holds_it(local_registry):

@@ -65,3 +65,16 @@ def test_files_need_the_token_and_a_manifest_listing_them(peer, tmp_path):
     with pytest.raises(PeerUnavailable, match="401"):
         PeerClient(lambda: "nope").fetch_model(sidecar.url, decided.snapshotId, entry,
                                                tmp_path / "f")
+
+
+def test_status_without_the_token_shows_only_what_is_served(peer):
+    """No token: versions and health, no paths, error texts or refusals; the token: all."""
+    sidecar, decided = peer
+    public = requests.get(f"{sidecar.url}/status", timeout=5).json()
+    assert public["published"]["versions"] == decided.versions and public["ready"] is True
+    assert not {"modelRoot", "lastError", "rejected", "installed"} & set(public)
+    wrong = requests.get(f"{sidecar.url}/status", timeout=5,
+                         headers={"Authorization": "Bearer nope"}).json()
+    assert set(wrong) == set(public)
+    whole = sidecar.status()
+    assert whole["modelRoot"] == str(sidecar.root) and "lastError" in whole

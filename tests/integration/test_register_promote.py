@@ -41,9 +41,10 @@ def test_register_a_folder_then_promote_and_demote_the_previous(local_registry, 
     done = cli(local_registry, "promote", name, "1.1.0", "--tag", "canary", "--demote-to", "None")
     assert done.returncode == 0, done.stderr
     assert "demoted" in done.stdout and "Production version is now 1.1.0" in done.stdout
-    versions = {v["version"]: v for v in local_registry.details(name)["versions"]}
-    assert versions["1.1.0"]["status"] == "Production" and versions["1.1.0"]["tags"] == ["canary"]
-    assert versions["1.0.0"]["status"] == "None"
+    item = local_registry.get("registry-model/item/details", workspaceName=local_registry.workspace,
+                              modelName=name, version="1.1.0").json()
+    assert item["status"] == "Production" and item["tags"] == ["canary"]
+    assert local_registry.status_of(name, "1.0.0") == "None"
 
     cleared = cli(local_registry, "promote", name, "1.1.0", "--status", "None")
     assert cleared.returncode == 0, cleared.stderr

@@ -45,6 +45,7 @@ class FakeApi:
     """The API server's state and behaviour, changeable by a test while it runs."""
 
     pod_uid: str = "0f6d1c9e-5b1a-4c59-9a51-6b3c1d2e7f80"
+    pod_ip: str = "127.0.0.1"  # every Pod's status.podIP (replicas all run on loopback)
     annotations: dict[str, str] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     leases: LeaseStore = field(default_factory=LeaseStore)
@@ -88,7 +89,7 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
         def _pod(self, match: re.Match[str]) -> dict[str, Any]:
             return {"apiVersion": "v1", "kind": "Pod", "metadata": {
                 "name": match["name"], "namespace": match["ns"], "uid": api.pod_uid,
-                "annotations": dict(api.annotations)}}
+                "annotations": dict(api.annotations)}, "status": {"podIP": api.pod_ip}}
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -4,8 +4,11 @@ Faithful where leader election and the decision watch depend on it:
 
 - one cluster-wide, increasing `resourceVersion` (etcd's revision, a decimal string) stamped on
   every write; a PUT whose `metadata.resourceVersion` is not the stored one is refused with 409
-  Conflict (an empty one is an unconditional update, as the API server allows for Leases); a
-  POST of an existing name is 409 AlreadyExists;
+  Conflict, and one without any is refused with 422 (the Lease strategy's
+  AllowUnconditionalUpdate is false); a PUT of a name that does not exist creates it
+  (AllowCreateOnUpdate is true); a POST of an existing name is 409 AlreadyExists;
+- annotations over 256 KiB in total (keys and values) are refused with 422, as the API
+  server's ValidateAnnotations does;
 - `creationTimestamp` as RFC 3339 seconds (`2026-11-29T01:55:19Z`), `acquireTime`/`renewTime`
   as MicroTime (`2026-11-29T01:55:19.123456Z`), normalised from whatever offset the client sent;
 - `uid` fixed at creation; `metadata.name` in the body must match the path (400 otherwise);
@@ -63,6 +66,21 @@ def micro_time(value: str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+MAX_ANNOTATIONS_BYTES = 256 * 1024  # apimachinery's TotalAnnotationSizeLimitB
+
+
+def _check_annotations(metadata: dict[str, Any]) -> None:
+    """422 when the annotations together exceed what the API server stores."""
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+        raise ApiError(400, "BadRequest", "metadata.annotations must map strings to strings")
+    total = sum(len(k) + len(v) for k, v in annotations.items())
+    if total > MAX_ANNOTATIONS_BYTES:
+        raise ApiError(422, "Invalid", f"metadata.annotations: Too long: must have at most "
+                                       f"{MAX_ANNOTATIONS_BYTES} bytes")
+
+
 def _rfc3339_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -100,6 +118,7 @@ class LeaseStore:
         if not name:
             raise ApiError(422, "Invalid", "Lease.coordination.k8s.io is invalid: metadata.name: "
                                            "Required value")
+        _check_annotations(metadata)
         with self._changed:
             if (namespace, name) in self.objects:
                 raise ApiError(409, "AlreadyExists",
@@ -113,10 +132,20 @@ class LeaseStore:
         metadata = body.get("metadata") or {}
         if metadata.get("name") != name:
             raise ApiError(400, "BadRequest", "the name of the object does not match the URL")
+        _check_annotations(metadata)
         with self._changed:
+            if (namespace, name) not in self.objects:  # AllowCreateOnUpdate
+                stored = self._normalise(body, namespace)
+                stored["metadata"].pop("resourceVersion", None)
+                stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_rfc3339_now())
+                return self._write(namespace, name, stored, "ADDED")
             current = self._find(namespace, name)
             sent = metadata.get("resourceVersion")
-            if sent and sent != current["metadata"]["resourceVersion"]:
+            if not sent:  # the Lease strategy refuses unconditional updates
+                raise ApiError(422, "Invalid", f'Lease.coordination.k8s.io "{name}" is invalid: '
+                                               "metadata.resourceVersion: Invalid value: 0x0: "
+                                               "must be specified for an update")
+            if sent != current["metadata"]["resourceVersion"]:
                 raise ApiError(409, "Conflict",
                                f'Operation cannot be fulfilled on leases.coordination.k8s.io '
                                f'"{name}": the object has been modified; please apply your '

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import threading
@@ -20,7 +19,9 @@ from tests.support.cluster import (
     PEER_TOKEN,
     decided_versions,
     decision_history,
+    decision_json,
     holder,
+    sealed,
     start_replica,
     start_replicas,
     wait_for_leader,
@@ -28,7 +29,7 @@ from tests.support.cluster import (
 from tests.support.processes import published_versions, wait_until
 from tests.support.registry import unique_name
 
-DETAILS = "registry-model/details"
+DETAILS = "registry-model/items"  # what a poll asks, once per followed status (finder.py)
 
 
 def _stop_all(replicas) -> None:
@@ -71,8 +72,9 @@ def test_only_the_leader_polls_and_comet_serves_one_download_per_promotion(
         assert "registry_sync_leader 1.0" in next(
             r for r in replicas if r.root.name == leader).metrics()
         local_registry.reset_request_counts()
-        time.sleep(4)  # 8 intervals of 0.5 s: one poller makes ~8 details requests, three ~24
-        assert 3 <= local_registry.count(DETAILS) <= 12
+        # 8 intervals of 0.5 s, 2 statuses (Production, Staging): one poller ~16, three ~48
+        time.sleep(4)
+        assert 6 <= local_registry.count(DETAILS) <= 24
     finally:
         _stop_all(replicas)
 
@@ -152,11 +154,12 @@ def _lying_peer(size: int):
 
 
 def _hold_lease_for(api, identity: str, peer_url: str) -> None:
-    """A (rogue) holder for an hour, its decision pointing at peer_url."""
+    """A (rogue) holder for an hour, its decision pointing at peer_url: a pod of the Deployment
+    (it holds the key) that lies about the bytes."""
     lease = api.leases.get(NAMESPACE, LEASE)
-    decided = json.loads(lease["metadata"]["annotations"][DECISION_ANNOTATION])
-    decided.update(leader=identity, peerUrl=peer_url)
-    lease["metadata"]["annotations"][DECISION_ANNOTATION] = json.dumps(decided)
+    decided = decision_json(lease)
+    decided.update(leader=identity, peerUrl=peer_url, issuedAt=time.time())
+    lease["metadata"]["annotations"][DECISION_ANNOTATION] = sealed(decided)
     lease["spec"].update(holderIdentity=identity, leaseDurationSeconds=3600,
                          renewTime=datetime.now(UTC).isoformat())
     api.leases.update(NAMESPACE, LEASE, lease)
@@ -235,9 +238,7 @@ def test_a_frozen_leader_is_replaced_and_webhooks_reach_the_new_one(api, local_r
 
 
 def _decision(api) -> dict:
-    lease = api.leases.objects.get((NAMESPACE, LEASE)) or {}
-    text = (lease.get("metadata", {}).get("annotations") or {}).get(DECISION_ANNOTATION)
-    return json.loads(text) if text else {}
+    return decision_json(api.leases.objects.get((NAMESPACE, LEASE)) or {})
 
 
 def _decision_leader(api) -> str:

@@ -12,9 +12,11 @@ import pytest
 
 from model_contract.manifest import FileEntry, ModelEntry
 from registry_sync import decision
-from registry_sync.decision import DecidedSet, Decision, DecisionError, DecisionWatcher
+from registry_sync.decision import DecidedSet, Decision, DecisionError
+from registry_sync.decision_watch import DecisionWatcher
 from registry_sync.election import ElectionSettings, Elector
 from tests.k8s.conftest import LEASE, NAMESPACE
+from tests.support.cluster import DECISION_KEY, sealed
 
 DIGEST = "ab" * 32
 
@@ -38,7 +40,9 @@ def follower(lease):
     """A DecisionWatcher on its own thread; yields the queue of what it delivered."""
     seen: queue.Queue[Decision] = queue.Queue()
     stop = threading.Event()
-    watcher = DecisionWatcher(lease(), seen.put, watch_timeout=30, retry=0.1)
+    watcher = DecisionWatcher(lease(), lambda found, _why: found and seen.put(found),
+                              DECISION_KEY.encode, f"{NAMESPACE}/{LEASE}", watch_timeout=30,
+                              retry=0.1)
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
     yield seen
@@ -98,7 +102,7 @@ def test_a_decision_too_large_drops_the_candidate_file_lists_too():
     (lambda c: c["models"][0].update(registryModelItemId="a/b"),
      "candidate.models[0].registryModelItemId"),
     (lambda c: c.update(snapshotId="../current"), "candidate.snapshotId"),
-    (lambda c: c.update(models="all"), "candidate is not an object"),
+    (lambda c: c.update(models="all"), "candidate.models is not a list"),
     (lambda c: c["models"].append(c["models"][0]), "candidate.models has 2 entries"),
     (lambda c: c["models"][0].update(name="other-model"), "does not name the decision's"),
 ])
@@ -155,7 +159,7 @@ def _write(api, version: str, candidate: str | None = None) -> None:
         api.leases.create(NAMESPACE, body)
     body = api.leases.get(NAMESPACE, LEASE)
     body["metadata"]["annotations"] = {
-        decision.DECISION_ANNOTATION: decided(version, candidate).to_annotation()}
+        decision.DECISION_ANNOTATION: sealed(decided(version, candidate).to_annotation())}
     api.leases.update(NAMESPACE, LEASE, body)
 
 
@@ -200,3 +204,56 @@ def test_a_broken_watch_resumes_after_stream_ends_outages_and_410(api, lease, fo
     _write(api, "1.3.0")
     assert follower.get(timeout=10).versions == {"diamonds-classifier": "1.3.0"}
     assert api.watches > watches
+
+
+def _junk(rand) -> object:
+    """A value of any JSON type, sometimes nested deep."""
+    return rand.choice([None, True, -1, 2**70, 1.5, float("nan"), "", "x" * 2000, "../..",
+                        [], {}, [1], {"a": {}}, "[" * 3, [[[[[[]]]]]], {"models": []}])
+
+
+def _mutate(raw: object, rand) -> object:
+    """raw with one random subtree replaced by junk (or an entry dropped)."""
+    if isinstance(raw, dict) and raw and rand.random() < 0.8:
+        key = rand.choice(sorted(raw))
+        if rand.random() < 0.2:
+            return {k: v for k, v in raw.items() if k != key}
+        return {**raw, key: _mutate(raw[key], rand)}
+    if isinstance(raw, list) and raw and rand.random() < 0.8:
+        at = rand.randrange(len(raw))
+        return [*raw[:at], _mutate(raw[at], rand), *raw[at + 1:]]
+    return _junk(rand)
+
+
+def test_any_mangled_decision_is_a_decision_error_never_another_exception():
+    """3,000 random manglings of a good decision: each parses or is a DecisionError."""
+    import random
+
+    rand = random.Random(24)
+    good = json.loads(decided("1.2.0", candidate="1.3.0").to_annotation())
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(3000):
+        text = json.dumps(_mutate(_mutate(good, rand), rand))
+        try:
+            decision.parse(text)
+            outcomes["parsed"] += 1
+        except DecisionError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 2000
+    with pytest.raises(DecisionError, match="not JSON"):
+        decision.parse("[" * 100_000)
+
+
+def test_a_seal_binds_the_key_the_lease_and_every_byte():
+    """Another key, another Lease, a changed byte or no seal: refused; the right one opens."""
+    from registry_sync.decision_seal import seal, unseal
+
+    text, key, lease = decided("1.2.0").to_annotation(), b"k" * 32, "ns/name"
+    assert unseal(seal(text, key, lease), key, lease) == text
+    for value, with_key, binding in [(seal(text, b"x" * 32, lease), key, lease),
+                                     (seal(text, key, "ns/other"), key, lease),
+                                     (seal(text, key, lease).replace("1.2.0", "6.6.6"), key,
+                                      lease),
+                                     (text, key, lease), (seal(text, key, lease), b"", lease)]:
+        with pytest.raises(DecisionError):
+            unseal(value, with_key, binding)

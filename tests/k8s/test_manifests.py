@@ -139,10 +139,11 @@ def test_both_containers_share_model_root_on_a_bounded_empty_dir():
 
 
 def test_the_secret_reaches_both_containers_as_files_and_the_api_key_only_the_sidecar():
-    """Both mount comet-secrets; serving gets the reload token alone."""
+    """Both mount comet-secrets; serving gets the reload token alone, the sidecar the decision
+    key too."""
     secret = one("Secret")
     assert secret["metadata"]["name"] == "comet-secrets"
-    assert set(secret["stringData"]) == {"api-key", "reload-token"}
+    assert set(secret["stringData"]) == {"api-key", "reload-token", "decision-key"}
     volumes = {v["name"]: v for v in pod_spec()["volumes"]}
 
     def secret_keys(spec: dict) -> set[str]:
@@ -153,7 +154,8 @@ def test_the_secret_reaches_both_containers_as_files_and_the_api_key_only_the_si
                 keys |= {item["key"] for item in source["items"]}
         return keys
 
-    assert secret_keys(container("registry-sync")) == {"api-key", "reload-token"}
+    assert secret_keys(container("registry-sync")) == {"api-key", "reload-token", "decision-key"}
+    assert "DECISION_KEY_FILE" in env_names(container("registry-sync"))
     assert secret_keys(container("serving")) == {"reload-token"}
     for spec in all_containers():
         assert "COMET_API_KEY" not in env_names(spec), "the key comes from a file, rotatable"
@@ -197,6 +199,18 @@ def test_the_load_balancer_exposes_serving_only():
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     assert service["spec"]["selector"] == one("Deployment")["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"] == {"app.kubernetes.io/name": APP}
+
+
+def test_the_webhook_reaches_serving_only_over_tls_on_its_one_path():
+    """The Ingress routes exactly /api/v1/webhooks/comet to serving, for a host it has TLS for."""
+    ingress = one("Ingress")["spec"]
+    (rule,) = ingress["rules"]
+    assert rule["host"] in {h for t in ingress["tls"] for h in t["hosts"]}
+    assert all(t["secretName"] for t in ingress["tls"])
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/api/v1/webhooks/comet", "Exact")
+    assert path["backend"]["service"] == {"name": one("Service")["metadata"]["name"],
+                                          "port": {"name": "http"}}
 
 
 def test_a_disruption_budget_keeps_a_replica_serving():

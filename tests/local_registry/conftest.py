@@ -1,3 +1,23 @@
-"""Fixtures of the local registry tests: one real registry process per test module."""
+"""Fixtures of the local registry tests: one real registry process per test module.
 
-from tests.support.registry import local_registry, local_registry_server  # noqa: F401
+These tests check the registry's own answers, status and tags in `details` included: their
+registry answers in the "full" shape whatever the suite's default (test_endpoints checks "sdk").
+"""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.registry import (  # noqa: F401
+    LocalRegistry,
+    local_registry,
+    running_local_registry,
+)
+
+
+@pytest.fixture(scope="module")
+def local_registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """One local registry process for the whole test module, details in the full shape."""
+    root = tmp_path_factory.mktemp("local-registry")
+    with running_local_registry(root / "data", details_shape="full") as registry:
+        yield registry

@@ -83,6 +83,30 @@ def test_model_listing_overview_shape(local_registry):
     assert count.json()["registryModelCount"] == len(listed["registryModels"])
 
 
+def test_the_sdk_details_shape_has_no_status_or_tags_where_item_details_keeps_them(
+        local_registry):
+    """--details-shape sdk: details as API.get_registry_model_details's docstring shows it."""
+    name = _register(local_registry, tags=["canary"], status="Staging")
+    local_registry.set_details_shape("sdk")
+    try:
+        (version,) = local_registry.details(name)["versions"]
+        latest = local_registry.get("registry-model/latest_version",
+                                    workspaceName=local_registry.workspace, modelName=name)
+    finally:
+        local_registry.set_details_shape("full")
+    assert {"status", "tags"}.isdisjoint(version) and {"status", "tags"}.isdisjoint(
+        latest.json()["versions"][0])
+    assert {"registryModelItemId", "experimentModel", "version", "comment", "stages", "userName",
+            "createdAt", "lastUpdated", "assets"} <= set(version)
+    assert version["stages"] == ["canary"]
+    item = local_registry.get("registry-model/item/details", workspaceName=local_registry.workspace,
+                              modelName=name, version="1.0.0").json()
+    assert (item["status"], item["tags"]) == ("Staging", ["canary"])
+    refused = local_registry.session.put(f"{local_registry.url}/-/details-shape",
+                                         json={"shape": "odd"}, headers=local_registry.headers)
+    assert refused.status_code == 400 and "shape" in refused.json()["msg"]
+
+
 def test_version_object_shape(local_registry):
     """A version carries §3's fields; stages mirror tags lowercased; links carry experimentKey."""
     name = _register(local_registry, tags=["Production", "canary"], comment="first",

@@ -50,3 +50,22 @@ def test_a_wrong_key_or_a_malformed_batch_is_refused_by_name(local_registry):
     assert post(local_registry, "labels", [event(model, "c")]).status_code == 400  # no labels
     assert requests.get(local_registry.url + "/mpm/local/events", timeout=10).status_code == 401
     assert counts_of(local_registry, model) == {}
+
+
+def test_batch_settings_are_the_sdks_own_unless_ours_are_set(monkeypatch):
+    """MPM_BATCH_SIZE/SECONDS unset: the SDK's COMET_MPM_MAX_BATCH_SIZE/_TIME decide."""
+    from comet_mpm import CometMPM
+
+    from serving.config import _mpm as mpm_config  # the MPM part of serving's settings
+    from serving.mpm_sdk import ModelKey, client_options
+
+    monkeypatch.setenv("COMET_MPM_MAX_BATCH_SIZE", "7")
+    monkeypatch.setenv("COMET_MPM_MAX_BATCH_TIME", "9")
+    key = ModelKey("ws", "m", "1.0.0")
+    env = {"MPM_ENABLED": "true", "COMET_API_KEY": "k"}
+    for ours, expected in (({}, (7, 9)), ({"MPM_BATCH_SIZE": "3", "MPM_BATCH_SECONDS": "2"},
+                                          (3, 2))):
+        # disabled: the SDK resolves its settings but starts no sender thread
+        client = CometMPM(**client_options(mpm_config({**env, **ours}), key), disabled=True)
+        settings = client._settings  # what the SDK's batching uses
+        assert (settings.mpm_max_batch_size, settings.mpm_max_batch_time) == expected

@@ -37,6 +37,7 @@ class FakeMpm:
         self.events.append(prediction_id)
 
     def log_label(self, prediction_id, labels):
+        self.gate.wait(30)
         self.labels.append((prediction_id, labels))
 
     def get_logging_errors(self, clear=True):
@@ -81,9 +82,9 @@ def test_a_new_version_opens_a_new_instance_and_ends_the_old_one(tmp_path: Path)
 
 
 def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path):
-    """While the sender is stuck, the queue holds queue_size requests; the rest are dropped."""
+    """While the sender is stuck, the labels queue holds its size; the rest are dropped."""
     gate = threading.Event()
-    monitor, _ = fake_monitor(tmp_path, gate, queue_size=2)
+    monitor, _ = fake_monitor(tmp_path, gate, labels_queue_size=2)
     before = dropped("queue_full")
     accepted = [monitor.record_label(MODEL, f"{i:032x}", "Gold") for i in range(6)]
     assert accepted.count(False) >= 3

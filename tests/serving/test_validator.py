@@ -7,18 +7,21 @@ memory limit. The test process plays the serving worker: it must live on.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from serving.config import MIB, ServingConfig
 from serving.validations import State, Validations
 from tests.serving.conftest import CLASSIFIER
-from tests.support.models import hostile
+from tests.support.models import double_forking, hostile
 from tests.support.snapshots import build_snapshot
 
 VERDICT_WAIT = 120.0
@@ -116,3 +119,34 @@ def test_workers_asking_at_the_same_instant_start_one_validation(tmp_path, train
         thread.join(20)
     assert len(runs) == 1, runs
     assert [v.state for v in verdicts] == [State.ACCEPTED] * len(askers)
+
+
+def test_the_fresh_validator_contains_a_double_forking_model(tmp_path, trained_models,
+                                                             monkeypatch):
+    """`python -m serving.validator` (no warm validator): the model's double-forked grandchild
+    may not bind (EPERM), sees no secret, and is gone once the verdict is in."""
+    root = tmp_path / "models"
+    root.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    report = tmp_path / "report.json"
+    folder = double_forking(trained_models.pickled, tmp_path / "forks", port, report)
+    snapshot = build_snapshot(root, {CLASSIFIER: folder}, "6.6.7", publish=False)
+    monkeypatch.setenv("RELOAD_TOKEN", "validator-test-token-31337")
+    verdict = validations(root, tmp_path / "verdicts").wait(snapshot, VERDICT_WAIT)
+    assert verdict.state is State.REJECTED and "refused after forking" in verdict.reason
+    seen = json.loads(report.read_text())
+    assert seen["bind"] == errno.EPERM
+    assert "RELOAD_TOKEN" not in seen["env"] and "validator-test-token" not in seen["proc"]
+    deadline = time.monotonic() + 10
+    while not _gone(seen["pid"]):
+        assert time.monotonic() < deadline, "the grandchild outlived its validation"
+        time.sleep(0.1)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

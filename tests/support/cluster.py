@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from registry_sync.decision_seal import PREFIX, seal
 from tests.support.processes import Sidecar, start_sidecar, wait_until
 
 NAMESPACE, LEASE = "ml-serving", "comet-registry-sync"
 PEER_TOKEN = "replicas-shared-token-0123456789"
+DECISION_KEY = "deployment-decision-key-0123456789"
 FAST_ELECTION = {"LEADER_ELECTION_LEASE_DURATION": "3", "LEADER_ELECTION_RENEW_DEADLINE": "2",
                  "LEADER_ELECTION_RETRY_PERIOD": "0.5"}
 
@@ -26,7 +28,8 @@ def replica_env(api_url: str, token_file: Path, index: int, **extra: str) -> dic
     return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_API_URL": api_url,
             "KUBERNETES_TOKEN_FILE": str(token_file), "POD_NAME": f"pod-{index}",
             "POD_NAMESPACE": NAMESPACE, "POD_IP": "127.0.0.1", "RELOAD_TOKEN": PEER_TOKEN,
-            **FAST_ELECTION, **extra}
+            "DECISION_KEY": DECISION_KEY, "LEADER_ELECTION_LEASE": LEASE, **FAST_ELECTION,
+            **extra}
 
 
 def start_replica(registry, api_url: str, work: Path, models: str, index: int,
@@ -52,10 +55,28 @@ def holder(api) -> str:
     return (lease or {}).get("spec", {}).get("holderIdentity") or ""
 
 
-def _decided(lease: dict) -> dict[str, str]:
+def decision_json(lease: dict) -> dict:
+    """The decision a Lease's annotation carries, seal removed ({} if none or unreadable)."""
     text = (lease.get("metadata", {}).get("annotations") or {}).get(
-        "registry-sync.comet.com/decision")
-    return {m["name"]: m["version"] for m in json.loads(text)["models"]} if text else {}
+        "registry-sync.comet.com/decision") or ""
+    if text.startswith(PREFIX):
+        text = text[len(PREFIX):].partition(":")[2]
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def sealed(raw: dict | str, key: str = DECISION_KEY, lease: str = LEASE) -> str:
+    """A decision's annotation value sealed with `key` for the Lease `lease`."""
+    text = raw if isinstance(raw, str) else json.dumps(raw)
+    return seal(text, key.encode(), f"{NAMESPACE}/{lease}")
+
+
+def _decided(lease: dict) -> dict[str, str]:
+    models = decision_json(lease).get("models")
+    return {m["name"]: m["version"] for m in models} if isinstance(models, list) else {}
 
 
 def decided_versions(api) -> dict[str, str]:

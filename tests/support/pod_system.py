@@ -52,7 +52,8 @@ API_KEY = "e2e-api-key-6c0ffee1-must-never-be-logged"
 ROTATED_API_KEY = "e2e-rotated-api-key-9badc0de-must-never-be-logged"
 WRONG_API_KEY = "e2e-wrong-api-key-f00dfeed-must-never-be-logged"
 RELOAD_TOKEN = "e2e-reload-token-5ec2e7ab-must-never-be-logged"
-SECRETS = (API_KEY, ROTATED_API_KEY, WRONG_API_KEY, RELOAD_TOKEN)
+WEBHOOK_SECRET = "e2e-webhook-secret-0b5e55ed-must-never-be-logged"
+SECRETS = (API_KEY, ROTATED_API_KEY, WRONG_API_KEY, RELOAD_TOKEN, WEBHOOK_SECRET)
 SIDECAR_AGENT = "registry-sync/"  # the sidecar's User-Agent: faults aimed at it alone
 VOLUME_MB = 96
 # Short timeouts and fast polling: every fault scenario settles in seconds.
@@ -144,9 +145,9 @@ class PodSystem:
 
     def demote_all_but(self, *keep: str) -> None:
         """Set every other Production version of the model to None."""
-        for item in self.registry.details(self.model)["versions"]:
-            if item["status"] == "Production" and item["version"] not in keep:
-                self.registry.set_status(self.model, item["version"], "None")
+        for version in self.registry.with_status(self.model, "Production"):
+            if version not in keep:
+                self.registry.set_status(self.model, version, "None")
 
     def registry_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """The local registry's JSON log lines (e.g. `fault_injected`)."""
@@ -174,7 +175,8 @@ class PodSystem:
 
     def status(self) -> dict[str, Any]:
         """The sidecar's /status (scanned for secrets)."""
-        response = requests.get(f"{self.sidecar.url}/status", timeout=5)
+        response = requests.get(f"{self.sidecar.url}/status", timeout=5,
+                                headers={"Authorization": f"Bearer {RELOAD_TOKEN}"})
         self.scan.check(response.text, "sidecar /status", "status")
         return response.json()
 
@@ -244,18 +246,20 @@ class PodSystem:
 
     # --- serving ------------------------------------------------------------------------
 
-    def launch_serving(self, wait: bool = True) -> Serving:
+    def launch_serving(self, wait: bool = True, **extra: str) -> Serving:
         """Start serving (the front) on the pod's ports, with the token from its file."""
         self.serving = launch(self.root, self.work, public=self.public_port,
                               admin=self.admin_port, token=RELOAD_TOKEN, wait=wait,
-                              RELOAD_TOKEN_FILE=str(self.token_file), **SERVING_DEFAULTS)
+                              RELOAD_TOKEN_FILE=str(self.token_file),
+                              **{**SERVING_DEFAULTS, **extra})
+        self.serving_extra = extra
         self.scan.watch(self.serving.log_path)
         return self.serving
 
-    def relaunch_serving(self, wait: bool = True) -> Serving:
-        """Stop serving (if running) and start it again on the same ports."""
+    def relaunch_serving(self, wait: bool = True, **extra: str) -> Serving:
+        """Stop serving (if running) and start it again on the same ports (extra settings)."""
         self.serving.stop()
-        return self.launch_serving(wait)
+        return self.launch_serving(wait, **extra)
 
     def serving_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """gunicorn's JSON log lines (every worker, every launch)."""
@@ -305,7 +309,7 @@ class PodSystem:
             self.registry.restart()
         self.registry.clear_faults()
         self.api_key_file.write_text(self.registry.api_key)
-        if self.serving.process.poll() is not None:
+        if self.serving.process.poll() is not None or getattr(self, "serving_extra", {}):
             self.relaunch_serving()
         if self.sidecar is None or self.sidecar.process.poll() is not None or \
                 self.sidecar_extra != {"models": self.model}:

@@ -85,6 +85,7 @@ class Sidecar:
     root: Path
     port: int
     log_path: Path
+    token: str = ""  # its RELOAD_TOKEN, sent for the whole /status
 
     @property
     def url(self) -> str:
@@ -92,8 +93,9 @@ class Sidecar:
         return f"http://127.0.0.1:{self.port}"
 
     def status(self) -> dict:
-        """Its /status answer."""
-        return requests.get(f"{self.url}/status", timeout=5).json()
+        """Its whole /status answer (with its token, if it has one)."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return requests.get(f"{self.url}/status", headers=headers, timeout=5).json()
 
     def metrics(self) -> str:
         """Its /metrics text."""
@@ -140,7 +142,10 @@ def start_sidecar(registry, root: Path, models: str, wait_ready: bool = True,
             [sys.executable, "-m", "registry_sync.cli", "run"], cwd=REPO_ROOT,
             env=sidecar_env(registry, root, models, port, **extra), stdin=subprocess.DEVNULL,
             stdout=log, stderr=log)
-    sidecar = Sidecar(process, root, port, log_path)
+    token_file = extra.get("RELOAD_TOKEN_FILE")
+    token = Path(token_file).read_text().strip() if token_file and Path(token_file).is_file() \
+        else extra.get("RELOAD_TOKEN", "")
+    sidecar = Sidecar(process, root, port, log_path, token)
     if wait_ready:
         wait_until(lambda: process.poll() is not None or requests.get(
             f"{sidecar.url}/healthz", timeout=1).ok, 20, what="sidecar /healthz")

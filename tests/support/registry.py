@@ -8,6 +8,11 @@ Reuse from any test folder's conftest.py:
 module; `local_registry` (per test) is the same handle with fault rules cleared and request
 counts reset. Models persist across the tests of a module: give each test its own model names
 (`unique_name`).
+
+The registry answers `registry-model/details` in the shape LOCAL_REGISTRY_DETAILS_SHAPE names:
+"sdk" (the default in tests, tests/conftest.py: no status or tags, as the SDK's docstring shows,
+the stricter referee) or "full" (`LOCAL_REGISTRY_DETAILS_SHAPE=full make test` runs the
+suite in that shape).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class LocalRegistry:
     log_path: Path
     process: subprocess.Popen
     workspaces: tuple[str, ...] = ()
+    details_shape: str | None = None
     session: requests.Session = field(default_factory=requests.Session, repr=False)
 
     @property
@@ -144,6 +150,24 @@ class LocalRegistry:
                             modelName=model)
         _raise_for_status(response)
         return response.json()
+
+    def with_status(self, model: str, status: str) -> list[str]:
+        """The versions of a model with a status, newest first (items?status=, as the SDK)."""
+        response = self.get("registry-model/items", workspaceName=self.workspace,
+                            modelName=model, status=status)
+        _raise_for_status(response)
+        return [item["version"] for item in response.json()["items"]]
+
+    def status_of(self, model: str, version: str) -> str:
+        """A version's status from item/details, as the SDK's Model.status reads it."""
+        response = self.get("registry-model/item/details", workspaceName=self.workspace,
+                            modelName=model, version=version)
+        _raise_for_status(response)
+        return response.json()["status"]
+
+    def set_details_shape(self, shape: str) -> None:
+        """Answer registry-model/details in the "sdk" shape (no status, no tags) or "full"."""
+        self._admin("PUT", "details-shape", {"shape": shape})
 
     def item_id(self, model: str, version: str) -> str:
         """The registryModelItemId of a version."""
@@ -238,7 +262,7 @@ class LocalRegistry:
         self.stop()
         fresh = start_local_registry(self.data_dir, api_key=self.api_key, workspace=self.workspace,
                                      workspaces=self.workspaces, port=self.port,
-                                     log_path=self.log_path)
+                                     log_path=self.log_path, details_shape=self.details_shape)
         self.process, self.url, self.session = fresh.process, fresh.url, requests.Session()
         return self
 
@@ -254,8 +278,12 @@ def _raise_for_status(response: requests.Response) -> None:
 
 def start_local_registry(data_dir: Path, *, api_key: str = DEFAULT_API_KEY,
                          workspace: str = DEFAULT_WORKSPACE, workspaces: Iterable[str] = (),
-                         port: int = 0, log_path: Path | None = None) -> LocalRegistry:
-    """Start `local-registry` as a process; return once isAlive answers."""
+                         port: int = 0, log_path: Path | None = None,
+                         details_shape: str | None = None) -> LocalRegistry:
+    """Start `local-registry` as a process; return once isAlive answers.
+
+    details_shape: "sdk" or "full"; None takes LOCAL_REGISTRY_DETAILS_SHAPE (tests/conftest.py).
+    """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
@@ -264,6 +292,8 @@ def start_local_registry(data_dir: Path, *, api_key: str = DEFAULT_API_KEY,
                "--member-api-key", MEMBER_API_KEY]
     for name in workspaces:
         command += ["--workspace", name]
+    if details_shape:
+        command += ["--details-shape", details_shape]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     log_file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - the process keeps it
@@ -273,7 +303,8 @@ def start_local_registry(data_dir: Path, *, api_key: str = DEFAULT_API_KEY,
     log_file.close()
     url = _wait_for_start(process, log_path, offset)
     return LocalRegistry(url=url, api_key=api_key, workspace=workspace, data_dir=data_dir,
-                         log_path=log_path, process=process, workspaces=tuple(workspaces))
+                         log_path=log_path, process=process, workspaces=tuple(workspaces),
+                         details_shape=details_shape)
 
 
 def _wait_for_start(process: subprocess.Popen, log_path: Path, offset: int) -> str:

@@ -5,7 +5,8 @@
     outcome = world.sync()               # one pass through the real Daemon.run_once
 
 FakeRegistry leaves out HTTP, retries, deadlines and the per-asset download (tests/integration
-covers the real client): it answers get_model and writes a small real zip on download.
+covers the real client): it answers the finder's reads (items?status=, item/details, the allowed
+statuses) and writes a small real zip on download.
 FakeServing leaves out HTTP and the validator process (the notifier is tested over HTTP on its
 own): it answers like the notifier, checking that the snapshot verifies and that its version is
 not one it was told is bad.
@@ -28,7 +29,7 @@ from registry_sync.errors import (
 )
 from registry_sync.metrics import SyncMetrics
 from registry_sync.notifier import Verdict
-from registry_sync.registry import ModelVersion, RegistryModel
+from registry_sync.registry import ModelVersion
 from registry_sync.syncer import Outcome, Syncer
 from tests.support.registry import zip_bytes
 
@@ -55,15 +56,20 @@ class FakeRegistry:
         self.production = version
         return version
 
-    def get_model(self, name: str) -> RegistryModel:
-        """The model with its production version marked."""
+    def allowed_statuses(self) -> tuple[str, ...]:
+        """The default four."""
+        return ("None", "Development", "Staging", "Production")
+
+    def find_versions(self, name: str, *, status: str | None = None,
+                      tag: str | None = None) -> list[str]:
+        """The production version when asked for Production, else nothing."""
         if self.down:
             raise CometUnavailable("registry down (fake)")
-        marked = tuple(ModelVersion(v.version, v.registry_model_item_id,
-                                    "Production" if v.version == self.production else "None",
-                                    (), (), v.experiment_key, v.created_at, "", ())
-                       for v in self.versions)
-        return RegistryModel(self.workspace, name, "model-id", marked)
+        return [self.production] if status == "Production" and self.production else []
+
+    def version_details(self, name: str, version: str) -> ModelVersion:
+        """One version's facts."""
+        return next(v for v in self.versions if v.version == version)
 
     def download_instructions(self, name: str, version: str) -> dict:
         """None here: the installer takes the whole-version zip path."""

@@ -195,3 +195,16 @@ def test_an_api_key_file_no_http_header_can_carry_is_refused_at_start_naming_it(
         with pytest.raises(ConfigError, match=r"COMET_API_KEY_FILE .* must hold") as raised:
             config.sync_config(argparse.Namespace(), {**BASE, "COMET_API_KEY_FILE": str(key_file)})
         assert "tok" not in str(raised.value)
+
+
+def test_an_empty_candidate_status_turns_the_challenger_off():
+    """REGISTRY_CANDIDATE_STATUS= (empty) is kept, not replaced by the default Staging."""
+    import argparse
+
+    from registry_sync import config
+
+    def read(env):
+        return config.read(argparse.Namespace(), env, ["REGISTRY_CANDIDATE_STATUS"])
+
+    assert read({"REGISTRY_CANDIDATE_STATUS": ""}) == {"REGISTRY_CANDIDATE_STATUS": ""}
+    assert read({}) == {"REGISTRY_CANDIDATE_STATUS": "Staging"}

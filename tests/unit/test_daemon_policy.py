@@ -170,3 +170,62 @@ def test_the_clients_retry_sleep_is_cut_short_by_a_stop():
     with pytest.raises(Stopped):
         sleep(60)
     assert time.monotonic() - started < 30
+
+
+def test_a_manifest_unreadable_for_lack_of_descriptors_is_not_no_snapshot(tmp_path):
+    """Descriptors exhausted (a real EMFILE, in a child with a low limit): read_current finds
+    nothing, yet the give-up rule is told a snapshot may be published; no link: surely none."""
+    import subprocess
+    import sys
+
+    publish_something(tmp_path / "published")
+    (tmp_path / "empty").mkdir()
+    child = f"""
+import resource, sys
+from pathlib import Path
+from registry_sync import snapshot
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+held = []
+try:
+    while True:
+        held.append(open("/dev/null"))
+except OSError:
+    pass
+root = Path({str(tmp_path / "published")!r})
+print(snapshot.read_current(root) is None, snapshot.surely_unpublished(root),
+      snapshot.surely_unpublished(Path({str(tmp_path / "empty")!r})))
+"""
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split() == ["True", "False", "True"]
+
+
+def test_healthz_fails_when_a_cluster_thread_dies_or_the_election_stops_trying(tmp_path):
+    """The loop alone is not the sidecar: a dead decision-watch or a stuck election is 503."""
+    from registry_sync.cluster import Cluster, Trust
+    from registry_sync.election import ElectionSettings
+
+    class NoLease:
+        name = "comet-registry-sync"
+
+        def get(self):
+            raise ZeroDivisionError("a bug in the watch")
+
+    stop = threading.Event()
+    cluster = Cluster(ElectionSettings("ns", "comet-registry-sync", "pod-a", retry_period=0.1),
+                      NoLease(), NoLease(), "http://10.0.0.1:8090",
+                      Trust(lambda: b"k" * 16, "cfg", 60.0), lambda: None)
+    daemon = Daemon(ScriptedSyncer(settings(tmp_path), []), stop=stop)
+    daemon.cluster = cluster
+    cluster.start(stop)
+    try:
+        time.sleep(0.5)  # the watch survives its bug (retried), the election its own
+        assert health(daemon)[0] is True
+        cluster.elector.attempted_at -= 1000  # as if the election loop were stuck for long
+        ok, why = health(daemon)
+        assert not ok and "no election attempt" in why
+    finally:
+        stop.set()
+        cluster.close(2)
+    ok, why = health(daemon)
+    assert not ok and "cluster threads stopped" in why

@@ -1,60 +1,78 @@
-"""Choosing the production version follows docs/comet-api.md §4."""
+"""Reading versions follows docs/comet-api.md §3-4: semver order, promotion times, facts."""
 
 import dataclasses
 
 import pytest
 
-from registry_sync.errors import UnsafeValue
+from registry_sync.errors import BadResponse, UnsafeValue
+from registry_sync.finder import received_at
 from registry_sync.registry import (
     Asset,
     ModelVersion,
-    RegistryModel,
     check_values,
-    find_production_version,
     parse_model,
+    parse_version_details,
 )
+from registry_sync.versions import semver_key
 
 
-def version(v, status="None", created=0, tags=(), stages=()):
-    return ModelVersion(v, f"id-{v}", status, tuple(tags), tuple(stages), "exp", created, "", ())
+def version(v, created=0, updated=0):
+    return ModelVersion(v, f"id-{v}", "Production", (), (), "exp", created, "", (),
+                        last_updated=updated)
 
 
-def model(*versions):
-    return RegistryModel("ws", "m", "rid", tuple(versions))
+def test_semver_order_follows_semver_org_section_11():
+    """Numeric pre-release parts compare as numbers; a release sorts after its pre-releases."""
+    ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.2", "1.0.0-alpha.10",
+               "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1",
+               "1.0.0", "1.9.0", "1.10.0", "2.0.0"]
+    assert sorted(reversed(ordered), key=semver_key) == ordered
+    assert semver_key("1.0.0+build.7") == semver_key("1.0.0")
+    assert semver_key("not-a-version") < semver_key("0.0.1")
 
 
-def test_newest_version_with_the_status_wins():
-    chosen = find_production_version(model(version("1.0.0", "Production", 1),
-                                           version("1.2.0", "Staging", 3),
-                                           version("1.1.0", "Production", 2)))
-    assert chosen.version == "1.1.0"
+def test_the_local_registry_orders_versions_with_the_same_key():
+    from local_registry.store import newest_first
+
+    found = newest_first([{"version": "1.0.0-alpha.2", "createdAt": 5},
+                          {"version": "1.0.0-alpha.10", "createdAt": 5}])
+    assert [v["version"] for v in found] == ["1.0.0-alpha.10", "1.0.0-alpha.2"]
 
 
-def test_ties_on_created_at_are_broken_by_semver():
-    chosen = find_production_version(model(version("1.10.0", "Production", 5),
-                                           version("1.9.0", "Production", 5),
-                                           version("1.10.0-rc1", "Production", 5)))
-    assert chosen.version == "1.10.0"
+def changed(status, at):
+    return {"actionType": "MODEL_VERSION_STATUS_CHANGED", "createdAt": at,
+            "newValue": {"registryModelStatus": status}}
 
 
-def test_status_is_case_sensitive_and_configurable():
-    m = model(version("1.0.0", "production", 1), version("2.0.0", "Staging", 2))
-    assert find_production_version(m) is None
-    assert find_production_version(m, status="Staging").version == "2.0.0"
+def test_a_version_received_its_status_at_its_newest_change_to_it():
+    events = [changed("Production", 50), changed("None", 70), changed("Production", 90),
+              changed("Staging", 99), {"actionType": "MODEL_VERSION_CREATED", "createdAt": 10}]
+    assert received_at(events, "Production", version("1.0.0", created=10, updated=99)) == 90
 
 
-def test_tag_or_legacy_stage_is_the_fallback_matched_without_case():
-    m = model(version("1.0.0", tags=["Canary"], created=1), version("1.1.0", stages=["canary"],
-                                                                      created=2))
-    assert find_production_version(m) is None
-    assert find_production_version(m, tag="canary").version == "1.1.0"
-    with_status = model(version("0.9.0", "Production", 0), *m.versions)
-    assert find_production_version(with_status, tag="canary").version == "0.9.0"
+def test_a_version_created_with_its_status_received_it_when_created():
+    events = [{"actionType": "MODEL_VERSION_CREATED", "createdAt": 10}]
+    assert received_at(events, "Production", version("1.0.0", created=10, updated=60)) == 10
 
 
-def test_no_production_version_means_none():
-    assert find_production_version(model()) is None
-    assert find_production_version(model(version("1.0.0", "Staging"))) is None
+def test_without_history_last_updated_stands_in():
+    assert received_at([], "Production", version("1.0.0", created=10, updated=60)) == 60
+
+
+def test_events_without_times_count_from_the_end_of_their_day():
+    event = {"actionType": "MODEL_VERSION_STATUS_CHANGED", "day": "November 16, 2023",
+             "newValue": {"registryModelStatus": "Production"}}
+    at = received_at([event], "Production", version("1.0.0"))
+    assert at == 1700179199000  # 2023-11-16 23:59:59 UTC
+
+
+def test_item_details_about_another_version_are_refused():
+    with pytest.raises(BadResponse, match=r"asked for '1\.1\.0'"):
+        parse_version_details("m", "1.1.0", {"version": "1.0.0", "registryModelItemId": "i"})
+    found = parse_version_details("m", "1.1.0", {
+        "version": "1.1.0", "registryModelItemId": "i1", "experimentKey": "abc",
+        "status": "Production", "createdAt": 5, "lastUpdated": 9})
+    assert (found.experiment_key, found.status, found.last_updated) == ("abc", "Production", 9)
 
 
 def test_parse_reads_the_documented_details_shape():

@@ -187,3 +187,17 @@ def test_a_version_that_is_not_semver_is_refused_once_by_registry_never_download
     assert refusal.by.value == "registry"
     serve(world, "1.2.0")
     assert world.current_version() == "1.2.0"
+
+
+def test_a_pass_deposed_before_publishing_publishes_nothing(world):
+    """Leadership is asked again just before `current` moves: lost, the old version stays, the
+    built snapshot is kept for whoever leads next, and the pass says why."""
+    serve(world, "1.0.0")
+    world.registry.promote("1.1.0")
+    world.syncer.may_publish = lambda: False
+    assert world.sync() is None
+    assert world.syncer.state.last_error["type"] == "LeadershipLost"
+    assert world.current_version() == "1.0.0"
+    world.syncer.may_publish = lambda: True
+    assert world.sync().kind == "published" and world.current_version() == "1.1.0"
+    assert world.registry.downloads == ["1.0.0", "1.1.0"]  # built once, published later
