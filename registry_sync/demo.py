@@ -197,7 +197,8 @@ bash, in this folder (or, after the register line, set its status on the registr
   {sync} register --model {MODEL} --version {new} {home}/work/model-{new}
   # first in shadow: the form's page shows how often it agrees with the champion
   {sync} promote {MODEL} {new} --status Staging
-  {sync} promote {MODEL} {new}
+  # then the champion; the one before leaves Production
+  {sync} promote {MODEL} {new} --demote-to None
 
 Ctrl-C stops everything (from another shell: kill -TERM {os.getpid()}); --reset starts afresh.
 """
