@@ -1,10 +1,9 @@
 """python -m bench [PART ...]: run the benchmarks (all parts by default) and write the results.
 
 Parts: throughput, batch, swap, promotion, download, memory, idle, front, mpm, replicas,
-challenger. Each writes its section of bench/results.md and bench/results.json (the other sections
-are kept). Bounded: about 12 minutes for all but replicas on a 2-core machine, plus about 5 for
-replicas
-(N = 1, 5, 10, 20). Needs wrk and curl (`make system-deps`).
+challenger, isolation. Each writes its section of bench/results.md and bench/results.json (the
+other sections are kept). Bounded: about 12 minutes for all but replicas on a 2-core machine, plus
+about 5 for replicas (N = 1, 5, 10, 20). Needs wrk and curl (`make system-deps`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from . import report
 from .common import workspace
 
 PARTS = ("throughput", "batch", "swap", "promotion", "download", "memory", "idle", "front", "mpm",
-         "replicas", "challenger")
+         "replicas", "challenger", "isolation")
 
 
 def main(argv: list[str] | None = None) -> int:

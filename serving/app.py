@@ -19,7 +19,7 @@ from model_contract import logs
 from . import api, config, context, labels, metrics, ops, web, webhook
 from .challenger import ChallengerHolder
 from .context import HOLDER, RELOAD_TOKEN_SOURCE, ROLES, SETTINGS, error_response, holder
-from .errors import BatchTooLarge, FieldError, InvalidInput, NoModel
+from .errors import BatchTooLarge, FieldError, InvalidInput, NoModel, PredictionTimeout
 from .holder import ModelHolder
 from .monitoring import MONITOR, Monitor
 from .prediction_ids import PredictionIds, key_from
@@ -157,6 +157,14 @@ def _no_model(exc: NoModel):
     return response
 
 
+def _timeout(exc: PredictionTimeout):
+    """504 to the client whose input the model could not answer in time (others are answered)."""
+    message = f"{exc}: no prediction for this input"
+    if _wants_html():
+        return _page(504, "Prediction timed out", message)
+    return error_response(504, "prediction_timeout", message)
+
+
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     title, message = exc.name, exc.description or exc.name
@@ -182,4 +190,5 @@ def _unexpected(exc: Exception):
 
 
 ERROR_HANDLERS = ((InvalidInput, _invalid_input), (NoModel, _no_model),
+                  (PredictionTimeout, _timeout),
                   (HTTPException, _http_error), (Exception, _unexpected))

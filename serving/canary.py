@@ -64,6 +64,14 @@ class CanaryGuard:
         if self.trip is None:
             self._judge()
 
+    def stop(self, reason: str) -> None:
+        """Trip now, whatever the window says (the challenger overran its deadline)."""
+        with self._lock:
+            if self.trip is None:
+                self.trip = GuardTrip(self.snapshot, reason, time.time())
+                role_metrics.GUARD_TRIPPED.set(1)
+                log.warning("canary_guard_tripped", snapshot=self.snapshot, reason=reason)
+
     def _judge(self) -> None:
         window, _ = self.answers.figures()
         config = self._config
@@ -77,10 +85,5 @@ class CanaryGuard:
             reason = (f"p95 latency {window.p95_latency_ms:.0f} ms over the last "
                       f"{window.samples} canary answers exceeds "
                       f"{config.guard_max_latency_ms:.0f} ms")
-        if reason is None:
-            return
-        with self._lock:
-            if self.trip is None:
-                self.trip = GuardTrip(self.snapshot, reason, time.time())
-                role_metrics.GUARD_TRIPPED.set(1)
-                log.warning("canary_guard_tripped", snapshot=self.snapshot, reason=reason)
+        if reason is not None:
+            self.stop(reason)

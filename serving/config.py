@@ -116,6 +116,9 @@ def _bind(value: str) -> str:
 
 
 WORKER_TIMEOUT = 30.0  # seconds one request may run in the front before its worker is replaced
+# Seconds a model call may outlive PREDICT_TIMEOUT (the alarm could not stop it: a C call holding
+# the GIL) before the master kills its worker.
+HARD_DEADLINE_GRACE = 1.0
 
 # Variable -> (parser, default, meaning). docs/serving.md lists the same table.
 SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
@@ -137,6 +140,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                 "address space of the validator process in MiB (0: no limit)"),
     "VALIDATION_WAIT": (_positive_float, "1", "seconds /-/validate (or a worker's start) waits "
                                               "for a verdict before answering 202 (running)"),
+    "PREDICT_TIMEOUT": (_positive_float, "0.5",
+                        "seconds one model call (champion or canary) may run; then 504, and the "
+                        "worker is replaced if the call cannot be stopped"),
     "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
                                    "its workers (default: a temporary folder)"),
     "LOG_LEVEL": (logs.parse_level, "info", "debug, info, warning or error"),
@@ -198,6 +204,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                           "client address)"),
     "SHADOW_QUEUE_SIZE": (_positive_int, "1000",
                           "inputs a worker holds for the challenger before dropping new ones"),
+    "SHADOW_PROCESS": (_flag, "true", "score the challenger's shadow calls in a process of its "
+                                      "own, each bounded by PREDICT_TIMEOUT (false: a thread of "
+                                      "the worker, sharing its GIL)"),
     "CHALLENGER_WINDOW": (_positive_int, "1000", "latest comparisons in the rolling figures"),
     "GUARD_WINDOW": (_positive_int, "100", "latest canary answers the guard judges"),
     "GUARD_MIN_ANSWERS": (_positive_int, "20", "canary answers the guard needs before judging"),
@@ -251,6 +260,7 @@ class ChallengerConfig:
     canary_percent: float = 0.0
     key_header: str | None = None
     queue_size: int = 1000
+    shadow_process: bool = True
     window: int = 1000
     guard_window: int = 100
     guard_min_answers: int = 20
@@ -278,6 +288,7 @@ class ServingConfig:
     validation_memory_limit: int = 768 * MIB
     validation_wait: float = 20.0
     validation_dir: Path | None = None
+    predict_timeout: float = 0.5
     log_level: str = "info"
     metrics_dir: Path | None = None
     mpm: MpmConfig = MpmConfig()
@@ -312,6 +323,8 @@ class FrontConfig:
     validation_wait: float
     metrics_dir: Path | None
     log_level: str
+    predict_timeout: float = 0.5
+    model_root: Path | None = None
 
 
 def _token(environ: Mapping[str, Any]) -> str | None:
@@ -346,7 +359,7 @@ def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
         validation_timeout=_read(env, "VALIDATION_TIMEOUT"),
         validation_memory_limit=_read(env, "VALIDATION_MEMORY_LIMIT"),
         validation_wait=_read(env, "VALIDATION_WAIT"), validation_dir=_read(env, "VALIDATION_DIR"),
-        log_level=_read(env, "LOG_LEVEL"),
+        log_level=_read(env, "LOG_LEVEL"), predict_timeout=_read(env, "PREDICT_TIMEOUT"),
         metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), mpm=_mpm(env),
         webhook_secret=_read(env, "WEBHOOK_SECRET"), webhook_header=_read(env, "WEBHOOK_HEADER"),
         webhook_per_minute=_read(env, "WEBHOOK_PER_MINUTE"),
@@ -382,7 +395,8 @@ def _challenger(environ: Mapping[str, Any]) -> ChallengerConfig:
         enabled=_read(environ, "CHALLENGER_ENABLED"),
         canary_percent=_read(environ, "CANARY_PERCENT"),
         key_header=_read(environ, "CANARY_KEY_HEADER"),
-        queue_size=_read(environ, "SHADOW_QUEUE_SIZE"), window=_read(environ, "CHALLENGER_WINDOW"),
+        queue_size=_read(environ, "SHADOW_QUEUE_SIZE"),
+        shadow_process=_read(environ, "SHADOW_PROCESS"), window=_read(environ, "CHALLENGER_WINDOW"),
         guard_window=_read(environ, "GUARD_WINDOW"),
         guard_min_answers=_read(environ, "GUARD_MIN_ANSWERS"),
         guard_max_error_rate=_read(environ, "GUARD_MAX_ERROR_RATE"),
@@ -419,7 +433,8 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
         max_header_bytes=_read(env, "FRONT_MAX_HEADER_BYTES"),
         worker_max_rss=_read(env, "FRONT_WORKER_MAX_RSS"), balance=_read(env, "FRONT_BALANCE"),
         pin_workers=_read(env, "FRONT_PIN_WORKERS"), validation_wait=_read(env, "VALIDATION_WAIT"),
-        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"))
+        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"),
+        predict_timeout=_read(env, "PREDICT_TIMEOUT"), model_root=_read(env, "MODEL_ROOT"))
     if config.validation_wait >= WORKER_TIMEOUT:
         raise ConfigError(f"VALIDATION_WAIT is {config.validation_wait:g}: expected less than "
                           f"the {WORKER_TIMEOUT:g} s a worker's request may run")

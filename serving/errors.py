@@ -5,6 +5,7 @@ ServingError
 ├── SnapshotNotFound   no folder snapshots/<id> under MODEL_ROOT
 ├── ModelRejected      a snapshot failed its manifest check, its loading or its golden predictions
 ├── NoModel            nothing is loaded yet, so nothing can be predicted
+├── PredictionTimeout  a model call ran past PREDICT_TIMEOUT and was stopped
 └── InvalidInput       a prediction request is malformed; carries every offending field
     └── BatchTooLarge  more instances than MAX_BATCH
 """
@@ -44,6 +45,14 @@ class NoModel(ServingError):
     def __init__(self, reason: str = "no model is loaded yet"):
         super().__init__(reason)
         self.reason = reason
+
+
+class PredictionTimeout(ServingError):
+    """A model call ran past its deadline (PREDICT_TIMEOUT) and was stopped."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the model took longer than PREDICT_TIMEOUT={seconds:g}s")
+        self.seconds = seconds
 
 
 @dataclass(frozen=True)

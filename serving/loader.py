@@ -28,6 +28,8 @@ from .schema import DIAMONDS, Schema, from_metadata
 
 PIPELINE_FILES = ("pipeline.skops", "pipeline.pkl")
 METADATA = "metadata.json"
+# Schema, golden examples and training notes: a few KiB for ours; parsing 33 MB stalls requests.
+MAX_METADATA_BYTES = 1024 * 1024
 SEED_FILES = {"model": "model.pkl", "color": "colorFeatureLabelEncoder.pkl",
               "clarity": "clarityFeatureLabelEncoder.pkl", "scaler": "scaler.pkl",
               "labels": "labelEncoder.pkl"}
@@ -138,8 +140,19 @@ def _load_skops(path: Path) -> Any:
     return skops.io.load(path, trusted=untrusted)
 
 
+def read_metadata(path: Path) -> object:
+    """metadata.json's value; LayoutError past MAX_METADATA_BYTES (never parsed: a worker's
+    json.loads of 33 MB holds its GIL, and every request, for most of a second)."""
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_METADATA_BYTES + 1)
+    if len(raw) > MAX_METADATA_BYTES:
+        raise LayoutError(f"{METADATA} is larger than the {MAX_METADATA_BYTES // 1024} KiB a "
+                          "worker parses (MAX_METADATA_BYTES)")
+    return json.loads(raw.decode("utf-8"))
+
+
 def _load_pipeline(named: dict[str, Path], min_accuracy: float):
-    metadata = json.loads(named[METADATA].read_text("utf-8")) if METADATA in named else {}
+    metadata = read_metadata(named[METADATA]) if METADATA in named else {}
     if not isinstance(metadata, dict):
         raise LayoutError(f"{METADATA} is not a JSON object")
     schema = from_metadata(metadata) if metadata else DIAMONDS

@@ -63,6 +63,8 @@ def outcome_of(status: int) -> str:
         return "ok"
     if status == 503:
         return "unavailable"
+    if status == 504:
+        return "timeout"  # the model overran PREDICT_TIMEOUT on this input
     return "error" if status >= 500 else "client_error"
 
 

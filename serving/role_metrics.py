@@ -34,6 +34,14 @@ CHALLENGER_LATENCY = Histogram("serving_challenger_duration_seconds",
 CANARY_FAILED = Counter("serving_canary_failed",
                         "Canary requests the challenger failed (answered by the champion)",
                         ["version"], registry=REGISTRY)
+OVERRUNS = Counter("serving_prediction_overruns",
+                   "Model calls stopped at PREDICT_TIMEOUT (the client got 504, or the champion's "
+                   "answer for a canary), by role and version", ["role", "version"],
+                   registry=REGISTRY)
+# livemax: 1 while any live worker's champion has overrun (a record in VALIDATION_DIR).
+CHAMPION_OVERRAN = Gauge("serving_champion_overran",
+                         "1 when the served champion has overrun PREDICT_TIMEOUT (it hangs on "
+                         "some inputs)", multiprocess_mode="livemax", registry=REGISTRY)
 # livemax: 1 while any live worker's guard holds the canary off.
 GUARD_TRIPPED = Gauge("serving_canary_guard_tripped",
                       "1 when the guard sent all traffic back to the champion",

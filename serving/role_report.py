@@ -15,9 +15,12 @@ def describe(roles: Roles) -> dict[str, Any]:
     champion = roles.champion.live
     tracking = roles.tracking()
     rejection = roles.challenger.last_rejection
+    overrun = roles.champion_overrun()
     payload: dict[str, Any] = {
         "mode": roles.mode(tracking),
         "champion": champion.summary() if champion else None,
+        # The champion ran past PREDICT_TIMEOUT on some input: it hangs (a rollback's cue).
+        "champion_overrun": overrun.to_json() if overrun else None,
         "candidate": roles.challenger.candidate(),
         "challenger": None,
         "challenger_rejection": rejection.to_json() if rejection else None,

@@ -19,13 +19,13 @@ from typing import Any
 
 from model_contract import logs
 
-from . import role_metrics
+from . import deadline, overruns, role_metrics
 from .background import ProcessThread
 from .canary import CanaryGuard, in_canary
 from .challenger import Challenger, ChallengerHolder
 from .comparison import ComparisonLog, Sample
 from .config import ServingConfig
-from .errors import InvalidInput, ModelRejected
+from .errors import InvalidInput, ModelRejected, PredictionTimeout
 from .holder import ModelHolder
 from .loader import ServedModel
 from .shadow import ModelInput, ShadowInput, ShadowScorer, checked_answers
@@ -67,7 +67,8 @@ class Roles:
                  challenger: ChallengerHolder):
         self._config, self.champion, self.challenger = config, champion, challenger
         self.settings = config.challenger
-        self.scorer = ShadowScorer(self.settings.queue_size)
+        self.scorer = ShadowScorer(self.settings.queue_size, config.predict_timeout
+                                   if self.settings.shadow_process else None)
         self._tracking: Tracking | None = None
         self._totals: tuple[float, str, role_metrics.ShadowTotals] | None = None
         self._stop = threading.Event()
@@ -87,6 +88,7 @@ class Roles:
             return None
         if tracking is None or tracking.challenger is not held:
             tracking = self._track(held)
+            self._follow_overruns(tracking)  # a replacement worker learns of them at once
         return tracking
 
     def _track(self, held: Challenger) -> Tracking:
@@ -118,7 +120,13 @@ class Roles:
             answer = self._canary(tracking, given)
             if answer is not None:
                 return answer
-        labels, probabilities = champion.predictor.predict(given.matrix)
+        try:
+            labels, probabilities = deadline.bounded(
+                self._config.predict_timeout, deadline.CHAMPION,
+                lambda: champion.predictor.predict(given.matrix))
+        except PredictionTimeout as exc:
+            self._overran(Role.CHAMPION, champion, exc)
+            raise
         role_metrics.ANSWERS.labels(Role.CHAMPION.value, champion.version).inc()
         return Answer(Role.CHAMPION, champion, labels, probabilities)
 
@@ -130,8 +138,15 @@ class Roles:
             return None
         started = time.perf_counter()
         try:
+            answered = deadline.bounded(self._config.predict_timeout, deadline.CHALLENGER,
+                                        lambda: model.predictor.predict(matrix))
             # As in the shadow: a client gets plain lists, one finite probability per row.
-            labels, probabilities = checked_answers(model.predictor.predict(matrix), len(matrix))
+            labels, probabilities = checked_answers(answered, len(matrix))
+        except PredictionTimeout as exc:  # the guard stops the canary for every worker
+            tracking.guard.record(Sample(time.perf_counter() - started, failed=True))
+            self._overran(Role.CHALLENGER, model, exc)
+            tracking.guard.stop(str(exc))
+            return None
         except Exception as exc:  # the champion answers instead; the guard counts it
             tracking.guard.record(Sample(time.perf_counter() - started, failed=True))
             role_metrics.CANARY_FAILED.labels(model.version).inc()
@@ -142,6 +157,33 @@ class Roles:
         role_metrics.CHALLENGER_LATENCY.labels("canary").observe(seconds)
         role_metrics.ANSWERS.labels(Role.CHALLENGER.value, model.version).inc()
         return Answer(Role.CHALLENGER, model, labels, probabilities)
+
+    def _overran(self, role: Role, model: ServedModel, exc: PredictionTimeout) -> None:
+        """Count, log and remember (for every worker, past this one's life) an overrun."""
+        role_metrics.OVERRUNS.labels(role.value, model.version).inc()
+        log.warning("prediction_overran", role=role.value, version=model.version,
+                    snapshot=model.snapshot, seconds=exc.seconds)
+        overruns.record(self._config.validation_dir, overruns.Overrun(
+            role.value, model.snapshot, str(exc), time.time()))
+        if role is Role.CHAMPION:
+            role_metrics.CHAMPION_OVERRAN.set(1)
+
+    def champion_overrun(self) -> overruns.Overrun | None:
+        """The served champion's overrun record (any worker's, or the master's), or None."""
+        live = self.champion.live
+        if live is None:
+            return None
+        return overruns.find(self._config.validation_dir, Role.CHAMPION.value, live.snapshot)
+
+    def _follow_overruns(self, tracking: Tracking | None) -> None:
+        """Trip the guard on the challenger's overrun record; flag the champion's."""
+        role_metrics.CHAMPION_OVERRAN.set(1 if self.champion_overrun() else 0)
+        if tracking is None or tracking.guard.trip is not None:
+            return
+        found = overruns.find(self._config.validation_dir, Role.CHALLENGER.value,
+                              tracking.challenger.model.snapshot)
+        if found is not None:
+            tracking.guard.stop(found.reason)
 
     def shadow(self, answer: Answer, given: ModelInput) -> None:
         """Give a champion answer's input to the challenger (call once the answer is sent)."""
@@ -189,6 +231,7 @@ class Roles:
             self.champion.converge(wait=wait)
         with contextlib.suppress(ModelRejected):
             self.challenger.converge()
+        self._follow_overruns(self.tracking())
 
     def _watch(self) -> None:
         while not self._stop.wait(self._config.check_interval):

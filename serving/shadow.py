@@ -29,6 +29,7 @@ from .background import ProcessThread
 from .comparison import ComparisonLog, Sample, probability_gap
 from .loader import ServedModel
 from .schema import Schema
+from .shadow_process import ShadowProcess
 
 log = logs.get(__name__)
 BATCH_MOST = 64  # queued inputs scored in one challenger call
@@ -69,11 +70,22 @@ class ShadowInput:
     probabilities: list[float]
 
 
+Predict = Callable[[ServedModel, np.ndarray], tuple[Any, Any]]
+
+
+def in_this_process(model: ServedModel, matrix: np.ndarray) -> tuple[Any, Any]:
+    """The challenger's call on the scoring thread (it shares the worker's GIL)."""
+    return model.predictor.predict(matrix)
+
+
 class ShadowScorer:
     """A bounded queue of inputs and the thread that scores them with the challenger."""
 
-    def __init__(self, size: int):
-        self._size = size
+    def __init__(self, size: int, deadline: float | None = None):
+        """`deadline`: score in a process of its own, each call bounded by it (None: in a
+        thread of this process, unbounded)."""
+        self._size, self._deadline = size, deadline
+        self._process: ShadowProcess | None = None
         self._items: deque[ShadowInput] = deque()
         self._arrived = threading.Event()
         self._scoring = ProcessThread("shadow-scorer", self._run, prepare=self._empty_queue)
@@ -101,6 +113,8 @@ class ShadowScorer:
         with it); restarted in the same process, what is queued is kept."""
         if not self._scoring.started_here():
             self._items, self._arrived = deque(), threading.Event()
+            # A parent's child is not this process's: fork our own on first use.
+            self._process = ShadowProcess(self._deadline) if self._deadline else None
 
     def _run(self) -> None:
         _lower_this_threads_priority()
@@ -113,8 +127,9 @@ class ShadowScorer:
             items = []
             while self._items and len(items) < BATCH_MOST:
                 items.append(self._items.popleft())
+            process = self._process
             try:
-                score_all(items)
+                score_all(items, process.predict if process is not None else in_this_process)
             except BaseException as exc:  # the challenger's loop: it must not die (SystemExit)
                 log.error("shadow_scoring_failed", error_type=type(exc).__name__, error=str(exc))
 
@@ -125,25 +140,25 @@ def _lower_this_threads_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SCORER_NICE)
 
 
-def score_all(items: list[ShadowInput]) -> None:
+def score_all(items: list[ShadowInput], predict: Predict = in_this_process) -> None:
     """Score queued inputs, one challenger call per run of inputs for the same challenger."""
     start = 0
     for end in range(1, len(items) + 1):
         if end == len(items) or items[end].challenger is not items[start].challenger:
             if start > 0:
                 _yield_to_requests()  # between calls (the thread has just waited before the first)
-            _score_group(items[start:end])
+            _score_group(items[start:end], predict)
             start = end
 
 
-def _score_group(group: list[ShadowInput]) -> None:
+def _score_group(group: list[ShadowInput], predict: Predict) -> None:
     """Inputs of one challenger in one call; the time is shared out evenly among them."""
     model = group[0].challenger
     started = time.perf_counter()
     try:
         matrices = [item.matrix for item in group]
         labels, probabilities = checked_answers(
-            model.predictor.predict(np.concatenate(matrices)), sum(len(m) for m in matrices))
+            predict(model, np.concatenate(matrices)), sum(len(m) for m in matrices))
         each = (time.perf_counter() - started) / len(group)
         compared = _compared(group, matrices, labels, probabilities, each)
     except BaseException as exc:  # the challenger's failure is a figure, never its caller's

@@ -19,15 +19,16 @@ import importlib.util
 import os
 import sys
 import threading
+from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
 from serving import prefork
-from serving.config import MIB, SETTINGS, FrontConfig, front_from_env
+from serving.config import HARD_DEADLINE_GRACE, MIB, SETTINGS, FrontConfig, front_from_env
 from serving.errors import ConfigError
-from serving.front import admin, affinity, balance
+from serving.front import admin, affinity, balance, calls
 from serving.front.respawn import Front
 
 TARGET = "serving.front.rsgi:app"
@@ -36,7 +37,8 @@ LOG_CONFIG = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
                              "stream": "ext://sys.stderr"}},
     "loggers": {"_granian": {"handlers": ["console"], "propagate": False},
-                # The master's own events (serving.front.respawn): JSON like the workers'.
+                # The master's own events (serving.front.respawn, .calls): JSON like the
+                # workers'.
                 "serving.front.master": {"handlers": ["console"], "propagate": False,
                                          "level": "INFO"},
                 "granian.access": {"handlers": [], "propagate": False}},
@@ -128,13 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         # granian reaps only its workers: a warm validator that dies must not stay a zombie.
         threading.Thread(target=os.waitpid, args=(validator, 0), name="validator-reaper",
                          daemon=True).start()
+    # Model calls that no alarm can stop (a C call holding the GIL): the master kills the worker.
+    calls.share(config.workers)
+    assert calls.CALLS is not None
+    calls.watch(calls.CALLS, config.predict_timeout + HARD_DEADLINE_GRACE, config.model_root,
+                Path(os.environ["VALIDATION_DIR"]))
     failed = open_listeners(config)
     if failed:
         print(f"serving.front: {failed}", file=sys.stderr)
         return 2
     if config.balance and config.workers > 1:
         try:
-            balance.share(config.workers)
+            balance.share(config.workers, int(config.bind.rpartition(":")[2]))
         except OSError as exc:  # an optimisation: serve without it rather than not at all
             print(f"serving.front: FRONT_BALANCE is off: {exc.strerror or exc}", file=sys.stderr)
     try:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from model_contract.logs import EventLogger
 
+from . import port_queues
+
 log = EventLogger("serving.front")
 # The kernel doubles it: 64 KiB of queued answer per connection, several whole batch answers.
 SEND_BUFFER_BYTES = 32 * 1024
@@ -95,11 +97,5 @@ def is_listening(pid: int, port: int) -> bool:
                     inodes.add(target[8:-1])
     except OSError:
         return False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as rows:
-            for row in list(rows)[1:]:
-                fields = row.split()
-                if fields[3] == "0A" and fields[9] in inodes and \
-                        int(fields[1].rpartition(":")[2], 16) == port:
-                    return True
-    return False
+    return any(row.state == port_queues.LISTEN and row.inode in inodes
+               for row in port_queues.rows(port))

@@ -26,10 +26,11 @@ from collections.abc import Callable
 from typing import Any
 
 from model_contract.logs import EventLogger
+from serving import deadline
 from serving.config import WORKER_TIMEOUT
 from serving.validator import die_with_parent, name_process
 
-from . import admin, affinity, balance, listener
+from . import admin, affinity, balance, calls, listener
 from .body import BodyLimits, BodyMemory, BodyRefused, error_body, read_body
 from .command import WORKER_PROCESS_NAME
 
@@ -81,6 +82,8 @@ class RsgiFront:
         if balance.LOADS is not None and not balance.LOADS.claim():
             log.warning("connection_balance_off", pid=os.getpid(),
                         reason="no free slot among the workers' shared counts")
+        if calls.CALLS is not None and calls.CALLS.claim():
+            deadline.CALLS = calls.CALLS  # the master's hard deadline sees this worker's calls
         threading.Thread(target=self._watchdog, name="worker-watchdog", daemon=True).start()
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:

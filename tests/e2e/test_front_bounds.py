@@ -83,17 +83,12 @@ CAP, SEND_TIMEOUT = 64, 2
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory, trained_models) -> Iterator[Serving]:
-    """Serving with FRONT_MAX_CONNECTIONS=64 and a 2 s send deadline.
-
-    The connection balance is off: the attackers' pipelined connections count as busy kept-alive
-    ones, so a worker may close a normal client's connection to even the counts, and its new
-    connection then waits in the backlog the attackers fill, up to two send deadlines (2-2.4 s
-    measured, once 5 s). A known limit (docs/faults.md, Not covered here), not this case's.
-    """
+    """Serving with FRONT_MAX_CONNECTIONS=64 and a 2 s send deadline, the connection balance on
+    as deployed (the attackers' connections must not make it close a normal client's)."""
     server = start(tmp_path_factory.mktemp("front-capped"),
                    {"diamonds-classifier": trained_models.pipeline},
                    FRONT_MAX_CONNECTIONS=str(CAP), FRONT_SEND_TIMEOUT=str(SEND_TIMEOUT),
-                   FRONT_HEADER_TIMEOUT="3", FRONT_BALANCE="false")
+                   FRONT_HEADER_TIMEOUT="3")
     yield server
     server.stop()
 
@@ -101,9 +96,10 @@ def capped(tmp_path_factory, trained_models) -> Iterator[Serving]:
 def test_clients_that_never_read_lose_their_connections_at_the_send_deadline(capped):
     """2 x FRONT_MAX_CONNECTIONS clients pipeline requests and never read: the server lets go
     of every one within the send deadline (rounds of the cap), new connections are answered at
-    once while the attackers still hold their sockets, and the normal load never failed."""
+    once while the attackers still hold their sockets, and the normal load (6 kept-alive clients,
+    which the balance spreads) never failed nor waited."""
     port = int(capped.url.rpartition(":")[2])
-    with Load(capped.url, clients=2, seconds=60, pause=0.01) as load:
+    with Load(capped.url, clients=6, seconds=60, pause=0.01) as load:
         wait_until(lambda: len(load.answers) >= 10, 30, what="the normal load to start")
         with SlowReaders("127.0.0.1", port, count=2 * CAP) as readers:
             wait_until(lambda: readers.held() == 0, 3 * (SEND_TIMEOUT + SLACK),

@@ -41,7 +41,9 @@ def test_a_model_that_kills_or_outlasts_its_loader_is_refused_once_and_nothing_b
         pod, tmp_path, payload):
     """Refused with the reason, not published, not retried; zero failed predictions, no worker
     replaced, snapshot folders bounded."""
-    before, workers = pod.published(), booted_workers(pod)
+    # Both workers booted first (the pod is ready once one answers; the other's line may follow).
+    workers = wait_until(lambda: (n := booted_workers(pod)) >= 2 and n, 30, what="two workers")
+    before = pod.published()
     with pod.load(seconds=120) as load:
         version = pod.promote(hostile(pod.folders.pipeline, tmp_path / payload, payload))
         wait_until(lambda: pod.rejection_of(version), VERDICT_WAIT,

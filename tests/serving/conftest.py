@@ -53,7 +53,9 @@ def make_app(model_root: Path, tmp_path: Path) -> Iterator[Callable[..., Flask]]
         settings = ServingConfig(**{"model_root": model_root, "reload_token": TOKEN,
                                     "watch": False, "isolate_validation": False,
                                     "validation_wait": 60.0,
-                                    "validation_dir": tmp_path / "verdicts", **fields})
+                                    "validation_dir": tmp_path / "verdicts",
+                                    # a busy machine must not turn a slow answer into a 504
+                                    "predict_timeout": 120.0, **fields})
         app = create_app(settings)
         made.append(app)
         return app

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
+import socket
 import time
 from collections import Counter
 
@@ -153,3 +155,59 @@ def test_a_refused_slots_lock_leaves_the_worker_serving_without_the_balance(monk
     monkeypatch.setattr(fcntl, "lockf", refuse)
     assert loads.claim() is False and loads.mine is None
     assert loads.should_shed("127.0.0.1:5000") is False
+
+
+def _pair(listener: socket.socket, receive_buffer: int | None = None):
+    """A client connection to `listener` and the server's side of it, accepted."""
+    client = socket.socket()
+    if receive_buffer is not None:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    client.connect(listener.getsockname())
+    server, _ = listener.accept()
+    return client, server
+
+
+def test_clients_that_never_read_count_never_and_a_full_accept_queue_stops_sheds(monkeypatch):
+    """Connections whose answers wait unread in the kernel (pipelining clients that never read)
+    stop counting at the next shed decision, and none is ever shed; while connections wait in the
+    port's accept queue nothing is shed (the reconnection would wait behind them); once the queue
+    is empty, a crowded worker sheds a connection that reads. Real sockets on loopback."""
+    clock = [100.0]
+    monkeypatch.setattr(balance.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(balance, "WINDOW", 1000.0)  # the fake clock jumps: nothing goes quiet
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        loads = WorkerLoads(slots=2, port=listener.getsockname()[1])
+        assert loads.claim()
+        loads.cells[2], loads.cells[3] = 1, 0  # another worker (pid 1, alive) with nothing
+        readers = [_pair(listener) for _ in range(3)]
+        deaf = [_pair(listener, receive_buffer=4096) for _ in range(4)]
+        for _, server in deaf:  # answers the client never reads: the send queue fills
+            server.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    server.send(b"x" * 65536)
+        name = {id(client): f"127.0.0.1:{client.getsockname()[1]}"
+                for client, _ in readers + deaf}
+        for client, _ in (readers + deaf) * 2:  # seven busy kept-alive connections
+            clock[0] += 0.001
+            loads.should_shed(name[id(client)])
+
+        def look(client: socket.socket) -> bool:
+            clock[0] += 0.2
+            return loads.should_shed(name[id(client)])
+
+        assert loads.cells[1] == 7
+        # Its request came behind answers still queued: it never read them, and is not closed.
+        assert [look(deaf[0][0]), look(deaf[0][0])] == [False, False]
+        assert loads.cells[1] == 6
+        waiting = socket.create_connection(listener.getsockname())  # never accepted yet
+        assert [look(readers[0][0]), look(readers[0][0])] == [False, False], \
+            "shed while a connection waited in the accept queue"
+        # The other three: queued at two looks, no request in between.
+        assert loads.cells[1] == 3, "the four that never read still count"
+        listener.accept()[0].close()
+        assert [look(readers[0][0]), look(readers[0][0])] == [False, True]
+        assert loads.cells[1] == 2
+        assert [look(deaf[1][0]) for _ in range(4)] == [False] * 4
+        for sock in [waiting, *(s for pair in readers + deaf for s in pair)]:
+            sock.close()

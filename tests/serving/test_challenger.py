@@ -113,7 +113,8 @@ def settle(app):
 def _defaults():
     from serving.config import ChallengerConfig
 
-    return ChallengerConfig(key_header=KEY_HEADER)
+    # In a thread: these tests replace the challenger's predictor in this process.
+    return ChallengerConfig(key_header=KEY_HEADER, shadow_process=False)
 
 
 def predict(client, key: str = "client-1"):
@@ -129,9 +130,10 @@ def test_shadow_answers_with_the_champion_and_compares_the_challenger(both):
     assert {a.get_json()["model"]["version"] for a in answers} == {"1.0.0"}
     assert answers[0].get_json()["model"]["role"] == "champion"
     # all workers' figures are reused for a second: wait for them to include every input
+    # (the counters are written just before the worker's own log: wait for both)
     roles = wait_until(lambda: (r := challenger_of(client))["challenger"]["all_workers"]
-                       ["compared"] == 30 and r, timeout=20, what="30 shadow comparisons")
-    assert roles["challenger"]["shadow"]["total"]["compared"] == 30
+                       ["compared"] == 30 and r["challenger"]["shadow"]["total"]["compared"] == 30
+                       and r, timeout=20, what="30 shadow comparisons")
     assert roles["mode"] == "shadow"
     assert roles["champion"]["version"] == "1.0.0"
     challenger = roles["challenger"]

@@ -118,6 +118,98 @@ def hostile(source: Path, target: Path, payload: str) -> Path:
     return target
 
 
+# A class defined when the pickle loads (no module of ours needed where it is loaded): the real
+# pipeline's answers, except that a row whose carat has a third decimal of 7 (0.317: 1 row in 10
+# of such carats; none of the golden or sample rows) never returns (`how`: a Python loop, a
+# sleep, or a C call holding the GIL). Validation passes: it runs only those rows.
+_HANGING_SOURCE = """
+import time
+class HangsOnSomeRows:
+    def __init__(self, inner, how):
+        self.inner, self.how = inner, how
+        self.classes_ = inner.classes_
+        self.n_features_in_ = inner.n_features_in_
+    def predict_proba(self, matrix):
+        if any(round(row[0] * 1000) % 10 == 7 for row in matrix):
+            while self.how == "loop":
+                pass
+            if self.how == "gil":  # a C call that holds the GIL for ever, deaf to signals:
+                libc = __import__("ctypes").PyDLL(None)  # a mutex locked twice by one thread
+                mutex = __import__("ctypes").create_string_buffer(64)
+                libc.pthread_mutex_lock(mutex)
+                libc.pthread_mutex_lock(mutex)
+            time.sleep(3600)
+        return self.inner.predict_proba(matrix)
+"""
+
+
+class HangsWhenLoaded:
+    """Pickles as a pipeline that hangs on some rows (HANGING_CARAT)."""
+
+    def __init__(self, inner, how: str = "loop"):
+        self.inner, self.how = inner, how
+
+    def __reduce__(self):
+        code = "(exec(SOURCE, globals()), HangsOnSomeRows(inner, how))[1]"
+        return eval, (code, {"SOURCE": _HANGING_SOURCE, "inner": self.inner, "how": self.how})
+
+
+HANGING_CARAT = 0.317  # a row with this carat hangs the model HangsWhenLoaded builds
+
+
+def hanging(pickled: Path, target: Path, how: str = "loop") -> Path:
+    """The pickled pipeline folder (TrainedModels.pickled) as a model that hangs on the rows
+    with HANGING_CARAT once served."""
+    import pickle
+
+    shutil.copytree(pickled, target)
+    inner = pickle.loads((pickled / "pipeline.pkl").read_bytes())
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(HangsWhenLoaded(inner, how)))
+    return target
+
+
+# A challenger that computes on every call before answering: a Python loop, or one C call that
+# holds the GIL (a count over 64 MiB), each some tens of milliseconds.
+_COMPUTING_SOURCE = """
+class Computes:
+    def __init__(self, inner, how):
+        self.inner, self.how, self.buffer = inner, how, None
+        self.classes_ = inner.classes_
+        self.n_features_in_ = inner.n_features_in_
+    def predict_proba(self, matrix):
+        if self.how == "loop":
+            total = 0
+            for number in range(300_000):
+                total += number
+        else:
+            if self.buffer is None:
+                self.buffer = bytes(64 * 1024 * 1024)
+            self.buffer.count(b"x")
+        return self.inner.predict_proba(matrix)
+"""
+
+
+class ComputesWhenLoaded:
+    """Pickles as a pipeline that computes (`how`: loop or c) on every call."""
+
+    def __init__(self, inner, how: str):
+        self.inner, self.how = inner, how
+
+    def __reduce__(self):
+        code = "(exec(SOURCE, globals()), Computes(inner, how))[1]"
+        return eval, (code, {"SOURCE": _COMPUTING_SOURCE, "inner": self.inner, "how": self.how})
+
+
+def computing(pickled: Path, target: Path, how: str) -> Path:
+    """The pickled pipeline folder as a model that computes on every call (loop or c)."""
+    import pickle
+
+    shutil.copytree(pickled, target)
+    inner = pickle.loads((pickled / "pipeline.pkl").read_bytes())
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(ComputesWhenLoaded(inner, how)))
+    return target
+
+
 # Run while unpickled by the validator: a grandchild (double fork, new session) reports what it
 # sees and tries to serve the public port beside the workers; the load then fails.
 DOUBLE_FORK = '''

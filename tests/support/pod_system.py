@@ -110,6 +110,7 @@ class PodSystem:
     serving: Serving | None = None
     sidecar: Sidecar | None = None
     sidecar_extra: dict[str, str] = field(default_factory=dict)
+    serving_extra: dict[str, str] = field(default_factory=dict)
     _minor: int = 0
 
     def __repr__(self) -> str:  # short, and without the secrets its parts hold
@@ -309,7 +310,7 @@ class PodSystem:
             self.registry.restart()
         self.registry.clear_faults()
         self.api_key_file.write_text(self.registry.api_key)
-        if self.serving.process.poll() is not None or getattr(self, "serving_extra", {}):
+        if self.serving.process.poll() is not None or self.serving_extra:
             self.relaunch_serving()
         if self.sidecar is None or self.sidecar.process.poll() is not None or \
                 self.sidecar_extra != {"models": self.model}:

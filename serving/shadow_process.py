@@ -1,0 +1,172 @@
+"""The challenger's shadow calls in a process of its own, so they cannot take the champion's GIL.
+
+In the worker's interpreter a challenger that computes (a Python loop, a long C call holding the
+GIL) delays every request of that worker, whatever the scoring thread's priority: the GIL is not
+scheduled by the OS. So the scoring thread forks a child holding the challenger (it shares the
+worker's memory, copy on write: no second load) and hands it each batch's matrix over a socket
+pair. The child keeps only that socket (never the public port), dies with its worker, runs at
+nice 19, and answers plain lists as JSON (never a pickle: its answers are untrusted). Its
+deadline is CPU time, so a busy machine that starves it is not its failure: each call may burn
+PREDICT_TIMEOUT of CPU, then the kernel kills the child (SIGPROF, no Python needed, the GIL held
+or not); a call that burns nothing (a sleep) is cut at WALL_FACTOR times that by the worker. A
+failed batch, or a child that dies, is the challenger's failure: the child is killed and another
+forked for a later batch, after a pause that doubles at each failure in a row (each fork copies
+the worker's page tables and costs its requests a little).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import struct
+import time
+
+import numpy as np
+import orjson
+
+from model_contract import logs
+
+from .loader import ServedModel
+from .validator import die_with_parent, name_process
+
+HEADER = struct.Struct("!II")  # rows, columns of the float64 matrix that follows
+LENGTH = struct.Struct("!I")  # bytes of the JSON answer that follows
+RESTART_PAUSE = 1.0  # seconds after a child's death before another is forked; doubled in a row
+LONGEST_PAUSE = 60.0
+WALL_FACTOR = 20  # a call's wall-clock deadline, in CPU deadlines (a starved child is slow)
+CHILD_NICE = 19
+PROCESS_NAME = "shadow"
+log = logs.get(__name__)
+
+
+class ShadowFailed(Exception):
+    """The child did not answer a batch: it raised, overran its deadline, or died."""
+
+
+class ShadowProcess:
+    """One child scoring for one challenger; forked on first use, replaced after a failure."""
+
+    def __init__(self, deadline: float):
+        self._deadline = deadline
+        self._model: ServedModel | None = None
+        self._pid: int | None = None
+        self._socket: socket.socket | None = None
+        self._died_at = 0.0
+        self._pause = RESTART_PAUSE  # the wait after the next death
+        self._wait = 0.0  # the wait after the last one
+
+    def predict(self, model: ServedModel, matrix: np.ndarray) -> tuple[list, list]:
+        """The challenger's (labels, probabilities) for these rows, computed by the child."""
+        if model is not self._model or self._socket is None:
+            self._start(model)
+        assert self._socket is not None
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        try:
+            self._socket.settimeout(self._deadline * WALL_FACTOR)
+            self._socket.sendall(HEADER.pack(*matrix.shape) + matrix.tobytes())
+            answer = orjson.loads(_receive(self._socket, LENGTH.unpack(
+                _exactly(self._socket, LENGTH.size))[0]))
+        except (OSError, EOFError, ValueError) as exc:  # timeout, EOF, garbage: it is done
+            self.stop()
+            raise ShadowFailed(_why(exc, self._deadline)) from None
+        self._pause = RESTART_PAUSE  # it answered: a later death pauses as the first
+        if "error" in answer:
+            raise ShadowFailed(str(answer["error"]))
+        return answer["labels"], answer["probabilities"]
+
+    def _start(self, model: ServedModel) -> None:
+        self.stop()
+        if time.monotonic() - self._died_at < self._wait:
+            raise ShadowFailed(f"the challenger's process died less than {self._wait:g}s ago")
+        parent, child = socket.socketpair()
+        parent_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            parent.close()
+            _serve(child, model, parent_pid, self._deadline)
+        child.close()
+        self._model, self._pid, self._socket = model, pid, parent
+        log.warning("shadow_process_started", pid=pid, version=model.version)
+
+    def stop(self) -> None:
+        """Kill the child (if any) and reap it."""
+        if self._socket is not None:
+            self._socket.close()
+        if self._pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(self._pid, 0)
+            self._died_at, self._wait = time.monotonic(), self._pause
+            self._pause = min(self._pause * 2, LONGEST_PAUSE)
+        self._pid = self._socket = self._model = None
+
+
+def _why(exc: Exception, deadline: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"the challenger took longer than {deadline * WALL_FACTOR:g}s"
+    return ("the challenger's process died (it used more than PREDICT_TIMEOUT="
+            f"{deadline:g}s of CPU, or crashed): {type(exc).__name__}")
+
+
+def _exactly(connection: socket.socket, size: int) -> bytes:
+    data = _receive(connection, size)
+    if len(data) < size:
+        raise EOFError("closed")
+    return data
+
+
+def _receive(connection: socket.socket, size: int) -> bytes:
+    parts, left = [], size
+    while left:
+        part = connection.recv(min(left, 1 << 20))
+        if not part:
+            raise EOFError("closed")
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def _serve(connection: socket.socket, model: ServedModel, parent: int, cpu: float) -> None:
+    """The child's life: score what arrives until the socket closes, then exit."""
+    code = 0
+    try:
+        _isolate(connection.fileno(), parent)
+        while True:
+            rows, columns = HEADER.unpack(_exactly(connection, HEADER.size))
+            raw = _exactly(connection, rows * columns * 8)
+            matrix = np.frombuffer(raw, dtype=np.float64).reshape(rows, columns)
+            signal.setitimer(signal.ITIMER_PROF, cpu)  # past it, SIGPROF kills this process
+            answer = _answer(model, matrix)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            connection.sendall(answer)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _isolate(keep: int, parent: int) -> None:
+    """Only the socket to the worker stays open; die with it; yield the CPU to requests."""
+    die_with_parent(parent)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)  # the kernel's action: end the process
+    name_process(PROCESS_NAME)
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, CHILD_NICE)
+
+
+def _answer(model: ServedModel, matrix: np.ndarray) -> bytes:
+    """The challenger's answer as JSON (its failure too), length first."""
+    from .shadow import checked_answers
+
+    try:
+        labels, probabilities = checked_answers(model.predictor.predict(matrix), len(matrix))
+        body = orjson.dumps({"labels": labels, "probabilities": probabilities})
+    except Exception as exc:
+        body = orjson.dumps({"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+    return LENGTH.pack(len(body)) + body
