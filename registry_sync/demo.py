@@ -208,11 +208,12 @@ Ctrl-C stops everything (from another shell: kill -TERM {os.getpid()}); --reset 
         # A second Ctrl-C must not cut this short: the SIGKILL fallback would never come.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
+        # One at a time, the last started first: the sidecar ends its pass while the registry
+        # still answers (else a shutdown shows as a retried ConnectionError in its log).
+        deadline = time.monotonic() + 15
         for process in reversed(list(self.processes.values())):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in self.processes.values():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
