@@ -69,7 +69,7 @@ def run(work: Path) -> Section:
         for _ in range(ROUNDS):
             rounds.append({name: wrk(server.url + "/api/v1/predict", SECONDS, CONNECTIONS, body,
                                      work, RANDOM_CLIENT) for name, server in servers.items()})
-        canary = servers["canary"].url
+        canary = servers["canary"].extra["admin"]  # /metrics: admin port only
         share = _answers(canary, "challenger") / max(1.0, _answers(canary, "champion") +
                                                      _answers(canary, "challenger"))
         shadow = requests.get(servers["shadow"].url + "/api/v1/model", timeout=10).json()

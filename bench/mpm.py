@@ -57,7 +57,7 @@ def _uploads_done(server: Process, handle: LocalRegistry) -> None:
     def received() -> int:
         return requests.get(handle.url + "/mpm/local/counts", timeout=10).json()["events"]
 
-    wait_until(lambda: metric(requests.get(server.url + "/metrics", timeout=10).text,
+    wait_until(lambda: metric(requests.get(server.extra["admin"] + "/metrics", timeout=10).text,
                               "serving_mpm_queue_depth") == 0, 60, what="MPM queues empty")
     last = received()
     while True:
@@ -86,7 +86,7 @@ def run(work: Path) -> Section:
         servers, handle = _start(processes, work)
         for _ in range(ROUNDS):
             rounds.append(_round(servers, handle, body, work))
-        dropped = {name: metric(requests.get(server.url + "/metrics", timeout=10).text,
+        dropped = {name: metric(requests.get(server.extra["admin"] + "/metrics", timeout=10).text,
                                 "serving_mpm_events_dropped_total")
                    for name, server in servers.items()}
         received = requests.get(handle.url + "/mpm/local/counts", timeout=10).json()["events"]

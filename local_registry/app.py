@@ -41,12 +41,13 @@ log = logs.get(__name__)
 
 def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
                member_key: str | None = None, presigned: bool = False,
-               details_shape: str = "full") -> Flask:
+               details_shape: str = "full", login_token: str | None = None) -> Flask:
     """A local registry storing under data, answering only requests carrying api_key.
 
     member_key, if given, is a second key whose status changes go through review
     (reviews.py); presigned makes downloads go through presigned links (assets.py);
     details_shape "sdk" answers registry-model/details without status and tags (shapes.py).
+    login_token, if given, logs the first browser opening /ui/login/<token> in (ui.py).
     """
     app = Flask(__name__)
     store = Store(data)
@@ -60,6 +61,7 @@ def create_app(data: Path, api_key: str, workspaces: Iterable[str] = (), *,
     app.register_blueprint(admin.bp, url_prefix=ADMIN_PREFIX)
     app.register_blueprint(mpm.bp)
     app.register_blueprint(ui.bp, url_prefix=ui.PREFIX)
+    app.extensions["local_registry_ui"] = ui.Sessions(login_token=login_token)
     app.add_url_rule("/clientlib/isAlive/ver", "is_alive", is_alive)
     app.before_request(_count)
     app.before_request(_inject_fault)

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="registry-model/details with status and tags (full, the default) or "
                              "exactly as the SDK's docstring shows it, without (sdk); env "
                              "LOCAL_REGISTRY_DETAILS_SHAPE")
+    parser.add_argument("--login-token-file", type=Path, metavar="PATH",
+                        help="file holding a one-time login token: the first browser opening "
+                             "/ui/login/TOKEN is logged in to the registry page as owner")
     config.add_flags(parser, ["LOG_LEVEL"])
     return parser
 
@@ -93,6 +96,9 @@ def serve(args: argparse.Namespace) -> int:
     key = _api_key(args)
     logs.redact(key)
     logs.redact(args.member_api_key)
+    login_token = (config.read_secret_file(args.login_token_file, "--login-token-file")
+                   if args.login_token_file else None)
+    logs.redact(login_token)
     if not 0 <= args.port < 65536:
         raise ConfigError(f"--port is {args.port}: expected 0-65535")
     workspaces = {w.strip() for value in args.workspace for w in value.split(",") if w.strip()}
@@ -100,7 +106,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(data, key, workspaces, member_key=args.member_api_key,
                          presigned=args.presigned_downloads,
-                         details_shape=args.details_shape)
+                         details_shape=args.details_shape, login_token=login_token)
         with _listen(args.host, args.port) as sock:
             server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
     except (OSError, ValueError, KeyError) as exc:

@@ -2,7 +2,9 @@
 
 Plain HTML forms, no JavaScript. A person logs in with the registry's API key (the same key the
 REST API wants); the key is checked and forgotten, and the browser keeps only a random session id
-in an HttpOnly, SameSite=Strict cookie, so the key is never in a URL, a page or a log. The key
+in an HttpOnly, SameSite=Strict cookie, so the key is never in a URL, a page or a log. A registry
+started with a one-time login token (the demo's) also logs in, as owner, the first browser that
+opens /ui/login/<token>; the token is then spent. The key
 decides the role, as for the REST API: the owner key changes statuses, the member key (when the
 registry has one) asks for a reviewed status and an owner approves. A change goes through
 `write_api.change_status`, the code behind `POST write/registry-model/item/status` (the request
@@ -40,6 +42,16 @@ class Sessions:
 
     roles: dict[str, Role] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    login_token: str | None = None  # one-time: spent by the first browser that opens its link
+
+    def redeem(self, token: str) -> str | None:
+        """An owner's new session id for the one-time token, which is then spent; else None."""
+        with self.lock:
+            if not self.login_token or not hmac.compare_digest(token.encode(),
+                                                               self.login_token.encode()):
+                return None
+            self.login_token = None
+        return self.open(Role.OWNER)
 
     def open(self, role: Role) -> str:
         """A new session id for a role."""
@@ -66,7 +78,7 @@ def sessions() -> Sessions:
 
 @bp.before_request
 def _require_login() -> Response | None:
-    if request.endpoint in ("ui.login", "ui.log_in") or _role() is not None:
+    if request.endpoint in ("ui.login", "ui.log_in", "ui.one_time_login") or _role() is not None:
         return None
     return redirect(url_for("ui.login"))
 
@@ -84,9 +96,24 @@ def log_in() -> Response | tuple[str, int]:
     if role is None:
         log.info("ui_login_refused")
         return render_template("ui/login.html", error="That is not this registry's API key."), 401
+    return _logged_in(sessions().open(role))
+
+
+@bp.get("/login/<token>")
+def one_time_login(token: str) -> Response | tuple[str, int]:
+    """The one-time link: logs this browser in as owner, once; after that, the login form."""
+    session_id = sessions().redeem(token)
+    if session_id is None:
+        log.info("ui_one_time_login_refused")
+        return render_template("ui/login.html", error="That login link has been used or is "
+                               "not this registry's: log in with the API key."), 401
+    log.info("ui_one_time_login")
+    return _logged_in(session_id)
+
+
+def _logged_in(session_id: str) -> Response:
     response = redirect(url_for("ui.models"))
-    response.set_cookie(COOKIE, sessions().open(role), httponly=True, samesite="Strict",
-                        path=PREFIX)
+    response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", path=PREFIX)
     return response
 
 

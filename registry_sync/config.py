@@ -209,11 +209,11 @@ def add_flags(parser: argparse.ArgumentParser, names: list[str]) -> None:
     """Give a parser the flag twins of the named settings."""
     for name in names:
         setting = SETTINGS[name]
-        parser.add_argument(
-            setting.flag, dest=setting.dest, metavar=name, default=None,
-            help=f"{setting.help} [env {name}" + (f", default {setting.default}]"
-                                                   if setting.default is not None else "]"),
-        )
+        text = f"{setting.help} [env {name}" + (f", default {setting.default}]"
+                                                 if setting.default is not None else "]")
+        # argparse formats help with %: a literal one ("±10% jitter") must be doubled
+        parser.add_argument(setting.flag, dest=setting.dest, metavar=name, default=None,
+                            help=text.replace("%", "%%"))
 
 
 def read(args: argparse.Namespace, environ: Mapping[str, str], names: list[str]) -> dict[str, Any]:

@@ -13,10 +13,10 @@ import argparse
 import base64
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +28,7 @@ from serving.front.command import serving_argv
 
 from .comet import CometClient
 from .config import CometSettings
+from .demo_ports import ports_in_use
 from .errors import ModelNotFound
 from .registry import semver_key
 
@@ -45,18 +46,6 @@ def _ask(url: str, timeout: float = 2.0) -> int:
         return requests.get(url, timeout=timeout).status_code
     except requests.RequestException:
         return 0
-
-
-def ports_in_use(ports: dict[str, int]) -> list[str]:
-    """One line for each port, by its flag, that cannot be bound on 127.0.0.1."""
-    busy = []
-    for flag, port in ports.items():
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                busy.append(f"port {port} is in use; choose another with {flag} N")
-    return busy
 
 
 def next_free_version(versions: list[str]) -> str:
@@ -77,6 +66,19 @@ def _wait_ready(url: str, processes: dict[str, subprocess.Popen], timeout: float
         time.sleep(0.2)
 
 
+def shell_commands() -> tuple[str, str]:
+    """This Python and its registry-sync, as a shell in the current folder reaches them."""
+    python = Path(sys.executable)
+    try:
+        shown = python.relative_to(Path.cwd())
+    except ValueError:
+        shown = python
+    script = python.with_name("registry-sync")
+    sync = (shlex.quote(str(shown.with_name(script.name))) if script.exists()
+            else f"{shlex.quote(str(shown))} -m registry_sync")
+    return shlex.quote(str(shown)), sync
+
+
 def key_naming(url: str) -> str:
     """The demo's API key, carrying its server as `<key>*<base64 {"baseUrl"}>` Comet keys may."""
     suffix = base64.b64encode(json.dumps({"baseUrl": url + "/"}).encode()).decode()
@@ -93,24 +95,32 @@ class Demo:
         self.registry_url = f"http://127.0.0.1:{args.registry_port}"
         self.app_url = f"http://127.0.0.1:{args.port}"
         self.api_key = key_naming(self.registry_url)
+        inherited = {k: v for k, v in os.environ.items()
+                     if k not in ("COMET_URL_OVERRIDE", "PROMETHEUS_MULTIPROC_DIR")}
+        # No COMET_URL_OVERRIDE at all (not even empty, which comet_mpm refuses): the key names
+        # its server, as a Comet key may.
         self.env = {
-            **os.environ,
-            "COMET_URL_OVERRIDE": "",  # the key names its server, as a Comet key may
+            **inherited,
             "COMET_API_KEY": self.api_key, "COMET_WORKSPACE": WORKSPACE,
             "MODEL_ROOT": str(self.home / "models"), "REGISTRY_MODELS": MODEL,
             "SYNC_INTERVAL": str(args.interval), "RELOAD_TOKEN": "demo-reload-token",
             "SERVING_URL": f"http://127.0.0.1:{args.admin_port}",
             "SIDECAR_LISTEN": f"127.0.0.1:{args.sidecar_port}",
+        }
+        # serving's alone: the sidecar is one process (its metrics in multiprocess mode warn)
+        self.serving_env = {
+            **self.env,
             "BIND": f"127.0.0.1:{args.port}", "ADMIN_PORT": str(args.admin_port),
             "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(self.home / "metrics"),
             "MPM_ENABLED": "true", "MPM_BATCH_SECONDS": "1",  # events to the local registry
             "VERDICT_ENABLED": "true", "VERDICT_INTERVAL": "5",  # the challenger's figures too
         }
+        self.login_token = secrets.token_urlsafe(16)
 
-    def _start(self, name: str, command: list[str]) -> None:
+    def _start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open
-        self.processes[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=log,
-                                                stdin=subprocess.DEVNULL)
+        self.processes[name] = subprocess.Popen(command, env=env or self.env, stdout=log,
+                                                stderr=log, stdin=subprocess.DEVNULL)
         log.close()
 
     def _run(self, *command: str) -> str:
@@ -120,9 +130,14 @@ class Demo:
         return done.stdout
 
     def write_env_file(self) -> None:
-        """Write .demo/env so the README's promote commands reach the same registry."""
-        keys = ("COMET_URL_OVERRIDE", "COMET_API_KEY", "COMET_WORKSPACE", "MODEL_ROOT")
-        (self.home / "env").write_text("".join(f"{k}={self.env[k]}\n" for k in keys))
+        """Write .demo/env so the banner's promote commands reach the same registry."""
+        keys = ("COMET_API_KEY", "COMET_WORKSPACE", "MODEL_ROOT")
+        # empty, so that sourcing it clears an override of the shell pointing elsewhere
+        lines = ["COMET_URL_OVERRIDE=\n", *(f"{k}={self.env[k]}\n" for k in keys)]
+        (self.home / "env").write_text("".join(lines))
+        token = self.home / "login-token"
+        token.touch(mode=0o600)
+        token.write_text(self.login_token)
 
     def start(self) -> None:
         """Train, start the registry, register 1.0.0 in Production, start sidecar and serving."""
@@ -132,7 +147,8 @@ class Demo:
         self.write_env_file()
         self._start("registry", [sys.executable, "-m", "local_registry",
                                  "--data", str(self.home / "registry"), "--port",
-                                 str(self.args.registry_port), "--api-key", self.api_key])
+                                 str(self.args.registry_port), "--api-key", self.api_key,
+                                 "--login-token-file", str(self.home / "login-token")])
         _wait_ready(f"{self.registry_url}/clientlib/isAlive/ver", self.processes, 30)
         first = self.home / "work" / "model-1.0.0"
         if "1.0.0" not in self.registered_versions():
@@ -144,7 +160,7 @@ class Demo:
             (self.home / folder).mkdir(exist_ok=True)
         for stale in (self.home / "metrics").glob("*.db"):
             stale.unlink()
-        self._start("serving", SERVING_COMMAND)
+        self._start("serving", SERVING_COMMAND, self.serving_env)
         self._start("registry-sync", [sys.executable, "-m", "registry_sync.cli", "run"])
         _wait_ready(f"{self.app_url}/readyz", self.processes, self.args.timeout)
 
@@ -160,6 +176,7 @@ class Demo:
         """What to do next, with the next version the registry does not hold yet."""
         home = shlex.quote(str(self.home))
         new = next_free_version(self.registered_versions())
+        python, sync = shell_commands()
         return f"""
 The demo is up (state in {home}, logs in {home}/*.log):
 
@@ -167,18 +184,21 @@ The demo is up (state in {home}, logs in {home}/*.log):
   JSON API: curl -s -X POST {self.app_url}/api/v1/predict -H 'Content-Type: application/json' \\
               -d '{{"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
                    "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}}' -i
-  status:   .venv/bin/registry-sync status --model-root {home}/models
-  registry: {self.registry_url}/ui/  (log in with the COMET_API_KEY of {home}/env)
+  status:   {sync} status --model-root {home}/models
+  registry: {self.registry_url}/ui/login/{self.login_token}
+            (a one-time login link; later, log in with the COMET_API_KEY of {home}/env)
   MPM:      {self.registry_url}/mpm/local/counts  (Comet MPM events per version, as you predict)
 
-Promote a new version and watch X-Model-Version switch, without a restart:
+Promote a new version and watch X-Model-Version switch, without a restart: paste these lines into
+bash, in this folder (or, after the register line, set its status on the registry page):
 
-  .venv/bin/python -m serving.train {home}/work/model-{new} --seed {int(new.split(".")[1]) + 1}
+  {python} -m serving.train {home}/work/model-{new} --seed {int(new.split(".")[1]) + 1}
   set -a; . {home}/env; set +a
-  .venv/bin/registry-sync register --model {MODEL} --version {new} {home}/work/model-{new}
-  .venv/bin/registry-sync promote {MODEL} {new} --status Staging   # first in shadow: the page
-                                                 # shows how often it agrees with the champion
-  .venv/bin/registry-sync promote {MODEL} {new}      (or set its status on the registry page)
+  {sync} register --model {MODEL} --version {new} {home}/work/model-{new}
+  # first in shadow: the form's page shows how often it agrees with the champion
+  {sync} promote {MODEL} {new} --status Staging
+  # then the champion; the one before leaves Production
+  {sync} promote {MODEL} {new} --demote-to None
 
 Ctrl-C stops everything (from another shell: kill -TERM {os.getpid()}); --reset starts afresh.
 """
@@ -188,11 +208,12 @@ Ctrl-C stops everything (from another shell: kill -TERM {os.getpid()}); --reset 
         # A second Ctrl-C must not cut this short: the SIGKILL fallback would never come.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
+        # One at a time, the last started first: the sidecar ends its pass while the registry
+        # still answers (else a shutdown shows as a retried ConnectionError in its log).
+        deadline = time.monotonic() + 15
         for process in reversed(list(self.processes.values())):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in self.processes.values():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -219,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     busy = ports_in_use({"--port": args.port, "--admin-port": args.admin_port,
                          "--registry-port": args.registry_port,
-                         "--sidecar-port": args.sidecar_port})
+                         "--sidecar-port": args.sidecar_port},
+                        under_make="MAKELEVEL" in os.environ)
     if busy:
         print(f"demo: {busy[0]}", file=sys.stderr)
         return 1

@@ -4,7 +4,8 @@ The validate protocol (docs/serving.md): 200 accepted, 422 rejected with a reaso
 (asked again with the same POST every POLL_INTERVAL until VALIDATION_DEADLINE). "Serving is not
 up" is only a refused connection (nothing listening): a reset, a dropped connection, a timeout or
 a 5xx while validating is ServingUnavailable, so a candidate that kills what loads it is never
-published unvalidated.
+published unvalidated; the one exception is the front's 503 `serving_starting` (its admin listener
+is up, no worker listens yet), which means the same as nothing listening.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import requests
 from .errors import ServingUnavailable, SnapshotRejected, Stopped
 
 POLL_INTERVAL = 0.5
+NOT_LISTENING = "not listening"  # reload's outcome when serving is not up (yet)
+SERVING_STARTING = "serving_starting"  # serving.front.admin's error while no worker listens
 CONNECT_TIMEOUT = 2.0
 
 
@@ -84,9 +87,9 @@ class ServingNotifier:
                 raise Stopped("stop requested while serving validates")
 
     def _ask(self, snapshot_id: str, remaining: float) -> requests.Response | None:
-        """One validate request; None when nothing listens."""
+        """One validate request; None when nothing listens (or serving's workers start)."""
         try:
-            return self._post("/-/validate", snapshot_id, remaining)
+            response = self._post("/-/validate", snapshot_id, remaining)
         except requests.ConnectionError as exc:
             if connection_refused(exc):
                 return None
@@ -98,19 +101,37 @@ class ServingNotifier:
         except requests.RequestException as exc:
             raise ServingUnavailable(f"validation of {snapshot_id} failed: "
                                      f"{type(exc).__name__}") from exc
+        return None if starting(response) else response
 
     def reload(self, snapshot_id: str) -> str:
-        """Ask serving to swap to the published snapshot now; return its outcome."""
+        """Ask serving to swap to the published snapshot now; return its outcome.
+
+        NOT_LISTENING when nothing listens: serving loads `current` when it starts (the usual
+        case when the sidecar starts first), so it is no failure.
+        """
         try:
             response = self._post("/-/reload", snapshot_id, self._deadline)
+        except requests.ConnectionError as exc:
+            if connection_refused(exc):
+                return NOT_LISTENING
+            raise ServingUnavailable(f"reload of {snapshot_id} not sent: "
+                                     f"{type(exc).__name__}") from exc
         except requests.RequestException as exc:
             raise ServingUnavailable(f"reload of {snapshot_id} not sent: "
                                      f"{type(exc).__name__}") from exc
+        if starting(response):
+            return NOT_LISTENING
         if response.status_code == 422:
             raise SnapshotRejected(snapshot_id, _reason(response))
         if response.status_code != 200:
             raise ServingUnavailable(f"serving answered HTTP {response.status_code} to reload")
         return str(_body(response).get("outcome", "ok"))
+
+
+def starting(response: requests.Response) -> bool:
+    """True for the front's admin listener saying no worker listens yet (503 serving_starting):
+    as good as nothing listening, since each worker validates `current` as it starts."""
+    return response.status_code == 503 and _body(response).get("error") == SERVING_STARTING
 
 
 def _body(response: requests.Response) -> dict:

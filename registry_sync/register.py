@@ -13,6 +13,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 from model_contract import logs
 
@@ -104,19 +105,22 @@ def run(args: argparse.Namespace) -> int:
     settings = config.comet_settings(values)
     logs.redact(settings.api_key)
     client = CometClient(settings)
-    if client.server_info().get("server") == "comet-registry-sync-local":
-        item = register_local(client, args)
-        where = f"{settings.url}/api/rest/v2/registry-model/details?workspaceName=" \
-                f"{settings.workspace}&modelName={args.model}"
-    else:
-        item = register_with_sdk(settings, args)
-        where = f"{settings.url}/{settings.workspace}#model-registry"
+    ours = client.server_info().get("server") == "comet-registry-sync-local"
+    item = register_local(client, args) if ours else register_with_sdk(settings, args)
     _describe(client, args)
     log.info("model_registered", model=args.model, version=args.version, status=args.status,
              item=item)
+    page = registry_page(settings.url, settings.workspace, args.model, ours)
     print(f"registered {settings.workspace}/{args.model} {args.version} "
-          f"(status {args.status}) — see {where}")
+          f"(status {args.status}) — see {page}")
     return 0
+
+
+def registry_page(url: str, workspace: str, model: str, local: bool) -> str:
+    """The model's page a browser opens (the REST API would answer it 401)."""
+    path = f"ui/models/{quote(workspace)}/{quote(model)}" if local else \
+        f"{quote(workspace)}/model-registry/{quote(model)}"
+    return f"{url.rstrip('/')}/{path}"
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

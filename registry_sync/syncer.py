@@ -30,7 +30,7 @@ from .errors import (
 )
 from .finder import Found, VersionFinder
 from .metrics import SyncMetrics
-from .notifier import ServingNotifier, Verdict
+from .notifier import NOT_LISTENING, ServingNotifier, Verdict
 from .registry import ModelVersion, check_assets, check_values
 from .state import Publication, RefusedBy, SyncState, VersionSet, manifest_key, set_key
 
@@ -283,7 +283,8 @@ class Syncer:
             return
         try:
             outcome = self.notifier.reload(snapshot_id)
-            log.info("serving_reloaded", snapshot=snapshot_id, outcome=outcome)
+            log.info("serving_reloaded" if outcome != NOT_LISTENING else "serving_not_up",
+                     snapshot=snapshot_id, outcome=outcome)
         except (ServingUnavailable, SnapshotRejected) as exc:
             # the symlink is the truth: every worker converges on `current` by itself
             log.warning("serving_reload_failed", snapshot=snapshot_id, error=str(exc))

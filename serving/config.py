@@ -125,7 +125,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "MODEL_ROOT": (Path, None, "shared directory holding snapshots/ and the current symlink"),
     "RELOAD_TOKEN": (str, None, "shared token for /-/validate and /-/reload"),
     "RELOAD_TOKEN_FILE": (Path, None, "file holding the reload token (instead of RELOAD_TOKEN)"),
-    "ADMIN_PORT": (_port, None, "if set, /-/ endpoints answer only on this port (127.0.0.1)"),
+    "ADMIN_PORT": (_port, None, "if set, /-/ endpoints and /metrics answer only on this port "
+                                "(127.0.0.1)"),
+    "METRICS_PORT": (_port, None, "if set (with ADMIN_PORT), GET /metrics also answers on this "
+                                  "port of BIND's address, for Prometheus; nothing else does"),
     "MAX_BATCH": (_positive_int, "1000", "most instances in one batch request"),
     "MAX_BODY_BYTES": (_positive_int, str(2 * MIB), "largest accepted request body in bytes"),
     "MODEL_CHECK_INTERVAL": (_positive_float, "0.2", "seconds between checks of `current`"),
@@ -304,6 +307,7 @@ class FrontConfig:
 
     bind: str
     admin_port: int | None
+    metrics_port: int | None
     workers: int
     max_body_bytes: int
     header_timeout: int
@@ -419,6 +423,7 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
     env = os.environ if environ is None else environ
     config = FrontConfig(
         bind=_read(env, "BIND"), admin_port=_read(env, "ADMIN_PORT"),
+        metrics_port=_read(env, "METRICS_PORT"),
         workers=_read(env, "WEB_CONCURRENCY"), max_body_bytes=_read(env, "MAX_BODY_BYTES"),
         header_timeout=_read(env, "FRONT_HEADER_TIMEOUT"),
         body_timeout=_read(env, "FRONT_BODY_TIMEOUT"),
@@ -435,6 +440,13 @@ def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
                           f"the {WORKER_TIMEOUT:g} s a worker's request may run")
     if config.admin_port is not None and config.bind.rpartition(":")[2] == str(config.admin_port):
         raise ConfigError(f"ADMIN_PORT is {config.admin_port}: expected a port other than BIND's")
+    if config.metrics_port is not None and config.admin_port is None:
+        raise ConfigError("METRICS_PORT is set without ADMIN_PORT: /metrics would still answer "
+                          "on the public port; set ADMIN_PORT too")
+    if config.metrics_port is not None and config.metrics_port in (
+            config.admin_port, int(config.bind.rpartition(":")[2])):
+        raise ConfigError(f"METRICS_PORT is {config.metrics_port}: expected a port other than "
+                          "BIND's and ADMIN_PORT")
     if config.body_memory < config.max_body_bytes:
         raise ConfigError("FRONT_BODY_MEMORY is below MAX_BODY_BYTES: expected room for at least "
                           "one whole body")

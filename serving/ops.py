@@ -1,7 +1,8 @@
 """Operations endpoints, for probes and the sidecar: health, readiness, metrics, validate, reload.
 
 /-/validate and /-/reload need `Authorization: Bearer <RELOAD_TOKEN>`; with ADMIN_PORT set they
-exist only on requests that arrived on that port (404 elsewhere).
+exist only on requests that arrived on that port (404 elsewhere), and so does /metrics (the admin
+listener, or its METRICS_PORT twin for Prometheus), never on the public port.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def _no_model_reason() -> str:
 
 @bp.get("/metrics")
 def prometheus():
-    """Prometheus metrics of all workers."""
+    """Prometheus metrics of all workers; off the public port when an admin port is set."""
+    if _off_the_admin_port():
+        raise NotFound()
     body, content_type = metrics.render(settings().metrics_dir)
     return Response(body, content_type=content_type)
 

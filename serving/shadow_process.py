@@ -88,7 +88,7 @@ class ShadowProcess:
             _serve(child, model, parent_pid, self._deadline)
         child.close()
         self._model, self._pid, self._socket = model, pid, parent
-        log.warning("shadow_process_started", pid=pid, version=model.version)
+        log.info("shadow_process_started", pid=pid, version=model.version)
 
     def stop(self) -> None:
         """Kill the child (if any) and reap it."""

@@ -13,6 +13,8 @@ they hold, and are killed after FRONT_DRAIN_SECONDS.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -24,7 +26,7 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
 from serving import prefork
-from serving.config import HARD_DEADLINE_GRACE, MIB, FrontConfig, front_from_env
+from serving.config import HARD_DEADLINE_GRACE, MIB, SETTINGS, FrontConfig, front_from_env
 from serving.errors import ConfigError
 from serving.front import admin, affinity, balance, calls
 from serving.front.respawn import Front
@@ -75,8 +77,45 @@ def admin_settings(config: FrontConfig) -> admin.AdminSettings | None:
         answer_timeout=config.validation_wait + 30.0)
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """No options: every setting is an environment variable, which --help lists."""
+    settings = "\n".join(f"  {name:<26} {meaning}" + (f" (default {default})" if default else "")
+                         for name, (_, default, meaning) in SETTINGS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.front", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"settings (environment variables; env.example has them all):\n{settings}")
+    return parser.parse_args(argv)
+
+
+def metrics_settings(config: FrontConfig,
+                     listener: admin.AdminSettings | None) -> admin.AdminSettings | None:
+    """GET /metrics alone on METRICS_PORT of BIND's address (Prometheus), or None."""
+    if config.metrics_port is None or listener is None:
+        return None
+    host = config.bind.rpartition(":")[0].strip("[]")
+    return dataclasses.replace(listener, port=config.metrics_port, host=host,
+                               only_paths=frozenset({"/metrics"}))
+
+
+def open_listeners(config: FrontConfig) -> str | None:
+    """The admin listener, then the metrics one; the error naming the port, or None."""
+    listener = admin_settings(config)
+    for name, settings, start in (
+            ("ADMIN_PORT", listener, admin.start),
+            ("METRICS_PORT", metrics_settings(config, listener), admin.start_metrics)):
+        if settings is None:
+            continue
+        try:
+            start(settings)
+        except OSError as exc:
+            return f"{name} {settings.port}: {exc.strerror}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM / SIGINT; exit 2 on a configuration error."""
+    parse_args(sys.argv[1:] if argv is None else argv)
     try:
         config = front_from_env()
     except ConfigError as exc:
@@ -96,14 +135,10 @@ def main() -> int:
     assert calls.CALLS is not None
     calls.watch(calls.CALLS, config.predict_timeout + HARD_DEADLINE_GRACE, config.model_root,
                 Path(os.environ["VALIDATION_DIR"]))
-    listener = admin_settings(config)
-    if listener is not None:
-        try:
-            admin.start(listener)
-        except OSError as exc:
-            print(f"serving.front: ADMIN_PORT {config.admin_port}: {exc.strerror}",
-                  file=sys.stderr)
-            return 2
+    failed = open_listeners(config)
+    if failed:
+        print(f"serving.front: {failed}", file=sys.stderr)
+        return 2
     if config.balance and config.workers > 1:
         try:
             balance.share(config.workers, int(config.bind.rpartition(":")[2]))

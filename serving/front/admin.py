@@ -4,13 +4,15 @@ It accepts on 127.0.0.1:ADMIN_PORT (the sidecar's /-/validate and /-/reload, pro
 each request to the public port with a private mark: a secret drawn by the master before it forks
 the workers, so they inherit it in memory (it is in no environment variable, no file, no log).
 serving.front.rsgi sets SERVER_PORT to ADMIN_PORT for a request carrying it, so serving.ops keeps
-/-/ paths on the admin port only, exactly as when gunicorn binds that port itself.
+/-/ paths on the admin port only, exactly as when gunicorn binds that port itself. Until the
+workers listen, it answers 503 `serving_starting` (the sidecar takes it as "not up").
 """
 
 from __future__ import annotations
 
 import http.client
 import secrets
+import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,12 +35,16 @@ class AdminSettings:
     max_body_bytes: int
     read_timeout: float
     answer_timeout: float
+    host: str = "127.0.0.1"
+    only_paths: frozenset[str] | None = None  # None: every path; else these, GET/HEAD only
 
 
+STARTING = "serving_starting"  # the error of a 503 while no worker listens yet
 MAX_CONCURRENT = 16  # admin requests at once (the sidecar sends one at a time)
 _secret = secrets.token_hex(32).encode()
 _port: int | None = None
 _server: ThreadingHTTPServer | None = None
+_metrics_server: ThreadingHTTPServer | None = None
 
 
 def secret() -> bytes:
@@ -55,16 +61,31 @@ def start(settings: AdminSettings) -> ThreadingHTTPServer:
     """Listen on 127.0.0.1:port and forward on daemon threads; call before forking workers."""
     global _port, _server
     _port = settings.port
-    _server = ThreadingHTTPServer(("127.0.0.1", settings.port), _handler(settings))
-    _server.daemon_threads = True
-    threading.Thread(target=_server.serve_forever, name="admin-listener", daemon=True).start()
+    _server = _listen(settings, "admin-listener")
     return _server
+
+
+def start_metrics(settings: AdminSettings) -> ThreadingHTTPServer:
+    """The METRICS_PORT listener: GET /metrics alone, forwarded like the admin port's."""
+    global _metrics_server
+    _metrics_server = _listen(settings, "metrics-listener")
+    return _metrics_server
+
+
+def _listen(settings: AdminSettings, name: str) -> ThreadingHTTPServer:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    server_class = type("Listener", (ThreadingHTTPServer,), {"address_family": family})
+    server = server_class((settings.host, settings.port), _handler(settings))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+    return server
 
 
 def close_inherited() -> None:
     """In a forked worker: close the listener's socket (the master alone answers on it)."""
-    if _server is not None:
-        _server.socket.close()
+    for server in (_server, _metrics_server):
+        if server is not None:
+            server.socket.close()
 
 
 def _is_mark(name: str) -> bool:
@@ -99,6 +120,11 @@ def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
         do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
 
         def _forward(self) -> None:
+            if settings.only_paths is not None and (
+                    self.command not in ("GET", "HEAD")
+                    or self.path.partition("?")[0] not in settings.only_paths):
+                self._error(404, "not_found", "only GET /metrics answers on this port")
+                return
             if self.headers.get("Transfer-Encoding") is not None:
                 self._error(411, "length_required", "send the body with a Content-Length")
                 return
@@ -120,6 +146,10 @@ def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 answer = upstream.getresponse()
                 data = answer.read()
+            except ConnectionRefusedError:
+                # the workers are not listening yet: each validates `current` as it starts
+                self._error(503, STARTING, "serving's workers are starting", retry_after=1)
+                return
             except (OSError, http.client.HTTPException):
                 self._error(502, "serving_unavailable", "serving did not answer")
                 return
@@ -135,9 +165,12 @@ def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        def _error(self, status: int, error: str, message: str) -> None:
+        def _error(self, status: int, error: str, message: str,
+                   retry_after: int | None = None) -> None:
             body = error_body(error, message)
             self.send_response_only(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", str(retry_after))
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")

@@ -6,6 +6,9 @@ import subprocess
 import sys
 import uuid
 
+import requests
+
+from registry_sync.register import registry_page
 from tests.support.processes import REPO_ROOT, free_port, published_versions, python_env
 from tests.support.registry import MEMBER_API_KEY, running_local_registry, unique_name
 
@@ -47,6 +50,27 @@ def test_register_a_folder_then_promote_and_demote_the_previous(local_registry, 
     assert cleared.returncode == 0, cleared.stderr
     assert cleared.stdout.strip() == (
         f"set {local_registry.workspace}/{name} 1.1.0 to no status (None)")
+
+
+def test_register_names_the_models_page_a_browser_can_open(local_registry, tmp_path):
+    """The link printed is the registry page of the model (after logging in), not a REST URL
+    that answers a browser 401."""
+    name = unique_name("page")
+    (tmp_path / "model.bin").write_bytes(b"m")
+    done = cli(local_registry, "register", "--model", name, "--version", "1.0.0",
+               str(tmp_path / "model.bin"))
+    link = done.stdout.rsplit("— see ", 1)[1].strip()
+    assert link == f"{local_registry.url}/ui/models/{local_registry.workspace}/{name}"
+    browser = requests.Session()
+    browser.post(f"{local_registry.url}/ui/login", data={"api_key": local_registry.api_key},
+                 timeout=10)
+    page = browser.get(link, timeout=10)
+    assert page.status_code == 200 and name in page.text and "1.0.0" in page.text
+
+
+def test_the_page_on_comet_is_its_model_registry_page():
+    assert registry_page("https://www.comet.com", "ws", "diamonds classifier", local=False) == (
+        "https://www.comet.com/ws/model-registry/diamonds%20classifier")
 
 
 def test_mistakes_get_one_clear_line(local_registry, tmp_path):

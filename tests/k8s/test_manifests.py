@@ -86,7 +86,20 @@ def test_serving_runs_its_front_with_probes_on_its_public_port():
     assert serving["command"] == ["python", "-m", "serving.front"]
     assert serving["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert serving["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert serving["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert serving["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                                {"name": "metrics", "containerPort": 8082, "protocol": "TCP"}]
+
+
+def test_replicas_spread_over_nodes_and_zones_without_blocking_a_small_cluster():
+    """Two replicas on one node die together: spread by node and zone, ScheduleAnyway."""
+    spec = pod_spec()
+    labels = one("Deployment")["spec"]["selector"]["matchLabels"]
+    spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+    assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    for constraint in spread.values():
+        assert constraint["labelSelector"] == {"matchLabels": labels}
+        assert constraint["maxSkew"] == 1
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
 
 
 def test_every_container_is_locked_down():

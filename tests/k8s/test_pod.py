@@ -70,6 +70,10 @@ def test_first_sync_ready_predictions_promotion_swap(local_registry, trained_mod
     answer = requests.post(f"{public}/api/v1/predict", json=SAMPLE, timeout=10)
     assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1.0.0"
     assert requests.post(f"{public}/-/reload", json={}, timeout=5).status_code == 404
+    # Prometheus scrapes serving on its `metrics` port (the PodMonitor); the Service's is mute
+    assert requests.get(f"{public}/metrics", timeout=5).status_code == 404
+    assert "serving_requests_total" in requests.get(f"http://127.0.0.1:{ports[8082]}/metrics",
+                                                    timeout=5).text
 
     local_registry.set_status(MODEL, "1.1.0", "Production")
     promoted = time.monotonic()

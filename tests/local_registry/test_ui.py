@@ -93,3 +93,29 @@ def test_under_review_a_member_requests_on_the_page_and_an_owner_approves(local_
                           timeout=10)
     assert "1.0.0 is now Production" in approved.text and "Approve" not in approved.text
     assert local_registry.details(name)["versions"][0]["status"] == "Production"
+
+
+def test_a_one_time_login_link_logs_one_browser_in_then_is_spent(tmp_path, caplog):
+    """The demo prints /ui/login/<token>: no key to copy; the link works once, a wrong or reused
+    one is the login form with a 401, and the token is in no log line."""
+    from local_registry.app import create_app
+
+    token = "one-time-8f3a1c"
+    app = create_app(tmp_path / "data", "the-api-key", login_token=token)
+    browser = app.test_client()
+    assert app.test_client().get("/ui/login/not-it").status_code == 401
+    first = browser.get(f"/ui/login/{token}")
+    assert first.status_code == 302 and first.headers["Location"].endswith("/ui/")
+    assert browser.get("/ui/").status_code == 200
+    again = app.test_client().get(f"/ui/login/{token}")
+    assert again.status_code == 401 and "log in with the API key" in again.get_data(as_text=True)
+    assert app.test_client().get("/ui/").status_code == 302  # others still need to log in
+    assert token not in caplog.text
+
+
+def test_without_a_login_token_no_link_logs_in(tmp_path):
+    from local_registry.app import create_app
+
+    app = create_app(tmp_path / "data", "the-api-key")
+    assert app.test_client().get("/ui/login/anything").status_code == 401
+    assert app.test_client().get("/ui/login/").status_code in (302, 404)

@@ -20,7 +20,7 @@ SLOW_REQUEST = 5.0
 
 def sample(server: Serving, name: str, **labels: str) -> float:
     """A sample of serving's /metrics (summed over workers), 0 if absent."""
-    text = server.session.get(server.url + "/metrics", timeout=10).text
+    text = server.session.get(server.admin_url + "/metrics", timeout=10).text
     return sum(s.value for family in text_string_to_metric_families(text)
                for s in family.samples
                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))

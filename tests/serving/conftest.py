@@ -75,7 +75,8 @@ def client(make_app, publish):
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory, trained_models):  # noqa: F811
-    """The front with two workers on loopback, serving version 2.0.0 of our layout at first.
+    """The front with two workers on loopback, serving version 2.0.0 of our layout at first,
+    /metrics on its METRICS_PORT (metrics_url) as in the pod.
 
     /-/validate answers 202 after 2 s; the validator process gets 20 s (hanging models).
     """
@@ -84,7 +85,11 @@ def served(tmp_path_factory, trained_models):  # noqa: F811
     work = tmp_path_factory.mktemp("served")
     root = work / "models"
     root.mkdir()
+    from tests.support.processes import free_port
+
+    metrics_port = free_port()
     server = start(root, work, "2.0.0", {CLASSIFIER: trained_models.pipeline},
-                   VALIDATION_WAIT="2", VALIDATION_TIMEOUT="20")
+                   VALIDATION_WAIT="2", VALIDATION_TIMEOUT="20", METRICS_PORT=str(metrics_port))
+    server.metrics_url = f"http://127.0.0.1:{metrics_port}"
     yield server
     server.stop()

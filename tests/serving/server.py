@@ -36,6 +36,7 @@ class Serving:
     process: subprocess.Popen
     session: requests.Session = field(default_factory=lambda: spreading_session(), repr=False)
     token: str = field(default=TOKEN, repr=False)
+    metrics_url: str | None = None  # METRICS_PORT's address, when it is set
 
     def publish(self, version: str, models: dict[str, Path]) -> str:
         """Stage, validate and publish a snapshot (as the sidecar does); return its id."""

@@ -62,7 +62,7 @@ def _even(counts: list[int]) -> bool:
 def _shed_so_far(served) -> float:
     """serving_connections_shed_total, summed over the workers (asked on a connection of its own,
     used once: never one the front would close)."""
-    text = requests.get(served.url + "/metrics", timeout=5).text
+    text = requests.get(served.admin_url + "/metrics", timeout=5).text
     return next(float(line.split()[-1]) for line in text.splitlines()
                 if line.startswith("serving_connections_shed_total "))
 

@@ -71,7 +71,7 @@ def test_every_worker_holds_the_staging_version_in_shadow(server):
     assert load.versions() == {"2.0.0"}, "in shadow, no answer comes from the challenger"
     wait_until(lambda: _figures(server)["compared"] >= 300, timeout=30,
                what="all workers' shadow comparisons")
-    metrics = server.session.get(server.url + "/metrics", timeout=10).text
+    metrics = server.session.get(server.admin_url + "/metrics", timeout=10).text
     assert 'serving_role_answers_total{role="champion",version="2.0.0"}' in metrics
     assert 'serving_shadow_scored_total{outcome="agreed",version="2.1.0"}' in metrics
 

@@ -80,6 +80,9 @@ def test_validation_settings_default_to_the_pod_and_name_the_variable():
     ({"VALIDATION_WAIT": "30"}, "VALIDATION_WAIT is 30"),
     ({"BIND": "10.0.0.5:8081", "ADMIN_PORT": "8081"}, "ADMIN_PORT is 8081"),
     ({"MAX_BODY_BYTES": str(3 * 1024 * 1024), "FRONT_BODY_MEMORY": "2"}, "FRONT_BODY_MEMORY"),
+    ({"METRICS_PORT": "9102"}, "METRICS_PORT is set without ADMIN_PORT"),
+    ({"ADMIN_PORT": "8081", "METRICS_PORT": "8081"}, "METRICS_PORT is 8081"),
+    ({"BIND": "0.0.0.0:9102", "ADMIN_PORT": "8081", "METRICS_PORT": "9102"}, "METRICS_PORT is"),
     ({"FRONT_WORKER_MAX_RSS": "72"}, r"FRONT_WORKER_MAX_RSS is 72 MiB: expected more than the 72"),
     ({"FRONT_MAX_HEADER_BYTES": "4096"}, "FRONT_MAX_HEADER_BYTES is '4096': expected .* >= 8192"),
 ])

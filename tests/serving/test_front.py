@@ -12,6 +12,7 @@ import time
 
 import psutil
 import pytest
+import requests
 
 from serving.front.command import serving_argv
 from tests.support.processes import REPO_ROOT, free_port, wait_until
@@ -97,7 +98,7 @@ def test_a_killed_worker_is_replaced_and_its_live_gauges_dropped(tmp_path, train
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: len(server.worker_pids() - workers) == 1, 30, what="a new worker")
         server.wait_for_version("1.0.0")
-        assert server.session.get(server.url + "/metrics", timeout=10).status_code == 200
+        assert server.session.get(server.admin_url + "/metrics", timeout=10).status_code == 200
         left = [p.name for p in (tmp_path / "metrics").iterdir() if f"_{victim}.db" in p.name]
         assert left and not [name for name in left if name.startswith("gauge_live")], left
     finally:
@@ -247,3 +248,21 @@ def test_the_admin_listener_answers_what_it_refuses_in_json(served):
                   b"Content-Length: \xc2\xb2\r\nConnection: close\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 400"), status
     assert "Traceback" not in served.log_tail(200)
+
+
+def test_metrics_answer_on_the_admin_and_metrics_ports_never_on_the_public_one(served):
+    """The Service sends the public port to the world: /metrics is not there. Prometheus scrapes
+    METRICS_PORT, which answers GET /metrics and nothing else (no admin path, no prediction)."""
+    assert served.session.get(served.url + "/metrics", timeout=10).status_code == 404
+    assert "serving_requests_total" in served.session.get(served.admin_url + "/metrics",
+                                                          timeout=10).text
+    scraped = requests.get(served.metrics_url + "/metrics", timeout=10)
+    assert scraped.status_code == 200 and "serving_requests_total" in scraped.text
+    auth = {"Authorization": f"Bearer {served.token}"}
+    for method, path in (("POST", "/-/reload"), ("POST", "/-/validate"), ("GET", "/-/"),
+                         ("GET", "/api/v1/model"), ("POST", "/metrics"),
+                         ("GET", "/metrics/../-/reload")):
+        refused = requests.request(method, served.metrics_url + path, headers=auth, json={},
+                                   timeout=10)
+        assert refused.status_code == 404, (method, path)
+        assert refused.json()["error"] == "not_found"

@@ -94,7 +94,7 @@ def test_metrics_add_up_over_workers(served):
     server = served
     for _ in range(10):
         assert server.predict().status_code == 200
-    text = server.session.get(server.url + "/metrics", timeout=5).text
+    text = server.session.get(server.admin_url + "/metrics", timeout=5).text
     served = server.predict().headers["X-Model-Version"]
     info = [line for line in text.splitlines() if line.startswith("serving_model_info{")
             and f'version="{served}"' in line]

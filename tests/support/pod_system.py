@@ -268,7 +268,7 @@ class PodSystem:
 
     def serving_metrics(self) -> str:
         """Serving's /metrics (scanned for secrets)."""
-        text = requests.get(f"{self.serving.url}/metrics", timeout=5).text
+        text = requests.get(f"{self.serving.admin_url}/metrics", timeout=5).text
         self.scan.check(text, "serving /metrics", "metrics")
         return text
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from registry_sync.errors import ServingUnavailable, SnapshotRejected, Stopped
-from registry_sync.notifier import ServingNotifier, Verdict
+from registry_sync.notifier import NOT_LISTENING, ServingNotifier, Verdict
 from tests.support.processes import free_port
 
 
@@ -85,6 +85,34 @@ def test_a_dropped_connection_or_a_5xx_is_unavailable_never_not_up(serving):
 
 def test_only_nothing_listening_is_not_up():
     assert notifier(None).validate("s1") is Verdict.NOT_UP
+
+
+def test_a_reload_with_nothing_listening_is_not_a_failure():
+    """At start the sidecar publishes before serving listens: no error (serving reads
+    `current` when it starts), while a dropped reload still is one."""
+    assert notifier(None).reload("s1") == NOT_LISTENING
+
+
+STARTING = (503, {"error": "serving_starting", "message": "serving's workers are starting"})
+
+
+@pytest.mark.parametrize("serving", [[STARTING]], indirect=True)
+def test_workers_still_starting_behind_the_admin_listener_are_not_up(serving):
+    """The front's admin listener answers before its workers listen: not a failed pass."""
+    assert notifier(serving).validate("s1") is Verdict.NOT_UP
+    assert notifier(serving).reload("s1") == NOT_LISTENING
+
+
+@pytest.mark.parametrize("serving", [[(503, {"error": "overloaded"})]], indirect=True)
+def test_another_503_is_still_unavailable(serving):
+    with pytest.raises(ServingUnavailable):
+        notifier(serving).validate("s1")
+
+
+@pytest.mark.parametrize("serving", [[None]], indirect=True)
+def test_a_dropped_reload_is_unavailable(serving):
+    with pytest.raises(ServingUnavailable):
+        notifier(serving).reload("s1")
 
 
 @pytest.mark.parametrize("serving", [[RUNNING]], indirect=True)
