@@ -24,13 +24,15 @@ BAD = {**VALID, "carat": HANGING_CARAT}
 TIMEOUT = 0.25  # PREDICT_TIMEOUT: a shadow call's CPU time; 20 times that on the clock
 
 
-def shadow_children() -> list[psutil.Process]:
-    """This test process's children scoring for the challenger."""
-    return [p for p in psutil.Process().children() if p.name() == "shadow"]
+def shadow_children(ignored: frozenset[int] = frozenset()) -> list[psutil.Process]:
+    """This test process's children scoring for the challenger, but for those of earlier apps."""
+    return [p for p in psutil.Process().children()
+            if p.name() == "shadow" and p.pid not in ignored]
 
 
 def test_a_challenger_hanging_with_the_gil_held_costs_only_its_own_figures(
         make_app, publish, model_root, trained_models, tmp_path):
+    earlier = frozenset(p.pid for p in shadow_children())  # other tests' apps live on
     publish("1.0.0")
     stage_candidate(model_root, hanging(trained_models.pickled, tmp_path / "gil", how="gil"))
     settings = dataclasses.replace(ChallengerConfig(key_header=KEY_HEADER), shadow_process=True)
@@ -41,7 +43,7 @@ def test_a_challenger_hanging_with_the_gil_held_costs_only_its_own_figures(
 
     assert client.post("/api/v1/predict", json=VALID, buffered=True).status_code == 200
     wait_until(lambda: total()["compared"] == 1, 30, what="one input compared by the child")
-    (child,) = shadow_children()
+    (child,) = shadow_children(earlier)
     assert child.pid != psutil.Process().pid
     started = time.monotonic()
     hung = client.post("/api/v1/predict", json=BAD, buffered=True)
@@ -54,6 +56,6 @@ def test_a_challenger_hanging_with_the_gil_held_costs_only_its_own_figures(
                what="the hung child killed")
     time.sleep(1.1)  # RESTART_PAUSE: a later input gets a new child
     client.post("/api/v1/predict", json=VALID, buffered=True)
-    wait_until(lambda: [c.pid for c in shadow_children()] not in ([], [child.pid]), 30,
+    wait_until(lambda: [c.pid for c in shadow_children(earlier)] not in ([], [child.pid]), 30,
                what="a new child")
-    assert len(shadow_children()) == 1
+    assert len(shadow_children(earlier)) == 1
