@@ -409,13 +409,7 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     """Read and validate the daemon's configuration."""
     values = read(args, os.environ if environ is None else environ, SYNC_NAMES)
     require(values, "MODEL_ROOT", "REGISTRY_MODELS")
-    token, token_file = values["RELOAD_TOKEN"], values.get("RELOAD_TOKEN_FILE")
-    check_secret_file(token_file, "RELOAD_TOKEN_FILE")
-    if token_file:
-        try:
-            token = read_secret_file(token_file, "RELOAD_TOKEN_FILE")
-        except SecretUnavailable:
-            token = ""  # not there yet (rotation): each use reads it again
+    token, token_file = _secret_at_start(values, "RELOAD_TOKEN")
     serving_url = values["SERVING_URL"].rstrip("/")
     if serving_url:
         try:
@@ -457,18 +451,26 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     )
 
 
+def _secret_at_start(values: Mapping[str, Any], name: str) -> tuple[str, Any]:
+    """NAME as read at start, from NAME_FILE when one is set ("" while it is not there yet)."""
+    value, path = values[name], values.get(f"{name}_FILE")
+    check_secret_file(path, f"{name}_FILE")
+    if not path:
+        return value, path
+    try:
+        return read_secret_file(path, f"{name}_FILE"), path
+    except SecretUnavailable:
+        return "", path  # not there yet (rotation): each use reads it again
+
+
 def _decision_key(values: Mapping[str, Any]) -> str:
     """The decision key as read at start: required, 16+ characters, with an election."""
     if election_settings(values) is None:
         return ""
-    key, key_file = values["DECISION_KEY"], values.get("DECISION_KEY_FILE")
-    check_secret_file(key_file, "DECISION_KEY_FILE")
-    if key_file:
-        try:
-            key = read_secret_file(key_file, "DECISION_KEY_FILE")
-        except SecretUnavailable:
-            return ""  # not there yet (rotation): each use reads it again
-    elif len(key) < 16:
+    key, key_file = _secret_at_start(values, "DECISION_KEY")
+    if key_file and not key:
+        return ""  # not there yet (rotation): each use reads it again
+    if not key_file and len(key) < 16:
         raise ConfigError("DECISION_KEY_FILE (or DECISION_KEY, 16+ characters) is required with "
                           "LEADER_ELECTION=auto in a cluster: it seals the leader's decision "
                           "(or set LEADER_ELECTION=off)")
