@@ -18,6 +18,7 @@ from .api import read_json
 from .context import error_response, holder, json_response, roles
 from .errors import FieldError, InvalidInput
 from .monitoring import monitor
+from .validation import MAX_REPORTED
 from .webhook import RateLimit
 
 bp = Blueprint("labels", __name__, url_prefix="/api/v1")
@@ -79,7 +80,8 @@ def parse_label(body: Any, classes: tuple[str, ...]) -> tuple[str, str, str | No
     if not isinstance(body, dict):
         raise InvalidInput([FieldError("body", 'must be a JSON object: {"prediction_id": ..., '
                                                '"label": ...}')])
-    errors = [FieldError(k, "is not allowed") for k in sorted(body) if k not in FIELDS]
+    unknown = sorted(k for k in body if k not in FIELDS)
+    errors = [FieldError(k, "is not allowed") for k in unknown[:MAX_REPORTED]]
     prediction_id, label, version = (body.get(k) for k in FIELDS)
     if not isinstance(prediction_id, str) or not PREDICTION_ID.fullmatch(prediction_id):
         errors.append(FieldError("prediction_id", "must be a prediction id this service "
@@ -89,5 +91,5 @@ def parse_label(body: Any, classes: tuple[str, ...]) -> tuple[str, str, str | No
     if version is not None and (not isinstance(version, str) or not VERSION.fullmatch(version)):
         errors.append(FieldError("version", "must be a model version such as 1.2.0"))
     if errors:
-        raise InvalidInput(errors)
+        raise InvalidInput(errors, truncated=len(unknown) > MAX_REPORTED)
     return prediction_id, label, version

@@ -61,6 +61,16 @@ def test_a_label_needs_an_id_this_service_issued_for_that_version(client_with):
         assert accepted.status_code == 202 and accepted.get_json()["version"] == "1.0.0"
 
 
+def test_a_label_with_many_unknown_keys_names_a_bounded_number_of_them(client_with):
+    """20,000 unknown keys: a 400 naming at most 100 of them, not an answer as big as the body."""
+    client = client_with()
+    body = {f"k{i}": 0 for i in range(20_000)}
+    refused = client.post("/api/v1/labels", json=body)
+    assert refused.status_code == 400
+    assert 0 < len(refused.get_json()["errors"]) <= 100 + 3  # and the three fields named
+    assert len(refused.data) < 20_000
+
+
 def test_labels_past_the_rate_are_refused_with_429(client_with):
     """LABELS_PER_SECOND accepted in a second; the next: 429 with Retry-After, then room again."""
     client = client_with(labels_per_second=3)
