@@ -375,9 +375,10 @@ class SyncConfig:
         """The current decision key ('' when unreadable now: every decision is then refused)."""
         if self.decision_key_file is not None:
             try:
-                return read_secret_file(self.decision_key_file, "DECISION_KEY_FILE").encode()
+                key = read_secret_file(self.decision_key_file, "DECISION_KEY_FILE").encode()
             except SecretUnavailable:
                 return b""  # mid-rotation: decisions are refused, the follower asks Comet
+            return key if len(key) >= MIN_DECISION_KEY else b""  # too short to trust: refused
         return self.decision_key.encode()
 
     def read_reload_token(self) -> str:
@@ -451,6 +452,9 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     )
 
 
+MIN_DECISION_KEY = 16  # characters
+
+
 def _secret_at_start(values: Mapping[str, Any], name: str) -> tuple[str, Any]:
     """NAME as read at start, from NAME_FILE when one is set ("" while it is not there yet)."""
     value, path = values[name], values.get(f"{name}_FILE")
@@ -470,7 +474,7 @@ def _decision_key(values: Mapping[str, Any]) -> str:
     key, key_file = _secret_at_start(values, "DECISION_KEY")
     if key_file and not key:
         return ""  # not there yet (rotation): each use reads it again
-    if not key_file and len(key) < 16:
+    if len(key) < MIN_DECISION_KEY:  # a short key could be found from one sealed decision
         raise ConfigError("DECISION_KEY_FILE (or DECISION_KEY, 16+ characters) is required with "
                           "LEADER_ELECTION=auto in a cluster: it seals the leader's decision "
                           "(or set LEADER_ELECTION=off)")

@@ -59,6 +59,20 @@ def test_a_bad_election_setting_is_named(bad):
         load(**{**CLUSTER, **bad})
 
 
+def test_a_short_decision_key_file_is_refused_at_start_and_after_a_rotation(tmp_path):
+    """A key of a few characters could be found offline from one sealed decision."""
+    key_file = tmp_path / "decision-key"
+    key_file.write_text("short")
+    environ = {**CLUSTER, "DECISION_KEY": "", "DECISION_KEY_FILE": str(key_file)}
+    with pytest.raises(ConfigError, match="DECISION_KEY_FILE"):
+        load(**environ)
+    key_file.write_text(CLUSTER["DECISION_KEY"])
+    loaded = load(**environ)
+    assert loaded.read_decision_key() == CLUSTER["DECISION_KEY"].encode()
+    key_file.write_text("short")
+    assert loaded.read_decision_key() == b""
+
+
 def test_a_fractional_lease_duration_is_written_rounded_up_never_under_the_deadline():
     """10.5 s / 10.4 s was two leaders: the Lease held round(10.5) = 10 s < 10.4 s."""
     from registry_sync.election import Elector, LeaseRecord
