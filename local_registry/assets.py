@@ -63,8 +63,10 @@ def presigned(asset_id: str):
     """One asset's bytes through a presigned link."""
     expires = request.args.get("expires", "")
     given = request.args.get("signature", "")
-    if (not expires.isdigit() or int(expires) < time.time()
-            or not hmac.compare_digest(given, _signature(asset_id, int(expires)))):
+    if (not (expires.isascii() and expires.isdigit() and len(expires) <= 12)  # "²" is a digit
+            or int(expires) < time.time()
+            or not hmac.compare_digest(given.encode(),
+                                       _signature(asset_id, int(expires)).encode())):
         raise ApiError(403, "Request has expired or its signature does not match")
     version, asset = state().store.asset(asset_id)
     return _serve(version, asset)

@@ -144,6 +144,11 @@ def test_presigned_mode_gives_links_that_need_no_key_and_check_their_signature(l
     link = answer["versions"][0]["assets"][0]["s3Link"]
     assert requests.get(link, timeout=10).content == WEIGHTS
     assert requests.get(link[:-4] + "0000", timeout=10).status_code == 403
+    base, _, query = link.partition("?")
+    signature = dict(pair.split("=", 1) for pair in query.split("&"))["signature"]
+    for odd in ({"expires": "²", "signature": signature}, {"expires": "9" * 5000},
+                {"expires": "99999999999", "signature": "é" * 8}):
+        assert requests.get(base, params=odd, timeout=10).status_code == 403, odd
     assert _asset(local_registry, name)["s3DownloadEnabled"] is False
 
 
