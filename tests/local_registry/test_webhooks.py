@@ -30,6 +30,12 @@ def receiver() -> Iterator[tuple[str, list[dict]]]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
+        def do_GET(self) -> None:  # what a followed redirect would become
+            received.append({"headers": dict(self.headers), "body": None})
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def log_message(self, *_: object) -> None:
             pass
 
@@ -76,6 +82,40 @@ def test_events_arrive_with_the_configured_headers_and_secret(local_registry, re
                                modelName=name).json()
     assert "s3cret-hook" not in json.dumps(shown)
     assert "s3cret-hook" not in local_registry.logs()
+
+
+def test_a_redirecting_hook_is_not_followed_so_its_secret_stays_with_it(local_registry, receiver):
+    """A hook answering 302 to another host: nothing reaches that host (urllib would have sent
+    the Authorization secret along)."""
+    elsewhere, leaked = receiver
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(302)
+            self.send_header("Location", elsewhere)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            asked.append(self.path)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    asked: list[str] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        name = unique_name("hooked")
+        local_registry.register_files(name, "1.0.0", {"m": b"1"})
+        configure(local_registry, name, [{"url": f"http://127.0.0.1:{server.server_address[1]}/",
+                                          "secret": "s3cret-hook"}])
+        local_registry.set_status(name, "1.0.0", "Staging")
+        wait_until(lambda: asked, 10, what="the hook asked")
+        time.sleep(0.5)
+        assert leaked == []
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_only_the_configured_triggers_are_sent(local_registry, receiver):
