@@ -55,7 +55,7 @@ system-deps: | $(BIN)/python
 	       || { tail -n 30 $(VENV)/apt.log; exit 1; }; }
 
 test: $(STAMP) $(STORES_VENV)/.installed system-deps
-	$(BIN)/ruff check model_contract registry_sync local_registry serving tests bench
+	$(BIN)/ruff check model_contract common registry_sync local_registry serving devkit tests bench
 	$(BIN)/python -m pytest
 
 # The lower bounds of pyproject.toml, tested: a venv with every direct dependency at its minimum.
@@ -90,7 +90,7 @@ test-images: $(STAMP) images
 # exec: the demo is make's own child, so `kill -TERM` of make (which make forwards) stops it.
 # DEMO_ARGS passes options, e.g. make demo DEMO_ARGS='--reset --port 8080'.
 demo: $(STAMP)
-	exec $(BIN)/python -m registry_sync.demo $(DEMO_ARGS)
+	exec $(BIN)/python -m devkit.demo $(DEMO_ARGS)
 
 bench: $(STAMP) system-deps peers
 	$(BIN)/python -m bench

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from registry_sync.publish import publish as publish_link
+from registry_sync.store.publish import publish as publish_link
 from tests.support.models import computing
 from tests.support.snapshots import build_snapshot
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from registry_sync.publish import publish
+from registry_sync.store.publish import publish
 from tests.serving.server import spreading_session
 from tests.support.snapshots import build_snapshot
 

@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from . import commands as sync_commands
-    from . import promote, register
+    from .registries.comet import promote, register
 
     sync_commands.add_parsers(commands)
     register.add_parser(commands)

@@ -13,14 +13,18 @@ import threading
 
 from model_contract import logs
 
-from . import approvals, config, ops_server, snapshot, state, status
-from .candidate import CandidateFollower
-from .comet import CometClient
-from .daemon import EXIT_FAILED, EXIT_OK, Daemon
+from . import config
 from .errors import CometError, Stopped
-from .metrics import SyncMetrics
-from .notifier import ServingNotifier
-from .syncer import Syncer
+from .hooks.notifier import ServingNotifier
+from .ops import server as ops_server
+from .ops import status
+from .ops.metrics import SyncMetrics
+from .registries.comet import approvals
+from .registries.comet.client import CometClient
+from .store import snapshot, state
+from .sync.candidate import CandidateFollower
+from .sync.daemon import EXIT_FAILED, EXIT_OK, Daemon
+from .sync.syncer import Syncer
 
 
 def interruptible_sleep(stop: threading.Event):
@@ -74,9 +78,9 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
 
 def _follower(settings: config.SyncConfig, syncer: Syncer):
     """How a follower installs a decided set: from a peer (its own credential), else Comet."""
-    from .decision_seal import peer_token
-    from .follower import Follower
-    from .peer import PeerClient
+    from .cluster.decision_seal import peer_token
+    from .cluster.peer import PeerClient
+    from .sync.follower import Follower
 
     def credential() -> str:
         token = peer_token(settings.read_decision_key())
@@ -100,9 +104,9 @@ def decision_max_age(settings: config.SyncConfig) -> float:
 
 def _cluster(settings: config.SyncConfig, wake):
     """The election and the decision watch on the Lease (two connections: one blocks)."""
-    from . import kube
-    from .cluster import Cluster, Trust
-    from .lease_api import KubeLease, KubePods
+    from .cluster.lease_api import KubeLease, KubePods
+    from .cluster.member import Cluster, Trust
+    from .hooks import kube
 
     election = settings.election
     ca_file = settings.kube_token_file.with_name("ca.crt")
@@ -123,7 +127,7 @@ def _reporter(settings: config.SyncConfig):
     """The Kubernetes Events/annotations reporter when in a cluster, else None."""
     if settings.kube is None:
         return None
-    from . import kube  # the kubernetes client is slow to import: only inside a cluster
+    from .hooks import kube  # the kubernetes client is slow to import: only inside a cluster
 
     options = dict(settings.kube)
     return kube.PodReporter.in_cluster(options.pop("pod_name"), options.pop("namespace"),

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 from model_contract import api_key, logs, secret_file
 
-from . import onprem
-from .election import ElectionSettings
+from .cluster.election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
+from .registries.comet import onprem
 from .secret_files import check_secret_file, read_secret_file
 
 DEFAULT_COMET_URL = api_key.DEFAULT_SERVER

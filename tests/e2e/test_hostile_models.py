@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from model_contract import layout
-from registry_sync import snapshot
+from registry_sync.store import snapshot
 from tests.support.load import VALID
 from tests.support.models import hostile
 from tests.support.pod_system import RELOAD_TOKEN, SERVING_DEFAULTS, SIDECAR_DEFAULTS

@@ -14,8 +14,8 @@ from itertools import pairwise
 import pytest
 import requests
 
-from registry_sync.comet import MIN_DOWNLOAD_RATE
-from registry_sync.registry import semver_key
+from registry_sync.registries.comet.client import MIN_DOWNLOAD_RATE
+from registry_sync.registries.values import semver_key
 from tests.support.jsonlog import event_time
 from tests.support.pod_system import (
     ROTATED_API_KEY,

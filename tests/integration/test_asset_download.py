@@ -9,7 +9,6 @@ import zipfile
 
 import pytest
 
-from registry_sync import asset_download, installer
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
     BadResponse,
@@ -18,6 +17,8 @@ from registry_sync.errors import (
     RemoteAssetRefused,
     SizeMismatch,
 )
+from registry_sync.registries.comet import asset_download
+from registry_sync.store import installer
 from tests.support.processes import running_sidecar
 from tests.support.registry import unique_name
 

@@ -7,7 +7,7 @@ test says otherwise: the finder must not need them.
 import pytest
 
 from registry_sync.errors import StatusUnknown
-from registry_sync.finder import VersionFinder
+from registry_sync.registries.comet.finder import VersionFinder
 from tests.integration.test_comet_client import client_for
 from tests.support.registry import unique_name
 

@@ -30,7 +30,7 @@ COMMANDS = [
     [str(BIN / "serving-train")],
     [sys.executable, "-m", "serving.train"],
     [sys.executable, "-m", "serving.front"],
-    [sys.executable, "-m", "registry_sync.demo"],
+    [sys.executable, "-m", "devkit.demo"],
 ]
 
 

@@ -6,7 +6,7 @@ import os
 import pytest
 import requests
 
-from registry_sync.peer import PeerClient, PeerRefused, PeerUnavailable
+from registry_sync.cluster.peer import PeerClient, PeerRefused, PeerUnavailable
 from tests.support.processes import published, running_sidecar
 from tests.support.registry import unique_name
 

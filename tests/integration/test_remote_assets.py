@@ -12,8 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from registry_sync import installer
-from registry_sync.comet import CometClient
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
     ArchiveTooLarge,
@@ -21,6 +19,8 @@ from registry_sync.errors import (
     RemoteStoreError,
     SizeMismatch,
 )
+from registry_sync.registries.comet.client import CometClient
+from registry_sync.store import installer
 from tests.support.object_stores import BUCKET, ObjectStores, remote_listing, running_object_stores
 from tests.support.registry import unique_name
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry_sync import kube
-from registry_sync.lease_api import KubeLease
+from registry_sync.cluster.lease_api import KubeLease
+from registry_sync.hooks import kube
 from tests.k8s.fake_api import FakeApi, Server
 from tests.support.registry import local_registry, local_registry_server  # noqa: F401
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from registry_sync.decision import DECISION_ANNOTATION
+from registry_sync.cluster.decision import DECISION_ANNOTATION
 from tests.support.cluster import (
     LEASE,
     NAMESPACE,

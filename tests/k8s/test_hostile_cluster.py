@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from registry_sync.decision import DECISION_ANNOTATION
+from registry_sync.cluster.decision import DECISION_ANNOTATION
 from tests.k8s.fake_leases import ApiError
 from tests.support.cluster import (
     LEASE,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from registry_sync.metrics import SyncMetrics
+from registry_sync.ops.metrics import SyncMetrics
 from serving import metrics as serving_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from registry_sync.publish import publish as publish_snapshot
+from registry_sync.store.publish import publish as publish_snapshot
 from serving.front.command import WORKER_PROCESS_NAME, serving_argv
 from tests.serving.conftest import TOKEN, VALID
 from tests.support.processes import free_port

@@ -7,7 +7,7 @@ from http.server import ThreadingHTTPServer
 
 import requests
 
-from registry_sync.notifier import NOT_LISTENING, ServingNotifier, Verdict
+from registry_sync.hooks.notifier import NOT_LISTENING, ServingNotifier, Verdict
 from serving.front import admin
 from tests.support.processes import free_port
 

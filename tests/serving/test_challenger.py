@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from registry_sync.publish import publish as publish_link
+from registry_sync.store.publish import publish as publish_link
 from serving.canary import in_canary
 from serving.errors import InvalidInput
 from serving.roles import Answer, Role

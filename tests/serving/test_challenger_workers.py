@@ -12,7 +12,7 @@ import json
 import pytest
 
 from model_contract import manifest
-from registry_sync.publish import publish as publish_link
+from registry_sync.store.publish import publish as publish_link
 from tests.serving.conftest import CLASSIFIER
 from tests.serving.server import launch
 from tests.support.load import Load

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_sync.publish import publish as point_current_at
+from registry_sync.store.publish import publish as point_current_at
 from serving import loader
 from serving.config import ServingConfig
 from serving.errors import ModelRejected, NoModel, SnapshotNotFound

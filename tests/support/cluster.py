@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from registry_sync.decision_seal import PREFIX, seal
+from registry_sync.cluster.decision_seal import PREFIX, seal
 from tests.support.processes import Sidecar, start_sidecar, wait_until
 
 NAMESPACE, LEASE = "ml-serving", "comet-registry-sync"

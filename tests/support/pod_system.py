@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from model_contract import layout, manifest
-from registry_sync import snapshot
+from registry_sync.store import snapshot
 from tests.serving.server import Serving, launch
 from tests.support.jsonlog import json_lines
 from tests.support.load import Load

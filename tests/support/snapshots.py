@@ -5,7 +5,7 @@
 
 Each registry model's folder is copied under .staging/<id>/<name>/, manifest.json is written
 with model_contract.manifest.write, the folder is renamed into snapshots/<id>, and (unless
-publish=False) `current` is pointed at it with registry_sync.publish.publish.
+publish=False) `current` is pointed at it with registry_sync.store.publish.publish.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from model_contract import layout, manifest
 from model_contract.manifest import FileEntry, Manifest, ModelEntry
-from registry_sync.publish import publish as publish_snapshot
+from registry_sync.store.publish import publish as publish_snapshot
 
 WORKSPACE = "test-ws"
 

@@ -19,18 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_contract import layout
-from registry_sync import config, snapshot, state
-from registry_sync.daemon import Daemon
+from registry_sync import config
 from registry_sync.errors import (
     CometUnavailable,
     InstructionsMissing,
     ServingUnavailable,
     SnapshotRejected,
 )
-from registry_sync.metrics import SyncMetrics
-from registry_sync.notifier import Verdict
-from registry_sync.registry import ModelVersion
-from registry_sync.syncer import Outcome, Syncer
+from registry_sync.hooks.notifier import Verdict
+from registry_sync.ops.metrics import SyncMetrics
+from registry_sync.registries.values import ModelVersion
+from registry_sync.store import snapshot, state
+from registry_sync.sync.daemon import Daemon
+from registry_sync.sync.syncer import Outcome, Syncer
 from tests.support.registry import zip_bytes
 
 MODEL = "clf"

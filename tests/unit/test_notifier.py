@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from registry_sync.errors import ServingUnavailable, SnapshotRejected, Stopped
-from registry_sync.notifier import NOT_LISTENING, ServingNotifier, Verdict
+from registry_sync.hooks.notifier import NOT_LISTENING, ServingNotifier, Verdict
 from tests.support.processes import free_port
 
 

@@ -1,0 +1,125 @@
+"""A follower's pass: install exactly the decided version set, from a peer, else from Comet.
+
+No details request goes to Comet while a peer has the files. A model is fetched from the peer
+the decision names, only when that peer is the pod holding the Lease (Cluster.peer_for), and
+kept only if every file's size and SHA-256 equal the decision's; if there is no such peer, or it
+does not answer or lies, the model is downloaded from Comet instead (one details request
+to find the decided version's assets) and kept only if what Comet gave matches the decision too.
+A decision written without its file lists (too many files for the Lease) is downloaded from
+Comet, checked as a lone sidecar checks a download. The snapshot is then validated and published
+by the syncer's own path (Syncer.bring_to), as the leader's was. The decided challenger, when
+this sidecar follows one, is installed the same way (its files from the leader's candidate
+snapshot) through the challenger's own path (CandidateFollower.follow_decided) into `candidate`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from model_contract import logs
+from model_contract.manifest import ModelEntry
+
+from ..cluster.decision import DecidedSet, Decision
+from ..cluster.peer import PeerClient, PeerRefused, PeerUnavailable
+from ..errors import ArchiveError, UnsafeValue, VersionNotFound
+from ..registries.values import ModelVersion
+from ..store import installer
+from .syncer import Outcome, Syncer, check_chosen, describe
+
+log = logs.get(__name__)
+
+
+class DecisionMismatch(ArchiveError):
+    """What Comet gave for a decided version differs from the decided files."""
+
+
+def _version_of(entry: ModelEntry) -> ModelVersion:
+    """A decided model as the registry version snapshot.build needs (its key is what counts)."""
+    return ModelVersion(entry.version, entry.registryModelItemId, entry.status, (), (),
+                        entry.experimentKey, 0, "", ())
+
+
+class Follower:
+    """Brings MODEL_ROOT to the decided set through the syncer's build/validate/publish path."""
+
+    def __init__(self, syncer: Syncer, peers: PeerClient):
+        self.syncer, self.peers = syncer, peers
+        self.root: Path = syncer.config.model_root
+        self._peer = ""
+
+    def sync_to(self, decided: Decision, peer_url: str = "") -> Outcome:
+        """One follower pass; raises what a sync pass raises (Comet, disk, serving trouble).
+
+        The champion first, then the challenger, as a leader's pass does. Files come from
+        `peer_url` when given (the Lease holder's), else from Comet.
+        """
+        self._peer = peer_url
+        outcome = self._sync_champion(decided)
+        if self.syncer.candidates is not None:
+            self._sync_challenger(decided)
+        return outcome
+
+    def _sync_challenger(self, decided: Decision) -> None:
+        """The decided challenger into `candidate`; the link goes if the decision has none."""
+        challenger = decided.candidate
+        chosen = None if challenger is None else [(m.name, _version_of(m))
+                                                  for m in challenger.models]
+        self.syncer.candidates.follow_decided(chosen, lambda name, _version, work, target:
+                                              self._install(decided, challenger, name, work,
+                                                            target))
+
+    def _sync_champion(self, decided: Decision) -> Outcome:
+        syncer = self.syncer
+        syncer._confirm_published()
+        chosen = [(m.name, _version_of(m)) for m in decided.models]
+        try:
+            check_chosen(chosen)  # the Lease is input like the registry: checked the same way
+        except UnsafeValue as exc:
+            return syncer._refuse_unsafe(exc)
+        syncer.state.desired = describe(chosen)  # what the leader decided is what we want
+        syncer.state.waiting = None
+        syncer.metrics.set_versions(syncer.metrics.desired, decided.versions)
+        outcome = syncer.bring_to(chosen, lambda name, _version, work, target:
+                                  self._install(decided, decided.champion, name, work, target))
+        if outcome.kind == "published":
+            log.info("decision_installed", snapshot=outcome.snapshot_id,
+                     decided=decided.snapshot_id, leader=decided.leader)
+        return outcome
+
+    def _install(self, decided: Decision, wanted: DecidedSet, name: str, work: Path,
+                 target: Path) -> ModelEntry:
+        """One model of `wanted` (the champion or challenger set) from the leader, else Comet."""
+        entry = next(m for m in wanted.models if m.name == name)
+        if not decided.files_listed:
+            return self._from_comet(entry, work, target, check_files=False)
+        if not self._peer:
+            log.info("peer_not_used", model=name, peer=decided.peer_url,
+                     reason="not the address of the pod holding the Lease")
+            return self._from_comet(entry, work, target)
+        try:
+            return self.peers.fetch_model(self._peer, wanted.snapshot_id, entry, target,
+                                          self.syncer.metrics.peer_bytes.inc)
+        except (PeerUnavailable, PeerRefused) as exc:
+            log.warning("peer_fetch_failed", model=name, peer=self._peer,
+                        refused=isinstance(exc, PeerRefused), error=str(exc))
+            shutil.rmtree(target, ignore_errors=True)
+        return self._from_comet(entry, work, target)
+
+    def _from_comet(self, entry: ModelEntry, work: Path, target: Path,
+                    check_files: bool = True) -> ModelEntry:
+        """Download the decided version from Comet; refuse it unless its files are the decided."""
+        syncer = self.syncer
+        found = next((v for v in syncer.client.get_model(entry.name).versions
+                      if v.registry_model_item_id == entry.registryModelItemId), None)
+        if found is None:
+            raise VersionNotFound(entry.workspace, entry.name, entry.version)
+        installed = installer.install(syncer.client, entry.name, found, work, target,
+                                      syncer.config.limits, syncer.metrics.bytes.inc,
+                                      syncer._still_going)
+        if not check_files:
+            return installed
+        if set(installed.files) != set(entry.files):
+            raise DecisionMismatch(f"{entry.name} {entry.version} from Comet differs from the "
+                                   "decided manifest")
+        return entry
