@@ -21,6 +21,7 @@ from .ops import status
 from .ops.metrics import SyncMetrics
 from .registries.comet import approvals
 from .registries.comet.client import CometClient
+from .registries.comet.registry import CometRegistry
 from .store import snapshot, state
 from .sync.candidate import CandidateFollower
 from .sync.daemon import EXIT_FAILED, EXIT_OK, Daemon
@@ -60,7 +61,8 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
     client = CometClient(settings.comet, sleep=interruptible_sleep(stop), attempts=3,
                          max_wait=min(30.0, settings.max_backoff),
                          on_request=metrics.count_request)
-    syncer = Syncer(settings, client, state.load(settings.model_root), metrics, notifier,
+    registry = CometRegistry(client, (settings.status, settings.candidate_status))
+    syncer = Syncer(settings, registry, state.load(settings.model_root), metrics, notifier,
                     should_stop=stop.is_set, reporter=_reporter(settings))
     if settings.candidate_status:
         syncer.candidates = CandidateFollower(syncer, settings.candidate_status)
@@ -87,7 +89,8 @@ def _follower(settings: config.SyncConfig, syncer: Syncer):
         logs.redact(token)
         return token
 
-    return Follower(syncer, PeerClient(credential, settings.comet.download_timeout))
+    return Follower(syncer, PeerClient(credential, settings.comet.download_timeout),
+                    syncer.candidates)
 
 
 def config_id(settings: config.SyncConfig) -> str:

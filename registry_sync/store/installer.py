@@ -1,7 +1,7 @@
 """Installing one registry model version into a folder: space check, download, describe.
 
-The path is per asset (asset_download.py), as the comet_ml SDK downloads; only a registry without
-download-instructions (404) gets the legacy zip endpoint, unpacked by archive.py.
+The path is per asset when the registry gives a plan (Registry.plan); only a registry without
+one (InstructionsMissing) gets the legacy whole-version zip, unpacked by archive.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from model_contract.manifest import FileEntry, ModelEntry
 
 from ..config import ArchiveLimits
 from ..errors import InstructionsMissing, InsufficientSpace, Stopped
-from ..registries.comet import asset_download
-from ..registries.comet.client import CometClient
+from ..registries.protocol import Registry
 from ..registries.values import ModelVersion
 from . import archive
 
@@ -67,38 +66,38 @@ class ProgressLog:
             raise Stopped("stop requested during download")
 
 
-def install(client: CometClient, name: str, version: ModelVersion, work_dir: Path,
+def install(registry: Registry, name: str, version: ModelVersion, work_dir: Path,
             model_dir: Path, limits: ArchiveLimits, on_bytes: Callable[[int], None],
             should_stop: Callable[[], bool]) -> ModelEntry:
     """Download a version's assets into model_dir (via work_dir) and describe its files."""
     started = time.monotonic()
     progress = ProgressLog(name, version.version, on_bytes, should_stop)
     try:
-        found = asset_download.plan(client, name, version, limits)
+        found = registry.plan(name, version, limits)
     except InstructionsMissing:
         path = "zip"
-        files = _install_from_zip(client, name, version, work_dir, model_dir, limits, progress,
+        files = _install_from_zip(registry, name, version, work_dir, model_dir, limits, progress,
                                   should_stop)
     else:
         path = "assets"
         ensure_free_space(work_dir, version.version, found.total_size)
-        files = asset_download.fetch(client, found, work_dir, model_dir, progress)
+        files = registry.fetch(found, work_dir, model_dir, progress)
     log.info("model_downloaded", model=name, version=version.version, path=path,
              bytes=sum(f.size for f in files), files=len(files),
              seconds=round(time.monotonic() - started, 3))
-    return ModelEntry(workspace=client.workspace, name=name, version=version.version,
+    return ModelEntry(workspace=registry.workspace, name=name, version=version.version,
                       registryModelItemId=version.registry_model_item_id,
                       status=version.status, experimentKey=version.experiment_key, files=files)
 
 
-def _install_from_zip(client: CometClient, name: str, version: ModelVersion, work_dir: Path,
+def _install_from_zip(registry: Registry, name: str, version: ModelVersion, work_dir: Path,
                       model_dir: Path, limits: ArchiveLimits, progress: ProgressLog,
                       should_stop: Callable[[], bool]) -> tuple[FileEntry, ...]:
     """The legacy path: the whole version's zip, checked and unpacked by archive.py."""
     ensure_free_space(work_dir, version.version, version.total_size, copies=2)
     zip_path = work_dir / f"{name}.zip"
     # the version's size bounds the whole download even when no Content-Length is announced
-    client.download(name, version.version, zip_path, progress, expected_size=version.total_size)
+    registry.download_zip(name, version, zip_path, progress)
     files = archive.extract(zip_path, model_dir, version.assets, limits, should_stop)
     zip_path.unlink()
     return files

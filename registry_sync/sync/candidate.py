@@ -24,7 +24,8 @@ from ..hooks.notifier import Verdict
 from ..registries.values import ModelVersion, check_assets
 from ..store import publish, snapshot
 from ..store.state import CandidateStatus, RefusedBy, manifest_key
-from .syncer import Syncer, check_chosen, chosen_key
+from .context import SyncContext
+from .syncer import check_chosen, chosen_key
 
 log = logs.get(__name__)
 
@@ -32,7 +33,7 @@ log = logs.get(__name__)
 class CandidateFollower:
     """Keeps MODEL_ROOT/candidate on the candidate status's version set, or absent."""
 
-    def __init__(self, syncer: Syncer, status: str):
+    def __init__(self, syncer: SyncContext, status: str):
         self.syncer, self.status = syncer, status
         self.root = syncer.root
 
@@ -54,12 +55,12 @@ class CandidateFollower:
     def _follow(self) -> CandidateStatus:
         chosen = []
         for name in self.syncer.config.models:
-            version = self.syncer.finder.find(name, self.status).version
+            version = self.syncer.registry.find(name, self.status).version
             if version is None:
                 return self._withdraw("none", f"no version with status {self.status!r}: {name}")
             check_assets(name, version)
             chosen.append((name, version))
-        return self._bring(chosen, self.syncer._install)
+        return self._bring(chosen, self.syncer.install)
 
     def _bring(self, chosen: list[tuple[str, ModelVersion]],
                install: snapshot.Installer) -> CandidateStatus:
@@ -91,7 +92,7 @@ class CandidateFollower:
         notifier = self.syncer.notifier
         verdict = Verdict.NOT_UP
         if notifier is not None:
-            self.syncer.on_progress()
+            self.syncer.progress()
             try:
                 verdict = notifier.validate(built.snapshotId)
             except SnapshotRejected as exc:
@@ -106,18 +107,18 @@ class CandidateFollower:
 
     def _refuse(self, key: str, versions: dict[str, str], reason: str, snapshot_id: str | None,
                 by: RefusedBy) -> CandidateStatus:
-        self.syncer._refuse(key, versions, f"as {self.status}: {reason}", snapshot_id, by)
+        self.syncer.refuse(key, versions, f"as {self.status}: {reason}", snapshot_id, by)
         return self._withdraw("rejected", reason, versions)
 
     def _refuse_unsafe(self, exc: UnsafeValue) -> CandidateStatus:
         if self.syncer.state.memory.refusal_of(exc.key) is None:
-            self.syncer._refuse(exc.key, {exc.model: f"(refused {exc.field})"},
+            self.syncer.refuse(exc.key, {exc.model: f"(refused {exc.field})"},
                                 f"as {self.status}: {exc}", None, RefusedBy.REGISTRY)
         return self._withdraw("rejected", str(exc))
 
     def _still_leading(self, snapshot_id: str) -> None:
         """A deposed leader changes no link: the next leader decides (followers: always)."""
-        if not self.syncer.may_publish():
+        if not self.syncer.publishing_allowed():
             raise LeadershipLost(f"candidate {snapshot_id} not changed: this sidecar no longer "
                                  "leads")
 

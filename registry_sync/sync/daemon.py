@@ -271,7 +271,7 @@ class Daemon:
 
     def poll_now(self) -> None:
         """A webhook's wake-up: poll soon with fresh facts, merged and spaced (at the leader)."""
-        self.syncer.finder.expire()
+        self.syncer.registry.expire()
         if self.cluster is None or self.cluster.poll_now():
             self._polled = True
             self.wake.set()

@@ -25,7 +25,9 @@ from ..cluster.peer import PeerClient, PeerRefused, PeerUnavailable
 from ..errors import ArchiveError, UnsafeValue, VersionNotFound
 from ..registries.values import ModelVersion
 from ..store import installer
-from .syncer import Outcome, Syncer, check_chosen, describe
+from .candidate import CandidateFollower
+from .context import Outcome, SyncContext
+from .syncer import check_chosen, describe
 
 log = logs.get(__name__)
 
@@ -43,9 +45,10 @@ def _version_of(entry: ModelEntry) -> ModelVersion:
 class Follower:
     """Brings MODEL_ROOT to the decided set through the syncer's build/validate/publish path."""
 
-    def __init__(self, syncer: Syncer, peers: PeerClient):
-        self.syncer, self.peers = syncer, peers
-        self.root: Path = syncer.config.model_root
+    def __init__(self, syncer: SyncContext, peers: PeerClient,
+                 candidates: CandidateFollower | None = None):
+        self.syncer, self.peers, self.candidates = syncer, peers, candidates
+        self.root: Path = syncer.root
         self._peer = ""
 
     def sync_to(self, decided: Decision, peer_url: str = "") -> Outcome:
@@ -56,27 +59,26 @@ class Follower:
         """
         self._peer = peer_url
         outcome = self._sync_champion(decided)
-        if self.syncer.candidates is not None:
-            self._sync_challenger(decided)
+        if self.candidates is not None:
+            self._sync_challenger(self.candidates, decided)
         return outcome
 
-    def _sync_challenger(self, decided: Decision) -> None:
+    def _sync_challenger(self, candidates: CandidateFollower, decided: Decision) -> None:
         """The decided challenger into `candidate`; the link goes if the decision has none."""
         challenger = decided.candidate
         chosen = None if challenger is None else [(m.name, _version_of(m))
                                                   for m in challenger.models]
-        self.syncer.candidates.follow_decided(chosen, lambda name, _version, work, target:
-                                              self._install(decided, challenger, name, work,
-                                                            target))
+        candidates.follow_decided(chosen, lambda name, _version, work, target:
+                                  self._install(decided, challenger, name, work, target))
 
     def _sync_champion(self, decided: Decision) -> Outcome:
         syncer = self.syncer
-        syncer._confirm_published()
+        syncer.confirm_published()
         chosen = [(m.name, _version_of(m)) for m in decided.models]
         try:
             check_chosen(chosen)  # the Lease is input like the registry: checked the same way
         except UnsafeValue as exc:
-            return syncer._refuse_unsafe(exc)
+            return syncer.refuse_unsafe(exc)
         syncer.state.desired = describe(chosen)  # what the leader decided is what we want
         syncer.state.waiting = None
         syncer.metrics.set_versions(syncer.metrics.desired, decided.versions)
@@ -110,13 +112,13 @@ class Follower:
                     check_files: bool = True) -> ModelEntry:
         """Download the decided version from Comet; refuse it unless its files are the decided."""
         syncer = self.syncer
-        found = next((v for v in syncer.client.get_model(entry.name).versions
+        found = next((v for v in syncer.registry.versions(entry.name)
                       if v.registry_model_item_id == entry.registryModelItemId), None)
         if found is None:
             raise VersionNotFound(entry.workspace, entry.name, entry.version)
-        installed = installer.install(syncer.client, entry.name, found, work, target,
+        installed = installer.install(syncer.registry, entry.name, found, work, target,
                                       syncer.config.limits, syncer.metrics.bytes.inc,
-                                      syncer._still_going)
+                                      syncer.still_going)
         if not check_files:
             return installed
         if set(installed.files) != set(entry.files):

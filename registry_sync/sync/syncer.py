@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from model_contract import layout, logs
@@ -21,23 +21,14 @@ from ..config import SyncConfig
 from ..errors import ArchiveError, LeadershipLost, ServingUnavailable, SnapshotRejected, UnsafeValue
 from ..hooks.notifier import NOT_LISTENING, ServingNotifier, Verdict
 from ..ops.metrics import SyncMetrics
-from ..registries.comet.client import CometClient
-from ..registries.comet.finder import Found, VersionFinder
+from ..registries.protocol import Found, Registry
 from ..registries.values import ModelVersion, check_assets, check_values
 from ..store import installer, publish, snapshot
 from ..store import state as state_store
 from ..store.state import Publication, RefusedBy, SyncState, VersionSet, manifest_key, set_key
+from .context import Outcome
 
 log = logs.get(__name__)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a pass did: published, unchanged, waiting or rejected, and why."""
-
-    kind: str
-    detail: str = ""
-    snapshot_id: str | None = None
 
 
 def describe(chosen: list[tuple[str, ModelVersion]],
@@ -70,15 +61,14 @@ def check_chosen(chosen: list[tuple[str, ModelVersion]]) -> None:
 class Syncer:
     """Runs sync passes for one configuration; the one owner of the state's memory."""
 
-    def __init__(self, config: SyncConfig, client: CometClient, state: SyncState,
+    def __init__(self, config: SyncConfig, registry: Registry, state: SyncState,
                  metrics: SyncMetrics, notifier: ServingNotifier | None = None,
                  should_stop: Callable[[], bool] = lambda: False, reporter=None):
-        self.config, self.client, self.state = config, client, state
+        self.config, self.registry, self.state = config, registry, state
         self.metrics, self.notifier, self.should_stop = metrics, notifier, should_stop
         self.reporter = reporter
         self.root: Path = config.model_root
         self.on_progress: Callable[[], None] = lambda: None  # the daemon's heartbeat
-        self.finder = VersionFinder(client, (config.status, config.candidate_status))
         self.candidates = None  # sync.candidate.CandidateFollower when one is followed
         self.may_publish: Callable[[], bool] = lambda: True  # a leader: still leading?
 
@@ -90,17 +80,25 @@ class Syncer:
         self.state.memory = memory
         self.save_state()
 
-    def _still_going(self) -> bool:
+    def still_going(self) -> bool:
         """Polled at every step of progress: moves the heartbeat; True when asked to stop."""
         self.on_progress()
         return self.should_stop()
 
+    def progress(self) -> None:
+        """Move the heartbeat."""
+        self.on_progress()
+
+    def publishing_allowed(self) -> bool:
+        """False once a leader is deposed."""
+        return self.may_publish()
+
     def choose(self) -> tuple[list[tuple[str, ModelVersion]], str | None]:
         """The production version of every configured model, or why not to publish now."""
         chosen, missing, others = [], [], {}
-        self.finder.begin_poll()
+        self.registry.begin_poll()
         for name in self.config.models:
-            found: Found = self.finder.find(name, self.config.status, self.config.tag)
+            found: Found = self.registry.find(name, self.config.status, self.config.tag)
             if found.version is None:
                 missing.append(name)
             else:
@@ -136,15 +134,15 @@ class Syncer:
         return outcome
 
     def _sync_champion(self) -> Outcome:
-        self._confirm_published()
+        self.confirm_published()
         try:
             chosen, waiting = self.choose()
         except UnsafeValue as exc:
-            return self._refuse_unsafe(exc)
+            return self.refuse_unsafe(exc)
         self.state.waiting = waiting
         if waiting:
             return Outcome("waiting", waiting)
-        return self.bring_to(chosen, self._install)
+        return self.bring_to(chosen, self.install)
 
     def bring_to(self, chosen: list[tuple[str, ModelVersion]],
                  install: snapshot.Installer) -> Outcome:
@@ -162,13 +160,14 @@ class Syncer:
             try:
                 staged = snapshot.build(self.root, chosen, install)
             except ArchiveError as exc:
-                return self._refuse(key, {n: v.version for n, v in chosen}, str(exc), None,
+                return self.refuse(key, {n: v.version for n, v in chosen}, str(exc), None,
                                     RefusedBy.ARCHIVE)
         return self._hand_over(staged)
 
-    def _install(self, name: str, version: ModelVersion, work: Path, target: Path) -> ModelEntry:
-        return installer.install(self.client, name, version, work, target, self.config.limits,
-                                 self.metrics.bytes.inc, self._still_going)
+    def install(self, name: str, version: ModelVersion, work: Path, target: Path) -> ModelEntry:
+        """Download one version from the registry into target (parts under work)."""
+        return installer.install(self.registry, name, version, work, target, self.config.limits,
+                                 self.metrics.bytes.inc, self.still_going)
 
     def _hand_over(self, built: Manifest) -> Outcome:
         """Validate with serving (if any), publish, ask serving to reload, prune."""
@@ -179,7 +178,7 @@ class Syncer:
                 verdict = self.notifier.validate(snapshot_id)
             except SnapshotRejected as exc:
                 snapshot.discard(self.root, snapshot_id)
-                return self._refuse(manifest_key(built), built.versions, exc.reason,
+                return self.refuse(manifest_key(built), built.versions, exc.reason,
                                     snapshot_id, RefusedBy.SERVING)
             # ServingUnavailable propagates: the staged snapshot stays, and the next pass
             # hands the same folder over again instead of building another copy
@@ -215,7 +214,7 @@ class Syncer:
                  validated=validated)
         self._notify_reload(built.snapshotId)
 
-    def _confirm_published(self) -> None:
+    def confirm_published(self) -> None:
         """Have serving check a snapshot published while it was down; roll back if refused."""
         published = self.state.memory.published
         if self.notifier is None or published is None or published.validated:
@@ -238,7 +237,7 @@ class Syncer:
                       if m.snapshotId == refused_id), None)
         versions = found.versions if found else dict(self.state.memory.published.versions)
         key = manifest_key(found) if found else f"snapshot:{refused_id}"
-        self._refuse(key, versions, reason, refused_id, RefusedBy.SERVING)
+        self.refuse(key, versions, reason, refused_id, RefusedBy.SERVING)
         target = self._rollback_target(refused_id)
         if target is not None:
             log.warning("model_rolled_back", refused=refused_id, to=target.snapshotId)
@@ -263,7 +262,7 @@ class Syncer:
                 verdict = self.notifier.validate(candidate.snapshotId)
             except SnapshotRejected as exc:
                 snapshot.discard(self.root, candidate.snapshotId)
-                self._refuse(key, candidate.versions, exc.reason, candidate.snapshotId,
+                self.refuse(key, candidate.versions, exc.reason, candidate.snapshotId,
                              RefusedBy.SERVING)
                 continue
             if verdict is Verdict.ACCEPTED:
@@ -283,15 +282,15 @@ class Syncer:
             # the symlink is the truth: every worker converges on `current` by itself
             log.warning("serving_reload_failed", snapshot=snapshot_id, error=str(exc))
 
-    def _refuse_unsafe(self, exc: UnsafeValue) -> Outcome:
+    def refuse_unsafe(self, exc: UnsafeValue) -> Outcome:
         """A chosen version carries a value that must not go further: refused once, named."""
         refusal = self.state.memory.refusal_of(exc.key)
         if refusal:
             return Outcome("rejected", f"already rejected: {refusal.reason}", refusal.snapshot)
         shown = {exc.model: f"(refused {exc.field})"}
-        return self._refuse(exc.key, shown, str(exc), None, RefusedBy.REGISTRY)
+        return self.refuse(exc.key, shown, str(exc), None, RefusedBy.REGISTRY)
 
-    def _refuse(self, key: str, shown: dict[str, str], reason: str, snapshot_id: str | None,
+    def refuse(self, key: str, shown: dict[str, str], reason: str, snapshot_id: str | None,
                 by: RefusedBy) -> Outcome:
         """Remember durably that this version set must not be tried again."""
         refusal = state_store.new_refusal(key, shown, reason, by, snapshot_id)

@@ -18,6 +18,7 @@ from registry_sync.errors import (
     SizeMismatch,
 )
 from registry_sync.registries.comet import asset_download
+from registry_sync.registries.comet.registry import CometRegistry
 from registry_sync.store import installer
 from tests.support.processes import running_sidecar
 from tests.support.registry import unique_name
@@ -37,8 +38,8 @@ def _install(registry, name, tmp_path, client=None):
     received = []
     target = tmp_path / "model"
     (tmp_path / "work").mkdir(exist_ok=True)
-    entry = installer.install(client, name, version, tmp_path / "work", target, ArchiveLimits(),
-                              received.append, lambda: False)
+    entry = installer.install(CometRegistry(client), name, version, tmp_path / "work", target,
+                              ArchiveLimits(), received.append, lambda: False)
     return entry, target, sum(received)
 
 

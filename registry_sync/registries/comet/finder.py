@@ -22,13 +22,14 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from common.versions import semver_key
 from model_contract import logs
 
 from ...errors import BadRequest, BadResponse, StatusUnknown, VersionNotFound
+from ..protocol import Found
 from ..values import ModelVersion, check_assets
 from .client import CometClient
 
@@ -36,14 +37,6 @@ log = logs.get(__name__)
 
 FACTS_REFRESH_POLLS = 30
 CHANGED = "MODEL_VERSION_STATUS_CHANGED"
-
-
-@dataclass(frozen=True)
-class Found:
-    """The version to serve for one status (None: no version has it), and the others with it."""
-
-    version: ModelVersion | None
-    others: tuple[str, ...] = ()
 
 
 class VersionFinder:
