@@ -180,7 +180,8 @@ def _ours_app(root: Path):
     from serving.app import create_app
     from serving.config import ServingConfig
 
-    return create_app(ServingConfig(model_root=root, watch=False, log_level="warning"))
+    return create_app(ServingConfig(model_root=root, watch=False, log_level="warning",
+                                    validation_wait=60.0))
 
 
 def _textbook_app(model_dir: Path):

@@ -11,7 +11,6 @@ file descriptors the sync loop needs."""
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import resource
 import shutil
@@ -20,6 +19,7 @@ from http.server import BaseHTTPRequestHandler
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from common import bearer
 from model_contract import logs
 
 from ..cluster import peer
@@ -99,8 +99,7 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
             return True
 
         def _holds(self, tokens: list[str]) -> bool:
-            sent = self.headers.get("Authorization", "").removeprefix("Bearer ").encode()
-            return any(hmac.compare_digest(sent, t.encode()) for t in tokens)
+            return bearer.holds(self.headers.get("Authorization"), tokens)
 
         def _file(self, path: str) -> None:
             if not self._authorized():

@@ -108,7 +108,8 @@ def app_with(tmp_path: Path, trained_models):
     made = []
 
     def make(mpm: MpmConfig):
-        made.append(create_app(ServingConfig(model_root=root, watch=False, mpm=mpm)))
+        made.append(create_app(ServingConfig(model_root=root, watch=False, mpm=mpm,
+                                             validation_wait=60.0)))
         return made[-1].test_client()
 
     yield make

@@ -52,7 +52,7 @@ def test_malformed_suffix_is_refused(raw):
 
 def test_the_demo_key_names_the_demo_registry():
     from devkit import demo
-    from registry_sync import config
+    from registry_sync.registries.comet.settings import server_url
 
     key = demo.key_naming("http://127.0.0.1:8091")
-    assert config.server_url(None, key, "COMET_API_KEY") == "http://127.0.0.1:8091"
+    assert server_url(None, key, "COMET_API_KEY") == "http://127.0.0.1:8091"

@@ -30,8 +30,6 @@ from tenacity import (
 from model_contract import logs
 
 from ... import __version__
-from ...config import DEFAULT_MIN_DOWNLOAD_RATE as MIN_DOWNLOAD_RATE  # noqa: F401 - re-exported
-from ...config import CometSettings
 from ...errors import (
     BadRequest,
     BadResponse,
@@ -44,6 +42,7 @@ from ...errors import (
     VersionNotFound,
     WorkspaceNotFound,
 )
+from ...settings import DEFAULT_MIN_DOWNLOAD_RATE as MIN_DOWNLOAD_RATE  # noqa: F401 - re-exported
 from ...store.transfer import Retryable, arriving_chunks, content_length, deadline_after, receive
 from ..values import ModelVersion, RegistryModel, check_identity, parse_model, parse_version_details
 from . import onprem
@@ -53,6 +52,7 @@ from .retry_policy import (  # noqa: F401 - retry_after_seconds, MAX_RETRY_HINT 
     stop_when_asked_to_wait_longer_than,
     wait_retry_after,
 )
+from .settings import CometSettings
 
 log = logs.get(__name__)
 
