@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
+from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as publish_link
-from tests.support.snapshots import build_snapshot
 
 from . import models
 from .common import VALID, Processes, answered, median, wrk

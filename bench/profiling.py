@@ -137,7 +137,7 @@ def wsgi_call(app, path: str, body: bytes = b"", method: str = "POST"):
 
 def in_process(section: Section) -> None:
     """CPU per request in-process: ours (seed layout) against the textbook app, same pickles."""
-    from tests.support.snapshots import build_snapshot, seed_models
+    from devkit.snapshots import build_snapshot, seed_models
 
     from . import models
     from .common import workspace

@@ -74,6 +74,11 @@ class SyncConfig:
     step_down_after: float = 300.0
     poll_now_min_interval: float = 5.0
 
+    @property
+    def registry_url(self) -> str:
+        """The registry's server, for the logs."""
+        return self.comet.url
+
     def read_decision_key(self) -> bytes:
         """The current decision key ('' when unreadable now: every decision is then refused)."""
         if self.decision_key_file is not None:

@@ -224,7 +224,7 @@ class Daemon:
         self.config.model_root.mkdir(parents=True, exist_ok=True)
         snapshot.clean_staging(self.config.model_root)
         log.info("sync_started", models=list(self.config.models), status=self.config.status,
-                 interval=self.config.interval, registry=self.config.comet.url,
+                 interval=self.config.interval, registry=self.config.registry_url,
                  leader_election=self.cluster is not None)
         if self.cluster is not None:
             self._started = self.clock()  # the lease duration counts from the election's start

@@ -94,11 +94,11 @@ class Follower:
         """One model of `wanted` (the champion or challenger set) from the leader, else Comet."""
         entry = next(m for m in wanted.models if m.name == name)
         if not decided.files_listed:
-            return self._from_comet(entry, work, target, check_files=False)
+            return self._from_registry(entry, work, target, check_files=False)
         if not self._peer:
             log.info("peer_not_used", model=name, peer=decided.peer_url,
                      reason="not the address of the pod holding the Lease")
-            return self._from_comet(entry, work, target)
+            return self._from_registry(entry, work, target)
         try:
             return self.peers.fetch_model(self._peer, wanted.snapshot_id, entry, target,
                                           self.syncer.metrics.peer_bytes.inc)
@@ -106,9 +106,9 @@ class Follower:
             log.warning("peer_fetch_failed", model=name, peer=self._peer,
                         refused=isinstance(exc, PeerRefused), error=str(exc))
             shutil.rmtree(target, ignore_errors=True)
-        return self._from_comet(entry, work, target)
+        return self._from_registry(entry, work, target)
 
-    def _from_comet(self, entry: ModelEntry, work: Path, target: Path,
+    def _from_registry(self, entry: ModelEntry, work: Path, target: Path,
                     check_files: bool = True) -> ModelEntry:
         """Download the decided version from Comet; refuse it unless its files are the decided."""
         syncer = self.syncer

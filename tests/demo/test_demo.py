@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from tests.support.processes import REPO_ROOT, free_port, python_env, wait_until
+from devkit.processes import REPO_ROOT, free_port, python_env, wait_until
 
 SAMPLE = {"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
           "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}

@@ -2,7 +2,7 @@
 the inputs that hang fail.
 
 The champion is our pickled pipeline wrapped so that a row with carat 0.317 never returns
-(tests.support.models.hanging): it passes validation (its golden rows answer) and is served.
+(devkit.models.hanging): it passes validation (its golden rows answer) and is served.
 Clients whose every tenth request carries such a row get 504 for those and 200, mostly within
 a second, for the rest; the front neither exits nor loses a worker. A hang the alarm cannot
 stop (a C call holding the GIL) costs its worker, killed by the master past PREDICT_TIMEOUT + 1 s,
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from devkit.models import HANGING_CARAT, hanging
+from devkit.processes import wait_until
 from model_contract import layout
 from serving.loader import MAX_METADATA_BYTES
 from tests.support.load import VALID
-from tests.support.models import HANGING_CARAT, hanging
-from tests.support.processes import wait_until
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 CLIENTS, SECONDS = 2, 5.0

@@ -9,6 +9,8 @@ import zipfile
 
 import pytest
 
+from devkit.processes import running_sidecar
+from devkit.registry import unique_name
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
     BadResponse,
@@ -20,8 +22,6 @@ from registry_sync.errors import (
 from registry_sync.registries.comet import asset_download
 from registry_sync.registries.comet.registry import CometRegistry
 from registry_sync.store import installer
-from tests.support.processes import running_sidecar
-from tests.support.registry import unique_name
 
 from .test_comet_client import client_for
 

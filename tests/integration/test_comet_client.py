@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.processes import REPO_ROOT
+from devkit.registry import running_local_registry, unique_name
 from registry_sync.config import CometSettings
 from registry_sync.errors import (
     CometUnavailable,
@@ -17,8 +19,6 @@ from registry_sync.errors import (
     WorkspaceNotFound,
 )
 from registry_sync.registries.comet.client import CometClient
-from tests.support.processes import REPO_ROOT
-from tests.support.registry import running_local_registry, unique_name
 
 
 def client_for(registry, sleeps=None, key=None, workspace=None, **settings) -> CometClient:

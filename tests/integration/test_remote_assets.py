@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devkit.registry import unique_name
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
     ArchiveTooLarge,
@@ -23,7 +24,6 @@ from registry_sync.registries.comet.client import CometClient
 from registry_sync.registries.comet.registry import CometRegistry
 from registry_sync.store import installer
 from tests.support.object_stores import BUCKET, ObjectStores, remote_listing, running_object_stores
-from tests.support.registry import unique_name
 
 from .test_comet_client import client_for
 

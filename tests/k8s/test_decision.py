@@ -10,13 +10,13 @@ import threading
 
 import pytest
 
+from devkit.cluster import DECISION_KEY, sealed
 from model_contract.manifest import FileEntry, ModelEntry
 from registry_sync.cluster import decision
 from registry_sync.cluster.decision import DecidedSet, Decision, DecisionError
 from registry_sync.cluster.decision_watch import DecisionWatcher
 from registry_sync.cluster.election import ElectionSettings, Elector
 from tests.k8s.conftest import LEASE, NAMESPACE
-from tests.support.cluster import DECISION_KEY, sealed
 
 DIGEST = "ab" * 32
 

@@ -14,7 +14,7 @@ from importlib import metadata
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests.support.processes import REPO_ROOT
+from devkit.processes import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "docker"))
 import pin_constraints  # docker/ is not a package: found through the path above

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.fake_kube_api import FakeApi, Server
+from devkit.processes import free_port
 from model_contract import logs
 from registry_sync.hooks import kube
-from tests.k8s.fake_api import FakeApi, Server
-from tests.support.processes import free_port
 
 API_KEY = "comet-api-key-0123456789abcdef"
 TOKEN = "service-account-token-1"

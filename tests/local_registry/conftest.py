@@ -8,11 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.registry import (  # noqa: F401
-    LocalRegistry,
-    local_registry,
-    running_local_registry,
-)
+from devkit.registry import LocalRegistry, running_local_registry
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.processes import wait_until
-from tests.support.registry import unique_name
+from devkit.processes import wait_until
+from devkit.registry import unique_name
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from serving import metrics
 from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig, from_env
@@ -16,8 +18,6 @@ from serving.monitoring import Monitor
 from serving.mpm_sdk import mpm_root
 from tests.monitoring.conftest import model_root
 from tests.serving.conftest import CLASSIFIER, VALID
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 MODEL = SimpleNamespace(snapshot="s1", primary="clf", version="1.0.0",
                         schema=SimpleNamespace(names=("carat",)))

@@ -18,11 +18,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devkit.models import double_forking, hostile
+from devkit.snapshots import build_snapshot
 from serving.config import MIB, ServingConfig
 from serving.validations import State, Validations
 from tests.serving.conftest import CLASSIFIER
-from tests.support.models import double_forking, hostile
-from tests.support.snapshots import build_snapshot
 
 VERDICT_WAIT = 120.0
 HANG_TIMEOUT = 8.0

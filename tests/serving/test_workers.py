@@ -11,11 +11,11 @@ import psutil
 import pytest
 import requests
 
+from devkit.models import hostile
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from serving import zygote
 from tests.serving.conftest import CLASSIFIER, VALID
-from tests.support.models import hostile
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -32,12 +32,7 @@ from typing import Any
 
 import requests
 
-from model_contract import layout, manifest
-from registry_sync.store import snapshot
-from tests.serving.server import Serving, launch
-from tests.support.jsonlog import json_lines
-from tests.support.load import Load
-from tests.support.processes import (
+from devkit.processes import (
     REPO_ROOT,
     Sidecar,
     free_port,
@@ -45,7 +40,12 @@ from tests.support.processes import (
     start_sidecar,
     wait_until,
 )
-from tests.support.registry import LocalRegistry, running_local_registry, unique_name
+from devkit.registry import LocalRegistry, running_local_registry, unique_name
+from model_contract import layout, manifest
+from registry_sync.store import snapshot
+from tests.serving.server import Serving, launch
+from tests.support.jsonlog import json_lines
+from tests.support.load import Load
 from tests.support.secret_scan import SecretScan
 
 API_KEY = "e2e-api-key-6c0ffee1-must-never-be-logged"

@@ -18,6 +18,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devkit.registry import zip_bytes
 from model_contract import layout
 from registry_sync import config
 from registry_sync.errors import (
@@ -33,7 +34,6 @@ from registry_sync.registries.values import ModelVersion
 from registry_sync.store import snapshot, state
 from registry_sync.sync.daemon import Daemon
 from registry_sync.sync.syncer import Outcome, Syncer
-from tests.support.registry import zip_bytes
 
 MODEL = "clf"
 

@@ -2,7 +2,7 @@
 
 Reuse from any test folder's conftest.py:
 
-    from tests.support.registry import local_registry, local_registry_server  # noqa: F401
+    from devkit.registry import local_registry, local_registry_server  # noqa: F401
 
 `local_registry_server` (module scope) runs one `local-registry` process per test
 module; `local_registry` (per test) is the same handle with fault rules cleared and request
@@ -35,9 +35,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.processes import stop_process
+from devkit.processes import stop_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 API = "/api/rest/v2"
 DEFAULT_API_KEY = "local-registry-test-key"
 DEFAULT_WORKSPACE = "test-ws"

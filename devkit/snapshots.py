@@ -1,6 +1,6 @@
 """Complete snapshots in a temporary MODEL_ROOT, built the way the sidecar builds them.
 
-    from tests.support.snapshots import build_snapshot
+    from devkit.snapshots import build_snapshot
     snapshot_id = build_snapshot(root, {"diamonds-classifier": folder}, versions="1.1.0")
 
 Each registry model's folder is copied under .staging/<id>/<name>/, manifest.json is written

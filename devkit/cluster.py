@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from devkit.processes import Sidecar, start_sidecar, wait_until
 from registry_sync.cluster.decision_seal import PREFIX, seal
-from tests.support.processes import Sidecar, start_sidecar, wait_until
 
 NAMESPACE, LEASE = "ml-serving", "comet-registry-sync"
 PEER_TOKEN = "replicas-shared-token-0123456789"

@@ -1,6 +1,6 @@
 """Trained diamonds model folders for tests, in both layouts, trained once and cached.
 
-    from tests.support.models import trained_models  # noqa: F401  (in a conftest.py)
+    from devkit.models import trained_models  # noqa: F401  (in a conftest.py)
 
     def test_something(trained_models):
         trained_models.pipeline   # our layout: pipeline.skops + metadata.json
@@ -25,7 +25,7 @@ import pytest
 import sklearn
 import skops
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 _TRAINING_SOURCES = ("serving/train.py", "serving/schema.py", "serving/validation.py",
                      "serving/dataset.py", "serving/data/diamonds.csv.gz")
 SEED = 42

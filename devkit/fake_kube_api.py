@@ -1,6 +1,6 @@
 """A stand-in Kubernetes API server on 127.0.0.1: Pods, Events and Leases, every request recorded.
 
-Leases and their watches are modelled in tests/k8s/fake_leases.py (its docstring says how
+Leases and their watches are modelled in devkit/fake_leases.py (its docstring says how
 faithfully); Pods are one fixed Pod whose annotations can be patched, Events are kept by name.
 Many processes may share one server: it is a threading HTTP server on loopback.
 """
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.k8s.fake_leases import ApiError, LeaseStore
+from devkit.fake_leases import ApiError, LeaseStore
 
 POD = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/?]+)$")
 EVENTS = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/events$")

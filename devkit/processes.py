@@ -19,7 +19,7 @@ import requests
 
 from model_contract import layout, manifest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
