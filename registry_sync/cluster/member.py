@@ -128,7 +128,7 @@ class Cluster:
         text = self.elector.annotations.get(decision.DECISION_ANNOTATION)
         try:
             return decision.parse(decision_seal.unseal(text, self.trust.key(), self.binding))
-        except Exception:
+        except DecisionError:  # unsealed, another key's, malformed: parse and unseal say so
             return None
 
     def describe(self) -> dict[str, object]:
