@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test min-deps lint bench peers clean system-deps image-deps images test-images
+.PHONY: demo test typecheck min-deps lint bench peers clean system-deps image-deps images test-images
 MIN_VENV := .venv-min
 # what exercises each direct dependency: client + retries, loader + fast path, Flask API, the front,
 # the Kubernetes client, the local registry
@@ -54,8 +54,14 @@ system-deps: | $(BIN)/python
 	           chromium chromium-driver wrk curl prometheus nginx; } >$(VENV)/apt.log 2>&1 \
 	       || { tail -n 30 $(VENV)/apt.log; exit 1; }; }
 
+# mypy, configured in pyproject.toml: strict on common/ and the seams (the Registry protocol, the
+# SyncContext), lenient on the rest of the sidecar
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 test: $(STAMP) $(STORES_VENV)/.installed system-deps
 	$(BIN)/ruff check model_contract common registry_sync local_registry serving devkit tests bench
+	$(MAKE) typecheck
 	$(BIN)/python -m pytest
 
 # The lower bounds of pyproject.toml, tested: a venv with every direct dependency at its minimum.

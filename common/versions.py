@@ -33,14 +33,14 @@ class VersionKey:
     def __lt__(self, other: VersionKey) -> bool:
         if (self.parsed is None) != (other.parsed is None):
             return self.parsed is None
-        if self.parsed is None:
+        if self.parsed is None or other.parsed is None:  # both, after the line above
             return self.raw < other.raw
         return self.parsed < other.parsed
 
     def __hash__(self) -> int:
         return hash(self._tuple())
 
-    def _tuple(self) -> tuple:
+    def _tuple(self) -> tuple[object, ...]:
         found = self.parsed
         return (self.raw,) if found is None else found.to_tuple()[:4]
 

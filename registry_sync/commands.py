@@ -102,6 +102,7 @@ def config_id(settings: config.SyncConfig) -> str:
 
 def decision_max_age(settings: config.SyncConfig) -> float:
     """How long a decision stays good unconfirmed: three polls and two lease durations."""
+    assert settings.election is not None  # decisions exist only with an election
     return 3 * settings.interval + 2 * settings.election.lease_duration
 
 
@@ -112,6 +113,7 @@ def _cluster(settings: config.SyncConfig, wake):
     from .hooks import kube
 
     election = settings.election
+    assert election is not None  # a cluster only with an election
     ca_file = settings.kube_token_file.with_name("ca.crt")
     ca = ca_file if ca_file.is_file() else None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sized
 from dataclasses import asdict, dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -143,7 +144,7 @@ def from_manifest(published: Manifest, leader: str, peer_url: str,
                     candidate=decided, issued_at=issued_at, config=config)
 
 
-def _checked(raw: Any, where: str, kind: type, limit: int) -> Any:
+def _checked(raw: Any, where: str, kind: type[Sized], limit: int) -> Any:
     """raw if it is a `kind` of at most `limit` items/characters; DecisionError otherwise."""
     if not isinstance(raw, kind) or isinstance(raw, bool) or len(raw) > limit:
         raise DecisionError(f"{where} is not a {kind.__name__} of at most {limit} items")

@@ -138,7 +138,7 @@ class KubePods:
         if seen is not None and self._clock() - seen[0] < self._ttl:
             return seen[1]
         try:
-            response = self._api.read_namespaced_pod(name, self.namespace,
+            response: Any = self._api.read_namespaced_pod(name, self.namespace,
                                                      _preload_content=False,
                                                      _request_timeout=self._timeout)
             body = json.loads(response.data)

@@ -126,6 +126,8 @@ class Cluster:
     def _on_lease(self) -> Decision | None:
         """Our own decision as the Lease holds it; None for anything else, whatever it is."""
         text = self.elector.annotations.get(decision.DECISION_ANNOTATION)
+        if text is None:
+            return None
         try:
             return decision.parse(decision_seal.unseal(text, self.trust.key(), self.binding))
         except DecisionError:  # unsealed, another key's, malformed: parse and unseal say so

@@ -143,7 +143,7 @@ def api_client(api_url: str, token_file: Path, ca_file: Path | None = None) -> A
     )
     configuration.api_key["BearerToken"] = ""  # the hook reads it before every request
     configuration.api_key_prefix["BearerToken"] = "Bearer"
-    configuration.refresh_api_key_hook = _token_hook(token_file)
+    configuration.refresh_api_key_hook = _token_hook(token_file)  # type: ignore[assignment]
     return client.ApiClient(configuration)
 
 
@@ -303,7 +303,7 @@ class PodReporter:
         """Create an Event on the pod; return its name."""
         stamp = _timestamp(self._now())
         name = f"{self.pod.name}.{uuid.uuid4().hex[:16]}"
-        event = self._event_type.from_dict({
+        event: Any = self._event_type.from_dict({  # never None for a dict
             "metadata": {"name": name, "namespace": self.pod.namespace},
             "involvedObject": {
                 "apiVersion": "v1", "kind": "Pod", "name": self.pod.name,
@@ -322,7 +322,7 @@ class PodReporter:
     def _pod_uid(self) -> str:
         """The pod's uid, which `kubectl describe` matches Events on; read once if not given."""
         if not self._uid:
-            response = self._core.read_namespaced_pod(
+            response: Any = self._core.read_namespaced_pod(  # raw: _preload_content=False
                 self.pod.name, self.pod.namespace,
                 _preload_content=False, _request_timeout=self._timeout,
             )

@@ -58,7 +58,7 @@ class ServingNotifier:
         self._session = session or requests.Session()
         self._token = token if callable(token) else (lambda: token)
         self._deadline = validate_timeout
-        self._wait = wait or (lambda seconds: time.sleep(seconds) or False)
+        self._wait = wait or _sleep
         self._clock = clock
 
     def _post(self, path: str, snapshot_id: str, timeout: float) -> requests.Response:
@@ -144,3 +144,9 @@ def _body(response: requests.Response) -> dict:
 
 def _reason(response: requests.Response) -> str:
     return str(_body(response).get("reason") or response.text[:200] or "no reason given")
+
+
+def _sleep(seconds: float) -> bool:
+    """Wait without a stop to notice: never asked to stop."""
+    time.sleep(seconds)
+    return False

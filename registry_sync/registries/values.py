@@ -110,7 +110,7 @@ def check_assets(name: str, version: ModelVersion) -> None:
     """BadResponse unless every asset of the version belongs to the version's own experiment."""
     own = version.experiment_key
     for asset in version.assets:
-        keys = {asset.experiment_key, asset.link_experiment_key()} - {None, ""}
+        keys = {k for k in (asset.experiment_key, asset.link_experiment_key()) if k}
         foreign = sorted(k for k in keys if own and k != own)
         if foreign or len(keys) > 1:
             raise BadResponse(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 import requests
 import urllib3
@@ -34,7 +34,7 @@ class Retryable(Exception):
 class Sink(Protocol):
     """Where received bytes go: a file, or anything that writes in order."""
 
-    def write(self, chunk: bytes, /) -> object:
+    def write(self, chunk: bytes | memoryview, /) -> object:
         """Take the next chunk (done with it on return: the buffer is read into again)."""
 
 
@@ -74,7 +74,7 @@ def receive(response: requests.Response, out: Sink | Buffers, *, what: str, dead
     More bytes than `limit` is a SizeMismatch at once (never written past it). `on_chunk` is
     told the size of each piece as it is committed.
     """
-    buffers = out if hasattr(out, "commit") else _OneBuffer(out)
+    buffers = cast(Buffers, out) if hasattr(out, "commit") else _OneBuffer(cast(Sink, out))
     received = 0
     try:
         with response:
@@ -146,6 +146,7 @@ def _direct_reader(raw: urllib3.HTTPResponse,
     socket_reader = source.fp
 
     def read(view: memoryview) -> int:
+        assert source.length is not None  # read only with a Content-Length
         view = view[:source.length]
         if not view:
             raw.read(decode_content=False)

@@ -148,6 +148,7 @@ class Daemon:
 
     def _lead(self) -> Outcome:
         """A leader's pass, published only while still leading; steps down if failing long."""
+        assert self.cluster is not None  # only a member of a cluster leads
         self.syncer.may_publish = self.cluster.is_leader
         try:
             outcome = self.syncer.sync_once()
@@ -172,6 +173,7 @@ class Daemon:
             log.warning("leader_stepped_down", failing_for=round(now - self._leader_failing_since),
                         reason="every pass failed for LEADER_STEP_DOWN_AFTER")
             self._leader_failing_since = None
+            assert self.cluster is not None
             self.cluster.elector.step_down()
 
     def _challenger(self) -> Manifest | None:

@@ -66,8 +66,10 @@ class Follower:
     def _sync_challenger(self, candidates: CandidateFollower, decided: Decision) -> None:
         """The decided challenger into `candidate`; the link goes if the decision has none."""
         challenger = decided.candidate
-        chosen = None if challenger is None else [(m.name, _version_of(m))
-                                                  for m in challenger.models]
+        if challenger is None:
+            candidates.follow_decided(None, self.syncer.install)  # nothing installed: unlinked
+            return
+        chosen = [(m.name, _version_of(m)) for m in challenger.models]
         candidates.follow_decided(chosen, lambda name, _version, work, target:
                                   self._install(decided, challenger, name, work, target))
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
 from model_contract.manifest import Manifest, ModelEntry
@@ -27,6 +28,9 @@ from ..store import installer, publish, snapshot
 from ..store import state as state_store
 from ..store.state import Publication, RefusedBy, SyncState, VersionSet, manifest_key, set_key
 from .context import Outcome
+
+if TYPE_CHECKING:
+    from .candidate import CandidateFollower
 
 log = logs.get(__name__)
 
@@ -69,7 +73,7 @@ class Syncer:
         self.reporter = reporter
         self.root: Path = config.model_root
         self.on_progress: Callable[[], None] = lambda: None  # the daemon's heartbeat
-        self.candidates = None  # sync.candidate.CandidateFollower when one is followed
+        self.candidates: CandidateFollower | None = None  # when a challenger is followed
         self.may_publish: Callable[[], bool] = lambda: True  # a leader: still leading?
 
     def save_state(self) -> None:
@@ -198,7 +202,7 @@ class Syncer:
         """Keep KEEP_SNAPSHOTS (one fewer before building), never current or last validated."""
         memory = self.state.memory
         keep = self.config.keep_snapshots - (1 if room_for_one else 0)
-        removed = publish.prune(self.root, keep, {memory.last_validated} - {None},
+        removed = publish.prune(self.root, keep, {memory.last_validated or ""} - {""},
                                 {r.key for r in memory.refusals})
         if removed:
             log.info("snapshots_pruned", removed=removed)
@@ -235,7 +239,8 @@ class Syncer:
         """Serving refused what `current` holds: back to a validated snapshot, or to none."""
         found = next((m for m in snapshot.installed_manifests(self.root)
                       if m.snapshotId == refused_id), None)
-        versions = found.versions if found else dict(self.state.memory.published.versions)
+        published = self.state.memory.published
+        versions = found.versions if found else dict(published.versions if published else {})
         key = manifest_key(found) if found else f"snapshot:{refused_id}"
         self.refuse(key, versions, reason, refused_id, RefusedBy.SERVING)
         target = self._rollback_target(refused_id)
@@ -254,6 +259,7 @@ class Syncer:
         last = snapshot.trusted(self.root, self.state.memory.last_validated)
         if last is not None and last.snapshotId != refused_id:
             return last
+        assert self.notifier is not None  # only serving's refusal starts a rollback
         for candidate in snapshot.trusted_manifests(self.root):
             key = manifest_key(candidate)
             if candidate.snapshotId == refused_id or self.state.memory.refusal_of(key):

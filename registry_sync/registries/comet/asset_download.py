@@ -223,7 +223,7 @@ def _gather(futures: list[Future], tally: Tally) -> list[tuple[PartFile, str]]:
         for future in pending:
             future.cancel()
         wait(pending)
-    errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+    errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
     for error in errors:
         if not isinstance(error, Abandoned):
             raise error

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -112,6 +112,7 @@ class VersionFinder:
                                                f.created_at, semver_key(f.version)))
             found = Found(chosen, tuple(v for v in listed if v != chosen.version))
             self._rankings[(name, status)] = (members, found)
+        assert found.version is not None  # ranked among versions listed with the status
         if self._warned.get((name, status)) != (members, found.version.version):
             self._warned[(name, status)] = (members, found.version.version)
             log.warning("several_versions_with_status", model=name, status=status,
@@ -128,7 +129,7 @@ class VersionFinder:
         return received_at(events, status, facts)
 
 
-def received_at(events: list[Mapping[str, Any]], status: str, facts: ModelVersion) -> int:
+def received_at(events: Sequence[Mapping[str, Any]], status: str, facts: ModelVersion) -> int:
     """The time of the newest change to `status`; createdAt if none; lastUpdated if no events."""
     if not events:
         return facts.last_updated

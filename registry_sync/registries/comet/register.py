@@ -63,7 +63,8 @@ def register_with_sdk(settings: config.CometSettings, args: argparse.Namespace) 
 
     experiment = comet_ml.Experiment(api_key=settings.read_api_key(),
                                      workspace=settings.workspace, project_name=args.project,
-                                     auto_output_logging=False, log_code=False,
+                                     auto_output_logging=False,  # type: ignore[arg-type]
+                                     log_code=False,
                                      log_env_details=False, log_git_metadata=False)
     try:
         experiment.log_model(args.model, str(args.path), prepend_folder_name=False)

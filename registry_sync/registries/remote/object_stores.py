@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ...errors import RemoteAssetRefused, RemoteStoreError
 from ...store.transfer import Retryable
@@ -119,7 +119,7 @@ class ErrorMap:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> Literal[False]:
         if exc is not None and (mapped := self.translate(exc)) is not None:
             raise mapped from exc
         return False

@@ -66,7 +66,8 @@ class S3Store:
     def download(self, obj: RemoteObject, stat: Stat, start: int, sink: Sink, what: str) -> None:
         """GET the object's bytes from `start` into sink."""
         version = stat.version if stat.version not in (None, "null") else None
-        headers = {} if version or not stat.etag else {"If-Match": f'"{stat.etag}"'}
+        headers: dict[str, str | list[str] | tuple[str]] = (
+            {} if version or not stat.etag else {"If-Match": f'"{stat.etag}"'})
         with _mapped(obj, what):
             response = self.client.get_object(obj.bucket, obj.key, offset=start,
                                               version_id=version, request_headers=headers)
