@@ -8,7 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from devkit.registry import LocalRegistry, running_local_registry
+from devkit.registry import (  # noqa: F401 - the fixture
+    LocalRegistry,
+    local_registry,
+    running_local_registry,
+)
 
 
 @pytest.fixture(scope="module")

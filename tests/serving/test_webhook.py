@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 
 from devkit.processes import free_port, running_sidecar
-from devkit.registry import unique_name
+from devkit.registry import (  # noqa: F401 - fixtures
+    local_registry,
+    local_registry_server,
+    unique_name,
+)
 from tests.serving.conftest import TOKEN, VALID
 
 SECRET = "comet-webhook-secret-42"
@@ -38,7 +42,7 @@ def test_wrong_secrets_and_floods_are_refused_while_predictions_go_on(make_app, 
 
 
 def test_an_accepted_call_makes_the_sidecar_poll_at_once(make_app, publish,
-                                                          local_registry,
+                                                          local_registry,  # noqa: F811
                                                           tmp_path):
     """A promotion is published seconds after the webhook, though the interval is 10 minutes."""
     publish("1.0.0")
