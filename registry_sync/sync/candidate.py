@@ -8,8 +8,9 @@ the same two-phase way, refused the same way (remembered, never retried), then
 with that status, or when the set is the champion's. Registry, disk and serving errors raise, as
 for the champion: the loop decides.
 
-A follower in a cluster does not ask Comet: `follow_decided` takes the set the leader's decision
-names (fetched from the leader, Comet as fallback, by the follower's installer) down the same path.
+A follower in a cluster does not ask the registry: `follow_decided` takes the set the leader's
+decision names (fetched from the leader, the registry as fallback, by the follower's installer)
+down the same path.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ is capped at SYNC_MAX_BACKOFF. A stop (SIGTERM) abandons the current step wherev
 failure. The heartbeat (/healthz) moves at every step of progress, not only when a pass ends.
 
 In a cluster (a Cluster given, LEADER_ELECTION=auto) each pass first asks who leads: the leader
-polls Comet as above and writes what it published on the Lease; a follower installs the
-leader's decision (follower.py) and never polls Comet, unless it has no model at all and no
+polls the registry as above and writes what it published on the Lease; a follower installs the
+leader's decision (follower.py) and never polls the registry, unless it has no model at all and no
 decision came for a whole lease duration (an API server down at start must not keep a new pod
 without a model), or the decision on the Lease is not one to follow (refused, stale, another
 configuration: Cluster.why_not). A leader whose passes have all failed for LEADER_STEP_DOWN_AFTER
@@ -123,7 +123,7 @@ class Daemon:
         return outcome
 
     def _pass(self) -> Outcome:
-        """Standalone or leader: poll Comet (a leader then announces); follower: install."""
+        """Standalone or leader: poll the registry (a leader then announces); follower: install."""
         if self.cluster is None or self.follower is None:
             return self.syncer.sync_once()
         leading = self.cluster.is_leader()
@@ -138,7 +138,7 @@ class Daemon:
             (log.warning if why else log.info)("decision_not_followed" if why else
                                                "decision_followed_again", reason=why)
         if why:
-            return self.syncer.sync_once()  # the Lease is not to be trusted now: ask Comet
+            return self.syncer.sync_once()  # the Lease is not to be trusted now: ask the registry
         if decided is not None:
             return self.follower.sync_to(decided, self.cluster.peer_for(decided))
         if not self.has_good_snapshot() and self.clock() - self._started > (

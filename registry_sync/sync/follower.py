@@ -1,15 +1,16 @@
-"""A follower's pass: install exactly the decided version set, from a peer, else from Comet.
+"""A follower's pass: install exactly the decided version set, from a peer, else the registry.
 
-No details request goes to Comet while a peer has the files. A model is fetched from the peer
-the decision names, only when that peer is the pod holding the Lease (Cluster.peer_for), and
-kept only if every file's size and SHA-256 equal the decision's; if there is no such peer, or it
-does not answer or lies, the model is downloaded from Comet instead (one details request
-to find the decided version's assets) and kept only if what Comet gave matches the decision too.
-A decision written without its file lists (too many files for the Lease) is downloaded from
-Comet, checked as a lone sidecar checks a download. The snapshot is then validated and published
-by the syncer's own path (Syncer.bring_to), as the leader's was. The decided challenger, when
-this sidecar follows one, is installed the same way (its files from the leader's candidate
-snapshot) through the challenger's own path (CandidateFollower.follow_decided) into `candidate`.
+No details request goes to the registry while a peer has the files. A model is fetched from the
+peer the decision names, only when that peer is the pod holding the Lease (Cluster.peer_for),
+and kept only if every file's size and SHA-256 equal the decision's; if there is no such peer, or
+it does not answer or lies, the model is downloaded from the registry instead (one details
+request to find the decided version's assets) and kept only if what the registry gave matches
+the decision too. A decision written without its file lists (too many files for the Lease) is
+downloaded from the registry, checked as a lone sidecar checks a download. The snapshot is then
+validated and published by the syncer's own path (Syncer.bring_to), as the leader's was. The
+decided challenger, when this sidecar follows one, is installed the same way (its files from the
+leader's candidate snapshot) through the challenger's own path (CandidateFollower.follow_decided)
+into `candidate`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ log = logs.get(__name__)
 
 
 class DecisionMismatch(ArchiveError):
-    """What Comet gave for a decided version differs from the decided files."""
+    """What the registry gave for a decided version differs from the decided files."""
 
 
 def _version_of(entry: ModelEntry) -> ModelVersion:
@@ -52,10 +53,10 @@ class Follower:
         self._peer = ""
 
     def sync_to(self, decided: Decision, peer_url: str = "") -> Outcome:
-        """One follower pass; raises what a sync pass raises (Comet, disk, serving trouble).
+        """One follower pass; raises what a sync pass raises (registry, disk, serving trouble).
 
         The champion first, then the challenger, as a leader's pass does. Files come from
-        `peer_url` when given (the Lease holder's), else from Comet.
+        `peer_url` when given (the Lease holder's), else from the registry.
         """
         self._peer = peer_url
         outcome = self._sync_champion(decided)
@@ -93,7 +94,7 @@ class Follower:
 
     def _install(self, decided: Decision, wanted: DecidedSet, name: str, work: Path,
                  target: Path) -> ModelEntry:
-        """One model of `wanted` (the champion or challenger set) from the leader, else Comet."""
+        """One model of `wanted` (the champion or challenger set) from the leader, else registry."""
         entry = next(m for m in wanted.models if m.name == name)
         if not decided.files_listed:
             return self._from_registry(entry, work, target, check_files=False)
@@ -112,7 +113,7 @@ class Follower:
 
     def _from_registry(self, entry: ModelEntry, work: Path, target: Path,
                     check_files: bool = True) -> ModelEntry:
-        """Download the decided version from Comet; refuse it unless its files are the decided."""
+        """Download the decided version from the registry; refused unless its files are decided."""
         syncer = self.syncer
         found = next((v for v in syncer.registry.versions(entry.name)
                       if v.registry_model_item_id == entry.registryModelItemId), None)
@@ -124,6 +125,6 @@ class Follower:
         if not check_files:
             return installed
         if set(installed.files) != set(entry.files):
-            raise DecisionMismatch(f"{entry.name} {entry.version} from Comet differs from the "
-                                   "decided manifest")
+            raise DecisionMismatch(f"{entry.name} {entry.version} from the registry differs from "
+                                   "the decided manifest")
         return entry
