@@ -140,8 +140,14 @@ class PromotionGuard:
                 log.warning("guard_metrics_unreadable", error_type=type(exc).__name__)
             self._unreadable = True
             return
+        try:
+            figures = parse(body.decode("utf-8", "replace").splitlines())
+        except ValueError as exc:  # torn at MAX_METRICS_BYTES, or not Prometheus text
+            if not self._unreadable:
+                log.warning("guard_metrics_unreadable", error_type=type(exc).__name__)
+            self._unreadable = True
+            return
         self._unreadable = False
-        figures = parse(body.decode("utf-8", "replace").splitlines())
         with self._lock:
             self._readings.append((self._clock(), figures))
 
