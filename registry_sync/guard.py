@@ -21,7 +21,15 @@ import requests
 
 from model_contract import logs
 
-from .guard_figures import MAX_METRICS_BYTES, Check, Figures, Thresholds, judge, parse
+from .guard_figures import (
+    MAX_METRICS_BYTES,
+    Check,
+    Figures,
+    Thresholds,
+    judge,
+    margins,
+    parse,
+)
 
 log = logs.get(__name__)
 Reading = tuple[float, dict[str, Figures]]  # (monotonic seconds, figures per snapshot)
@@ -162,8 +170,9 @@ class PromotionGuard:
             if now - watch.since > self.settings.window:
                 self._watch = None
                 log.info("promotion_passed", snapshot=watch.snapshot,
-                         requests=int(figures.requests), error_rate=round(figures.error_rate(), 4),
-                         p95_ms=_ms(figures.p95()))
+                         requests=int(figures.requests),
+                         previous_requests=int(watch.baseline.requests),
+                         **margins(figures, watch.baseline))
                 return None
             found = judge(figures, watch.baseline, self.settings.thresholds)
             if found is None:
@@ -174,7 +183,7 @@ class PromotionGuard:
             trip = self._trip
         log.warning("guard_tripped", snapshot=trip.snapshot, previous=trip.previous,
                     check=check.value, reason=reason, requests=int(figures.requests),
-                    seconds=round(now - watch.since, 1))
+                    seconds=round(now - watch.since, 1), **margins(figures, watch.baseline))
         self._on_trip()
         return trip
 

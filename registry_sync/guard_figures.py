@@ -122,6 +122,18 @@ def parse(lines: Iterable[str]) -> dict[str, Figures]:
                        e["classes"]) for s, e in raw.items()}
 
 
+def margins(new: Figures, old: Figures) -> dict[str, float | None]:
+    """What the checks compare, for the log and the bench: rate, p95 ratio, class shift."""
+    new_p95, old_p95 = new.p95(), old.p95()
+    return {"error_rate": round(new.error_rate(), 4),
+            "previous_error_rate": round(old.error_rate(), 4),
+            "p95_ms": round(1000 * new_p95, 3) if new_p95 is not None else None,
+            "previous_p95_ms": round(1000 * old_p95, 3) if old_p95 is not None else None,
+            "p95_ratio": round(new_p95 / old_p95, 3) if new_p95 and old_p95 else None,
+            "share_shift": round(shift(new.shares(), old.shares()), 4)
+            if new.classes and old.classes else None}
+
+
 def judge(new: Figures, old: Figures, limits: Thresholds) -> tuple[Check, str] | None:
     """The first threshold the new champion crosses against the previous one, or None."""
     if new.requests < limits.min_requests:
