@@ -73,10 +73,11 @@ def run(work: Path) -> Section:
     ratios = [v["p95_ratio"] for v in passed if v.get("p95_ratio")]
     shifts = [v["share_shift"] for v in passed if v.get("share_shift") is not None]
     section.target(f"false rollbacks in {ROUNDS} healthy promotions under load", str(len(trips)),
-                   "0", not trips, evidence={"failed requests": failed, "requests": answered,
-                                             "trips": [t["reason"] for t in trips]})
+                   "0", not trips and not failed,
+                   evidence={"requests": answered, "windows passed": len(passed)})
     section.table(f"GUARD_WINDOW={WINDOW:g} s, default thresholds, {len(passed)} windows "
-                  f"passed (median {median([v['requests'] for v in passed]):.0f} requests each)",
+                  f"passed (median {median([v['requests'] for v in passed]):.0f} requests each), "
+                  f"{failed} of {answered} requests failed",
                   ["check", "threshold", "worst measured", "margin"],
                   [_row("error rate beyond the previous", limits.max_error_rate, excess),
                    _row("p95 model time ratio", limits.max_latency_ratio, ratios),

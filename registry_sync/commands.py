@@ -18,7 +18,7 @@ from .candidate import CandidateFollower
 from .comet import CometClient
 from .daemon import EXIT_FAILED, EXIT_OK, Daemon
 from .errors import CometError, Stopped
-from .guard import PromotionGuard
+from .guard import PromotionGuard, serving_reader
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier
 from .syncer import Syncer
@@ -74,21 +74,26 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
     syncer.config = settings
     daemon = Daemon(syncer, stop, follower=_follower(settings, syncer))
     daemon.cluster = _cluster(settings, daemon.wake_now)
-    if settings.guard.enabled:  # one pod's figures must not decide for the Deployment
-        log.warning("guard_off", reason="GUARD_ENABLED is not supported with leader election "
-                    "yet (LEADER_ELECTION=off to use it)")
+    _guard(settings, syncer, daemon)
     return daemon
 
 
 def _guard(settings: config.SyncConfig, syncer: Syncer, daemon: Daemon) -> None:
-    """The promotion guard, when on and serving is there to be watched (standalone only)."""
-    if not settings.guard.enabled:
+    """The promotion guard, when on; in a cluster it watches only while this sidecar leads."""
+    guard = settings.guard
+    if not guard.enabled:
         return
-    if not settings.serving_url:
-        log.warning("guard_off", reason="GUARD_ENABLED needs SERVING_URL (serving's metrics)")
+    if guard.prometheus_url:
+        from .guard_prometheus import reader
+        read = reader(guard.prometheus_url)
+    elif settings.serving_url:
+        read = serving_reader(settings.serving_url + "/metrics")
+    else:
+        log.warning("guard_off", reason="GUARD_ENABLED needs SERVING_URL or PROMETHEUS_URL")
         return
-    syncer.guard = PromotionGuard(settings.guard, settings.serving_url + "/metrics",
-                                  on_trip=daemon.wake_now)
+    syncer.guard = PromotionGuard(guard, read, on_trip=daemon.wake_now)
+    if daemon.cluster is not None:
+        syncer.guard.deciding = daemon.cluster.is_leader
     syncer.guard.start()
 
 

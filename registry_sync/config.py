@@ -224,6 +224,8 @@ SETTINGS: dict[str, Setting] = {
                 "most the class shares of the answers may move (total variation, 0 to 1)"),
         Setting("GUARD_COMET_TAG", str, "", "tag put on a rolled-back version in the registry "
                 "(needs a key that may write); empty: the registry is not told"),
+        Setting("PROMETHEUS_URL", str, "", "Prometheus scraping every pod's serving: the guard "
+                "judges the Deployment's summed figures; empty: this pod's serving /metrics"),
         Setting("KUBERNETES_API_URL", str, "", "the API server for the election; empty: "
                 "https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT"),
         Setting("KUBERNETES_TOKEN_FILE", Path, str(SERVICE_ACCOUNT_DIR / "token"),
@@ -423,7 +425,7 @@ ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_L
 
 GUARD_NAMES = ["GUARD_ENABLED", "GUARD_WINDOW", "GUARD_SAMPLE_INTERVAL", "GUARD_MIN_REQUESTS",
                "GUARD_MAX_ERROR_RATE", "GUARD_MAX_LATENCY_RATIO", "GUARD_MIN_LATENCY_MS",
-               "GUARD_MAX_SHARE_SHIFT", "GUARD_COMET_TAG"]
+               "GUARD_MAX_SHARE_SHIFT", "GUARD_COMET_TAG", "PROMETHEUS_URL"]
 
 SYNC_NAMES = [
     *COMET_NAMES,
@@ -493,7 +495,20 @@ def guard_settings(values: Mapping[str, Any]) -> GuardSettings:
         thresholds=Thresholds(values["GUARD_MIN_REQUESTS"], values["GUARD_MAX_ERROR_RATE"],
                               values["GUARD_MAX_LATENCY_RATIO"], values["GUARD_MIN_LATENCY_MS"],
                               values["GUARD_MAX_SHARE_SHIFT"]),
-        comet_tag=values["GUARD_COMET_TAG"].strip())
+        comet_tag=values["GUARD_COMET_TAG"].strip(),
+        prometheus_url=_optional_url(values, "PROMETHEUS_URL"))
+
+
+def _optional_url(values: Mapping[str, Any], name: str) -> str:
+    """An http(s) URL (without its trailing slash), or '' when unset."""
+    url = values[name].strip().rstrip("/")
+    if url:
+        try:
+            _url_root(url)
+        except ValueError as exc:
+            raise ConfigError(f"{name} (or {SETTINGS[name].flag}) is {url[:80]!r}: "
+                              f"expected {exc}") from None
+    return url
 
 
 MIN_DECISION_KEY = 16  # characters

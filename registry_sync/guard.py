@@ -1,12 +1,13 @@
 """The promotion guard: watches a newly published champion and trips when it hurts traffic.
 
-A thread reads serving's /metrics every GUARD_SAMPLE_INTERVAL seconds and keeps the readings of
-the last two windows. When the syncer publishes a new snapshot it calls `watch()`: the previous
-snapshot's figures over its last GUARD_WINDOW seconds become the baseline, and for GUARD_WINDOW
-seconds the new snapshot's figures since publication are judged against it
-(registry_sync.guard_figures). A trip is kept for the sync loop (`take()`), which is woken to
-roll back: the guard never writes MODEL_ROOT. A sidecar restarted inside a window does not
-resume it.
+A thread reads the champion figures every GUARD_SAMPLE_INTERVAL seconds (this pod's serving
+/metrics, or the Deployment's sums from Prometheus: registry_sync.guard_prometheus) and keeps
+the readings of the last two windows. When the syncer publishes a new snapshot it calls
+`watch()`: the previous snapshot's figures over its last GUARD_WINDOW seconds become the
+baseline, and for GUARD_WINDOW seconds the new snapshot's figures since publication are judged
+against it (registry_sync.guard_figures). A trip is kept for the sync loop (`take()`), which is
+woken to roll back: the guard never writes MODEL_ROOT. In a cluster only the leader watches. A
+sidecar restarted inside a window does not resume it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from dataclasses import dataclass, field
 import requests
 
 from model_contract import logs
+from model_contract.manifest import Manifest
 
 from .guard_figures import (
     MAX_METRICS_BYTES,
     Check,
     Figures,
+    MetricsUnreadable,
     Thresholds,
     judge,
     margins,
@@ -44,6 +47,7 @@ class GuardSettings:
     sample_interval: float = 1.0
     thresholds: Thresholds = field(default_factory=Thresholds)
     comet_tag: str = ""  # tag put on a rolled-back version in the registry; empty: none
+    prometheus_url: str = ""  # where set, the Deployment's figures come from this Prometheus
 
 
 @dataclass(frozen=True)
@@ -61,20 +65,36 @@ class Trip:
 class _Watch:
     snapshot: str
     previous: str | None
+    key: str  # the version set whose figures are judged
     since: float
     start: Figures
     baseline: Figures
 
 
-class PromotionGuard:
-    """Reads serving's champion figures and judges each new snapshot for one window."""
+def serving_reader(url: str, session: requests.Session | None = None
+                   ) -> Callable[[], dict[str, Figures]]:
+    """A function reading this pod's champion figures from serving's /metrics at url."""
+    session = session or requests.Session()
 
-    def __init__(self, settings: GuardSettings, metrics_url: str,
+    def read() -> dict[str, Figures]:
+        try:
+            with session.get(url, timeout=(2.0, 5.0), stream=True) as response:
+                response.raise_for_status()
+                body = response.raw.read(MAX_METRICS_BYTES, decode_content=True)
+            return parse(body.decode("utf-8", "replace").splitlines())
+        except (requests.RequestException, ValueError) as exc:  # down, or torn at the cap
+            raise MetricsUnreadable(type(exc).__name__) from exc
+
+    return read
+
+
+class PromotionGuard:
+    """Reads the champion figures and judges each new snapshot for one window."""
+
+    def __init__(self, settings: GuardSettings, read: Callable[[], dict[str, Figures]],
                  on_trip: Callable[[], None] = lambda: None,
-                 session: requests.Session | None = None,
                  clock: Callable[[], float] = time.monotonic):
-        self.settings, self._url, self._on_trip = settings, metrics_url, on_trip
-        self._session = session or requests.Session()
+        self.settings, self._read, self._on_trip = settings, read, on_trip
         self._clock = clock
         kept = int(2 * settings.window / settings.sample_interval) + 4
         self._readings: deque[Reading] = deque(maxlen=kept)
@@ -84,6 +104,7 @@ class PromotionGuard:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unreadable = False
+        self.deciding: Callable[[], bool] = lambda: True  # in a cluster: leading?
 
     def start(self) -> None:
         """Start reading serving's metrics from a daemon thread."""
@@ -96,16 +117,21 @@ class PromotionGuard:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def watch(self, snapshot: str, previous: str | None) -> None:
-        """A snapshot was published over `previous`: judge it for one window from now."""
+    def watch(self, new: Manifest, previous: Manifest | None) -> None:
+        """A snapshot was published over `previous`: judge it for one window from now (only
+        where this sidecar decides: standalone, or the leader)."""
+        if not self.deciding() or (previous and previous.version_set == new.version_set):
+            return
         self.sample()
         with self._lock:
             latest = self._readings[-1][1] if self._readings else {}
-            baseline = self._window_of(previous) if previous else Figures()
-            self._watch = _Watch(snapshot, previous, self._clock(),
-                                 latest.get(snapshot, Figures()), baseline)
+            baseline = self._window_of(previous.version_set) if previous else Figures()
+            self._watch = _Watch(new.snapshotId, previous.snapshotId if previous else None,
+                                 new.version_set, self._clock(),
+                                 latest.get(new.version_set, Figures()), baseline)
             self._trip = None
-        log.info("promotion_watched", snapshot=snapshot, previous=previous,
+        log.info("promotion_watched", snapshot=new.snapshotId,
+                 previous=previous.snapshotId if previous else None, version_set=new.version_set,
                  window=self.settings.window, baseline_requests=int(baseline.requests),
                  baseline_p95_ms=_ms(baseline.p95()))
 
@@ -120,13 +146,13 @@ class PromotionGuard:
         watch = self._watch
         return watch.snapshot if watch else None
 
-    def _window_of(self, snapshot: str) -> Figures:
-        """A snapshot's figures over the last window of readings (lock held)."""
+    def _window_of(self, key: str) -> Figures:
+        """A version set's figures over the last window of readings (lock held)."""
         if not self._readings:
             return Figures()
         now, latest = self._readings[-1]
         first = next((r for t, r in self._readings if t >= now - self.settings.window), latest)
-        return latest.get(snapshot, Figures()).since(first.get(snapshot, Figures()))
+        return latest.get(key, Figures()).since(first.get(key, Figures()))
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.sample_interval):
@@ -138,21 +164,12 @@ class PromotionGuard:
                           exc_info=exc)
 
     def sample(self) -> None:
-        """Read serving's /metrics once (an unreadable answer is skipped and logged once)."""
+        """Read the figures once (unreadable now: skipped, and logged once)."""
         try:
-            with self._session.get(self._url, timeout=(2.0, 5.0), stream=True) as response:
-                response.raise_for_status()
-                body = response.raw.read(MAX_METRICS_BYTES, decode_content=True)
-        except requests.RequestException as exc:
+            figures = self._read()
+        except MetricsUnreadable as exc:
             if not self._unreadable:
-                log.warning("guard_metrics_unreadable", error_type=type(exc).__name__)
-            self._unreadable = True
-            return
-        try:
-            figures = parse(body.decode("utf-8", "replace").splitlines())
-        except ValueError as exc:  # torn at MAX_METRICS_BYTES, or not Prometheus text
-            if not self._unreadable:
-                log.warning("guard_metrics_unreadable", error_type=type(exc).__name__)
+                log.warning("guard_metrics_unreadable", error=str(exc)[:200])
             self._unreadable = True
             return
         self._unreadable = False
@@ -166,7 +183,7 @@ class PromotionGuard:
             if watch is None or not self._readings:
                 return None
             now, latest = self._readings[-1]
-            figures = latest.get(watch.snapshot, Figures()).since(watch.start)
+            figures = latest.get(watch.key, Figures()).since(watch.start)
             if now - watch.since > self.settings.window:
                 self._watch = None
                 log.info("promotion_passed", snapshot=watch.snapshot,

@@ -1,7 +1,8 @@
-"""What the promotion guard compares: one snapshot's champion figures, and the judgement.
+"""What the promotion guard compares: one version set's champion figures, and the judgement.
 
 Figures are read from serving's /metrics (serving.champion_metrics: requests by outcome, the
-model call's latency histogram and answers by class, all by snapshot). Counters only grow, so a
+model call's latency histogram and answers by class, all by version set, a digest that is the
+same in every replica). Counters only grow, so a
 window's figures are the difference of two readings, as Prometheus' `increase()` takes them;
 the p95 is read from the histogram's buckets as `histogram_quantile()` does.
 """
@@ -16,6 +17,10 @@ from dataclasses import dataclass, field
 PREFIX = "serving_champion_"
 MAX_METRICS_BYTES = 4 * 1024 * 1024  # serving's /metrics read at most (a bound, not a limit)
 _PLAIN = re.compile(r"[A-Za-z0-9 _.+-]{1,40}")  # a class name fit for a reason, else `other`
+
+
+class MetricsUnreadable(Exception):
+    """The figures could not be read now (serving or Prometheus down, a torn answer)."""
 
 
 class Check(enum.StrEnum):
@@ -95,28 +100,33 @@ def shift(new: Mapping[str, float], old: Mapping[str, float]) -> float:
     return 0.5 * sum(abs(new.get(k, 0.0) - old.get(k, 0.0)) for k in {*new, *old})
 
 
+def plain_label(label: str) -> str:
+    """A class name fit for a reason and a log, else `other`."""
+    return label if _PLAIN.fullmatch(label) else "other"
+
+
 def parse(lines: Iterable[str]) -> dict[str, Figures]:
-    """The champion figures per snapshot from Prometheus text lines (other lines ignored)."""
+    """The champion figures per version set from Prometheus text lines (others ignored)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = "\n".join(line for line in lines if line.startswith(PREFIX)) + "\n"
     raw: dict[str, dict] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            snapshot = sample.labels.get("snapshot")
-            if not snapshot:
+            key = sample.labels.get("version_set")
+            if not key:
                 continue
-            entry = raw.setdefault(snapshot, {"ok": 0.0, "failed": 0.0, "buckets": {},
+            entry = raw.setdefault(key, {"ok": 0.0, "failed": 0.0, "buckets": {},
                                               "classes": {}})
             if sample.name == PREFIX + "requests_total":
                 outcome = sample.labels.get("outcome")
                 if outcome in ("ok", "failed"):
                     entry[outcome] += sample.value
             elif sample.name == PREFIX + "model_seconds_bucket":
-                entry["buckets"][float(sample.labels["le"])] = sample.value
+                le = float(sample.labels["le"])
+                entry["buckets"][le] = entry["buckets"].get(le, 0.0) + sample.value
             elif sample.name == PREFIX + "answers_total":
-                label = sample.labels.get("label", "")
-                label = label if _PLAIN.fullmatch(label) else "other"
+                label = plain_label(sample.labels.get("label", ""))
                 entry["classes"][label] = entry["classes"].get(label, 0.0) + sample.value
     return {s: Figures(e["ok"], e["failed"], tuple(sorted(e["buckets"].items())),
                        e["classes"]) for s, e in raw.items()}

@@ -199,9 +199,8 @@ class Syncer:
             self._remember(self.state.memory.validated(snapshot_id))
         if not self.may_publish():  # deposed while building or validating: the next leader's
             raise LeadershipLost(f"{snapshot_id} not published: this sidecar no longer leads")
-        previous = layout.current_snapshot_id(self.root)
-        if self.guard is not None and previous != snapshot_id:
-            self.guard.watch(snapshot_id, previous)  # its figures from before the swap
+        if self.guard is not None:  # the previous one's figures, read before the swap
+            self.guard.watch(built, snapshot.read_current(self.root))
         self._publish(built, verdict is Verdict.ACCEPTED)
         self._prune()
         if self.reporter:

@@ -14,9 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from model_contract.manifest import Manifest, ModelEntry, version_set
 from registry_sync import commands, config
 from registry_sync.errors import ConfigError
-from registry_sync.guard import GuardSettings, PromotionGuard
+from registry_sync.guard import GuardSettings, PromotionGuard, serving_reader
 from registry_sync.guard_figures import Check, Figures, Thresholds, judge, parse, quantile
 from serving import champion_metrics
 from serving import metrics as serving_metrics
@@ -27,8 +28,15 @@ BASE = {"MODEL_ROOT": "/tmp/models", "REGISTRY_MODELS": "m", "COMET_WORKSPACE": 
 
 
 def model(snapshot: str, classes=("Gold", "Silver")) -> SimpleNamespace:
-    """What champion_metrics reads of a served model."""
-    return SimpleNamespace(snapshot=snapshot, schema=SimpleNamespace(classes=classes))
+    """What champion_metrics reads of a served model (version `snapshot` of model `m`)."""
+    return SimpleNamespace(snapshot=snapshot, versions={"m": snapshot},
+                           schema=SimpleNamespace(classes=classes))
+
+
+def published(snapshot: str) -> Manifest:
+    """The manifest the sidecar publishes for model()'s snapshot."""
+    return Manifest(snapshot, "2026-12-07T00:00:00Z",
+                    (ModelEntry("ws", "m", snapshot, "item", "Production", "exp"),))
 
 
 def serve(served, requests: int, seconds: float, classes=("Gold", "Silver"), failing: int = 0,
@@ -44,7 +52,7 @@ def serve(served, requests: int, seconds: float, classes=("Gold", "Silver"), fai
 
 def figures(snapshot: str) -> Figures:
     text = serving_metrics.render(None)[0].decode()
-    return parse(text.splitlines()).get(snapshot, Figures())
+    return parse(text.splitlines()).get(version_set({"m": snapshot}), Figures())
 
 
 def test_the_figures_read_back_what_serving_counted():
@@ -54,6 +62,7 @@ def test_the_figures_read_back_what_serving_counted():
     assert (found.ok, found.failed) == (90, 10)
     assert found.error_rate() == pytest.approx(0.1)
     assert 0.002 <= found.p95() <= 0.004  # within its power-of-two bucket
+    assert version_set({"m": "fig-1"}) == published("fig-1").version_set  # one name, both sides
     assert found.shares() == {"Gold": 0.5, "Silver": 0.5}
     assert found.since(found).requests == 0
 
@@ -131,21 +140,22 @@ def test_the_guard_trips_once_on_the_watched_snapshot_and_lets_a_good_one_pass(
     now = [1000.0]
     tripped = []
     guard = PromotionGuard(GuardSettings(True, window=30, thresholds=LIMITS),
-                           serving_metrics_url, on_trip=lambda: tripped.append(1),
-                           clock=lambda: now[0])
+                           serving_reader(serving_metrics_url),
+                           on_trip=lambda: tripped.append(1), clock=lambda: now[0])
     old, bad, good = model("g-old"), model("g-bad"), model("g-good")
     guard.sample()
     serve(old, 200, 0.001)
     now[0] += 1
-    guard.watch("g-bad", "g-old")  # the baseline: g-old's last window, read before the swap
+    guard.watch(published("g-bad"), published("g-old"))  # g-old's window: the baseline
     serve(bad, 100, 0.001, failing=30)
     now[0] += 1
     guard.sample()
     trip = guard.judge()
-    assert trip is not None and trip.check is Check.ERROR_RATE and trip.previous == "g-old"
+    assert trip is not None and trip.check is Check.ERROR_RATE
+    assert (trip.snapshot, trip.previous) == ("g-bad", "g-old")
     assert "error rate 30.0%" in trip.reason and tripped == [1]
     assert guard.take() == trip and guard.take() is None and guard.watching() is None
-    guard.watch("g-good", "g-old")
+    guard.watch(published("g-good"), published("g-old"))
     serve(good, 200, 0.001)
     guard.sample()
     assert guard.judge() is None and guard.watching() == "g-good"
@@ -155,9 +165,9 @@ def test_the_guard_trips_once_on_the_watched_snapshot_and_lets_a_good_one_pass(
 
 
 def test_serving_unreachable_is_skipped_not_a_trip():
-    guard = PromotionGuard(GuardSettings(True), "http://127.0.0.1:9/metrics")
+    guard = PromotionGuard(GuardSettings(True), serving_reader("http://127.0.0.1:9/metrics"))
     guard.sample()
-    guard.watch("x", "y")
+    guard.watch(published("x"), published("y"))
     assert guard.judge() is None
 
 
@@ -170,3 +180,13 @@ def test_the_guard_is_off_by_default_and_a_bad_threshold_is_named(tmp_path):
     on = config.sync_config(argparse.Namespace(), {**BASE, "GUARD_ENABLED": "true",
                                                    "GUARD_WINDOW": "20"})
     assert on.guard.enabled and on.guard.window == 20 and on.guard.thresholds.min_requests == 100
+    with pytest.raises(ConfigError, match="PROMETHEUS_URL"):
+        config.sync_config(argparse.Namespace(), {**BASE, "PROMETHEUS_URL": "file:///etc"})
+
+
+def test_a_follower_does_not_watch():
+    """In a cluster only the leader judges: a follower's publication starts no window."""
+    guard = PromotionGuard(GuardSettings(True), serving_reader("http://127.0.0.1:9/metrics"))
+    guard.deciding = lambda: False
+    guard.watch(published("x"), published("y"))
+    assert guard.watching() is None
