@@ -190,3 +190,11 @@ def test_a_follower_does_not_watch():
     guard.deciding = lambda: False
     guard.watch(published("x"), published("y"))
     assert guard.watching() is None
+
+
+def test_a_worker_serving_many_snapshots_keeps_a_bounded_few_and_loses_no_count():
+    """Past 8 snapshots the pending counts are written and forgotten, never lost."""
+    for n in range(12):
+        serve(model(f"many-{n}"), 3, 0.001)
+    assert all(figures(f"many-{n}").ok == 3 for n in range(12))
+    assert len(champion_metrics._pending) <= 8
