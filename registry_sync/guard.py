@@ -141,6 +141,11 @@ class PromotionGuard:
             trip, self._trip = self._trip, None
             return trip
 
+    def keep(self) -> set[str]:
+        """Snapshots a rollback may go back to now: never to be pruned."""
+        watch, trip = self._watch, self._trip
+        return {s for s in (watch and watch.previous, trip and trip.previous) if s}
+
     def watching(self) -> str | None:
         """The snapshot under watch now, if any."""
         watch = self._watch

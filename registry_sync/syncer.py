@@ -211,8 +211,8 @@ class Syncer:
         """Keep KEEP_SNAPSHOTS (one fewer before building), never current or last validated."""
         memory = self.state.memory
         keep = self.config.keep_snapshots - (1 if room_for_one else 0)
-        removed = publish.prune(self.root, keep, {memory.last_validated} - {None},
-                                {r.key for r in memory.refusals})
+        kept = {memory.last_validated} | (self.guard.keep() if self.guard else set())
+        removed = publish.prune(self.root, keep, kept - {None}, {r.key for r in memory.refusals})
         if removed:
             log.info("snapshots_pruned", removed=removed)
 

@@ -147,6 +147,7 @@ def test_the_guard_trips_once_on_the_watched_snapshot_and_lets_a_good_one_pass(
     serve(old, 200, 0.001)
     now[0] += 1
     guard.watch(published("g-bad"), published("g-old"))  # g-old's window: the baseline
+    assert guard.keep() == {"g-old"}  # the way back is never pruned while it may be needed
     serve(bad, 100, 0.001, failing=30)
     now[0] += 1
     guard.sample()
@@ -154,6 +155,7 @@ def test_the_guard_trips_once_on_the_watched_snapshot_and_lets_a_good_one_pass(
     assert trip is not None and trip.check is Check.ERROR_RATE
     assert (trip.snapshot, trip.previous) == ("g-bad", "g-old")
     assert "error rate 30.0%" in trip.reason and tripped == [1]
+    assert guard.keep() == {"g-old"}
     assert guard.take() == trip and guard.take() is None and guard.watching() is None
     guard.watch(published("g-good"), published("g-old"))
     serve(good, 200, 0.001)
