@@ -179,6 +179,10 @@ class PromotionGuard:
             return
         self._unreadable = False
         with self._lock:
+            # A version set unchanged since the last reading shares its figures: the ring costs
+            # a reference per set and reading, whatever serving has served since it started.
+            last = self._readings[-1][1] if self._readings else {}
+            figures = {k: last[k] if last.get(k) == v else v for k, v in figures.items()}
             self._readings.append((self._clock(), figures))
 
     def judge(self) -> Trip | None:
