@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import containment
+from . import cgroups, containment
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -78,6 +78,7 @@ def validate(root: Path, snapshot_id: str, min_accuracy: float, limit: int,
     """The validation child's work: limits and the filter, the load, the verdict written."""
     from . import loader  # noqa: F401  (the libraries set up before the filter: joblib's lock)
 
+    cgroups.join(os.getpid())  # where a pids cgroup can be made: its threads bounded too
     temp = result_file.with_name(result_file.name + ".tmp")
     with open(temp, "w", encoding="utf-8") as out:  # opened first: the filter refuses it after
         limit_memory(limit)
@@ -184,6 +185,7 @@ def _end(child: int, seconds: float) -> None:
         _reap(child)
         time.sleep(0.02)
     _reap(child)
+    cgroups.remove(child)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import containment
+from . import cgroups, containment
 
 SOCKET_NAME = "validator.sock"
 PROCESS_NAME = "validator"  # its name in ps/psutil (a child of serving's master, not a worker)
@@ -153,6 +153,7 @@ def _reap(waiting: dict[int, socket.socket]) -> None:
             return
         connection = waiting.pop(pid, None)
         containment.kill_group(pid)
+        cgroups.remove(pid)
         if connection is not None:
             with contextlib.suppress(OSError):
                 connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())

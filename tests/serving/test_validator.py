@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from serving import cgroups
 from serving.config import MIB, ServingConfig
 from serving.validations import State, Validations
 from tests.serving.conftest import CLASSIFIER
-from tests.support.models import attempts, escaping, hostile
+from tests.support.models import attempts, escaping, hostile, threading_model
 from tests.support.snapshots import build_snapshot
 
 VERDICT_WAIT = 120.0
@@ -141,3 +142,25 @@ def test_the_fresh_validator_confines_a_model_that_tries_to_escape(tmp_path, tra
                     f"kill {os.getpid()}": errno.EPERM, "bind": errno.EPERM,
                     "fork": errno.EPERM, "write": errno.EPERM, "memfd": errno.EPERM}
     assert not big.exists()
+
+
+def _pids_groups_writable() -> bool:
+    own = cgroups.own_group()
+    return own is not None and os.access(own, os.W_OK)
+
+
+@pytest.mark.skipif(not _pids_groups_writable(), reason="no writable pids cgroup here")
+def test_a_model_starting_thousands_of_threads_gets_a_bounded_number(tmp_path, trained_models):
+    """Where a pids cgroup can be made, the validation's child runs in one of its own: a load
+    starting 2,000 threads gets fewer than TASKS_LIMIT, and the group is gone after."""
+    root = tmp_path / "models"
+    root.mkdir()
+    folder = threading_model(trained_models.pickled, tmp_path / "threads")
+    snapshot = build_snapshot(root, {CLASSIFIER: folder}, "6.6.8", publish=False)
+    own = cgroups.own_group()
+    before = set(own.glob(cgroups.PREFIX + "*"))
+    verdict = validations(root, tmp_path / "verdicts").wait(snapshot, VERDICT_WAIT)
+    assert verdict.state is State.REJECTED, verdict
+    started = int(verdict.reason.rpartition("started ")[2].split()[0])
+    assert 0 < started < cgroups.TASKS_LIMIT, verdict.reason
+    assert set(own.glob(cgroups.PREFIX + "*")) <= before

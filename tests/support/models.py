@@ -274,6 +274,33 @@ def attempts(reason: str) -> dict:
     return json.loads(reason.partition("refused after trying ")[2])
 
 
+# Run while unpickled by the validator: start up to 2,000 threads of 64 KiB stacks, all alive at
+# once, then refuse the load saying how many started.
+THREADS = """
+import threading
+threading.stack_size(64 * 1024)
+done, started = threading.Event(), 0
+try:
+    for _ in range(2000):
+        threading.Thread(target=done.wait, daemon=True).start()
+        started += 1
+except RuntimeError:
+    pass
+done.set()
+raise ValueError(f"started {started} threads")
+"""
+
+
+def threading_model(source: Path, target: Path) -> Path:
+    """A classifier folder whose pickle runs THREADS when loaded."""
+    import pickle
+
+    shutil.copytree(source, target)
+    (target / "pipeline.skops").unlink(missing_ok=True)
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(f"exec({THREADS!r}, {{}})")))
+    return target
+
+
 _KEPT: list[bytes] = []  # per process: what every call of every Leaking instance kept
 
 
