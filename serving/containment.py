@@ -12,8 +12,9 @@ Linux only; each step is a no-op elsewhere (and says so by its return value).
   set up what it needs (the validator itself must still kill validation groups): no signal to
   any process but itself (the workers run as the same user: kill(-1, SIGSTOP) would stop them
   all), no new process (RLIMIT_AS then bounds the whole validation's memory), no file opened for
-  writing (the pod's disk; /proc/<worker>/mem), no memfd or SysV shared memory; and rlimits on
-  descriptors, file size and core dumps.
+  writing (the pod's disk; /proc/<worker>/mem), renamed, removed or re-moded (VALIDATION_DIR's
+  verdicts and socket), no memfd or SysV shared memory; and rlimits on descriptors, file size
+  and core dumps.
 - `become_subreaper`, `kill_group`, `kill_orphans`: a validation runs in a process group of its
   own under a subreaper, so a double-forked grandchild is re-parented to the subreaper, found
   and killed, whatever group or session it moved to.
@@ -60,10 +61,20 @@ LISTENING = [_call(49, 200), _call(50, 201), _call(425, 425), _call(101, 117), _
              _call(311, 271), _call(438, 438)]
 
 
+# What changes the names or modes of files serving's user may write (VALIDATION_DIR: verdicts,
+# the canary guard's records, the warm validator's socket): rename, mkdir, rmdir, link, unlink,
+# symlink, chmod, chown, lchown, mknod, mkdirat, mknodat, fchownat, unlinkat, renameat, linkat,
+# symlinkat, fchmodat, renameat2, fchmodat2.
+NAMING = [_call(82, None), _call(83, None), _call(84, None), _call(86, None), _call(87, None),
+          _call(88, None), _call(90, None), _call(92, None), _call(94, None), _call(133, None),
+          _call(258, 34), _call(259, 33), _call(260, 54), _call(263, 35), _call(264, 38),
+          _call(265, 37), _call(266, 36), _call(268, 53), _call(316, 276), _call(452, 452)]
+
+
 def validation_rules(pid: int) -> list[Rule]:
     """What a validation child (process `pid`) may not do beyond LISTENING: signal any process
     but itself, start a process, open a file for writing, make memory outside its address
-    space (memfd, SysV shared memory) or grow a file."""
+    space (memfd, SysV shared memory), grow a file, or rename, remove or re-mode one."""
     own = (When.UNLESS_ONE_OF, 0, (pid,))
     return [
         _call(62, 129, *own), _call(200, 130, *own), _call(234, 131, *own),  # kill, tkill, tgkill
@@ -81,6 +92,7 @@ def validation_rules(pid: int) -> list[Rule]:
         _call(85, None),  # creat
         _call(319, 279), _call(29, 194),  # memfd_create, shmget
         _call(285, 47), _call(76, 45),  # fallocate, truncate
+        *NAMING,
     ]
 
 

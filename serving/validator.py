@@ -79,8 +79,9 @@ def validate(root: Path, snapshot_id: str, min_accuracy: float, limit: int,
     from . import loader  # noqa: F401  (the libraries set up before the filter: joblib's lock)
 
     cgroups.join(os.getpid())  # where a pids cgroup can be made: its threads bounded too
-    temp = result_file.with_name(result_file.name + ".tmp")
-    with open(temp, "w", encoding="utf-8") as out:  # opened first: the filter refuses it after
+    # Opened first: the filter refuses it after. Written in place (no rename, refused too): the
+    # worker reads it only once this process has ended, and only if it ended with EXIT_VERDICT.
+    with open(result_file, "w", encoding="utf-8") as out:
         limit_memory(limit)
         if not containment.confine_validation():
             containment.warn_unconfined()
@@ -89,7 +90,6 @@ def validate(root: Path, snapshot_id: str, min_accuracy: float, limit: int,
         except MemoryError:
             verdict = {"state": "rejected", "reason": out_of_memory(limit)}
         out.write(json.dumps(verdict))
-    os.replace(temp, result_file)
     return EXIT_VERDICT
 
 

@@ -69,6 +69,11 @@ attempt("spawn", lambda: subprocess.run(["true"]))
 attempt("write a new file", lambda: open(sys.argv[1] + ".new", "wb"))
 attempt("append", lambda: open(sys.argv[1], "ab"))
 attempt("memfd", lambda: os.memfd_create("x"))
+attempt("rename", lambda: os.rename(sys.argv[1], sys.argv[1] + ".moved"))
+attempt("unlink", lambda: os.unlink(sys.argv[1]))
+attempt("chmod", lambda: os.chmod(sys.argv[1], 0o777))
+attempt("mkdir", lambda: os.mkdir(sys.argv[1] + ".d"))
+attempt("symlink", lambda: os.symlink(sys.argv[1], sys.argv[1] + ".link"))
 attempt("read", lambda: open("/proc/self/status", "rb").read())
 attempt("grow a held file", lambda: inherited.write(b"x" * (4 * 1024 * 1024)) and inherited.flush())
 box = []
@@ -84,8 +89,9 @@ def test_a_confined_validation_signals_nothing_but_itself_starts_nothing_and_wri
         tmp_path):
     """After confine_validation: a signal to another process (its parent, everyone, a group,
     through a pidfd or an SIGIO owner) fails with EPERM, as do fork, exec'ing a program, opening
-    a file for writing and memfd; reading, signalling itself and threads still work; a file it
-    held open stops growing at 1 MiB (EFBIG)."""
+    a file for writing, memfd, renaming, removing, re-moding or making a file; reading,
+    signalling itself and threads still work; a file it held open stops growing at 1 MiB
+    (EFBIG)."""
     held = tmp_path / "verdict.tmp"
     done = subprocess.run([sys.executable, "-c", CONFINED, str(held)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60,
@@ -94,9 +100,10 @@ def test_a_confined_validation_signals_nothing_but_itself_starts_nothing_and_wri
     seen = json.loads(done.stdout)
     refused = ("kill parent", "kill everyone", "kill own group", "kill parent's group",
                "pidfd signal", "sigio owner", "fork", "spawn", "write a new file", "append",
-               "memfd")
+               "memfd", "rename", "unlink", "chmod", "mkdir", "symlink")
     assert seen == {"filter": True, "kill self": 0, "signal self": 0, "read": 0,
                     "grow a held file": errno.EFBIG, "thread": [499500],
                     **{name: errno.EPERM for name in refused}}
-    assert not (tmp_path / "verdict.tmp.new").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["verdict.tmp"]
     assert held.stat().st_size <= 1024 * 1024
+    assert held.stat().st_mode & 0o777 != 0o777
