@@ -22,7 +22,8 @@ from serving import zygote
 from tests.monitoring.conftest import model_root, mpm_env
 from tests.serving.conftest import CLASSIFIER
 from tests.serving.server import Serving, launch
-from tests.support.models import attempts, escaping, trained_models  # noqa: F401
+from tests.support.escapes import attempts, escaping
+from tests.support.models import trained_models  # noqa: F401
 from tests.support.processes import wait_until
 from tests.support.registry import local_registry_server  # noqa: F401
 from tests.support.snapshots import build_snapshot

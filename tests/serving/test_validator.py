@@ -21,7 +21,8 @@ from serving import cgroups
 from serving.config import MIB, ServingConfig
 from serving.validations import State, Validations
 from tests.serving.conftest import CLASSIFIER
-from tests.support.models import attempts, escaping, hostile, threading_model
+from tests.support.escapes import attempts, escaping, threading_model
+from tests.support.models import hostile
 from tests.support.snapshots import build_snapshot
 
 VERDICT_WAIT = 120.0
