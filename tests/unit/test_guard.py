@@ -8,6 +8,7 @@ by the guard over HTTP on loopback, from a tiny server that answers /metrics wit
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -200,3 +201,22 @@ def test_a_worker_serving_many_snapshots_keeps_a_bounded_few_and_loses_no_count(
         serve(model(f"many-{n}"), 3, 0.001)
     assert all(figures(f"many-{n}").ok == 3 for n in range(12))
     assert len(champion_metrics._pending) <= 8
+
+
+def test_serving_shows_the_guards_last_rollback_and_nothing_from_a_bad_state_file(tmp_path):
+    """/api/v1/model's `rolled_back` comes from the sidecar's state; a torn or huge file is
+    nothing to show, never an error."""
+    from model_contract import layout
+    from serving import rollbacks
+
+    state = tmp_path / layout.STATE
+    refusals = [{"by": "serving", "reason": "golden", "versions": {"m": "1.1.0"}, "at": 1.0},
+                {"by": "guard", "reason": "rolled back: latency", "snapshot": "s2",
+                 "versions": {"m": "1.2.0"}, "at": 0.0}]
+    state.write_text(json.dumps({"memory": {"refusals": refusals}}))
+    assert rollbacks.last(tmp_path) == {"snapshot": "s2", "versions": {"m": "1.2.0"},
+                                        "reason": "rolled back: latency",
+                                        "at": "1970-01-01T00:00:00Z"}
+    for text in ("{torn", json.dumps({"memory": []}), " " * (rollbacks.MAX_STATE_BYTES + 1)):
+        state.write_text(text)
+        assert rollbacks.last(tmp_path) is None
