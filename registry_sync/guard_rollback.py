@@ -4,14 +4,17 @@ Run by the sync loop (the one writer of MODEL_ROOT) at the start of a pass. The 
 set is refused (RefusedBy.GUARD, with the guard's reason) so that no later poll installs it
 again until the registry's production choice changes; `current` goes back to the snapshot that
 served before it, which serving validated then. Comet is told only when GUARD_COMET_TAG is set
-(a tag on each version that changed); a failed tag is logged, never a failed pass.
+(a tag on each version that changed, and the reason in its metadata); a failed call is logged,
+never a failed pass.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
+from model_contract.manifest import Manifest
 
 from . import snapshot
 from .errors import CometError
@@ -47,19 +50,25 @@ def heed(syncer: Syncer, guard: PromotionGuard) -> None:
         syncer.reporter.model_rolled_back(trip.snapshot, refused.versions if refused else {},
                                           target.snapshotId, reason)
     if refused is not None and guard.settings.comet_tag:
-        _tag(syncer, refused.versions, target.versions, guard.settings.comet_tag, trip)
+        _tell_comet(syncer, refused, target, guard.settings.comet_tag, trip)
 
 
-def _tag(syncer: Syncer, refused: dict[str, str], kept: dict[str, str], tag: str,
-         trip: Trip) -> None:
-    """Tag in the registry each version the rollback left (unchanged members are not)."""
-    for name, version in refused.items():
-        if kept.get(name) == version:
+def _tell_comet(syncer: Syncer, refused: Manifest, kept: Manifest, tag: str,
+                trip: Trip) -> None:
+    """Tag each version the rollback left (unchanged members are not) and write the reason in
+    its metadata (`rolled_back_reason`, `rolled_back_check`, `rolled_back_at`)."""
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(trip.at))
+    for entry in refused.models:
+        if kept.versions.get(entry.name) == entry.version:
             continue
         try:
-            syncer.client.add_tag(name, version, tag)
+            syncer.client.add_tag(entry.name, entry.version, tag)
+            syncer.client.set_metadata(entry.registryModelItemId, {
+                "rolled_back_reason": trip.reason[:500], "rolled_back_check": trip.check.value,
+                "rolled_back_at": at})
         except CometError as exc:
-            log.warning("guard_tag_failed", model=name, version=version, tag=tag,
+            log.warning("guard_tag_failed", model=entry.name, version=entry.version, tag=tag,
                         error=str(exc))
             continue
-        log.info("guard_tagged", model=name, version=version, tag=tag, check=trip.check.value)
+        log.info("guard_tagged", model=entry.name, version=entry.version, tag=tag,
+                 check=trip.check.value)

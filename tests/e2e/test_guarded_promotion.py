@@ -85,8 +85,12 @@ def test_bad_champions_are_rolled_back_within_the_window_and_never_reinstalled(
     assert costs["slow"]["failed"] == costs["one_class"]["failed"] == 0, costs
     # never installed again: two more polls refuse it without a download
     pod.wait_refused_once(costs["one_class"]["version"])
-    for cost in costs.values():
+    for check, cost in zip(("error_rate", "latency", "answers"), costs.values(), strict=True):
         assert TAG in pod.registry.tags_of(pod.model, cost["version"])
+        item = pod.registry.item_id(pod.model, cost["version"])
+        told = {m["key"]: m["value"] for m in pod.registry.get(
+            f"registry-model/item/{item}/metadata").json()["metadata"]}
+        assert told["rolled_back_check"] == check and told["rolled_back_reason"], told
     assert 'registry_sync_rollbacks_total{check="latency"} 1.0' in pod.sidecar_metrics()
     rolled = pod.served_model()["rolled_back"]
     assert rolled["versions"] == {pod.model: costs["one_class"]["version"]}
