@@ -222,8 +222,9 @@ SETTINGS: dict[str, Setting] = {
                 "the p95 must also grow by more than these milliseconds to trip"),
         Setting("GUARD_MAX_SHARE_SHIFT", _fraction, "0.25",
                 "most the class shares of the answers may move (total variation, 0 to 1)"),
-        Setting("GUARD_COMET_TAG", str, "", "tag put on a rolled-back version in the registry "
-                "(needs a key that may write); empty: the registry is not told"),
+        Setting("GUARD_COMET_TAG", str, "", "tag put on a rolled-back version in the registry, "
+                "with the reason in its metadata (needs a key that may write); empty: the "
+                "registry is not told"),
         Setting("PROMETHEUS_URL", str, "", "Prometheus scraping every pod's serving: the guard "
                 "judges the Deployment's summed figures; empty: this pod's serving /metrics"),
         Setting("KUBERNETES_API_URL", str, "", "the API server for the election; empty: "
