@@ -1,0 +1,273 @@
+"""Open Inference Protocol (V2) request bodies: tensors in, rows of features out, or V2Error.
+
+Two forms are taken: one tensor per feature (named after it, shape [N] or [N, 1]: FP64, FP32 or
+an integer type for numbers, BYTES for categories), or one 2-D tensor [N, features] in column
+order (numbers, or BYTES strings when the schema has categories). Tensor data is JSON (flat or
+nested), or binary after the JSON header (the `Inference-Header-Content-Length` extension that
+tritonclient uses by default). The rows are then checked by serving.validation, so bounds,
+categories and NaN are refused with the same rules as /api/v1/predict; errors name the input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from .api import parse_json
+from .errors import BatchTooLarge, FieldError, InvalidInput
+from .schema import CategoricalFeature, Schema
+from .validation import encode
+
+NUMBERS = {"FP64": "<f8", "FP32": "<f4", "FP16": "<f2", "INT64": "<i8", "INT32": "<i4",
+           "INT16": "<i2", "INT8": "<i1", "UINT64": "<u8", "UINT32": "<u4", "UINT16": "<u2",
+           "UINT8": "<u1"}
+_PYTHON_TYPES = {"BYTES": (str,), "FP": (int, float), "INT": (int,), "UINT": (int,)}
+_JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
+_NAME_SHOWN = 64  # characters of a client's name echoed back in an error
+
+
+class V2Error(Exception):
+    """A request the protocol refuses; `status` is its HTTP code (400, 404, 413)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+class Tensor(msgspec.Struct, gc=False):
+    """One input tensor as the protocol writes it."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Output(msgspec.Struct, gc=False):
+    """One requested output."""
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(msgspec.Struct, gc=False):
+    """The body of POST /v2/models/{name}/infer."""
+
+    inputs: list[Tensor]
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[Output] | None = None
+
+
+_DECODER = msgspec.json.Decoder(InferRequest)
+
+
+def shown(name: str) -> str:
+    """A client's name, quoted and bounded, for an error message."""
+    return repr(name[:_NAME_SHOWN] + ("..." if len(name) > _NAME_SHOWN else ""))
+
+
+def parse_request(raw: bytes, header_length: str | None) -> InferRequest:
+    """The typed request of a body (binary tensors attached as data); V2Error naming the field."""
+    binary = b""
+    if header_length is not None:
+        if not (header_length.isascii() and header_length.isdigit()) or \
+                int(header_length) > len(raw):
+            raise V2Error("Inference-Header-Content-Length must be a number of bytes within "
+                          "the body")
+        raw, binary = raw[:int(header_length)], raw[int(header_length):]
+    try:
+        request = _DECODER.decode(raw)
+    except msgspec.DecodeError:  # NaN literals, bad UTF-8, or a wrong shape: say which
+        request = _convert(raw)
+    if header_length is not None:
+        _attach_binary(request.inputs, binary)
+    return request
+
+
+def _convert(raw: bytes) -> InferRequest:
+    try:
+        body = parse_json(raw)
+    except InvalidInput as exc:
+        raise V2Error(f"the body {exc.errors[0].message}") from None
+    try:
+        return msgspec.convert(body, InferRequest)
+    except msgspec.ValidationError as exc:
+        raise V2Error(f"the request is malformed: {exc}") from None
+
+
+def _attach_binary(inputs: list[Tensor], binary: bytes) -> None:
+    """Give each tensor with binary_data_size its slice of the bytes after the header."""
+    offset = 0
+    for tensor in inputs:
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if size is None:
+            continue
+        if type(size) is not int or size < 0 or offset + size > len(binary):
+            raise V2Error(f"input {shown(tensor.name)}: binary_data_size does not fit the body")
+        tensor.data = _from_binary(tensor, binary[offset:offset + size])
+        offset += size
+    if offset != len(binary):
+        raise V2Error("the body holds binary data that no input's binary_data_size claims")
+
+
+def _from_binary(tensor: Tensor, chunk: bytes) -> list[Any]:
+    """The elements of one binary tensor: little-endian numbers, or length-prefixed strings."""
+    if tensor.datatype in NUMBERS:
+        dtype = np.dtype(NUMBERS[tensor.datatype])
+        if len(chunk) % dtype.itemsize:
+            raise V2Error(f"input {shown(tensor.name)}: {len(chunk)} bytes are not whole "
+                          f"{tensor.datatype} values")
+        return np.frombuffer(chunk, dtype=dtype).tolist()
+    if tensor.datatype != "BYTES":
+        raise V2Error(f"input {shown(tensor.name)}: datatype {shown(tensor.datatype)} is not "
+                      "supported")
+    items, at = [], 0
+    while at < len(chunk):
+        (size,) = struct.unpack_from("<I", chunk, at) if at + 4 <= len(chunk) else (-1,)
+        if size < 0 or at + 4 + size > len(chunk):
+            raise V2Error(f"input {shown(tensor.name)}: BYTES data is cut short")
+        try:
+            items.append(chunk[at + 4:at + 4 + size].decode())
+        except UnicodeDecodeError:
+            raise V2Error(f"input {shown(tensor.name)}: BYTES data is not UTF-8") from None
+        at += 4 + size
+    return items
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A request's rows as /api/v1/predict instances, and how its inputs map to features."""
+
+    rows: list[dict[str, Any]]
+    two_d: str | None  # the 2-D tensor's name, or None for one tensor per feature
+
+    def encode(self, schema: Schema) -> np.ndarray:
+        """The float matrix for a schema; InvalidInput (as /api/v1 words it) if refused."""
+        return encode(schema, self.rows, single=len(self.rows) == 1)
+
+    def matrix(self, schema: Schema) -> np.ndarray:
+        """The float matrix for a schema; V2Error naming the input if a value is refused."""
+        try:
+            return self.encode(schema)
+        except InvalidInput as exc:
+            raise V2Error(self._explain(exc, schema)) from None
+
+    def _explain(self, exc: InvalidInput, schema: Schema) -> str:
+        """One sentence naming each refused value by input and row (first five)."""
+        named = [self._name(error, schema) for error in exc.errors[:5]]
+        more = len(exc.errors) - len(named)
+        return "; ".join(named) + (f"; and {more} more" if more > 0 or exc.truncated else "")
+
+    def _name(self, error: FieldError, schema: Schema) -> str:
+        row, _, feature = error.field.rpartition(".")
+        index = int(row[len("instances["):-1]) if row else 0
+        if self.two_d is None:
+            return f"input {shown(feature)} element {index} {error.message}"
+        column = schema.names.index(feature) if feature in schema.names else -1
+        return f"input {shown(self.two_d)} [{index}, {column}] ({feature}) {error.message}"
+
+
+def rows_of(request: InferRequest, schema: Schema, max_batch: int) -> Rows:
+    """The rows the request's tensors hold for this schema; V2Error naming the input if not."""
+    inputs = request.inputs
+    if not inputs:
+        raise V2Error("inputs must hold one tensor per feature, or one 2-D tensor")
+    names = schema.names
+    if len(inputs) == 1 and inputs[0].name not in names and len(names) > 1:
+        return _two_d(inputs[0], schema, max_batch)
+    given: dict[str, list[Any]] = {}
+    for tensor in inputs:
+        if tensor.name not in names:
+            raise V2Error(f"input {shown(tensor.name)} is not a feature of this model "
+                          f"(features: {', '.join(names)})")
+        if tensor.name in given:
+            raise V2Error(f"input {shown(tensor.name)} is given twice")
+        given[tensor.name] = _column(tensor, schema.feature(tensor.name), max_batch)
+    missing = [name for name in names if name not in given]
+    if missing:
+        raise V2Error(f"input {shown(missing[0])} is missing" + (
+            f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1
+            else ""))
+    counts = {len(column) for column in given.values()}
+    if len(counts) > 1:
+        raise V2Error("inputs must all hold the same number of rows; got " + ", ".join(
+            f"{name}: {len(column)}" for name, column in given.items()))
+    return Rows([dict(zip(names, values, strict=True)) for values in
+                 zip(*(given[name] for name in names), strict=True)], None)
+
+
+def _column(tensor: Tensor, feature: Any, max_batch: int) -> list[Any]:
+    """One feature's values from its tensor: shape [N] or [N, 1], the feature's datatype."""
+    shape = tensor.shape
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise V2Error(f"input {shown(tensor.name)}: shape {shape} must be [N] or [N, 1]")
+    categorical = isinstance(feature, CategoricalFeature)
+    if categorical != (tensor.datatype == "BYTES"):
+        wanted = "BYTES (a category)" if categorical else "FP64, FP32 or INT64 (a number)"
+        raise V2Error(f"input {shown(tensor.name)}: datatype {shown(tensor.datatype)} must be "
+                      f"{wanted}")
+    return _elements(tensor, max_batch)
+
+
+def _two_d(tensor: Tensor, schema: Schema, max_batch: int) -> Rows:
+    """The rows of one [N, features] tensor, columns in the schema's order."""
+    width, shape = len(schema.features), tensor.shape
+    if len(shape) != 2 or shape[1] != width:
+        raise V2Error(f"input {shown(tensor.name)}: shape {shape} must be [N, {width}] (one "
+                      f"column per feature: {', '.join(schema.names)}), or send one tensor "
+                      "per feature")
+    categories = [f.name for f in schema.features if isinstance(f, CategoricalFeature)]
+    if categories and tensor.datatype != "BYTES":
+        raise V2Error(f"input {shown(tensor.name)}: datatype {shown(tensor.datatype)} cannot "
+                      f"hold the category {categories[0]}: send BYTES, or one tensor per "
+                      "feature")
+    values = _elements(tensor, max_batch * width)
+    if tensor.datatype == "BYTES":
+        values = [_number_or_text(v, f) for v, f in zip(values, schema.features * shape[0],
+                                                        strict=True)]
+    return Rows([dict(zip(schema.names, values[i:i + width], strict=True))
+                 for i in range(0, len(values), width)], tensor.name)
+
+
+def _number_or_text(value: str, feature: Any) -> Any:
+    """A BYTES cell of a number column read as the number it writes (else left to be refused)."""
+    if isinstance(feature, CategoricalFeature) or not _JSON_NUMBER.match(value):
+        return value
+    number = float(value)
+    return number if math.isfinite(number) else value
+
+
+def _elements(tensor: Tensor, most: int) -> list[Any]:
+    """The tensor's data, flattened, checked against its shape, size bound and datatype."""
+    name, shape = shown(tensor.name), tensor.shape
+    if any(n < 0 for n in shape) or shape[0] < 1:
+        raise V2Error(f"input {name}: shape {shape} must hold at least one row")
+    size = math.prod(shape)
+    if size > most:
+        raise BatchTooLarge([FieldError(tensor.name, f"holds {size} values; at most {most} "
+                                                     "are allowed")])
+    data = tensor.data
+    if data is None:
+        raise V2Error(f"input {name}: data is missing")
+    if data and type(data[0]) is list:  # nested row-major: one level per extra dimension
+        data = [v for row in data for v in (row if type(row) is list else [row])]
+    if len(data) != size:
+        raise V2Error(f"input {name}: shape {shape} needs {size} values; data holds {len(data)}")
+    kind = tensor.datatype.rstrip("0123456789")
+    allowed = _PYTHON_TYPES.get(kind) if tensor.datatype in NUMBERS or kind == "BYTES" \
+        else None
+    if allowed is None:
+        raise V2Error(f"input {name}: datatype {shown(tensor.datatype)} is not supported")
+    for i, value in enumerate(data):
+        if type(value) not in allowed:
+            raise V2Error(f"input {name} element {i}: {shown(str(value))} is not a "
+                          f"{tensor.datatype} value")
+    return data
