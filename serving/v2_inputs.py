@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,10 +197,12 @@ def rows_of(request: InferRequest, schema: Schema, max_batch: int) -> Rows:
         raise V2Error(f"input {shown(missing[0])} is missing" + (
             f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1
             else ""))
-    counts = {len(column) for column in given.values()}
+    counts = Counter(map(len, given.values()))
     if len(counts) > 1:
-        raise V2Error("inputs must all hold the same number of rows; got " + ", ".join(
-            f"{name}: {len(column)}" for name, column in given.items()))
+        usual = counts.most_common(1)[0][0]
+        odd = next(name for name, column in given.items() if len(column) != usual)
+        raise V2Error(f"input {shown(odd)} holds {len(given[odd])} rows where the others hold "
+                      f"{usual}: inputs must all hold the same number of rows")
     return Rows([dict(zip(names, values, strict=True)) for values in
                  zip(*(given[name] for name in names), strict=True)], None)
 

@@ -5,6 +5,8 @@
     load.assert_all_ok()                  # zero failed requests
     load.answers                          # (started, ended, status, version, snapshot, error)
 
+`v2_model=NAME` sends the same instance through the Open Inference Protocol (/v2/.../infer).
+
 Each client thread sends JSON predictions one after another (a short pause between them) until
 the load is stopped, `seconds` have passed, or `max_requests` were sent in all: it always stops
 by itself. A request that fails below HTTP (connection reset, timeout) is recorded with status 0
@@ -22,6 +24,13 @@ import requests
 
 VALID = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
          "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}
+
+
+def v2_body(instance: dict) -> dict:
+    """The Open Inference Protocol request for one instance: one tensor per feature."""
+    return {"inputs": [{"name": name, "shape": [1], "data": [value],
+                        "datatype": "BYTES" if isinstance(value, str) else "FP64"}
+                       for name, value in instance.items()]}
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,12 @@ class Load:
 
     def __init__(self, url: str, clients: int = 2, seconds: float = 30.0,
                  max_requests: int = 20_000, pause: float = 0.01, timeout: float = 5.0,
-                 on_error: Callable[[str, str], None] | None = None):
-        self.url = url.rstrip("/") + "/api/v1/predict"
+                 on_error: Callable[[str, str], None] | None = None,
+                 v2_model: str | None = None):
+        # v2_model: send Open Inference Protocol requests to that model instead of /api/v1.
+        self.url = url.rstrip("/") + (f"/v2/models/{v2_model}/infer" if v2_model
+                                      else "/api/v1/predict")
+        self.body = v2_body(VALID) if v2_model else VALID
         self.clients, self.seconds, self.max_requests = clients, seconds, max_requests
         self.pause, self.timeout, self._on_error = pause, timeout, on_error
         self._answers: list[Answer] = []
@@ -91,7 +104,7 @@ class Load:
     def _one(self, session: requests.Session, number: int) -> Answer:
         started = time.monotonic()
         try:
-            response = session.post(self.url, json=VALID, timeout=self.timeout)
+            response = session.post(self.url, json=self.body, timeout=self.timeout)
         except requests.RequestException as exc:
             return Answer(number, started, time.monotonic(), 0, error=type(exc).__name__)
         error = None if response.ok else response.text[:2000]
