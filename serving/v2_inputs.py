@@ -271,6 +271,6 @@ def _elements(tensor: Tensor, most: int) -> list[Any]:
         raise V2Error(f"input {name}: datatype {shown(tensor.datatype)} is not supported")
     for i, value in enumerate(data):
         if type(value) not in allowed:
-            raise V2Error(f"input {name} element {i}: {shown(str(value))} is not a "
-                          f"{tensor.datatype} value")
+            raise V2Error(f"input {name} element {i}: {shown(str(value))} is not of datatype "
+                          f"{tensor.datatype}")
     return data
