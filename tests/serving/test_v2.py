@@ -163,3 +163,9 @@ def test_a_canary_client_is_answered_by_the_challenger_through_v2(both):  # noqa
     body = answer.get_json()
     assert body["parameters"]["role"] == answer.headers["X-Model-Role"] == "challenger"
     assert body["model_version"] == answer.headers["X-Model-Version"] == "1.1.0"
+
+
+def test_the_openapi_document_lists_the_v2_paths(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert {"/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/{name}",
+            "/v2/models/{name}/ready", "/v2/models/{name}/infer"} <= set(paths)
