@@ -83,7 +83,7 @@ def output_metadata(schema: Schema) -> list[dict[str, Any]]:
     return tensors
 
 
-def _json(payload: Any, status: int = 200, headers: Any = None) -> Response:
+def _json(payload: Any, status: int | None = None, headers: Any = None) -> Response:
     return Response(_ENCODER.encode(payload), status=status, headers=headers,
                     content_type="application/json")
 
@@ -147,7 +147,8 @@ def model_ready(name: str, version: str | None = None):
 def infer(name: str, version: str | None = None):
     """Tensors in, one prediction per row out, through the same roles as /api/v1/predict."""
     model = _served(name, version)
-    body = parse_request(read_any_body(), request.headers.get("Inference-Header-Content-Length"))
+    body = parse_request(read_any_body(),
+                         request.environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
     wanted = _wanted_outputs(body)
     rows = rows_of(body, model.schema, settings().max_batch)
     # Another role's schema re-encodes the rows; its refusal is InvalidInput, as in /api/v1.

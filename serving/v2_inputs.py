@@ -183,13 +183,13 @@ def rows_of(request: InferRequest, schema: Schema, max_batch: int) -> Rows:
     inputs = request.inputs
     if not inputs:
         raise V2Error("inputs must hold one tensor per feature, or one 2-D tensor")
-    names = schema.names
-    if len(inputs) == 1 and inputs[0].name not in names and len(names) > 1:
-        return _two_d(inputs[0], schema, max_batch)
-    features = dict(zip(names, schema.features, strict=True))
+    features = _features_of(schema)
     row = _one_row(inputs, features)
     if row is not None:
         return Rows([row], None)
+    names = schema.names
+    if len(inputs) == 1 and inputs[0].name not in names and len(names) > 1:
+        return _two_d(inputs[0], schema, max_batch)
     given: dict[str, list[Any]] = {}
     for tensor in inputs:
         feature = features.get(tensor.name)
@@ -212,6 +212,18 @@ def rows_of(request: InferRequest, schema: Schema, max_batch: int) -> Rows:
                       f"{usual}: inputs must all hold the same number of rows")
     return Rows([dict(zip(names, values, strict=True)) for values in
                  zip(*(given[name] for name in names), strict=True)], None)
+
+
+_features: list[tuple[Schema, dict[str, Any]]] = []
+
+
+def _features_of(schema: Schema) -> dict[str, Any]:
+    """The schema's features by name (kept for the last schema asked: the live model's)."""
+    if _features and _features[0][0] is schema:
+        return _features[0][1]
+    made = {feature.name: feature for feature in schema.features}
+    _features[:] = [(schema, made)]
+    return made
 
 
 def _one_row(inputs: list[Tensor], features: dict[str, Any]) -> dict[str, Any] | None:
