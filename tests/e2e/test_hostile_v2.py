@@ -36,14 +36,18 @@ def as_tensors(instance: dict) -> list[dict]:
 
 
 TENSOR_FIELD = st.sampled_from(["name", "shape", "datatype", "data", "parameters"])
-FIELD_VALUE = st.one_of(JSON_ANY, st.sampled_from(DATATYPES),
+FIELD_VALUE = st.one_of(st.none(), JSON_ANY, st.sampled_from(DATATYPES),
                         st.lists(st.integers(-2, 3000), max_size=3),
                         st.fixed_dictionaries({"binary_data_size": st.integers(-1, 100)}))
 
 
 @st.composite
 def mutated_request(draw) -> tuple[dict, bool]:
-    """A valid V2 request (one row or a few, or the 2-D form) with mutations; and whether any."""
+    """A valid V2 request (one row or a few, or the 2-D form) with mutations; and whether any.
+
+    A mutation drops a tensor, removes or replaces one of its fields, replaces a value, adds a
+    tensor of random fields, or sets a top-level key (id, parameters, outputs).
+    """
     rows = draw(st.lists(VALID_INSTANCE, min_size=1, max_size=3))
     if draw(st.booleans()):
         tensors = [{**t, "shape": [len(rows)], "data": [r[t["name"]] for r in rows]}
@@ -54,10 +58,12 @@ def mutated_request(draw) -> tuple[dict, bool]:
     body: dict = {"inputs": tensors}
     mutations = draw(st.integers(0, 3))
     for _ in range(mutations):
-        action = draw(st.sampled_from(["drop", "field", "value", "add", "top"]))
+        action = draw(st.sampled_from(["drop", "strip", "field", "value", "add", "top"]))
         tensor = draw(st.sampled_from(tensors)) if tensors else None
         if action == "drop" and tensor is not None:
             tensors.remove(tensor)
+        elif action == "strip" and tensor is not None:
+            tensor.pop(draw(TENSOR_FIELD), None)
         elif action == "field" and tensor is not None:
             tensor[draw(TENSOR_FIELD)] = draw(FIELD_VALUE)
         elif action == "value" and tensor is not None and isinstance(tensor.get("data"), list) \
@@ -105,7 +111,7 @@ def test_fuzzed_v2_requests_never_get_a_5xx(pod, http, case):
 @FUZZ
 @given(body=st.binary(max_size=3000),
        header=st.one_of(st.none(), st.integers(-5, 3100).map(str),
-                        st.text(st.characters(min_codepoint=32, max_codepoint=126),
+                        st.text(st.characters(min_codepoint=33, max_codepoint=126),
                                 max_size=12)))
 def test_fuzzed_raw_v2_bodies_never_get_a_5xx(pod, http, body, header):
     """Any bytes, with any Inference-Header-Content-Length or none: 400 or 413, never 5xx."""

@@ -190,3 +190,11 @@ def test_a_hot_swap_under_v2_load_fails_no_request(server, trained_models):
         wait_until(lambda: len(load.answers) > count + 50, timeout=20, what="more answers")
     load.assert_all_ok()
     assert load.versions() == {"2.0.0", "3.0.0"}
+
+
+def test_the_fronts_body_limit_applies_to_v2(server):
+    """A body over MAX_BODY_BYTES (2 MiB by default) is refused by the front before the app."""
+    answer = server.session.post(f"{server.url}/v2/models/{CLASSIFIER}/infer",
+                                 data=b" " * (2 * 1024 * 1024 + 1), timeout=30)
+    assert answer.status_code == 413 and "larger than" in answer.json()["error"] + \
+        answer.json().get("message", "")
