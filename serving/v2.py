@@ -27,7 +27,7 @@ from .role_report import shadow_after_sending
 from .roles import Answer
 from .schema import CategoricalFeature, Schema
 from .shadow import ModelInput
-from .v2_inputs import InferRequest, V2Error, parse_request, rows_of, shown
+from .v2_inputs import InferRequest, Rows, V2Error, parse_request, rows_of, shown
 
 log = logs.get(__name__)
 bp = Blueprint("v2", __name__, url_prefix="/v2")
@@ -55,16 +55,19 @@ class InferResponse(msgspec.Struct, omit_defaults=True, gc=False):
     id: str | None = None
 
 
-def outputs_of(answer: Answer, schema: Schema) -> list[OutputTensor]:
-    """The output tensors of an answer: the one place that reads predictions.
+def outputs_of(answer: Answer, rows: Rows, prediction_id: str) -> list[OutputTensor]:
+    """Offer the answer to MPM and write its output tensors: the one place reading predictions.
 
     `label` and `probability` (of that label) as /api/v1/predict answers them; `probabilities`
     per class (the schema's class order) where they follow from the answer: two classes.
     """
-    labels, chosen, count = answer.labels, answer.probabilities, len(answer.labels)
+    model, labels, chosen = answer.model, answer.labels, answer.probabilities
+    count = len(labels)
+    # Rows of a request of several rows have the ids <prediction_id>-<i>, as a batch's do.
+    monitor().record(model, prediction_id, rows.rows, labels, chosen, count != 1)
     tensors = [OutputTensor("label", "BYTES", [count], labels),
                OutputTensor("probability", "FP64", [count], chosen)]
-    classes = schema.classes
+    classes = model.schema.classes
     if len(classes) == 2:
         # Both rounded to 6 places, as the answered probability is (serving.predictors).
         first = [p if label == classes[0] else round(1.0 - p, 6)
@@ -156,13 +159,10 @@ def infer(name: str, version: str | None = None):
     both = roles()
     answer = both.predict(given, client_key)
     model = answer.model
-    count = len(answer.labels)
-    metrics.PREDICTIONS.labels("v2", model.version).inc(count)
-    sender = monitor()
-    prediction_id = sender.new_id(model.version)
-    sender.record(model, prediction_id, rows.rows, answer.labels, answer.probabilities,
-                  count != 1)
-    outputs = [t for t in outputs_of(answer, model.schema) if wanted is None or t.name in wanted]
+    metrics.PREDICTIONS.labels("v2", model.version).inc(len(rows.rows))
+    prediction_id = monitor().new_id(model.version)
+    outputs = [t for t in outputs_of(answer, rows, prediction_id)
+               if wanted is None or t.name in wanted]
     payload = InferResponse(model.primary, model.version, outputs,
                             {"role": answer.role.value, "snapshot": model.snapshot,
                              "prediction_id": prediction_id}, body.id)
