@@ -2,7 +2,8 @@
 
 Health, server and model metadata, and POST /v2/models/{name}/infer with the same validation,
 roles (champion, shadow, canary), hot swap, metrics and MPM as /api/v1/predict. The model's
-name is the registry model that holds the classifier; errors are the protocol's
+name is the registry model that holds the classifier (serving.oip.wire reads bodies,
+serving.oip.tensors turns tensors into rows); errors are the protocol's
 {"error": "..."} with 400 (naming the input), 404 (another model or version), 413, 503 or 504.
 """
 
@@ -17,17 +18,18 @@ from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
 
-from . import metrics
-from .api import read_any_body
-from .context import client_key, holder, model_headers, roles, settings
-from .errors import BatchTooLarge, InvalidInput, NoModel, PredictionTimeout
-from .loader import ServedModel
-from .monitoring import monitor
-from .role_report import shadow_after_sending
-from .roles import Answer
-from .schema import CategoricalFeature, Schema
-from .shadow import ModelInput
-from .v2_inputs import InferRequest, Rows, V2Error, parse_request, rows_of, shown
+from .. import metrics
+from ..api import read_any_body
+from ..context import client_key, holder, model_headers, roles, settings
+from ..errors import BatchTooLarge, InvalidInput, NoModel, PredictionTimeout
+from ..loader import ServedModel
+from ..monitoring import monitor
+from ..role_report import shadow_after_sending
+from ..roles import Answer
+from ..schema import CategoricalFeature, Schema
+from ..shadow import ModelInput
+from .tensors import Rows, rows_of
+from .wire import InferRequest, V2Error, parse_request, shown
 
 log = logs.get(__name__)
 bp = Blueprint("v2", __name__, url_prefix="/v2")
