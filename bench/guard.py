@@ -1,4 +1,4 @@
-"""Part 14: the promotion guard under normal load: good promotions in a row, no false rollback.
+"""Part 15: the promotion guard under normal load: good promotions in a row, no false rollback.
 
 The whole pod (local registry, sidecar with GUARD_ENABLED and the default thresholds, a short
 GUARD_WINDOW, serving with 2 workers) under a steady load of ten live-like rows in turn (2
@@ -55,7 +55,7 @@ def _row(name: str, limit: float, values: list[float], unit: str = "") -> list:
 
 def run(work: Path) -> Section:
     """ROUNDS healthy promotions under load with the guard on: trips, and the margins."""
-    section = Section("14. Promotion guard: false-trip margin under normal load")
+    section = Section("15. Promotion guard: false-trip margin under normal load")
     trained = models.trained()
     limits = Thresholds()
     with Processes(work) as processes:
