@@ -130,6 +130,14 @@ def non_negative_int(value: str) -> int:
     return int(number(value, int, 0, False, "a whole number >= 0"))
 
 
+def fraction(value: str) -> float:
+    """A number from 0 to 1."""
+    found = float(number(value, float, 0, False, "a number from 0 to 1"))
+    if found > 1:
+        raise ValueError("a number from 0 to 1")
+    return found
+
+
 def name_list(value: str) -> tuple[str, ...]:
     """Comma-separated names, blanks and repeats dropped; at least one."""
     names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))

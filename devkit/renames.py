@@ -38,7 +38,8 @@ MOVED = {  # old module -> new module
     "registry_sync.versions": "common.versions", "registry_sync.demo": "devkit.demo",
     "registry_sync.demo_ports": "devkit.demo_ports",
     **{f"tests.support.{name}": f"devkit.{name}" for name in (
-        "snapshots", "processes", "slow_clients", "models", "registry", "cluster")},
+        "snapshots", "processes", "slow_clients", "models", "registry", "cluster", "jsonlog",
+        "load")},
     "tests.k8s.fake_api": "devkit.fake_kube_api", "tests.k8s.fake_leases": "devkit.fake_leases",
 }
 OLD_PLACE = {new: old for old, new in MOVED.items()}

@@ -11,7 +11,7 @@ import argparse
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from model_contract import logs
 
 from .cluster.election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
+from .guard import GuardSettings
+from .guard_figures import Thresholds
 from .registries.comet.settings import CometSettings, comet_settings
 from .secret_files import check_secret_file, read_secret_file
 from .settings import (  # noqa: F401 - the table's readers, as config.X for the commands
@@ -73,6 +75,7 @@ class SyncConfig:
     decision_key_file: Path | None = None
     step_down_after: float = 300.0
     poll_now_min_interval: float = 5.0
+    guard: GuardSettings = field(default_factory=GuardSettings)
 
     @property
     def registry_url(self) -> str:
@@ -139,7 +142,32 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         decision_key_file=values.get("DECISION_KEY_FILE"),
         step_down_after=values["LEADER_STEP_DOWN_AFTER"],
         poll_now_min_interval=values["POLL_NOW_MIN_INTERVAL"],
+        guard=guard_settings(values),
     )
+
+
+def guard_settings(values: Mapping[str, Any]) -> GuardSettings:
+    """The promotion guard's settings (registry_sync.guard)."""
+    return GuardSettings(
+        enabled=values["GUARD_ENABLED"] == "true", window=values["GUARD_WINDOW"],
+        sample_interval=values["GUARD_SAMPLE_INTERVAL"],
+        thresholds=Thresholds(values["GUARD_MIN_REQUESTS"], values["GUARD_MAX_ERROR_RATE"],
+                              values["GUARD_MAX_LATENCY_RATIO"], values["GUARD_MIN_LATENCY_MS"],
+                              values["GUARD_MAX_SHARE_SHIFT"]),
+        comet_tag=values["GUARD_COMET_TAG"].strip(),
+        prometheus_url=_optional_url(values, "PROMETHEUS_URL"))
+
+
+def _optional_url(values: Mapping[str, Any], name: str) -> str:
+    """An http(s) URL (without its trailing slash), or '' when unset."""
+    url = values[name].strip().rstrip("/")
+    if url:
+        try:
+            url_root(url)
+        except ValueError as exc:
+            raise ConfigError(f"{name} (or {SETTINGS[name].flag}) is {url[:80]!r}: "
+                              f"expected {exc}") from None
+    return url
 
 
 MIN_DECISION_KEY = 16  # characters

@@ -13,6 +13,7 @@ from common.settings import (
     Setting,
     SettingsTable,
     choice,
+    fraction,
     listen,
     name_list,
     non_negative_float,
@@ -114,6 +115,27 @@ SETTINGS = SettingsTable([
             "seconds of failed passes after which a leader hands the Lease over"),
     Setting("POLL_NOW_MIN_INTERVAL", non_negative_float, "5",
             "seconds between passes woken by /-/poll-now (wake-ups in between are merged)"),
+    Setting("GUARD_ENABLED", choice("true", "false"), "false",
+            "watch each newly published champion and roll it back when it hurts traffic"),
+    Setting("GUARD_WINDOW", positive_float, "60",
+            "seconds a new champion is watched after its publication"),
+    Setting("GUARD_SAMPLE_INTERVAL", positive_float, "1",
+            "seconds between two readings of serving's /metrics by the guard"),
+    Setting("GUARD_MIN_REQUESTS", positive_int, "100",
+            "requests a champion must answer in the window before it is judged"),
+    Setting("GUARD_MAX_ERROR_RATE", fraction, "0.05",
+            "share of requests the new champion may fail beyond the previous one's"),
+    Setting("GUARD_MAX_LATENCY_RATIO", positive_float, "3",
+            "most the new champion's p95 model time may be, as a multiple of the previous"),
+    Setting("GUARD_MIN_LATENCY_MS", non_negative_float, "2",
+            "the p95 must also grow by more than these milliseconds to trip"),
+    Setting("GUARD_MAX_SHARE_SHIFT", fraction, "0.25",
+            "most the class shares of the answers may move (total variation, 0 to 1)"),
+    Setting("GUARD_COMET_TAG", str, "", "tag put on a rolled-back version in the registry, "
+            "with the reason in its metadata (needs a key that may write); empty: the "
+            "registry is not told"),
+    Setting("PROMETHEUS_URL", str, "", "Prometheus scraping every pod's serving: the guard "
+            "judges the Deployment's summed figures; empty: this pod's serving /metrics"),
     Setting("KUBERNETES_API_URL", str, "", "the API server for the election; empty: "
             "https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT"),
     Setting("KUBERNETES_TOKEN_FILE", Path, str(SERVICE_ACCOUNT_DIR / "token"),
@@ -134,6 +156,10 @@ ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_L
                   "DECISION_KEY", "DECISION_KEY_FILE", "LEADER_STEP_DOWN_AFTER",
                   "KUBERNETES_API_URL", "KUBERNETES_TOKEN_FILE"]
 
+GUARD_NAMES = ["GUARD_ENABLED", "GUARD_WINDOW", "GUARD_SAMPLE_INTERVAL", "GUARD_MIN_REQUESTS",
+               "GUARD_MAX_ERROR_RATE", "GUARD_MAX_LATENCY_RATIO", "GUARD_MIN_LATENCY_MS",
+               "GUARD_MAX_SHARE_SHIFT", "GUARD_COMET_TAG", "PROMETHEUS_URL"]
+
 SYNC_NAMES = [
     *COMET_NAMES,
     "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG",
@@ -141,7 +167,7 @@ SYNC_NAMES = [
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "AWS_ENDPOINT_URL", "AWS_REGION",
     "SERVING_URL", "RELOAD_TOKEN", "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE",
-    "POLL_NOW_MIN_INTERVAL", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
+    "POLL_NOW_MIN_INTERVAL", *GUARD_NAMES, "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
     "POD_NAMESPACE", "POD_UID", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP",
     *ELECTION_NAMES,
 ]

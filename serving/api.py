@@ -15,7 +15,7 @@ import orjson
 from flask import Blueprint, Response, request, send_file
 from werkzeug.exceptions import ClientDisconnected, UnsupportedMediaType
 
-from . import metrics
+from . import metrics, rollbacks
 from .context import client_key, holder, json_response, model_headers, roles, settings
 from .decoding import decoder
 from .errors import FieldError, InvalidInput
@@ -41,6 +41,11 @@ def read_body() -> bytes:
     """The request's body; 415 unless declared JSON."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
+    return read_any_body()
+
+
+def read_any_body() -> bytes:
+    """The request's body, whatever its Content-Type (within MAX_BODY_BYTES, else 413)."""
     environ = request.environ
     length = environ.get("CONTENT_LENGTH") or ""
     if not (length.isascii() and length.isdigit()) or int(length) > settings().max_body_bytes \
@@ -161,6 +166,7 @@ def model():
                        training=served.training)
     else:
         payload.update(classes=list(DIAMONDS.classes), features=DIAMONDS.to_json())
+    payload["rolled_back"] = rollbacks.last(settings().model_root)  # by the promotion guard
     payload["roles"] = describe(roles())
     return json_response(payload)
 

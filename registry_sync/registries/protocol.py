@@ -77,3 +77,8 @@ class Registry(Protocol):
                      progress: Progress) -> None:
         """The whole version as one zip at dest, bounded by the version's size."""
         ...
+
+    def mark(self, name: str, version: str, item_id: str, tag: str,
+             metadata: dict[str, str]) -> None:
+        """Tag a version and add metadata to it (why the promotion guard rolled it back)."""
+        ...

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from model_contract import layout, logs
 from model_contract.manifest import Manifest, ModelEntry
 
+from .. import guard_rollback
 from ..config import SyncConfig
 from ..errors import ArchiveError, LeadershipLost, ServingUnavailable, SnapshotRejected, UnsafeValue
 from ..hooks.notifier import NOT_LISTENING, ServingNotifier, Verdict
@@ -30,6 +31,7 @@ from ..store.state import Publication, RefusedBy, SyncState, VersionSet, manifes
 from .context import Outcome
 
 if TYPE_CHECKING:
+    from ..guard import PromotionGuard
     from .candidate import CandidateFollower
 
 log = logs.get(__name__)
@@ -75,6 +77,7 @@ class Syncer:
         self.on_progress: Callable[[], None] = lambda: None  # the daemon's heartbeat
         self.candidates: CandidateFollower | None = None  # when a challenger is followed
         self.may_publish: Callable[[], bool] = lambda: True  # a leader: still leading?
+        self.guard: PromotionGuard | None = None  # when GUARD_ENABLED
 
     def save_state(self) -> None:
         """Write the state durably."""
@@ -130,8 +133,11 @@ class Syncer:
     def sync_once(self) -> Outcome:
         """One pass; raises CometError, InsufficientSpace, ServingUnavailable, OSError, Stopped.
 
-        The champion first, then the challenger (found the same way, its own status).
+        The guard's trip first (a rollback), the champion, then the challenger (found the same
+        way, its own status).
         """
+        if self.guard is not None:
+            guard_rollback.heed(self, self.guard)
         outcome = self._sync_champion()
         if self.candidates is not None:
             self.candidates.follow()
@@ -192,6 +198,8 @@ class Syncer:
             self._remember(self.state.memory.validated(snapshot_id))
         if not self.may_publish():  # deposed while building or validating: the next leader's
             raise LeadershipLost(f"{snapshot_id} not published: this sidecar no longer leads")
+        if self.guard is not None:  # the previous one's figures, read before the swap
+            self.guard.watch(built, snapshot.read_current(self.root))
         self._publish(built, verdict is Verdict.ACCEPTED)
         self._prune()
         if self.reporter:
@@ -202,8 +210,9 @@ class Syncer:
         """Keep KEEP_SNAPSHOTS (one fewer before building), never current or last validated."""
         memory = self.state.memory
         keep = self.config.keep_snapshots - (1 if room_for_one else 0)
-        removed = publish.prune(self.root, keep, {memory.last_validated or ""} - {""},
-                                {r.key for r in memory.refusals})
+        kept = {v for v in (memory.last_validated, *(self.guard.keep() if self.guard else ()))
+                if v}
+        removed = publish.prune(self.root, keep, kept, {r.key for r in memory.refusals})
         if removed:
             log.info("snapshots_pruned", removed=removed)
 
@@ -229,23 +238,27 @@ class Syncer:
         try:
             verdict = self.notifier.validate(snapshot_id)
         except SnapshotRejected as exc:
-            self._roll_back(snapshot_id, exc.reason)
+            self.roll_back(snapshot_id, exc.reason)
             return
         if verdict is Verdict.ACCEPTED:
             self._remember(self.state.memory.validated(snapshot_id))
             log.info("published_snapshot_validated", snapshot=snapshot_id)
 
-    def _roll_back(self, refused_id: str, reason: str) -> None:
-        """Serving refused what `current` holds: back to a validated snapshot, or to none."""
+    def roll_back(self, refused_id: str, reason: str, by: RefusedBy = RefusedBy.SERVING,
+                  target: Manifest | None = None) -> None:
+        """`current` is refused (by serving, or the guard): back to `target`, else to a
+        validated snapshot, or to none."""
         found = next((m for m in snapshot.installed_manifests(self.root)
                       if m.snapshotId == refused_id), None)
         published = self.state.memory.published
         versions = found.versions if found else dict(published.versions if published else {})
         key = manifest_key(found) if found else f"snapshot:{refused_id}"
-        self.refuse(key, versions, reason, refused_id, RefusedBy.SERVING)
-        target = self._rollback_target(refused_id)
+        self.refuse(key, versions, reason, refused_id, by)
+        target = target or self._rollback_target(refused_id)
         if target is not None:
-            log.warning("model_rolled_back", refused=refused_id, to=target.snapshotId)
+            log.warning("model_rolled_back", refused=refused_id, to=target.snapshotId,
+                        by=by.value, reason=reason)
+            self._remember(self.state.memory.validated(target.snapshotId))
             self._publish(target, validated=True)
         else:
             self._remember(replace(self.state.memory, published=None))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from devkit.load import VALID, Load
 from devkit.models import leaking
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
@@ -27,7 +28,6 @@ from serving.front.listener import is_listening
 from tests.serving.server import Serving, launch, spreading_session
 from tests.support import cgroup, pod
 from tests.support.greedy_clients import Heavy, HeavySenders, SlowReaders
-from tests.support.load import VALID, Load
 
 MIB = 1024 * 1024
 SLACK = 6.0  # seconds: this machine is shared and loaded

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from devkit.load import VALID
 from devkit.models import HANGING_CARAT, hanging
 from devkit.processes import wait_until
 from model_contract import layout
 from serving.loader import MAX_METADATA_BYTES
-from tests.support.load import VALID
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 CLIENTS, SECONDS = 2, 5.0

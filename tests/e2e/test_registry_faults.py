@@ -14,10 +14,10 @@ from itertools import pairwise
 import pytest
 import requests
 
+from devkit.jsonlog import event_time
 from devkit.processes import wait_until
 from registry_sync.registries.comet.client import MIN_DOWNLOAD_RATE
 from registry_sync.registries.values import semver_key
-from tests.support.jsonlog import event_time
 from tests.support.pod_system import (
     ROTATED_API_KEY,
     SIDECAR_DEFAULTS,

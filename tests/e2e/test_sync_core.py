@@ -19,11 +19,11 @@ import psutil
 import pytest
 import requests
 
+from devkit.jsonlog import event_time
 from devkit.models import wrong_golden
 from devkit.processes import REPO_ROOT, wait_until
 from devkit.registry import zip_bytes
 from model_contract import layout
-from tests.support.jsonlog import event_time
 from tests.support.pod_system import API_KEY
 
 

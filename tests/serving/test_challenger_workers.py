@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from devkit.load import Load
 from devkit.processes import wait_until
 from devkit.registry import running_local_registry
 from devkit.snapshots import build_snapshot
@@ -18,7 +19,6 @@ from model_contract import manifest
 from registry_sync.store.publish import publish as publish_link
 from tests.serving.conftest import CLASSIFIER
 from tests.serving.server import launch
-from tests.support.load import Load
 
 
 @pytest.fixture(scope="module")

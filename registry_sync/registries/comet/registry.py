@@ -58,3 +58,9 @@ class CometRegistry:
         """The legacy whole-version zip."""
         self.client.download(name, version.version, dest, progress,
                              expected_size=version.total_size)
+
+    def mark(self, name: str, version: str, item_id: str, tag: str,
+             metadata: dict[str, str]) -> None:
+        """A tag (the old "stage") and key/value metadata on the version, as the UI writes them."""
+        self.client.add_tag(name, version, tag)
+        self.client.set_metadata(item_id, metadata)

@@ -5,6 +5,8 @@
     load.assert_all_ok()                  # zero failed requests
     load.answers                          # (started, ended, status, version, snapshot, error)
 
+`v2_model=NAME` sends the same instance through the Open Inference Protocol (/v2/.../infer).
+
 Each client thread sends JSON predictions one after another (a short pause between them) until
 the load is stopped, `seconds` have passed, or `max_requests` were sent in all: it always stops
 by itself. A request that fails below HTTP (connection reset, timeout) is recorded with status 0
@@ -15,13 +17,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import requests
 
 VALID = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
          "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}
+
+
+def v2_body(instance: dict) -> dict:
+    """The Open Inference Protocol request for one instance: one tensor per feature."""
+    return {"inputs": [{"name": name, "shape": [1], "data": [value],
+                        "datatype": "BYTES" if isinstance(value, str) else "FP64"}
+                       for name, value in instance.items()]}
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,13 @@ class Load:
 
     def __init__(self, url: str, clients: int = 2, seconds: float = 30.0,
                  max_requests: int = 20_000, pause: float = 0.01, timeout: float = 5.0,
-                 on_error: Callable[[str, str], None] | None = None):
-        self.url = url.rstrip("/") + "/api/v1/predict"
+                 on_error: Callable[[str, str], None] | None = None,
+                 v2_model: str | None = None, bodies: Sequence[dict] = (VALID,)):
+        # v2_model: send Open Inference Protocol requests to that model instead of /api/v1.
+        # bodies: sent in turn, across the clients.
+        self.url = url.rstrip("/") + (f"/v2/models/{v2_model}/infer" if v2_model
+                                      else "/api/v1/predict")
+        self.bodies = tuple(v2_body(b) for b in bodies) if v2_model else tuple(bodies)
         self.clients, self.seconds, self.max_requests = clients, seconds, max_requests
         self.pause, self.timeout, self._on_error = pause, timeout, on_error
         self._answers: list[Answer] = []
@@ -74,24 +88,25 @@ class Load:
         for thread in self._threads:
             thread.join(self.timeout + 5)
 
-    def _take_ticket(self) -> bool:
+    def _take_ticket(self) -> int | None:
+        """The number of the next request to send, or None when the budget is spent."""
         with self._lock:
             if self._sent >= self.max_requests:
-                return False
+                return None
             self._sent += 1
-            return True
+            return self._sent
 
     def _client(self, number: int, deadline: float) -> None:
         with requests.Session() as session:
             while not self._stop.is_set() and time.monotonic() < deadline and \
-                    self._take_ticket():
-                self._record(self._one(session, number))
+                    (ticket := self._take_ticket()) is not None:
+                self._record(self._one(session, number, self.bodies[ticket % len(self.bodies)]))
                 self._stop.wait(self.pause)
 
-    def _one(self, session: requests.Session, number: int) -> Answer:
+    def _one(self, session: requests.Session, number: int, body: dict) -> Answer:
         started = time.monotonic()
         try:
-            response = session.post(self.url, json=VALID, timeout=self.timeout)
+            response = session.post(self.url, json=body, timeout=self.timeout)
         except requests.RequestException as exc:
             return Answer(number, started, time.monotonic(), 0, error=type(exc).__name__)
         error = None if response.ok else response.text[:2000]
