@@ -3,8 +3,10 @@
 For merging work written against the old layout: every module that moved (registry_sync's
 subpackages, common/, devkit/) is rewritten where a file imports it, absolute or relative (a
 file that itself moved is read as at its old place), and dotted names in strings are rewritten
-too (`"registry_sync.snapshot"`, `-m registry_sync.demo`). Files are changed in place; run ruff
---fix after it to sort the imports.
+too (`"registry_sync.snapshot"`, `-m registry_sync.demo`). An import already written for the new
+layout is left as it is. Files are changed in place; run ruff --fix after it to sort the imports.
+Renamed methods (Syncer's install, refuse, ...; CometRegistry in place of CometClient for the
+sync core) are not rewritten: the type checker and the tests name them.
 """
 
 from __future__ import annotations
@@ -48,20 +50,38 @@ DOTTED = re.compile(r"\b(" + "|".join(re.escape(m) for m in sorted(MOVED, key=le
                                       if m != "registry_sync.cluster") + r")\b(?![./])")
 
 
-def module_of(path: Path, root: Path) -> tuple[str, bool]:
-    """The dotted module a file is (as at its old place when it moved), and if it is a package."""
+def module_of(path: Path, root: Path) -> tuple[str, str, bool]:
+    """The dotted module a file was (at its old place when it moved), is now, and if it is a
+    package."""
     parts = list(path.resolve().relative_to(root).with_suffix("").parts)
     package = parts[-1] == "__init__"
     name = ".".join(parts[:-1] if package else parts)
-    return OLD_PLACE.get(name, name), package
+    return OLD_PLACE.get(name, name), name, package
 
 
-def rewritten_import(node: ast.ImportFrom, here: str, package: bool) -> list[str] | None:
+def exists(module: str, root: Path) -> bool:
+    """True when a dotted module is a file or a package of the repository as it is now."""
+    path = root.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def resolve(node: ast.ImportFrom, module: str, package: bool) -> str:
+    """The absolute module a `from` import names, seen from `module`."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if package else module.split(".")[:-1]
+    return ".".join(base[:len(base) - node.level + 1] + [node.module] * bool(node.module))
+
+
+def rewritten_import(node: ast.ImportFrom, here: str, now: str, package: bool,
+                     root: Path) -> list[str] | None:
     """The absolute import lines a `from ... import` becomes, or None when nothing moved."""
-    base = here.split(".") if package else here.split(".")[:-1]
-    source = node.module or ""
-    if node.level:
-        source = ".".join(base[:len(base) - node.level + 1] + [node.module] * bool(node.module))
+    source, old = resolve(node, now, package), resolve(node, here, package)
+    written_new = node.level and exists(source, root) and (node.module or all(
+        exists(f"{source}.{a.name}", root) or f"{old}.{a.name}" not in MOVED for a in node.names))
+    moved_file = here != now and not written_new
+    if not written_new:
+        source = old
     groups: dict[str, list[str]] = {}
     for alias in node.names:
         full = f"{source}.{alias.name}"
@@ -73,7 +93,7 @@ def rewritten_import(node: ast.ImportFrom, here: str, package: bool) -> list[str
             target = MOVED.get(source, source)
             shown = alias.name + (f" as {alias.asname}" if alias.asname else "")
         groups.setdefault(target, []).append(shown)
-    if list(groups) == [source] and not (node.level and here in MOVED):
+    if list(groups) == [source] and not (node.level and moved_file):
         return None
     return [f"from {target} import {', '.join(names)}" for target, names in groups.items()]
 
@@ -81,11 +101,12 @@ def rewritten_import(node: ast.ImportFrom, here: str, package: bool) -> list[str
 def rewrite(path: Path, root: Path) -> bool:
     """Rewrite one file in place; True if it changed."""
     text = path.read_text(encoding="utf-8")
-    here, package = module_of(path, root)
+    here, now, package = module_of(path, root)
     lines = text.splitlines(keepends=True)
     edits = []
     for node in ast.walk(ast.parse(text)):
-        if isinstance(node, ast.ImportFrom) and (new := rewritten_import(node, here, package)):
+        new = isinstance(node, ast.ImportFrom) and rewritten_import(node, here, now, package, root)
+        if new:
             indent = re.match(r"\s*", lines[node.lineno - 1]).group(0)
             edits.append((node.lineno, node.end_lineno, "".join(f"{indent}{n}\n" for n in new)))
     for start, end, new in sorted(edits, reverse=True):
