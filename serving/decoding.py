@@ -69,7 +69,9 @@ def _field_type(feature) -> Any:
     """The msgspec type of a feature: a bounded float, or one of the category strings."""
     if isinstance(feature, CategoricalFeature):
         return Literal[tuple(feature.codes)]  # every known value, shown in the form or not
-    return Annotated[float, msgspec.Meta(ge=feature.minimum, le=feature.maximum)]
+    # A whole number as JSON's integer only: 2.0 takes the slow path (which accepts it).
+    kind = int if feature.integer else float
+    return Annotated[kind, msgspec.Meta(ge=feature.minimum, le=feature.maximum)]
 
 
 _decoders: list[Decoder] = []

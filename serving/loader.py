@@ -21,10 +21,10 @@ import skops.io
 
 from model_contract import layout, manifest
 
-from . import golden, registry_values
+from . import golden, registry_values, signature
 from .errors import ModelRejected, SnapshotNotFound
-from .predictors import PipelinePredictor, SeedPredictor
-from .schema import DIAMONDS, Schema, from_metadata
+from .predictors import SeedPredictor
+from .schema import DIAMONDS, LABELS, Schema, from_metadata
 
 PIPELINE_FILES = ("pipeline.skops", "pipeline.pkl")
 METADATA = "metadata.json"
@@ -84,7 +84,7 @@ def load(root: Path, snapshot_id: str, min_accuracy: float) -> ServedModel:
         loaded = _load_pipeline(files[primary], min_accuracy) if kind == "pipeline" \
             else _load_seed(files, min_accuracy)
     except (manifest.ManifestError, registry_values.UnsafeValue, LayoutError,
-            golden.GoldenFailure) as exc:
+            signature.Undescribed, golden.GoldenFailure) as exc:
         raise ModelRejected(snapshot_id, str(exc)) from exc
     except Exception as exc:  # unpickling can raise anything; the reason must say what
         raise ModelRejected(snapshot_id, f"cannot load: {type(exc).__name__}: {exc}") from exc
@@ -155,22 +155,37 @@ def _load_pipeline(named: dict[str, Path], min_accuracy: float):
     metadata = read_metadata(named[METADATA]) if METADATA in named else {}
     if not isinstance(metadata, dict):
         raise LayoutError(f"{METADATA} is not a JSON object")
-    schema = from_metadata(metadata) if metadata else DIAMONDS
     if "pipeline.skops" in named:
         estimator = _load_skops(named["pipeline.skops"])
     else:
         estimator = _unpickle(named["pipeline.pkl"])
-    predictor = PipelinePredictor(estimator, len(schema.features))
-    if sorted(predictor.classes) != sorted(schema.classes):
+    schema = from_metadata(metadata) if metadata else signature.without_metadata(estimator)
+    predictor = signature.predictor(estimator, schema)
+    if not schema.regression and sorted(predictor.classes) != sorted(schema.classes):
         raise LayoutError(f"pipeline classes {list(predictor.classes)} differ from "
                           f"{METADATA} classes {list(schema.classes)}")
-    predictor.confirm_fast(golden.sample_matrix(schema))
+    predictor.confirm_fast(_confirmation_rows(schema, metadata.get("golden")))
     _warm(predictor, schema)
+    training = metadata.get("training", {})
     if metadata.get("golden"):
-        count = golden.check_examples(predictor, schema, metadata["golden"])
-        return predictor, schema, f"{count} golden examples", metadata.get("training", {})
+        count = golden.check_examples(predictor, schema, metadata["golden"],
+                                      metadata.get("golden_tolerance"))
+        return predictor, schema, f"{count} golden examples", training
+    if schema.inferred or schema.regression or set(schema.classes) != set(LABELS) or \
+            schema.names != DIAMONDS.names:
+        return predictor, schema, "no golden examples: answers checked on the defaults", training
     accuracy = golden.check_sample(predictor, schema, min_accuracy)
-    return predictor, schema, f"sample accuracy {accuracy:.3f}", metadata.get("training", {})
+    return predictor, schema, f"sample accuracy {accuracy:.3f}", training
+
+
+def _confirmation_rows(schema: Schema, examples: Any) -> np.ndarray:
+    """Rows the compiled path must answer exactly as the estimator: the golden examples, else
+    the bundled sample (the demo's features), else the defaults."""
+    if examples:
+        return golden.example_matrix(schema, examples)
+    if schema.names == DIAMONDS.names and not schema.inferred:
+        return golden.sample_matrix(schema)
+    return golden.defaults_matrix(schema)
 
 
 def _load_seed(files: dict[str, dict[str, Path]], min_accuracy: float):
@@ -187,7 +202,13 @@ def _load_seed(files: dict[str, dict[str, Path]], min_accuracy: float):
 
 
 def _warm(predictor: Any, schema: Schema) -> None:
-    """One single-row call, so the first request does not pay for lazy set-up."""
+    """One single-row call, so the first request does not pay for lazy set-up; LayoutError
+    unless it answers as its task says (a finite value, a known class)."""
     row = np.array([[f.codes[f.default] if f.kind == "category" else f.default
                      for f in schema.features]], dtype=np.float64)
-    predictor.predict(row)
+    answer = predictor.predict(row)
+    if answer.task is not schema.task or answer.rows != 1:
+        raise LayoutError(f"the model answers a {answer.task.value}, {METADATA} says "
+                          f"{schema.task.value}")
+    if schema.regression and not np.isfinite(answer.values).all():
+        raise LayoutError("the model answers a value that is not a finite number")
