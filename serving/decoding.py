@@ -8,6 +8,7 @@ path only ever accepts what the slow path would accept, with the same numbers.
 
 from __future__ import annotations
 
+import math
 import struct
 from functools import reduce
 from operator import iconcat
@@ -69,9 +70,11 @@ def _field_type(feature) -> Any:
     """The msgspec type of a feature: a bounded float, or one of the category strings."""
     if isinstance(feature, CategoricalFeature):
         return Literal[tuple(feature.codes)]  # every known value, shown in the form or not
-    # A whole number as JSON's integer only: 2.0 takes the slow path (which accepts it).
-    kind = int if feature.integer else float
-    return Annotated[kind, msgspec.Meta(ge=feature.minimum, le=feature.maximum)]
+    if feature.integer and feature.bounded:
+        # A whole number as JSON's integer only: 2.0 takes the slow path (which accepts it).
+        return Annotated[int, msgspec.Meta(ge=math.ceil(feature.minimum),
+                                           le=math.floor(feature.maximum))]
+    return Annotated[float, msgspec.Meta(ge=feature.minimum, le=feature.maximum)]
 
 
 _decoders: list[Decoder] = []

@@ -140,6 +140,11 @@ def _load_skops(path: Path) -> Any:
     return skops.io.load(path, trusted=untrusted)
 
 
+def load_estimator(path: Path) -> Any:
+    """A fitted estimator from a .skops file (trusted types only) or a pickle."""
+    return _load_skops(path) if path.suffix == ".skops" else _unpickle(path)
+
+
 def read_metadata(path: Path) -> object:
     """metadata.json's value; LayoutError past MAX_METADATA_BYTES (never parsed: a worker's
     json.loads of 33 MB holds its GIL, and every request, for most of a second)."""
@@ -155,10 +160,8 @@ def _load_pipeline(named: dict[str, Path], min_accuracy: float):
     metadata = read_metadata(named[METADATA]) if METADATA in named else {}
     if not isinstance(metadata, dict):
         raise LayoutError(f"{METADATA} is not a JSON object")
-    if "pipeline.skops" in named:
-        estimator = _load_skops(named["pipeline.skops"])
-    else:
-        estimator = _unpickle(named["pipeline.pkl"])
+    estimator = load_estimator(named["pipeline.skops"] if "pipeline.skops" in named
+                               else named["pipeline.pkl"])
     schema = from_metadata(metadata) if metadata else signature.without_metadata(estimator)
     predictor = signature.predictor(estimator, schema)
     if not schema.regression and sorted(predictor.classes) != sorted(schema.classes):
