@@ -87,7 +87,7 @@ class GroundTruth:
     """The true label of an earlier prediction, for the model version that made it."""
 
     prediction_id: str
-    label: str
+    label: str | float  # a regressor's true value is a number
     snapshot: str
     model: str
     version: str
@@ -131,7 +131,7 @@ class Monitor:
         """A signed prediction id for an answer of this version (serving.prediction_ids)."""
         return self.ids.issue(version)
 
-    def record_label(self, model: Any, prediction_id: str, label: str,
+    def record_label(self, model: Any, prediction_id: str, label: str | float,
                      version: str | None = None) -> bool:
         """Offer a true label; False if the labels queue is full (the label is not taken)."""
         return self._offer(GroundTruth(prediction_id, label, model.snapshot, model.primary,
