@@ -42,8 +42,11 @@ class Load:
 
     def __init__(self, url: str, clients: int = 2, seconds: float = 30.0,
                  max_requests: int = 20_000, pause: float = 0.01, timeout: float = 5.0,
-                 on_error: Callable[[str, str], None] | None = None):
+                 on_error: Callable[[str, str], None] | None = None,
+                 body: dict | None = None):
+        """`body`: the instance to send (the demo's diamond unless given)."""
         self.url = url.rstrip("/") + "/api/v1/predict"
+        self.body = body or VALID
         self.clients, self.seconds, self.max_requests = clients, seconds, max_requests
         self.pause, self.timeout, self._on_error = pause, timeout, on_error
         self._answers: list[Answer] = []
@@ -91,7 +94,7 @@ class Load:
     def _one(self, session: requests.Session, number: int) -> Answer:
         started = time.monotonic()
         try:
-            response = session.post(self.url, json=VALID, timeout=self.timeout)
+            response = session.post(self.url, json=self.body, timeout=self.timeout)
         except requests.RequestException as exc:
             return Answer(number, started, time.monotonic(), 0, error=type(exc).__name__)
         error = None if response.ok else response.text[:2000]
