@@ -36,6 +36,13 @@ def _now_ms() -> int:
     return int(time.monotonic() * 1000) % WRAP or 1  # 0 means "no call"
 
 
+def _elapsed_ms(started: int) -> int:
+    """Milliseconds since a stamp, the clock read after the stamp was (a call stamped after
+    the clock was read would look WRAP old: its healthy worker was killed, measured in CI);
+    more than WRAP // 2 still means a stamp from the future, which is never overdue."""
+    return (_now_ms() - started) % WRAP
+
+
 class ModelCalls:
     """One slot (pid, started, role) per worker; what a worker's model call is, and since when."""
 
@@ -67,10 +74,10 @@ class ModelCalls:
     def overdue(self, seconds: float) -> list[tuple[int, int]]:
         """(pid, role) of every worker whose call has run longer than `seconds`; their stamps
         cleared (each is killed once)."""
-        found, now, cells = [], _now_ms(), self.cells
+        found, cells = [], self.cells
         for slot in range(self.shared.count):
             pid, started, role = cells[slot * 3:slot * 3 + 3]
-            if pid and started and (now - started) % WRAP > seconds * 1000:
+            if pid and started and seconds * 1000 < _elapsed_ms(started) < WRAP // 2:
                 cells[slot * 3 + 1] = 0
                 found.append((pid, role))
         return found

@@ -107,3 +107,18 @@ def test_a_metadata_file_over_the_cap_is_refused_at_validation_naming_file_and_c
     assert verdict.status_code == 422
     assert "metadata.json is larger than the 1024 KiB" in verdict.get_json()["reason"]
     assert client.post("/api/v1/predict", json=VALID).status_code == 200
+
+
+def test_the_hard_deadline_kills_only_calls_that_ran_past_it_never_one_just_begun():
+    """A stamp written after the master's clock read is a call just begun, not one WRAP old."""
+    from serving.front import calls
+
+    stamps = calls.ModelCalls(slots=2)
+    assert stamps.claim()
+    just_begun = (calls._now_ms() + 50) % calls.WRAP  # the worker's clock ran ahead of the look
+    stamps.cells[stamps.mine * 3 + 1] = just_begun
+    stamps.cells[stamps.mine * 3 + 2] = calls.deadline.CHAMPION
+    assert stamps.overdue(1.5) == []
+    stamps.cells[stamps.mine * 3 + 1] = (calls._now_ms() - 2000) % calls.WRAP or 1
+    assert stamps.overdue(1.5) == [(stamps.cells[stamps.mine * 3], calls.deadline.CHAMPION)]
+    assert stamps.overdue(1.5) == []  # its stamp was cleared: killed once
