@@ -226,3 +226,29 @@ def test_a_regression_shadow_reports_its_mean_difference(own_models, make_app,  
     assert figures["mean_relative_difference"] == pytest.approx(relative.mean(), rel=1e-4)
     line = client.get("/").get_data(as_text=True)
     assert "differs by" in line and "USD on average" in line
+
+
+def test_a_training_script_describes_booleans_and_integers_with_the_python_function(
+        make_app, model_root, tmp_path):
+    """describe() + write_folder() from Python; a boolean is sent as "true"/"false", an
+    integer as a whole number, and the model gets a DataFrame of bools and ints."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from serving.description import describe, write_folder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"flag": rng.random(200) > 0.5, "count": rng.integers(0, 9, 200)})
+    target = np.where(frame["flag"] & (frame["count"] > 3), "yes", "no")
+    model = LogisticRegression().fit(frame, target)
+    metadata = describe(model, frame.assign(answer=target), target="answer")
+    assert [(f["name"], f["type"]) for f in metadata["features"]] == [("flag", "boolean"),
+                                                                       ("count", "integer")]
+    build_snapshot(model_root, {"flags": write_folder(model, metadata, tmp_path / "flags")},
+                   "1.0.0")
+    client = make_app().test_client()
+    answer = client.post("/api/v1/predict", json={"flag": "true", "count": 7})
+    expected = model.predict(pd.DataFrame({"flag": [True], "count": [7]}))[0]
+    assert answer.status_code == 200 and answer.get_json()["label"] == expected
+    refused = client.post("/api/v1/predict", json={"flag": True, "count": 7.5})
+    assert {e["field"] for e in refused.get_json()["errors"]} == {"flag", "count"}
