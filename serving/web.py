@@ -41,7 +41,8 @@ def heading() -> dict[str, object]:
     """The page's title and tagline: the demo's, or the served model's own."""
     model = holder().live
     schema = model.schema if model else DIAMONDS
-    demo = schema.features == DIAMONDS.features and schema.classes == DIAMONDS.classes
+    # The demo's nine features and Gold/Silver (the seed layout codes its categories its own way)
+    demo = schema.names == DIAMONDS.names and schema.classes == DIAMONDS.classes
     if demo:
         return {"demo": True, "site_title": "Diamond grader"}
     what = schema.target or ("a value" if schema.regression else "a class")
