@@ -14,7 +14,6 @@ predictor, so the model that is served must answer them again.
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 import time
 from collections.abc import Mapping
@@ -76,6 +75,9 @@ def describe(estimator: Any, sample: Any, target: str | None = None, unit: str =
              overrides: Mapping[str, Mapping[str, Any]] | None = None,
              golden: int = GOLDEN_EXAMPLES) -> dict[str, Any]:
     """The metadata.json of a fitted estimator and a DataFrame sample of its data."""
+    _require_fitted(estimator)
+    if golden < 1:
+        raise Undescribable(f"golden examples: {golden}; at least one is needed")
     overrides = overrides or {}
     unknown = sorted(set(overrides) - set(map(str, sample.columns)))
     if unknown:
@@ -103,6 +105,22 @@ def describe(estimator: Any, sample: Any, target: str | None = None, unit: str =
     metadata["golden"] = _golden(estimator, schema, rows)
     metadata["training"] = _facts(estimator, sample, names, target, task)
     return metadata
+
+
+def _require_fitted(estimator: Any) -> None:
+    """Undescribable unless a fitted scikit-learn estimator (something with predict)."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    if not callable(getattr(estimator, "predict", None)) or \
+            not callable(getattr(estimator, "get_params", None)):
+        raise Undescribable(f"a {type(estimator).__name__} is not a scikit-learn estimator "
+                            "(no predict)")
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise Undescribable(f"the {type(estimator).__name__} is not fitted: fit it on the "
+                            "training data first") from None
 
 
 def _rows(sample: Any, schema: Any, count: int) -> list[dict[str, Any]]:
@@ -151,7 +169,7 @@ def describe_files(model: Path, sample: Path, **options: Any) -> tuple[Any, dict
     """The estimator in a skops or pickle file, and its metadata from a sample file."""
     try:
         estimator = load_estimator(model)
-    except (OSError, ValueError, pickle.UnpicklingError) as exc:
+    except Exception as exc:  # unpickling can raise anything; the reason must say what
         raise Undescribable(f"{model.name}: cannot load a fitted estimator: {exc}") from None
     return estimator, describe(estimator, read_sample(sample), **options)
 

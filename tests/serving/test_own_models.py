@@ -252,3 +252,28 @@ def test_a_training_script_describes_booleans_and_integers_with_the_python_funct
     assert answer.status_code == 200 and answer.get_json()["label"] == expected
     refused = client.post("/api/v1/predict", json={"flag": True, "count": 7.5})
     assert {e["field"] for e in refused.get_json()["errors"]} == {"flag", "count"}
+
+
+def test_describe_refuses_files_it_cannot_use_with_a_reason(own_models, tmp_path, capsys):  # noqa: F811
+    """Not an estimator, not fitted, not a model file, not a table, no file: one line, no
+    traceback, exit 1 (2 for a missing file)."""
+    import pickle
+
+    from sklearn.linear_model import LinearRegression
+
+    sample = own_models["price"].folder.parent / "price.csv"
+    (tmp_path / "dict.pkl").write_bytes(pickle.dumps({"weights": [1, 2]}))
+    (tmp_path / "unfitted.pkl").write_bytes(pickle.dumps(LinearRegression()))
+    (tmp_path / "garbage.skops").write_bytes(b"\x00not a zip" * 10)
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x01" * 50)
+    model = own_models["price"].folder / "pipeline.skops"
+    cases = [("dict.pkl", sample, 1, "not a scikit-learn estimator"),
+             ("unfitted.pkl", sample, 1, "not fitted"),
+             ("garbage.skops", sample, 1, "cannot load"),
+             (model, tmp_path / "binary.csv", 1, "cannot read it"),
+             (model, tmp_path / "missing.csv", 2, "SAMPLE")]
+    for model_file, sample_file, code, said in cases:
+        path = model_file if isinstance(model_file, type(tmp_path)) else tmp_path / model_file
+        assert main(["describe", str(path), str(sample_file), "--target", "price"]) == code
+        error = capsys.readouterr().err
+        assert said in error and "Traceback" not in error, error
