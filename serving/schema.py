@@ -37,13 +37,18 @@ class NumericFeature:
     kind = "number"
 
     @property
+    def type_name(self) -> str:
+        """The signature's type: number, or integer (whole numbers only)."""
+        return "integer" if self.integer else "number"
+
+    @property
     def bounded(self) -> bool:
         """Whether the feature has bounds (a model without metadata.json has none)."""
         return self.minimum > -UNBOUNDED or self.maximum < UNBOUNDED
 
     def to_json(self) -> dict[str, Any]:
         """The feature as written in metadata.json and shown by /api/v1/model."""
-        return {"name": self.name, "type": "integer" if self.integer else "number",
+        return {"name": self.name, "type": self.type_name,
                 "label": self.label, "min": self.minimum, "max": self.maximum,
                 "default": self.default, "step": self.step, "unit": self.unit}
 
@@ -64,6 +69,11 @@ class CategoricalFeature:
     def __post_init__(self) -> None:
         if not self.codes:
             object.__setattr__(self, "codes", {c: float(i) for i, c in enumerate(self.categories)})
+
+    @property
+    def type_name(self) -> str:
+        """The signature's type: category, or boolean ("false" / "true")."""
+        return "boolean" if self.boolean else "category"
 
     def to_json(self) -> dict[str, Any]:
         """The feature as written in metadata.json and shown by /api/v1/model."""
