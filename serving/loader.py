@@ -33,8 +33,11 @@ MAX_METADATA_BYTES = 1024 * 1024
 SEED_FILES = {"model": "model.pkl", "color": "colorFeatureLabelEncoder.pkl",
               "clarity": "clarityFeatureLabelEncoder.pkl", "scaler": "scaler.pkl",
               "labels": "labelEncoder.pkl"}
-# skops refuses every type it does not know to be safe; these are the ones our pipeline adds.
-TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+# skops refuses every type it does not know to be safe; these are the ones our pipeline adds, and
+# the list a ColumnTransformer keeps its remainder's columns in (scikit-learn 1.5-1.6, which
+# skops 0.14 does not know yet).
+TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                 "sklearn.compose._column_transformer._RemainderColsList")
 
 
 @dataclass(frozen=True)

@@ -224,8 +224,10 @@ def test_a_regression_shadow_reports_its_mean_difference(own_models, make_app,  
                                                            rel=1e-5)
     relative = np.abs(ours - theirs) / np.maximum(np.abs(ours), 1.0)
     assert figures["mean_relative_difference"] == pytest.approx(relative.mean(), rel=1e-4)
-    line = client.get("/").get_data(as_text=True)
-    assert "differs by" in line and "USD on average" in line
+    # all workers' figures are reused for a second: wait for them to include every input
+    line = wait_until(lambda: "differs by" in (page := client.get("/").get_data(as_text=True))
+                      and page, timeout=10, what="the page's line with the mean difference")
+    assert "USD on average" in line
 
 
 def test_a_training_script_describes_booleans_and_integers_with_the_python_function(
