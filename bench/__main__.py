@@ -1,7 +1,7 @@
 """python -m bench [PART ...]: run the benchmarks (all parts by default) and write the results.
 
 Parts: throughput, batch, swap, promotion, download, memory, idle, front, mpm, replicas,
-challenger, isolation, peers. Each writes its section of bench/results.md and bench/results.json
+challenger, isolation, peers, v2. Each writes its section of bench/results.md and bench/results.json
 (the other sections are kept). Bounded: about 12 minutes for all but replicas on a 2-core machine,
 plus about 5 for replicas (N = 1, 5, 10, 20) and about 4 for peers (MLServer and KServe, `make
 peers`). A part that fails replaces its section with one saying so. Needs wrk and curl (`make
@@ -21,7 +21,7 @@ from . import report
 from .common import workspace
 
 PARTS = ("throughput", "batch", "swap", "promotion", "download", "memory", "idle", "front", "mpm",
-         "replicas", "challenger", "isolation", "peers")
+         "replicas", "challenger", "isolation", "peers", "v2")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "challenger": _SERVING,
     "isolation": _SERVING,
     "peers": (*_SERVING, "bench/peer_servers/"),
+    "v2": (*_SERVING, "tests/support/load.py"),
 }
 
 

@@ -8,17 +8,20 @@ trigger, a timestamp), and the secret, sent as the `Authorization` header unless
 headers name one. No signature: Comet documents none.
 
 Delivery: one background thread, a bounded queue (QUEUE_SIZE; beyond it an event is dropped and
-logged), one POST per hook and event with a TIMEOUT, never retried (a webhook only moves a poll
-earlier). Logged with the URL's host only: neither headers, secret nor query reach a log.
+logged), one POST per hook and event with a TIMEOUT for the whole delivery (connect, send, the
+answer's head), never retried (a webhook only moves a poll earlier); a redirect is the answer,
+never followed (it would carry the secret to another host). Logged with the URL's host only:
+neither headers, secret nor query reach a log.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import queue
+import socket
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,16 +75,6 @@ def _check_hook(index: int, hook: Any) -> dict[str, Any]:
         raise InvalidHook(f"{where}.secret must be printable text without line breaks")
     return {"name": str(hook.get("name") or "")[:200], "url": url, "triggers": triggers,
             "header": header, **({"secret": secret} if secret else {})}
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is the hook's answer, never followed: urllib would carry the secret along."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def _header_safe(value: Any) -> bool:
@@ -147,16 +140,37 @@ class Sender:
 
     def _post(self, delivery: Delivery) -> None:
         host = urlsplit(delivery.url).hostname
-        request = urllib.request.Request(delivery.url, data=delivery.body,  # noqa: S310
-                                         method="POST", headers=delivery.headers)
+        connection = _connection(delivery.url, self.timeout)
+        # One deadline for the whole delivery: a target answering a byte at a time within each
+        # read's timeout would hold the only sender thread for ever; the socket is cut instead.
+        cut = threading.Timer(self.timeout, _cut, (connection,))
+        cut.start()
         try:
-            # the URL's scheme was checked (http or https only) when the hook was stored
-            with _OPENER.open(request, timeout=self.timeout) as answer:
-                status = answer.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except (OSError, ValueError) as exc:
+            parts = urlsplit(delivery.url)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            connection.request("POST", path, body=delivery.body, headers=delivery.headers)
+            status = connection.getresponse().status  # a redirect is an answer, never followed
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             log.warning("webhook_failed", host=host, trigger=delivery.trigger,
-                        error_type=type(exc).__name__)
+                        error_type=type(exc).__name__,
+                        reason="deadline" if not cut.is_alive() else None)
             return
+        finally:
+            cut.cancel()
+            connection.close()
         log.info("webhook_sent", host=host, trigger=delivery.trigger, status=status)
+
+
+def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
+    """A connection to the URL's host (its scheme, http or https, checked when stored)."""
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return kind(parts.hostname or "", parts.port, timeout=timeout)
+
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    """End a delivery past its deadline: its reads and writes fail at once."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

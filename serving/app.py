@@ -22,6 +22,7 @@ from .context import HOLDER, RELOAD_TOKEN_SOURCE, ROLES, SETTINGS, error_respons
 from .errors import BatchTooLarge, FieldError, InvalidInput, NoModel, PredictionTimeout
 from .holder import ModelHolder
 from .monitoring import MONITOR, Monitor
+from .oip import endpoints as oip
 from .prediction_ids import PredictionIds, key_from
 from .roles import Roles
 from .token import ReloadToken
@@ -57,7 +58,7 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     roles = app.extensions[ROLES] = Roles(settings, models, challenger)
     if settings.challenger.verdict_enabled:
         roles.verdict = VerdictSender(settings, roles)
-    for blueprint in (web.bp, api.bp, labels.bp, ops.bp, webhook.bp):
+    for blueprint in (web.bp, api.bp, oip.bp, labels.bp, ops.bp, webhook.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
     for error, handler in ERROR_HANDLERS:

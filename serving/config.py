@@ -123,7 +123,8 @@ HARD_DEADLINE_GRACE = 1.0
 # Variable -> (parser, default, meaning). docs/serving.md lists the same table.
 SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "MODEL_ROOT": (Path, None, "shared directory holding snapshots/ and the current symlink"),
-    "RELOAD_TOKEN": (str, None, "shared token for /-/validate and /-/reload"),
+    "RELOAD_TOKEN": (secret_file.checked, None,
+                     "shared token for /-/validate and /-/reload"),
     "RELOAD_TOKEN_FILE": (Path, None, "file holding the reload token (instead of RELOAD_TOKEN)"),
     "ADMIN_PORT": (_port, None, "if set, /-/ endpoints and /metrics answer only on this port "
                                 "(127.0.0.1)"),
@@ -187,12 +188,14 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                                 "prediction events); past it, 503"),
     "LABELS_MAX_AGE": (_positive_float, "604800", "seconds after a prediction its label is "
                                                   "still accepted"),
-    "COMET_API_KEY": (str, None, "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
+    "COMET_API_KEY": (secret_file.checked, None,
+                      "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
     "COMET_API_KEY_FILE": (Path, None, "file holding the Comet API key, read at start"),
     "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
     "COMET_URL_OVERRIDE": (str, None, "Comet server (else the one the API key names, else "
                            "https://www.comet.com); MPM is at its scheme://host:port/mpm/"),
-    "WEBHOOK_SECRET": (str, None, "secret Comet's webhook sends; unset: the webhook is off"),
+    "WEBHOOK_SECRET": (secret_file.checked, None,
+                       "secret Comet's webhook sends; unset: the webhook is off"),
     "WEBHOOK_HEADER": (str, "Authorization", "header that carries the webhook secret"),
     "WEBHOOK_PER_MINUTE": (_positive_int, "6", "webhook calls accepted per minute per worker"),
     "SIDECAR_URL": (_http_url, "http://127.0.0.1:8090", "the local sidecar a webhook call wakes"),

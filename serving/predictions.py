@@ -45,7 +45,9 @@ class Predictions:
         """{class: probability} of one row (rounded to 6 places), or None if not kept."""
         if self.class_probabilities is None:
             return None
-        return {str(c): round(float(p), 6)
+        # rint(p * 1e6) / 1e6, as np.round(p, 6) gives `probabilities`: the chosen class's
+        # value here is its probability there, to the bit.
+        return {str(c): round(float(p) * 1e6) / 1e6
                 for c, p in zip(self.classes, self.class_probabilities[row], strict=True)}
 
     def output(self, row: int) -> dict[str, Any]:
@@ -107,18 +109,18 @@ def _checked_per_class(answered: Predictions, rows: int) -> list[list[float]] | 
 
 
 def to_json(predictions: Predictions) -> dict[str, Any]:
-    """The answers as JSON lists (the shadow process's wire format)."""
+    """The answers as JSON lists (the shadow process's wire format: one bounded item per row;
+    the class names and per-class probabilities stay out)."""
     return {"task": predictions.task.value, "labels": list(predictions.labels),
             "probabilities": list(predictions.probabilities),
-            "values": list(predictions.values), "classes": list(predictions.classes)}
+            "values": list(predictions.values)}
 
 
 def from_json(body: dict[str, Any]) -> Predictions:
     """The answers to_json wrote; ValueError if malformed."""
     try:
         task = Task(body["task"])
-        return Predictions(task, body["labels"], body["probabilities"], body["values"],
-                           body["classes"])
+        return Predictions(task, body["labels"], body["probabilities"], body["values"])
     except (KeyError, TypeError) as exc:
         raise ValueError(f"a malformed answer: {exc}") from None
 

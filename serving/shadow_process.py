@@ -8,10 +8,12 @@ pair. The child keeps only that socket (never the public port), dies with its wo
 nice 19, and answers plain lists as JSON (never a pickle: its answers are untrusted). Its
 deadline is CPU time, so a busy machine that starves it is not its failure: each call may burn
 PREDICT_TIMEOUT of CPU, then the kernel kills the child (SIGPROF, no Python needed, the GIL held
-or not); a call that burns nothing (a sleep) is cut at WALL_FACTOR times that by the worker. A
-failed batch, or a child that dies, is the challenger's failure: the child is killed and another
-forked for a later batch, after a pause that doubles at each failure in a row (each fork copies
-the worker's page tables and costs its requests a little).
+or not); a call that burns nothing (a sleep, a trickled answer) is cut at WALL_FACTOR times that
+by the worker, for the whole exchange, and an answer announced longer than its rows can need
+(`answer_limit`) is refused before a byte of it is read. A failed batch, or a child that dies,
+is the challenger's failure: the child is killed and another forked for a later batch, after a
+pause that doubles at each failure in a row (each fork copies the worker's page tables and
+costs its requests a little).
 """
 
 from __future__ import annotations
@@ -39,12 +41,18 @@ RESTART_PAUSE = 1.0  # seconds after a child's death before another is forked; d
 LONGEST_PAUSE = 60.0
 WALL_FACTOR = 20  # a call's wall-clock deadline, in CPU deadlines (a starved child is slow)
 CHILD_NICE = 19
+MAX_LABEL_CHARS = 256  # a class name longer than this is an error the child answers
+ANSWER_OVERHEAD = 4096  # bytes of an answer beside its rows (an error's text, the JSON keys)
 PROCESS_NAME = "shadow"
 log = logs.get(__name__)
 
 
 class ShadowFailed(Exception):
     """The child did not answer a batch: it raised, overran its deadline, or died."""
+
+
+class AnswerTooLarge(Exception):
+    """The child announced more bytes than an answer for its rows can hold."""
 
 
 class ShadowProcess:
@@ -65,11 +73,19 @@ class ShadowProcess:
             self._start(model)
         assert self._socket is not None
         matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        ends = time.monotonic() + self._deadline * WALL_FACTOR  # for the whole exchange
         try:
             self._socket.settimeout(self._deadline * WALL_FACTOR)
             self._socket.sendall(HEADER.pack(*matrix.shape) + matrix.tobytes())
-            answer = orjson.loads(_receive(self._socket, LENGTH.unpack(
-                _exactly(self._socket, LENGTH.size))[0]))
+            (size,) = LENGTH.unpack(_exactly(self._socket, LENGTH.size, ends))
+            if size > answer_limit(len(matrix)):
+                raise AnswerTooLarge(f"the challenger's process announced an answer of {size} "
+                                     f"bytes for {len(matrix)} rows (at most "
+                                     f"{answer_limit(len(matrix))})")
+            answer = orjson.loads(_receive(self._socket, size, ends))
+        except AnswerTooLarge as exc:
+            self.stop()
+            raise ShadowFailed(str(exc)) from None
         except (OSError, EOFError, ValueError) as exc:  # timeout, EOF, garbage: it is done
             self.stop()
             raise ShadowFailed(_why(exc, self._deadline)) from None
@@ -113,16 +129,29 @@ def _why(exc: Exception, deadline: float) -> str:
             f"{deadline:g}s of CPU, or crashed): {type(exc).__name__}")
 
 
-def _exactly(connection: socket.socket, size: int) -> bytes:
-    data = _receive(connection, size)
+def answer_limit(rows: int) -> int:
+    """The most bytes an answer for `rows` rows may announce (a label of MAX_LABEL_CHARS and a
+    probability per row, an error's text): more is a lie or a flood, refused before a byte."""
+    return ANSWER_OVERHEAD + rows * (4 * MAX_LABEL_CHARS + 64)
+
+
+def _exactly(connection: socket.socket, size: int, ends: float | None = None) -> bytes:
+    data = _receive(connection, size, ends)
     if len(data) < size:
         raise EOFError("closed")
     return data
 
 
-def _receive(connection: socket.socket, size: int) -> bytes:
+def _receive(connection: socket.socket, size: int, ends: float | None = None) -> bytes:
+    """`size` bytes; TimeoutError once the clock passes `ends` (a trickle too), EOFError if the
+    other end closes first."""
     parts, left = [], size
     while left:
+        if ends is not None:
+            remaining = ends - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the answer's deadline passed")
+            connection.settimeout(remaining)
         part = connection.recv(min(left, 1 << 20))
         if not part:
             raise EOFError("closed")
@@ -167,6 +196,8 @@ def _answer(model: ServedModel, matrix: np.ndarray) -> bytes:
     try:
         answer = predictions.checked(model.predictor.predict(matrix), len(matrix),
                                      model.schema.task)
+        if any(len(label) > MAX_LABEL_CHARS for label in answer.labels):
+            raise ValueError(f"a label longer than {MAX_LABEL_CHARS} characters")
         body = orjson.dumps(predictions.to_json(answer))
     except Exception as exc:
         body = orjson.dumps({"error": f"{type(exc).__name__}: {str(exc)[:200]}"})

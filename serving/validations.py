@@ -210,11 +210,13 @@ class Validations:
             code = self._runner(self._config, snapshot_id, result, timeout)
             verdict = self._interpret(snapshot_id, code, result)
         except TimeoutError:
+            result.unlink(missing_ok=True)  # the child opens it first: it may hold nothing
             verdict = Verdict(snapshot_id, State.REJECTED,
                               f"validation took longer than VALIDATION_TIMEOUT={timeout:g}s")
         except Exception as exc:  # this thread is the job's loop: report, let a later ask retry
             log.error("validation_failed", snapshot=snapshot_id, error_type=type(exc).__name__,
                       error=str(exc), traceback=traceback.format_exc())
+            result.unlink(missing_ok=True)
             self._path(key, "job").unlink(missing_ok=True)
             return
         self._record(key, verdict)

@@ -4,7 +4,8 @@
 
 It asks the kernel to kill it if the worker that started it dies, forbids itself to listen, and
 runs the validation in a child leading a process group of its own (serving.containment): the
-child limits its address space (RLIMIT_AS) to MEMORY_LIMIT bytes, runs serving.loader.load, and
+child limits its address space (RLIMIT_AS) to MEMORY_LIMIT bytes, confines itself (no signal to
+another process, no new process, no file opened for writing), runs serving.loader.load, and
 writes its verdict as JSON to RESULT_FILE. When the child ends, its group and every orphan
 re-parented here are killed, and its exit status becomes this process's. Whatever the model does
 (SIGKILL, SIGSEGV, os._exit, a hang, a double fork) is read from outside by
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import containment
+from . import cgroups, containment
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -72,6 +73,26 @@ def write(result_file: Path, verdict: dict[str, object]) -> None:
     os.replace(temp, result_file)
 
 
+def validate(root: Path, snapshot_id: str, min_accuracy: float, limit: int,
+             result_file: Path) -> int:
+    """The validation child's work: limits and the filter, the load, the verdict written."""
+    from . import loader  # noqa: F401  (the libraries set up before the filter: joblib's lock)
+
+    cgroups.join(os.getpid())  # where a pids cgroup can be made: its threads bounded too
+    # Opened first: the filter refuses it after. Written in place (no rename, refused too): the
+    # worker reads it only once this process has ended, and only if it ended with EXIT_VERDICT.
+    with open(result_file, "w", encoding="utf-8") as out:
+        limit_memory(limit)
+        if not containment.confine_validation():
+            containment.warn_unconfined()
+        try:
+            verdict = run(root, snapshot_id, min_accuracy, limit)
+        except MemoryError:
+            verdict = {"state": "rejected", "reason": out_of_memory(limit)}
+        out.write(json.dumps(verdict))
+    return EXIT_VERDICT
+
+
 def out_of_memory(limit: int) -> str:
     """The reason given when the model needs more than the validator may have."""
     return f"validator ran out of memory (VALIDATION_MEMORY_LIMIT={limit // (1024 * 1024)} MiB)"
@@ -103,18 +124,8 @@ def main(argv: list[str]) -> int:
     die_with_parent(int(os.environ.get("SERVING_VALIDATOR_PARENT", os.getppid())))
     if not containment.deny_listening():
         containment.warn_unconfined()
-    limit = int(argv[5])
-
-    def validate() -> int:
-        limit_memory(limit)
-        try:
-            verdict = run(root, snapshot_id, float(argv[4]), limit)
-        except MemoryError:
-            verdict = {"state": "rejected", "reason": out_of_memory(limit)}
-        write(result_file, verdict)
-        return EXIT_VERDICT
-
-    code = supervise(validate)
+    code = supervise(lambda: validate(root, snapshot_id, float(argv[4]), int(argv[5]),
+                                      result_file))
     if code < 0:  # died of a signal: so does this process, for the worker to read it
         with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
             signal.signal(-code, signal.SIG_DFL)
@@ -174,6 +185,7 @@ def _end(child: int, seconds: float) -> None:
         _reap(child)
         time.sleep(0.02)
     _reap(child)
+    cgroups.remove(child)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ Starting `python -m serving.validator` costs seconds (it imports scikit-learn); 
 starts this process once (`start`, before any worker exists), exec'd with an environment free of
 secrets, and it imports the libraries itself. A worker connects to
 `VALIDATION_DIR/validator.sock`, sends one JSON line, and reads back the child's pid and then its
-exit status; the child is as isolated as the standalone validator (its own address-space limit,
-killed with its parent, an alarm as a backstop), so its death is only a status line. Each child
-leads a process group of its own, killed whole when the child ends; this process is a subreaper
-that kills any other process re-parented to it, and may not bind or listen (serving.containment),
-nor may anything it forks. Where no warm validator answers, serving starts the standalone one
-(serving.runners.run_standalone).
+exit status; the child is as isolated as the standalone validator (its own address-space limit
+and confinement, killed with its parent, an alarm as a backstop), so its death is only a status
+line. Each child leads a process group of its own, killed whole when the child ends; this
+process is a subreaper that kills any other process re-parented to it, and may not bind or
+listen (serving.containment), nor may anything it forks. Where no warm validator answers,
+serving starts the standalone one (serving.runners.run_standalone).
 
     worker -> {"root", "snapshot", "result", "min_accuracy", "memory_limit", "timeout"}\n
     worker <- "<child pid>\n" ... "<exit status: negative for a signal>\n"
@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import containment
+from . import cgroups, containment
 
 SOCKET_NAME = "validator.sock"
 PROCESS_NAME = "validator"  # its name in ps/psutil (a child of serving's master, not a worker)
@@ -135,15 +135,9 @@ def _validate(request: dict) -> None:
     try:
         validator.die_with_parent(os.getppid())
         signal.alarm(int(request["timeout"]) + 5)  # a backstop: the worker kills it first
-        limit = int(request["memory_limit"])
-        validator.limit_memory(limit)
-        try:
-            verdict = validator.run(Path(request["root"]), request["snapshot"],
-                                    float(request["min_accuracy"]), limit)
-        except MemoryError:
-            verdict = {"state": "rejected", "reason": validator.out_of_memory(limit)}
-        validator.write(Path(request["result"]), verdict)
-        code = validator.EXIT_VERDICT
+        code = validator.validate(Path(request["root"]), request["snapshot"],
+                                  float(request["min_accuracy"]), int(request["memory_limit"]),
+                                  Path(request["result"]))
     finally:
         os._exit(code)
 
@@ -159,6 +153,7 @@ def _reap(waiting: dict[int, socket.socket]) -> None:
             return
         connection = waiting.pop(pid, None)
         containment.kill_group(pid)
+        cgroups.remove(pid)
         if connection is not None:
             with contextlib.suppress(OSError):
                 connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())

@@ -159,6 +159,8 @@ def _handler(settings: AdminSettings) -> type[BaseHTTPRequestHandler]:
             for name, value in answer.getheaders():
                 if name.lower() not in HOP_BY_HOP:
                     self.send_header(name, value)
+            if self.close_connection:  # the client asked: say so, or it reuses a closing socket
+                self.send_header("Connection", "close")
             self.send_header("Content-Length", answer.getheader("Content-Length", "0")
                              if self.command == "HEAD" else str(len(data)))
             self.end_headers()

@@ -1,16 +1,18 @@
-"""A refused model that double-forks a server onto the public port, and a label flood, against
-serving started as deployed (`python -m serving.front`, secrets in its environment, MPM on and
-sending to the local registry's MPM with the real comet_mpm SDK) (issue 23).
+"""A validated model that tries to stop the workers, fork, write or serve, and a label flood,
+against serving started as deployed (`python -m serving.front`, secrets in its environment, MPM
+on and sending to the local registry's MPM with the real comet_mpm SDK) (issue 23).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import json
+import os
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+from signal import SIGCONT, SIGKILL, SIGSTOP
 
 import psutil
 import pytest
@@ -20,7 +22,8 @@ from serving import zygote
 from tests.monitoring.conftest import model_root, mpm_env
 from tests.serving.conftest import CLASSIFIER
 from tests.serving.server import Serving, launch
-from tests.support.models import double_forking, trained_models  # noqa: F401
+from tests.support.escapes import attempts, escaping
+from tests.support.models import trained_models  # noqa: F401
 from tests.support.processes import wait_until
 from tests.support.registry import local_registry_server  # noqa: F401
 from tests.support.snapshots import build_snapshot
@@ -47,37 +50,40 @@ def environ_of(pid: int) -> bytes:
     return Path(f"/proc/{pid}/environ").read_bytes()
 
 
-def gone(pid: int) -> bool:
-    """Whether the process no longer runs (a zombie counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def test_a_refused_model_that_double_forks_leaves_nothing_and_never_serves(
+def test_a_validated_model_can_neither_stop_the_workers_nor_fork_write_or_serve(
         served: Serving, trained_models, local_registry_server, tmp_path):  # noqa: F811
-    """Its grandchild may not bind the public port (EPERM) and is killed at the verdict; the
-    validation saw no secret; every public answer comes from the champion; /proc/<pid>/environ
-    of master, warm validator and workers holds neither the API key nor the token."""
-    report = tmp_path / "report.json"
+    """Its load sends SIGSTOP to every worker and SIGKILL to the master, tries kill(-1), binding
+    the public port, 50 forks, a 2 GiB file and a 1 GiB memfd: each fails with EPERM and the
+    version is refused saying so; every worker answers throughout, from the champion; the
+    validation saw no secret; /proc/<pid>/environ of master, warm validator and workers holds
+    neither the API key nor the token."""
     port = int(served.url.rpartition(":")[2])
-    folder = double_forking(trained_models.pickled, tmp_path / "forks", port, report)
-    verdict = served.validate(served.stage("6.0.0", {CLASSIFIER: folder}))
-    assert verdict.status_code == 422 and "refused after forking" in verdict.json()["reason"]
-    seen = json.loads(report.read_text())
-    assert seen["bind"] == errno.EPERM, "the refused model's grandchild bound the public port"
-    wait_until(lambda: gone(seen["pid"]), timeout=10, what="the grandchild killed")
-    answers = [served.predict() for _ in range(60)]
-    assert all(a.status_code == 200 and "X-Hijacked" not in a.headers for a in answers)
+    master, workers = served.master_pid(), sorted(served.worker_pids())
+    big = tmp_path / "big"
+    targets = [*workers, master]
+    stops = escaping(trained_models.pickled, tmp_path / "stops", port, workers, SIGSTOP, big)
+    kills = escaping(trained_models.pickled, tmp_path / "kills", port, [master], SIGKILL, big)
+    try:
+        stopping = served.validate(served.stage("6.0.0", {CLASSIFIER: stops}))
+        killing = served.validate(served.stage("6.0.1", {CLASSIFIER: kills}))
+        answers = [served.predict() for _ in range(4 * len(workers))]
+    finally:  # without the filter: give the workers back to the tests that follow
+        for pid in targets:
+            with contextlib.suppress(OSError):
+                os.kill(pid, SIGCONT)
+    seen = attempts(stopping.json()["reason"]) | attempts(killing.json()["reason"])
+    assert stopping.status_code == killing.status_code == 422
+    assert seen == {"env": [], "proc": [], "kill everyone": errno.EPERM,
+                    **{f"kill {pid}": errno.EPERM for pid in targets}, "bind": errno.EPERM,
+                    "fork": errno.EPERM, "write": errno.EPERM, "memfd": errno.EPERM}
+    assert not big.exists()
+    assert all(a.status_code == 200 for a in answers)
     assert {a.headers["X-Model-Version"] for a in answers} == {"1.0.0"}
+    assert served.master_pid() == master and sorted(served.worker_pids()) == workers
+    warm = [p.pid for p in psutil.Process(master).children() if p.name() == zygote.PROCESS_NAME]
+    assert len(warm) == 1 and not psutil.Process(warm[0]).children()
     secrets = (TOKEN.encode(), local_registry_server.api_key.encode())
-    assert not any(name.decode() in seen["env"] for name in HIDDEN)
-    assert not any(s.decode() in seen["proc"] for s in secrets)
-    master = psutil.Process(served.master_pid())
-    warm = [p.pid for p in master.children() if p.name() == zygote.PROCESS_NAME]
-    assert len(warm) == 1
-    for pid in [served.master_pid(), *warm, *served.worker_pids()]:
+    for pid in [master, *warm, *workers]:
         block = environ_of(pid)
         assert not any(s in block for s in (*secrets, *HIDDEN)), pid
 

@@ -5,7 +5,9 @@ The receiver is a small real HTTP server on loopback that records what arrives.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from local_registry import webhooks
 from tests.support.processes import wait_until
 from tests.support.registry import unique_name
 
@@ -141,3 +144,41 @@ def test_a_bad_webhook_configuration_is_a_400_naming_the_field(local_registry, h
     local_registry.register_files(name, "1.0.0", {"m": b"1"})
     answer = configure(local_registry, name, [hook])
     assert answer.status_code == 400 and field in answer.json()["msg"]
+
+
+@pytest.fixture
+def trickler() -> Iterator[str]:
+    """A URL whose server reads the request, then answers one byte every 0.5 s (each read of
+    the sender's gets a byte well within its timeout) for up to 30 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 60:
+                    if stop.wait(0.5):
+                        return
+                    connection.sendall(bytes([byte]))
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/slow"
+    stop.set()
+    listener.close()
+
+
+def test_a_hook_that_trickles_its_answer_is_cut_at_the_deadline_and_the_next_is_sent(
+        receiver, trickler):
+    """A target that answers a byte every 0.5 s holds the single sender thread for the delivery's
+    whole deadline (1 s here), not for as long as it trickles: the next event goes out."""
+    url, received = receiver
+    sender = webhooks.Sender(timeout=1.0)
+    body = json.dumps({"n": 1}).encode()
+    started = time.monotonic()
+    sender.send([webhooks.Delivery(trickler, {"Content-Type": "application/json"}, body, "t"),
+                 webhooks.Delivery(url, {"Content-Type": "application/json"}, body, "t")])
+    wait_until(lambda: received, 15, what="the event after the trickling hook")
+    assert time.monotonic() - started < 5
+    assert received[0]["body"] == {"n": 1}

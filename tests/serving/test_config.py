@@ -122,3 +122,17 @@ def test_the_fronts_memory_settings_default_to_bounds_and_off_for_the_worker_bou
     assert (config.send_timeout, config.max_header_bytes, config.worker_max_rss) == \
         (10, 16384, 0)
     assert front_from_env({"FRONT_WORKER_MAX_RSS": "320"}).worker_max_rss == 320 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", ["WEBHOOK_SECRET", "RELOAD_TOKEN", "COMET_API_KEY"])
+@pytest.mark.parametrize("value", ["s3cr\u20acet", "s3cr\x00et", "s3cr\x1bet", "s3cr" * 2000])
+def test_a_secret_variable_no_header_could_carry_is_refused_at_start_naming_it(
+        tmp_path, name, value):
+    """Non-ASCII, a control character or kilobytes: no client's header could match it (the
+    webhook would answer 401 to Comet for ever), so start fails naming the variable, never
+    showing the value."""
+    with pytest.raises(ConfigError, match=f"^{name} is \\(hidden\\): expected one line of "
+                                          "printable ASCII") as raised:
+        from_env({"MODEL_ROOT": str(tmp_path), "MPM_ENABLED": "true",
+                  "COMET_API_KEY": "a-valid-key", name: value})
+    assert "s3cr" not in str(raised.value)

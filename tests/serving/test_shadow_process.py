@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import types
 
+import numpy as np
 import psutil
+import pytest
 
 from serving.config import ChallengerConfig
+from serving.shadow_process import WALL_FACTOR, ShadowFailed, ShadowProcess, answer_limit
 from tests.serving.conftest import VALID
 from tests.serving.test_challenger import KEY_HEADER, challenger_of, settle, stage_candidate
 from tests.support.models import HANGING_CARAT, hanging
@@ -59,3 +63,65 @@ def test_a_challenger_hanging_with_the_gil_held_costs_only_its_own_figures(
     wait_until(lambda: [c.pid for c in shadow_children(earlier)] not in ([], [child.pid]), 30,
                what="a new child")
     assert len(shadow_children(earlier)) == 1
+
+
+class WritesItsOwnAnswer:
+    """A challenger's predictor that, in the shadow child, writes to the worker's socket itself:
+    `announce` says 3 GB follow then sends 1 MiB every 20 ms; `trickle` says 1,000 bytes follow
+    and sends one every 50 ms (each burns no CPU to speak of: only the wall clock can stop it)."""
+
+    def __init__(self, how: str):
+        self.how = how
+
+    def predict(self, matrix):
+        """Never returns: the socket gets what `how` says, for 60 s at most."""
+        import os
+        import stat
+
+        from serving.shadow_process import LENGTH
+
+        def is_socket(fd: int) -> bool:
+            try:
+                return stat.S_ISSOCK(os.fstat(fd).st_mode)
+            except OSError:
+                return False
+
+        fd = next(fd for fd in range(3, 1024) if is_socket(fd))
+        announced, chunk, pause = ((3_000_000_000, 1 << 20, 0.02) if self.how == "announce"
+                                   else (1000, 1, 0.05))
+        os.write(fd, LENGTH.pack(announced))
+        ends = time.monotonic() + 60
+        while time.monotonic() < ends:
+            os.write(fd, b" " * chunk)
+            time.sleep(pause)
+        os._exit(0)
+
+
+def hostile_shadow(how: str, deadline: float) -> tuple[ShadowFailed, float]:
+    """The failure of one shadow call to a WritesItsOwnAnswer challenger, and its seconds."""
+    scorer = ShadowProcess(deadline)
+    model = types.SimpleNamespace(version="6.6.6", predictor=WritesItsOwnAnswer(how))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ShadowFailed) as failed:
+            scorer.predict(model, np.zeros((3, 4)))
+        return failed.value, time.monotonic() - started
+    finally:
+        scorer.stop()
+
+
+def test_an_answer_announced_larger_than_its_rows_need_is_refused_before_a_byte():
+    """3 GB announced for 3 rows: refused at once naming the size, nothing read (the worker's
+    memory), the child killed."""
+    failure, seconds = hostile_shadow("announce", deadline=0.25)
+    assert f"announced an answer of 3000000000 bytes for 3 rows (at most {answer_limit(3)})" \
+        in str(failure)
+    assert seconds < 3, seconds
+
+
+def test_a_trickled_answer_is_cut_at_the_wall_clock_deadline_of_the_whole_answer():
+    """One byte every 50 ms keeps each read under its own timeout; the whole answer has
+    WALL_FACTOR x PREDICT_TIMEOUT (2 s here) on the clock, then the child is killed."""
+    failure, seconds = hostile_shadow("trickle", deadline=0.1)
+    assert str(failure) == f"the challenger took longer than {0.1 * WALL_FACTOR:g}s"
+    assert 0.1 * WALL_FACTOR - 0.1 < seconds < 0.1 * WALL_FACTOR + 5, seconds

@@ -15,13 +15,14 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from serving import cgroups
 from serving.config import MIB, ServingConfig
 from serving.validations import State, Validations
 from tests.serving.conftest import CLASSIFIER
-from tests.support.models import double_forking, hostile
+from tests.support.escapes import attempts, escaping, threading_model
+from tests.support.models import hostile
 from tests.support.snapshots import build_snapshot
 
 VERDICT_WAIT = 120.0
@@ -121,32 +122,46 @@ def test_workers_asking_at_the_same_instant_start_one_validation(tmp_path, train
     assert [v.state for v in verdicts] == [State.ACCEPTED] * len(askers)
 
 
-def test_the_fresh_validator_contains_a_double_forking_model(tmp_path, trained_models,
-                                                             monkeypatch):
-    """`python -m serving.validator` (no warm validator): the model's double-forked grandchild
-    may not bind (EPERM), sees no secret, and is gone once the verdict is in."""
+def test_the_fresh_validator_confines_a_model_that_tries_to_escape(tmp_path, trained_models,
+                                                                   monkeypatch):
+    """`python -m serving.validator` (no warm validator): the model may not signal this process
+    (the worker), bind, fork, write a file nor hold a memfd (EPERM each), sees no secret, and
+    is refused saying so."""
     root = tmp_path / "models"
     root.mkdir()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    report = tmp_path / "report.json"
-    folder = double_forking(trained_models.pickled, tmp_path / "forks", port, report)
+    big = tmp_path / "big"
+    folder = escaping(trained_models.pickled, tmp_path / "escapes", port, [os.getpid()], 0, big)
     snapshot = build_snapshot(root, {CLASSIFIER: folder}, "6.6.7", publish=False)
     monkeypatch.setenv("RELOAD_TOKEN", "validator-test-token-31337")
     verdict = validations(root, tmp_path / "verdicts").wait(snapshot, VERDICT_WAIT)
-    assert verdict.state is State.REJECTED and "refused after forking" in verdict.reason
-    seen = json.loads(report.read_text())
-    assert seen["bind"] == errno.EPERM
-    assert "RELOAD_TOKEN" not in seen["env"] and "validator-test-token" not in seen["proc"]
-    deadline = time.monotonic() + 10
-    while not _gone(seen["pid"]):
-        assert time.monotonic() < deadline, "the grandchild outlived its validation"
-        time.sleep(0.1)
+    assert verdict.state is State.REJECTED, verdict
+    seen = attempts(verdict.reason)
+    assert seen == {"env": [], "proc": [], "kill everyone": errno.EPERM,
+                    f"kill {os.getpid()}": errno.EPERM, "bind": errno.EPERM,
+                    "fork": errno.EPERM, "write": errno.EPERM, "memfd": errno.EPERM}
+    assert not big.exists()
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def _pids_groups_writable() -> bool:
+    own = cgroups.own_group()
+    return own is not None and os.access(own, os.W_OK)
+
+
+@pytest.mark.skipif(not _pids_groups_writable(), reason="no writable pids cgroup here")
+def test_a_model_starting_thousands_of_threads_gets_a_bounded_number(tmp_path, trained_models):
+    """Where a pids cgroup can be made, the validation's child runs in one of its own: a load
+    starting 2,000 threads gets fewer than TASKS_LIMIT, and the group is gone after."""
+    root = tmp_path / "models"
+    root.mkdir()
+    folder = threading_model(trained_models.pickled, tmp_path / "threads")
+    snapshot = build_snapshot(root, {CLASSIFIER: folder}, "6.6.8", publish=False)
+    own = cgroups.own_group()
+    before = set(own.glob(cgroups.PREFIX + "*"))
+    verdict = validations(root, tmp_path / "verdicts").wait(snapshot, VERDICT_WAIT)
+    assert verdict.state is State.REJECTED, verdict
+    started = int(verdict.reason.rpartition("started ")[2].split()[0])
+    assert 0 < started < cgroups.TASKS_LIMIT, verdict.reason
+    assert set(own.glob(cgroups.PREFIX + "*")) <= before

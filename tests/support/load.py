@@ -5,6 +5,8 @@
     load.assert_all_ok()                  # zero failed requests
     load.answers                          # (started, ended, status, version, snapshot, error)
 
+`v2_model=NAME` sends the same instance through the Open Inference Protocol (/v2/.../infer).
+
 Each client thread sends JSON predictions one after another (a short pause between them) until
 the load is stopped, `seconds` have passed, or `max_requests` were sent in all: it always stops
 by itself. A request that fails below HTTP (connection reset, timeout) is recorded with status 0
@@ -22,6 +24,13 @@ import requests
 
 VALID = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
          "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}
+
+
+def v2_body(instance: dict) -> dict:
+    """The Open Inference Protocol request for one instance: one tensor per feature."""
+    return {"inputs": [{"name": name, "shape": [1], "data": [value],
+                        "datatype": "BYTES" if isinstance(value, str) else "FP64"}
+                       for name, value in instance.items()]}
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,13 @@ class Load:
     def __init__(self, url: str, clients: int = 2, seconds: float = 30.0,
                  max_requests: int = 20_000, pause: float = 0.01, timeout: float = 5.0,
                  on_error: Callable[[str, str], None] | None = None,
-                 body: dict | None = None):
-        """`body`: the instance to send (the demo's diamond unless given)."""
-        self.url = url.rstrip("/") + "/api/v1/predict"
-        self.body = body or VALID
+                 v2_model: str | None = None, body: dict | None = None):
+        # v2_model: send Open Inference Protocol requests to that model instead of /api/v1;
+        # body: the instance to send (the demo's diamond unless given).
+        self.url = url.rstrip("/") + (f"/v2/models/{v2_model}/infer" if v2_model
+                                      else "/api/v1/predict")
+        instance = body or VALID
+        self.body = v2_body(instance) if v2_model else instance
         self.clients, self.seconds, self.max_requests = clients, seconds, max_requests
         self.pause, self.timeout, self._on_error = pause, timeout, on_error
         self._answers: list[Answer] = []

@@ -210,53 +210,6 @@ def computing(pickled: Path, target: Path, how: str) -> Path:
     return target
 
 
-# Run while unpickled by the validator: a grandchild (double fork, new session) reports what it
-# sees and tries to serve the public port beside the workers; the load then fails.
-DOUBLE_FORK = '''
-import json, os, socket, time
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        seen = {"pid": os.getpid(), "env": sorted(os.environ),
-                "proc": open("/proc/self/environ", "rb").read().decode("latin-1")}
-        server = socket.socket()
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            server.bind(("127.0.0.1", PORT))
-            server.listen(64)
-            seen["bind"] = "bound"
-        except OSError as exc:
-            seen["bind"] = exc.errno
-        open(REPORT + ".tmp", "w").write(json.dumps(seen))
-        os.rename(REPORT + ".tmp", REPORT)
-        body = b'{"label":"Gold","probability":1.0}'
-        while seen["bind"] == "bound":
-            answer, _ = server.accept()
-            answer.recv(65536)
-            head = b"HTTP/1.1 200 OK\\r\\nX-Hijacked: 1\\r\\nConnection: close\\r\\n"
-            answer.sendall(head + b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)
-            answer.close()
-        time.sleep(3600)
-    os._exit(0)
-for _ in range(200):
-    if os.path.exists(REPORT):
-        break
-    time.sleep(0.1)
-raise ValueError("refused after forking")
-'''
-
-
-def double_forking(source: Path, target: Path, port: int, report: Path) -> Path:
-    """A classifier folder whose pickle runs DOUBLE_FORK (aimed at port) when loaded."""
-    import pickle
-
-    shutil.copytree(source, target)
-    (target / "pipeline.skops").unlink(missing_ok=True)
-    script = f"PORT = {port}\nREPORT = {str(report)!r}\n" + DOUBLE_FORK
-    (target / "pipeline.pkl").write_bytes(pickle.dumps(LoadsAs(f"exec({script!r})")))
-    return target
-
-
 _KEPT: list[bytes] = []  # per process: what every call of every Leaking instance kept
 
 

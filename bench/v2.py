@@ -1,0 +1,75 @@
+"""Part 14: Open Inference Protocol (V2) single-prediction throughput against /api/v1/predict.
+
+One server (the deployment: granian front, 2 workers, seed layout), both paths measured in
+interleaved rounds with wrk in the same run; the ratio is taken within each round, then the
+median of the rounds. The V2 body is one tensor per feature, JSON, as a V2 client sends one row.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import requests
+
+from tests.support.load import v2_body
+from tests.support.snapshots import build_snapshot, seed_models
+
+from . import models
+from .common import VALID, Processes, answered, median, wrk
+from .report import Section
+from .servers import serving
+
+ROUNDS = 5
+SECONDS = 5
+CONNECTIONS = 8
+GOAL = 0.9  # V2 within 10% of /api/v1/predict
+# name -> (what it is, path, body)
+RUNS = {
+    "v1": ("/api/v1/predict, one instance", "/api/v1/predict", json.dumps(VALID)),
+    "v2": ("/v2/models/{name}/infer, one tensor per feature",
+           "/v2/models/{name}/infer", json.dumps(v2_body(VALID))),
+}
+
+
+def run(work: Path) -> Section:
+    """Start one server, measure both paths in interleaved rounds, judge the ratio."""
+    section = Section("14. Open Inference Protocol (V2) throughput")
+    root = work / "seed-root"
+    build_snapshot(root, seed_models(models.trained().seed), "1.0.0")
+    runs: dict[str, list[dict]] = {name: [] for name in RUNS}
+    with Processes(work) as processes:
+        server = serving(processes, "front2", root)
+        # The V2 name is the registry model holding the classifier (the seed's: diamonds-model).
+        primary = requests.get(server.url + "/api/v1/model", timeout=10).json()["primary"]
+        urls = {name: server.url + path.format(name=primary)
+                for name, (_, path, _) in RUNS.items()}
+        for name, (_, _, body) in RUNS.items():  # warm both paths once
+            wrk(urls[name], 1, CONNECTIONS, body, work)
+        for _ in range(ROUNDS):
+            for name, (_, _, body) in RUNS.items():
+                runs[name].append(wrk(urls[name], SECONDS, CONNECTIONS, body, work))
+    section.table(f"wrk, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} interleaved rounds "
+                  "(medians), one server", ["path", "req/s", "p50 ms", "p99 ms", "failed"],
+                  [[label, median([r["rps"] for r in runs[name]]),
+                    median([r["p50_ms"] for r in runs[name]]),
+                    median([r["p99_ms"] for r in runs[name]]),
+                    sum(r["socket_errors"] + r["non_2xx"] for r in runs[name])]
+                   for name, (label, _, _) in RUNS.items()])
+    ratio = median([v2["rps"] / v1["rps"] for v1, v2 in zip(runs["v1"], runs["v2"],
+                                                             strict=True)])
+    section.target("V2 single-prediction throughput vs /api/v1/predict (same server)",
+                   f"{ratio:.0%}", f">= {GOAL:.0%}", ratio >= GOAL,
+                   evidence={"answers, v1": answered(runs["v1"]),
+                             "answers, v2": answered(runs["v2"])})
+    section.figures.update(v2_vs_v1=ratio, runs=runs)
+    section.notes.append(
+        f"The V2 body is {len(RUNS['v2'][2])} bytes against {len(RUNS['v1'][2])} for /api/v1 "
+        "(nine tensors with name, shape and datatype each); both go through the same checks "
+        "(serving.validation), roles, metrics and MPM. **Where the difference goes** (measured "
+        "in process, WSGI calls without the front, at the time of writing: 146 us for /api/v1, "
+        "165 us for V2): reading nine tensors into a row (about 8 us over /api/v1's decode, "
+        "with the one-row fast path; 44 us before it), routing a path holding the model's name, "
+        "and three output tensors. A msgspec tagged union per feature would save about 3 us "
+        "more: not worth its code.")
+    return section
