@@ -2,10 +2,10 @@
 
 For each of the three models (binary, five classes, price): `registry-sync register
 --model-file --sample` (the describe command inside) into the local registry, `registry-sync
-promote`, the sidecar installs it through serving's validation, and serving answers the JSON API
-and the form in headless Chromium; then version 2 is registered as Production while clients
-predict: zero failed requests across the hot swap.
-"""
+promote`, the sidecar installs it through serving's validation, and serving answers the JSON
+API, the form in headless Chromium and the Open Inference Protocol through tritonclient; then
+version 2 is registered as Production while clients predict: zero failed requests across the
+hot swap."""
 
 from __future__ import annotations
 
@@ -75,6 +75,44 @@ def wait_served(url: str, kind: OwnModel, version: str, timeout: float = 60) -> 
     wait_until(served, timeout, what=f"{kind.name} {version} served")
 
 
+def v2_infer(url: str, name: str, kind: OwnModel, expected) -> None:
+    """The Open Inference Protocol through tritonclient's HTTP client: outputs per task."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url.removeprefix("http://"), network_timeout=10)
+    try:
+        described = client.get_model_metadata(name)
+        inputs = []
+        for key, value in kind.instance().items():
+            text = isinstance(value, str)
+            datatype = "BYTES" if text else "INT64" if isinstance(value, int) else "FP64"
+            tensor = triton.InferInput(key, [1], datatype)
+            tensor.set_data_from_numpy(np.array([value], dtype=object if text else
+                                                np.int64 if datatype == "INT64" else np.float64))
+            inputs.append(tensor)
+        result = client.infer(name, inputs)
+    finally:
+        client.close()
+    if kind.name == "price":
+        assert [o["name"] for o in described["outputs"]] == ["value"]
+        assert result.as_numpy("value")[0] == pytest.approx(expected, rel=1e-12)
+        return
+    classes = metadata_classes(kind)
+    assert described["outputs"][2] == {"name": "probabilities", "datatype": "FP64",
+                                       "shape": [-1, len(classes)]}
+    label = result.as_numpy("label")[0]
+    assert (label.decode() if isinstance(label, bytes) else label) == expected
+    table = result.as_numpy("probabilities").reshape(1, len(classes))
+    assert table[0][classes.index(expected)] == result.as_numpy("probability")[0]
+
+
+def metadata_classes(kind: OwnModel) -> list[str]:
+    import json
+
+    return json.loads((kind.folder / "metadata.json").read_text())["classes"]
+
+
 def use_the_form(driver, url: str, kind: OwnModel) -> str:
     """Fill the form with a sample row, submit, return the result's text; screenshot both."""
     from selenium.webdriver.common.by import By
@@ -114,6 +152,7 @@ def test_an_own_model_is_served_end_to_end_and_swapped_under_load(
                 assert api["value"] == pytest.approx(expected, rel=1e-12)
             else:
                 assert api["label"] == expected
+            v2_infer(serving.url, name, kind, expected)
             if chromium is not None:
                 shown = use_the_form(chromium, serving.url, kind)
                 assert shown.startswith(f"{expected:,.2f}") if kind_name == "price" \
