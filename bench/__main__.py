@@ -1,11 +1,11 @@
 """python -m bench [PART ...]: run the benchmarks (all parts by default) and write the results.
 
 Parts: throughput, batch, swap, promotion, download, memory, idle, front, mpm, replicas,
-challenger, isolation, peers, v2. Each writes its section of bench/results.md and bench/results.json
-(the other sections are kept). Bounded: about 12 minutes for all but replicas on a 2-core machine,
-plus about 5 for replicas (N = 1, 5, 10, 20) and about 4 for peers (MLServer and KServe, `make
-peers`). A part that fails replaces its section with one saying so. Needs wrk and curl (`make
-system-deps`).
+challenger, isolation, peers, v2, guard. Each writes its section of bench/results.md and
+bench/results.json (the other sections are kept). Bounded: about 12 minutes for all but replicas
+on a 2-core machine, plus about 5 for replicas (N = 1, 5, 10, 20), about 4 for peers (MLServer
+and KServe, `make peers`) and about 4 for guard (20 promotions under load). A part that fails
+replaces its section with one saying so. Needs wrk and curl (`make system-deps`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from . import report
 from .common import workspace
 
 PARTS = ("throughput", "batch", "swap", "promotion", "download", "memory", "idle", "front", "mpm",
-         "replicas", "challenger", "isolation", "peers", "v2")
+         "replicas", "challenger", "isolation", "peers", "v2", "guard")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,11 @@ class Manifest:
         """Registry model name -> version."""
         return {m.name: m.version for m in self.models}
 
+    @property
+    def version_set(self) -> str:
+        """The short digest naming its version set, the same in every replica."""
+        return version_set(self.versions)
+
     def to_json(self) -> str:
         """The manifest as the JSON text written to disk."""
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -134,3 +139,10 @@ def verify(snapshot_dir: Path, manifest: Manifest, check_hashes: bool = True) ->
                                     f"manifest says {entry.size}")
             if check_hashes and sha256_of(path) != entry.sha256:
                 raise ManifestError(f"{model.name}/{entry.path} does not match its SHA-256")
+
+
+def version_set(versions: dict[str, str]) -> str:
+    """A 12-hex digest of registry model name -> version: the same set in every pod, whatever
+    its snapshot id (the promotion guard sums figures over pods by it)."""
+    text = json.dumps(sorted(versions.items()), separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]

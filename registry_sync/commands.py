@@ -18,9 +18,12 @@ from .candidate import CandidateFollower
 from .comet import CometClient
 from .daemon import EXIT_FAILED, EXIT_OK, Daemon
 from .errors import CometError, Stopped
+from .guard import PromotionGuard, serving_reader
 from .metrics import SyncMetrics
 from .notifier import ServingNotifier
 from .syncer import Syncer
+
+log = logs.get(__name__)
 
 
 def interruptible_sleep(stop: threading.Event):
@@ -61,7 +64,9 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
     if settings.candidate_status:
         syncer.candidates = CandidateFollower(syncer, settings.candidate_status)
     if settings.election is None:
-        return Daemon(syncer, stop)
+        daemon = Daemon(syncer, stop)
+        _guard(settings, syncer, daemon)
+        return daemon
     # a leader failing for less than a decision's life must not step down: followers would
     # rejoin on their last good decision and the Lease churn while Comet is down for all
     settings = dataclasses.replace(settings, step_down_after=max(
@@ -69,7 +74,27 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
     syncer.config = settings
     daemon = Daemon(syncer, stop, follower=_follower(settings, syncer))
     daemon.cluster = _cluster(settings, daemon.wake_now)
+    _guard(settings, syncer, daemon)
     return daemon
+
+
+def _guard(settings: config.SyncConfig, syncer: Syncer, daemon: Daemon) -> None:
+    """The promotion guard, when on; in a cluster it watches only while this sidecar leads."""
+    guard = settings.guard
+    if not guard.enabled:
+        return
+    if guard.prometheus_url:
+        from .guard_prometheus import reader
+        read = reader(guard.prometheus_url)
+    elif settings.serving_url:
+        read = serving_reader(settings.serving_url + "/metrics")
+    else:
+        log.warning("guard_off", reason="GUARD_ENABLED needs SERVING_URL or PROMETHEUS_URL")
+        return
+    syncer.guard = PromotionGuard(guard, read, on_trip=daemon.wake_now)
+    if daemon.cluster is not None:
+        syncer.guard.deciding = daemon.cluster.is_leader
+    syncer.guard.start()
 
 
 def _follower(settings: config.SyncConfig, syncer: Syncer):

@@ -22,6 +22,8 @@ from model_contract import api_key, logs, secret_file
 from . import onprem
 from .election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
+from .guard import GuardSettings
+from .guard_figures import Thresholds
 from .secret_files import check_secret_file, read_secret_file
 
 DEFAULT_COMET_URL = api_key.DEFAULT_SERVER
@@ -62,6 +64,13 @@ def _non_negative_float(value: str) -> float:
 
 def _non_negative_int(value: str) -> int:
     return _number(value, int, 0, False, "a whole number >= 0")
+
+
+def _fraction(value: str) -> float:
+    number = _number(value, float, 0, False, "a number from 0 to 1")
+    if number > 1:
+        raise ValueError("a number from 0 to 1")
+    return number
 
 
 def _name_list(value: str) -> tuple[str, ...]:
@@ -197,6 +206,27 @@ SETTINGS: dict[str, Setting] = {
                 "seconds of failed passes after which a leader hands the Lease over"),
         Setting("POLL_NOW_MIN_INTERVAL", _non_negative_float, "5",
                 "seconds between passes woken by /-/poll-now (wake-ups in between are merged)"),
+        Setting("GUARD_ENABLED", _choice("true", "false"), "false",
+                "watch each newly published champion and roll it back when it hurts traffic"),
+        Setting("GUARD_WINDOW", _positive_float, "60",
+                "seconds a new champion is watched after its publication"),
+        Setting("GUARD_SAMPLE_INTERVAL", _positive_float, "1",
+                "seconds between two readings of serving's /metrics by the guard"),
+        Setting("GUARD_MIN_REQUESTS", _positive_int, "100",
+                "requests a champion must answer in the window before it is judged"),
+        Setting("GUARD_MAX_ERROR_RATE", _fraction, "0.05",
+                "share of requests the new champion may fail beyond the previous one's"),
+        Setting("GUARD_MAX_LATENCY_RATIO", _positive_float, "3",
+                "most the new champion's p95 model time may be, as a multiple of the previous"),
+        Setting("GUARD_MIN_LATENCY_MS", _non_negative_float, "2",
+                "the p95 must also grow by more than these milliseconds to trip"),
+        Setting("GUARD_MAX_SHARE_SHIFT", _fraction, "0.25",
+                "most the class shares of the answers may move (total variation, 0 to 1)"),
+        Setting("GUARD_COMET_TAG", str, "", "tag put on a rolled-back version in the registry, "
+                "with the reason in its metadata (needs a key that may write); empty: the "
+                "registry is not told"),
+        Setting("PROMETHEUS_URL", str, "", "Prometheus scraping every pod's serving: the guard "
+                "judges the Deployment's summed figures; empty: this pod's serving /metrics"),
         Setting("KUBERNETES_API_URL", str, "", "the API server for the election; empty: "
                 "https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT"),
         Setting("KUBERNETES_TOKEN_FILE", Path, str(SERVICE_ACCOUNT_DIR / "token"),
@@ -370,6 +400,7 @@ class SyncConfig:
     decision_key_file: Path | None = None
     step_down_after: float = 300.0
     poll_now_min_interval: float = 5.0
+    guard: GuardSettings = field(default_factory=GuardSettings)
 
     def read_decision_key(self) -> bytes:
         """The current decision key ('' when unreadable now: every decision is then refused)."""
@@ -393,6 +424,10 @@ ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_L
                   "DECISION_KEY", "DECISION_KEY_FILE", "LEADER_STEP_DOWN_AFTER",
                   "KUBERNETES_API_URL", "KUBERNETES_TOKEN_FILE"]
 
+GUARD_NAMES = ["GUARD_ENABLED", "GUARD_WINDOW", "GUARD_SAMPLE_INTERVAL", "GUARD_MIN_REQUESTS",
+               "GUARD_MAX_ERROR_RATE", "GUARD_MAX_LATENCY_RATIO", "GUARD_MIN_LATENCY_MS",
+               "GUARD_MAX_SHARE_SHIFT", "GUARD_COMET_TAG", "PROMETHEUS_URL"]
+
 SYNC_NAMES = [
     *COMET_NAMES,
     "MODEL_ROOT", "REGISTRY_MODELS", "REGISTRY_STATUS", "REGISTRY_TAG",
@@ -400,7 +435,7 @@ SYNC_NAMES = [
     "SYNC_INTERVAL", "SYNC_MAX_BACKOFF", "INIT_MAX_FAILURES", "KEEP_SNAPSHOTS", "MAX_MODEL_BYTES",
     "MAX_ZIP_ENTRIES", "MAX_COMPRESSION_RATIO", "AWS_ENDPOINT_URL", "AWS_REGION",
     "SERVING_URL", "RELOAD_TOKEN", "RELOAD_TOKEN_FILE", "VALIDATION_DEADLINE",
-    "POLL_NOW_MIN_INTERVAL", "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
+    "POLL_NOW_MIN_INTERVAL", *GUARD_NAMES, "SIDECAR_LISTEN", "LOG_LEVEL", "POD_NAME",
     "POD_NAMESPACE", "POD_UID", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP",
     *ELECTION_NAMES,
 ]
@@ -449,7 +484,32 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         decision_key_file=values.get("DECISION_KEY_FILE"),
         step_down_after=values["LEADER_STEP_DOWN_AFTER"],
         poll_now_min_interval=values["POLL_NOW_MIN_INTERVAL"],
+        guard=guard_settings(values),
     )
+
+
+def guard_settings(values: Mapping[str, Any]) -> GuardSettings:
+    """The promotion guard's settings (registry_sync.guard)."""
+    return GuardSettings(
+        enabled=values["GUARD_ENABLED"] == "true", window=values["GUARD_WINDOW"],
+        sample_interval=values["GUARD_SAMPLE_INTERVAL"],
+        thresholds=Thresholds(values["GUARD_MIN_REQUESTS"], values["GUARD_MAX_ERROR_RATE"],
+                              values["GUARD_MAX_LATENCY_RATIO"], values["GUARD_MIN_LATENCY_MS"],
+                              values["GUARD_MAX_SHARE_SHIFT"]),
+        comet_tag=values["GUARD_COMET_TAG"].strip(),
+        prometheus_url=_optional_url(values, "PROMETHEUS_URL"))
+
+
+def _optional_url(values: Mapping[str, Any], name: str) -> str:
+    """An http(s) URL (without its trailing slash), or '' when unset."""
+    url = values[name].strip().rstrip("/")
+    if url:
+        try:
+            _url_root(url)
+        except ValueError as exc:
+            raise ConfigError(f"{name} (or {SETTINGS[name].flag}) is {url[:80]!r}: "
+                              f"expected {exc}") from None
+    return url
 
 
 MIN_DECISION_KEY = 16  # characters

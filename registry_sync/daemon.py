@@ -159,7 +159,11 @@ class Daemon:
             self.syncer.may_publish = lambda: True
         self._leader_failing_since = None
         current = snapshot.read_current(self.config.model_root)
-        if current is not None and outcome.kind in ("published", "unchanged"):
+        # With the guard, "rejected" too: `current` (where a rollback went) stays the decision,
+        # confirmed, so that no follower goes to Comet and installs the set the guard refused.
+        kinds = ("published", "unchanged", "rejected") if self.syncer.guard else (
+            "published", "unchanged")
+        if current is not None and outcome.kind in kinds:
             self.cluster.announce(current, self._challenger())
         return outcome
 

@@ -58,6 +58,10 @@ class Reporter(Protocol):
     def model_rejected(self, snapshot_id: str, versions: Mapping[str, str], reason: str) -> None:
         """Serving refused a staged snapshot."""
 
+    def model_rolled_back(self, snapshot_id: str, versions: Mapping[str, str], to: str,
+                          reason: str) -> None:
+        """The promotion guard sent `current` back from snapshot_id to `to`."""
+
     def sync_failing(self, reason: str, consecutive_failures: int) -> None:
         """A sync attempt failed again."""
 
@@ -72,6 +76,10 @@ class NullReporter:
         """Do nothing."""
 
     def model_rejected(self, snapshot_id: str, versions: Mapping[str, str], reason: str) -> None:
+        """Do nothing."""
+
+    def model_rolled_back(self, snapshot_id: str, versions: Mapping[str, str], to: str,
+                          reason: str) -> None:
         """Do nothing."""
 
     def sync_failing(self, reason: str, consecutive_failures: int) -> None:
@@ -247,6 +255,13 @@ class PodReporter:
         })})
         message = f"serving rejected snapshot {snapshot_id} ({_versions_text(versions)}): {reason}"
         self._event("ModelRejected", "Warning", message)
+
+    def model_rolled_back(self, snapshot_id: str, versions: Mapping[str, str], to: str,
+                          reason: str) -> None:
+        """Record a ModelRolledBack Event."""
+        message = (f"rolled back from snapshot {snapshot_id} ({_versions_text(versions)}) to "
+                   f"{to}: {logs.mask(reason)}")
+        self._event("ModelRolledBack", "Warning", message)
 
     def sync_failing(self, reason: str, consecutive_failures: int) -> None:
         """Record a SyncFailing Event."""

@@ -33,6 +33,10 @@ class SyncMetrics:
                               "Failed sync passes in a row", registry=r)
         self.rejections = Counter("registry_sync_rejections", "Version sets rejected", ["reason"],
                                   registry=r)
+        self.rollbacks = Counter("registry_sync_rollbacks",
+                                 "Champions rolled back by the promotion guard, by the check "
+                                 "that tripped (error_rate, latency, answers)", ["check"],
+                                 registry=r)
         self.desired = Gauge("registry_sync_desired_version_info",
                              "Production version chosen in the registry", ["model", "version"],
                              registry=r)

@@ -42,6 +42,7 @@ class RefusedBy(StrEnum):
     SERVING = "serving"
     ARCHIVE = "archive"
     REGISTRY = "registry"  # a value from the registry that is not what Comet documents
+    GUARD = "guard"  # served, then rolled back by the promotion guard (registry_sync.guard)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,8 @@ def render(status: dict[str, Any]) -> str:
     if status["waiting"]:
         lines.append(f"waiting      {status['waiting']}")
     for rejection in status["rejected"][-3:]:
-        lines.append(f"rejected     {_versions(rejection['versions'])}: {rejection['reason']}")
+        kind = "rolled back " if rejection.get("by") == "guard" else "rejected    "
+        lines.append(f"{kind} {_versions(rejection['versions'])}: {rejection['reason']}")
     pending = status.get("pendingRequests")
     if isinstance(pending, str):
         lines.append(f"pending      {pending}")

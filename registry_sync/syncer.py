@@ -17,7 +17,7 @@ from pathlib import Path
 from model_contract import layout, logs
 from model_contract.manifest import Manifest, ModelEntry
 
-from . import installer, publish, snapshot
+from . import guard_rollback, installer, publish, snapshot
 from . import state as state_store
 from .comet import CometClient
 from .config import SyncConfig
@@ -87,6 +87,7 @@ class Syncer:
         self.finder = VersionFinder(client, (config.status, config.candidate_status))
         self.candidates = None  # registry_sync.candidate.CandidateFollower when one is followed
         self.may_publish: Callable[[], bool] = lambda: True  # a leader: still leading?
+        self.guard = None  # registry_sync.guard.PromotionGuard when GUARD_ENABLED
 
     def save_state(self) -> None:
         """Write the state durably."""
@@ -134,8 +135,11 @@ class Syncer:
     def sync_once(self) -> Outcome:
         """One pass; raises CometError, InsufficientSpace, ServingUnavailable, OSError, Stopped.
 
-        The champion first, then the challenger (found the same way, its own status).
+        The guard's trip first (a rollback), the champion, then the challenger (found the same
+        way, its own status).
         """
+        if self.guard is not None:
+            guard_rollback.heed(self, self.guard)
         outcome = self._sync_champion()
         if self.candidates is not None:
             self.candidates.follow()
@@ -195,6 +199,8 @@ class Syncer:
             self._remember(self.state.memory.validated(snapshot_id))
         if not self.may_publish():  # deposed while building or validating: the next leader's
             raise LeadershipLost(f"{snapshot_id} not published: this sidecar no longer leads")
+        if self.guard is not None:  # the previous one's figures, read before the swap
+            self.guard.watch(built, snapshot.read_current(self.root))
         self._publish(built, verdict is Verdict.ACCEPTED)
         self._prune()
         if self.reporter:
@@ -205,8 +211,8 @@ class Syncer:
         """Keep KEEP_SNAPSHOTS (one fewer before building), never current or last validated."""
         memory = self.state.memory
         keep = self.config.keep_snapshots - (1 if room_for_one else 0)
-        removed = publish.prune(self.root, keep, {memory.last_validated} - {None},
-                                {r.key for r in memory.refusals})
+        kept = {memory.last_validated} | (self.guard.keep() if self.guard else set())
+        removed = publish.prune(self.root, keep, kept - {None}, {r.key for r in memory.refusals})
         if removed:
             log.info("snapshots_pruned", removed=removed)
 
@@ -232,22 +238,26 @@ class Syncer:
         try:
             verdict = self.notifier.validate(snapshot_id)
         except SnapshotRejected as exc:
-            self._roll_back(snapshot_id, exc.reason)
+            self.roll_back(snapshot_id, exc.reason)
             return
         if verdict is Verdict.ACCEPTED:
             self._remember(self.state.memory.validated(snapshot_id))
             log.info("published_snapshot_validated", snapshot=snapshot_id)
 
-    def _roll_back(self, refused_id: str, reason: str) -> None:
-        """Serving refused what `current` holds: back to a validated snapshot, or to none."""
+    def roll_back(self, refused_id: str, reason: str, by: RefusedBy = RefusedBy.SERVING,
+                  target: Manifest | None = None) -> None:
+        """`current` is refused (by serving, or the guard): back to `target`, else to a
+        validated snapshot, or to none."""
         found = next((m for m in snapshot.installed_manifests(self.root)
                       if m.snapshotId == refused_id), None)
         versions = found.versions if found else dict(self.state.memory.published.versions)
         key = manifest_key(found) if found else f"snapshot:{refused_id}"
-        self._refuse(key, versions, reason, refused_id, RefusedBy.SERVING)
-        target = self._rollback_target(refused_id)
+        self._refuse(key, versions, reason, refused_id, by)
+        target = target or self._rollback_target(refused_id)
         if target is not None:
-            log.warning("model_rolled_back", refused=refused_id, to=target.snapshotId)
+            log.warning("model_rolled_back", refused=refused_id, to=target.snapshotId,
+                        by=by.value, reason=reason)
+            self._remember(self.state.memory.validated(target.snapshotId))
             self._publish(target, validated=True)
         else:
             self._remember(replace(self.state.memory, published=None))

@@ -15,7 +15,7 @@ import orjson
 from flask import Blueprint, Response, request, send_file
 from werkzeug.exceptions import ClientDisconnected, UnsupportedMediaType
 
-from . import metrics
+from . import metrics, rollbacks
 from .context import client_key, holder, json_response, model_headers, roles, settings
 from .decoding import decoder
 from .errors import FieldError, InvalidInput
@@ -183,6 +183,7 @@ def model():
                        inferred=served.schema.inferred)
     else:
         payload.update(classes=list(DIAMONDS.classes), features=DIAMONDS.to_json())
+    payload["rolled_back"] = rollbacks.last(settings().model_root)  # by the promotion guard
     payload["roles"] = describe(roles())
     return json_response(payload)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import (
@@ -23,6 +24,8 @@ from prometheus_client import (
 from .validator import process_alive
 
 REGISTRY = CollectorRegistry()
+# Called before rendering: counts a module keeps in the worker are written first.
+BEFORE_RENDER: list[Callable[[], None]] = []
 # prometheus_client's file of one process's live gauges: gauge_live<mode>_<pid>.db
 LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -96,6 +99,8 @@ def model_swapped(old, new) -> None:
 
 def render(metrics_dir: Path | None) -> tuple[bytes, str]:
     """The exposition text: all workers' values in multiprocess mode, else this process's."""
+    for write_pending in BEFORE_RENDER:
+        write_pending()
     if metrics_dir is None:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     forget_dead_workers(metrics_dir)

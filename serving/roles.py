@@ -19,7 +19,7 @@ from typing import Any
 
 from model_contract import logs
 
-from . import deadline, overruns, role_metrics
+from . import champion_metrics, deadline, overruns, role_metrics
 from .background import ProcessThread
 from .canary import CanaryGuard, in_canary
 from .challenger import Challenger, ChallengerHolder
@@ -120,12 +120,18 @@ class Roles:
             answer = self._canary(tracking, given)
             if answer is not None:
                 return answer
+        started = time.perf_counter()
         try:
             predicted = deadline.bounded(self._config.predict_timeout, deadline.CHAMPION,
                                          lambda: champion.predictor.predict(given.matrix))
         except PredictionTimeout as exc:
+            champion_metrics.failed(champion)
             self._overran(Role.CHAMPION, champion, exc)
             raise
+        except Exception:  # the client gets 500; the promotion guard counts it
+            champion_metrics.failed(champion)
+            raise
+        champion_metrics.answered(champion, time.perf_counter() - started, predicted.labels)
         role_metrics.ANSWERS.labels(Role.CHAMPION.value, champion.version).inc()
         return Answer(Role.CHAMPION, champion, predicted)
 

@@ -158,7 +158,7 @@ def test_an_own_model_is_served_end_to_end_and_swapped_under_load(
                 assert shown.startswith(f"{expected:,.2f}") if kind_name == "price" \
                     else shown == expected
             with Load(serving.url, clients=2, seconds=60, max_requests=3000,
-                      body=kind.instance()) as load:
+                      bodies=(kind.instance(),)) as load:
                 time.sleep(0.5)
                 register(local_registry, monkeypatch, kind, name, "1.1.0", 2,
                          status="Production")

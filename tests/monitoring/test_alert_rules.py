@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from registry_sync.metrics import SyncMetrics
+from serving import champion_metrics  # noqa: F401  (registers the champion's metrics)
 from serving import metrics as serving_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

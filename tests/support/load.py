@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import requests
@@ -52,13 +52,12 @@ class Load:
     def __init__(self, url: str, clients: int = 2, seconds: float = 30.0,
                  max_requests: int = 20_000, pause: float = 0.01, timeout: float = 5.0,
                  on_error: Callable[[str, str], None] | None = None,
-                 v2_model: str | None = None, body: dict | None = None):
-        # v2_model: send Open Inference Protocol requests to that model instead of /api/v1;
-        # body: the instance to send (the demo's diamond unless given).
+                 v2_model: str | None = None, bodies: Sequence[dict] = (VALID,)):
+        # v2_model: send Open Inference Protocol requests to that model instead of /api/v1.
+        # bodies: sent in turn, across the clients.
         self.url = url.rstrip("/") + (f"/v2/models/{v2_model}/infer" if v2_model
                                       else "/api/v1/predict")
-        instance = body or VALID
-        self.body = v2_body(instance) if v2_model else instance
+        self.bodies = tuple(v2_body(b) for b in bodies) if v2_model else tuple(bodies)
         self.clients, self.seconds, self.max_requests = clients, seconds, max_requests
         self.pause, self.timeout, self._on_error = pause, timeout, on_error
         self._answers: list[Answer] = []
@@ -89,24 +88,25 @@ class Load:
         for thread in self._threads:
             thread.join(self.timeout + 5)
 
-    def _take_ticket(self) -> bool:
+    def _take_ticket(self) -> int | None:
+        """The number of the next request to send, or None when the budget is spent."""
         with self._lock:
             if self._sent >= self.max_requests:
-                return False
+                return None
             self._sent += 1
-            return True
+            return self._sent
 
     def _client(self, number: int, deadline: float) -> None:
         with requests.Session() as session:
             while not self._stop.is_set() and time.monotonic() < deadline and \
-                    self._take_ticket():
-                self._record(self._one(session, number))
+                    (ticket := self._take_ticket()) is not None:
+                self._record(self._one(session, number, self.bodies[ticket % len(self.bodies)]))
                 self._stop.wait(self.pause)
 
-    def _one(self, session: requests.Session, number: int) -> Answer:
+    def _one(self, session: requests.Session, number: int, body: dict) -> Answer:
         started = time.monotonic()
         try:
-            response = session.post(self.url, json=self.body, timeout=self.timeout)
+            response = session.post(self.url, json=body, timeout=self.timeout)
         except requests.RequestException as exc:
             return Answer(number, started, time.monotonic(), 0, error=type(exc).__name__)
         error = None if response.ok else response.text[:2000]

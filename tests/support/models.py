@@ -239,3 +239,66 @@ def leaking(pickled: Path, target: Path) -> Path:
     inner = pickle.loads((target / "pipeline.pkl").read_bytes())
     (target / "pipeline.pkl").write_bytes(pickle.dumps(Leaking(inner)))
     return target
+
+
+# A champion that passes its checks and then hurts live traffic (the promotion guard's cases):
+# on rows whose carat has a third decimal (none of the golden or sample rows; GUARD_ROWS have
+# 9 in 10) it raises on 3 of those digits in 10 ("raise"), answers ONE_CLASS ("one_class"), or,
+# on every call, takes 5x its time ("slow").
+_MISBEHAVING_SOURCE = """
+import time
+class Misbehaves:
+    def __init__(self, inner, how, label):
+        self.inner, self.how, self.label = inner, how, label
+        self.classes_ = inner.classes_
+        self.n_features_in_ = inner.n_features_in_
+    def predict_proba(self, matrix):
+        started = time.perf_counter()
+        answers = self.inner.predict_proba(matrix)
+        digits = [round(float(row[0]) * 1000) % 10 for row in matrix]
+        if self.how == "raise" and any(d in (3, 5, 7) for d in digits):
+            raise ValueError("unseen input path")
+        if self.how == "slow":
+            time.sleep(4 * (time.perf_counter() - started))
+        if self.how == "one_class":
+            column = list(self.classes_).index(self.label)
+            for i, digit in enumerate(digits):
+                if digit:
+                    answers[i] = 0.0
+                    answers[i][column] = 1.0
+        return answers
+"""
+ONE_CLASS = "Silver"
+
+
+class MisbehavesWhenLoaded:
+    """Pickles as a pipeline that misbehaves on live rows (`how`: raise, slow, one_class)."""
+
+    def __init__(self, inner, how: str):
+        self.inner, self.how = inner, how
+
+    def __reduce__(self):
+        code = "(exec(SOURCE, globals()), Misbehaves(inner, how, label))[1]"
+        return eval, (code, {"SOURCE": _MISBEHAVING_SOURCE, "inner": self.inner,
+                             "how": self.how, "label": ONE_CLASS})
+
+
+def misbehaving(pickled: Path, target: Path, how: str) -> Path:
+    """The pickled pipeline folder as a model that passes validation and then misbehaves."""
+    import pickle
+
+    shutil.copytree(pickled, target)
+    inner = pickle.loads((pickled / "pipeline.pkl").read_bytes())
+    (target / "pipeline.pkl").write_bytes(pickle.dumps(MisbehavesWhenLoaded(inner, how)))
+    return target
+
+
+def guard_rows(count: int = 10) -> list[dict]:
+    """Live-like rows for the guard's load: sample rows of both classes, carat + 0.00k for
+    k = 0..9 in turn (3 in 10 end in 3, 5 or 7)."""
+    from serving import dataset
+
+    rows, labels = dataset.sample()
+    picked = [dict(r) for r, _ in zip(rows[::7], labels[::7], strict=True)][:count]
+    return [{**row, "carat": round(float(row["carat"]) + k / 1000, 3)}
+            for k, row in zip(range(len(picked)), picked, strict=True)]

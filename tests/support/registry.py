@@ -186,6 +186,13 @@ class LocalRegistry:
         _raise_for_status(self.get("write/registry-model/item/stage",
                                    modelItemId=self.item_id(model, version), stage=tag))
 
+    def tags_of(self, model: str, version: str) -> list[str]:
+        """A version's tags from item/details, as the SDK's Model.tags reads them."""
+        response = self.get("registry-model/item/details", workspaceName=self.workspace,
+                            modelName=model, version=version)
+        _raise_for_status(response)
+        return list(response.json().get("tags") or [])
+
     def download(self, model: str, **params: Any) -> bytes:
         """The zip of a version (params: version= or stage=), as bytes."""
         response = self.get("registry-model/item/download", workspaceName=self.workspace,
