@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test typecheck min-deps lint bench peers clean system-deps image-deps images test-images
 MIN_VENV := .venv-min
 # what exercises each direct dependency: client + retries, loader + fast path, Flask API, the front,
-# the Kubernetes client, the local registry
+# own models (pandas, skops on pipelines), the Kubernetes client, the local registry
 MIN_TESTS := tests/unit tests/integration/test_comet_client.py tests/serving/test_loader.py \
 	tests/serving/test_api.py tests/serving/test_workers.py tests/serving/test_front.py \
+	tests/serving/test_own_models.py \
 	tests/k8s/test_kube.py \
 	tests/local_registry/test_endpoints.py
 

@@ -89,7 +89,8 @@ def _pieces(pipeline, predictor, body: bytes, root: Path) -> list[list]:
     parsed = orjson.loads(body)
     fast = decoder(DIAMONDS, ROWS)
     matrix, _ = parse_body(parsed, DIAMONDS, ROWS)
-    labels, probabilities = predictor.predict(matrix)
+    answers = predictor.predict(matrix)
+    labels, probabilities = answers.labels, answers.probabilities
     app = _ours_app(root)
     pieces = [
         ("JSON parse (orjson)", lambda: orjson.loads(body)),
@@ -185,7 +186,7 @@ def run(work: Path) -> Section:
     snapshot = build_snapshot(root, {models.CLASSIFIER: trained.pipeline}, "1.0.0")
     served = loader.load(root, snapshot, 0.0).predictor  # what serving's workers predict with
     pipeline = loader._load_skops(trained.pipeline / "pipeline.skops")
-    assert np.array_equal(served.predict(matrix)[0], pipeline.predict(matrix).astype(str))
+    assert np.array_equal(served.predict(matrix).labels, pipeline.predict(matrix).astype(str))
     with Processes(work) as processes:
         server = serving(processes, "serving", root)
         times, cpu = _rounds(server, body, served, pipeline, matrix)

@@ -1,4 +1,4 @@
-"""The registry-sync command line: run, once, status, register, promote."""
+"""The registry-sync command line: run, once, status, describe, register, promote."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from . import commands as sync_commands
+    from . import describe
     from .registries.comet import promote, register
 
     sync_commands.add_parsers(commands)
+    describe.add_parser(commands)
     register.add_parser(commands)
     promote.add_parser(commands)
     return parser

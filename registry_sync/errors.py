@@ -23,6 +23,7 @@ RegistrySyncError
 ├── InsufficientSpace      not enough free disk for a download, checked before it starts
 ├── SecretUnavailable      a mounted secret file is missing, empty or malformed right now
 ├── SnapshotRejected       serving refused to load a staged snapshot
+├── ModelUndescribable     describe: a model or sample column a signature cannot hold (named)
 └── ServingUnavailable     serving could not be asked to validate or reload
 
 Stopped is not in the tree: a stop request is never a failure. It is raised wherever a stop is
@@ -37,6 +38,10 @@ class RegistrySyncError(Exception):
 
 class ConfigError(RegistrySyncError):
     """A setting is missing or malformed."""
+
+
+class ModelUndescribable(RegistrySyncError):
+    """describe cannot make a model's signature: the message names the column or the file."""
 
 
 class CometError(RegistrySyncError):

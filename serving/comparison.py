@@ -1,7 +1,8 @@
 """How the challenger compares with the champion: one sample per input, figured as typed values.
 
-A sample is one input scored by both (shadow) or answered by the challenger (canary): whether
-the labels agree, the probability gap, the challenger's latency, or that it failed. The log keeps
+A sample is one input scored by both (shadow) or answered by the challenger (canary): for a
+classifier whether the labels agree and the probability gap, for a regressor the absolute and
+relative differences of the values; the challenger's latency, or that it failed. The log keeps
 a rolling window and running totals for one challenger; `figures()` reads both as Comparison.
 """
 
@@ -15,7 +16,9 @@ from typing import NamedTuple
 
 
 class Sample(NamedTuple):
-    """One input seen by the challenger: agreement and gap (None when not compared), latency.
+    """One input seen by the challenger: agreement and gap (None when not compared; a
+    regressor's has no agreement, its gap is |value difference|, `relative` that relative to
+    the champion's value), latency.
 
     A named tuple: the shadow scorer makes one per input, and a frozen dataclass costs 5x more
     to build."""
@@ -24,11 +27,13 @@ class Sample(NamedTuple):
     failed: bool = False
     agreed: bool | None = None
     gap: float | None = None
+    relative: float | None = None
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Figures over some samples: how often the labels agree, how far the probabilities are."""
+    """Figures over some samples: how often the labels agree, how far the probabilities are
+    (classifiers); how far the values are, absolute and relative (regressors)."""
 
     samples: int = 0
     compared: int = 0
@@ -38,6 +43,8 @@ class Comparison:
     error_rate: float | None = None
     mean_latency_ms: float | None = None
     p95_latency_ms: float | None = None
+    mean_abs_difference: float | None = None
+    mean_relative_difference: float | None = None
 
     def to_json(self) -> dict[str, object]:
         """The figures as shown by /api/v1/model."""
@@ -72,6 +79,9 @@ class _Totals:
     gap_sum: float = 0.0
     errors: int = 0
     seconds_sum: float = 0.0
+    valued: int = 0  # regressors' compared samples
+    diff_sum: float = 0.0
+    relative_sum: float = 0.0
 
     def add(self, sample: Sample) -> None:
         self.samples += 1
@@ -81,14 +91,20 @@ class _Totals:
             self.compared += 1
             self.agreed += sample.agreed
             self.gap_sum += sample.gap or 0.0
+        elif sample.gap is not None:
+            self.valued += 1
+            self.diff_sum += sample.gap
+            self.relative_sum += sample.relative or 0.0
 
     def figures(self, p95_ms: float | None) -> Comparison:
-        compared, samples = self.compared, self.samples
+        compared, samples, valued = self.compared, self.samples, self.valued
         return Comparison(
-            samples, compared, round(self.agreed / compared, 6) if compared else None,
+            samples, compared + valued, round(self.agreed / compared, 6) if compared else None,
             round(self.gap_sum / compared, 6) if compared else None, self.errors,
             round(self.errors / samples, 6) if samples else None,
-            round(1000 * self.seconds_sum / samples, 3) if samples else None, p95_ms)
+            round(1000 * self.seconds_sum / samples, 3) if samples else None, p95_ms,
+            round(self.diff_sum / valued, 6) if valued else None,
+            round(self.relative_sum / valued, 6) if valued else None)
 
 
 class ComparisonLog:

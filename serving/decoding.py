@@ -8,6 +8,7 @@ path only ever accepts what the slow path would accept, with the same numbers.
 
 from __future__ import annotations
 
+import math
 import struct
 from functools import reduce
 from operator import iconcat
@@ -69,6 +70,10 @@ def _field_type(feature) -> Any:
     """The msgspec type of a feature: a bounded float, or one of the category strings."""
     if isinstance(feature, CategoricalFeature):
         return Literal[tuple(feature.codes)]  # every known value, shown in the form or not
+    if feature.integer and feature.bounded:
+        # A whole number as JSON's integer only: 2.0 takes the slow path (which accepts it).
+        return Annotated[int, msgspec.Meta(ge=math.ceil(feature.minimum),
+                                           le=math.floor(feature.maximum))]
     return Annotated[float, msgspec.Meta(ge=feature.minimum, le=feature.maximum)]
 
 

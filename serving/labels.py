@@ -9,6 +9,7 @@ counted, so they cannot crowd out real ones), and accepted labels wait on a queu
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -44,7 +45,8 @@ def post_label():
         return error_response(404, "monitoring_off", "labels are forwarded to Comet MPM, "
                                                      "which is off here (MPM_ENABLED=false)")
     model = holder().require()
-    prediction_id, label, version = parse_label(read_json(), model.schema.classes)
+    prediction_id, label, version = parse_label(read_json(), model.schema.classes,
+                                                model.schema.regression)
     version = signed_version(sender, prediction_id, version, model.version)
     # Counted after the signature: made-up labels cannot use up the room of real ones.
     if current_app.extensions[LIMIT].admit():
@@ -75,8 +77,11 @@ def signed_version(sender: Any, prediction_id: str, given: str | None, served: s
                                                                    "version its answer named)")])
 
 
-def parse_label(body: Any, classes: tuple[str, ...]) -> tuple[str, str, str | None]:
-    """(prediction id, label, version or None) from the body; InvalidInput names what is wrong."""
+def parse_label(body: Any, classes: tuple[str, ...], regression: bool = False
+                ) -> tuple[str, Any, str | None]:
+    """(prediction id, label, version or None) from the body; InvalidInput names what is wrong.
+
+    A regressor's label is its true value: a finite number."""
     if not isinstance(body, dict):
         raise InvalidInput([FieldError("body", 'must be a JSON object: {"prediction_id": ..., '
                                                '"label": ...}')])
@@ -86,7 +91,10 @@ def parse_label(body: Any, classes: tuple[str, ...]) -> tuple[str, str, str | No
     if not isinstance(prediction_id, str) or not PREDICTION_ID.fullmatch(prediction_id):
         errors.append(FieldError("prediction_id", "must be a prediction id this service "
                                                   "returned (32 hex digits, -N for a batch row)"))
-    if label not in classes:
+    if regression:
+        if type(label) not in (int, float) or not math.isfinite(label):
+            errors.append(FieldError("label", "must be the true value, a finite number"))
+    elif label not in classes:
         errors.append(FieldError("label", f"must be one of {', '.join(classes)}"))
     if version is not None and (not isinstance(version, str) or not VERSION.fullmatch(version)):
         errors.append(FieldError("version", "must be a model version such as 1.2.0"))

@@ -21,10 +21,10 @@ import skops.io
 
 from model_contract import layout, manifest
 
-from . import golden, registry_values
+from . import golden, registry_values, signature
 from .errors import ModelRejected, SnapshotNotFound
-from .predictors import PipelinePredictor, SeedPredictor
-from .schema import DIAMONDS, Schema, from_metadata
+from .predictors import SeedPredictor
+from .schema import DIAMONDS, LABELS, Schema, from_metadata
 
 PIPELINE_FILES = ("pipeline.skops", "pipeline.pkl")
 METADATA = "metadata.json"
@@ -33,8 +33,11 @@ MAX_METADATA_BYTES = 1024 * 1024
 SEED_FILES = {"model": "model.pkl", "color": "colorFeatureLabelEncoder.pkl",
               "clarity": "clarityFeatureLabelEncoder.pkl", "scaler": "scaler.pkl",
               "labels": "labelEncoder.pkl"}
-# skops refuses every type it does not know to be safe; these are the ones our pipeline adds.
-TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+# skops refuses every type it does not know to be safe; these are the ones our pipeline adds, and
+# the list a ColumnTransformer keeps its remainder's columns in (scikit-learn 1.5-1.6, which
+# skops 0.14 does not know yet).
+TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                 "sklearn.compose._column_transformer._RemainderColsList")
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def load(root: Path, snapshot_id: str, min_accuracy: float) -> ServedModel:
         loaded = _load_pipeline(files[primary], min_accuracy) if kind == "pipeline" \
             else _load_seed(files, min_accuracy)
     except (manifest.ManifestError, registry_values.UnsafeValue, LayoutError,
-            golden.GoldenFailure) as exc:
+            signature.Undescribed, golden.GoldenFailure) as exc:
         raise ModelRejected(snapshot_id, str(exc)) from exc
     except Exception as exc:  # unpickling can raise anything; the reason must say what
         raise ModelRejected(snapshot_id, f"cannot load: {type(exc).__name__}: {exc}") from exc
@@ -140,6 +143,11 @@ def _load_skops(path: Path) -> Any:
     return skops.io.load(path, trusted=untrusted)
 
 
+def load_estimator(path: Path) -> Any:
+    """A fitted estimator from a .skops file (trusted types only) or a pickle."""
+    return _load_skops(path) if path.suffix == ".skops" else _unpickle(path)
+
+
 def read_metadata(path: Path) -> object:
     """metadata.json's value; LayoutError past MAX_METADATA_BYTES (never parsed: a worker's
     json.loads of 33 MB holds its GIL, and every request, for most of a second)."""
@@ -155,22 +163,40 @@ def _load_pipeline(named: dict[str, Path], min_accuracy: float):
     metadata = read_metadata(named[METADATA]) if METADATA in named else {}
     if not isinstance(metadata, dict):
         raise LayoutError(f"{METADATA} is not a JSON object")
-    schema = from_metadata(metadata) if metadata else DIAMONDS
-    if "pipeline.skops" in named:
-        estimator = _load_skops(named["pipeline.skops"])
-    else:
-        estimator = _unpickle(named["pipeline.pkl"])
-    predictor = PipelinePredictor(estimator, len(schema.features))
-    if sorted(predictor.classes) != sorted(schema.classes):
+    estimator = load_estimator(named["pipeline.skops"] if "pipeline.skops" in named
+                               else named["pipeline.pkl"])
+    schema = from_metadata(metadata) if metadata else signature.without_metadata(estimator)
+    predictor = signature.predictor(estimator, schema)
+    if not schema.regression and sorted(predictor.classes) != sorted(schema.classes):
         raise LayoutError(f"pipeline classes {list(predictor.classes)} differ from "
                           f"{METADATA} classes {list(schema.classes)}")
-    predictor.confirm_fast(golden.sample_matrix(schema))
+    predictor.confirm_fast(_confirmation_rows(schema, metadata.get("golden")))
     _warm(predictor, schema)
+    training = metadata.get("training", {})
     if metadata.get("golden"):
-        count = golden.check_examples(predictor, schema, metadata["golden"])
-        return predictor, schema, f"{count} golden examples", metadata.get("training", {})
+        count = golden.check_examples(predictor, schema, metadata["golden"],
+                                      metadata.get("golden_tolerance"))
+        return predictor, schema, f"{count} golden examples", training
+    if schema.inferred or schema.regression or set(schema.classes) != set(LABELS) or \
+            schema.names != DIAMONDS.names:
+        return predictor, schema, "no golden examples: answers checked on the defaults", training
     accuracy = golden.check_sample(predictor, schema, min_accuracy)
-    return predictor, schema, f"sample accuracy {accuracy:.3f}", metadata.get("training", {})
+    return predictor, schema, f"sample accuracy {accuracy:.3f}", training
+
+
+def _confirmation_rows(schema: Schema, examples: Any) -> np.ndarray:
+    """Rows the compiled path must answer exactly as the estimator: the defaults, the golden
+    examples, and the bundled sample's 200 rows where they fit (the demo's features)."""
+    parts = [golden.defaults_matrix(schema)]
+    if examples:
+        parts.append(golden.example_matrix(schema, examples))
+    if schema.names == DIAMONDS.names and not schema.inferred:
+        try:
+            parts.append(golden.sample_matrix(schema))
+        except golden.GoldenFailure:
+            if not examples:
+                raise  # the demo's classifier without golden examples is checked on them
+    return np.concatenate(parts)
 
 
 def _load_seed(files: dict[str, dict[str, Path]], min_accuracy: float):
@@ -187,7 +213,13 @@ def _load_seed(files: dict[str, dict[str, Path]], min_accuracy: float):
 
 
 def _warm(predictor: Any, schema: Schema) -> None:
-    """One single-row call, so the first request does not pay for lazy set-up."""
+    """One single-row call, so the first request does not pay for lazy set-up; LayoutError
+    unless it answers as its task says (a finite value, a known class)."""
     row = np.array([[f.codes[f.default] if f.kind == "category" else f.default
                      for f in schema.features]], dtype=np.float64)
-    predictor.predict(row)
+    answer = predictor.predict(row)
+    if answer.task is not schema.task or answer.rows != 1:
+        raise LayoutError(f"the model answers a {answer.task.value}, {METADATA} says "
+                          f"{schema.task.value}")
+    if schema.regression and not np.isfinite(answer.values).all():
+        raise LayoutError("the model answers a value that is not a finite number")

@@ -37,6 +37,7 @@ from .background import ProcessThread
 from .config import MpmConfig
 from .mpm_sdk import ModelKey
 from .prediction_ids import PredictionIds, key_from
+from .predictions import Predictions
 
 log = logs.get(__name__)
 MONITOR = "serving.monitor"
@@ -54,7 +55,7 @@ def monitor() -> Monitor:
 
 
 @dataclass(frozen=True)
-class Predictions:
+class PredictionEvents:
     """The predictions of one request; a batch's ids are `<prediction_id>-<index>`."""
 
     prediction_id: str
@@ -62,23 +63,23 @@ class Predictions:
     model: str
     version: str
     instances: Sequence[Any] | Callable[[], Sequence[Any]]  # a callable: parsed when sent
-    labels: Sequence[str]
-    probabilities: Sequence[float]
+    answers: Predictions
     batch: bool
     features: Sequence[str]
 
     @property
     def count(self) -> int:
         """How many events this is."""
-        return len(self.labels)
+        return self.answers.rows
 
-    def events(self) -> Iterator[tuple[str, dict[str, Any], str, float]]:
-        """(prediction id, input features, label, probability) of each prediction."""
+    def events(self) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(prediction id, input features, output features in the SDK's keys) of each row:
+        {"value", "probability"} for a class, {"value"} for a regressor's number."""
         instances = self.instances() if callable(self.instances) else self.instances
-        for i, (instance, label, probability) in enumerate(
-                zip(instances, self.labels, self.probabilities, strict=True)):
+        for i, instance in enumerate(instances):
             pid = f"{self.prediction_id}-{i}" if self.batch else self.prediction_id
-            yield pid, {name: instance.get(name) for name in self.features}, label, probability
+            yield pid, {name: instance.get(name) for name in self.features}, \
+                self.answers.output(i)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class GroundTruth:
     """The true label of an earlier prediction, for the model version that made it."""
 
     prediction_id: str
-    label: str
+    label: str | float  # a regressor's true value is a number
     snapshot: str
     model: str
     version: str
@@ -118,25 +119,25 @@ class Monitor:
 
     def record(self, model: Any, prediction_id: str,
                instances: Sequence[Any] | Callable[[], Sequence[Any]],
-               labels: Sequence[str], probabilities: Sequence[float], batch: bool) -> None:
+               answers: Predictions, batch: bool) -> None:
         """Offer one request's predictions, if sampled; never blocks, never raises Full."""
         if not self.config.enabled or self._draw() >= self.config.sample_rate:
             return
-        self._offer(Predictions(prediction_id, model.snapshot, model.primary, model.version,
-                                instances, labels, probabilities, batch,
-                                model.schema.names))
+        self._offer(PredictionEvents(prediction_id, model.snapshot, model.primary,
+                                     model.version, instances, answers, batch,
+                                     model.schema.names))
 
     def new_id(self, version: str) -> str:
         """A signed prediction id for an answer of this version (serving.prediction_ids)."""
         return self.ids.issue(version)
 
-    def record_label(self, model: Any, prediction_id: str, label: str,
+    def record_label(self, model: Any, prediction_id: str, label: str | float,
                      version: str | None = None) -> bool:
         """Offer a true label; False if the labels queue is full (the label is not taken)."""
         return self._offer(GroundTruth(prediction_id, label, model.snapshot, model.primary,
                                        version or model.version))
 
-    def _offer(self, item: Predictions | GroundTruth) -> bool:
+    def _offer(self, item: PredictionEvents | GroundTruth) -> bool:
         if not self._sender.started_here():
             self._start()
         work = self._labels if isinstance(item, GroundTruth) else self._queue
@@ -190,14 +191,14 @@ class Monitor:
             self._count_send_failures()
             metrics.MPM_QUEUE.set(work.qsize())
 
-    def _deliver_safely(self, item: Predictions | GroundTruth) -> None:
+    def _deliver_safely(self, item: PredictionEvents | GroundTruth) -> None:
         try:
             self._deliver(item)
         except Exception as exc:  # this thread is the worker's only MPM loop: it must not die
             metrics.MPM_DROPPED.labels("send_failed").inc(item.count)
             log.error("mpm_send_failed", error_type=type(exc).__name__, error=str(exc))
 
-    def _deliver(self, item: Predictions | GroundTruth) -> None:
+    def _deliver(self, item: PredictionEvents | GroundTruth) -> None:
         key = ModelKey(self._workspace(item.snapshot, item.model), item.model, item.version)
         label = isinstance(item, GroundTruth)
         client = self._label_client(key) if label else self._client_for(key)
@@ -209,9 +210,8 @@ class Monitor:
             client.log_label(item.prediction_id, labels={"value": item.label})
             metrics.MPM_EVENTS.labels("label").inc()
             return
-        for pid, features, value, probability in item.events():
-            client.log_event(pid, input_features=features,
-                             output_features={"value": value, "probability": probability})
+        for pid, features, output in item.events():
+            client.log_event(pid, input_features=features, output_features=output)
         metrics.MPM_EVENTS.labels("prediction").inc(item.count)
 
     def _client_for(self, key: ModelKey) -> Any:

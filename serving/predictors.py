@@ -1,10 +1,12 @@
-"""Predictors: one vectorised call from the validated matrix to labels and probabilities.
+"""Predictors: one vectorised call from the validated matrix to the typed Predictions.
 
-PipelinePredictor wraps our layout's scikit-learn Pipeline (classes are the label names);
-SeedPredictor chains the seed's scaler, classifier and target LabelEncoder. When the classifier
-is a binary HistGradientBoostingClassifier, both answer through its compiled trees
-(serving.forest: the same probabilities, bit for bit, without scikit-learn's per-call checks);
-otherwise through the estimator's own predict_proba. `fast` says which.
+PipelinePredictor wraps our layout's scikit-learn classifier or Pipeline (classes are the label
+names, two or more); RegressorPredictor a regressor; SeedPredictor chains the seed's scaler,
+classifier and target LabelEncoder. When the classifier is a binary
+HistGradientBoostingClassifier, it answers through its compiled trees (serving.forest: the same
+probabilities, bit for bit, without scikit-learn's per-call checks); otherwise through the
+estimator's own predict_proba (or predict). `fast` says which. An estimator fitted on a
+DataFrame (it names its features) gets one, built from the matrix (serving.frames).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import sklearn
 
 from .forest import compile_forest
+from .predictions import Predictions, classified, regressed
 
 # A seed model fitted on a DataFrame warns on every ndarray call; the columns are checked here.
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
@@ -27,7 +30,7 @@ warnings.filterwarnings("ignore", message="X does not have valid feature names")
 class Scoring:
     """How a predictor gets probabilities: its fastest exact predict_proba, and a few rows'."""
 
-    proba: Callable[[np.ndarray], np.ndarray]
+    proba: Callable[[Any], np.ndarray]
     # The compiled trees' second-class probabilities of a few rows, in Python (None: not
     # compiled; it answers None for rows it does not take).
     few: Callable[[np.ndarray], list[float] | None] | None
@@ -37,12 +40,15 @@ class Scoring:
         """Whether the compiled trees answer."""
         return self.few is not None
 
-    def best(self, matrix: np.ndarray, classes: np.ndarray) -> tuple[list[str], list[float]]:
+    def best(self, matrix: np.ndarray, classes: np.ndarray, names: tuple[str, ...],
+             prepare: Callable[[np.ndarray], Any]) -> Predictions:
         """The most probable class of each row and its probability (rounded to 6 places)."""
         few = self.few(matrix) if self.few is not None else None
         if few is not None:
-            return _best_of_two(few, classes)
-        return _best(self.proba(matrix), classes)
+            labels, chosen = _best_of_two(few, classes)
+            return classified(labels, chosen, names, [(1 - p, p) for p in few])
+        proba = self.proba(matrix if self.fast else prepare(matrix))
+        return classified(*_best(proba, classes), names, proba)
 
 
 def _best(proba: np.ndarray, classes: np.ndarray) -> tuple[list[str], list[float]]:
@@ -81,7 +87,7 @@ def _scoring(estimator: Any, compiled: bool = True) -> Scoring:
     if forest is not None:
         return Scoring(forest.predict_proba, forest.positive_of_few)
 
-    def predict_proba(matrix: np.ndarray) -> np.ndarray:
+    def predict_proba(matrix: Any) -> np.ndarray:
         # Validation already refused non-finite values: skip sklearn's own scan of them.
         with sklearn.config_context(assume_finite=True):
             return estimator.predict_proba(matrix)
@@ -89,13 +95,14 @@ def _scoring(estimator: Any, compiled: bool = True) -> Scoring:
     return Scoring(predict_proba, None)
 
 
-def _confirm(fast: Any, estimator: Any, matrix: np.ndarray) -> bool:
+def _confirm(fast: Any, estimator: Any, matrix: np.ndarray, given: Any = None) -> bool:
     """True when the compiled path answers the estimator's own probabilities exactly.
 
-    Checked on the whole matrix (the mask tables) and row by row (the Python walk).
+    Checked on the whole matrix (the mask tables) and row by row (the Python walk); `given`:
+    the rows as the estimator takes them (a DataFrame), if not the matrix.
     """
     with sklearn.config_context(assume_finite=True):
-        expected = estimator.predict_proba(matrix)
+        expected = estimator.predict_proba(matrix if given is None else given)
     rows = np.concatenate([fast(matrix[i:i + 1]) for i in range(len(matrix))])
     return np.array_equal(fast(matrix), expected) and np.array_equal(rows, expected)
 
@@ -111,24 +118,54 @@ class _Scored:
         return self._scoring.fast
 
 
-class PipelinePredictor(_Scored):
-    """Our layout: an estimator taking the feature matrix, whose classes_ are label names."""
+def _unchanged(matrix: np.ndarray) -> np.ndarray:
+    return matrix
 
-    def __init__(self, estimator: Any, width: int):
+
+class PipelinePredictor(_Scored):
+    """Our layout: a classifier taking the features (a matrix, or a DataFrame built from it),
+    whose classes_ are label names."""
+
+    def __init__(self, estimator: Any, width: int,
+                 prepare: Callable[[np.ndarray], Any] = _unchanged):
         _require_proba(estimator, "pipeline")
         _check_width(estimator, width, "pipeline")
-        self._estimator = _only_step(estimator)
+        self._estimator, self._prepare = _only_step(estimator), prepare
         self._scoring = _scoring(self._estimator)
         self.classes = np.array([str(c) for c in estimator.classes_], dtype=object)
+        self._names = tuple(self.classes)
 
-    def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
+    def predict(self, matrix: np.ndarray) -> Predictions:
         """Labels and their probabilities, one model call for all rows."""
-        return self._scoring.best(matrix, self.classes)
+        return self._scoring.best(matrix, self.classes, self._names, self._prepare)
 
     def confirm_fast(self, matrix: np.ndarray) -> None:
         """Keep the compiled path only if it answers these rows exactly as the estimator."""
-        if self.fast and not _confirm(self._scoring.proba, self._estimator, matrix):
+        if self.fast and not _confirm(self._scoring.proba, self._estimator, matrix,
+                                      self._prepare(matrix)):
             self._scoring = _scoring(self._estimator, compiled=False)
+
+
+class RegressorPredictor:
+    """Our layout's regressor: one number per row from the estimator's own predict."""
+
+    fast = False
+
+    def __init__(self, estimator: Any, width: int,
+                 prepare: Callable[[np.ndarray], Any] = _unchanged):
+        if not callable(getattr(estimator, "predict", None)):
+            raise TypeError(f"pipeline ({type(estimator).__name__}) has no predict")
+        _check_width(estimator, width, "pipeline")
+        self._estimator, self._prepare = _only_step(estimator), prepare
+
+    def predict(self, matrix: np.ndarray) -> Predictions:
+        """One value per row, one model call for all rows."""
+        with sklearn.config_context(assume_finite=True):
+            values = np.asarray(self._estimator.predict(self._prepare(matrix)), dtype=np.float64)
+        return regressed(values.reshape(len(matrix)).tolist())
+
+    def confirm_fast(self, matrix: np.ndarray) -> None:
+        """Nothing is compiled for a regressor."""
 
 
 def _only_step(estimator: Any) -> Any:
@@ -153,10 +190,11 @@ class SeedPredictor(_Scored):
         codes = np.asarray(model.classes_).astype(int)
         self.classes = np.array([str(c) for c in label_encoder.inverse_transform(codes)],
                                 dtype=object)
+        self._names = tuple(self.classes)
 
-    def predict(self, matrix: np.ndarray) -> tuple[list[str], list[float]]:
+    def predict(self, matrix: np.ndarray) -> Predictions:
         """Labels and their probabilities, one model call for all rows."""
-        return self._scoring.best(self._scaled(matrix), self.classes)
+        return self._scoring.best(self._scaled(matrix), self.classes, self._names, _unchanged)
 
     def _scaled(self, matrix: np.ndarray) -> np.ndarray:
         if self._mean is not None:

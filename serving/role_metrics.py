@@ -17,10 +17,18 @@ ANSWERS = Counter("serving_role_answers", "Prediction requests answered, by role
                   ["role", "version"], registry=REGISTRY)
 SHADOW_SCORED = Counter("serving_shadow_scored",
                         "Inputs the challenger scored in shadow, by version and outcome "
-                        "(agreed, disagreed, failed)", ["version", "outcome"], registry=REGISTRY)
+                        "(agreed, disagreed, failed; compared for a regressor)",
+                        ["version", "outcome"], registry=REGISTRY)
 SHADOW_GAP = Counter("serving_shadow_probability_gap",
                      "Sum of |probability difference| over compared inputs, by version",
                      ["version"], registry=REGISTRY)
+SHADOW_DIFF = Counter("serving_shadow_value_diff",
+                      "Sum of |value difference| over compared inputs of a regressor, by version",
+                      ["version"], registry=REGISTRY)
+SHADOW_RELATIVE = Counter("serving_shadow_relative_diff",
+                          "Sum of |value difference| / |champion's value| (at least 1) over "
+                          "compared inputs of a regressor, by version", ["version"],
+                          registry=REGISTRY)
 SHADOW_DROPPED = Counter("serving_shadow_dropped",
                          "Inputs not given to the challenger because its queue was full",
                          registry=REGISTRY)
@@ -59,6 +67,9 @@ class ShadowTotals:
     agreed: int
     failed: int
     gap_sum: float
+    valued: int = 0  # a regressor's compared inputs
+    diff_sum: float = 0.0
+    relative_sum: float = 0.0
 
     @property
     def agreement(self) -> float | None:
@@ -70,6 +81,16 @@ class ShadowTotals:
         """Mean |probability difference| over compared inputs."""
         return self.gap_sum / self.compared if self.compared else None
 
+    @property
+    def mean_difference(self) -> float | None:
+        """A regressor's mean |value difference| over compared inputs."""
+        return self.diff_sum / self.valued if self.valued else None
+
+    @property
+    def mean_relative(self) -> float | None:
+        """A regressor's mean relative |value difference| over compared inputs."""
+        return self.relative_sum / self.valued if self.valued else None
+
 
 def totals(metrics_dir: Path | None, version: str) -> ShadowTotals:
     """The shadow counters of a version, summed over every worker (or this process alone)."""
@@ -78,14 +99,17 @@ def totals(metrics_dir: Path | None, version: str) -> ShadowTotals:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
     scored: dict[str, float] = {}
-    gap = 0.0
+    sums = {"serving_shadow_probability_gap_total": 0.0, "serving_shadow_value_diff_total": 0.0,
+            "serving_shadow_relative_diff_total": 0.0}
     for family in registry.collect():
         for sample in family.samples:
             if sample.labels.get("version") != version:
                 continue
             if sample.name == "serving_shadow_scored_total":
                 scored[sample.labels["outcome"]] = sample.value
-            elif sample.name == "serving_shadow_probability_gap_total":
-                gap = sample.value
+            elif sample.name in sums:
+                sums[sample.name] = sample.value
     agreed, disagreed = int(scored.get("agreed", 0)), int(scored.get("disagreed", 0))
-    return ShadowTotals(agreed + disagreed, agreed, int(scored.get("failed", 0)), gap)
+    gap, diff, relative = sums.values()
+    return ShadowTotals(agreed + disagreed, agreed, int(scored.get("failed", 0)), gap,
+                        int(scored.get("compared", 0)), diff, relative)

@@ -36,8 +36,11 @@ def describe(roles: Roles) -> dict[str, Any]:
         "canary_percent": roles.settings.canary_percent,
         "shadow": {"window": window.to_json(), "total": total.to_json(),
                    "dropped": roles.scorer.dropped, "pending": roles.scorer.pending()},
-        "all_workers": {"compared": everyone.compared, "agreement": everyone.agreement,
+        "all_workers": {"compared": everyone.compared + everyone.valued,
+                        "agreement": everyone.agreement,
                         "mean_abs_probability_diff": everyone.mean_gap,
+                        "mean_abs_difference": everyone.mean_difference,
+                        "mean_relative_difference": everyone.mean_relative,
                         "errors": everyone.failed},
         "canary": {"window": guard_window.to_json(),
                    "guard": tracking.guard.trip.to_json() if tracking.guard.trip else None},
@@ -56,8 +59,14 @@ def page_line(roles: Roles) -> str | None:
              "canary": f"in canary ({roles.settings.canary_percent:g}% of clients)",
              "canary-stopped": "out of the canary (the guard stopped it)"}[mode]
     everyone = roles.all_workers(held.model.version)
-    figures = "no requests compared yet" if not everyone.compared else \
-        f"agrees on {everyone.agreement:.1%} of {everyone.compared:,} requests"
+    if everyone.valued:
+        unit = f" {held.model.schema.unit}" if held.model.schema.unit else ""
+        figures = (f"differs by {everyone.mean_difference:,.4g}{unit} on average "
+                   f"({everyone.mean_relative:.2%}) over {everyone.valued:,} requests")
+    elif everyone.compared:
+        figures = f"agrees on {everyone.agreement:.1%} of {everyone.compared:,} requests"
+    else:
+        figures = "no requests compared yet"
     return f"{held.status or 'Challenger'} {held.model.version} {where}: {figures}"
 
 

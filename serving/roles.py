@@ -28,7 +28,8 @@ from .config import ServingConfig
 from .errors import InvalidInput, ModelRejected, PredictionTimeout
 from .holder import ModelHolder
 from .loader import ServedModel
-from .shadow import ModelInput, ShadowInput, ShadowScorer, checked_answers
+from .predictions import Predictions, checked
+from .shadow import ModelInput, ShadowInput, ShadowScorer
 
 log = logs.get(__name__)
 TOTALS_TTL = 1.0  # seconds the all-workers figures are reused (they read every worker's file)
@@ -47,8 +48,7 @@ class Answer:
 
     role: Role
     model: ServedModel
-    labels: list[str]
-    probabilities: list[float]
+    predictions: Predictions
 
 
 @dataclass(frozen=True)
@@ -122,9 +122,8 @@ class Roles:
                 return answer
         started = time.perf_counter()
         try:
-            labels, probabilities = deadline.bounded(
-                self._config.predict_timeout, deadline.CHAMPION,
-                lambda: champion.predictor.predict(given.matrix))
+            predicted = deadline.bounded(self._config.predict_timeout, deadline.CHAMPION,
+                                         lambda: champion.predictor.predict(given.matrix))
         except PredictionTimeout as exc:
             champion_metrics.failed(champion)
             self._overran(Role.CHAMPION, champion, exc)
@@ -132,9 +131,9 @@ class Roles:
         except Exception:  # the client gets 500; the promotion guard counts it
             champion_metrics.failed(champion)
             raise
-        champion_metrics.answered(champion, time.perf_counter() - started, labels)
+        champion_metrics.answered(champion, time.perf_counter() - started, predicted.labels)
         role_metrics.ANSWERS.labels(Role.CHAMPION.value, champion.version).inc()
-        return Answer(Role.CHAMPION, champion, labels, probabilities)
+        return Answer(Role.CHAMPION, champion, predicted)
 
     def _canary(self, tracking: Tracking, given: ModelInput) -> Answer | None:
         model = tracking.challenger.model
@@ -146,8 +145,8 @@ class Roles:
         try:
             answered = deadline.bounded(self._config.predict_timeout, deadline.CHALLENGER,
                                         lambda: model.predictor.predict(matrix))
-            # As in the shadow: a client gets plain lists, one finite probability per row.
-            labels, probabilities = checked_answers(answered, len(matrix))
+            # As in the shadow: a client gets plain lists of finite numbers, one per row.
+            predicted = checked(answered, len(matrix), model.schema.task)
         except PredictionTimeout as exc:  # the guard stops the canary for every worker
             tracking.guard.record(Sample(time.perf_counter() - started, failed=True))
             self._overran(Role.CHALLENGER, model, exc)
@@ -162,7 +161,7 @@ class Roles:
         tracking.guard.record(Sample(seconds))
         role_metrics.CHALLENGER_LATENCY.labels("canary").observe(seconds)
         role_metrics.ANSWERS.labels(Role.CHALLENGER.value, model.version).inc()
-        return Answer(Role.CHALLENGER, model, labels, probabilities)
+        return Answer(Role.CHALLENGER, model, predicted)
 
     def _overran(self, role: Role, model: ServedModel, exc: PredictionTimeout) -> None:
         """Count, log and remember (for every worker, past this one's life) an overrun."""
@@ -203,8 +202,7 @@ class Roles:
             matrix = given.for_model(model)
         except InvalidInput:  # the challenger's schema refuses it: not its failure (as canary)
             return
-        self.scorer.submit(ShadowInput(model, tracking.comparisons, matrix, answer.labels,
-                                       answer.probabilities))
+        self.scorer.submit(ShadowInput(model, tracking.comparisons, matrix, answer.predictions))
 
     def all_workers(self, version: str) -> role_metrics.ShadowTotals:
         """The shadow totals of a version over every worker (reused for a second)."""

@@ -1,8 +1,9 @@
-"""The feature schema of the diamonds classifier: names, order, bounds, categories and codes.
+"""A model's signature: its features (names, order, types, bounds, categories and codes) and
+what it answers (the task: classes, or a value with its unit). DIAMONDS is the demo's.
 
 A model sees a float64 matrix whose columns follow `Schema.features`; a categorical value is
 given as its code (its index in the model's category list, or the LabelEncoder's code in the
-seed layout).
+seed layout); a boolean is a category of "false" and "true" (codes 0 and 1).
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .predictions import Task
+
 LABELS = ("Gold", "Silver")
 GOLD_CUTS = ("Ideal", "Premium")
+UNBOUNDED = 1.7976931348623157e308  # the largest float: any finite number is within
+TYPES = ("number", "integer", "category", "boolean")
+BOOLEAN = ("false", "true")
 
 
 @dataclass(frozen=True)
@@ -26,14 +32,25 @@ class NumericFeature:
     default: float
     step: float = 0.01
     unit: str = ""
+    integer: bool = False  # whole numbers only
 
     kind = "number"
 
+    @property
+    def type_name(self) -> str:
+        """The signature's type: number, or integer (whole numbers only)."""
+        return "integer" if self.integer else "number"
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the feature has bounds (a model without metadata.json has none)."""
+        return self.minimum > -UNBOUNDED or self.maximum < UNBOUNDED
+
     def to_json(self) -> dict[str, Any]:
         """The feature as written in metadata.json and shown by /api/v1/model."""
-        return {"name": self.name, "type": "number", "label": self.label, "min": self.minimum,
-                "max": self.maximum, "default": self.default, "step": self.step,
-                "unit": self.unit}
+        return {"name": self.name, "type": self.type_name,
+                "label": self.label, "min": self.minimum, "max": self.maximum,
+                "default": self.default, "step": self.step, "unit": self.unit}
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class CategoricalFeature:
     categories: tuple[str, ...]
     default: str
     codes: Mapping[str, float] = field(default_factory=dict)
+    boolean: bool = False  # "false" and "true", as a pandas bool column for the model
 
     kind = "category"
 
@@ -52,8 +70,16 @@ class CategoricalFeature:
         if not self.codes:
             object.__setattr__(self, "codes", {c: float(i) for i, c in enumerate(self.categories)})
 
+    @property
+    def type_name(self) -> str:
+        """The signature's type: category, or boolean ("false" / "true")."""
+        return "boolean" if self.boolean else "category"
+
     def to_json(self) -> dict[str, Any]:
         """The feature as written in metadata.json and shown by /api/v1/model."""
+        if self.boolean:
+            return {"name": self.name, "type": "boolean", "label": self.label,
+                    "default": self.default}
         return {"name": self.name, "type": "category", "label": self.label,
                 "categories": list(self.categories), "default": self.default}
 
@@ -63,10 +89,19 @@ Feature = NumericFeature | CategoricalFeature
 
 @dataclass(frozen=True)
 class Schema:
-    """The model's input columns in order, and the class names it answers."""
+    """The model's input columns in order, and what it answers: class names, or a value."""
 
     features: tuple[Feature, ...]
-    classes: tuple[str, ...] = LABELS
+    classes: tuple[str, ...] = LABELS  # empty for a regressor
+    task: Task = Task.CLASSIFICATION
+    target: str = ""  # what the model predicts, as shown on the page (e.g. "Price")
+    unit: str = ""  # a regressor's unit (e.g. "USD")
+    inferred: bool = False  # from the estimator's feature names: no metadata.json
+
+    @property
+    def regression(self) -> bool:
+        """Whether the model answers a number."""
+        return self.task is Task.REGRESSION
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -116,6 +151,10 @@ DIAMONDS = Schema(features=(
 
 def _feature_from_json(item: Mapping[str, Any]) -> Feature:
     name, label = str(item["name"]), str(item.get("label") or item["name"])
+    if item["type"] == "boolean":
+        default = str(item.get("default", "false")).lower()
+        return CategoricalFeature(name, label, BOOLEAN, default if default in BOOLEAN
+                                  else "false", boolean=True)
     if item["type"] == "category":
         categories = tuple(str(c) for c in item["categories"])
         if not categories or len(set(categories)) != len(categories):
@@ -123,25 +162,44 @@ def _feature_from_json(item: Mapping[str, Any]) -> Feature:
         default = str(item.get("default", categories[0]))
         return CategoricalFeature(name, label, categories,
                                   default if default in categories else categories[0])
-    if item["type"] != "number":
-        raise ValueError(f"feature {name}: unknown type {item['type']!r}")
+    if item["type"] not in ("number", "integer"):
+        raise ValueError(f"feature {name}: unknown type {item['type']!r} (one of "
+                         f"{', '.join(TYPES)})")
     low, high = float(item["min"]), float(item["max"])
     if not low <= high:
         raise ValueError(f"feature {name}: min {low} is above max {high}")
     default = min(max(float(item.get("default", low)), low), high)
-    return NumericFeature(name, label, low, high, default, float(item.get("step", 0.01)),
-                          str(item.get("unit", "")))
+    integer = item["type"] == "integer"
+    step = float(item.get("step", 1.0 if integer else 0.01))
+    return NumericFeature(name, label, low, high, default, step, str(item.get("unit", "")),
+                          integer)
 
 
 def from_metadata(metadata: Mapping[str, Any]) -> Schema:
     """The schema a metadata.json describes; ValueError naming what is malformed."""
     try:
+        task = Task(metadata.get("task", Task.CLASSIFICATION.value))
+    except ValueError:
+        raise ValueError("metadata.json task must be classification or regression") from None
+    try:
         features = tuple(_feature_from_json(item) for item in metadata["features"])
-        classes = tuple(str(c) for c in metadata["classes"])
-    except (KeyError, TypeError) as exc:
+        classes = () if task is Task.REGRESSION else \
+            tuple(str(c) for c in metadata["classes"])
+        target = metadata.get("target") or {}
+        name, unit = str(target.get("label") or target.get("name") or ""), \
+            str(target.get("unit") or "")
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"metadata.json lacks or mistypes {exc}") from None
     if not features or len({f.name for f in features}) != len(features):
         raise ValueError("metadata.json features must be distinct and not empty")
-    if len(classes) < 2:
+    if task is Task.CLASSIFICATION and len(classes) < 2:
         raise ValueError("metadata.json must name at least two classes")
-    return Schema(features=features, classes=classes)
+    return Schema(features=features, classes=classes, task=task, target=name, unit=unit)
+
+
+def inferred(names: Sequence[str], task: Task, classes: Sequence[str]) -> Schema:
+    """The schema of a model without metadata.json: unbounded numbers, named by the model."""
+    features = tuple(NumericFeature(str(n), str(n), -UNBOUNDED, UNBOUNDED, 0.0, 0.01)
+                     for n in names)
+    return Schema(features=features, classes=tuple(str(c) for c in classes), task=task,
+                  inferred=True)

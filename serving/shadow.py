@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -28,6 +28,7 @@ from . import role_metrics
 from .background import ProcessThread
 from .comparison import ComparisonLog, Sample, probability_gap
 from .loader import ServedModel
+from .predictions import Predictions, Task, checked, relative_difference
 from .schema import Schema
 from .shadow_process import ShadowProcess
 
@@ -66,14 +67,13 @@ class ShadowInput:
     challenger: ServedModel
     comparisons: ComparisonLog
     matrix: np.ndarray  # encoded for the challenger's schema
-    labels: list[str]
-    probabilities: list[float]
+    champion: Predictions  # the champion's answer to it
 
 
-Predict = Callable[[ServedModel, np.ndarray], tuple[Any, Any]]
+Predict = Callable[[ServedModel, np.ndarray], Any]
 
 
-def in_this_process(model: ServedModel, matrix: np.ndarray) -> tuple[Any, Any]:
+def in_this_process(model: ServedModel, matrix: np.ndarray) -> Any:
     """The challenger's call on the scoring thread (it shares the worker's GIL)."""
     return model.predictor.predict(matrix)
 
@@ -157,39 +157,32 @@ def _score_group(group: list[ShadowInput], predict: Predict) -> None:
     started = time.perf_counter()
     try:
         matrices = [item.matrix for item in group]
-        labels, probabilities = checked_answers(
-            predict(model, np.concatenate(matrices)), sum(len(m) for m in matrices))
+        answer = checked(predict(model, np.concatenate(matrices)), sum(len(m) for m in matrices),
+                         model.schema.task)
         each = (time.perf_counter() - started) / len(group)
-        compared = _compared(group, matrices, labels, probabilities, each)
+        compared = _compared(group, matrices, answer, each)
     except BaseException as exc:  # the challenger's failure is a figure, never its caller's
         _log_failing(model, exc)
         each = (time.perf_counter() - started) / len(group)
-        failed_rows = sum(len(item.labels) for item in group)  # the champion answered each row
+        failed_rows = sum(item.champion.rows for item in group)  # the champion answered each
         role_metrics.SHADOW_SCORED.labels(model.version, "failed").inc(failed_rows)
         _record(group, [Sample(each, failed=True)] * len(group))
+        return
+    _count(model, answer.task, compared)
+    _record(group, compared.samples)
+
+
+def _count(model: ServedModel, task: Task, compared: _Compared) -> None:
+    """The rows' figures in the all-workers counters."""
+    if task is Task.REGRESSION:
+        role_metrics.SHADOW_SCORED.labels(model.version, "compared").inc(compared.rows)
+        role_metrics.SHADOW_DIFF.labels(model.version).inc(compared.gap)
+        role_metrics.SHADOW_RELATIVE.labels(model.version).inc(compared.relative)
         return
     role_metrics.SHADOW_SCORED.labels(model.version, "agreed").inc(compared.agreed)
     role_metrics.SHADOW_SCORED.labels(model.version, "disagreed").inc(
         compared.rows - compared.agreed)
     role_metrics.SHADOW_GAP.labels(model.version).inc(compared.gap)
-    _record(group, compared.samples)
-
-
-def checked_answers(answered: tuple[Any, Any], rows: int) -> tuple[list[str], list[float]]:
-    """A challenger's answers as plain lists, probabilities rounded as the champion's."""
-    # A pair of one label and one probability in [0, 1] per row, else ValueError: numpy
-    # columns would break the answer, NaN would poison the figures, 1e308 rounds to inf (not
-    # JSON); float32 becomes a plain number.
-    if not isinstance(answered, tuple | list) or len(answered) != 2:
-        raise ValueError(f"an answer of type {type(answered).__name__}, not (labels, "
-                         "probabilities)")
-    labels, probabilities = np.asarray(answered[0]), np.asarray(answered[1], dtype=np.float64)
-    if labels.shape != (rows,) or probabilities.shape != (rows,):
-        raise ValueError(f"answers of shapes {labels.shape} and {probabilities.shape} "
-                         f"for {rows} rows")
-    if not ((probabilities >= 0) & (probabilities <= 1)).all():  # NaN fails both
-        raise ValueError("probabilities that are not numbers from 0 to 1")
-    return labels.astype(str).tolist(), np.round(probabilities, 6).tolist()
 
 
 def _yield_to_requests() -> None:
@@ -221,18 +214,26 @@ def _log_failing(model: ServedModel, exc: Exception) -> None:
 
 
 class _Compared(NamedTuple):
-    """A group's samples (one per input), and its rows' figures for the counters."""
+    """A group's samples (one per input), and its rows' figures for the counters (a
+    regressor's gap is the sum of |value differences|, relative their relative sum)."""
 
     samples: list[Sample]
     agreed: int
     rows: int
     gap: float
+    relative: float = 0.0
 
 
-def _compared(group: list[ShadowInput], matrices: list[np.ndarray], labels: list[str],
-              probabilities: list[float], seconds: float) -> _Compared:
+def _compared(group: list[ShadowInput], matrices: list[np.ndarray], answer: Predictions,
+              seconds: float) -> _Compared:
     """Each input's agreement and mean gap over its rows, and the rows' totals."""
+    if any(item.champion.task is not answer.task for item in group):
+        raise ValueError(f"a {answer.task.value} challenger cannot be compared with a "
+                         "champion of another task")
+    if answer.task is Task.REGRESSION:
+        return _compared_values(group, matrices, answer.values, seconds)
     classes = len(group[0].challenger.schema.classes)
+    labels, probabilities = answer.labels, answer.probabilities
     samples, agreed, gap, offset = [], 0, 0.0, 0
     for item, matrix in zip(group, matrices, strict=True):
         rows = len(matrix)
@@ -240,10 +241,26 @@ def _compared(group: list[ShadowInput], matrices: list[np.ndarray], labels: list
                        strict=True)
         offset += rows
         item_agreed, item_gap = 0, 0.0
-        for champion, challenger in zip(zip(item.labels, item.probabilities, strict=True),
-                                        answered, strict=True):
-            item_agreed += champion[0] == challenger[0]
-            item_gap += probability_gap(champion, challenger, classes)
+        champion = item.champion
+        for mine, theirs in zip(zip(champion.labels, champion.probabilities, strict=True),
+                                answered, strict=True):
+            item_agreed += mine[0] == theirs[0]
+            item_gap += probability_gap(mine, theirs, classes)
         samples.append(Sample(seconds, agreed=item_agreed == rows, gap=item_gap / rows))
         agreed, gap = agreed + item_agreed, gap + item_gap
     return _Compared(samples, agreed, offset, gap)
+
+
+def _compared_values(group: list[ShadowInput], matrices: list[np.ndarray],
+                     values: Sequence[float], seconds: float) -> _Compared:
+    """Each input's mean absolute and relative difference over its rows, and the totals."""
+    samples, gap, relative, offset = [], 0.0, 0.0, 0
+    for item, matrix in zip(group, matrices, strict=True):
+        rows = len(matrix)
+        pairs = list(zip(item.champion.values, values[offset:offset + rows], strict=True))
+        offset += rows
+        item_gap = sum(abs(mine - theirs) for mine, theirs in pairs)
+        item_relative = sum(relative_difference(mine, theirs) for mine, theirs in pairs)
+        samples.append(Sample(seconds, gap=item_gap / rows, relative=item_relative / rows))
+        gap, relative = gap + item_gap, relative + item_relative
+    return _Compared(samples, 0, offset, gap, relative)

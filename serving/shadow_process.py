@@ -30,7 +30,9 @@ import orjson
 
 from model_contract import logs
 
+from . import predictions
 from .loader import ServedModel
+from .predictions import Predictions
 from .validator import die_with_parent, name_process
 
 HEADER = struct.Struct("!II")  # rows, columns of the float64 matrix that follows
@@ -65,8 +67,8 @@ class ShadowProcess:
         self._pause = RESTART_PAUSE  # the wait after the next death
         self._wait = 0.0  # the wait after the last one
 
-    def predict(self, model: ServedModel, matrix: np.ndarray) -> tuple[list, list]:
-        """The challenger's (labels, probabilities) for these rows, computed by the child."""
+    def predict(self, model: ServedModel, matrix: np.ndarray) -> Predictions:
+        """The challenger's Predictions for these rows, computed by the child."""
         if model is not self._model or self._socket is None:
             self._start(model)
         assert self._socket is not None
@@ -90,7 +92,7 @@ class ShadowProcess:
         self._pause = RESTART_PAUSE  # it answered: a later death pauses as the first
         if "error" in answer:
             raise ShadowFailed(str(answer["error"]))
-        return answer["labels"], answer["probabilities"]
+        return predictions.from_json(answer)
 
     def _start(self, model: ServedModel) -> None:
         self.stop()
@@ -191,13 +193,12 @@ def _isolate(keep: int, parent: int) -> None:
 
 def _answer(model: ServedModel, matrix: np.ndarray) -> bytes:
     """The challenger's answer as JSON (its failure too), length first."""
-    from .shadow import checked_answers
-
     try:
-        labels, probabilities = checked_answers(model.predictor.predict(matrix), len(matrix))
-        if any(len(label) > MAX_LABEL_CHARS for label in labels):
+        answer = predictions.checked(model.predictor.predict(matrix), len(matrix),
+                                     model.schema.task)
+        if any(len(label) > MAX_LABEL_CHARS for label in answer.labels):
             raise ValueError(f"a label longer than {MAX_LABEL_CHARS} characters")
-        body = orjson.dumps({"labels": labels, "probabilities": probabilities})
+        body = orjson.dumps(predictions.to_json(answer))
     except Exception as exc:
         body = orjson.dumps({"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
     return LENGTH.pack(len(body)) + body

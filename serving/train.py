@@ -65,7 +65,8 @@ def train_pipeline(out: Path, seed: int, variant: str, fmt: str, note: str) -> f
     pipeline.fit(matrix[train], target[train])
     accuracy = float((pipeline.predict(matrix[test]) == target[test]).mean())
     golden = test[:GOLDEN_EXAMPLES]
-    predicted, probabilities = PipelinePredictor(pipeline, matrix.shape[1]).predict(matrix[golden])
+    answers = PipelinePredictor(pipeline, matrix.shape[1]).predict(matrix[golden])
+    predicted, probabilities = answers.labels, answers.probabilities
     metadata = {
         "format": 1,
         "features": DIAMONDS.to_json(),

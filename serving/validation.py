@@ -134,7 +134,8 @@ def _encode_small(schema: Schema, rows: Sequence[Any]) -> np.ndarray | None:
             if isinstance(feature, NumericFeature):
                 # NaN fails the comparison; huge ints compare exactly, without overflow.
                 if type(value) not in _NUMBER_TYPES or \
-                        not feature.minimum <= value <= feature.maximum:
+                        not feature.minimum <= value <= feature.maximum or \
+                        (feature.integer and value != int(value)):
                     return None
                 values.append(float(value))
             else:
@@ -167,6 +168,8 @@ def _numbers(column: Sequence[Any], feature: NumericFeature, out: np.ndarray) ->
         return False
     # NaN fails both comparisons, so it is caught here too.
     if not ((values >= feature.minimum) & (values <= feature.maximum)).all():
+        return False
+    if feature.integer and not (values == np.floor(values)).all():
         return False
     out[:] = values
     return True
@@ -205,4 +208,6 @@ def _value_error(value: Any, feature) -> str | None:
         return bounds
     if not math.isfinite(number):
         return "must be a finite number"
-    return None if feature.minimum <= number <= feature.maximum else bounds
+    if not feature.minimum <= number <= feature.maximum:
+        return bounds if feature.bounded else "must be a finite number"
+    return "must be a whole number" if feature.integer and number != int(number) else None

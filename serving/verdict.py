@@ -44,16 +44,21 @@ def figures(roles: Roles) -> tuple[str, str, int, dict[str, float]] | None:
         return None
     model = tracking.challenger.model
     everyone = roles.all_workers(model.version)
-    if not everyone.compared:
+    compared = everyone.compared + everyone.valued
+    if not compared:
         return None
     window, _ = tracking.comparisons.figures()
-    metrics = {"live_agreement_with_champion": round(everyone.agreement or 0.0, 6),
-               "live_mean_abs_probability_diff": round(everyone.mean_gap or 0.0, 6),
-               "live_inputs_compared": float(everyone.compared),
-               "live_challenger_errors": float(everyone.failed)}
+    if everyone.valued:  # a regressor: how far the values are
+        metrics = {"live_mean_abs_difference": round(everyone.mean_difference or 0.0, 6),
+                   "live_mean_relative_difference": round(everyone.mean_relative or 0.0, 6)}
+    else:
+        metrics = {"live_agreement_with_champion": round(everyone.agreement or 0.0, 6),
+                   "live_mean_abs_probability_diff": round(everyone.mean_gap or 0.0, 6)}
+    metrics.update(live_inputs_compared=float(compared),
+                   live_challenger_errors=float(everyone.failed))
     if window.mean_latency_ms is not None:
         metrics["live_challenger_latency_ms"] = window.mean_latency_ms
-    return tracking.challenger.experiment_key, model.version, everyone.compared, metrics
+    return tracking.challenger.experiment_key, model.version, compared, metrics
 
 
 class VerdictSender:

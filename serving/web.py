@@ -36,6 +36,21 @@ def challenger_line() -> dict[str, str | None]:
     return {"challenger_line": page_line(roles())}
 
 
+@bp.app_context_processor
+def heading() -> dict[str, object]:
+    """The page's title and tagline: the demo's, or the served model's own."""
+    model = holder().live
+    schema = model.schema if model else DIAMONDS
+    # The demo's nine features and Gold/Silver (the seed layout codes its categories its own way)
+    demo = schema.names == DIAMONDS.names and schema.classes == DIAMONDS.classes
+    if demo:
+        return {"demo": True, "site_title": "Diamond grader"}
+    what = schema.target or ("a value" if schema.regression else "a class")
+    return {"demo": False, "site_title": model.primary if model else "Model",
+            "tagline": f"Predicts {what}" + (f" ({schema.unit})" if schema.unit else "")
+            + ("" if schema.regression else " of " + ", ".join(schema.classes))}
+
+
 @bp.get("/")
 def index():
     """The empty form, filled with typical values."""
@@ -65,13 +80,13 @@ def predict():
     given = ModelInput(matrix, schema, lambda other: parse_form(form, other)[1])
     both = roles()
     answer = both.predict(given, client_key)
-    model, labels, probabilities = answer.model, answer.labels, answer.probabilities
+    model, answers = answer.model, answer.predictions
     metrics.PREDICTIONS.labels("web", model.version).inc()
     sender = monitor()
     prediction_id = sender.new_id(model.version)
-    sender.record(model, prediction_id, (instance,), labels, probabilities, batch=False)
+    sender.record(model, prediction_id, (instance,), answers, batch=False)
     page = render_template("result.html", schema=schema, values=values, instance=instance,
-                           label=labels[0], probability=probabilities[0], model=model,
+                           answers=answers, per_class=answers.per_class(0), model=model,
                            role=answer.role.value, prediction_id=prediction_id)
     response = make_response(page, 200, {**model_headers(model, answer.role.value),
                                          "X-Prediction-Id": prediction_id})

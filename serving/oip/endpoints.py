@@ -24,6 +24,7 @@ from ..context import client_key, holder, model_headers, roles, settings
 from ..errors import BatchTooLarge, InvalidInput, NoModel, PredictionTimeout
 from ..loader import ServedModel
 from ..monitoring import monitor
+from ..predictions import Task
 from ..role_report import shadow_after_sending
 from ..roles import Answer
 from ..schema import CategoricalFeature, Schema
@@ -60,32 +61,40 @@ class InferResponse(msgspec.Struct, omit_defaults=True, gc=False):
 def outputs_of(answer: Answer, rows: Rows, prediction_id: str) -> list[OutputTensor]:
     """Offer the answer to MPM and write its output tensors: the one place reading predictions.
 
-    `label` and `probability` (of that label) as /api/v1/predict answers them; `probabilities`
-    per class (the schema's class order) where they follow from the answer: two classes.
+    A classifier's `label` and `probability` (of that label) as /api/v1/predict answers them,
+    and `probabilities` per class (the schema's class order) where the answer holds them; a
+    regressor's `value`.
     """
-    model, labels, chosen = answer.model, answer.labels, answer.probabilities
-    count = len(labels)
+    model, answers = answer.model, answer.predictions
+    count = answers.rows
     # Rows of a request of several rows have the ids <prediction_id>-<i>, as a batch's do.
-    monitor().record(model, prediction_id, rows.rows, labels, chosen, count != 1)
-    tensors = [OutputTensor("label", "BYTES", [count], labels),
-               OutputTensor("probability", "FP64", [count], chosen)]
+    monitor().record(model, prediction_id, rows.rows, answers, count != 1)
+    if answers.task is Task.REGRESSION:
+        return [OutputTensor("value", "FP64", [count], list(answers.values))]
+    tensors = [OutputTensor("label", "BYTES", [count], list(answers.labels)),
+               OutputTensor("probability", "FP64", [count], list(answers.probabilities))]
     classes = model.schema.classes
-    if len(classes) == 2:
-        # Both rounded to 6 places, as the answered probability is (serving.predictors).
-        first = [p if label == classes[0] else round(1.0 - p, 6)
-                 for label, p in zip(labels, chosen, strict=True)]
-        tensors.append(OutputTensor("probabilities", "FP64", [count, 2],
-                                    [v for p in first for v in (p, round(1.0 - p, 6))]))
+    if answers.class_probabilities is not None:
+        table = [answers.per_class(i) or {} for i in range(count)]
+        tensors.append(OutputTensor("probabilities", "FP64", [count, len(classes)],
+                                    [row[c] for row in table for c in classes]))
     return tensors
+
+
+def output_names(schema: Schema) -> tuple[str, ...]:
+    """The names of the outputs a model of this schema answers."""
+    if schema.regression:
+        return ("value",)
+    return ("label", "probability", "probabilities")
 
 
 def output_metadata(schema: Schema) -> list[dict[str, Any]]:
     """The outputs the model answers, as model metadata lists them (see outputs_of)."""
-    tensors = [{"name": "label", "datatype": "BYTES", "shape": [-1]},
-               {"name": "probability", "datatype": "FP64", "shape": [-1]}]
-    if len(schema.classes) == 2:
-        tensors.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, 2]})
-    return tensors
+    if schema.regression:
+        return [{"name": "value", "datatype": "FP64", "shape": [-1]}]
+    return [{"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "probability", "datatype": "FP64", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(schema.classes)]}]
 
 
 def _json(payload: Any, status: int | None = None, headers: Any = None) -> Response:
@@ -134,7 +143,8 @@ def model_metadata(name: str, version: str | None = None):
     """Inputs (one tensor per feature, in column order) and outputs of the served model."""
     model = _served(name, version)
     inputs = [{"name": f.name, "datatype": "BYTES" if isinstance(f, CategoricalFeature)
-               else "FP64", "shape": [-1]} for f in model.schema.features]
+               else "INT64" if f.integer else "FP64", "shape": [-1]}
+              for f in model.schema.features]
     return _json({"name": model.primary, "versions": [model.version], "platform": "sklearn",
                   "inputs": inputs, "outputs": output_metadata(model.schema)})
 
@@ -154,7 +164,7 @@ def infer(name: str, version: str | None = None):
     model = _served(name, version)
     body = parse_request(read_any_body(),
                          request.environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
-    wanted = _wanted_outputs(body)
+    wanted = _wanted_outputs(body, model.schema)
     rows = rows_of(body, model.schema, settings().max_batch)
     # Another role's schema re-encodes the rows; its refusal is InvalidInput, as in /api/v1.
     given = ModelInput(rows.matrix(model.schema), model.schema, rows.encode)
@@ -175,11 +185,11 @@ def infer(name: str, version: str | None = None):
     return response
 
 
-def _wanted_outputs(body: InferRequest) -> set[str] | None:
+def _wanted_outputs(body: InferRequest, schema: Schema) -> set[str] | None:
     """The output names the request asks for (None: all); V2Error for an unknown one."""
     if not body.outputs:
         return None
-    known = {"label", "probability", "probabilities"}
+    known = set(output_names(schema))
     wanted = {output.name for output in body.outputs}
     unknown = sorted(wanted - known)
     if unknown:

@@ -70,11 +70,12 @@ def test_served_labels_and_probabilities_equal_the_pipelines(pipeline, matrix):
     assert predictor.fast
     expected_labels = pipeline.predict(matrix).tolist()
     expected = np.round(pipeline.predict_proba(matrix).max(axis=1), 6).tolist()
-    assert predictor.predict(matrix) == (expected_labels, expected)
+    answers = predictor.predict(matrix)
+    assert (answers.labels, answers.probabilities) == (expected_labels, expected)
     few = [predictor.predict(matrix[i:i + forest.SMALL_BATCH])
            for i in range(0, len(matrix), forest.SMALL_BATCH)]
-    assert [label for labels, _ in few for label in labels] == expected_labels
-    assert [value for _, values in few for value in values] == expected
+    assert [label for answer in few for label in answer.labels] == expected_labels
+    assert [value for answer in few for value in answer.probabilities] == expected
 
 
 def test_a_few_rows_in_python_keep_the_extremes_of_expit(pipeline, matrix):
@@ -96,9 +97,10 @@ def test_seed_layout_is_compiled_and_equal_to_the_textbook_chain(seed, diamonds)
     assert predictor.fast
     scaled = seed["scaler"].transform(coded)
     expected = seed["labels"].inverse_transform(seed["model"].predict(scaled)).tolist()
-    labels, probabilities = predictor.predict(coded)
-    assert labels == expected
-    assert probabilities == np.round(seed["model"].predict_proba(scaled).max(axis=1), 6).tolist()
+    answers = predictor.predict(coded)
+    assert answers.labels == expected
+    best = seed["model"].predict_proba(scaled).max(axis=1)
+    assert answers.probabilities == np.round(best, 6).tolist()
 
 
 def test_missing_values_follow_the_trees_missing_branch(pipeline, matrix):
@@ -138,7 +140,7 @@ def test_unsupported_estimators_keep_their_own_predict_proba(matrix, diamonds):
         assert forest.compile_forest(estimator) is None
     predictor = PipelinePredictor(tree, matrix.shape[1])
     assert not predictor.fast
-    assert predictor.predict(sample[:10])[0] == tree.predict(sample[:10]).tolist()
+    assert predictor.predict(sample[:10]).labels == tree.predict(sample[:10]).tolist()
 
 
 def test_a_compiled_path_that_disagrees_is_dropped(pipeline, matrix, monkeypatch):
@@ -149,7 +151,7 @@ def test_a_compiled_path_that_disagrees_is_dropped(pipeline, matrix, monkeypatch
     assert predictor.fast
     predictor.confirm_fast(matrix[:50])
     assert not predictor.fast
-    assert predictor.predict(matrix[:50])[0] == pipeline.predict(matrix[:50]).tolist()
+    assert predictor.predict(matrix[:50]).labels == pipeline.predict(matrix[:50]).tolist()
 
 
 EXTREMES = [1e308, -1e308, 5e-324, -5e-324, 2.2250738585072014e-308, -0.0, float("inf"),
@@ -179,4 +181,6 @@ def test_extreme_finite_values_are_served_as_the_pipeline_answers(pipeline, matr
             odd = matrix[:rows].copy()
             odd[:, column] = value
             expected = np.round(pipeline.predict_proba(odd).max(axis=1), 6).tolist()
-            assert predictor.predict(odd) == (pipeline.predict(odd).tolist(), expected)
+            answers = predictor.predict(odd)
+            assert (answers.labels, answers.probabilities) == \
+                (pipeline.predict(odd).tolist(), expected)

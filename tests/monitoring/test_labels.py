@@ -16,6 +16,8 @@ from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig
 from serving.monitoring import LABEL_CLIENTS, Monitor
 from serving.prediction_ids import PredictionIds, key_from
+from serving.predictions import classified
+from serving.schema import LABELS
 from tests.monitoring.conftest import model_root
 from tests.monitoring.test_monitor import DOWN, MODEL, FakeMpm
 from tests.serving.conftest import CLASSIFIER, VALID
@@ -110,7 +112,8 @@ def test_labels_never_starve_events_and_open_a_bounded_number_of_instances(tmp_p
     monitor = Monitor(MpmConfig(enabled=True, api_key="k", workspace="ws", labels_queue_size=50),
                       tmp_path, open_client=open_client, draw=lambda: 0.0)
     for i in range(40):
-        monitor.record(MODEL, f"e{i}", [{"carat": 1}], ["Gold"], [0.9], batch=False)
+        monitor.record(MODEL, f"e{i}", [{"carat": 1}], classified(["Gold"], [0.9], LABELS),
+                       batch=False)
         version = f"0.{i % 8}.0"
         monitor.record_label(SimpleNamespace(**{**vars(MODEL), "version": version}),
                              f"l{i}", "Gold")

@@ -16,6 +16,8 @@ from serving.config import MpmConfig, ServingConfig, from_env
 from serving.errors import ConfigError
 from serving.monitoring import Monitor
 from serving.mpm_sdk import mpm_root
+from serving.predictions import classified
+from serving.schema import LABELS
 from tests.monitoring.conftest import model_root
 from tests.serving.conftest import CLASSIFIER, VALID
 
@@ -71,7 +73,7 @@ def test_a_new_version_opens_a_new_instance_and_ends_the_old_one(tmp_path: Path)
     monitor, opened = fake_monitor(tmp_path, gate, sample_rate=0.5)
     for version in ("1.0.0", "1.0.0", "2.0.0", "2.0.0"):  # draws 0.1 / 0.9: every other one
         monitor.record(SimpleNamespace(**{**vars(MODEL), "version": version}), version,
-                       [{"carat": 1}], ["Gold"], [0.9], batch=False)
+                       [{"carat": 1}], classified(["Gold"], [0.9], LABELS), batch=False)
     wait_until(lambda: len(opened) == 2 and opened[1].events, timeout=10)
     assert [(c.key.workspace, c.key.name, c.key.version) for c in opened] == [
         ("ws", "clf", "1.0.0"), ("ws", "clf", "2.0.0")]

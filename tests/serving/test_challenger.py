@@ -13,6 +13,7 @@ import math
 import threading
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as publish_link
 from serving.canary import in_canary
 from serving.errors import InvalidInput
+from serving.predictions import classified, regressed
 from serving.roles import Answer, Role
+from serving.schema import LABELS
 from serving.shadow import ModelInput
 from serving.validation import encode, parse_body
 from tests.serving.conftest import CLASSIFIER, VALID
@@ -190,7 +193,8 @@ def test_inputs_queued_behind_a_busy_challenger_are_scored_in_one_call_and_count
     # What the counters must say: the rows recomputed one by one against the champion's answers.
     answered = [first.get_json(), *batch.get_json()["predictions"],
                 *(single.get_json() for single in singles)]
-    labels, probabilities = challenger.predict(_matrix_of(rows, app))
+    answers = challenger.predict(_matrix_of(rows, app))
+    labels, probabilities = answers.labels, answers.probabilities
     agree = [a["label"] == label for a, label in zip(answered, labels, strict=True)]
     gaps = [abs(a["probability"] - (p if a["label"] == label else 1 - p))
             for a, label, p in zip(answered, labels, probabilities, strict=True)]
@@ -404,8 +408,9 @@ class Columns:
         self.wrapped = wrapped
 
     def predict(self, matrix):
-        labels, probabilities = self.wrapped.predict(matrix)
-        return np.array(labels, dtype=object)[:, None], np.array(probabilities)[:, None]
+        answers = self.wrapped.predict(matrix)
+        return replace(answers, labels=np.array(answers.labels, dtype=object)[:, None],
+                       probabilities=np.array(answers.probabilities)[:, None])
 
 
 class NaNs:
@@ -415,8 +420,9 @@ class NaNs:
         self.wrapped, self.broken = wrapped, True
 
     def predict(self, matrix):
-        labels, probabilities = self.wrapped.predict(matrix)
-        return labels, [float("nan")] * len(labels) if self.broken else probabilities
+        answers = self.wrapped.predict(matrix)
+        return replace(answers, probabilities=[float("nan")] * answers.rows) if self.broken \
+            else answers
 
 
 class Float32:
@@ -426,21 +432,23 @@ class Float32:
         self.wrapped = wrapped
 
     def predict(self, matrix):
-        labels, probabilities = self.wrapped.predict(matrix)
-        return np.array(labels, dtype=object), np.asarray(probabilities, dtype=np.float32)
+        answers = self.wrapped.predict(matrix)
+        return replace(answers, labels=np.array(answers.labels, dtype=object),
+                       probabilities=np.asarray(answers.probabilities, dtype=np.float32))
 
 
-# Answers no predictor should give, each built from the real (labels, probabilities).
+# Answers no predictor should give, each built from the real labels and probabilities.
 ODD_ANSWERS = {
-    "huge probability": lambda labels, probs: (labels, [1e308] * len(labels)),
-    "above one": lambda labels, probs: (labels, [1.5] * len(labels)),
-    "negative": lambda labels, probs: (labels, [-0.25] * len(labels)),
+    "huge probability": lambda labels, probs: classified(labels, [1e308] * len(labels), LABELS),
+    "above one": lambda labels, probs: classified(labels, [1.5] * len(labels), LABELS),
+    "negative": lambda labels, probs: classified(labels, [-0.25] * len(labels), LABELS),
     "None": lambda labels, probs: None,
-    "one item": lambda labels, probs: (labels,),
-    "three items": lambda labels, probs: (labels, probs, probs),
-    "text probabilities": lambda labels, probs: (labels, ["high"] * len(labels)),
-    "generators": lambda labels, probs: (iter(labels), iter(probs)),
-    "huge lists": lambda labels, probs: (labels * 100_000, probs * 100_000),
+    "a pair, not Predictions": lambda labels, probs: (labels, probs),
+    "a regressor's answer": lambda labels, probs: regressed(probs),
+    "text probabilities": lambda labels, probs: classified(labels, ["high"] * len(labels),
+                                                           LABELS),
+    "generators": lambda labels, probs: classified(iter(labels), iter(probs), LABELS),
+    "huge lists": lambda labels, probs: classified(labels * 100_000, probs * 100_000, LABELS),
 }
 
 
@@ -451,8 +459,8 @@ class Odd:
         self.wrapped, self.shape = wrapped, ODD_ANSWERS[shape]
 
     def predict(self, matrix):
-        labels, probabilities = self.wrapped.predict(matrix)
-        return self.shape(list(labels), list(probabilities))
+        answers = self.wrapped.predict(matrix)
+        return self.shape(list(answers.labels), list(answers.probabilities))
 
 
 class ExitsOnce:
@@ -573,8 +581,7 @@ def test_an_input_the_challengers_schema_refuses_is_not_given_to_it(both):
     tracking = roles.tracking()
     champion = roles.champion.require()
     matrix = parse_body(VALID, champion.schema, 1)[0]
-    labels, probabilities = champion.predictor.predict(matrix)
-    answer = Answer(Role.CHAMPION, champion, labels, probabilities)
+    answer = Answer(Role.CHAMPION, champion, champion.predictor.predict(matrix))
 
     def refuse(schema):
         raise InvalidInput([])

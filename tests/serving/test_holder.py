@@ -97,7 +97,7 @@ def test_a_request_keeps_the_model_it_started_with(holder, publish):
     holder.converge(wait=VERDICT_WAIT)
     assert holder.require().version == "1.1.0"
     assert in_flight.version == "1.0.0"
-    labels, _ = in_flight.predictor.predict(parse_body(VALID, in_flight.schema, 1)[0])
+    labels = in_flight.predictor.predict(parse_body(VALID, in_flight.schema, 1)[0]).labels
     assert labels[0] in ("Gold", "Silver")
 
 

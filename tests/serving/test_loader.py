@@ -38,7 +38,9 @@ def copy(source: Path, target: Path) -> Path:
 
 def predict(model: loader.ServedModel, instances: list[dict]) -> tuple[list, list]:
     """Labels and probabilities of a model for instances."""
-    return model.predictor.predict(parse_body({"instances": instances}, model.schema, 1000)[0])
+    answers = model.predictor.predict(parse_body({"instances": instances}, model.schema,
+                                                 1000)[0])
+    return answers.labels, answers.probabilities
 
 
 def test_our_layout_is_recognised_and_passes_its_golden_examples(model_root, trained_models):

@@ -83,3 +83,12 @@ def test_a_bug_on_a_page_is_a_plain_500_page(client, monkeypatch):
     html = page.get_data(as_text=True)
     assert page.status_code == 500 and page.mimetype == "text/html"
     assert "Traceback" not in html and "internal detail" not in html
+
+
+def test_the_seed_layout_keeps_the_demos_page(make_app, publish, trained_models):
+    """The textbook's pickles code categories their own way: still the diamond grader."""
+    from devkit.snapshots import seed_models
+
+    publish("1.0.0", models=seed_models(trained_models.seed))
+    page = make_app().test_client().post("/predict", data=VALID).get_data(as_text=True)
+    assert "Diamond grader" in page and 'id="class-probabilities"' not in page

@@ -4,6 +4,8 @@ Against the local registry the files go through its upload endpoint in one reque
 Comet itself they go through the comet_ml SDK (`Experiment.log_model` + `register_model`), the
 only write path Comet offers for files. Files are stored relative to the folder given, with no
 wrapping folder, so a folder `out/` holding `pipeline.skops` registers `pipeline.skops`.
+With --model-file and --sample instead of PATH, the model is described first (registry-sync
+describe) and registered with its metadata.json.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from urllib.parse import quote
 
 from model_contract import logs
 
-from ... import config
+from ... import config, describe
 from ...errors import ConfigError
 from .client import CometClient
 
@@ -100,7 +102,20 @@ def _describe(client: CometClient, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Register PATH as a new version and print it."""
+    """Register PATH (or the model file, described) as a new version and print it."""
+    if (args.path is None) == (args.model_file is None):
+        raise ConfigError("give PATH, or --model-file with --sample (not both)")
+    if args.model_file is None:
+        return _register(args)
+    if args.sample is None:
+        raise ConfigError("--model-file needs --sample, the data to describe it with")
+    with tempfile.TemporaryDirectory(prefix="registry-sync-describe-") as work:
+        args.path = Path(work) / "model"
+        describe.describe_to(args, args.path)
+        return _register(args)
+
+
+def _register(args: argparse.Namespace) -> int:
     values = config.read(args, os.environ, REGISTER_NAMES)
     metadata_of(args.metadata)  # refuse a malformed pair before registering anything
     settings = config.comet_settings(values)
@@ -128,7 +143,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     """Add `register` to the CLI."""
     sub = commands.add_parser("register", help="register a new model version from PATH",
                               description=__doc__.splitlines()[0])
-    sub.add_argument("path", type=Path, metavar="PATH", help="a file or a folder of files")
+    sub.add_argument("path", type=Path, metavar="PATH", nargs="?", default=None,
+                     help="a file or a folder of files")
+    sub.add_argument("--model-file", type=Path, default=None, metavar="FILE",
+                     help="a fitted estimator (.skops or pickle) to describe and register "
+                          "instead of PATH")
+    sub.add_argument("--sample", type=Path, default=None, metavar="FILE",
+                     help="with --model-file: its data sample (CSV or Parquet)")
+    describe.add_describe_flags(sub)
+    sub.set_defaults(set=[])
     sub.add_argument("--model", required=True, help="registry model name")
     sub.add_argument("--version", required=True, help="semantic version, e.g. 1.1.0")
     sub.add_argument("--status", default="None", help="status to give it, e.g. Production")

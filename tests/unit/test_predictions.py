@@ -1,0 +1,47 @@
+"""The typed Predictions value: what readers get per task, and untrusted answers checked."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from serving.comparison import ComparisonLog
+from serving.predictions import Task, checked, classified, regressed
+from serving.shadow import ShadowInput, score_all
+
+
+def test_output_keys_and_per_class_probabilities_per_task():
+    """MPM's output keys: value and probability for a class, value alone for a number."""
+    answer = classified(["b"], [0.7], ("a", "b", "c"), np.array([[0.1, 0.7, 0.2]]))
+    assert answer.output(0) == {"value": "b", "probability": 0.7}
+    assert answer.per_class(0) == {"a": 0.1, "b": 0.7, "c": 0.2}
+    assert regressed([3.5]).output(0) == {"value": 3.5}
+    assert regressed([3.5, 1.0]).rows == 2 and regressed([3.5]).per_class(0) is None
+
+
+@pytest.mark.parametrize("answer", [regressed([float("nan")]), regressed([1.0, 2.0]),
+                                    regressed(["x"]), classified(["a"], [0.5], ("a", "b")),
+                                    ([1.0], [0.5])])
+def test_a_regressors_odd_answers_are_refused(answer):
+    """NaN, the wrong count, text, another task's answer, a bare pair: ValueError."""
+    with pytest.raises(ValueError):
+        checked(answer, 1, Task.REGRESSION)
+
+
+def test_a_checked_answer_is_plain_lists():
+    answer = checked(regressed(np.array([1.5], dtype=np.float32)), 1, Task.REGRESSION)
+    assert answer.values == [1.5] and type(answer.values[0]) is float
+
+
+def test_a_challenger_of_another_task_is_a_failure_never_a_comparison():
+    """A regressor in shadow of a classifier: failed samples, no agreement or difference."""
+    log = ComparisonLog(10)
+    challenger = SimpleNamespace(version="2.0.0", snapshot="s2", schema=SimpleNamespace(
+        task=Task.REGRESSION, classes=()))
+    item = ShadowInput(challenger, log, np.zeros((1, 2)),
+                       classified(["a"], [0.9], ("a", "b")))
+    score_all([item], lambda model, matrix: regressed([1.0]))
+    _, total = log.figures()
+    assert (total.samples, total.errors, total.compared) == (1, 1, 0)
