@@ -2,8 +2,8 @@
 
 One client sends the same 1000-row body again and again (one at a time); in between, the same
 rows go through the model exactly as serving calls it: the predictor that serving's loader builds
-from the same snapshot (`serving.loader.load(...).predictor.predict`, the compiled trees when they
-answer). Each round compares the medians of the two; the overhead is (HTTP - served model) /
+from the same snapshot (`serving.model.loader.load(...).predictor.predict`, the compiled trees when
+they answer). Each round compares the medians of the two; the overhead is (HTTP - served model) /
 served model, median of the rounds. The two halves of the rounds are also judged apart: they
 must agree within 10 points, or the figure is noise. scikit-learn's own predict_proba is timed
 beside it (the figure this part reported before, labelled so). The in-process pieces of a request
@@ -23,11 +23,11 @@ import numpy as np
 import orjson
 
 from devkit.snapshots import build_snapshot
-from serving import dataset
-from serving.api import _ENCODER, Prediction
-from serving.decoding import decoder
-from serving.schema import DIAMONDS
-from serving.validation import encode, parse_body
+from serving.http.api import _ENCODER, Prediction
+from serving.inputs.checks import encode, parse_body
+from serving.inputs.decoding import decoder
+from serving.inputs.schema import DIAMONDS
+from serving.model import dataset
 
 from . import models
 from .common import Processes, median
@@ -108,7 +108,7 @@ def _pieces(pipeline, predictor, body: bytes, root: Path) -> list[list]:
     try:
         return [[name, round(_timed(call, CALLS) * 1e3, 3)] for name, call in pieces]
     finally:
-        app.extensions["serving.holder"].stop()
+        app.extensions["serving.swap.holder"].stop()
 
 
 def on_cpu(processes) -> float:
@@ -173,8 +173,8 @@ def _rounds(server, body: bytes, served, pipeline, matrix) -> tuple[dict, dict]:
 
 def run(work: Path) -> Section:
     """Measure rows/s over HTTP and in-process, in interleaved rounds."""
-    from serving import loader
-    from serving.predictors import PipelinePredictor
+    from serving.model import loader
+    from serving.model.predictors import PipelinePredictor
 
     section = Section("2. Batch throughput (1000 rows per request)")
     DROPS.update(dict.fromkeys(DROPS, 0))  # counted per run
@@ -282,8 +282,8 @@ def _note(figures: dict) -> str:
     return (
         "**Where the time goes.** The target is taken against the model as it serves: the "
         "predictor serving's loader builds from the same snapshot, which answers 1000 rows "
-        "through mask tables (`serving/leaf_masks.py`, bit-identical to scikit-learn and about "
-        "2x faster than its tree walk). Against that, the HTTP hop, the 75 KB JSON body and "
+        "through mask tables (`serving/model/leaf_masks.py`, bit-identical to scikit-learn and "
+        "about 2x faster than its tree walk). Against that, the HTTP hop, the 75 KB JSON body and "
         "the 60 KB answer cost more than the model itself; the figure this part reported "
         "before (against scikit-learn's slower predict_proba, which does not serve) was "
         f"{figures['sklearn_overhead']:.0%} in this run. A new connection per request adds "

@@ -3,13 +3,13 @@
 `gunicorn --config python:bench.gunicorn_conf serving.wsgi:app` with BIND, ADMIN_PORT (a second
 bind on loopback), WEB_CONCURRENCY, GUNICORN_THREADS (1: sync workers), LOG_LEVEL and
 PROMETHEUS_MULTIPROC_DIR from the environment; the master prepares as the front's does
-(serving.prefork).
+(serving.swap.prefork).
 """
 
 import os
 from pathlib import Path
 
-from serving import prefork
+from serving.swap import prefork
 
 _metrics_dir = prefork.prepare(
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])

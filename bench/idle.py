@@ -120,7 +120,7 @@ def _whole_pod(section: Section, work: Path) -> float:
                    evidence={"sidecar processes": len(side_procs), "seconds idle": elapsed})
     section.notes.append(
         "RSS counts shared pages in every process: the serving master imports the libraries "
-        "before forking its workers (serving/prefork.py), so most of each worker's RSS "
+        "before forking its workers (serving/swap/prefork.py), so most of each worker's RSS "
         "is shared with the master (see part 6 for USS and PSS).")
     section.figures.update(polls=polls, counts=counts, downloaded=downloaded,
                            sidecar_cpu=side_cpu, serving_cpu=app_cpu, rss=rss)

@@ -18,10 +18,10 @@ from sklearn.pipeline import Pipeline
 
 from devkit.sessions import spreading_session
 from devkit.snapshots import build_snapshot
-from serving import dataset, train
-from serving.forest import compile_forest
-from serving.schema import DIAMONDS
-from serving.validation import encode
+from serving.inputs.checks import encode
+from serving.inputs.schema import DIAMONDS
+from serving.model import dataset, train
+from serving.model.forest import compile_forest
 
 from . import models
 from .common import VALID, Processes, median, mib, python
@@ -34,7 +34,7 @@ LAYERS = {  # what a worker imports, cumulatively
     "+ flask, prometheus_client": "import numpy, flask, prometheus_client",
     "+ scikit-learn HGB, skops": "import numpy, flask, prometheus_client, skops.io; "
                                  "import sklearn.ensemble",
-    "+ serving.app (everything)": "import serving.app",
+    "+ serving.http.app (everything)": "import serving.http.app",
 }
 SETTINGS = [(25, 127), (25, 31), (50, 31), (100, 15), (12, 31)]
 
@@ -122,7 +122,7 @@ def run(work: Path) -> Section:
         f"**Reading.** The demo model costs about {mib(model_cost)} MiB of unique memory per "
         "worker (USS with the model minus USS without one); the rest is Python and its "
         "libraries, which serving's master imports before forking (serving/"
-        "prefork.py), so workers share those pages: RSS counts them in every process, "
+        "swap/prefork.py), so workers share those pages: RSS counts them in every process, "
         "USS only once, PSS splits them. The model is not needlessly large "
         f"({smaller[0][2]} MB on disk for 25 trees of 127 leaves). What smaller settings "
         "cost in held-out accuracy: " + "; ".join(

@@ -21,9 +21,9 @@ import requests
 
 from devkit.processes import free_port
 from devkit.snapshots import build_snapshot
-from serving import dataset
-from serving.schema import DIAMONDS
-from serving.validation import encode
+from serving.inputs.checks import encode
+from serving.inputs.schema import DIAMONDS
+from serving.model import dataset
 
 from . import models
 from .common import REPO_ROOT, VALID, Process, Processes, answered, env, median, mib, wrk

@@ -25,7 +25,8 @@ from .common import VALID, Process, median, wrk
 from .report import Section
 
 LAYERS = (  # (layer, substrings of a frame's file), first match from the innermost frame wins
-    ("model (trees, scikit-learn, numpy)", ("serving/forest.py", "sklearn/", "numpy/", "scipy/")),
+    ("model (trees, scikit-learn, numpy)",
+     ("serving/model/forest.py", "sklearn/", "numpy/", "scipy/")),
     ("our request code (validation, predictors, api)", ("serving/",)),
     ("metrics (prometheus_client)", ("prometheus_client/",)),
     ("JSON", ("json/", "orjson")),
@@ -149,7 +150,7 @@ def in_process(section: Section) -> None:
         build_snapshot(root, seed_models(trained.seed), "1.0.0")
         ours = _ours_app(root)
         textbook = _textbook_app(trained.seed)
-        predictor = ours.extensions["serving.holder"].live.predictor
+        predictor = ours.extensions["serving.swap.holder"].live.predictor
         matrix = predictor_row(ours)
         rows = [
             ["ours: GET /healthz (no model)", cpu_per_call(wsgi_call(ours, "/healthz", b"",
@@ -162,7 +163,7 @@ def in_process(section: Section) -> None:
             ["model alone: scikit-learn predict_proba, 1 row", cpu_per_call(
                 lambda: predictor._model.predict_proba(predictor._scaled(matrix)), 1000)],
         ]
-        ours.extensions["serving.holder"].stop()
+        ours.extensions["serving.swap.holder"].stop()
     section.table("CPU per request in-process (WSGI called directly, no sockets), median of 5 "
                   "rounds", ["what", "CPU us per call"], rows)
     section.figures["in_process_us"] = {name: value for name, value in rows}
@@ -170,15 +171,15 @@ def in_process(section: Section) -> None:
 
 def predictor_row(app):
     """The default instance as the served model's one-row matrix."""
-    from serving.validation import encode
+    from serving.inputs.checks import encode
 
-    model = app.extensions["serving.holder"].live
+    model = app.extensions["serving.swap.holder"].live
     return encode(model.schema, [VALID], single=True)
 
 
 def _ours_app(root: Path):
-    from serving.app import create_app
     from serving.config import ServingConfig
+    from serving.http.app import create_app
 
     return create_app(ServingConfig(model_root=root, watch=False, log_level="warning",
                                     validation_wait=60.0))

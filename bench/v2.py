@@ -66,7 +66,7 @@ def run(work: Path) -> Section:
     section.notes.append(
         f"The V2 body is {len(RUNS['v2'][2])} bytes against {len(RUNS['v1'][2])} for /api/v1 "
         "(nine tensors with name, shape and datatype each); both go through the same checks "
-        "(serving.validation), roles, metrics and MPM. **Where the difference goes** (measured "
+        "(serving.inputs.checks), roles, metrics and MPM. **Where the difference goes** (measured "
         "in process, WSGI calls without the front, at the time of writing: 146 us for /api/v1, "
         "165 us for V2): reading nine tensors into a row (about 8 us over /api/v1's decode, "
         "with the one-row fast path; 44 us before it), routing a path holding the model's name, "

@@ -152,7 +152,7 @@ class Demo:
         first = self.home / "work" / "model-1.0.0"
         if "1.0.0" not in self.registered_versions():
             print("training the diamonds classifier (1.0.0)...", flush=True)
-            print(self._run(sys.executable, "-m", "serving.train", str(first), "--seed", "1"))
+            print(self._run(sys.executable, "-m", "serving.model.train", str(first), "--seed", "1"))
             print(self._run(sys.executable, "-m", "registry_sync.cli", "register", "--model",
                             MODEL, "--version", "1.0.0", "--status", "Production", str(first)))
         for folder in ("models", "metrics"):
@@ -191,7 +191,7 @@ The demo is up (state in {home}, logs in {home}/*.log):
 Promote a new version and watch X-Model-Version switch, without a restart: paste these lines into
 bash, in this folder (or, after the register line, set its status on the registry page):
 
-  {python} -m serving.train {home}/work/model-{new} --seed {int(new.split(".")[1]) + 1}
+  {python} -m serving.model.train {home}/work/model-{new} --seed {int(new.split(".")[1]) + 1}
   set -a; . {home}/env; set +a
   {sync} register --model {MODEL} --version {new} {home}/work/model-{new}
   # first in shadow: the form's page shows how often it agrees with the champion

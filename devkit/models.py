@@ -26,8 +26,9 @@ import sklearn
 import skops
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_TRAINING_SOURCES = ("serving/train.py", "serving/schema.py", "serving/validation.py",
-                     "serving/dataset.py", "serving/data/diamonds.csv.gz")
+_TRAINING_SOURCES = ("serving/model/train.py", "serving/inputs/schema.py",
+                     "serving/inputs/checks.py", "serving/model/dataset.py",
+                     "serving/data/diamonds.csv.gz")
 SEED = 42
 
 
@@ -55,7 +56,7 @@ def train_all(target: Path) -> TrainedModels:
                                                          "seed")))
     if (target / "done").exists():
         return models
-    from serving import train
+    from serving.model import train
 
     work = Path(tempfile.mkdtemp(prefix="train-", dir=target.parent))
     train.train_pipeline(work / "pipeline", SEED, "baseline", "skops", "test baseline")
@@ -296,7 +297,7 @@ def misbehaving(pickled: Path, target: Path, how: str) -> Path:
 def guard_rows(count: int = 10) -> list[dict]:
     """Live-like rows for the guard's load: sample rows of both classes, carat + 0.00k for
     k = 0..9 in turn (3 in 10 end in 3, 5 or 7)."""
-    from serving import dataset
+    from serving.model import dataset
 
     rows, labels = dataset.sample()
     picked = [dict(r) for r, _ in zip(rows[::7], labels[::7], strict=True)][:count]

@@ -50,8 +50,8 @@ def _typed(key: str, value: str, pair: str) -> Any:
 def describe_to(args: argparse.Namespace, out: Path | None) -> dict[str, Any]:
     """Describe args.model with args.sample; write the folder when out is given."""
     try:
-        from serving.columns import Undescribable
-        from serving.description import describe_files, write_folder
+        from serving.inputs.columns import Undescribable
+        from serving.model.description import describe_files, write_folder
     except ImportError as exc:  # the sidecar image has no scikit-learn
         raise ConfigError(f"describe needs the serving extra (scikit-learn, pandas): {exc}") \
             from None

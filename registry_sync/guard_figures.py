@@ -1,7 +1,7 @@
 """What the promotion guard compares: one version set's champion figures, and the judgement.
 
-Figures are read from serving's /metrics (serving.champion_metrics: requests by outcome, the
-model call's latency histogram and answers by class, all by version set, a digest that is the
+Figures are read from serving's /metrics (serving.telemetry.champion_metrics: requests by outcome,
+the model call's latency histogram and answers by class, all by version set, a digest that is the
 same in every replica). Counters only grow, so a
 window's figures are the difference of two readings, as Prometheus' `increase()` takes them;
 the p95 is read from the histogram's buckets as `histogram_quantile()` does.

@@ -1,5 +1,5 @@
 """Serving: the diamonds classifier as a Flask app behind granian, hot-swapping snapshots.
 
-`serving.app.create_app` builds the app; `python -m serving.front` serves it (serving.front);
-`serving.train` trains the model (`serving-train`).
+`serving.http.app.create_app` builds the app; `python -m serving.front` serves it (serving.front);
+`serving.model.train` trains the model (`serving-train`).
 """

@@ -1,4 +1,4 @@
-"""The exceptions of serving, one small tree; HTTP codes are mapped to it only in app.py.
+"""The exceptions of serving, one small tree; HTTP codes are mapped to it only in http/app.py.
 
 ServingError
 ├── ConfigError        a setting is missing or malformed (the message names it)

@@ -25,11 +25,11 @@ from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
-from serving import prefork
 from serving.config import HARD_DEADLINE_GRACE, MIB, SETTINGS, FrontConfig, front_from_env
 from serving.errors import ConfigError
 from serving.front import admin, affinity, balance, calls
 from serving.front.respawn import Front
+from serving.swap import prefork
 
 TARGET = "serving.front.rsgi:app"
 LOG_CONFIG = {

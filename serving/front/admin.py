@@ -3,9 +3,10 @@
 It accepts on 127.0.0.1:ADMIN_PORT (the sidecar's /-/validate and /-/reload, probes) and forwards
 each request to the public port with a private mark: a secret drawn by the master before it forks
 the workers, so they inherit it in memory (it is in no environment variable, no file, no log).
-serving.front.rsgi sets SERVER_PORT to ADMIN_PORT for a request carrying it, so serving.ops keeps
-/-/ paths on the admin port only, exactly as when gunicorn binds that port itself. Until the
-workers listen, it answers 503 `serving_starting` (the sidecar takes it as "not up").
+serving.front.rsgi sets SERVER_PORT to ADMIN_PORT for a request carrying it, so
+serving.http.ops keeps /-/ paths on the admin port only, exactly as when gunicorn binds that
+port itself. Until the workers listen, it answers 503 `serving_starting` (the sidecar takes it
+as "not up").
 """
 
 from __future__ import annotations

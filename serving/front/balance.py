@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 
-from serving.validator import process_alive
+from serving.swap.validator import process_alive
 
 from . import port_queues
 from .slots import WorkerSlots

@@ -1,11 +1,11 @@
 """The hard deadline of model calls: the master kills a worker whose call could not be stopped.
 
-A worker stops an overrunning model call itself (serving.deadline: an alarm raises inside the
+A worker stops an overrunning model call itself (serving.swap.deadline: an alarm raises inside the
 model's code), except when the call never lets Python run: a C call that holds the GIL. Such a
 worker cannot even run its own watchdog. So each worker stamps its model calls (when it began,
 which role) in memory the master mapped before the fork, and a thread of the master, which has a
 GIL of its own, kills the worker whose call has run HARD_DEADLINE_GRACE past PREDICT_TIMEOUT;
-granian starts another at once. The master also writes the overrun record (serving.overruns)
+granian starts another at once. The master also writes the overrun record (serving.swap.overruns)
 that the dead worker could not, so a challenger's canary stays stopped and a champion shows as
 hanging.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from model_contract import layout
 from model_contract.logs import EventLogger
-from serving import deadline, overruns
+from serving.swap import deadline, overruns
 
 from .slots import WorkerSlots
 

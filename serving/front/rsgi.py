@@ -26,16 +26,16 @@ from collections.abc import Callable
 from typing import Any
 
 from model_contract.logs import EventLogger
-from serving import deadline
 from serving.config import WORKER_TIMEOUT
-from serving.validator import die_with_parent, name_process
+from serving.swap import deadline
+from serving.swap.validator import die_with_parent, name_process
 
 from . import admin, affinity, balance, calls, listener
 from .body import BodyLimits, BodyMemory, BodyRefused, error_body, read_body
 from .command import WORKER_PROCESS_NAME
 
 log = EventLogger("serving.front")
-ADMIN_PREFIX = "/-/"  # serving.ops: validate and reload, the sidecar's calls
+ADMIN_PREFIX = "/-/"  # serving.http.ops: validate and reload, the sidecar's calls
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 SPECIAL_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 
@@ -72,7 +72,7 @@ class RsgiFront:
         except affinity.NotPinned as exc:
             cpu, not_pinned = None, str(exc)
         self.app = self.load_app()
-        from serving.metrics import CONNECTIONS_SHED  # the app has chosen the metrics folder
+        from serving.telemetry.metrics import CONNECTIONS_SHED  # the app has chosen the folder
 
         self.shed_count = CONNECTIONS_SHED.inc
         log.info("Booting worker", pid=os.getpid(), cpu=cpu)  # after the app has set up logging

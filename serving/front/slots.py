@@ -13,7 +13,7 @@ import mmap
 import os
 import tempfile
 
-from serving.validator import process_alive
+from serving.swap.validator import process_alive
 
 
 class WorkerSlots:

@@ -17,18 +17,18 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
+from serving.challenger.report import shadow_after_sending
+from serving.challenger.roles import Answer
+from serving.challenger.shadow import ModelInput
+from serving.http.api import read_any_body
+from serving.http.context import client_key, holder, model_headers, roles, settings
+from serving.inputs.schema import CategoricalFeature, Schema
+from serving.model.loader import ServedModel
+from serving.model.predictions import Task
+from serving.telemetry import metrics
+from serving.telemetry.mpm_events import monitor
 
-from .. import metrics
-from ..api import read_any_body
-from ..context import client_key, holder, model_headers, roles, settings
 from ..errors import BatchTooLarge, InvalidInput, NoModel, PredictionTimeout
-from ..loader import ServedModel
-from ..monitoring import monitor
-from ..predictions import Task
-from ..role_report import shadow_after_sending
-from ..roles import Answer
-from ..schema import CategoricalFeature, Schema
-from ..shadow import ModelInput
 from .tensors import Rows, rows_of
 from .wire import InferRequest, V2Error, parse_request, shown
 

@@ -3,7 +3,7 @@
 Two forms are taken: one tensor per feature (named after it, shape [N] or [N, 1]: FP64, FP32 or
 an integer type for numbers, BYTES for categories), or one 2-D tensor [N, features] in column
 order (numbers, or BYTES strings when the schema has categories). The rows are then checked by
-serving.validation, so bounds, categories and NaN are refused with the same rules as
+serving.inputs.checks, so bounds, categories and NaN are refused with the same rules as
 /api/v1/predict; errors name the input.
 """
 
@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from serving.inputs.checks import encode
+from serving.inputs.schema import CategoricalFeature, Schema
+
 from ..errors import BatchTooLarge, FieldError, InvalidInput
-from ..schema import CategoricalFeature, Schema
-from ..validation import encode
 from .wire import NUMBERS, InferRequest, Tensor, V2Error, shown
 
 # The JSON values each datatype takes (bool is not int here: True is not a number of carats).

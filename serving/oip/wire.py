@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..api import parse_json
+from serving.http.api import parse_json
+
 from ..errors import InvalidInput
 
 NUMBERS = {"FP64": "<f8", "FP32": "<f4", "FP16": "<f2", "INT64": "<i8", "INT32": "<i4",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from devkit.models import trained_models  # noqa: F401
-from serving import dataset
+from serving.model import dataset
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.tree import DecisionTreeClassifier
 
-from serving import forest, leaf_masks
-from serving.loader import _load_skops
-from serving.predictors import PipelinePredictor, SeedPredictor
-from serving.schema import DIAMONDS
-from serving.validation import encode
+from serving.inputs.checks import encode
+from serving.inputs.schema import DIAMONDS
+from serving.model import forest, leaf_masks
+from serving.model.loader import _load_skops
+from serving.model.predictors import PipelinePredictor, SeedPredictor
 
 ROWS_IN_DATA_SET = 53_940
 

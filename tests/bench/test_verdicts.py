@@ -137,8 +137,8 @@ def test_every_server_gets_the_same_rows():
     import numpy as np
 
     from bench.peers import bodies
-    from serving.schema import DIAMONDS
-    from serving.validation import encode
+    from serving.inputs.checks import encode
+    from serving.inputs.schema import DIAMONDS
 
     rows = [{**VALID, "carat": 0.31 + i / 100} for i in range(5)]
     sent = bodies(rows)

@@ -22,7 +22,7 @@ from devkit.models import trained_models  # noqa: F401
 from devkit.processes import wait_until
 from devkit.registry import local_registry_server  # noqa: F401
 from devkit.snapshots import build_snapshot
-from serving import zygote
+from serving.swap import zygote
 from tests.monitoring.conftest import model_root, mpm_env
 from tests.serving.conftest import CLASSIFIER
 from tests.serving.server import Serving, launch

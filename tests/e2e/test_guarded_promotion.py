@@ -1,7 +1,7 @@
 """Guarded promotion in the whole pod under load (issue 29): a champion that passes its checks
 and then hurts live traffic is rolled back by itself, and never installed again.
 
-Each bad version wraps our pickled pipeline (tests.support.models.misbehaving): its golden and
+Each bad version wraps our pickled pipeline (devkit.models.misbehaving): its golden and
 sample rows answer as they should, so validation accepts it; on the load's rows it raises on 3
 in 10, or takes 5x its time, or answers one class for everything. The sidecar's guard reads
 serving's champion figures and, within the window + 5 s of the publication, sends `current` back

@@ -30,7 +30,7 @@ from devkit.load import VALID
 from devkit.models import HANGING_CARAT, hanging
 from devkit.processes import wait_until
 from model_contract import layout
-from serving.loader import MAX_METADATA_BYTES
+from serving.model.loader import MAX_METADATA_BYTES
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 CLIENTS, SECONDS = 2, 5.0

@@ -28,7 +28,7 @@ COMMANDS = [
     [str(BIN / "local-registry")],
     [sys.executable, "-m", "local_registry"],
     [str(BIN / "serving-train")],
-    [sys.executable, "-m", "serving.train"],
+    [sys.executable, "-m", "serving.model.train"],
     [sys.executable, "-m", "serving.front"],
     [sys.executable, "-m", "devkit.demo"],
 ]

@@ -3,7 +3,7 @@
 Three pods (sidecar + serving each, one worker), the Lease on the stand-in API server, and
 Debian's `prometheus` scraping every serving's /metrics each second. The sidecars run the guard
 with PROMETHEUS_URL: only the leader watches, from the Deployment's summed figures. A version
-raising on 3 live rows in 10 (tests.support.models.misbehaving) is decided, followed, judged
+raising on 3 live rows in 10 (devkit.models.misbehaving) is decided, followed, judged
 once, rolled back by the leader, and followed back by every replica; later polls keep it out.
 """
 

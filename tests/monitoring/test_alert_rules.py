@@ -13,8 +13,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from registry_sync.ops.metrics import SyncMetrics
-from serving import champion_metrics  # noqa: F401  (registers the champion's metrics)
-from serving import metrics as serving_metrics
+from serving.telemetry import champion_metrics  # noqa: F401  (registers the champion's metrics)
+from serving.telemetry import metrics as serving_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "docs" / "alerts" / "rules.yml"

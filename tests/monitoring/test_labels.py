@@ -12,12 +12,12 @@ import pytest
 
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
-from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig
-from serving.monitoring import LABEL_CLIENTS, Monitor
-from serving.prediction_ids import PredictionIds, key_from
-from serving.predictions import classified
-from serving.schema import LABELS
+from serving.http.app import create_app
+from serving.inputs.schema import LABELS
+from serving.model.predictions import classified
+from serving.telemetry.mpm_events import LABEL_CLIENTS, Monitor
+from serving.telemetry.prediction_ids import PredictionIds, key_from
 from tests.monitoring.conftest import model_root
 from tests.monitoring.test_monitor import DOWN, MODEL, FakeMpm
 from tests.serving.conftest import CLASSIFIER, VALID
@@ -39,7 +39,7 @@ def client_with(tmp_path: Path, trained_models):
 
     yield make
     for app in made:
-        app.extensions["serving.holder"].stop()
+        app.extensions["serving.swap.holder"].stop()
         app.extensions["serving.monitor"].stop(timeout=1)
 
 

@@ -57,7 +57,7 @@ def test_batch_settings_are_the_sdks_own_unless_ours_are_set(monkeypatch):
     from comet_mpm import CometMPM
 
     from serving.config import _mpm as mpm_config  # the MPM part of serving's settings
-    from serving.mpm_sdk import ModelKey, client_options
+    from serving.telemetry.mpm_sdk import ModelKey, client_options
 
     monkeypatch.setenv("COMET_MPM_MAX_BATCH_SIZE", "7")
     monkeypatch.setenv("COMET_MPM_MAX_BATCH_TIME", "9")

@@ -10,14 +10,14 @@ import pytest
 
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
-from serving import metrics
-from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig, from_env
 from serving.errors import ConfigError
-from serving.monitoring import Monitor
-from serving.mpm_sdk import mpm_root
-from serving.predictions import classified
-from serving.schema import LABELS
+from serving.http.app import create_app
+from serving.inputs.schema import LABELS
+from serving.model.predictions import classified
+from serving.telemetry import metrics
+from serving.telemetry.mpm_events import Monitor
+from serving.telemetry.mpm_sdk import mpm_root
 from tests.monitoring.conftest import model_root
 from tests.serving.conftest import CLASSIFIER, VALID
 
@@ -116,7 +116,7 @@ def app_with(tmp_path: Path, trained_models):
 
     yield make
     for app in made:
-        app.extensions["serving.holder"].stop()
+        app.extensions["serving.swap.holder"].stop()
         app.extensions["serving.monitor"].stop(timeout=1)
 
 

@@ -8,7 +8,7 @@ import kubernetes_validate
 import yaml
 
 from registry_sync.ops.metrics import SyncMetrics
-from serving import metrics as serving_metrics
+from serving.telemetry import metrics as serving_metrics
 from tests.monitoring.test_alert_rules import OUR_METRIC, exported, rules
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import requests
 
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
-from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig
+from serving.http.app import create_app
 from tests.monitoring.conftest import model_root
 from tests.support.own_models import own_models  # noqa: F401
 
@@ -55,5 +55,5 @@ def test_a_regressors_events_and_true_values_arrive_with_the_sdks_keys(
             assert set(event["features"]) == set(kind.sample.columns.drop("price"))
         assert received[f"label:{ids[0]}"]["labels"] == {"value": truth}
     finally:
-        app.extensions["serving.holder"].stop()
+        app.extensions["serving.swap.holder"].stop()
         app.extensions["serving.monitor"].stop(timeout=5)

@@ -10,8 +10,8 @@ from flask import Flask
 
 from devkit.models import TrainedModels, trained_models  # noqa: F401
 from devkit.snapshots import build_snapshot
-from serving.app import create_app
 from serving.config import ServingConfig
+from serving.http.app import create_app
 
 TOKEN = "test-reload-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,8 +62,8 @@ def make_app(model_root: Path, tmp_path: Path) -> Iterator[Callable[..., Flask]]
 
     yield make
     for app in made:
-        app.extensions["serving.roles"].stop()
-        app.extensions["serving.holder"].stop()
+        app.extensions["serving.challenger.roles"].stop()
+        app.extensions["serving.swap.holder"].stop()
 
 
 @pytest.fixture

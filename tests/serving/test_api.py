@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from serving.context import header_safe
+from serving.http.context import header_safe
 from tests.serving.conftest import CLASSIFIER, VALID
 
 
@@ -223,7 +223,7 @@ def test_unknown_paths_and_methods_answer_json(client):
 
 def test_a_bug_answers_500_without_a_trace(client, monkeypatch):
     """Even an unexpected exception is a plain JSON 500."""
-    holder = client.application.extensions["serving.holder"]
+    holder = client.application.extensions["serving.swap.holder"]
 
     def explode(matrix):
         raise RuntimeError("secret internals")

@@ -23,13 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as publish_link
-from serving.canary import in_canary
+from serving.challenger.canary import in_canary
+from serving.challenger.roles import Answer, Role
+from serving.challenger.shadow import ModelInput
 from serving.errors import InvalidInput
-from serving.predictions import classified, regressed
-from serving.roles import Answer, Role
-from serving.schema import LABELS
-from serving.shadow import ModelInput
-from serving.validation import encode, parse_body
+from serving.inputs.checks import encode, parse_body
+from serving.inputs.schema import LABELS
+from serving.model.predictions import classified, regressed
 from tests.serving.conftest import CLASSIFIER, VALID
 
 KEY_HEADER = "X-Client-Id"
@@ -77,7 +77,7 @@ class Held:
 
 def replace_predictor(app, predictor) -> None:
     """Swap the held challenger's predictor (its snapshot stays the same)."""
-    holder = app.extensions["serving.roles"].challenger
+    holder = app.extensions["serving.challenger.roles"].challenger
     held = holder.held
     holder.held = dataclasses.replace(held, model=dataclasses.replace(held.model,
                                                                       predictor=predictor))
@@ -103,7 +103,7 @@ def both(make_app, publish, model_root, trained_models):
 
 def settle(app):
     """Converge (as the watcher would) until the validator's verdict on the candidate is in."""
-    roles = app.extensions["serving.roles"]
+    roles = app.extensions["serving.challenger.roles"]
 
     def settled() -> bool:
         roles.converge()
@@ -170,7 +170,7 @@ def varied(count: int) -> list[dict]:
 def test_inputs_queued_behind_a_busy_challenger_are_scored_in_one_call_and_counted_by_row(both):
     app = both()
     client = app.test_client()
-    roles = app.extensions["serving.roles"]
+    roles = app.extensions["serving.challenger.roles"]
     challenger = roles.challenger.held.model.predictor
     held = Held(challenger)
     replace_predictor(app, held)
@@ -211,10 +211,10 @@ def test_inputs_queued_behind_a_busy_challenger_are_scored_in_one_call_and_count
 
 
 def test_inputs_arriving_together_are_scored_in_one_call(both, monkeypatch):
-    monkeypatch.setattr("serving.shadow.GATHER_SECONDS", 1.0)
+    monkeypatch.setattr("serving.challenger.shadow.GATHER_SECONDS", 1.0)
     app = both()
     client = app.test_client()
-    held = Held(app.extensions["serving.roles"].challenger.held.model.predictor)
+    held = Held(app.extensions["serving.challenger.roles"].challenger.held.model.predictor)
     held.release.set()
     replace_predictor(app, held)
     for i, row in enumerate(varied(5)):
@@ -227,14 +227,15 @@ def test_inputs_arriving_together_are_scored_in_one_call(both, monkeypatch):
 
 def _matrix_of(rows, app):
     """The champion's matrix for these rows."""
-    return encode(app.extensions["serving.roles"].champion.require().schema, rows, single=False)
+    schema = app.extensions["serving.challenger.roles"].champion.require().schema
+    return encode(schema, rows, single=False)
 
 
 @pytest.mark.parametrize("predictor", ["raising", "sleeping"])
 def test_a_challenger_that_raises_or_sleeps_never_fails_nor_delays_the_champion(both, predictor):
     app = both(queue_size=1000 if predictor == "raising" else 4)
     client = app.test_client()
-    held = app.extensions["serving.roles"].challenger.held
+    held = app.extensions["serving.challenger.roles"].challenger.held
     replace_predictor(app, Raising() if predictor == "raising" else
                       Sleeping(held.model.predictor, 5.0))
     started = time.monotonic()
@@ -254,7 +255,7 @@ def test_a_challenger_that_raises_or_sleeps_never_fails_nor_delays_the_champion(
 
 def test_canary_answers_its_share_sticky_per_client_key(both):
     app = both(canary_percent=20.0)
-    roles = app.extensions["serving.roles"]
+    roles = app.extensions["serving.challenger.roles"]
     matrix = _matrix(roles)
     answered = [roles.predict(matrix, lambda i=i: f"client-{i}").role.value for i in range(5000)]
     share = answered.count("challenger") / len(answered)
@@ -269,8 +270,8 @@ def test_canary_answers_its_share_sticky_per_client_key(both):
 
 
 def _matrix(roles):
-    from serving.shadow import ModelInput
-    from serving.validation import parse_body
+    from serving.challenger.shadow import ModelInput
+    from serving.inputs.checks import parse_body
 
     schema = roles.champion.live.schema
     return ModelInput(parse_body(VALID, schema, 1)[0], schema,
@@ -314,7 +315,7 @@ def test_a_slow_challenger_is_taken_out_of_the_canary_by_latency(both):
     app = both(canary_percent=100.0, guard_window=10, guard_min_answers=5,
                guard_max_latency_ms=20.0)
     client = app.test_client()
-    held = app.extensions["serving.roles"].challenger.held
+    held = app.extensions["serving.challenger.roles"].challenger.held
     replace_predictor(app, Sleeping(held.model.predictor, 0.05))
     roles = [predict(client, f"client-{i}").headers["X-Model-Role"] for i in range(15)]
     assert roles[:5] == ["challenger"] * 5 and set(roles[5:]) == {"champion"}
@@ -325,7 +326,7 @@ def test_removing_the_candidate_drops_the_challenger(both, model_root):
     app = both()
     client = app.test_client()
     (model_root / "candidate").unlink()
-    app.extensions["serving.roles"].converge()
+    app.extensions["serving.challenger.roles"].converge()
     roles = challenger_of(client)
     assert roles["mode"] == "none" and roles["challenger"] is None
     assert predict(client).headers["X-Model-Role"] == "champion"
@@ -347,7 +348,7 @@ def test_a_refused_candidate_is_shown_and_the_champion_keeps_serving(make_app, p
 
 def test_promotion_adopts_the_loaded_challenger_without_loading_again(both, model_root):
     app = both()
-    roles = app.extensions["serving.roles"]
+    roles = app.extensions["serving.challenger.roles"]
     challenger = roles.challenger.held.model
     promoted = build_snapshot(model_root, {CLASSIFIER: _folder_of(model_root, challenger)},
                               "1.1.0", publish=False)
@@ -365,7 +366,7 @@ def _folder_of(root: Path, model) -> Path:
 
 def test_validating_the_challengers_snapshot_answers_from_its_verdict(both):
     """The sidecar's /-/validate before a promotion: the verdict the challenger was loaded on."""
-    roles = both().extensions["serving.roles"]
+    roles = both().extensions["serving.challenger.roles"]
     challenger = roles.challenger.held.model
     verdict = roles.champion.validate(challenger.snapshot)
     assert verdict.state.value == "accepted" and verdict.version == "1.1.0"
@@ -380,7 +381,7 @@ def test_a_challenger_of_another_layout_gets_the_input_in_its_own_encoding(make_
     seed = build_snapshot(model_root, seed_models(trained_models.seed), "1.1.0", publish=False)
     publish_link(model_root, seed, link="candidate")
     app = settle(make_app())
-    roles = app.extensions["serving.roles"]
+    roles = app.extensions["serving.challenger.roles"]
     assert roles.challenger.held.model.schema != roles.champion.live.schema
     client = app.test_client()
     assert {predict(client, f"c{i}").status_code for i in range(10)} == {200}
@@ -398,7 +399,7 @@ MIB = 1024 * 1024
 
 def inner(app):
     """The challenger's own predictor."""
-    return app.extensions["serving.roles"].challenger.held.model.predictor
+    return app.extensions["serving.challenger.roles"].challenger.held.model.predictor
 
 
 class Columns:
@@ -499,7 +500,7 @@ def test_numpy_shaped_answers_never_break_the_figures(both, odd):
     replace_predictor(app, odd(inner(app)))
     client = app.test_client()
     assert {predict(client, f"c{i}").status_code for i in range(3)} == {200}
-    log = app.extensions["serving.roles"].tracking().comparisons
+    log = app.extensions["serving.challenger.roles"].tracking().comparisons
     wait_until(lambda: log.figures()[1].samples == 3, timeout=10, what="three samples")
     total = readable(client)
     # float32 answers are plain numbers, compared; (n, 1) columns are the challenger's failure
@@ -512,7 +513,7 @@ def test_nan_probabilities_count_as_failures_and_leave_the_figures_finite(both):
     replace_predictor(app, nans)
     client = app.test_client()
     assert predict(client, "c0").status_code == 200
-    log = app.extensions["serving.roles"].tracking().comparisons
+    log = app.extensions["serving.challenger.roles"].tracking().comparisons
     wait_until(lambda: log.figures()[1].samples == 1, timeout=10, what="one sample")
     nans.broken = False
     assert {predict(client, f"d{i}").status_code for i in range(5)} == {200}
@@ -558,7 +559,7 @@ def test_a_canary_client_gets_a_probability_between_0_and_1_whatever_the_challen
 
 def test_a_challenger_raising_systemexit_loses_no_input(both):
     app = both()
-    roles = app.extensions["serving.roles"]
+    roles = app.extensions["serving.challenger.roles"]
     exits = ExitsOnce(inner(app))
     replace_predictor(app, exits)
     client = app.test_client()
@@ -577,7 +578,7 @@ def test_a_challenger_raising_systemexit_loses_no_input(both):
 
 def test_an_input_the_challengers_schema_refuses_is_not_given_to_it(both):
     app = both()
-    roles = app.extensions["serving.roles"]
+    roles = app.extensions["serving.challenger.roles"]
     tracking = roles.tracking()
     champion = roles.champion.require()
     matrix = parse_body(VALID, champion.schema, 1)[0]

@@ -1,4 +1,4 @@
-"""serving.containment in a real child process: what a validation may not do, and the secrets
+"""serving.swap.containment in a real child process: what a validation may not do, and the secrets
 wiped from /proc/<pid>/environ (issue 23)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from devkit.processes import REPO_ROOT
 
 PROBE = """
 import ctypes, json, os, socket, subprocess
-from serving import containment
+from serving.swap import containment
 wiped = containment.scrub_environ()
 seen = {"wiped": wiped, "kept": os.environ.get("COMET_API_KEY"),
         "proc": "COMET_API_KEY" in open("/proc/self/environ", "rb").read().decode("latin-1"),
@@ -44,7 +44,7 @@ def test_a_contained_process_cannot_listen_nor_trace_and_its_environ_is_wiped():
 
 CONFINED = """
 import errno, fcntl, json, os, signal, subprocess, sys, threading
-from serving import containment
+from serving.swap import containment
 inherited = open(sys.argv[1], "wb")  # held from before, as the validator holds its verdict's
 seen = {"filter": containment.confine_validation()}
 

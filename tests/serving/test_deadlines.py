@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devkit.models import HANGING_CARAT, hanging
 from devkit.snapshots import build_snapshot
 from serving.config import ChallengerConfig
-from serving.loader import MAX_METADATA_BYTES
+from serving.model.loader import MAX_METADATA_BYTES
 from tests.serving.conftest import AUTH, CLASSIFIER, VALID
 from tests.serving.test_challenger import KEY_HEADER, settle, stage_candidate
 

@@ -9,10 +9,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.decoding import decoder
 from serving.errors import InvalidInput
-from serving.schema import DIAMONDS
-from serving.validation import parse_body
+from serving.inputs.checks import parse_body
+from serving.inputs.decoding import decoder
+from serving.inputs.schema import DIAMONDS
 from tests.serving.conftest import VALID
 from tests.serving.test_validation import junk, valid_instances
 

@@ -14,12 +14,12 @@ import pytest
 
 from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as point_current_at
-from serving import loader
 from serving.config import ServingConfig
 from serving.errors import ModelRejected, NoModel, SnapshotNotFound
-from serving.holder import ModelHolder
-from serving.validation import parse_body
-from serving.validations import State
+from serving.inputs.checks import parse_body
+from serving.model import loader
+from serving.swap.holder import ModelHolder
+from serving.swap.jobs import State
 from tests.serving.conftest import CLASSIFIER, VALID
 
 

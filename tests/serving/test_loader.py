@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from devkit.snapshots import build_snapshot, seed_models
-from serving import dataset, loader
 from serving.errors import ModelRejected, SnapshotNotFound
-from serving.validation import parse_body
+from serving.inputs.checks import parse_body
+from serving.model import dataset, loader
 from tests.serving.conftest import CLASSIFIER
 
 MIN_ACCURACY = 0.7

@@ -102,7 +102,7 @@ def test_each_model_is_served_through_the_api_as_its_estimator_answers(
     answers = batch.get_json()["predictions"]
     assert [p["label"] for p in answers] == expected
     assert [p["probability"] for p in answers] == best
-    holder = client.application.extensions["serving.holder"]
+    holder = client.application.extensions["serving.swap.holder"]
     assert holder.require().predictor.fast is (name == "gold"), "compiled where it applies"
 
 
@@ -237,7 +237,7 @@ def test_a_training_script_describes_booleans_and_integers_with_the_python_funct
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from serving.description import describe, write_folder
+    from serving.model.description import describe, write_folder
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"flag": rng.random(200) > 0.5, "count": rng.integers(0, 9, 200)})

@@ -19,8 +19,8 @@ import pytest
 
 from devkit.models import HANGING_CARAT, hanging
 from devkit.processes import wait_until
+from serving.challenger.shadow_process import WALL_FACTOR, ShadowFailed, ShadowProcess, answer_limit
 from serving.config import ChallengerConfig
-from serving.shadow_process import WALL_FACTOR, ShadowFailed, ShadowProcess, answer_limit
 from tests.serving.conftest import VALID
 from tests.serving.test_challenger import KEY_HEADER, challenger_of, settle, stage_candidate
 
@@ -78,7 +78,7 @@ class WritesItsOwnAnswer:
         import os
         import stat
 
-        from serving.shadow_process import LENGTH
+        from serving.challenger.shadow_process import LENGTH
 
         def is_socket(fd: int) -> bool:
             try:

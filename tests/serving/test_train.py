@@ -7,10 +7,10 @@ import json
 import numpy as np
 
 from devkit.models import SEED
-from serving import dataset, train
-from serving.loader import SEED_FILES
-from serving.schema import DIAMONDS
-from serving.validation import encode
+from serving.inputs.checks import encode
+from serving.inputs.schema import DIAMONDS
+from serving.model import dataset, train
+from serving.model.loader import SEED_FILES
 
 
 def predictions(folder) -> np.ndarray:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.errors import BatchTooLarge, InvalidInput
-from serving.schema import DIAMONDS, CategoricalFeature, from_metadata
-from serving.validation import encode, parse_body, parse_form
+from serving.inputs.checks import encode, parse_body, parse_form
+from serving.inputs.schema import DIAMONDS, CategoricalFeature, from_metadata
 from tests.serving.conftest import VALID
 
 

@@ -1,6 +1,6 @@
 """The validator process: whatever a model does to the process loading it is a rejection.
 
-Real child processes (python -m serving.validator), real hostile pickles: one that SIGKILLs its
+Real child processes (python -m serving.swap.validator), real hostile pickles: one that SIGKILLs its
 loader, one that segfaults it, one that hangs past the deadline, one that allocates past the
 memory limit. The test process plays the serving worker: it must live on.
 """
@@ -19,9 +19,9 @@ import pytest
 
 from devkit.models import hostile
 from devkit.snapshots import build_snapshot
-from serving import cgroups
 from serving.config import MIB, ServingConfig
-from serving.validations import State, Validations
+from serving.swap import cgroups
+from serving.swap.jobs import State, Validations
 from tests.serving.conftest import CLASSIFIER
 from tests.support.escapes import attempts, escaping, threading_model
 
@@ -124,7 +124,7 @@ def test_workers_asking_at_the_same_instant_start_one_validation(tmp_path, train
 
 def test_the_fresh_validator_confines_a_model_that_tries_to_escape(tmp_path, trained_models,
                                                                    monkeypatch):
-    """`python -m serving.validator` (no warm validator): the model may not signal this process
+    """`python -m serving.swap.validator` (no warm validator): the model may not signal this process
     (the worker), bind, fork, write a file nor hold a memfd (EPERM each), sees no secret, and
     is refused saying so."""
     root = tmp_path / "models"

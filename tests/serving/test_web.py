@@ -73,7 +73,7 @@ def test_browsers_get_html_errors(client):
 
 def test_a_bug_on_a_page_is_a_plain_500_page(client, monkeypatch):
     """An unexpected failure renders a friendly page, never a traceback."""
-    holder = client.application.extensions["serving.holder"]
+    holder = client.application.extensions["serving.swap.holder"]
 
     def explode(matrix):
         raise ValueError("internal detail")

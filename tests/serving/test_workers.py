@@ -14,7 +14,7 @@ import requests
 from devkit.models import hostile
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
-from serving import zygote
+from serving.swap import zygote
 from tests.serving.conftest import CLASSIFIER, VALID
 
 pytestmark = pytest.mark.slow
@@ -267,7 +267,7 @@ def _refused_readiness(server) -> dict | None:
 
 def test_without_the_warm_validator_validation_falls_back_to_a_fresh_process(
         served, trained_models):
-    """The warm validator killed: the next validation starts `python -m serving.validator`."""
+    """The warm validator killed: the next validation starts `python -m serving.swap.validator`."""
     server = served
     master = psutil.Process(server.master_pid())
     warm = [p for p in master.children() if p.name() == zygote.PROCESS_NAME]

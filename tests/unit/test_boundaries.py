@@ -1,9 +1,10 @@
 """The house's walls, read from the sources: who may import whom, and no private reach-ins.
 
-serving and registry_sync never import each other (each ships in its own image); the local
-registry never imports the sidecar; the benchmarks never import the tests (shared helpers live in
-devkit/); the sync core (sync/, store/, cluster/) knows no registry by name, only the Registry
-protocol; and within registry_sync no module touches another object's `_private` attribute.
+serving and registry_sync never import each other (each ships in its own image); inside serving,
+the model and the request checks import no layer above them; the local registry never imports the
+sidecar; the benchmarks never import the tests (shared helpers live in devkit/); the sync core
+(sync/, store/, cluster/) knows no registry by name, only the Registry protocol; and within
+registry_sync no module touches another object's `_private` attribute.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ NEVER = [  # (package, what it must never import)
     ("serving", "registry_sync"), ("registry_sync", "serving"),
     ("local_registry", "registry_sync"), ("bench", "tests"), ("devkit", "tests"),
     ("common", "registry_sync"), ("common", "serving"), ("common", "local_registry"),
+    # inside serving: the model and its inputs know no server, no swap, no challenger, no metrics;
+    # the swap, the challenger and telemetry know no HTTP (docs/architecture.md)
+    *[(low, f"serving.{high}") for low in ("serving/model", "serving/inputs")
+      for high in ("http", "swap", "challenger", "telemetry", "front", "oip")],
+    *[(middle, f"serving.{high}") for middle in ("serving/swap", "serving/challenger",
+                                                 "serving/telemetry")
+      for high in ("http", "front", "oip")],
 ]
 # Known crossings, each with its reason (a debt to pay, not a door): `registry-sync describe`
 # builds serving's metadata.json with serving's own code, imported lazily (the serving extra on a

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from serving.canary import CanaryGuard, bucket_of, in_canary
-from serving.comparison import ComparisonLog, Sample, probability_gap
+from serving.challenger.canary import CanaryGuard, bucket_of, in_canary
+from serving.challenger.comparison import ComparisonLog, Sample, probability_gap
+from serving.challenger.experiment_log import rest_root
 from serving.config import ChallengerConfig
-from serving.verdict import rest_root
 
 
 def test_the_gap_is_taken_on_the_champions_label():

@@ -1,7 +1,7 @@
 """The promotion guard's judgement, on figures serving really exports (issue 29).
 
-Serving's champion metrics are counted with serving.champion_metrics in this process and read
-by the guard over HTTP on loopback, from a tiny server that answers /metrics with their text
+Serving's champion metrics are counted with serving.telemetry.champion_metrics in this process and
+read by the guard over HTTP on loopback, from a tiny server that answers /metrics with their text
 (standing in for serving's admin port; it leaves out everything but that one endpoint).
 """
 
@@ -20,8 +20,8 @@ from registry_sync import commands, config
 from registry_sync.errors import ConfigError
 from registry_sync.guard import GuardSettings, PromotionGuard, serving_reader
 from registry_sync.guard_figures import Check, Figures, Thresholds, judge, parse, quantile
-from serving import champion_metrics
-from serving import metrics as serving_metrics
+from serving.telemetry import champion_metrics
+from serving.telemetry import metrics as serving_metrics
 
 LIMITS = Thresholds(min_requests=50)
 BASE = {"MODEL_ROOT": "/tmp/models", "REGISTRY_MODELS": "m", "COMET_WORKSPACE": "ws",
@@ -207,7 +207,7 @@ def test_serving_shows_the_guards_last_rollback_and_nothing_from_a_bad_state_fil
     """/api/v1/model's `rolled_back` comes from the sidecar's state; a torn or huge file is
     nothing to show, never an error."""
     from model_contract import layout
-    from serving import rollbacks
+    from serving.http import rollbacks
 
     state = tmp_path / layout.STATE
     refusals = [{"by": "serving", "reason": "golden", "versions": {"m": "1.1.0"}, "at": 1.0},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
-from serving.leaf_masks import leaf_masks
+from serving.model.leaf_masks import leaf_masks
 
 BASELINE = 0.25
 

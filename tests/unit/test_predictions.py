@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from serving.comparison import ComparisonLog
-from serving.predictions import Task, checked, classified, regressed
-from serving.shadow import ShadowInput, score_all
+from serving.challenger.comparison import ComparisonLog
+from serving.challenger.shadow import ShadowInput, score_all
+from serving.model.predictions import Task, checked, classified, regressed
 
 
 def test_output_keys_and_per_class_probabilities_per_task():

@@ -1,0 +1,1 @@
+"""HTTP: the Flask app, its JSON API, pages, operations endpoints, labels and Comet's webhook."""

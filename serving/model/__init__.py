@@ -1,0 +1,1 @@
+"""The model: loading a snapshot, predictors and their typed Predictions, golden, training."""

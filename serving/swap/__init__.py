@@ -1,0 +1,1 @@
+"""Swapping the live model: the holder, validation jobs, the validator process, prefork."""

@@ -1,0 +1,1 @@
+"""Telemetry: Prometheus metrics, prediction ids, and prediction events to Comet MPM."""
