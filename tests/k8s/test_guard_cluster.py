@@ -5,6 +5,8 @@ Debian's `prometheus` scraping every serving's /metrics each second. The sidecar
 with PROMETHEUS_URL: only the leader watches, from the Deployment's summed figures. A version
 raising on 3 live rows in 10 (tests.support.models.misbehaving) is decided, followed, judged
 once, rolled back by the leader, and followed back by every replica; later polls keep it out.
+The leader then stops: the follower elected next knows the refusal from the decision, keeps the
+version out, and installs the next good one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from devkit.cluster import PEER_TOKEN, decision_history, replica_env, wait_for_leader
+from devkit.cluster import PEER_TOKEN, decision_history, holder, replica_env, wait_for_leader
 from devkit.load import Load
 from devkit.models import guard_rows, misbehaving
 from devkit.processes import free_port, published_versions, start_sidecar, wait_until
@@ -29,8 +31,8 @@ from tests.serving.server import launch
 TAG = "rolled-back"
 GUARD = {"GUARD_ENABLED": "true", "GUARD_WINDOW": "30", "GUARD_SAMPLE_INTERVAL": "0.5",
          "GUARD_MIN_REQUESTS": "40", "GUARD_COMET_TAG": TAG, "SYNC_INTERVAL": "0.5"}
-# Leadership must hold through the window on a loaded machine: a new leader has not recorded
-# the refusal and would install the version once more (docs/monitoring.md, "Not yet").
+# Leadership must hold through the window on a loaded machine: a leader deposed mid-window
+# takes the watch with it (the refusal, once made, is handed over in the decision).
 STEADY_ELECTION = {"LEADER_ELECTION_LEASE_DURATION": "15", "LEADER_ELECTION_RENEW_DEADLINE": "10",
                    "LEADER_ELECTION_RETRY_PERIOD": "1"}
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None,
@@ -120,6 +122,28 @@ def test_one_decision_rolls_every_replica_back_and_it_stays_back(api, local_regi
         assert all(published_versions(tmp_path / f"pod-{i}") == {name: "1.0.0"}
                    for i in range(3))
         assert TAG in local_registry.tags_of(name, "1.1.0")
+        _next_leader_keeps_it_out(api, local_registry, trained_models, name, replicas,
+                                  leading, tmp_path)
         for load in loads:
             load.stop()
             assert all(a.status in (200, 500) for a in load.answers), load.failures()[:3]
+
+
+def _next_leader_keeps_it_out(api, local_registry, trained_models, name, replicas, leading,
+                              tmp_path: Path) -> None:
+    """The leader stops; its successor polls, refuses 1.1.0 as handed over, takes 1.2.0."""
+    leading.stop()
+    rest = [r for r in replicas if r is not leading]
+    successor = wait_until(lambda: holder(api) not in (None, leading.root.name) and holder(api),
+                           30, what="a new leader")
+    new = next(r for r in rest if r.root.name == successor)
+    assert new.events("refusal_adopted"), "the refusal was not handed over"
+    wait_until(lambda: any("already rejected" in (e.get("detail") or "")
+                           for e in new.events("sync_finished")), 30,
+               what="the new leader refusing the rolled-back set")
+    assert decision_history(api)[-1] == {name: "1.0.0"}
+    assert not any(r.events("guard_tripped") for r in rest), "judged again"
+    assert all(published_versions(r.root) == {name: "1.0.0"} for r in rest)
+    local_registry.register_folder(name, "1.2.0", trained_models.pickled, status="Production")
+    for replica in rest:
+        replica.wait_for_versions({name: "1.2.0"}, timeout=60)
