@@ -116,6 +116,38 @@ def test_without_a_baseline_only_the_error_rate_is_judged():
     assert judge(_figures(ok=80, failed=20), Figures(), LIMITS)[0] is Check.ERROR_RATE
 
 
+def _values(mean: float, spread: float, n: int = 200) -> Figures:
+    """A regressor's window: n values of this mean and standard deviation."""
+    return Figures(n, 0, ((0.001, float(n)), (float("inf"), float(n))), {},
+                   (n, n * mean, n * (spread ** 2 + mean ** 2)))
+
+
+@pytest.mark.parametrize(("new", "tripped"), [
+    (_values(4000.0, 1500.0), False),   # the same distribution
+    (_values(4300.0, 1400.0), False),   # a fifth of a spread away: traffic drifts
+    (_values(4000.0, 0.0), True),       # a constant answer
+    (_values(7000.0, 1500.0), True),    # shifted by two spreads
+    (_values(4000.0, 6000.0), True),    # four times as spread
+])
+def test_a_regressor_is_judged_on_the_mean_and_spread_of_its_values(new, tripped):
+    found = judge(new, _values(4000.0, 1500.0), LIMITS)
+    assert (found is not None) is tripped, found
+    if tripped:
+        assert found[0] is Check.VALUES and "previous version's" in found[1]
+
+
+def test_a_regressors_values_read_back_and_window_as_serving_counted():
+    served = model("fig-values", classes=())
+    champion_metrics.answered(served, 0.001, (), [1.0, 2.0, 3.0])
+    champion_metrics.answered(served, 0.001, (), [-4.0])
+    found = figures("fig-values")
+    assert found.values == (4, 2.0, 30.0) and found.classes == {}
+    mean, spread = found.value_stats()
+    assert mean == pytest.approx(0.5) and spread == pytest.approx(7.25 ** 0.5)
+    champion_metrics.answered(served, 0.001, (), [10.0])
+    assert figures("fig-values").since(found).value_stats() == (10.0, 0.0)
+
+
 @pytest.fixture
 def serving_metrics_url():
     """A loopback server answering /metrics with this process's serving metrics."""
