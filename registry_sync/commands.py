@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from model_contract import logs
+from model_contract import layout, logs
 
 from . import config
 from .errors import CometError, Stopped
@@ -100,6 +100,9 @@ def _guard(settings: config.SyncConfig, syncer: Syncer, daemon: Daemon) -> None:
     syncer.guard = PromotionGuard(guard, read, on_trip=daemon.wake_now)
     if daemon.cluster is not None:
         syncer.guard.deciding = daemon.cluster.is_leader
+    else:  # standalone: a window left open by a restart goes on (a restarted leader has none)
+        syncer.guard.journal = settings.model_root
+        syncer.guard.resume(layout.current_snapshot_id(settings.model_root))
     syncer.guard.start()
 
 

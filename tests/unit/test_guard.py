@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from model_contract import layout
 from model_contract.manifest import Manifest, ModelEntry, version_set
 from registry_sync import commands, config
 from registry_sync.errors import ConfigError
@@ -199,6 +200,37 @@ def test_the_guard_trips_once_on_the_watched_snapshot_and_lets_a_good_one_pass(
     assert guard.judge() is None and guard.watching() is None  # passed its window
 
 
+def test_a_restarted_sidecar_resumes_the_open_window_and_trips_on_it(
+        serving_metrics_url, tmp_path):
+    """Serving's counters outlive the sidecar: the window goes on where it was."""
+    def guard() -> PromotionGuard:
+        made = PromotionGuard(GuardSettings(True, window=30, thresholds=LIMITS),
+                              serving_reader(serving_metrics_url))
+        made.journal = tmp_path
+        return made
+
+    old, bad = model("r-old"), model("r-bad")
+    first = guard()
+    first.sample()
+    serve(old, 200, 0.001)
+    first.watch(published("r-bad"), published("r-old"))
+    serve(bad, 30, 0.001)  # judged later: too few yet
+    restarted = guard()
+    restarted.resume("r-old")  # another snapshot is current: the window is not resumed
+    assert restarted.watching() is None and not (tmp_path / layout.GUARD_WATCH).exists()
+    first.watch(published("r-bad"), published("r-old"))  # (written again)
+    restarted.resume("r-bad")
+    assert restarted.watching() == "r-bad"
+    serve(bad, 100, 0.001, failing=40)
+    restarted.sample()
+    trip = restarted.judge()
+    assert trip is not None and trip.check is Check.ERROR_RATE and trip.previous == "r-old"
+    assert not (tmp_path / layout.GUARD_WATCH).exists()  # closed: nothing left to resume
+    (tmp_path / layout.GUARD_WATCH).write_text('{"snapshot": ')
+    restarted.resume("r-bad")
+    assert restarted.watching() is None
+
+
 def test_serving_unreachable_is_skipped_not_a_trip():
     guard = PromotionGuard(GuardSettings(True), serving_reader("http://127.0.0.1:9/metrics"))
     guard.sample()
@@ -238,7 +270,6 @@ def test_a_worker_serving_many_snapshots_keeps_a_bounded_few_and_loses_no_count(
 def test_serving_shows_the_guards_last_rollback_and_nothing_from_a_bad_state_file(tmp_path):
     """/api/v1/model's `rolled_back` comes from the sidecar's state; a torn or huge file is
     nothing to show, never an error."""
-    from model_contract import layout
     from serving import rollbacks
 
     state = tmp_path / layout.STATE
