@@ -36,6 +36,7 @@ from .guard_figures import (
     margins,
     parse,
 )
+from .guard_reports import Reports
 
 log = logs.get(__name__)
 Reading = tuple[float, dict[str, Figures]]  # (monotonic seconds, figures per snapshot)
@@ -109,6 +110,9 @@ class PromotionGuard:
         self._unreadable = False
         self.deciding: Callable[[], bool] = lambda: True  # in a cluster: leading?
         self.journal: Path | None = None  # MODEL_ROOT, where the open window is kept
+        # a follower without Prometheus: each reading sent to the leader (guard_reports)
+        self.on_reading: Callable[[dict[str, Figures]], None] | None = None
+        self.reports: Reports | None = None  # a leader without Prometheus: followers' figures
 
     def resume(self, current: str | None) -> None:
         """Go on with the window a restarted sidecar left open on `current`, if any."""
@@ -214,6 +218,8 @@ class PromotionGuard:
             last = self._readings[-1][1] if self._readings else {}
             figures = {k: last[k] if last.get(k) == v else v for k, v in figures.items()}
             self._readings.append((self._clock(), figures))
+        if self.on_reading is not None and not self.deciding():
+            self.on_reading(figures)
 
     def judge(self) -> Trip | None:
         """Judge the watched snapshot on the latest reading; a trip is kept and announced."""

@@ -74,6 +74,18 @@ class Figures:
                         for k, v in self.classes.items()},
                        tuple(a - b for a, b in zip(self.values, earlier.values, strict=True)))
 
+    def plus(self, other: Figures) -> Figures:
+        """Two pods' counters summed (buckets by bound, classes by name)."""
+        buckets = dict(self.buckets)
+        for le, n in other.buckets:
+            buckets[le] = buckets.get(le, 0.0) + n
+        classes = dict(self.classes)
+        for k, v in other.classes.items():
+            classes[k] = classes.get(k, 0.0) + v
+        return Figures(self.ok + other.ok, self.failed + other.failed,
+                       tuple(sorted(buckets.items())), classes,
+                       tuple(a + b for a, b in zip(self.values, other.values, strict=True)))
+
     def value_stats(self) -> tuple[float, float] | None:
         """The values' mean and standard deviation; None without values."""
         count, total, squares = self.values

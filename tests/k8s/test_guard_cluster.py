@@ -75,26 +75,8 @@ def test_one_decision_rolls_every_replica_back_and_it_stays_back(api, local_regi
     with contextlib.ExitStack() as stack:
         scraped = stack.enter_context(prometheus(tmp_path / "prometheus",
                                                  [f"127.0.0.1:{a}" for a in admins]))
-        replicas, servings = [], []
-        token_file = tmp_path / "service-account-token"
-        token_file.write_text("service-account-token\n")
-        for i, admin in enumerate(admins):
-            replicas.append(start_sidecar(local_registry, tmp_path / f"pod-{i}", name,
-                                          wait_ready=False, **replica_env(
-                                              api.url, token_file, i, **STEADY_ELECTION,
-                                              SERVING_URL=f"http://127.0.0.1:{admin}",
-                                              PROMETHEUS_URL=scraped, **GUARD)))
-            stack.callback(replicas[-1].stop)
-        for replica in replicas:
-            replica.wait_for_versions({name: "1.0.0"}, timeout=90)
-        for i, admin in enumerate(admins):
-            (tmp_path / f"serving-{i}" / "metrics").mkdir(parents=True)
-            servings.append(launch(tmp_path / f"pod-{i}", tmp_path / f"serving-{i}", workers=1,
-                                   admin=admin, token=PEER_TOKEN, wait=False))
-            stack.callback(servings[-1].stop)
-        for serving in servings:
-            wait_until(lambda s=serving: _ready(s.url, "/readyz"), 60, what="serving ready")
-            serving.wait_for_version("1.0.0", timeout=60)
+        replicas, servings = _deployment(stack, api, local_registry, tmp_path, name, admins,
+                                         PROMETHEUS_URL=scraped)
         loads = [stack.enter_context(Load(s.url, clients=1, seconds=120, bodies=guard_rows()))
                  for s in servings]
         leader = wait_for_leader(api)
@@ -127,6 +109,59 @@ def test_one_decision_rolls_every_replica_back_and_it_stays_back(api, local_regi
         for load in loads:
             load.stop()
             assert all(a.status in (200, 500) for a in load.answers), load.failures()[:3]
+
+
+def test_without_prometheus_the_leader_judges_what_a_followers_pod_served(
+        api, local_registry, trained_models, tmp_path):
+    """Bad traffic on one follower's pod alone: its reports make the leader roll back."""
+    name = unique_name("reported")
+    local_registry.register_folder(name, "1.0.0", trained_models.pickled, status="Production")
+    admins = [free_port() for _ in range(3)]
+    with contextlib.ExitStack() as stack:
+        replicas, servings = _deployment(stack, api, local_registry, tmp_path, name, admins)
+        leader = int(wait_for_leader(api).rpartition("-")[2])
+        follower = (leader + 1) % 3
+        load = stack.enter_context(Load(servings[follower].url, clients=1, seconds=90,
+                                        bodies=guard_rows()))
+        wait_until(lambda: len(load.answers) >= 60, 30, what="a baseline on one follower")
+        local_registry.register_folder(name, "1.1.0", misbehaving(
+            trained_models.pickled, tmp_path / "raising", "raise"), status="Production")
+        wait_until(lambda: {name: "1.1.0"} in decision_history(api), 60, what="1.1.0 decided")
+        wait_until(lambda: decision_history(api)[-1] == {name: "1.0.0"}, 60,
+                   what="the rollback decided")
+        tripped = [(i, e) for i, r in enumerate(replicas) for e in r.events("guard_tripped")]
+        # the leader judged, once, on requests its own pod never served: the follower's report
+        assert [i for i, _ in tripped] == [leader], tripped
+        assert tripped[0][1]["check"] == "error_rate" and tripped[0][1]["requests"] >= 40
+        for replica in replicas:
+            replica.wait_for_versions({name: "1.0.0"}, timeout=60)
+        load.stop()
+
+
+def _deployment(stack: contextlib.ExitStack, api, local_registry, tmp_path: Path, name: str,
+                admins: list[int], **extra: str) -> tuple[list, list]:
+    """Three pods (sidecar with the guard, serving with one worker) serving 1.0.0."""
+    replicas, servings = [], []
+    token_file = tmp_path / "service-account-token"
+    token_file.write_text("service-account-token\n")
+    for i, admin in enumerate(admins):
+        replicas.append(start_sidecar(local_registry, tmp_path / f"pod-{i}", name,
+                                      wait_ready=False, **replica_env(
+                                          api.url, token_file, i, **STEADY_ELECTION,
+                                          SERVING_URL=f"http://127.0.0.1:{admin}",
+                                          **extra, **GUARD)))
+        stack.callback(replicas[-1].stop)
+    for replica in replicas:
+        replica.wait_for_versions({name: "1.0.0"}, timeout=90)
+    for i, admin in enumerate(admins):
+        (tmp_path / f"serving-{i}" / "metrics").mkdir(parents=True)
+        servings.append(launch(tmp_path / f"pod-{i}", tmp_path / f"serving-{i}", workers=1,
+                               admin=admin, token=PEER_TOKEN, wait=False))
+        stack.callback(servings[-1].stop)
+    for serving in servings:
+        wait_until(lambda s=serving: _ready(s.url, "/readyz"), 60, what="serving ready")
+        serving.wait_for_version("1.0.0", timeout=60)
+    return replicas, servings
 
 
 def _next_leader_keeps_it_out(api, local_registry, trained_models, name, replicas, leading,

@@ -283,3 +283,48 @@ def test_serving_shows_the_guards_last_rollback_and_nothing_from_a_bad_state_fil
     for text in ("{torn", json.dumps({"memory": []}), " " * (rollbacks.MAX_STATE_BYTES + 1)):
         state.write_text(text)
         assert rollbacks.last(tmp_path) is None
+
+
+def test_a_followers_report_round_trips_and_sums_with_the_leaders_figures():
+    from registry_sync.guard_reports import Reports, decode, encode, summed
+    mine = {"abc123abc123": Figures(10, 1, ((0.001, 10.0), (float("inf"), 11.0)), {"Gold": 10},
+                                    (10, 5.0, 7.0))}
+    pod, theirs = decode(encode("pod-1", mine))
+    assert pod == "pod-1" and theirs == mine
+    now = [0.0]
+    reports = Reports(max_age=5, clock=lambda: now[0])
+    reports.put("pod-1", theirs)
+    reports.put("pod-0", theirs)  # this pod's own report from when it followed: not added
+    read = summed(lambda: mine, reports, "pod-0", leading=lambda: True)
+    total = read()["abc123abc123"]
+    assert (total.ok, total.failed, total.classes, total.values) == (20, 2, {"Gold": 20},
+                                                                     (20, 10.0, 14.0))
+    assert summed(lambda: mine, reports, "pod-0", leading=lambda: False)() == mine
+    now[0] = 6.0  # stale: the pod is gone
+    assert read() == mine
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    (b"x" * 70_000, "over 65536 bytes"),
+    (b"[", "not JSON"),
+    (b'{"pod": "../x", "sets": {}}', "pod"),
+    (b'{"pod": "p", "sets": {"nope": {}}}', "version set digest"),
+    (b'{"pod": "p", "sets": {"abc123abc123": {"ok": -1, "failed": 0, "buckets": [], '
+     b'"classes": {}, "values": [0, 0, 0]}}}', "ok"),
+    (b'{"pod": "p", "sets": {"abc123abc123": {"ok": 1, "failed": 0, "buckets": [], '
+     b'"classes": {}, "values": [0, NaN, 0]}}}', "values"),
+    (b'{"pod": "p", "sets": {"abc123abc123": {"ok": 1, "failed": 0, "buckets": [[1]], '
+     b'"classes": {}, "values": [0, 0, 0]}}}', "buckets"),
+])
+def test_a_malformed_report_is_refused_naming_the_field(body, named):
+    from registry_sync.guard_reports import ReportError, decode
+    with pytest.raises(ReportError, match=named):
+        decode(body)
+
+
+def test_a_report_names_classes_plainly_and_keeps_at_most_16_sets():
+    from registry_sync.guard_reports import decode, encode
+    many = {f"{n:012x}": Figures(n, 0, (), {"<b>\n": 1}) for n in range(40)}
+    _pod, kept = decode(encode("pod-2", many))
+    assert len(kept) == 16 and min(f.ok for f in kept.values()) == 24  # the busiest
+    assert all(f.classes == {"other": 1} for f in kept.values())
