@@ -1,7 +1,8 @@
 """The sidecar's own HTTP endpoints: /healthz, /readyz, /metrics, /status, and for peers
-/-/files/<snapshot>/<model>/<path> (files of complete snapshots, peer.py) and POST /-/poll-now
-(a webhook's wake-up), both only with a Bearer token: the reload token (serving's webhook), or
-the peer credential derived from DECISION_KEY (the Deployment's other sidecars).
+/-/files/<snapshot>/<model>/<path> (files of complete snapshots, peer.py), POST /-/poll-now
+(a webhook's wake-up) and POST /-/guard-figures (a follower's champion figures for the leader's
+promotion guard, guard_reports.py), all only with a Bearer token: the reload token (serving's
+webhook), or the peer credential derived from DECISION_KEY (the Deployment's other sidecars).
 
 The server is bounded (bounded_http.py): at most SIDECAR_MAX_CONNECTIONS connections are
 served at once, each given SIDECAR_CONNECTION_TIMEOUT seconds per read or write; more are

@@ -136,6 +136,18 @@ def test_without_prometheus_the_leader_judges_what_a_followers_pod_served(
         for replica in replicas:
             replica.wait_for_versions({name: "1.0.0"}, timeout=60)
         load.stop()
+        _reports_are_guarded(replicas[leader].url)
+
+
+def _reports_are_guarded(sidecar: str) -> None:
+    """The report endpoint: a credential, a bounded body, a checked one, each refused by name."""
+    url, auth = f"{sidecar}/-/guard-figures", {"Authorization": f"Bearer {PEER_TOKEN}"}
+    assert requests.post(url, data=b"{}", timeout=5).status_code == 401
+    big = requests.post(url, data=b"x" * 70_000, headers=auth, timeout=5)
+    assert big.status_code == 413 and "65536" in big.json()["error"]
+    bad = requests.post(url, json={"pod": "pod-9", "sets": {"abc123abc123": {"ok": -5}}},
+                        headers=auth, timeout=5)
+    assert bad.status_code == 400 and "sets[abc123abc123]" in bad.json()["error"]
 
 
 def _deployment(stack: contextlib.ExitStack, api, local_registry, tmp_path: Path, name: str,
