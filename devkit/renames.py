@@ -108,7 +108,11 @@ def rewrite(path: Path, root: Path) -> bool:
         new = isinstance(node, ast.ImportFrom) and rewritten_import(node, here, now, package, root)
         if new:
             indent = re.match(r"\s*", lines[node.lineno - 1]).group(0)
-            edits.append((node.lineno, node.end_lineno, "".join(f"{indent}{n}\n" for n in new)))
+            # a trailing comment (the F401 waiver of fixtures imported for pytest) follows each line
+            found = re.search(r"\s*#.*$", "".join(lines[node.lineno - 1:node.end_lineno]), re.M)
+            comment = found.group(0).rstrip() if found else ""
+            edits.append((node.lineno, node.end_lineno,
+                          "".join(f"{indent}{n}{comment}\n" for n in new)))
     for start, end, new in sorted(edits, reverse=True):
         lines[start - 1:end] = [new]
     changed = "".join(line if line.lstrip().startswith(("from ", "import "))

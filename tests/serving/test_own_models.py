@@ -12,11 +12,12 @@ import shutil
 import numpy as np
 import pytest
 
+from devkit.own_models import OwnModel
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
 from registry_sync.cli import main
 from tests.serving.test_challenger import _defaults, settle
-from tests.support.own_models import OwnModel, own_models  # noqa: F401
+from tests.support.own_models import own_models  # noqa: F401
 
 KINDS = ("gold", "cut", "price")
 
