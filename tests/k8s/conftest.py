@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from devkit.fake_kube_api import FakeApi, Server
-from devkit.models import trained_models  # noqa: F401 (the guard cluster test trains models)
 from devkit.registry import local_registry, local_registry_server  # noqa: F401
 from registry_sync.cluster.lease_api import KubeLease
 from registry_sync.hooks import kube

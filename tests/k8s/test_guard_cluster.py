@@ -112,7 +112,7 @@ def test_one_decision_rolls_every_replica_back_and_it_stays_back(api, local_regi
 
 
 def test_without_prometheus_the_leader_judges_what_a_followers_pod_served(
-        api, local_registry, trained_models, tmp_path):
+        api, local_registry, trained_models, tmp_path):  # noqa: F811
     """Bad traffic on one follower's pod alone: its reports make the leader roll back."""
     name = unique_name("reported")
     local_registry.register_folder(name, "1.0.0", trained_models.pickled, status="Production")
@@ -176,7 +176,7 @@ def _deployment(stack: contextlib.ExitStack, api, local_registry, tmp_path: Path
     return replicas, servings
 
 
-def _next_leader_keeps_it_out(api, local_registry, trained_models, name, replicas, leading,
+def _next_leader_keeps_it_out(api, local_registry, models, name, replicas, leading,
                               tmp_path: Path) -> None:
     """The leader stops; its successor polls, refuses 1.1.0 as handed over, takes 1.2.0."""
     leading.stop()
@@ -191,6 +191,6 @@ def _next_leader_keeps_it_out(api, local_registry, trained_models, name, replica
     assert decision_history(api)[-1] == {name: "1.0.0"}
     assert not any(r.events("guard_tripped") for r in rest), "judged again"
     assert all(published_versions(r.root) == {name: "1.0.0"} for r in rest)
-    local_registry.register_folder(name, "1.2.0", trained_models.pickled, status="Production")
+    local_registry.register_folder(name, "1.2.0", models.pickled, status="Production")
     for replica in rest:
         replica.wait_for_versions({name: "1.2.0"}, timeout=60)
