@@ -171,7 +171,7 @@ def _deployment(stack: contextlib.ExitStack, api, local_registry, tmp_path: Path
                                admin=admin, token=PEER_TOKEN, wait=False))
         stack.callback(servings[-1].stop)
     for serving in servings:
-        wait_until(lambda s=serving: _ready(s.url, "/readyz"), 60, what="serving ready")
+        wait_until(lambda s=serving: _ready(s.url, "/readyz"), 120, what="serving ready")
         serving.wait_for_version("1.0.0", timeout=60)
     return replicas, servings
 
