@@ -175,8 +175,8 @@ def rewritten(text: str, here: str, now: str, package: bool, root: Path) -> str:
         if new:
             indent = re.match(r"\s*", lines[node.lineno - 1]).group(0)
             # a trailing comment (a noqa and its reason) stays on every line it becomes
-            tail = lines[node.end_lineno - 1][node.end_col_offset:].strip()
-            comment = f"  {tail}" if tail.startswith("#") else ""
+            found = re.search(r"\s*#.*$", "".join(lines[node.lineno - 1:node.end_lineno]), re.M)
+            comment = found.group(0).rstrip() if found else ""
             edits.append((node.lineno, node.end_lineno,
                           "".join(f"{indent}{n}{comment}\n" for n in new)))
     lines = [line if number in imports else code_in_string(line)

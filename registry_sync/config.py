@@ -153,7 +153,8 @@ def guard_settings(values: Mapping[str, Any]) -> GuardSettings:
         sample_interval=values["GUARD_SAMPLE_INTERVAL"],
         thresholds=Thresholds(values["GUARD_MIN_REQUESTS"], values["GUARD_MAX_ERROR_RATE"],
                               values["GUARD_MAX_LATENCY_RATIO"], values["GUARD_MIN_LATENCY_MS"],
-                              values["GUARD_MAX_SHARE_SHIFT"]),
+                              values["GUARD_MAX_SHARE_SHIFT"], values["GUARD_MAX_MEAN_SHIFT"],
+                              values["GUARD_MAX_SPREAD_RATIO"]),
         comet_tag=values["GUARD_COMET_TAG"].strip(),
         prometheus_url=_optional_url(values, "PROMETHEUS_URL"))
 

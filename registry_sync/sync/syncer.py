@@ -31,6 +31,7 @@ from ..store.state import Publication, RefusedBy, SyncState, VersionSet, manifes
 from .context import Outcome
 
 if TYPE_CHECKING:
+    from ..cluster.decision_refusals import HandedRefusal
     from ..guard import PromotionGuard
     from .candidate import CandidateFollower
 
@@ -300,6 +301,10 @@ class Syncer:
         except (ServingUnavailable, SnapshotRejected) as exc:
             # the symlink is the truth: every worker converges on `current` by itself
             log.warning("serving_reload_failed", snapshot=snapshot_id, error=str(exc))
+
+    def adopt_refusals(self, handed: tuple[HandedRefusal, ...]) -> None:
+        """Record the leader's guard refusals this pod lacks (it may lead next)."""
+        guard_rollback.adopt(self, handed)
 
     def refuse_unsafe(self, exc: UnsafeValue) -> Outcome:
         """A chosen version carries a value that must not go further: refused once, named."""

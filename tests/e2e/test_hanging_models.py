@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from devkit.load import VALID
 from devkit.models import HANGING_CARAT, hanging
@@ -155,6 +156,8 @@ def test_a_hang_no_alarm_can_stop_costs_one_worker_replaced_in_seconds(pod, trai
         killed = wait_until(lambda: pod.serving_events("model_call_hung"), 10,
                             what="the master's kill")
         assert killed[-1]["role"] == "champion"
+        # the killed call counts as the champion's failure: the promotion guard's error rate
+        assert _champion_failed(pod, killed[-1]["snapshot"]) == 1
         wait_until(lambda: booted_workers(pod) == workers + 1, 30, what="a new worker")
         answers = [requests.post(pod.serving.url + "/api/v1/predict", json=VALID, timeout=10)
                    for _ in range(10)]
@@ -228,3 +231,12 @@ def test_a_33_mb_metadata_file_is_refused_by_name_and_requests_never_wait(pod, t
         stop.set()
         load.join(60)
     assert_normal_clients_served(sent)
+
+
+def _champion_failed(pod, snapshot: str) -> float:
+    """serving_champion_requests_total{outcome="failed"} of one snapshot."""
+    return sum(sample.value for family in text_string_to_metric_families(pod.serving_metrics())
+               for sample in family.samples
+               if sample.name == "serving_champion_requests_total"
+               and sample.labels["snapshot"] == snapshot
+               and sample.labels["outcome"] == "failed")
