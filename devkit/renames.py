@@ -43,11 +43,15 @@ MOVED = {  # old module -> new module
         "snapshots", "processes", "slow_clients", "models", "registry", "cluster", "jsonlog",
         "load")},
     "tests.k8s.fake_api": "devkit.fake_kube_api", "tests.k8s.fake_leases": "devkit.fake_leases",
+    "registry_sync.guard": "registry_sync.guard.watch",
+    **{f"registry_sync.guard_{name}": f"registry_sync.guard.{name}" for name in (
+        "figures", "journal", "prometheus", "reports", "rollback")},
 }
 OLD_PLACE = {new: old for old, new in MOVED.items()}
+PACKAGES = ("registry_sync.cluster", "registry_sync.guard")  # modules that became packages
 # in prose and strings; `registry_sync.cluster` is now a package, so only its imports are moved
 DOTTED = re.compile(r"\b(" + "|".join(re.escape(m) for m in sorted(MOVED, key=len, reverse=True)
-                                      if m != "registry_sync.cluster") + r")\b(?![./])")
+                                      if m not in PACKAGES) + r")\b(?![./])")
 
 
 def module_of(path: Path, root: Path) -> tuple[str, str, bool]:
