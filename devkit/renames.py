@@ -45,6 +45,9 @@ MOVED = {  # old module -> new module
         "snapshots", "processes", "slow_clients", "models", "registry", "cluster", "jsonlog",
         "load")},
     "tests.k8s.fake_api": "devkit.fake_kube_api", "tests.k8s.fake_leases": "devkit.fake_leases",
+    "registry_sync.guard": "registry_sync.guard.watch",
+    **{f"registry_sync.guard_{name}": f"registry_sync.guard.{name}" for name in (
+        "figures", "journal", "prometheus", "reports", "rollback")},
     **{f"serving.{old}": f"serving.{new}" for old, new in {
         "api": "http.api", "app": "http.app", "context": "http.context", "labels": "http.labels",
         "ops": "http.ops", "rollbacks": "http.rollbacks", "token": "http.token", "web": "http.web",

@@ -12,11 +12,11 @@ import sys
 import threading
 
 from model_contract import layout, logs
+from registry_sync.guard.reports import Reports, encode, push, summed
+from registry_sync.guard.watch import PromotionGuard, serving_reader
 
 from . import config
 from .errors import CometError, Stopped
-from .guard import PromotionGuard, serving_reader
-from .guard_reports import Reports, encode, push, summed
 from .hooks.notifier import ServingNotifier
 from .ops import server as ops_server
 from .ops import status
@@ -91,7 +91,7 @@ def _guard(settings: config.SyncConfig, syncer: Syncer, daemon: Daemon) -> None:
     if not guard.enabled:
         return
     if guard.prometheus_url:
-        from .guard_prometheus import reader
+        from registry_sync.guard.prometheus import reader
         read = reader(guard.prometheus_url)
     elif settings.serving_url:
         read = serving_reader(settings.serving_url + "/metrics")

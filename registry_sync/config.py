@@ -17,11 +17,11 @@ from typing import Any
 
 from common.settings import url_root
 from model_contract import logs
+from registry_sync.guard.figures import Thresholds
+from registry_sync.guard.watch import GuardSettings
 
 from .cluster.election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
-from .guard import GuardSettings
-from .guard_figures import Thresholds
 from .registries.comet.settings import CometSettings, comet_settings
 from .secret_files import check_secret_file, read_secret_file
 from .settings import (  # noqa: F401 - the table's readers, as config.X for the commands

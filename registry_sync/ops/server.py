@@ -22,9 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common import bearer
 from model_contract import logs
+from registry_sync.cluster import peer
+from registry_sync.guard import reports as guard_reports
 
-from .. import guard_reports
-from ..cluster import peer
 from ..cluster.decision_seal import peer_token
 from ..errors import SecretUnavailable
 from ..sync.daemon import Daemon

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
 from model_contract.manifest import Manifest
+from registry_sync.guard import rollback as guard_rollback
 
-from .. import guard_rollback
 from ..errors import ConfigError, LeadershipLost, RegistrySyncError, Stopped
 from ..store import snapshot, state
 from .syncer import Outcome, Syncer

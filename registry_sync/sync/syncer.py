@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
 from model_contract.manifest import Manifest, ModelEntry
+from registry_sync.guard import rollback as guard_rollback
 
-from .. import guard_rollback
 from ..config import SyncConfig
 from ..errors import ArchiveError, LeadershipLost, ServingUnavailable, SnapshotRejected, UnsafeValue
 from ..hooks.notifier import NOT_LISTENING, ServingNotifier, Verdict
@@ -31,8 +31,9 @@ from ..store.state import Publication, RefusedBy, SyncState, VersionSet, manifes
 from .context import Outcome
 
 if TYPE_CHECKING:
+    from registry_sync.guard.watch import PromotionGuard
+
     from ..cluster.decision_refusals import HandedRefusal
-    from ..guard import PromotionGuard
     from .candidate import CandidateFollower
 
 log = logs.get(__name__)

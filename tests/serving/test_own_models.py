@@ -285,7 +285,7 @@ def test_describe_refuses_files_it_cannot_use_with_a_reason(own_models, tmp_path
 def test_a_regressors_values_reach_the_guards_figures(own_models, make_app, model_root):  # noqa: F811
     """What the promotion guard judges a regressor on: the mean and spread serving counted."""
     from model_contract.manifest import version_set
-    from registry_sync.guard_figures import Figures, parse
+    from registry_sync.guard.figures import Figures, parse
     from serving.telemetry import metrics as serving_metrics
 
     def figures() -> Figures:

@@ -19,8 +19,8 @@ from model_contract import layout
 from model_contract.manifest import Manifest, ModelEntry, version_set
 from registry_sync import commands, config
 from registry_sync.errors import ConfigError
-from registry_sync.guard import GuardSettings, PromotionGuard, serving_reader
-from registry_sync.guard_figures import Check, Figures, Thresholds, judge, parse, quantile
+from registry_sync.guard.figures import Check, Figures, Thresholds, judge, parse, quantile
+from registry_sync.guard.watch import GuardSettings, PromotionGuard, serving_reader
 from serving.telemetry import champion_metrics
 from serving.telemetry import metrics as serving_metrics
 
@@ -286,7 +286,7 @@ def test_serving_shows_the_guards_last_rollback_and_nothing_from_a_bad_state_fil
 
 
 def test_a_followers_report_round_trips_and_sums_with_the_leaders_figures():
-    from registry_sync.guard_reports import Reports, decode, encode, summed
+    from registry_sync.guard.reports import Reports, decode, encode, summed
     mine = {"abc123abc123": Figures(10, 1, ((0.001, 10.0), (float("inf"), 11.0)), {"Gold": 10},
                                     (10, 5.0, 7.0))}
     pod, theirs = decode(encode("pod-1", mine))
@@ -317,13 +317,13 @@ def test_a_followers_report_round_trips_and_sums_with_the_leaders_figures():
      b'"classes": {}, "values": [0, 0, 0]}}}', "buckets"),
 ])
 def test_a_malformed_report_is_refused_naming_the_field(body, named):
-    from registry_sync.guard_reports import ReportError, decode
+    from registry_sync.guard.reports import ReportError, decode
     with pytest.raises(ReportError, match=named):
         decode(body)
 
 
 def test_a_report_names_classes_plainly_and_keeps_at_most_16_sets():
-    from registry_sync.guard_reports import decode, encode
+    from registry_sync.guard.reports import decode, encode
     many = {f"{n:012x}": Figures(n, 0, (), {"<b>\n": 1}) for n in range(40)}
     _pod, kept = decode(encode("pod-2", many))
     assert len(kept) == 16 and min(f.ok for f in kept.values()) == 24  # the busiest

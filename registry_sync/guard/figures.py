@@ -72,7 +72,7 @@ class Figures:
                        tuple((le, max(0.0, n - before.get(le, 0.0))) for le, n in self.buckets),
                        {k: max(0.0, v - earlier.classes.get(k, 0.0))
                         for k, v in self.classes.items()},
-                       tuple(a - b for a, b in zip(self.values, earlier.values, strict=True)))
+                       _three(a - b for a, b in zip(self.values, earlier.values, strict=True)))
 
     def plus(self, other: Figures) -> Figures:
         """Two pods' counters summed (buckets by bound, classes by name)."""
@@ -84,7 +84,7 @@ class Figures:
             classes[k] = classes.get(k, 0.0) + v
         return Figures(self.ok + other.ok, self.failed + other.failed,
                        tuple(sorted(buckets.items())), classes,
-                       tuple(a + b for a, b in zip(self.values, other.values, strict=True)))
+                       _three(a + b for a, b in zip(self.values, other.values, strict=True)))
 
     def value_stats(self) -> tuple[float, float] | None:
         """The values' mean and standard deviation; None without values."""
@@ -230,3 +230,9 @@ def _judge_values(new: Figures, old: Figures, limits: Thresholds) -> tuple[Check
         return Check.VALUES, (f"spread of values {spread:.4g} against the previous version's "
                               f"{old_spread:.4g}: more than {ratio:g}x apart")
     return None
+
+
+def _three(numbers: Iterable[float]) -> tuple[float, float, float]:
+    """A regressor's (count, sum, squares) from a computation over two of them."""
+    count, total, squares = numbers
+    return count, total, squares

@@ -19,17 +19,15 @@ from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
 from model_contract.manifest import Manifest
+from registry_sync.cluster.decision_refusals import MAX_HANDED, MAX_REASON, HandedRefusal
+from registry_sync.errors import CometError
 from registry_sync.store import snapshot
 from registry_sync.store import state as state_store
 from registry_sync.store.state import Memory, RefusedBy
 
-from .cluster.decision_refusals import MAX_HANDED, MAX_REASON, HandedRefusal
-from .errors import CometError
-
 if TYPE_CHECKING:
+    from registry_sync.guard.watch import PromotionGuard, Trip
     from registry_sync.sync.syncer import Syncer
-
-    from .guard import PromotionGuard, Trip
 
 log = logs.get(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import requests
 
-from .guard_figures import (
+from registry_sync.guard.figures import (
     MAX_METRICS_BYTES,
     PREFIX,
     VALUE_SAMPLES,

@@ -24,8 +24,7 @@ from typing import Any
 import requests
 
 from model_contract import logs
-
-from .guard_figures import Figures, plain_label
+from registry_sync.guard.figures import Figures, plain_label
 
 log = logs.get(__name__)
 PATH = "/-/guard-figures"

@@ -1,13 +1,13 @@
 """The promotion guard: watches a newly published champion and trips when it hurts traffic.
 
 A thread reads the champion figures every GUARD_SAMPLE_INTERVAL seconds (this pod's serving
-/metrics, or the Deployment's sums from Prometheus: registry_sync.guard_prometheus) and keeps
+/metrics, or the Deployment's sums from Prometheus: registry_sync.guard.prometheus) and keeps
 the readings of the last two windows. When the syncer publishes a new snapshot it calls
 `watch()`: the previous snapshot's figures over its last GUARD_WINDOW seconds become the
 baseline, and for GUARD_WINDOW seconds the new snapshot's figures since publication are judged
-against it (registry_sync.guard_figures). A trip is kept for the sync loop (`take()`), which is
+against it (registry_sync.guard.figures). A trip is kept for the sync loop (`take()`), which is
 woken to roll back: the guard never writes MODEL_ROOT's snapshots. In a cluster only the leader
-watches. A standalone sidecar keeps its open window on disk (registry_sync.guard_journal) and,
+watches. A standalone sidecar keeps its open window on disk (registry_sync.guard.journal) and,
 restarted inside it, resumes it.
 """
 
@@ -24,9 +24,8 @@ import requests
 
 from model_contract import logs
 from model_contract.manifest import Manifest
-
-from . import guard_journal
-from .guard_figures import (
+from registry_sync.guard import journal as guard_journal
+from registry_sync.guard.figures import (
     MAX_METRICS_BYTES,
     Check,
     Figures,
@@ -36,7 +35,7 @@ from .guard_figures import (
     margins,
     parse,
 )
-from .guard_reports import Reports
+from registry_sync.guard.reports import Reports
 
 log = logs.get(__name__)
 Reading = tuple[float, dict[str, Figures]]  # (monotonic seconds, figures per snapshot)

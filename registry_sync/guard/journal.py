@@ -19,8 +19,7 @@ from typing import Any
 
 from model_contract import layout, logs
 from model_contract.manifest import write_durably
-
-from .guard_figures import Figures
+from registry_sync.guard.figures import Figures
 
 log = logs.get(__name__)
 NAME = layout.GUARD_WATCH
