@@ -21,6 +21,7 @@ from .challenger import ChallengerHolder
 from .context import HOLDER, RELOAD_TOKEN_SOURCE, ROLES, SETTINGS, error_response, holder
 from .errors import BatchTooLarge, FieldError, InvalidInput, NoModel, PredictionTimeout
 from .holder import ModelHolder
+from .lean import STARTED, LeanPredictions
 from .monitoring import MONITOR, Monitor
 from .oip import endpoints as oip
 from .prediction_ids import PredictionIds, key_from
@@ -31,7 +32,6 @@ from .verdict import VerdictSender
 log = logs.get(__name__)
 STARTUP_WAIT = 15.0  # at most, for a verdict at a worker's start (a worker's request timeout: 30 s)
 READ_CHUNK = 64 * 1024
-STARTED = "serving.started"  # the environ key of the request's perf_counter start
 DRAIN_FACTOR = 4  # after a 413, read on up to this many times the limit so the client sees it
 
 
@@ -70,6 +70,8 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     roles.converge(wait=min(settings.validation_wait, STARTUP_WAIT))
     if settings.watch:
         roles.start()
+    # Plain predictions skip Flask's request cycle (same answers); the rest reach Flask.
+    app.wsgi_app = LeanPredictions(app)  # type: ignore[method-assign]
     return app
 
 
