@@ -78,9 +78,11 @@ def outputs_of(answer: Answer, rows: Rows, prediction_id: str,
                OutputTensor("probability", "FP64", [count], list(answers.probabilities))]
     classes = model.schema.classes
     if answers.class_probabilities is not None:
-        table = [answers.per_class(i) or {} for i in range(count)]
-        tensors.append(OutputTensor("probabilities", "FP64", [count, len(classes)],
-                                    [row[c] for row in table for c in classes]))
+        flat = answers.class_table(classes)
+        if flat is None:  # classes named otherwise than the schema's: row by row, as before
+            table = [answers.per_class(i) or {} for i in range(count)]
+            flat = [row[c] for row in table for c in classes]
+        tensors.append(OutputTensor("probabilities", "FP64", [count, len(classes)], flat))
     return tensors
 
 
