@@ -71,7 +71,7 @@ def outputs_of(answer: Answer, rows: Rows, prediction_id: str,
     model, answers = answer.model, answer.predictions
     count = answers.rows
     # Rows of a request of several rows have the ids <prediction_id>-<i>, as a batch's do.
-    (sender or monitor()).record(model, prediction_id, rows.rows, answers, count != 1)
+    (sender or monitor()).record(model, prediction_id, lambda: rows.rows, answers, count != 1)
     if answers.task is Task.REGRESSION:
         return [OutputTensor("value", "FP64", [count], list(answers.values))]
     tensors = [OutputTensor("label", "BYTES", [count], list(answers.labels)),
@@ -185,7 +185,7 @@ def infer_reply(parts: Services, name: str, version: str | None, raw: bytes,
     both = parts.roles
     answer = both.predict(given, key)
     model = answer.model
-    metrics.PREDICTIONS.labels("v2", model.version).inc(len(rows.rows))
+    metrics.PREDICTIONS.labels("v2", model.version).inc(rows.count)
     prediction_id = parts.monitor.new_id(model.version)
     outputs = [t for t in outputs_of(answer, rows, prediction_id, parts.monitor)
                if wanted is None or t.name in wanted]
