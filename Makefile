@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test min-deps lint bench peers clean system-deps image-deps images test-images
+.PHONY: demo test typecheck min-deps lint bench peers clean system-deps image-deps images test-images
 MIN_VENV := .venv-min
 # what exercises each direct dependency: client + retries, loader + fast path, Flask API, the front,
 # own models (pandas, skops on pipelines), the Kubernetes client, the local registry
@@ -55,8 +55,14 @@ system-deps: | $(BIN)/python
 	           chromium chromium-driver wrk curl prometheus nginx; } >$(VENV)/apt.log 2>&1 \
 	       || { tail -n 30 $(VENV)/apt.log; exit 1; }; }
 
+# mypy, configured in pyproject.toml: strict on common/ and the seams (the Registry protocol, the
+# SyncContext), lenient on the rest of the sidecar
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 test: $(STAMP) $(STORES_VENV)/.installed system-deps
-	$(BIN)/ruff check model_contract registry_sync local_registry serving tests bench
+	$(BIN)/ruff check model_contract common registry_sync local_registry serving devkit tests bench
+	$(MAKE) typecheck
 	$(BIN)/python -m pytest
 
 # The lower bounds of pyproject.toml, tested: a venv with every direct dependency at its minimum.
@@ -91,7 +97,7 @@ test-images: $(STAMP) images
 # exec: the demo is make's own child, so `kill -TERM` of make (which make forwards) stops it.
 # DEMO_ARGS passes options, e.g. make demo DEMO_ARGS='--reset --port 8080'.
 demo: $(STAMP)
-	exec $(BIN)/python -m registry_sync.demo $(DEMO_ARGS)
+	exec $(BIN)/python -m devkit.demo $(DEMO_ARGS)
 
 bench: $(STAMP) system-deps peers
 	$(BIN)/python -m bench

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from devkit.snapshots import build_snapshot
 from serving import dataset
 from serving.api import _ENCODER, Prediction
 from serving.decoding import decoder
 from serving.schema import DIAMONDS
 from serving.validation import encode, parse_body
-from tests.support.snapshots import build_snapshot
 
 from . import models
 from .common import Processes, median

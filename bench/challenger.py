@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
-from registry_sync.publish import publish as publish_link
-from tests.support.snapshots import build_snapshot
+from devkit.snapshots import build_snapshot
+from registry_sync.store.publish import publish as publish_link
 
 from . import models
 from .common import VALID, Processes, answered, median, wrk

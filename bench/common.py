@@ -25,8 +25,8 @@ from typing import Any
 import psutil
 import requests
 
+from devkit.processes import wait_until as poll_until
 from serving.front.command import WORKER_PROCESS_NAME
-from tests.support.processes import wait_until as poll_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-reload-token-0123456789"

@@ -7,7 +7,7 @@ each body before the app runs (`python -m serving.front`), also without its conn
 (FRONT_BALANCE=false: kept-alive connections stay where the kernel's hash put them) and without
 pinning its workers to a CPU each (FRONT_PIN_WORKERS=false; auto pins them on 2 CPUs).
 Each gets a normal wrk load alone and then with 200 slow connections held (headers trickled,
-bodies trickled, idle after connect: tests.support.slow_clients); then single-prediction
+bodies trickled, idle after connect: devkit.slow_clients); then single-prediction
 throughput in interleaved rounds, and memory (PSS of every process of the server).
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.support.slow_clients import KINDS, SlowClients
-from tests.support.snapshots import build_snapshot, seed_models
+from devkit.slow_clients import KINDS, SlowClients
+from devkit.snapshots import build_snapshot, seed_models
 
 from . import models
 from .common import VALID, Process, Processes, answered, median, mib, wrk

@@ -14,10 +14,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from devkit.jsonlog import json_lines
+from devkit.load import Load
+from devkit.models import guard_rows
 from registry_sync.guard_figures import Thresholds
-from tests.support.jsonlog import json_lines
-from tests.support.load import Load
-from tests.support.models import guard_rows
 
 from . import models
 from .common import Processes, median

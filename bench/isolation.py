@@ -13,9 +13,9 @@ from pathlib import Path
 
 import requests
 
-from registry_sync.publish import publish as publish_link
-from tests.support.models import computing
-from tests.support.snapshots import build_snapshot
+from devkit.models import computing
+from devkit.snapshots import build_snapshot
+from registry_sync.store.publish import publish as publish_link
 
 from . import models
 from .common import VALID, Processes, answered, median, wrk

@@ -16,12 +16,12 @@ import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
+from devkit.sessions import spreading_session
+from devkit.snapshots import build_snapshot
 from serving import dataset, train
 from serving.forest import compile_forest
 from serving.schema import DIAMONDS
 from serving.validation import encode
-from tests.serving.server import spreading_session
-from tests.support.snapshots import build_snapshot
 
 from . import models
 from .common import VALID, Processes, median, mib, python

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.support.models import TrainedModels, cache_key, train_all
+from devkit.models import TrainedModels, cache_key, train_all
 
 CLASSIFIER = "diamonds-classifier"
 PAD_NAME = "embeddings.bin"

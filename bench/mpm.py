@@ -16,9 +16,9 @@ from pathlib import Path
 
 import requests
 
-from tests.support.processes import wait_until
-from tests.support.registry import LocalRegistry, start_local_registry
-from tests.support.snapshots import build_snapshot
+from devkit.processes import wait_until
+from devkit.registry import LocalRegistry, start_local_registry
+from devkit.snapshots import build_snapshot
 
 from . import models
 from .common import VALID, Process, Processes, answered, median, wrk

@@ -19,11 +19,11 @@ import joblib
 import psutil
 import requests
 
+from devkit.processes import free_port
+from devkit.snapshots import build_snapshot
 from serving import dataset
 from serving.schema import DIAMONDS
 from serving.validation import encode
-from tests.support.processes import free_port
-from tests.support.snapshots import build_snapshot
 
 from . import models
 from .common import REPO_ROOT, VALID, Process, Processes, answered, env, median, mib, wrk
@@ -124,9 +124,12 @@ def _start(processes: Processes, work: Path) -> tuple[dict[str, Process], dict[s
     trained = models.trained()
     root = work / "root"
     build_snapshot(root, {models.CLASSIFIER: trained.pipeline}, "1.0.0")
-    from serving.loader import _load_skops
+    import skops.io  # our own freshly trained pipeline: its types are trusted
+
+    pipeline = trained.pipeline / "pipeline.skops"
     model = work / "model.joblib"
-    joblib.dump(_load_skops(trained.pipeline / "pipeline.skops"), model)
+    joblib.dump(skops.io.load(pipeline, trusted=skops.io.get_untrusted_types(file=pipeline)),
+                model)
     servers = {"ours": serving(processes, "serving", root)}
     absent = {}
     for peer, start in (("mlserver", _mlserver), ("kserve", _kserve)):

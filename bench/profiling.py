@@ -137,7 +137,7 @@ def wsgi_call(app, path: str, body: bytes = b"", method: str = "POST"):
 
 def in_process(section: Section) -> None:
     """CPU per request in-process: ours (seed layout) against the textbook app, same pickles."""
-    from tests.support.snapshots import build_snapshot, seed_models
+    from devkit.snapshots import build_snapshot, seed_models
 
     from . import models
     from .common import workspace
@@ -180,7 +180,8 @@ def _ours_app(root: Path):
     from serving.app import create_app
     from serving.config import ServingConfig
 
-    return create_app(ServingConfig(model_root=root, watch=False, log_level="warning"))
+    return create_app(ServingConfig(model_root=root, watch=False, log_level="warning",
+                                    validation_wait=60.0))
 
 
 def _textbook_app(model_dir: Path):

@@ -2,7 +2,7 @@
 
 For each N (BENCH_REPLICAS, default 1,5,10,20), N sidecars run as real processes, each with its
 own MODEL_ROOT and ops port, sharing the local registry and the Kubernetes API stand-in
-(tests/k8s/fake_api.py) with leader election on. Measured: the poll's requests an hour seen by
+(devkit/fake_kube_api.py) with leader election on. Measured: the poll's requests an hour seen by
 the registry (`items?status=`, one per followed status: Production and the default candidate
 status Staging) over WINDOW seconds of idle polling; download bytes per promotion (what the sidecars
 counted from Comet, and from peers); promotion-to-all-published time per replica; and, after a
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import requests
 
-from tests.k8s.fake_api import FakeApi, Server
-from tests.support.cluster import holder, replica_env
-from tests.support.processes import free_port, published_versions
+from devkit.cluster import holder, replica_env
+from devkit.fake_kube_api import FakeApi, Server
+from devkit.processes import free_port, published_versions
 
 from .common import Process, Processes, answers, median, python, wait_until
 from .report import Section

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 from string import Template
 
+from devkit.processes import free_port
+from devkit.registry import LocalRegistry, start_local_registry
 from serving.front.command import serving_argv
-from tests.support.processes import free_port
-from tests.support.registry import LocalRegistry, start_local_registry
 
 from .common import (
     START_TIMEOUT,

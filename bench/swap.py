@@ -18,9 +18,9 @@ from pathlib import Path
 
 import requests
 
-from registry_sync.publish import publish
-from tests.serving.server import spreading_session
-from tests.support.snapshots import build_snapshot
+from devkit.sessions import spreading_session
+from devkit.snapshots import build_snapshot
+from registry_sync.store.publish import publish
 
 from . import models
 from .common import TOKEN, VALID, Processes, answered, median, wrk

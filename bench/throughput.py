@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.snapshots import build_snapshot, seed_models
+from devkit.snapshots import build_snapshot, seed_models
 
 from . import models, profiling
 from .common import VALID, Processes, answered, median, wrk

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from tests.support.load import v2_body
-from tests.support.snapshots import build_snapshot, seed_models
+from devkit.load import v2_body
+from devkit.snapshots import build_snapshot, seed_models
 
 from . import models
 from .common import VALID, Processes, answered, median, wrk

@@ -20,7 +20,7 @@ _SIDECAR = ("registry_sync/", "local_registry/", "model_contract/")
 MEASURES: dict[str, tuple[str, ...]] = {
     "throughput": (*_SERVING, "bench/textbook_app.py"),
     "batch": (*_SERVING, "bench/profiling.py"),
-    "swap": (*_SERVING, "registry_sync/publish.py"),
+    "swap": (*_SERVING, "registry_sync/store/publish.py"),
     "promotion": _SERVING + _SIDECAR,
     "download": _SIDECAR,
     "memory": _SERVING,
@@ -31,7 +31,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "challenger": _SERVING,
     "isolation": _SERVING,
     "peers": (*_SERVING, "bench/peer_servers/"),
-    "v2": (*_SERVING, "tests/support/load.py"),
+    "v2": (*_SERVING, "devkit/load.py"),
 }
 
 

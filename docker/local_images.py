@@ -35,7 +35,8 @@ IMAGES = {  # the names k8s/deployment.yaml runs
     "serving": ("docker/Dockerfile.serving", "localhost/comet-registry-sync/serving:0.1.0"),
 }
 # Everything .dockerignore lets into the build context, and the Dockerfiles.
-CONTEXT = ("pyproject.toml", "README.md", "model_contract", "registry_sync", "serving",
+CONTEXT = ("pyproject.toml", "README.md", "model_contract", "common", "registry_sync",
+           "serving",
            "docker/constraints.txt", "docker/Dockerfile.sidecar", "docker/Dockerfile.serving",
            ".dockerignore")
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")

@@ -12,14 +12,25 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from model_contract import logs
-from registry_sync import config
-from registry_sync.errors import ConfigError, RegistrySyncError
+from common.settings import Setting, SettingsTable
+from model_contract import logs, secret_file
 
 from .app import create_app
 from .shapes import DETAILS_SHAPES
 
 log = logs.get(__name__)
+
+
+class ConfigError(Exception):
+    """A bad option: one line on stderr, exit 2."""
+
+
+class CannotServe(Exception):
+    """The registry cannot start (a busy port, an unreadable key file): one line, exit 1."""
+
+
+SETTINGS = SettingsTable([Setting("LOG_LEVEL", logs.parse_level, "info",
+                                  "debug, info, warning or error")], error=ConfigError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--login-token-file", type=Path, metavar="PATH",
                         help="file holding a one-time login token: the first browser opening "
                              "/ui/login/TOKEN is logged in to the registry page as owner")
-    config.add_flags(parser, ["LOG_LEVEL"])
+    SETTINGS.add_flags(parser, ["LOG_LEVEL"])
     return parser
 
 
@@ -64,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"local-registry: configuration error: {exc}", file=sys.stderr)
         return 2
-    except RegistrySyncError as exc:
+    except CannotServe as exc:
         print(f"local-registry: {logs.mask(str(exc))}", file=sys.stderr)
         return 1
 
@@ -73,8 +84,16 @@ def _api_key(args: argparse.Namespace) -> str:
     if args.api_key:
         return args.api_key
     if args.api_key_file:
-        return config.read_secret_file(args.api_key_file, "--api-key-file")
+        return _secret(args.api_key_file, "--api-key-file")
     raise ConfigError("--api-key (or --api-key-file) is required: the key clients must send")
+
+
+def _secret(path: Path, option: str) -> str:
+    """A secret from its file, stripped; the error names the option and file, never the value."""
+    try:
+        return secret_file.read(path, option)
+    except secret_file.SecretFileError as exc:
+        raise CannotServe(str(exc)) from None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -96,7 +115,7 @@ def serve(args: argparse.Namespace) -> int:
     key = _api_key(args)
     logs.redact(key)
     logs.redact(args.member_api_key)
-    login_token = (config.read_secret_file(args.login_token_file, "--login-token-file")
+    login_token = (_secret(args.login_token_file, "--login-token-file")
                    if args.login_token_file else None)
     logs.redact(login_token)
     if not 0 <= args.port < 65536:
@@ -110,7 +129,7 @@ def serve(args: argparse.Namespace) -> int:
         with _listen(args.host, args.port) as sock:
             server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
     except (OSError, ValueError, KeyError) as exc:
-        raise RegistrySyncError(
+        raise CannotServe(
             f"local registry cannot listen on {args.host}:{args.port}: {exc}") from exc
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{server.port}"

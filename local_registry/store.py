@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from common.versions import semver_key
 from model_contract import logs
-from registry_sync.versions import semver_key
 
 from . import webhooks
 

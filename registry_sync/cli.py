@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from . import commands as sync_commands
-    from . import describe, promote, register
+    from . import describe
+    from .registries.comet import promote, register
 
     sync_commands.add_parsers(commands)
     describe.add_parser(commands)

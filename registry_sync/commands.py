@@ -13,15 +13,20 @@ import threading
 
 from model_contract import logs
 
-from . import approvals, config, ops_server, snapshot, state, status
-from .candidate import CandidateFollower
-from .comet import CometClient
-from .daemon import EXIT_FAILED, EXIT_OK, Daemon
+from . import config
 from .errors import CometError, Stopped
 from .guard import PromotionGuard, serving_reader
-from .metrics import SyncMetrics
-from .notifier import ServingNotifier
-from .syncer import Syncer
+from .hooks.notifier import ServingNotifier
+from .ops import server as ops_server
+from .ops import status
+from .ops.metrics import SyncMetrics
+from .registries.comet import approvals
+from .registries.comet.client import CometClient
+from .registries.comet.registry import CometRegistry
+from .store import snapshot, state
+from .sync.candidate import CandidateFollower
+from .sync.daemon import EXIT_FAILED, EXIT_OK, Daemon
+from .sync.syncer import Syncer
 
 log = logs.get(__name__)
 
@@ -59,7 +64,8 @@ def build_daemon(settings: config.SyncConfig) -> Daemon:
     client = CometClient(settings.comet, sleep=interruptible_sleep(stop), attempts=3,
                          max_wait=min(30.0, settings.max_backoff),
                          on_request=metrics.count_request)
-    syncer = Syncer(settings, client, state.load(settings.model_root), metrics, notifier,
+    registry = CometRegistry(client, (settings.status, settings.candidate_status))
+    syncer = Syncer(settings, registry, state.load(settings.model_root), metrics, notifier,
                     should_stop=stop.is_set, reporter=_reporter(settings))
     if settings.candidate_status:
         syncer.candidates = CandidateFollower(syncer, settings.candidate_status)
@@ -99,16 +105,17 @@ def _guard(settings: config.SyncConfig, syncer: Syncer, daemon: Daemon) -> None:
 
 def _follower(settings: config.SyncConfig, syncer: Syncer):
     """How a follower installs a decided set: from a peer (its own credential), else Comet."""
-    from .decision_seal import peer_token
-    from .follower import Follower
-    from .peer import PeerClient
+    from .cluster.decision_seal import peer_token
+    from .cluster.peer import PeerClient
+    from .sync.follower import Follower
 
     def credential() -> str:
         token = peer_token(settings.read_decision_key())
         logs.redact(token)
         return token
 
-    return Follower(syncer, PeerClient(credential, settings.comet.download_timeout))
+    return Follower(syncer, PeerClient(credential, settings.comet.download_timeout),
+                    syncer.candidates)
 
 
 def config_id(settings: config.SyncConfig) -> str:
@@ -120,16 +127,18 @@ def config_id(settings: config.SyncConfig) -> str:
 
 def decision_max_age(settings: config.SyncConfig) -> float:
     """How long a decision stays good unconfirmed: three polls and two lease durations."""
+    assert settings.election is not None  # decisions exist only with an election
     return 3 * settings.interval + 2 * settings.election.lease_duration
 
 
 def _cluster(settings: config.SyncConfig, wake):
     """The election and the decision watch on the Lease (two connections: one blocks)."""
-    from . import kube
-    from .cluster import Cluster, Trust
-    from .lease_api import KubeLease, KubePods
+    from .cluster.lease_api import KubeLease, KubePods
+    from .cluster.member import Cluster, Trust
+    from .hooks import kube
 
     election = settings.election
+    assert election is not None  # a cluster only with an election
     ca_file = settings.kube_token_file.with_name("ca.crt")
     ca = ca_file if ca_file.is_file() else None
 
@@ -148,7 +157,7 @@ def _reporter(settings: config.SyncConfig):
     """The Kubernetes Events/annotations reporter when in a cluster, else None."""
     if settings.kube is None:
         return None
-    from . import kube  # the kubernetes client is slow to import: only inside a cluster
+    from .hooks import kube  # the kubernetes client is slow to import: only inside a cluster
 
     options = dict(settings.kube)
     return kube.PodReporter.in_cluster(options.pop("pod_name"), options.pop("namespace"),

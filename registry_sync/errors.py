@@ -141,6 +141,8 @@ class RemoteAssetRefused(ArchiveError):
 class UnsafeValue(ArchiveError):
     """A registry value is not what Comet documents (semver, bounded safe names and ids)."""
 
+    key = ""  # the version set it was found in, once known (Syncer's check_chosen sets it)
+
     def __init__(self, model: str, field: str, value: str, expected: str):
         shown = value[:40].encode("ascii", "backslashreplace").decode("ascii")
         super().__init__(f"{model}: field {field} is {shown!r}: expected {expected}")

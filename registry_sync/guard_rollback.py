@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
 from model_contract.manifest import Manifest
+from registry_sync.store import snapshot
+from registry_sync.store.state import RefusedBy
 
-from . import snapshot
 from .errors import CometError
-from .state import RefusedBy
 
 if TYPE_CHECKING:
+    from registry_sync.sync.syncer import Syncer
+
     from .guard import PromotionGuard, Trip
-    from .syncer import Syncer
 
 log = logs.get(__name__)
 
@@ -62,8 +63,7 @@ def _tell_comet(syncer: Syncer, refused: Manifest, kept: Manifest, tag: str,
         if kept.versions.get(entry.name) == entry.version:
             continue
         try:
-            syncer.client.add_tag(entry.name, entry.version, tag)
-            syncer.client.set_metadata(entry.registryModelItemId, {
+            syncer.registry.mark(entry.name, entry.version, entry.registryModelItemId, tag, {
                 "rolled_back_reason": trip.reason[:500], "rolled_back_check": trip.check.value,
                 "rolled_back_at": at})
         except CometError as exc:

@@ -128,6 +128,12 @@ def failed(model) -> None:
     _write_if_due()
 
 
+def killed(snapshot: str, versions: dict[str, str]) -> None:
+    """Count, in the front's master, one request whose champion call could not be stopped and
+    whose worker it killed: the worker's own count died with it, and the guard must see it."""
+    REQUESTS.labels(snapshot, version_set(versions), "failed").inc()
+
+
 def _write_if_due() -> None:
     if time.monotonic() - _written[0] >= WRITE_EVERY:
         flush()

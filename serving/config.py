@@ -289,7 +289,7 @@ class ServingConfig:
     golden_min_accuracy: float = 0.7
     validation_timeout: float = 120.0
     validation_memory_limit: int = 768 * MIB
-    validation_wait: float = 20.0
+    validation_wait: float = 1.0
     validation_dir: Path | None = None
     predict_timeout: float = 0.5
     log_level: str = "info"

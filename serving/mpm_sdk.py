@@ -14,7 +14,8 @@ from typing import Any
 
 import requests
 
-from model_contract import api_key, logs
+from common.comet_server import server_root_or_default
+from model_contract import logs
 
 from .config import MpmConfig
 
@@ -54,7 +55,7 @@ def client_options(config: MpmConfig, key: ModelKey) -> dict[str, Any]:
 
 def ping(config: MpmConfig) -> bool:
     """Whether MPM answers its ping within MPM_SEND_TIMEOUT."""
-    url = mpm_root(comet_server(config.url, config.api_key)) + "isAlive/ping"
+    url = mpm_root(server_root_or_default(config.url, config.api_key)) + "isAlive/ping"
     try:
         answer = requests.get(url, headers={"Authorization": config.api_key or ""},
                               timeout=config.send_timeout)
@@ -64,14 +65,6 @@ def ping(config: MpmConfig) -> bool:
     if answer.status_code != 200:
         log.warning("mpm_unavailable", url=url, status=answer.status_code)
     return answer.status_code == 200
-
-
-def comet_server(url_override: str | None, key: str | None) -> str:
-    """COMET_URL_OVERRIDE, else the server the key carries, else Comet's own (as the SDK)."""
-    try:
-        return url_override or api_key.base_url(key or "") or api_key.DEFAULT_SERVER
-    except api_key.MalformedKey:
-        return api_key.DEFAULT_SERVER  # the SDK itself then refuses the key and disables MPM
 
 
 def mpm_root(comet_url: str) -> str:

@@ -8,10 +8,11 @@ listener, or its METRICS_PORT twin for Prometheus), never on the public port.
 from __future__ import annotations
 
 import functools
-import hmac
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotFound
+
+from common import bearer
 
 from . import metrics
 from .api import read_json
@@ -81,9 +82,7 @@ def admin_only(view):
         if not token:
             return error_response(403, "forbidden", "admin endpoints are disabled: set "
                                   "RELOAD_TOKEN or RELOAD_TOKEN_FILE")
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), token.encode()):
+        if not bearer.holds(request.headers.get("Authorization"), [token]):
             response = error_response(401, "unauthorized", "a valid bearer token is required")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response

@@ -1,7 +1,7 @@
 """The last rollback by the sidecar's promotion guard, as /api/v1/model shows it.
 
-The sidecar records it in MODEL_ROOT's state file (registry_sync.state: a refusal `by` "guard");
-serving only reads that file, at most MAX_STATE_BYTES of it, again only when it changed.
+The sidecar records it in MODEL_ROOT's state file (registry_sync.store.state: a refusal `by`
+"guard"); serving only reads that file, at most MAX_STATE_BYTES of it, again only when it changed.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from typing import Any
 
 import requests
 
+from common.comet_server import server_root_or_default
 from model_contract import api_key, logs
 
 from .background import ProcessThread
 from .config import ServingConfig
-from .mpm_sdk import comet_server
 from .roles import Roles
 
 log = logs.get(__name__)
@@ -69,7 +69,8 @@ class VerdictSender:
         settings = config.challenger
         self._roles, self._interval = roles, settings.verdict_interval
         self._key = api_key.key_to_send(settings.api_key or "")
-        self._url = rest_root(comet_server(settings.url, settings.api_key)) + METRIC_PATH
+        root = server_root_or_default(settings.url, settings.api_key)
+        self._url = rest_root(root) + METRIC_PATH
         self._lock_path = Path(config.metrics_dir) / LOCK_NAME if config.metrics_dir else None
         self._session = session or requests.Session()
         self._sent: tuple[str, int] | None = None

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from model_contract import layout
+from model_contract import layout, manifest
 from model_contract.logs import EventLogger
 from serving import deadline, overruns
 
@@ -116,8 +116,21 @@ def kill_hung(pid: int, role: int, hard_seconds: float, model_root: Path | None,
     snapshot = layout.linked_snapshot_id(model_root, LINKS.get(role, "current")) \
         if model_root is not None else None
     log.error("model_call_hung", pid=pid, role=name, snapshot=snapshot, seconds=hard_seconds)
+    if snapshot is not None and role == deadline.CHAMPION:
+        _count_failed(model_root, snapshot)
     if snapshot is not None:
         with contextlib.suppress(OSError):
             overruns.record(folder, overruns.Overrun(
                 name, snapshot, f"a model call ran {hard_seconds:g}s and could not be stopped: "
                                 "its worker was killed", time.time(), worker_killed=True))
+
+
+def _count_failed(model_root: Path, snapshot: str) -> None:
+    """The killed call as a failed request of its champion, which the promotion guard reads."""
+    try:
+        versions = manifest.read(layout.snapshot_path(model_root, snapshot)).versions
+    except manifest.ManifestError:
+        return  # pruned meanwhile: no champion figures to add to
+    from serving import champion_metrics  # here: the metrics folder is chosen by now
+
+    champion_metrics.killed(snapshot, versions)

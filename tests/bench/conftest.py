@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from devkit.models import trained_models  # noqa: F401
 from serving import dataset
-from tests.support.models import trained_models  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from tests.support.processes import REPO_ROOT, free_port, python_env, wait_until
+from devkit.processes import REPO_ROOT, free_port, python_env, wait_until
 
 SAMPLE = {"carat": 0.7, "color": "E", "clarity": "VS2", "depth": 61.5, "table": 56,
           "price": 2800, "x": 5.7, "y": 5.72, "z": 3.52}
@@ -33,7 +33,7 @@ def test_demo_serves_html_and_json_then_a_promoted_version_without_restart(tmp_p
     home, port = tmp_path / "demo", free_port()
     options = demo_options(home, port)
     registry_port = options[options.index("--registry-port") + 1]
-    command = [sys.executable, "-m", "registry_sync.demo", *options]
+    command = [sys.executable, "-m", "devkit.demo", *options]
     out = open(tmp_path / "demo.out", "w+")  # noqa: SIM115 - read back below
     demo = subprocess.Popen(command, cwd=REPO_ROOT, env=python_env(), stdout=out,
                             stderr=subprocess.STDOUT)
@@ -185,7 +185,7 @@ def test_a_busy_port_is_one_line_naming_it_and_its_flag(tmp_path):
         options = demo_options(tmp_path / "demo", free_port())
         options[options.index("--registry-port") + 1] = str(busy)
         outside_make = {k: v for k, v in python_env().items() if k != "MAKELEVEL"}  # make test
-        done = subprocess.run([sys.executable, "-m", "registry_sync.demo", *options],
+        done = subprocess.run([sys.executable, "-m", "devkit.demo", *options],
                               cwd=REPO_ROOT, env=outside_make, capture_output=True, text=True,
                               timeout=60)
     assert done.returncode == 1 and done.stdout == ""
@@ -197,7 +197,7 @@ def test_a_busy_port_is_one_line_naming_it_and_its_flag(tmp_path):
 
 def test_help_shows_the_defaults():
     """`--help` names each default port."""
-    done = subprocess.run([sys.executable, "-m", "registry_sync.demo", "--help"], cwd=REPO_ROOT,
+    done = subprocess.run([sys.executable, "-m", "devkit.demo", "--help"], cwd=REPO_ROOT,
                           env=python_env(), capture_output=True, text=True, timeout=60)
     assert all(f"(default: {p})" in done.stdout for p in (8000, 8001, 5050, 8090))
 

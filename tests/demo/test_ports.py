@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from registry_sync.demo_ports import ports_in_use
+from devkit.demo_ports import ports_in_use
 
 
 def _time_wait_port() -> int:

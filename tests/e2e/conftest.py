@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.models import TrainedModels, trained_models  # noqa: F401
+from devkit.models import TrainedModels, trained_models  # noqa: F401
 from tests.support.pod_system import SECRETS, Folders, PodSystem, running_pod
 from tests.support.secret_scan import SecretScan
 

@@ -11,7 +11,7 @@ from itertools import pairwise
 
 import pytest
 
-from tests.support.jsonlog import event_time
+from devkit.jsonlog import event_time
 from tests.support.pod_system import SIDECAR_DEFAULTS
 
 COMET_TIMEOUT = float(SIDECAR_DEFAULTS["COMET_TIMEOUT"])

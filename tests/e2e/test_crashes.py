@@ -12,9 +12,9 @@ import time
 
 import requests
 
+from devkit.processes import wait_until
 from model_contract import layout
 from tests.support.pod_system import kill
-from tests.support.processes import wait_until
 
 ROUNDS = 8
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.processes import wait_until
 from tests.support.pod_system import VERDICT_TIMEOUT
-from tests.support.processes import wait_until
 
 FREE_LEFT = 20 * 1024 * 1024
 # incompressible; large enough that no snapshot pruned before the build can make it fit

@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from devkit.load import VALID, Load
+from devkit.models import leaking
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from serving.config import client_memory, front_from_env
 from serving.front.listener import is_listening
 from tests.serving.server import Serving, launch, spreading_session
 from tests.support import cgroup, pod
 from tests.support.greedy_clients import Heavy, HeavySenders, SlowReaders
-from tests.support.load import VALID, Load
-from tests.support.models import leaking
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 MIB = 1024 * 1024
 SLACK = 6.0  # seconds: this machine is shared and loaded

@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from tests.support.jsonlog import event_time
-from tests.support.models import guard_rows, misbehaving
-from tests.support.processes import wait_until
+from devkit.jsonlog import event_time
+from devkit.models import guard_rows, misbehaving
+from devkit.processes import wait_until
 
 WINDOW = 20.0
 TAG = "rolled-back"

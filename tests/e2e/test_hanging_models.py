@@ -2,7 +2,7 @@
 the inputs that hang fail.
 
 The champion is our pickled pipeline wrapped so that a row with carat 0.317 never returns
-(tests.support.models.hanging): it passes validation (its golden rows answer) and is served.
+(devkit.models.hanging): it passes validation (its golden rows answer) and is served.
 Clients whose every tenth request carries such a row get 504 for those and 200, mostly within
 a second, for the rest; the front neither exits nor loses a worker. A hang the alarm cannot
 stop (a C call holding the GIL) costs its worker, killed by the master past PREDICT_TIMEOUT + 1 s,
@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
+from devkit.load import VALID
+from devkit.models import HANGING_CARAT, hanging
+from devkit.processes import wait_until
 from model_contract import layout
 from serving.loader import MAX_METADATA_BYTES
-from tests.support.load import VALID
-from tests.support.models import HANGING_CARAT, hanging
-from tests.support.processes import wait_until
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 CLIENTS, SECONDS = 2, 5.0
@@ -155,6 +156,8 @@ def test_a_hang_no_alarm_can_stop_costs_one_worker_replaced_in_seconds(pod, trai
         killed = wait_until(lambda: pod.serving_events("model_call_hung"), 10,
                             what="the master's kill")
         assert killed[-1]["role"] == "champion"
+        # the killed call counts as the champion's failure: the promotion guard's error rate
+        assert _champion_failed(pod, killed[-1]["snapshot"]) == 1
         wait_until(lambda: booted_workers(pod) == workers + 1, 30, what="a new worker")
         answers = [requests.post(pod.serving.url + "/api/v1/predict", json=VALID, timeout=10)
                    for _ in range(10)]
@@ -228,3 +231,12 @@ def test_a_33_mb_metadata_file_is_refused_by_name_and_requests_never_wait(pod, t
         stop.set()
         load.join(60)
     assert_normal_clients_served(sent)
+
+
+def _champion_failed(pod, snapshot: str) -> float:
+    """serving_champion_requests_total{outcome="failed"} of one snapshot."""
+    return sum(sample.value for family in text_string_to_metric_families(pod.serving_metrics())
+               for sample in family.samples
+               if sample.name == "serving_champion_requests_total"
+               and sample.labels["snapshot"] == snapshot
+               and sample.labels["outcome"] == "failed")

@@ -13,13 +13,13 @@ import json
 import pytest
 import requests
 
+from devkit.load import VALID
+from devkit.models import hostile
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from model_contract import layout
-from registry_sync import snapshot
-from tests.support.load import VALID
-from tests.support.models import hostile
+from registry_sync.store import snapshot
 from tests.support.pod_system import RELOAD_TOKEN, SERVING_DEFAULTS, SIDECAR_DEFAULTS
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 REFUSALS = {
     "sigkill": "validator killed by signal 9 (SIGKILL); likely out of memory",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from registry_sync.registry import semver_key
+from registry_sync.registries.values import semver_key
 
 PERIOD = 4.0
 DURATION = 60.0

@@ -14,16 +14,16 @@ from itertools import pairwise
 import pytest
 import requests
 
-from registry_sync.comet import MIN_DOWNLOAD_RATE
-from registry_sync.registry import semver_key
-from tests.support.jsonlog import event_time
+from devkit.jsonlog import event_time
+from devkit.processes import wait_until
+from registry_sync.registries.comet.client import MIN_DOWNLOAD_RATE
+from registry_sync.registries.values import semver_key
 from tests.support.pod_system import (
     ROTATED_API_KEY,
     SIDECAR_DEFAULTS,
     WRONG_API_KEY,
     largest_asset,
 )
-from tests.support.processes import wait_until
 
 COMET_TIMEOUT = float(SIDECAR_DEFAULTS["COMET_TIMEOUT"])
 DOWNLOAD_TIMEOUT = float(SIDECAR_DEFAULTS["COMET_DOWNLOAD_TIMEOUT"])

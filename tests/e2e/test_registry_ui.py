@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from devkit.processes import wait_until
 from tests.serving.test_browser import ARTIFACTS, browser, submit_and_wait_for  # noqa: F401
-from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -18,8 +18,8 @@ import skops.io
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from devkit.models import wrong_golden
 from model_contract import layout
-from tests.support.models import wrong_golden
 
 
 def unloadable(source: Path, target: Path) -> Path:

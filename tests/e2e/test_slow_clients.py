@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from devkit.load import Load
+from devkit.processes import wait_until
+from devkit.slow_clients import KINDS, SlowClients
+from devkit.snapshots import build_snapshot
 from tests.serving.server import Serving, launch
-from tests.support.load import Load
-from tests.support.processes import wait_until
-from tests.support.slow_clients import KINDS, SlowClients
-from tests.support.snapshots import build_snapshot
 
 HEADER_TIMEOUT, BODY_TIMEOUT = 3, 1
 SLOW, TRICKLE = 200, 1.5

@@ -19,12 +19,12 @@ import psutil
 import pytest
 import requests
 
+from devkit.jsonlog import event_time
+from devkit.models import wrong_golden
+from devkit.processes import REPO_ROOT, wait_until
+from devkit.registry import zip_bytes
 from model_contract import layout
-from tests.support.jsonlog import event_time
-from tests.support.models import wrong_golden
 from tests.support.pod_system import API_KEY
-from tests.support.processes import REPO_ROOT, wait_until
-from tests.support.registry import zip_bytes
 
 
 def test_a_snapshot_damaged_by_a_kill_while_pruning_is_never_reused(pod):

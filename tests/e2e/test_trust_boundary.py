@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.snapshots import seed_models
+from devkit.snapshots import seed_models
 
 FOREIGN = {
     "another-version": ({"version_name": "9.9.9"},

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from devkit.processes import wait_until
 from tests.support.pod_system import WEBHOOK_SECRET
-from tests.support.processes import wait_until
 
 HOOK = "/api/v1/webhooks/comet"
 GOAL_SECONDS = 3.0  # the promotion-to-served goal; asserted with room for a loaded machine

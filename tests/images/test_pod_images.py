@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from devkit.models import trained_models  # noqa: F401
+from devkit.processes import free_port, wait_until
+from devkit.registry import local_registry, local_registry_server  # noqa: F401
 from tests.support import buildah, pod
-from tests.support.models import trained_models  # noqa: F401
-from tests.support.processes import free_port, wait_until
-from tests.support.registry import local_registry, local_registry_server  # noqa: F401
 
 pytestmark = pytest.mark.images
 

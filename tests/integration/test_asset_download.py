@@ -9,7 +9,8 @@ import zipfile
 
 import pytest
 
-from registry_sync import asset_download, installer
+from devkit.processes import running_sidecar
+from devkit.registry import unique_name
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
     BadResponse,
@@ -18,8 +19,9 @@ from registry_sync.errors import (
     RemoteAssetRefused,
     SizeMismatch,
 )
-from tests.support.processes import running_sidecar
-from tests.support.registry import unique_name
+from registry_sync.registries.comet import asset_download
+from registry_sync.registries.comet.registry import CometRegistry
+from registry_sync.store import installer
 
 from .test_comet_client import client_for
 
@@ -36,8 +38,8 @@ def _install(registry, name, tmp_path, client=None):
     received = []
     target = tmp_path / "model"
     (tmp_path / "work").mkdir(exist_ok=True)
-    entry = installer.install(client, name, version, tmp_path / "work", target, ArchiveLimits(),
-                              received.append, lambda: False)
+    entry = installer.install(CometRegistry(client), name, version, tmp_path / "work", target,
+                              ArchiveLimits(), received.append, lambda: False)
     return entry, target, sum(received)
 
 

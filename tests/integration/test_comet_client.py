@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from registry_sync.comet import CometClient
+from devkit.processes import REPO_ROOT
+from devkit.registry import running_local_registry, unique_name
 from registry_sync.config import CometSettings
 from registry_sync.errors import (
     CometUnavailable,
@@ -17,8 +18,7 @@ from registry_sync.errors import (
     VersionNotFound,
     WorkspaceNotFound,
 )
-from tests.support.processes import REPO_ROOT
-from tests.support.registry import running_local_registry, unique_name
+from registry_sync.registries.comet.client import CometClient
 
 
 def client_for(registry, sleeps=None, key=None, workspace=None, **settings) -> CometClient:
@@ -130,7 +130,7 @@ def test_a_stalled_download_is_bounded_by_the_timeout(local_registry, tmp_path):
 MEMORY_PROBE = textwrap.dedent("""
     import resource, sys
     from pathlib import Path
-    from registry_sync.comet import CometClient
+    from registry_sync.registries.comet.client import CometClient
     from registry_sync.config import CometSettings
     url, key, ws, name, dest = sys.argv[1:6]
     client = CometClient(CometSettings(url, ws, key, None, 10.0, 60.0))

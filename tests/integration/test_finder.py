@@ -6,10 +6,10 @@ test says otherwise: the finder must not need them.
 
 import pytest
 
+from devkit.registry import unique_name
 from registry_sync.errors import StatusUnknown
-from registry_sync.finder import VersionFinder
+from registry_sync.registries.comet.finder import VersionFinder
 from tests.integration.test_comet_client import client_for
-from tests.support.registry import unique_name
 
 
 @pytest.fixture(params=["sdk", "full"])

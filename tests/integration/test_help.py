@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.processes import REPO_ROOT, python_env
 from registry_sync.cli import build_parser
-from tests.support.processes import REPO_ROOT, python_env
 
 BIN = Path(sys.executable).parent
 
@@ -30,7 +30,7 @@ COMMANDS = [
     [str(BIN / "serving-train")],
     [sys.executable, "-m", "serving.train"],
     [sys.executable, "-m", "serving.front"],
-    [sys.executable, "-m", "registry_sync.demo"],
+    [sys.executable, "-m", "devkit.demo"],
 ]
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from registry_sync import config
-from registry_sync.comet import CometClient
 from registry_sync.errors import CometUnavailable, ConfigError, Unauthorized
+from registry_sync.registries.comet.client import CometClient
 
 ALLOW = ("X-Gateway-Allow", "gateway-pass-7f3a")
 

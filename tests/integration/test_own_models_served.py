@@ -15,13 +15,13 @@ import time
 import pytest
 import requests
 
+from devkit.load import Load
+from devkit.processes import running_sidecar, wait_until
+from devkit.registry import unique_name
 from registry_sync.cli import main
 from tests.serving.server import launch
 from tests.serving.test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, FLAGS, fill
-from tests.support.load import Load
 from tests.support.own_models import OwnModel, own_models  # noqa: F401
-from tests.support.processes import running_sidecar, wait_until
-from tests.support.registry import unique_name
 
 TOKEN = "own-models-token-4471"
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ import os
 import pytest
 import requests
 
-from registry_sync.peer import PeerClient, PeerRefused, PeerUnavailable
-from tests.support.processes import published, running_sidecar
-from tests.support.registry import unique_name
+from devkit.processes import published, running_sidecar
+from devkit.registry import unique_name
+from registry_sync.cluster.peer import PeerClient, PeerRefused, PeerUnavailable
 
 TOKEN = "peer-token-0123456789"
 

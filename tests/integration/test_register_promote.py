@@ -8,9 +8,9 @@ import uuid
 
 import requests
 
-from registry_sync.register import registry_page
-from tests.support.processes import REPO_ROOT, free_port, published_versions, python_env
-from tests.support.registry import MEMBER_API_KEY, running_local_registry, unique_name
+from devkit.processes import REPO_ROOT, free_port, published_versions, python_env
+from devkit.registry import MEMBER_API_KEY, running_local_registry, unique_name
+from registry_sync.registries.comet.register import registry_page
 
 from .test_sidecar import cli as sidecar_cli
 

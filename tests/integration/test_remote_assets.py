@@ -12,8 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from registry_sync import installer
-from registry_sync.comet import CometClient
+from devkit.registry import unique_name
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
     ArchiveTooLarge,
@@ -21,8 +20,10 @@ from registry_sync.errors import (
     RemoteStoreError,
     SizeMismatch,
 )
+from registry_sync.registries.comet.client import CometClient
+from registry_sync.registries.comet.registry import CometRegistry
+from registry_sync.store import installer
 from tests.support.object_stores import BUCKET, ObjectStores, remote_listing, running_object_stores
-from tests.support.registry import unique_name
 
 from .test_comet_client import client_for
 
@@ -65,8 +66,9 @@ def _install(registry, stores, name, tmp_path, limits=None):
     version = client.get_model(name).version("1.0.0")
     (tmp_path / "work").mkdir(exist_ok=True)
     received: list[int] = []
-    entry = installer.install(client, name, version, tmp_path / "work", tmp_path / "model",
-                              limits or ArchiveLimits(), received.append, lambda: False)
+    entry = installer.install(CometRegistry(client), name, version, tmp_path / "work",
+                              tmp_path / "model", limits or ArchiveLimits(), received.append,
+                              lambda: False)
     return entry, sum(received)
 
 

@@ -9,8 +9,7 @@ import time
 
 import requests
 
-from model_contract import layout, manifest
-from tests.support.processes import (
+from devkit.processes import (
     REPO_ROOT,
     published,
     published_versions,
@@ -19,7 +18,8 @@ from tests.support.processes import (
     start_sidecar,
     wait_until,
 )
-from tests.support.registry import unique_name
+from devkit.registry import unique_name
+from model_contract import layout, manifest
 
 
 def cli(registry, root, models, *args, **extra):

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from devkit.processes import published
+from devkit.registry import unique_name, zip_bytes
 from tests.support.archives import unsafe_archives
-from tests.support.processes import published
-from tests.support.registry import unique_name, zip_bytes
 
 from .test_sidecar import cli
 

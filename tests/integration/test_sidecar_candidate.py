@@ -12,18 +12,12 @@ import json
 import subprocess
 import sys
 
+from devkit.load import Load
+from devkit.models import trained_models, wrong_golden  # noqa: F401
+from devkit.processes import REPO_ROOT, python_env, running_sidecar, start_sidecar, wait_until
+from devkit.registry import unique_name, zip_bytes
 from model_contract import layout
 from tests.serving.server import launch
-from tests.support.load import Load
-from tests.support.models import trained_models, wrong_golden  # noqa: F401
-from tests.support.processes import (
-    REPO_ROOT,
-    python_env,
-    running_sidecar,
-    start_sidecar,
-    wait_until,
-)
-from tests.support.registry import unique_name, zip_bytes
 
 TOKEN = "candidate-token-4242"
 

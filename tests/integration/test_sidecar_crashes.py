@@ -5,15 +5,15 @@ import signal
 import socket
 import threading
 
-from model_contract import layout, manifest
-from tests.support.processes import (
+from devkit.processes import (
     published,
     published_versions,
     running_sidecar,
     start_sidecar,
     wait_until,
 )
-from tests.support.registry import unique_name
+from devkit.registry import unique_name
+from model_contract import layout, manifest
 
 
 def assert_current_complete(root, versions):

@@ -9,8 +9,8 @@ import time
 
 import requests
 
-from tests.support.processes import running_sidecar, wait_until
-from tests.support.registry import unique_name
+from devkit.processes import running_sidecar, wait_until
+from devkit.registry import unique_name
 
 
 def test_a_rollback_in_the_ui_is_served_within_one_poll(local_registry, tmp_path):

@@ -3,10 +3,10 @@ never retried in a loop, and the next good version goes through."""
 
 import time
 
+from devkit.models import trained_models, wrong_golden  # noqa: F401
+from devkit.processes import free_port, published_versions, running_sidecar, wait_until
+from devkit.registry import unique_name
 from tests.serving.server import launch
-from tests.support.models import trained_models, wrong_golden  # noqa: F401
-from tests.support.processes import free_port, published_versions, running_sidecar, wait_until
-from tests.support.registry import unique_name
 
 TOKEN = "handover-token-8086"
 

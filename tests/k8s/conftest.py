@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from registry_sync import kube
-from registry_sync.lease_api import KubeLease
-from tests.k8s.fake_api import FakeApi, Server
-from tests.support.registry import local_registry, local_registry_server  # noqa: F401
+from devkit.fake_kube_api import FakeApi, Server
+from devkit.registry import local_registry, local_registry_server  # noqa: F401
+from registry_sync.cluster.lease_api import KubeLease
+from registry_sync.hooks import kube
 
 NAMESPACE, LEASE = "ml-serving", "comet-registry-sync"
 

@@ -12,8 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from registry_sync.decision import DECISION_ANNOTATION
-from tests.support.cluster import (
+from devkit.cluster import (
     LEASE,
     NAMESPACE,
     PEER_TOKEN,
@@ -26,8 +25,9 @@ from tests.support.cluster import (
     start_replicas,
     wait_for_leader,
 )
-from tests.support.processes import published_versions, wait_until
-from tests.support.registry import unique_name
+from devkit.processes import published_versions, wait_until
+from devkit.registry import unique_name
+from registry_sync.cluster.decision import DECISION_ANNOTATION
 
 DETAILS = "registry-model/items"  # what a poll asks, once per followed status (finder.py)
 

@@ -10,13 +10,13 @@ import threading
 
 import pytest
 
+from devkit.cluster import DECISION_KEY, sealed
 from model_contract.manifest import FileEntry, ModelEntry
-from registry_sync import decision
-from registry_sync.decision import DecidedSet, Decision, DecisionError
-from registry_sync.decision_watch import DecisionWatcher
-from registry_sync.election import ElectionSettings, Elector
+from registry_sync.cluster import decision
+from registry_sync.cluster.decision import DecidedSet, Decision, DecisionError
+from registry_sync.cluster.decision_watch import DecisionWatcher
+from registry_sync.cluster.election import ElectionSettings, Elector
 from tests.k8s.conftest import LEASE, NAMESPACE
-from tests.support.cluster import DECISION_KEY, sealed
 
 DIGEST = "ab" * 32
 
@@ -246,7 +246,7 @@ def test_any_mangled_decision_is_a_decision_error_never_another_exception():
 
 def test_a_seal_binds_the_key_the_lease_and_every_byte():
     """Another key, another Lease, a changed byte or no seal: refused; the right one opens."""
-    from registry_sync.decision_seal import seal, unseal
+    from registry_sync.cluster.decision_seal import seal, unseal
 
     text, key, lease = decided("1.2.0").to_annotation(), b"k" * 32, "ns/name"
     assert unseal(seal(text, key, lease), key, lease) == text

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from registry_sync.election import ElectionSettings, Elector, LeaseConflict, LeaseRecord
-from registry_sync.lease_api import WatchExpired
+from registry_sync.cluster.election import ElectionSettings, Elector, LeaseConflict, LeaseRecord
+from registry_sync.cluster.lease_api import WatchExpired
 from tests.k8s.conftest import LEASE, NAMESPACE
 
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

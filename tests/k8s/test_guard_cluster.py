@@ -19,12 +19,12 @@ import pytest
 import requests
 import yaml
 
+from devkit.cluster import PEER_TOKEN, decision_history, replica_env, wait_for_leader
+from devkit.load import Load
+from devkit.models import guard_rows, misbehaving
+from devkit.processes import free_port, published_versions, start_sidecar, wait_until
+from devkit.registry import unique_name
 from tests.serving.server import launch
-from tests.support.cluster import PEER_TOKEN, decision_history, replica_env, wait_for_leader
-from tests.support.load import Load
-from tests.support.models import guard_rows, misbehaving, trained_models  # noqa: F401
-from tests.support.processes import free_port, published_versions, start_sidecar, wait_until
-from tests.support.registry import unique_name
 
 TAG = "rolled-back"
 GUARD = {"GUARD_ENABLED": "true", "GUARD_WINDOW": "30", "GUARD_SAMPLE_INTERVAL": "0.5",
@@ -66,7 +66,7 @@ def _ready(url: str, path: str = "/-/ready") -> bool:
 
 
 def test_one_decision_rolls_every_replica_back_and_it_stays_back(api, local_registry,
-                                                                 trained_models, tmp_path):  # noqa: F811
+                                                                 trained_models, tmp_path):
     name = unique_name("guarded")
     local_registry.register_folder(name, "1.0.0", trained_models.pickled, status="Production")
     admins = [free_port() for _ in range(3)]

@@ -19,9 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from registry_sync.decision import DECISION_ANNOTATION
-from tests.k8s.fake_leases import ApiError
-from tests.support.cluster import (
+from devkit.cluster import (
     LEASE,
     NAMESPACE,
     PEER_TOKEN,
@@ -33,8 +31,10 @@ from tests.support.cluster import (
     start_replicas,
     wait_for_leader,
 )
-from tests.support.processes import published_versions, start_sidecar, wait_until
-from tests.support.registry import unique_name
+from devkit.fake_leases import ApiError
+from devkit.processes import published_versions, start_sidecar, wait_until
+from devkit.registry import unique_name
+from registry_sync.cluster.decision import DECISION_ANNOTATION
 
 POLL = "registry-model/items"  # what a pass asks, once per followed status (finder.py)
 STATUSES = 2  # Production and the default candidate status, Staging

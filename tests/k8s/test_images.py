@@ -105,7 +105,8 @@ def test_multi_stage_slim_non_root_with_a_healthcheck(image):
 
 @pytest.mark.parametrize("image", DOCKERFILES)
 def test_each_image_installs_its_own_code_and_extra_only(image):
-    """The wheel built from the repo's model_contract and the image's package, with its extra."""
+    """The wheel built from the repo's model_contract, common and the image's package, with its
+    extra."""
     package = {"sidecar": "registry_sync", "serving": "serving"}[image]
     extras = {"sidecar": "sidecar,s3,gcs", "serving": "serving"}[image]  # remote assets: README
     build = stages(DOCKERFILES[image])[0]
@@ -113,7 +114,8 @@ def test_each_image_installs_its_own_code_and_extra_only(image):
     assert "pip wheel" in install and "--no-deps --wheel-dir /wheels ." in install
     assert f'"$1[{extras}]"' in install and "--constraint /tmp/constraints.txt" in install
     copied = {a.split()[0].rstrip("/") for k, a in build if k == "COPY"}
-    assert copied == {"pyproject.toml", "model_contract", package, "docker/constraints.txt"}
+    assert copied == {"pyproject.toml", "model_contract", "common", package,
+                      "docker/constraints.txt"}
 
 
 @pytest.mark.parametrize("image", DOCKERFILES)
@@ -143,8 +145,8 @@ def test_the_build_context_is_an_allow_list():
              if line.strip() and not line.startswith("#")]
     assert rules[0] == "*"
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "model_contract", "registry_sync", "serving",
-                       "docker/constraints.txt"}
+    assert allowed == {"pyproject.toml", "README.md", "model_contract", "common", "registry_sync",
+                       "serving", "docker/constraints.txt"}
     copied = set()
     for path in DOCKERFILES.values():
         for kind, args in instructions(path):

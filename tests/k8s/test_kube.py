@@ -1,4 +1,4 @@
-"""registry_sync.kube against a stand-in Kubernetes API server over real HTTP on 127.0.0.1."""
+"""registry_sync.hooks.kube against a stand-in Kubernetes API server over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.fake_kube_api import FakeApi, Server
+from devkit.processes import free_port
 from model_contract import logs
-from registry_sync import kube
-from tests.k8s.fake_api import FakeApi, Server
-from tests.support.processes import free_port
+from registry_sync.hooks import kube
 
 API_KEY = "comet-api-key-0123456789abcdef"
 TOKEN = "service-account-token-1"
@@ -69,12 +69,12 @@ def reporter(api, token_file, clock):
 
 @pytest.fixture
 def kube_logs(caplog):
-    """The events registry_sync.kube logs, as (event, fields)."""
+    """The events registry_sync.hooks.kube logs, as (event, fields)."""
     caplog.set_level(logging.DEBUG)
 
     def events() -> list[tuple[str, dict]]:
         return [(r.getMessage(), getattr(r, "fields", {})) for r in caplog.records
-                if r.name == "registry_sync.kube"]
+                if r.name == "registry_sync.hooks.kube"]
 
     return events
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from devkit.models import trained_models  # noqa: F401
+from devkit.processes import free_port, wait_until
+from devkit.registry import local_registry, local_registry_server  # noqa: F401
 from tests.support import pod
-from tests.support.models import trained_models  # noqa: F401
-from tests.support.processes import free_port, wait_until
-from tests.support.registry import local_registry, local_registry_server  # noqa: F401
 
 SAMPLE = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
           "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}

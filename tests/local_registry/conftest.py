@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.registry import (  # noqa: F401
+from devkit.registry import (  # noqa: F401 - the fixture
     LocalRegistry,
     local_registry,
     running_local_registry,

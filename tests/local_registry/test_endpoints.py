@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.support.registry import API, unique_name
+from devkit.registry import API, unique_name
 
 FILES = {"model.pkl": b"\x80\x04weights", "out/config.json": b'{"a": 1}'}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.registry import run_sdk_script
+from devkit.registry import run_sdk_script
 
 SCENARIO = r"""
 import json

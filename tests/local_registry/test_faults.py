@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.support.registry import API, unique_name, zip_bytes
+from devkit.registry import API, unique_name, zip_bytes
 
 BIG = zip_bytes({"weights.bin": bytes(range(256)) * 4096})
 

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 import requests
 
-from tests.support.registry import API, MEMBER_API_KEY, unique_name
+from devkit.registry import API, MEMBER_API_KEY, unique_name
 
 WEIGHTS = bytes(range(256)) * 40  # 10240 bytes
 

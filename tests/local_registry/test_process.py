@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support.registry import (
+from devkit.registry import (
     REPO_ROOT,
     running_local_registry,
     start_local_registry,

@@ -1,6 +1,6 @@
 """The real comet_ml 3.58.8 SDK as a client of the local registry, run in a separate process.
 
-The SDK process gets its own HOME and environment (tests.support.registry.sdk_env), so its
+The SDK process gets its own HOME and environment (devkit.registry.sdk_env), so its
 COMET_* variables never leak into other tests, and a dead proxy keeps it off the internet.
 """
 
@@ -13,7 +13,7 @@ import zipfile
 
 import pytest
 
-from tests.support.registry import MEMBER_API_KEY, run_sdk_script, unique_name
+from devkit.registry import MEMBER_API_KEY, run_sdk_script, unique_name
 
 FILES_1 = {"model.pkl": b"\x80\x04first-weights" * 100, "out/config.json": b'{"v": 1}'}
 FILES_2 = {"model.pkl": b"\x80\x04second-weights" * 100, "out/config.json": b'{"v": 2}'}

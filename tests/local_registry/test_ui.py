@@ -4,7 +4,7 @@ import re
 
 import requests
 
-from tests.support.registry import MEMBER_API_KEY, unique_name
+from devkit.registry import MEMBER_API_KEY, unique_name
 
 
 def logged_in(registry, key=None) -> requests.Session:

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 import requests
 
-from tests.support.registry import unique_name, zip_bytes
+from devkit.registry import unique_name, zip_bytes
 
 
 def _hostile_zip() -> bytes:

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devkit.processes import wait_until
+from devkit.registry import unique_name
 from local_registry import webhooks
-from tests.support.processes import wait_until
-from tests.support.registry import unique_name
 
 
 @pytest.fixture

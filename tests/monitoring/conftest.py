@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.models import trained_models  # noqa: F401
-from tests.support.registry import LocalRegistry, local_registry, local_registry_server  # noqa: F401
+from devkit.models import trained_models  # noqa: F401
+from devkit.registry import LocalRegistry, local_registry, local_registry_server  # noqa: F401
 
 
 def mpm_env(registry: LocalRegistry, url: str | None = None, **extra: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from registry_sync.metrics import SyncMetrics
+from registry_sync.ops.metrics import SyncMetrics
 from serving import champion_metrics  # noqa: F401  (registers the champion's metrics)
 from serving import metrics as serving_metrics
 

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig
 from serving.monitoring import LABEL_CLIENTS, Monitor
@@ -19,8 +21,6 @@ from serving.schema import LABELS
 from tests.monitoring.conftest import model_root
 from tests.monitoring.test_monitor import DOWN, MODEL, FakeMpm
 from tests.serving.conftest import CLASSIFIER, VALID
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 
 @pytest.fixture

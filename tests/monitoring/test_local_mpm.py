@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.support.registry import unique_name
+from devkit.registry import unique_name
 
 
 def event(model: str, prediction_id: str, version: str = "1.0.0") -> dict:

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from serving import metrics
 from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig, from_env
@@ -18,8 +20,6 @@ from serving.predictions import classified
 from serving.schema import LABELS
 from tests.monitoring.conftest import model_root
 from tests.serving.conftest import CLASSIFIER, VALID
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 MODEL = SimpleNamespace(snapshot="s1", primary="clf", version="1.0.0",
                         schema=SimpleNamespace(names=("carat",)))
@@ -110,7 +110,8 @@ def app_with(tmp_path: Path, trained_models):
     made = []
 
     def make(mpm: MpmConfig):
-        made.append(create_app(ServingConfig(model_root=root, watch=False, mpm=mpm)))
+        made.append(create_app(ServingConfig(model_root=root, watch=False, mpm=mpm,
+                                             validation_wait=60.0)))
         return made[-1].test_client()
 
     yield make

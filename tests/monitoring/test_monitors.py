@@ -7,7 +7,7 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
-from registry_sync.metrics import SyncMetrics
+from registry_sync.ops.metrics import SyncMetrics
 from serving import metrics as serving_metrics
 from tests.monitoring.test_alert_rules import OUR_METRIC, exported, rules
 

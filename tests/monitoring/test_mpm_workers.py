@@ -8,11 +8,11 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from devkit.processes import wait_until
+from devkit.snapshots import WORKSPACE, build_snapshot
 from tests.monitoring.conftest import model_root, mpm_env
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.serving.server import Serving, launch
-from tests.support.processes import wait_until
-from tests.support.snapshots import WORKSPACE, build_snapshot
 
 # Generous: a request that waited on a stalled Comet would take MPM_SEND_TIMEOUT or more.
 SLOW_REQUEST = 5.0

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import requests
 
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from serving.app import create_app
 from serving.config import MpmConfig, ServingConfig
 from tests.monitoring.conftest import model_root
 from tests.support.own_models import own_models  # noqa: F401
-from tests.support.processes import wait_until
-from tests.support.registry import local_registry, local_registry_server  # noqa: F401
-from tests.support.snapshots import build_snapshot
 
 
 def events_of(registry, model: str) -> dict[str, dict]:

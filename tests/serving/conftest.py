@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from devkit.models import TrainedModels, trained_models  # noqa: F401
+from devkit.snapshots import build_snapshot
 from serving.app import create_app
 from serving.config import ServingConfig
-from tests.support.models import TrainedModels, trained_models  # noqa: F401
-from tests.support.snapshots import build_snapshot
 
 TOKEN = "test-reload-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -85,7 +85,7 @@ def served(tmp_path_factory, trained_models):  # noqa: F811
     work = tmp_path_factory.mktemp("served")
     root = work / "models"
     root.mkdir()
-    from tests.support.processes import free_port
+    from devkit.processes import free_port
 
     metrics_port = free_port()
     server = start(root, work, "2.0.0", {CLASSIFIER: trained_models.pipeline},

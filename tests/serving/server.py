@@ -14,11 +14,12 @@ from pathlib import Path
 import psutil
 import requests
 
-from registry_sync.publish import publish as publish_snapshot
+from devkit.processes import free_port
+from devkit.sessions import spreading_session
+from devkit.snapshots import build_snapshot
+from registry_sync.store.publish import publish as publish_snapshot
 from serving.front.command import WORKER_PROCESS_NAME, serving_argv
 from tests.serving.conftest import TOKEN, VALID
-from tests.support.processes import free_port
-from tests.support.snapshots import build_snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0  # a worker starts on a model only once the validator process accepted it
@@ -105,17 +106,6 @@ class Serving:
                 self.process.kill()
                 self.process.wait(5)
         self.session.close()
-
-
-def spreading_session() -> requests.Session:
-    """A session whose requests each take a new connection, so they spread over the workers.
-
-    A kept-alive connection stays with the worker that accepted it; a test that asks until
-    every worker has answered needs the kernel to hand each request to any of them.
-    """
-    session = requests.Session()
-    session.headers["Connection"] = "close"
-    return session
 
 
 def start(model_root: Path, work: Path, version: str, models: dict[str, Path],

@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from registry_sync.notifier import NOT_LISTENING, ServingNotifier, Verdict
+from devkit.processes import free_port
+from registry_sync.hooks.notifier import NOT_LISTENING, ServingNotifier, Verdict
 from serving.front import admin
-from tests.support.processes import free_port
 
 
 def test_before_the_workers_listen_it_answers_starting_which_the_sidecar_takes_as_not_up():

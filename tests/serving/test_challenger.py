@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from registry_sync.publish import publish as publish_link
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
+from registry_sync.store.publish import publish as publish_link
 from serving.canary import in_canary
 from serving.errors import InvalidInput
 from serving.predictions import classified, regressed
@@ -29,8 +31,6 @@ from serving.schema import LABELS
 from serving.shadow import ModelInput
 from serving.validation import encode, parse_body
 from tests.serving.conftest import CLASSIFIER, VALID
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 KEY_HEADER = "X-Client-Id"
 
@@ -374,7 +374,7 @@ def test_validating_the_challengers_snapshot_answers_from_its_verdict(both):
 def test_a_challenger_of_another_layout_gets_the_input_in_its_own_encoding(make_app, publish,
                                                                           model_root,
                                                                           trained_models):
-    from tests.support.snapshots import seed_models
+    from devkit.snapshots import seed_models
 
     publish("1.0.0")
     seed = build_snapshot(model_root, seed_models(trained_models.seed), "1.1.0", publish=False)

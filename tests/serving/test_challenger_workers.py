@@ -11,14 +11,14 @@ import json
 
 import pytest
 
+from devkit.load import Load
+from devkit.processes import wait_until
+from devkit.registry import running_local_registry
+from devkit.snapshots import build_snapshot
 from model_contract import manifest
-from registry_sync.publish import publish as publish_link
+from registry_sync.store.publish import publish as publish_link
 from tests.serving.conftest import CLASSIFIER
 from tests.serving.server import launch
-from tests.support.load import Load
-from tests.support.processes import wait_until
-from tests.support.registry import running_local_registry
-from tests.support.snapshots import build_snapshot
 
 
 @pytest.fixture(scope="module")

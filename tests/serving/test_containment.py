@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from tests.support.processes import REPO_ROOT
+from devkit.processes import REPO_ROOT
 
 PROBE = """
 import ctypes, json, os, socket, subprocess

@@ -1,7 +1,7 @@
 """PREDICT_TIMEOUT on every model call: a model that hangs on some inputs costs only those inputs.
 
 Real apps on real snapshots: the hanging model is our pickled pipeline wrapped so that rows with
-carat 0.317 never return (tests.support.models.hanging), which passes validation (its golden
+carat 0.317 never return (devkit.models.hanging), which passes validation (its golden
 rows answer). The apps run in this test's main thread, where the alarm stops the call (other
 tests' apps get a deadline of minutes: tests.serving.conftest).
 """
@@ -14,12 +14,12 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from devkit.models import HANGING_CARAT, hanging
+from devkit.snapshots import build_snapshot
 from serving.config import ChallengerConfig
 from serving.loader import MAX_METADATA_BYTES
 from tests.serving.conftest import AUTH, CLASSIFIER, VALID
 from tests.serving.test_challenger import KEY_HEADER, settle, stage_candidate
-from tests.support.models import HANGING_CARAT, hanging
-from tests.support.snapshots import build_snapshot
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 TIMEOUT = 2.0  # generous: in tests scikit-learn runs OpenMP threads on a busy machine

@@ -14,8 +14,8 @@ import psutil
 import pytest
 import requests
 
+from devkit.processes import REPO_ROOT, free_port, wait_until
 from serving.front.command import serving_argv
-from tests.support.processes import REPO_ROOT, free_port, wait_until
 
 
 def _front_env(tmp_path, **variables: str) -> dict[str, str]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from registry_sync.publish import publish as point_current_at
+from devkit.snapshots import build_snapshot
+from registry_sync.store.publish import publish as point_current_at
 from serving import loader
 from serving.config import ServingConfig
 from serving.errors import ModelRejected, NoModel, SnapshotNotFound
@@ -20,7 +21,6 @@ from serving.holder import ModelHolder
 from serving.validation import parse_body
 from serving.validations import State
 from tests.serving.conftest import CLASSIFIER, VALID
-from tests.support.snapshots import build_snapshot
 
 
 class CountingLoader:

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devkit.snapshots import build_snapshot, seed_models
 from serving import dataset, loader
 from serving.errors import ModelRejected, SnapshotNotFound
 from serving.validation import parse_body
 from tests.serving.conftest import CLASSIFIER
-from tests.support.snapshots import build_snapshot, seed_models
 
 MIN_ACCURACY = 0.7
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from registry_sync.publish import publish as point_current_at
+from devkit.snapshots import build_snapshot
+from registry_sync.store.publish import publish as point_current_at
 from tests.serving.conftest import AUTH, CLASSIFIER, TOKEN, VALID
-from tests.support.snapshots import build_snapshot
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import shutil
 import numpy as np
 import pytest
 
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from registry_sync.cli import main
 from tests.serving.test_challenger import _defaults, settle
 from tests.support.own_models import OwnModel, own_models  # noqa: F401
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 KINDS = ("gold", "cut", "price")
 
@@ -195,7 +195,7 @@ def test_a_model_that_names_no_features_and_has_no_metadata_is_refused(make_app,
 def test_a_regression_shadow_reports_its_mean_difference(own_models, make_app,  # noqa: F811
                                                          model_root):
     """Version 2 in shadow of version 1: mean absolute and relative differences of the values."""
-    from registry_sync.publish import publish as publish_link
+    from registry_sync.store.publish import publish as publish_link
 
     kind = own_models["price"]
     build_snapshot(model_root, {"price": kind.folder}, "1.0.0")

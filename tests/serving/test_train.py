@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 
+from devkit.models import SEED
 from serving import dataset, train
 from serving.loader import SEED_FILES
 from serving.schema import DIAMONDS
 from serving.validation import encode
-from tests.support.models import SEED
 
 
 def predictions(folder) -> np.ndarray:

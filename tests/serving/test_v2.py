@@ -11,9 +11,9 @@ import struct
 
 import pytest
 
+from devkit.load import v2_body
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.serving.test_challenger import KEY_HEADER, both  # noqa: F401
-from tests.support.load import v2_body
 
 INFER = f"/v2/models/{CLASSIFIER}/infer"
 

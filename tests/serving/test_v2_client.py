@@ -13,15 +13,14 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from registry_sync.publish import publish as publish_link
+from devkit.load import Load
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
+from registry_sync.store.publish import publish as publish_link
 from tests.monitoring.conftest import mpm_env
 from tests.monitoring.test_mpm_workers import events_by_id, sample
 from tests.serving.conftest import CLASSIFIER, VALID
 from tests.serving.server import launch
-from tests.support.load import Load
-from tests.support.processes import wait_until
-from tests.support.registry import local_registry_server  # noqa: F401
-from tests.support.snapshots import build_snapshot
 
 FEATURES = list(VALID)
 OTHERS = [{**VALID, "carat": 1.2, "color": "J", "price": 9000.0, "x": 6.8, "y": 6.7, "z": 4.2},
@@ -30,7 +29,7 @@ OTHERS = [{**VALID, "carat": 1.2, "color": "J", "price": 9000.0, "x": 6.8, "y": 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, trained_models, local_registry_server):  # noqa: F811
+def server(tmp_path_factory, trained_models, local_registry_server):
     """Serving 2.0.0, with 2.1.0 in shadow and MPM events going to the local registry."""
     work = tmp_path_factory.mktemp("v2")
     root = work / "models"
@@ -164,7 +163,7 @@ def test_an_unknown_model_or_version_is_a_404(client):
 
 
 def test_v2_answers_are_counted_shadowed_and_sent_to_mpm(server, client,
-                                                        local_registry_server):  # noqa: F811
+                                                        local_registry_server):
     counted = sample(server, "serving_predictions_total", interface="v2", version="2.0.0")
     scored = sample(server, "serving_shadow_scored_total", version="2.1.0")
     ids = [client.infer(CLASSIFIER, tensors([VALID], binary=True)).get_response()

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from devkit.models import hostile
+from devkit.snapshots import build_snapshot
 from serving import cgroups
 from serving.config import MIB, ServingConfig
 from serving.validations import State, Validations
 from tests.serving.conftest import CLASSIFIER
 from tests.support.escapes import attempts, escaping, threading_model
-from tests.support.models import hostile
-from tests.support.snapshots import build_snapshot
 
 VERDICT_WAIT = 120.0
 HANG_TIMEOUT = 8.0

@@ -87,7 +87,7 @@ def test_a_bug_on_a_page_is_a_plain_500_page(client, monkeypatch):
 
 def test_the_seed_layout_keeps_the_demos_page(make_app, publish, trained_models):
     """The textbook's pickles code categories their own way: still the diamond grader."""
-    from tests.support.snapshots import seed_models
+    from devkit.snapshots import seed_models
 
     publish("1.0.0", models=seed_models(trained_models.seed))
     page = make_app().test_client().post("/predict", data=VALID).get_data(as_text=True)

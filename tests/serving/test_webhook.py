@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from tests.serving.conftest import TOKEN, VALID
-from tests.support.processes import free_port, running_sidecar
-from tests.support.registry import (  # noqa: F401 - fixtures
+from devkit.processes import free_port, running_sidecar
+from devkit.registry import (  # noqa: F401 - fixtures
     local_registry,
     local_registry_server,
     unique_name,
 )
+from tests.serving.conftest import TOKEN, VALID
 
 SECRET = "comet-webhook-secret-42"
 URL = "/api/v1/webhooks/comet"

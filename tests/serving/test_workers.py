@@ -11,11 +11,11 @@ import psutil
 import pytest
 import requests
 
+from devkit.models import hostile
+from devkit.processes import wait_until
+from devkit.snapshots import build_snapshot
 from serving import zygote
 from tests.serving.conftest import CLASSIFIER, VALID
-from tests.support.models import hostile
-from tests.support.processes import wait_until
-from tests.support.snapshots import build_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_publishing_under_load_fails_no_request_and_every_worker_converges(
 
     No /-/reload is sent: each worker must notice `current` by itself.
     """
-    from registry_sync.publish import publish
+    from registry_sync.store.publish import publish
 
     server = served
     server.publish("3.0.0", {CLASSIFIER: trained_models.pipeline})
@@ -131,7 +131,7 @@ def test_a_broken_snapshot_is_rejected_and_the_old_model_keeps_serving(
     assert verdict.status_code == 422 and verdict.json()["outcome"] == "rejected"
     assert "cannot load" in verdict.json()["reason"]
 
-    from registry_sync.publish import publish
+    from registry_sync.store.publish import publish
 
     publish(server.model_root, broken)
     assert server.admin("/-/reload", broken).status_code == 422
@@ -208,7 +208,7 @@ def test_a_chunked_body_is_refused_with_411_at_any_size(served, path):
 def test_a_version_no_header_can_hold_is_refused_and_predictions_never_fail(
         served, trained_models, version):
     """Validate: 422 naming the field. Published anyway: JSON and form answers stay 200."""
-    from registry_sync.publish import publish
+    from registry_sync.store.publish import publish
 
     server = served
     served = server.predict().headers["X-Model-Version"]

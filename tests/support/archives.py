@@ -15,7 +15,7 @@ import stat
 import warnings
 import zipfile
 
-from tests.support.registry import zip_bytes
+from devkit.registry import zip_bytes
 
 UnsafeCase = tuple[bytes, dict[str, str], str]
 

@@ -11,7 +11,7 @@ import pickle
 import shutil
 from pathlib import Path
 
-from tests.support.models import LoadsAs
+from devkit.models import LoadsAs
 
 # Run while unpickled by the validator: what a hostile author tries from there — stop or kill
 # serving's processes (SIGNAL to each of PIDS; kill(-1) with signal 0 only, as root it reaches

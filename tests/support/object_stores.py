@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from .processes import REPO_ROOT, free_port, stop_process, wait_until
+from devkit.processes import REPO_ROOT, free_port, stop_process, wait_until
 
 BUCKET = "team-models"
 MOTO_SERVER = REPO_ROOT / ".venv-stores" / "bin" / "moto_server"  # see stores-requirements.txt

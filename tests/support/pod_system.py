@@ -3,7 +3,7 @@ granian), and a load.
 
     with running_pod(work, trained_models, scan) as pod:
         version = pod.promote()               # register the next version, status Production
-        with pod.load() as load:              # bounded prediction load (tests.support.load)
+        with pod.load() as load:              # bounded prediction load (devkit.load)
             pod.wait_served(version)          # published by the sidecar, answered by serving
         load.assert_all_ok()
 
@@ -32,12 +32,9 @@ from typing import Any
 
 import requests
 
-from model_contract import layout, manifest
-from registry_sync import snapshot
-from tests.serving.server import Serving, launch
-from tests.support.jsonlog import json_lines
-from tests.support.load import Load
-from tests.support.processes import (
+from devkit.jsonlog import json_lines
+from devkit.load import Load
+from devkit.processes import (
     REPO_ROOT,
     Sidecar,
     free_port,
@@ -45,7 +42,10 @@ from tests.support.processes import (
     start_sidecar,
     wait_until,
 )
-from tests.support.registry import LocalRegistry, running_local_registry, unique_name
+from devkit.registry import LocalRegistry, running_local_registry, unique_name
+from model_contract import layout, manifest
+from registry_sync.store import snapshot
+from tests.serving.server import Serving, launch
 from tests.support.secret_scan import SecretScan
 
 API_KEY = "e2e-api-key-6c0ffee1-must-never-be-logged"

@@ -18,20 +18,22 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devkit.registry import zip_bytes
 from model_contract import layout
-from registry_sync import config, snapshot, state
-from registry_sync.daemon import Daemon
+from registry_sync import config
 from registry_sync.errors import (
     CometUnavailable,
     InstructionsMissing,
     ServingUnavailable,
     SnapshotRejected,
 )
-from registry_sync.metrics import SyncMetrics
-from registry_sync.notifier import Verdict
-from registry_sync.registry import ModelVersion
-from registry_sync.syncer import Outcome, Syncer
-from tests.support.registry import zip_bytes
+from registry_sync.hooks.notifier import Verdict
+from registry_sync.ops.metrics import SyncMetrics
+from registry_sync.registries.comet.registry import CometRegistry
+from registry_sync.registries.values import ModelVersion
+from registry_sync.store import snapshot, state
+from registry_sync.sync.daemon import Daemon
+from registry_sync.sync.syncer import Outcome, Syncer
 
 MODEL = "clf"
 
@@ -145,7 +147,9 @@ class SyncWorld:
         self.config = sync_config(self.root, KEEP_SNAPSHOTS=str(self.keep))
         self.root.mkdir(parents=True, exist_ok=True)
         snapshot.clean_staging(self.root)
-        self.syncer = Syncer(self.config, self.registry, state.load(self.root), SyncMetrics(),
+        statuses = (self.config.status, self.config.candidate_status)
+        self.syncer = Syncer(self.config, CometRegistry(self.registry, statuses),
+                             state.load(self.root), SyncMetrics(),
                              self.serving)
         self.daemon = Daemon(self.syncer, wait=lambda _seconds: None)
 

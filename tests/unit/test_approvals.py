@@ -1,6 +1,6 @@
 """A version's history says whether a status request is pending."""
 
-from registry_sync.approvals import pending_status
+from registry_sync.registries.comet.approvals import pending_status
 
 
 def event(action, at=None, status="Production", user="member"):

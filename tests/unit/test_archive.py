@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from model_contract.manifest import sha256_of
-from registry_sync import archive
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import ArchiveTooLarge, SizeMismatch, UnsafeArchive
-from registry_sync.registry import Asset
+from registry_sync.registries.values import Asset
+from registry_sync.store import archive
 from tests.support.archives import malformed_archives
 
 LIMITS = ArchiveLimits(max_bytes=50 * 1024 * 1024, max_entries=100, max_ratio=100)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from registry_sync import asset_download
 from registry_sync.config import ArchiveLimits
 from registry_sync.errors import (
     ArchiveTooLarge,
@@ -12,7 +11,8 @@ from registry_sync.errors import (
     RemoteAssetRefused,
     UnsafeArchive,
 )
-from registry_sync.registry import Asset, ModelVersion
+from registry_sync.registries.comet import asset_download
+from registry_sync.registries.values import Asset, ModelVersion
 
 KEY = "a" * 32
 

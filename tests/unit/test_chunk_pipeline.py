@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from registry_sync.chunk_pipeline import ChunkPipeline, Sink
+from registry_sync.store.chunk_pipeline import ChunkPipeline, Sink
 
 
 def _open(path):

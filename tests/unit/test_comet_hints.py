@@ -7,7 +7,7 @@ import math
 import pytest
 
 from model_contract import api_key
-from registry_sync.comet import MAX_RETRY_HINT, retry_after_seconds
+from registry_sync.registries.comet.client import MAX_RETRY_HINT, retry_after_seconds
 
 
 @pytest.mark.parametrize("value", ["99999999999", "1e10", "inf", "Infinity", "1e400"])
@@ -51,7 +51,8 @@ def test_malformed_suffix_is_refused(raw):
 
 
 def test_the_demo_key_names_the_demo_registry():
-    from registry_sync import config, demo
+    from devkit import demo
+    from registry_sync.registries.comet.settings import server_url
 
     key = demo.key_naming("http://127.0.0.1:8091")
-    assert config.server_url(None, key, "COMET_API_KEY") == "http://127.0.0.1:8091"
+    assert server_url(None, key, "COMET_API_KEY") == "http://127.0.0.1:8091"

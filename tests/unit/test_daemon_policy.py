@@ -11,14 +11,15 @@ import pytest
 
 from model_contract import logs
 from model_contract.manifest import Manifest, write
-from registry_sync import config, publish
+from registry_sync import config
 from registry_sync.commands import interruptible_sleep
-from registry_sync.daemon import EXIT_FAILED, EXIT_OK, Daemon, backoff_delay, poll_delay
 from registry_sync.errors import CometUnavailable, SecretUnavailable, Stopped
-from registry_sync.metrics import SyncMetrics
-from registry_sync.ops_server import health
-from registry_sync.state import SyncState
-from registry_sync.syncer import Outcome
+from registry_sync.ops.metrics import SyncMetrics
+from registry_sync.ops.server import health
+from registry_sync.store import publish
+from registry_sync.store.state import SyncState
+from registry_sync.sync.daemon import EXIT_FAILED, EXIT_OK, Daemon, backoff_delay, poll_delay
+from registry_sync.sync.syncer import Outcome
 
 
 class ScriptedSyncer:
@@ -183,7 +184,7 @@ def test_a_manifest_unreadable_for_lack_of_descriptors_is_not_no_snapshot(tmp_pa
     child = f"""
 import resource, sys
 from pathlib import Path
-from registry_sync import snapshot
+from registry_sync.store import snapshot
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 held = []
 try:
@@ -202,8 +203,8 @@ print(snapshot.read_current(root) is None, snapshot.surely_unpublished(root),
 
 def test_healthz_fails_when_a_cluster_thread_dies_or_the_election_stops_trying(tmp_path):
     """The loop alone is not the sidecar: a dead decision-watch or a stuck election is 503."""
-    from registry_sync.cluster import Cluster, Trust
-    from registry_sync.election import ElectionSettings
+    from registry_sync.cluster.election import ElectionSettings
+    from registry_sync.cluster.member import Cluster, Trust
 
     class NoLease:
         name = "comet-registry-sync"

@@ -75,7 +75,7 @@ def test_a_short_decision_key_file_is_refused_at_start_and_after_a_rotation(tmp_
 
 def test_a_fractional_lease_duration_is_written_rounded_up_never_under_the_deadline():
     """10.5 s / 10.4 s was two leaders: the Lease held round(10.5) = 10 s < 10.4 s."""
-    from registry_sync.election import Elector, LeaseRecord
+    from registry_sync.cluster.election import Elector, LeaseRecord
 
     class Store:
         written: LeaseRecord | None = None

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devkit.processes import free_port
 from registry_sync.errors import ServingUnavailable, SnapshotRejected, Stopped
-from registry_sync.notifier import NOT_LISTENING, ServingNotifier, Verdict
-from tests.support.processes import free_port
+from registry_sync.hooks.notifier import NOT_LISTENING, ServingNotifier, Verdict
 
 
 class ScriptedServing(ThreadingHTTPServer):

@@ -4,16 +4,16 @@ import dataclasses
 
 import pytest
 
+from common.versions import semver_key
 from registry_sync.errors import BadResponse, UnsafeValue
-from registry_sync.finder import received_at
-from registry_sync.registry import (
+from registry_sync.registries.comet.finder import received_at
+from registry_sync.registries.values import (
     Asset,
     ModelVersion,
     check_values,
     parse_model,
     parse_version_details,
 )
-from registry_sync.versions import semver_key
 
 
 def version(v, created=0, updated=0):
@@ -90,7 +90,7 @@ def test_parse_reads_the_documented_details_shape():
 
 
 def test_retry_after_reads_seconds_or_a_date_from_either_header():
-    from registry_sync.comet import retry_after_seconds
+    from registry_sync.registries.comet.client import retry_after_seconds
 
     assert retry_after_seconds({"Retry-After": "3"}) == 3.0
     assert retry_after_seconds({"Retry-After-Custom": "1.5"}) == 1.5

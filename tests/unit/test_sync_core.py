@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from model_contract import layout
-from registry_sync import publish, snapshot, state
+from registry_sync.store import publish, snapshot, state
 from tests.support.sync_fakes import MODEL, SyncWorld
 
 

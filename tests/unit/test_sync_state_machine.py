@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from model_contract import layout
-from registry_sync import publish, snapshot, state
+from registry_sync.store import publish, snapshot, state
 from tests.support.sync_fakes import SyncWorld
 
 KEEP = 2

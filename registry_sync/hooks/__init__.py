@@ -1,0 +1,1 @@
+"""What a pass tells others: serving's validate/reload handover, Kubernetes Events."""

@@ -1,0 +1,1 @@
+"""The sidecar's own HTTP endpoints, its metrics and its status report."""

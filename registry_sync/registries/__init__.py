@@ -1,0 +1,1 @@
+"""The registries the sidecar reads: the Registry protocol, and its implementations."""

@@ -1,0 +1,1 @@
+"""Comet's model registry: client, finder, asset download, retry policy."""

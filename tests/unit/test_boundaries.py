@@ -1,0 +1,136 @@
+"""The house's walls, read from the sources: who may import whom, and no private reach-ins.
+
+serving and registry_sync never import each other (each ships in its own image); the local
+registry never imports the sidecar; the benchmarks never import the tests (shared helpers live in
+devkit/); the sync core (sync/, store/, cluster/) knows no registry by name, only the Registry
+protocol; and within registry_sync no module touches another object's `_private` attribute.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from devkit.processes import REPO_ROOT
+
+NEVER = [  # (package, what it must never import)
+    ("serving", "registry_sync"), ("registry_sync", "serving"),
+    ("local_registry", "registry_sync"), ("bench", "tests"), ("devkit", "tests"),
+    ("common", "registry_sync"), ("common", "serving"), ("common", "local_registry"),
+]
+# Known crossings, each with its reason (a debt to pay, not a door): `registry-sync describe`
+# builds serving's metadata.json with serving's own code, imported lazily (the serving extra on a
+# developer's machine; the sidecar image never runs it). It belongs beside serving, not here.
+CROSSINGS = {("registry_sync/describe.py", "serving")}
+REGISTRY_NEUTRAL = ["registry_sync/sync", "registry_sync/store", "registry_sync/cluster"]
+
+
+def sources(folder: str) -> list[Path]:
+    """Every Python file under a folder of the repository."""
+    return sorted((REPO_ROOT / folder).rglob("*.py"))
+
+
+def imported(path: Path) -> set[str]:
+    """Every module a file imports (lazy imports and relative ones resolved), as dotted names."""
+    package = list(path.relative_to(REPO_ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    return found
+
+
+@pytest.mark.parametrize("package,forbidden", NEVER)
+def test_a_package_never_imports_across_its_wall(package, forbidden):
+    """Lazy imports inside functions count too."""
+    crossing = {str(path.relative_to(REPO_ROOT)): sorted(
+                    m for m in imported(path) if m == forbidden or m.startswith(forbidden + "."))
+                for path in sources(package)}
+    assert not {f: m for f, m in crossing.items() if m and (f, forbidden) not in CROSSINGS}
+
+
+def test_the_import_walk_sees_relative_and_lazy_imports():
+    """The walk resolves `from ..x import y` and imports inside functions (so it can fail)."""
+    seen = imported(REPO_ROOT / "registry_sync" / "sync" / "syncer.py")
+    assert {"registry_sync.registries.protocol", "registry_sync.store.installer"} <= seen
+    assert "registry_sync.cluster.member" in imported(REPO_ROOT / "registry_sync" / "commands.py")
+
+
+def names_in(path: Path) -> set[str]:
+    """The identifiers, attributes and imported modules of a file (docstrings and comments
+    are prose, not dependencies)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.ImportFrom):
+            names |= {node.module or "", *(alias.name for alias in node.names)}
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.arg)):
+            names.add(getattr(node, "name", None) or getattr(node, "arg", ""))
+    return names
+
+
+@pytest.mark.parametrize("folder", REGISTRY_NEUTRAL)
+def test_the_sync_core_names_no_registry(folder):
+    """Only the Registry protocol: no Comet client, finder or settings by name."""
+    naming = {str(path.relative_to(REPO_ROOT)): sorted(n for n in names_in(path)
+                                                      if "comet" in n.lower())
+              for path in sources(folder)}
+    assert not {f: n for f, n in naming.items() if n}
+
+
+def private_names(path: Path) -> set[str]:
+    """The `_names` a module defines: functions, classes, attributes it assigns, globals."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def private_reach_ins(path: Path, others: set[str]) -> list[str]:
+    """`obj._name` (obj not self or cls) where _name is another module's private, with its line.
+
+    A module's own privates (another instance of its class) and third-party ones (argparse's
+    _SubParsersAction) are not reach-ins between our modules."""
+    own = private_names(path)
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Attribute) and node.attr in others - own
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append(f"{node.lineno}: .{node.attr}")
+    return found
+
+
+def test_no_module_of_registry_sync_reaches_into_anothers_privates():
+    """What another module keeps private stays so: the syncer's methods the follower and the
+    challenger use are public (SyncContext), never `syncer._refuse`."""
+    files = sources("registry_sync")
+    defined = {path: private_names(path) for path in files}
+    reaching = {str(path.relative_to(REPO_ROOT)): private_reach_ins(
+                    path, set().union(*(d for p, d in defined.items() if p != path)))
+                for path in files}
+    assert not {f: r for f, r in reaching.items() if r}
+
+
+def test_the_private_walk_sees_a_reach_in(tmp_path):
+    """A mutation of the rule's subject: `syncer._refuse(...)` is found, `self._x` is not."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f(syncer, self):\n    syncer._refuse()\n    self._refuse()\n")
+    assert private_reach_ins(sample, {"_refuse"}) == ["2: ._refuse"]
+    syncer = REPO_ROOT / "registry_sync" / "sync" / "syncer.py"
+    assert {"_hand_over", "_prune", "_remember"} <= private_names(syncer)
