@@ -70,7 +70,7 @@ def _own_models(work: Path) -> dict:
     """The binary, five-class and regression models the own-model tests train (small)."""
     import pandas as pd
 
-    from tests.support.own_models import DATA, ROWS, train_and_describe
+    from devkit.own_models import DATA, ROWS, train_and_describe
 
     frame = pd.read_csv(DATA).sample(ROWS, random_state=0).reset_index(drop=True)
     folder = work / "own-models"

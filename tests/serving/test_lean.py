@@ -13,15 +13,14 @@ import struct
 import pytest
 from werkzeug.test import Client
 
+from devkit.load import v2_body
+from devkit.snapshots import build_snapshot
 from serving import metrics
 from serving.app import create_app
 from serving.config import ServingConfig
 from serving.lean import LeanPredictions
 from tests.serving.conftest import CLASSIFIER, TOKEN, VALID
 from tests.serving.test_v2 import BAD, with_input
-from tests.support.load import v2_body
-from tests.support.models import trained_models  # noqa: F401
-from tests.support.snapshots import build_snapshot
 
 INFER = f"/v2/models/{CLASSIFIER}/infer"
 JSON = {"Content-Type": "application/json"}
@@ -77,7 +76,7 @@ def _normalized(response) -> tuple[int, list[tuple[str, str]], bytes]:
 
 
 @pytest.fixture(scope="module")
-def apps(tmp_path_factory, trained_models):  # noqa: F811
+def apps(tmp_path_factory, trained_models):
     """The app as served (lean in front), Flask's own, and the paths Flask dispatched."""
     tmp = tmp_path_factory.mktemp("lean")
     build_snapshot(tmp, {CLASSIFIER: trained_models.pipeline}, "1.0.0")
