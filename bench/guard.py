@@ -17,7 +17,7 @@ from pathlib import Path
 from devkit.jsonlog import json_lines
 from devkit.load import Load
 from devkit.models import guard_rows
-from registry_sync.guard_figures import Thresholds
+from registry_sync.guard.figures import Thresholds
 
 from . import models
 from .common import Processes, median

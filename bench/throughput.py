@@ -39,7 +39,7 @@ RUNS = {
     "front4": ("ours, 4 workers", "front4", PREDICT, "diamonds"),
     "front4_ceiling": ("ours, 4 workers, GET /healthz", "front4", HEALTH, None),
     **{f"own_{kind}": (f"ours, 2 workers, a team's own model: {what} (`{kind}`, "
-                       "tests/support/own_models.py)", f"own-{kind}", PREDICT, kind)
+                       "devkit/own_models.py)", f"own-{kind}", PREDICT, kind)
        for kind, what in OWN.items()},
 }
 
@@ -68,13 +68,11 @@ def _start_all(processes: Processes, work: Path) -> tuple[dict, dict[str, str]]:
 
 def _own_models(work: Path) -> dict:
     """The binary, five-class and regression models the own-model tests train (small)."""
-    import pandas as pd
+    from devkit.own_models import bundled_sample, train_and_describe
 
-    from devkit.own_models import DATA, ROWS, train_and_describe
-
-    frame = pd.read_csv(DATA).sample(ROWS, random_state=0).reset_index(drop=True)
     folder = work / "own-models"
     folder.mkdir(exist_ok=True)
+    frame = bundled_sample()
     return {kind: train_and_describe(kind, frame, folder) for kind in OWN}
 
 

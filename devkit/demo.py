@@ -25,6 +25,7 @@ from pathlib import Path
 import requests
 
 from devkit.demo_ports import ports_in_use
+from devkit.demo_price import PRICE_MODEL, described_price_model, price_envs
 from registry_sync.config import CometSettings
 from registry_sync.errors import ModelNotFound
 from registry_sync.registries.comet.client import CometClient
@@ -115,6 +116,7 @@ class Demo:
             "VERDICT_ENABLED": "true", "VERDICT_INTERVAL": "5",  # the challenger's figures too
         }
         self.login_token = secrets.token_urlsafe(16)
+        self.price_url = f"http://127.0.0.1:{args.price_port}" if args.price else None
 
     def _start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open
@@ -162,12 +164,32 @@ class Demo:
         self._start("serving", SERVING_COMMAND, self.serving_env)
         self._start("registry-sync", [sys.executable, "-m", "registry_sync.cli", "run"])
         _wait_ready(f"{self.app_url}/readyz", self.processes, self.args.timeout)
+        if self.price_url is not None:
+            self.start_price()
 
-    def registered_versions(self) -> list[str]:
-        """The versions of the demo's model in the local registry."""
+    def start_price(self) -> None:
+        """The second model kind: the price regressor, registered once, in a pod of its own."""
+        if "1.0.0" not in self.registered_versions(PRICE_MODEL):
+            print("training and describing the diamond price regressor (1.0.0)...", flush=True)
+            folder = described_price_model(self.home / "work")
+            print(self._run(sys.executable, "-m", "registry_sync.cli", "register", "--model",
+                            PRICE_MODEL, "--version", "1.0.0", "--status", "Production",
+                            str(folder)))
+        sidecar_env, serving_env = price_envs(self.args, self.home, self.env, self.serving_env)
+        for folder in ("price-models", "price-metrics"):
+            (self.home / folder).mkdir(exist_ok=True)
+        for stale in (self.home / "price-metrics").glob("*.db"):
+            stale.unlink()
+        self._start("serving-price", SERVING_COMMAND, serving_env)
+        self._start("registry-sync-price", [sys.executable, "-m", "registry_sync.cli", "run"],
+                    sidecar_env)
+        _wait_ready(f"{self.price_url}/readyz", self.processes, self.args.timeout)
+
+    def registered_versions(self, model: str = MODEL) -> list[str]:
+        """The versions of one of the demo's models in the local registry."""
         client = CometClient(CometSettings(self.registry_url, WORKSPACE, self.api_key, None))
         try:
-            return [v.version for v in client.get_model(MODEL).versions]
+            return [v.version for v in client.get_model(model).versions]
         except ModelNotFound:
             return []
 
@@ -187,7 +209,7 @@ The demo is up (state in {home}, logs in {home}/*.log):
   registry: {self.registry_url}/ui/login/{self.login_token}
             (a one-time login link; later, log in with the COMET_API_KEY of {home}/env)
   MPM:      {self.registry_url}/mpm/local/counts  (Comet MPM events per version, as you predict)
-
+{self._price_lines()}
 Promote a new version and watch X-Model-Version switch, without a restart: paste these lines into
 bash, in this folder (or, after the register line, set its status on the registry page):
 
@@ -201,6 +223,13 @@ bash, in this folder (or, after the register line, set its status on the registr
 
 Ctrl-C stops everything (from another shell: kill -TERM {os.getpid()}); --reset starts afresh.
 """
+
+    def _price_lines(self) -> str:
+        """The banner's lines for the price regressor, when it runs."""
+        if self.price_url is None:
+            return "  (--price also serves a second model kind: a regressor of diamond prices)\n"
+        return (f"  price:    {self.price_url}/  (model {PRICE_MODEL}, a regressor: its form, "
+                f"/api/v1/predict, /v2/models/{PRICE_MODEL}/infer)\n")
 
     def stop(self) -> None:
         """Stop every process: SIGTERM, then SIGKILL after a grace period."""
@@ -230,6 +259,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--registry-port", type=int, default=5050, help="local registry port")
     parser.add_argument("--sidecar-port", type=int, default=8090, help="sidecar's status port")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    parser.add_argument("--price", action="store_true",
+                        help="also serve a second model kind: a regressor of diamond prices")
+    parser.add_argument("--price-port", type=int, default=8010, help="its public port")
+    parser.add_argument("--price-admin-port", type=int, default=8011, help="its admin port")
+    parser.add_argument("--price-sidecar-port", type=int, default=8091,
+                        help="its sidecar's status port")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for ready")
     return parser.parse_args(argv)
 
@@ -239,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     busy = ports_in_use({"--port": args.port, "--admin-port": args.admin_port,
                          "--registry-port": args.registry_port,
-                         "--sidecar-port": args.sidecar_port},
+                         "--sidecar-port": args.sidecar_port,
+                         **({"--price-port": args.price_port,
+                             "--price-admin-port": args.price_admin_port,
+                             "--price-sidecar-port": args.price_sidecar_port}
+                            if args.price else {})},
                         under_make="MAKELEVEL" in os.environ)
     if busy:
         print(f"demo: {busy[0]}", file=sys.stderr)

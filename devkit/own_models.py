@@ -1,7 +1,8 @@
-"""Three models of a team's own, trained from the bundled data and described by the new command
-(for the tests, through tests/support/own_models.py's fixture, and for bench part 1).
+"""Three models of a team's own, trained from the bundled data and described by the new command.
 
-    from tests.support.own_models import own_models  # noqa: F401  (in a conftest.py)
+    train_and_describe("price", frame, work)   # the demo's second model kind, and the tests':
+
+    from tests.support.own_models import own_models  # noqa: F401  (the session fixture)
 
     def test_something(own_models):
         kind = own_models["price"]   # also "gold" (binary) and "cut" (five classes)
@@ -9,7 +10,7 @@
         kind.other                   # a second version: other hyperparameters, described too
         kind.estimator, kind.sample  # the fitted estimator and its data (a DataFrame)
 
-Small on purpose (3,000 rows, a few trees each): trained once per session, a few seconds.
+Small on purpose (3,000 rows, a few trees each): a few seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[1] / "serving" / "data" / "diamonds.csv.gz"
+from .processes import REPO_ROOT
+
+DATA = REPO_ROOT / "serving" / "data" / "diamonds.csv.gz"
 ROWS = 3000
 NUMBERS = ["carat", "depth", "table", "price", "x", "y", "z"]
 
@@ -84,8 +87,17 @@ def train_and_describe(kind: str, frame: Any, work: Path) -> OwnModel:
         skops.io.dump(estimator, model_file)
         out = work / f"{kind}-{variant}"
         flags = ["--unit", "USD"] if kind == "price" else []
-        assert main(["describe", str(model_file), str(sample_file), "--target", target,
-                     "--out", str(out), *flags]) == 0
+        if main(["describe", str(model_file), str(sample_file), "--target", target,
+                 "--out", str(out), *flags]) != 0:
+            raise RuntimeError(f"registry-sync describe refused {model_file}")
         folders.append(out)
         fitted = fitted or estimator
     return OwnModel(kind, target, folders[0], folders[1], fitted, sample)
+
+
+def bundled_sample(rows: int = ROWS) -> Any:
+    """`rows` rows of the bundled data set, the same ones every time (a DataFrame)."""
+    import pandas as pd
+
+    return pd.read_csv(DATA).sample(rows, random_state=0).reset_index(drop=True)
+

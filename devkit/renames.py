@@ -43,11 +43,15 @@ MOVED = {  # old module -> new module
         "snapshots", "processes", "slow_clients", "models", "registry", "cluster", "jsonlog",
         "load")},
     "tests.k8s.fake_api": "devkit.fake_kube_api", "tests.k8s.fake_leases": "devkit.fake_leases",
+    "registry_sync.guard": "registry_sync.guard.watch",
+    **{f"registry_sync.guard_{name}": f"registry_sync.guard.{name}" for name in (
+        "figures", "journal", "prometheus", "reports", "rollback")},
 }
 OLD_PLACE = {new: old for old, new in MOVED.items()}
+PACKAGES = ("registry_sync.cluster", "registry_sync.guard")  # modules that became packages
 # in prose and strings; `registry_sync.cluster` is now a package, so only its imports are moved
 DOTTED = re.compile(r"\b(" + "|".join(re.escape(m) for m in sorted(MOVED, key=len, reverse=True)
-                                      if m != "registry_sync.cluster") + r")\b(?![./])")
+                                      if m not in PACKAGES) + r")\b(?![./])")
 
 
 def module_of(path: Path, root: Path) -> tuple[str, str, bool]:
@@ -108,7 +112,11 @@ def rewrite(path: Path, root: Path) -> bool:
         new = isinstance(node, ast.ImportFrom) and rewritten_import(node, here, now, package, root)
         if new:
             indent = re.match(r"\s*", lines[node.lineno - 1]).group(0)
-            edits.append((node.lineno, node.end_lineno, "".join(f"{indent}{n}\n" for n in new)))
+            # a trailing comment (the F401 waiver of fixtures imported for pytest) follows each line
+            found = re.search(r"\s*#.*$", "".join(lines[node.lineno - 1:node.end_lineno]), re.M)
+            comment = found.group(0).rstrip() if found else ""
+            edits.append((node.lineno, node.end_lineno,
+                          "".join(f"{indent}{n}{comment}\n" for n in new)))
     for start, end, new in sorted(edits, reverse=True):
         lines[start - 1:end] = [new]
     changed = "".join(line if line.lstrip().startswith(("from ", "import "))

@@ -7,6 +7,7 @@ MODEL_ROOT/
   snapshots/<snapshot-id>/<registry-model-name>/<files as unzipped>
   .staging/                              work in progress, never read by serving
   .sync-state.json                       the sidecar's own status and memory (rejections)
+  .guard-watch.json                      the promotion guard's open window (standalone sidecar)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ CANDIDATE = "candidate"
 SNAPSHOTS = "snapshots"
 STAGING = ".staging"
 STATE = ".sync-state.json"
+GUARD_WATCH = ".guard-watch.json"
 NAME_MAX = 255  # bytes in one file name, on Linux file systems
 
 

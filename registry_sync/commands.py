@@ -11,11 +11,12 @@ import signal
 import sys
 import threading
 
-from model_contract import logs
+from model_contract import layout, logs
+from registry_sync.guard.reports import Reports, encode, push, summed
+from registry_sync.guard.watch import PromotionGuard, serving_reader
 
 from . import config
 from .errors import CometError, Stopped
-from .guard import PromotionGuard, serving_reader
 from .hooks.notifier import ServingNotifier
 from .ops import server as ops_server
 from .ops import status
@@ -90,17 +91,44 @@ def _guard(settings: config.SyncConfig, syncer: Syncer, daemon: Daemon) -> None:
     if not guard.enabled:
         return
     if guard.prometheus_url:
-        from .guard_prometheus import reader
+        from registry_sync.guard.prometheus import reader
         read = reader(guard.prometheus_url)
     elif settings.serving_url:
         read = serving_reader(settings.serving_url + "/metrics")
     else:
         log.warning("guard_off", reason="GUARD_ENABLED needs SERVING_URL or PROMETHEUS_URL")
         return
+    reports = None
+    if daemon.cluster is not None and not guard.prometheus_url:
+        reports = Reports(max_age=3 * guard.sample_interval + 5)
+        read = summed(read, reports, daemon.cluster.settings.identity, daemon.cluster.is_leader)
     syncer.guard = PromotionGuard(guard, read, on_trip=daemon.wake_now)
+    syncer.guard.reports = reports
     if daemon.cluster is not None:
         syncer.guard.deciding = daemon.cluster.is_leader
+        if reports is not None:
+            syncer.guard.on_reading = _report_to_leader(daemon.cluster)
+    else:  # standalone: a window left open by a restart goes on (a restarted leader has none)
+        syncer.guard.journal = settings.model_root
+        syncer.guard.resume(layout.current_snapshot_id(settings.model_root))
     syncer.guard.start()
+
+
+def _report_to_leader(cluster):
+    """A follower's readings, sent to the leader it follows (an authentic decision's peer)."""
+    import requests
+
+    from .cluster.decision_seal import peer_token
+    session = requests.Session()
+
+    def report(figures) -> None:
+        decided = cluster.decision()
+        url = cluster.peer_for(decided) if decided and not cluster.why_not(decided) else ""
+        if url:
+            push(url, peer_token(cluster.trust.key()),
+                 encode(cluster.settings.identity, figures), session)
+
+    return report
 
 
 def _follower(settings: config.SyncConfig, syncer: Syncer):

@@ -17,11 +17,11 @@ from typing import Any
 
 from common.settings import url_root
 from model_contract import logs
+from registry_sync.guard.figures import Thresholds
+from registry_sync.guard.watch import GuardSettings
 
 from .cluster.election import ElectionSettings
 from .errors import ConfigError, SecretUnavailable
-from .guard import GuardSettings
-from .guard_figures import Thresholds
 from .registries.comet.settings import CometSettings, comet_settings
 from .secret_files import check_secret_file, read_secret_file
 from .settings import (  # noqa: F401 - the table's readers, as config.X for the commands
@@ -153,7 +153,8 @@ def guard_settings(values: Mapping[str, Any]) -> GuardSettings:
         sample_interval=values["GUARD_SAMPLE_INTERVAL"],
         thresholds=Thresholds(values["GUARD_MIN_REQUESTS"], values["GUARD_MAX_ERROR_RATE"],
                               values["GUARD_MAX_LATENCY_RATIO"], values["GUARD_MIN_LATENCY_MS"],
-                              values["GUARD_MAX_SHARE_SHIFT"]),
+                              values["GUARD_MAX_SHARE_SHIFT"], values["GUARD_MAX_MEAN_SHIFT"],
+                              values["GUARD_MAX_SPREAD_RATIO"]),
         comet_tag=values["GUARD_COMET_TAG"].strip(),
         prometheus_url=_optional_url(values, "PROMETHEUS_URL"))
 

@@ -131,6 +131,10 @@ SETTINGS = SettingsTable([
             "the p95 must also grow by more than these milliseconds to trip"),
     Setting("GUARD_MAX_SHARE_SHIFT", fraction, "0.25",
             "most the class shares of the answers may move (total variation, 0 to 1)"),
+    Setting("GUARD_MAX_MEAN_SHIFT", positive_float, "1",
+            "most a regressor's mean value may move, in the previous version's spreads"),
+    Setting("GUARD_MAX_SPREAD_RATIO", positive_float, "3",
+            "most a regressor's spread of values may grow or shrink, as a multiple"),
     Setting("GUARD_COMET_TAG", str, "", "tag put on a rolled-back version in the registry, "
             "with the reason in its metadata (needs a key that may write); empty: the "
             "registry is not told"),
@@ -158,7 +162,8 @@ ELECTION_NAMES = ["LEADER_ELECTION", "LEADER_ELECTION_LEASE", "LEADER_ELECTION_L
 
 GUARD_NAMES = ["GUARD_ENABLED", "GUARD_WINDOW", "GUARD_SAMPLE_INTERVAL", "GUARD_MIN_REQUESTS",
                "GUARD_MAX_ERROR_RATE", "GUARD_MAX_LATENCY_RATIO", "GUARD_MIN_LATENCY_MS",
-               "GUARD_MAX_SHARE_SHIFT", "GUARD_COMET_TAG", "PROMETHEUS_URL"]
+               "GUARD_MAX_SHARE_SHIFT", "GUARD_MAX_MEAN_SHIFT", "GUARD_MAX_SPREAD_RATIO",
+               "GUARD_COMET_TAG", "PROMETHEUS_URL"]
 
 SYNC_NAMES = [
     *COMET_NAMES,

@@ -7,18 +7,22 @@ Deployment's pods in Prometheus, can tell the new champion's failures, latency a
 the previous one's. Class names come from the
 model's files: only short plain names become a label value, anything else counts as `other`,
 and a model with more than MAX_CLASSES classes has its answers counted as `other` too.
+A regressor's values are counted as a count, a sum and a sum of squares (mergeable over
+workers, pods and windows: the guard derives a window's mean and spread from their differences).
 A worker writes its counts to the shared metrics at most every WRITE_EVERY seconds.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
 from bisect import bisect_left
 from collections import Counter as Tally
+from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, Summary
 
 from model_contract.manifest import version_set
 
@@ -48,6 +52,13 @@ ANSWERS = Counter("serving_champion_answers",
                   "Rows the champion answered, by snapshot, version set and predicted class",
                   ["snapshot", "version_set", "label"], registry=REGISTRY)
 
+VALUES = Summary("serving_champion_values",
+                 "Values the champion answered (a regressor's rows): their count and sum, by "
+                 "snapshot and version set", ["snapshot", "version_set"], registry=REGISTRY)
+VALUE_SQUARES = Counter("serving_champion_value_squares",
+                        "Sum of the squares of the values the champion answered, by snapshot "
+                        "and version set", ["snapshot", "version_set"], registry=REGISTRY)
+
 
 class _Pending:
     """One snapshot's counts not yet written to the metrics, and the children to write to."""
@@ -60,11 +71,13 @@ class _Pending:
         names = {c: c if counted and _PLAIN.fullmatch(c) else OTHER for c in classes}
         self.answer_children = {c: ANSWERS.labels(*labels, n) for c, n in names.items()}
         self._labels = labels
+        self._values = (VALUES.labels(*labels), VALUE_SQUARES.labels(*labels))
         self._other = None  # made on the first label outside the model's classes
         self.ok = self.failed = 0
         self.seconds = 0.0
         self.buckets = [0] * (len(_BUCKETS) + 1)
         self.classes: Tally[str] = Tally()
+        self.values = [0, 0.0, 0.0]  # count, sum, sum of squares
 
     def write(self) -> None:
         """Add the pending counts to the metrics (multiprocess files) and start again."""
@@ -84,6 +97,14 @@ class _Pending:
             if child is None:  # a label outside the model's classes: one child for all
                 child = self._other = self._other or ANSWERS.labels(*self._labels, OTHER)
             child.inc(count)
+        if self.values[0]:
+            values, squares = self._values
+            # Summary.observe() per row would cost two file writes; a sum may be negative,
+            # which Counter.inc refuses (prometheus_client's _count and _sum, pinned 0.26).
+            values._count.inc(self.values[0])
+            values._sum.inc(self.values[1])
+            squares.inc(self.values[2])
+        self.values = [0, 0.0, 0.0]
         self.ok = self.failed = 0
         self.seconds = 0.0
         self.buckets = [0] * (len(_BUCKETS) + 1)
@@ -107,8 +128,9 @@ def _of(model) -> _Pending:
     return pending
 
 
-def answered(model, seconds: float, labels: list[str]) -> None:
-    """Count one request the champion answered: its model time and each row's class."""
+def answered(model, seconds: float, labels: Sequence[str], values: Sequence[float] = ()
+             ) -> None:
+    """Count one request the champion answered: its model time, each row's class or value."""
     with _lock:
         pending = _of(model)
         pending.ok += 1
@@ -116,8 +138,12 @@ def answered(model, seconds: float, labels: list[str]) -> None:
         pending.buckets[bisect_left(_BUCKETS, seconds)] += 1
         if len(labels) == 1:
             pending.classes[labels[0]] += 1
-        else:
+        elif labels:
             pending.classes.update(labels)
+        if values:
+            pending.values[0] += len(values)
+            pending.values[1] += math.fsum(values)
+            pending.values[2] += math.fsum(v * v for v in values)
     _write_if_due()
 
 

@@ -131,7 +131,8 @@ class Roles:
         except Exception:  # the client gets 500; the promotion guard counts it
             champion_metrics.failed(champion)
             raise
-        champion_metrics.answered(champion, time.perf_counter() - started, predicted.labels)
+        champion_metrics.answered(champion, time.perf_counter() - started, predicted.labels,
+                                  predicted.values)
         role_metrics.ANSWERS.labels(Role.CHAMPION.value, champion.version).inc()
         return Answer(Role.CHAMPION, champion, predicted)
 

@@ -17,6 +17,9 @@ When the leader also links a challenger (`candidate`, docs/challenger.md), the d
 as `candidate`: that snapshot's id and models, with the same fields and the same checks, naming
 exactly the champion's models (so it is bounded by them). A decision without the field (an older
 leader, or no candidate) means no candidate: followers remove their `candidate` link.
+
+The guard's refusals ride along as `refused` (registry_sync.cluster.decision_refusals), so that
+a follower elected next knows them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from model_contract.manifest import FileEntry, Manifest, ModelEntry
 
 from ..errors import UnsafeValue
 from ..registries.values import ModelVersion, check_values
+from .decision_refusals import HandedRefusal, handed
 from .election import LeaseRecord
 
 log = logs.get(__name__)
@@ -80,6 +84,7 @@ class Decision:
     candidate: DecidedSet | None = None  # the leader's challenger, when it links one
     issued_at: float = 0.0  # when the leader last confirmed it (time.time()): staleness
     config: str = ""  # the leader's configuration fingerprint (models, status, tag...)
+    refused: tuple[HandedRefusal, ...] = ()  # the guard's refusals, for whoever leads next
 
     @property
     def champion(self) -> DecidedSet:
@@ -129,6 +134,8 @@ class Decision:
                                "peerUrl": self.peer_url, "filesListed": self.files_listed,
                                "issuedAt": round(self.issued_at, 3), "config": self.config,
                                "models": [asdict(m) for m in self.models]}
+        if self.refused:
+            raw["refused"] = [r.to_json() for r in self.refused]
         if self.candidate is not None:
             raw["candidate"] = {"snapshotId": self.candidate.snapshot_id,
                                 "models": [asdict(m) for m in self.candidate.models]}
@@ -137,11 +144,11 @@ class Decision:
 
 def from_manifest(published: Manifest, leader: str, peer_url: str,
                   challenger: Manifest | None = None, issued_at: float = 0.0,
-                  config: str = "") -> Decision:
+                  config: str = "", refused: tuple[HandedRefusal, ...] = ()) -> Decision:
     """The decision naming a published snapshot, and the challenger linked beside it if any."""
     decided = None if challenger is None else DecidedSet(challenger.snapshotId, challenger.models)
     return Decision(published.snapshotId, published.models, leader, peer_url,
-                    candidate=decided, issued_at=issued_at, config=config)
+                    candidate=decided, issued_at=issued_at, config=config, refused=refused)
 
 
 def _checked(raw: Any, where: str, kind: type[Sized], limit: int) -> Any:
@@ -230,7 +237,8 @@ def _decision(raw: Any) -> Decision:
     if not isinstance(config, str) or len(config) > 64:
         raise DecisionError("config is not a configuration fingerprint")
     return Decision(snapshot_id, models, leader, peer_url, files_listed,
-                    _candidate(raw.get("candidate"), models), float(issued_at), config)
+                    _candidate(raw.get("candidate"), models), float(issued_at), config,
+                    handed(raw.get("refused"), DecisionError))
 
 
 def _models(raw: list[Any], where: str) -> tuple[ModelEntry, ...]:

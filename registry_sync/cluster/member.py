@@ -21,6 +21,7 @@ from model_contract.manifest import Manifest
 
 from . import decision, decision_seal
 from .decision import Decision, DecisionError
+from .decision_refusals import HandedRefusal
 from .decision_watch import DecisionWatcher
 from .election import ElectionSettings, Elector
 from .wake_forward import Forwarder
@@ -99,7 +100,8 @@ class Cluster:
         ip = self._pods.ip_of(holder)
         return decided.peer_url if ip and urlsplit(decided.peer_url).hostname == ip else ""
 
-    def announce(self, published: Manifest, challenger: Manifest | None = None) -> None:
+    def announce(self, published: Manifest, challenger: Manifest | None = None,
+                 refused: tuple[HandedRefusal, ...] = ()) -> None:
         """As leader, write the published snapshot (and challenger) as the decision, if new.
 
         A new leader rewrites even an unchanged set, naming itself, and so does a leader that
@@ -109,9 +111,10 @@ class Cluster:
         """
         on_lease = self._on_lease()
         made = decision.from_manifest(published, self.settings.identity, self.peer_url,
-                                      challenger, self._clock(), self.trust.config_id)
-        if on_lease is not None and (on_lease.identity, on_lease.snapshot_id, on_lease.config) \
-                == (made.identity, made.snapshot_id, made.config) \
+                                      challenger, self._clock(), self.trust.config_id, refused)
+        if on_lease is not None and \
+                (on_lease.identity, on_lease.snapshot_id, on_lease.config, on_lease.refused) \
+                == (made.identity, made.snapshot_id, made.config, made.refused) \
                 and made.issued_at - on_lease.issued_at < self.trust.max_age / 3:
             return
         try:

@@ -1,7 +1,8 @@
 """The sidecar's own HTTP endpoints: /healthz, /readyz, /metrics, /status, and for peers
-/-/files/<snapshot>/<model>/<path> (files of complete snapshots, peer.py) and POST /-/poll-now
-(a webhook's wake-up), both only with a Bearer token: the reload token (serving's webhook), or
-the peer credential derived from DECISION_KEY (the Deployment's other sidecars).
+/-/files/<snapshot>/<model>/<path> (files of complete snapshots, peer.py), POST /-/poll-now
+(a webhook's wake-up) and POST /-/guard-figures (a follower's champion figures for the leader's
+promotion guard, guard_reports.py), all only with a Bearer token: the reload token (serving's
+webhook), or the peer credential derived from DECISION_KEY (the Deployment's other sidecars).
 
 The server is bounded (bounded_http.py): at most SIDECAR_MAX_CONNECTIONS connections are
 served at once, each given SIDECAR_CONNECTION_TIMEOUT seconds per read or write; more are
@@ -21,8 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common import bearer
 from model_contract import logs
+from registry_sync.cluster import peer
+from registry_sync.guard import reports as guard_reports
 
-from ..cluster import peer
 from ..cluster.decision_seal import peer_token
 from ..errors import SecretUnavailable
 from ..sync.daemon import Daemon
@@ -81,11 +83,36 @@ def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
                                                                  "/metrics", "/status"]})
 
         def do_POST(self) -> None:
-            if self.path.split("?", 1)[0] != "/-/poll-now":
-                self._send(404, {"error": "not found", "paths": ["/-/poll-now"]})
-            elif self._authorized():
+            path = self.path.split("?", 1)[0]
+            if path not in ("/-/poll-now", guard_reports.PATH):
+                self._send(404, {"error": "not found",
+                                 "paths": ["/-/poll-now", guard_reports.PATH]})
+            elif not self._authorized():
+                return
+            elif path == guard_reports.PATH:
+                self._report()
+            else:
                 daemon.poll_now()
                 self._send(202, {"accepted": True})
+
+        def _report(self) -> None:
+            """A follower's champion figures, for the leader's guard (guard_reports)."""
+            guard = daemon.syncer.guard
+            if guard is None or guard.reports is None:
+                self._send(404, {"error": "no guard here takes reports"})
+                return
+            length = self.headers.get("Content-Length", "")
+            if not length.isdigit() or int(length) > guard_reports.MAX_REPORT_BYTES:
+                self._send(413, {"error": f"Content-Length: at most "
+                                          f"{guard_reports.MAX_REPORT_BYTES} bytes"})
+                return
+            try:
+                pod, figures = guard_reports.decode(self.rfile.read(int(length)))
+            except guard_reports.ReportError as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            guard.reports.put(pod, figures)
+            self._send(202, {"accepted": True})
 
         def _authorized(self) -> bool:
             """True for the reload token or the peer credential; else 401 (403: none set)."""

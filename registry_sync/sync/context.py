@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from model_contract.manifest import ModelEntry
 
 if TYPE_CHECKING:
+    from ..cluster.decision_refusals import HandedRefusal
     from ..config import SyncConfig
     from ..errors import UnsafeValue
     from ..hooks.notifier import ServingNotifier
@@ -88,6 +89,10 @@ class SyncContext(Protocol):
     def refuse(self, key: str, shown: dict[str, str], reason: str, snapshot_id: str | None,
                by: RefusedBy) -> Outcome:
         """Remember durably that this version set must not be tried again."""
+        ...
+
+    def adopt_refusals(self, handed: tuple[HandedRefusal, ...]) -> None:
+        """Record the leader's guard refusals this pod lacks (it may lead next)."""
         ...
 
     def refuse_unsafe(self, exc: UnsafeValue) -> Outcome:

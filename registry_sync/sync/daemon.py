@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
 from model_contract.manifest import Manifest
+from registry_sync.guard import rollback as guard_rollback
 
 from ..errors import ConfigError, LeadershipLost, RegistrySyncError, Stopped
 from ..store import snapshot, state
@@ -165,7 +166,8 @@ class Daemon:
         kinds = ("published", "unchanged", "rejected") if self.syncer.guard else (
             "published", "unchanged")
         if current is not None and outcome.kind in kinds:
-            self.cluster.announce(current, self._challenger())
+            handed = guard_rollback.handed_over(self.state.memory) if self.syncer.guard else ()
+            self.cluster.announce(current, self._challenger(), handed)
         return outcome
 
     def _leader_failed(self) -> None:

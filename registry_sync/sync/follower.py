@@ -82,6 +82,7 @@ class Follower:
             check_chosen(chosen)  # the Lease is input like the registry: checked the same way
         except UnsafeValue as exc:
             return syncer.refuse_unsafe(exc)
+        syncer.adopt_refusals(decided.refused)  # known here if this pod leads next
         syncer.state.desired = describe(chosen)  # what the leader decided is what we want
         syncer.state.waiting = None
         syncer.metrics.set_versions(syncer.metrics.desired, decided.versions)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
 from model_contract.manifest import Manifest, ModelEntry
+from registry_sync.guard import rollback as guard_rollback
 
-from .. import guard_rollback
 from ..config import SyncConfig
 from ..errors import ArchiveError, LeadershipLost, ServingUnavailable, SnapshotRejected, UnsafeValue
 from ..hooks.notifier import NOT_LISTENING, ServingNotifier, Verdict
@@ -31,7 +31,9 @@ from ..store.state import Publication, RefusedBy, SyncState, VersionSet, manifes
 from .context import Outcome
 
 if TYPE_CHECKING:
-    from ..guard import PromotionGuard
+    from registry_sync.guard.watch import PromotionGuard
+
+    from ..cluster.decision_refusals import HandedRefusal
     from .candidate import CandidateFollower
 
 log = logs.get(__name__)
@@ -300,6 +302,10 @@ class Syncer:
         except (ServingUnavailable, SnapshotRejected) as exc:
             # the symlink is the truth: every worker converges on `current` by itself
             log.warning("serving_reload_failed", snapshot=snapshot_id, error=str(exc))
+
+    def adopt_refusals(self, handed: tuple[HandedRefusal, ...]) -> None:
+        """Record the leader's guard refusals this pod lacks (it may lead next)."""
+        guard_rollback.adopt(self, handed)
 
     def refuse_unsafe(self, exc: UnsafeValue) -> Outcome:
         """A chosen version carries a value that must not go further: refused once, named."""

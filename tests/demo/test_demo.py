@@ -33,7 +33,10 @@ def test_demo_serves_html_and_json_then_a_promoted_version_without_restart(tmp_p
     home, port = tmp_path / "demo", free_port()
     options = demo_options(home, port)
     registry_port = options[options.index("--registry-port") + 1]
-    command = [sys.executable, "-m", "devkit.demo", *options]
+    price_port = free_port()
+    price_options = ["--price", "--price-port", str(price_port), "--price-admin-port",
+                     str(free_port()), "--price-sidecar-port", str(free_port())]
+    command = [sys.executable, "-m", "devkit.demo", *options, *price_options]
     out = open(tmp_path / "demo.out", "w+")  # noqa: SIM115 - read back below
     demo = subprocess.Popen(command, cwd=REPO_ROOT, env=python_env(), stdout=out,
                             stderr=subprocess.STDOUT)
@@ -45,6 +48,7 @@ def test_demo_serves_html_and_json_then_a_promoted_version_without_restart(tmp_p
         assert f"{url}/" in banner and "curl -s -X POST" in banner
         assert "--version 1.1.0" in banner and "promote diamonds-classifier 1.1.0" in banner
         assert f"registry: http://127.0.0.1:{registry_port}/ui/" in banner
+        _the_second_model_kind_answers_a_price(f"http://127.0.0.1:{price_port}", banner)
 
         page = requests.post(f"{url}/predict", data=SAMPLE, timeout=10)
         assert page.status_code == 200 and "1.0.0" in page.text
@@ -110,6 +114,24 @@ def _second_start_at_once_by_make_on_the_same_ports(tmp_path, home, options):
         make.wait(30)
     wait_until(lambda: not _listening(port), 10, what="app port closed")
     assert "stopping" in out_path.read_text()
+
+
+def _the_second_model_kind_answers_a_price(url: str, banner: str) -> None:
+    """--price: the regressor, described and registered by the demo, answers a value in USD
+    through its form, the JSON API and the Open Inference Protocol."""
+    assert f"price:    {url}/" in banner
+    row = {**{k: v for k, v in SAMPLE.items() if k != "price"}, "cut": "Ideal"}
+    answer = requests.post(f"{url}/api/v1/predict", json=row, timeout=10)
+    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1.0.0"
+    assert answer.json()["value"] > 0, answer.json()
+    page = requests.post(f"{url}/predict", data=row, timeout=10)
+    assert page.status_code == 200 and "USD" in page.text
+    inputs = [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP64",
+               "data": [v]} for k, v in row.items()]
+    v2 = requests.post(f"{url}/v2/models/diamond-price/infer", json={"inputs": inputs},
+                       timeout=10)
+    assert v2.status_code == 200, v2.text
+    assert [o["name"] for o in v2.json()["outputs"]] == ["value"], v2.json()
 
 
 def _up_or_failed(make: subprocess.Popen, out_path) -> bool:

@@ -14,6 +14,7 @@ from devkit.cluster import DECISION_KEY, sealed
 from model_contract.manifest import FileEntry, ModelEntry
 from registry_sync.cluster import decision
 from registry_sync.cluster.decision import DecidedSet, Decision, DecisionError
+from registry_sync.cluster.decision_refusals import HandedRefusal
 from registry_sync.cluster.decision_watch import DecisionWatcher
 from registry_sync.cluster.election import ElectionSettings, Elector
 from tests.k8s.conftest import LEASE, NAMESPACE
@@ -126,6 +127,33 @@ def test_a_malformed_decision_is_refused_naming_the_field(change, named):
     raw = json.loads(decided("1.2.0").to_annotation())
     change(raw["models"][0])
     with pytest.raises(DecisionError, match=named):
+        decision.parse(json.dumps(raw))
+
+
+def test_the_guards_refusals_ride_in_the_decision_for_the_next_leader():
+    """A rolled-back set and its reason survive the round trip; absent means none."""
+    refused = (HandedRefusal((("diamonds-classifier", "1.3.0", "item-1.3.0"),),
+                             "rolled back by the promotion guard: error rate 30%"),)
+    sent = dataclasses.replace(decided("1.2.0"), refused=refused)
+    assert decision.parse(sent.to_annotation()).refused == refused
+    assert decision.parse(decided("1.2.0").to_annotation()).refused == ()
+
+
+@pytest.mark.parametrize(("refused", "named"), [
+    ("all", "refused is not a list"),
+    ([{"models": [["m", "1.0.0", "i"]], "reason": "r"}] * 9, "at most 8"),
+    ([{"models": [["../m", "1.0.0", "i"]], "reason": "r"}], "refused[0].models[0]"),
+    ([{"models": [["m", "latest", "i"]], "reason": "r"}], "refused[0].models[0]"),
+    ([{"models": [], "reason": "r"}], "refused[0].models"),
+    ([{"models": [["m", "1.0.0", "i"]], "reason": "x" * 501}], "refused[0].reason"),
+    ([{"models": [["m", "1.0.0", "i"]], "reason": "a\x1b[2J"}], "refused[0].reason"),
+    ([{"models": [["m", "1.0.0", "i"], ["m", "1.1.0", "j"]], "reason": "r"}], "twice"),
+])
+def test_malformed_refusals_are_refused_naming_the_field(refused, named):
+    """Handed-over refusals are bounded and checked like the rest of the decision."""
+    raw = json.loads(decided("1.2.0").to_annotation())
+    raw["refused"] = refused
+    with pytest.raises(DecisionError, match=re.escape(named)):
         decision.parse(json.dumps(raw))
 
 

@@ -24,7 +24,8 @@ DASHBOARD = ROOT / "docs" / "grafana" / "comet-registry-sync.json"
 RUNBOOK = ROOT / "docs" / "monitoring.md"
 OUR_METRIC = re.compile(r"\b(?:serving|registry_sync)_[a-zA-Z0-9_:]+")
 SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "info": ("_info",),
-            "histogram": ("_bucket", "_count", "_sum", "_created")}
+            "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "summary": ("_count", "_sum", "_created")}
 PANEL_TYPES = {"timeseries", "state-timeline", "table", "stat", "gauge", "bargauge"}
 promtool = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(promtool is None,

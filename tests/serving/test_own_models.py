@@ -12,11 +12,12 @@ import shutil
 import numpy as np
 import pytest
 
+from devkit.own_models import OwnModel
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
 from registry_sync.cli import main
 from tests.serving.test_challenger import _defaults, settle
-from tests.support.own_models import OwnModel, own_models  # noqa: F401
+from tests.support.own_models import own_models  # noqa: F401
 
 KINDS = ("gold", "cut", "price")
 
@@ -279,3 +280,23 @@ def test_describe_refuses_files_it_cannot_use_with_a_reason(own_models, tmp_path
         assert main(["describe", str(path), str(sample_file), "--target", "price"]) == code
         error = capsys.readouterr().err
         assert said in error and "Traceback" not in error, error
+
+
+def test_a_regressors_values_reach_the_guards_figures(own_models, make_app, model_root):  # noqa: F811
+    """What the promotion guard judges a regressor on: the mean and spread serving counted."""
+    from model_contract.manifest import version_set
+    from registry_sync.guard.figures import Figures, parse
+    from serving import metrics as serving_metrics
+
+    def figures() -> Figures:
+        text = serving_metrics.render(None)[0].decode()
+        return parse(text.splitlines()).get(version_set({kind.name: "1.0.0"}), Figures())
+
+    kind = own_models["price"]
+    client = serve(make_app, model_root, kind).test_client()
+    before = figures()
+    rows = [kind.instance(i) for i in range(5)]
+    assert client.post("/api/v1/predict", json={"instances": rows}).status_code == 200
+    expected = kind.estimator.predict(kind.sample.drop(columns=[kind.target]).iloc[:5])
+    mean, spread = figures().since(before).value_stats()
+    assert mean == pytest.approx(expected.mean()) and spread == pytest.approx(expected.std())

@@ -15,6 +15,7 @@ from tritonclient.utils import InferenceServerException
 
 from devkit.load import Load
 from devkit.processes import wait_until
+from devkit.registry import local_registry_server  # noqa: F401
 from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as publish_link
 from tests.monitoring.conftest import mpm_env
@@ -29,7 +30,7 @@ OTHERS = [{**VALID, "carat": 1.2, "color": "J", "price": 9000.0, "x": 6.8, "y": 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, trained_models, local_registry_server):
+def server(tmp_path_factory, trained_models, local_registry_server):  # noqa: F811
     """Serving 2.0.0, with 2.1.0 in shadow and MPM events going to the local registry."""
     work = tmp_path_factory.mktemp("v2")
     root = work / "models"
@@ -163,7 +164,7 @@ def test_an_unknown_model_or_version_is_a_404(client):
 
 
 def test_v2_answers_are_counted_shadowed_and_sent_to_mpm(server, client,
-                                                        local_registry_server):
+                                                        local_registry_server):  # noqa: F811
     counted = sample(server, "serving_predictions_total", interface="v2", version="2.0.0")
     scored = sample(server, "serving_shadow_scored_total", version="2.1.0")
     ids = [client.infer(CLASSIFIER, tensors([VALID], binary=True)).get_response()

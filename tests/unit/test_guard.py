@@ -15,11 +15,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from model_contract import layout
 from model_contract.manifest import Manifest, ModelEntry, version_set
 from registry_sync import commands, config
 from registry_sync.errors import ConfigError
-from registry_sync.guard import GuardSettings, PromotionGuard, serving_reader
-from registry_sync.guard_figures import Check, Figures, Thresholds, judge, parse, quantile
+from registry_sync.guard.figures import Check, Figures, Thresholds, judge, parse, quantile
+from registry_sync.guard.watch import GuardSettings, PromotionGuard, serving_reader
 from serving import champion_metrics
 from serving import metrics as serving_metrics
 
@@ -116,6 +117,38 @@ def test_without_a_baseline_only_the_error_rate_is_judged():
     assert judge(_figures(ok=80, failed=20), Figures(), LIMITS)[0] is Check.ERROR_RATE
 
 
+def _values(mean: float, spread: float, n: int = 200) -> Figures:
+    """A regressor's window: n values of this mean and standard deviation."""
+    return Figures(n, 0, ((0.001, float(n)), (float("inf"), float(n))), {},
+                   (n, n * mean, n * (spread ** 2 + mean ** 2)))
+
+
+@pytest.mark.parametrize(("new", "tripped"), [
+    (_values(4000.0, 1500.0), False),   # the same distribution
+    (_values(4300.0, 1400.0), False),   # a fifth of a spread away: traffic drifts
+    (_values(4000.0, 0.0), True),       # a constant answer
+    (_values(7000.0, 1500.0), True),    # shifted by two spreads
+    (_values(4000.0, 6000.0), True),    # four times as spread
+])
+def test_a_regressor_is_judged_on_the_mean_and_spread_of_its_values(new, tripped):
+    found = judge(new, _values(4000.0, 1500.0), LIMITS)
+    assert (found is not None) is tripped, found
+    if tripped:
+        assert found[0] is Check.VALUES and "previous version's" in found[1]
+
+
+def test_a_regressors_values_read_back_and_window_as_serving_counted():
+    served = model("fig-values", classes=())
+    champion_metrics.answered(served, 0.001, (), [1.0, 2.0, 3.0])
+    champion_metrics.answered(served, 0.001, (), [-4.0])
+    found = figures("fig-values")
+    assert found.values == (4, 2.0, 30.0) and found.classes == {}
+    mean, spread = found.value_stats()
+    assert mean == pytest.approx(0.5) and spread == pytest.approx(7.25 ** 0.5)
+    champion_metrics.answered(served, 0.001, (), [10.0])
+    assert figures("fig-values").since(found).value_stats() == (10.0, 0.0)
+
+
 @pytest.fixture
 def serving_metrics_url():
     """A loopback server answering /metrics with this process's serving metrics."""
@@ -167,6 +200,37 @@ def test_the_guard_trips_once_on_the_watched_snapshot_and_lets_a_good_one_pass(
     assert guard.judge() is None and guard.watching() is None  # passed its window
 
 
+def test_a_restarted_sidecar_resumes_the_open_window_and_trips_on_it(
+        serving_metrics_url, tmp_path):
+    """Serving's counters outlive the sidecar: the window goes on where it was."""
+    def guard() -> PromotionGuard:
+        made = PromotionGuard(GuardSettings(True, window=30, thresholds=LIMITS),
+                              serving_reader(serving_metrics_url))
+        made.journal = tmp_path
+        return made
+
+    old, bad = model("r-old"), model("r-bad")
+    first = guard()
+    first.sample()
+    serve(old, 200, 0.001)
+    first.watch(published("r-bad"), published("r-old"))
+    serve(bad, 30, 0.001)  # judged later: too few yet
+    restarted = guard()
+    restarted.resume("r-old")  # another snapshot is current: the window is not resumed
+    assert restarted.watching() is None and not (tmp_path / layout.GUARD_WATCH).exists()
+    first.watch(published("r-bad"), published("r-old"))  # (written again)
+    restarted.resume("r-bad")
+    assert restarted.watching() == "r-bad"
+    serve(bad, 100, 0.001, failing=40)
+    restarted.sample()
+    trip = restarted.judge()
+    assert trip is not None and trip.check is Check.ERROR_RATE and trip.previous == "r-old"
+    assert not (tmp_path / layout.GUARD_WATCH).exists()  # closed: nothing left to resume
+    (tmp_path / layout.GUARD_WATCH).write_text('{"snapshot": ')
+    restarted.resume("r-bad")
+    assert restarted.watching() is None
+
+
 def test_serving_unreachable_is_skipped_not_a_trip():
     guard = PromotionGuard(GuardSettings(True), serving_reader("http://127.0.0.1:9/metrics"))
     guard.sample()
@@ -206,7 +270,6 @@ def test_a_worker_serving_many_snapshots_keeps_a_bounded_few_and_loses_no_count(
 def test_serving_shows_the_guards_last_rollback_and_nothing_from_a_bad_state_file(tmp_path):
     """/api/v1/model's `rolled_back` comes from the sidecar's state; a torn or huge file is
     nothing to show, never an error."""
-    from model_contract import layout
     from serving import rollbacks
 
     state = tmp_path / layout.STATE
@@ -220,3 +283,48 @@ def test_serving_shows_the_guards_last_rollback_and_nothing_from_a_bad_state_fil
     for text in ("{torn", json.dumps({"memory": []}), " " * (rollbacks.MAX_STATE_BYTES + 1)):
         state.write_text(text)
         assert rollbacks.last(tmp_path) is None
+
+
+def test_a_followers_report_round_trips_and_sums_with_the_leaders_figures():
+    from registry_sync.guard.reports import Reports, decode, encode, summed
+    mine = {"abc123abc123": Figures(10, 1, ((0.001, 10.0), (float("inf"), 11.0)), {"Gold": 10},
+                                    (10, 5.0, 7.0))}
+    pod, theirs = decode(encode("pod-1", mine))
+    assert pod == "pod-1" and theirs == mine
+    now = [0.0]
+    reports = Reports(max_age=5, clock=lambda: now[0])
+    reports.put("pod-1", theirs)
+    reports.put("pod-0", theirs)  # this pod's own report from when it followed: not added
+    read = summed(lambda: mine, reports, "pod-0", leading=lambda: True)
+    total = read()["abc123abc123"]
+    assert (total.ok, total.failed, total.classes, total.values) == (20, 2, {"Gold": 20},
+                                                                     (20, 10.0, 14.0))
+    assert summed(lambda: mine, reports, "pod-0", leading=lambda: False)() == mine
+    now[0] = 6.0  # stale: the pod is gone
+    assert read() == mine
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    (b"x" * 70_000, "over 65536 bytes"),
+    (b"[", "not JSON"),
+    (b'{"pod": "../x", "sets": {}}', "pod"),
+    (b'{"pod": "p", "sets": {"nope": {}}}', "version set digest"),
+    (b'{"pod": "p", "sets": {"abc123abc123": {"ok": -1, "failed": 0, "buckets": [], '
+     b'"classes": {}, "values": [0, 0, 0]}}}', "ok"),
+    (b'{"pod": "p", "sets": {"abc123abc123": {"ok": 1, "failed": 0, "buckets": [], '
+     b'"classes": {}, "values": [0, NaN, 0]}}}', "values"),
+    (b'{"pod": "p", "sets": {"abc123abc123": {"ok": 1, "failed": 0, "buckets": [[1]], '
+     b'"classes": {}, "values": [0, 0, 0]}}}', "buckets"),
+])
+def test_a_malformed_report_is_refused_naming_the_field(body, named):
+    from registry_sync.guard.reports import ReportError, decode
+    with pytest.raises(ReportError, match=named):
+        decode(body)
+
+
+def test_a_report_names_classes_plainly_and_keeps_at_most_16_sets():
+    from registry_sync.guard.reports import decode, encode
+    many = {f"{n:012x}": Figures(n, 0, (), {"<b>\n": 1}) for n in range(40)}
+    _pod, kept = decode(encode("pod-2", many))
+    assert len(kept) == 16 and min(f.ok for f in kept.values()) == 24  # the busiest
+    assert all(f.classes == {"other": 1} for f in kept.values())

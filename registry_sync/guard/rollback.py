@@ -6,24 +6,28 @@ again until the registry's production choice changes; `current` goes back to the
 served before it, which serving validated then. Comet is told only when GUARD_COMET_TAG is set
 (a tag on each version that changed, and the reason in its metadata); a failed call is logged,
 never a failed pass.
+
+In a cluster the leader hands its guard refusals over in the decision (`handed_over`), and each
+follower adopts them (`adopt`): a follower elected next refuses the set as the old leader did.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING
 
 from model_contract import layout, logs
 from model_contract.manifest import Manifest
+from registry_sync.cluster.decision_refusals import MAX_HANDED, MAX_REASON, HandedRefusal
+from registry_sync.errors import CometError
 from registry_sync.store import snapshot
-from registry_sync.store.state import RefusedBy
-
-from .errors import CometError
+from registry_sync.store import state as state_store
+from registry_sync.store.state import Memory, RefusedBy
 
 if TYPE_CHECKING:
+    from registry_sync.guard.watch import PromotionGuard, Trip
     from registry_sync.sync.syncer import Syncer
-
-    from .guard import PromotionGuard, Trip
 
 log = logs.get(__name__)
 
@@ -52,6 +56,36 @@ def heed(syncer: Syncer, guard: PromotionGuard) -> None:
                                           target.snapshotId, reason)
     if refused is not None and guard.settings.comet_tag:
         _tell_comet(syncer, refused, target, guard.settings.comet_tag, trip)
+
+
+def handed_over(memory: Memory) -> tuple[HandedRefusal, ...]:
+    """The newest guard refusals of this memory, as the decision carries them."""
+    found = []
+    for refusal in memory.refusals:
+        if refusal.by is not RefusedBy.GUARD or not refusal.key.startswith("["):
+            continue  # a snapshot-only key names no version set another pod could poll
+        models = tuple(sorted((n, v, i) for n, v, i in json.loads(refusal.key)))
+        reason = "".join(c if c.isprintable() else " " for c in refusal.reason[:MAX_REASON])
+        found.append(HandedRefusal(models, reason))
+    return tuple(found[-MAX_HANDED:])
+
+
+def adopt(syncer: Syncer, handed: tuple[HandedRefusal, ...]) -> None:
+    """Record the leader's guard refusals that this memory lacks (durably, before any install)."""
+    memory = syncer.state.memory
+    new = [h for h in handed if memory.refusal_of(state_store.set_key(h.models)) is None]
+    if not new:
+        return
+    validated = snapshot.trusted(syncer.root, memory.last_validated)
+    validated_key = state_store.manifest_key(validated) if validated else None
+    for refusal in new:
+        versions = {n: v for n, v, _ in refusal.models}
+        memory = memory.refused(state_store.new_refusal(
+            state_store.set_key(refusal.models), versions, refusal.reason, RefusedBy.GUARD,
+            None), validated_key)
+        log.info("refusal_adopted", versions=versions, reason=refusal.reason, by="guard")
+    syncer.state.memory = memory
+    syncer.save_state()
 
 
 def _tell_comet(syncer: Syncer, refused: Manifest, kept: Manifest, tag: str,

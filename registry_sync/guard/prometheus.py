@@ -1,7 +1,7 @@
 """The promotion guard's figures for a whole Deployment, from Prometheus (PROMETHEUS_URL).
 
 Where every pod's serving is scraped by Prometheus, the leader's guard reads the champion's
-counters summed over the pods (three instant queries of the HTTP API, `GET /api/v1/query`), as
+counters summed over the pods (instant queries of the HTTP API, `GET /api/v1/query`), as
 Flagger's analysis does, instead of its own pod's /metrics: one decision from all the traffic.
 The sums are counters like one pod's, so the guard's window arithmetic is the same. A pod that
 restarts lowers a sum for a moment; the guard then starts that snapshot's figures afresh.
@@ -13,12 +13,20 @@ from collections.abc import Callable
 
 import requests
 
-from .guard_figures import MAX_METRICS_BYTES, PREFIX, Figures, MetricsUnreadable, plain_label
+from registry_sync.guard.figures import (
+    MAX_METRICS_BYTES,
+    PREFIX,
+    VALUE_SAMPLES,
+    Figures,
+    MetricsUnreadable,
+    plain_label,
+)
 
 QUERIES = {
     "requests": f"sum by (version_set, outcome) ({PREFIX}requests_total)",
     "buckets": f"sum by (version_set, le) ({PREFIX}model_seconds_bucket)",
     "answers": f"sum by (version_set, label) ({PREFIX}answers_total)",
+    **{name: f"sum by (version_set) ({name})" for name in VALUE_SAMPLES},
 }
 TIMEOUT = (2.0, 5.0)
 
@@ -69,7 +77,8 @@ def _figures(found: dict[str, list[dict]]) -> dict[str, Figures]:
         key = (result.get("metric") or {}).get("version_set")
         if not isinstance(key, str) or not key:
             return None
-        return raw.setdefault(key, {"ok": 0.0, "failed": 0.0, "buckets": {}, "classes": {}})
+        return raw.setdefault(key, {"ok": 0.0, "failed": 0.0, "buckets": {}, "classes": {},
+                                    "values": [0.0, 0.0, 0.0]})
 
     for result in found["requests"]:
         outcome = (result.get("metric") or {}).get("outcome")
@@ -86,5 +95,9 @@ def _figures(found: dict[str, list[dict]]) -> dict[str, Figures]:
         label = plain_label(str((result.get("metric") or {}).get("label", "")))
         if (figures := entry(result)) is not None:
             figures["classes"][label] = figures["classes"].get(label, 0.0) + _value(result)
+    for index, name in enumerate(VALUE_SAMPLES):
+        for result in found[name]:
+            if (figures := entry(result)) is not None:
+                figures["values"][index] = _value(result)
     return {s: Figures(e["ok"], e["failed"], tuple(sorted(e["buckets"].items())),
-                       e["classes"]) for s, e in raw.items()}
+                       e["classes"], tuple(e["values"])) for s, e in raw.items()}

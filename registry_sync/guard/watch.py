@@ -1,13 +1,14 @@
 """The promotion guard: watches a newly published champion and trips when it hurts traffic.
 
 A thread reads the champion figures every GUARD_SAMPLE_INTERVAL seconds (this pod's serving
-/metrics, or the Deployment's sums from Prometheus: registry_sync.guard_prometheus) and keeps
+/metrics, or the Deployment's sums from Prometheus: registry_sync.guard.prometheus) and keeps
 the readings of the last two windows. When the syncer publishes a new snapshot it calls
 `watch()`: the previous snapshot's figures over its last GUARD_WINDOW seconds become the
 baseline, and for GUARD_WINDOW seconds the new snapshot's figures since publication are judged
-against it (registry_sync.guard_figures). A trip is kept for the sync loop (`take()`), which is
-woken to roll back: the guard never writes MODEL_ROOT. In a cluster only the leader watches. A
-sidecar restarted inside a window does not resume it.
+against it (registry_sync.guard.figures). A trip is kept for the sync loop (`take()`), which is
+woken to roll back: the guard never writes MODEL_ROOT's snapshots. In a cluster only the leader
+watches. A standalone sidecar keeps its open window on disk (registry_sync.guard.journal) and,
+restarted inside it, resumes it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
 from model_contract import logs
 from model_contract.manifest import Manifest
-
-from .guard_figures import (
+from registry_sync.guard import journal as guard_journal
+from registry_sync.guard.figures import (
     MAX_METRICS_BYTES,
     Check,
     Figures,
@@ -33,6 +35,7 @@ from .guard_figures import (
     margins,
     parse,
 )
+from registry_sync.guard.reports import Reports
 
 log = logs.get(__name__)
 Reading = tuple[float, dict[str, Figures]]  # (monotonic seconds, figures per snapshot)
@@ -105,6 +108,24 @@ class PromotionGuard:
         self._thread: threading.Thread | None = None
         self._unreadable = False
         self.deciding: Callable[[], bool] = lambda: True  # in a cluster: leading?
+        self.journal: Path | None = None  # MODEL_ROOT, where the open window is kept
+        # a follower without Prometheus: each reading sent to the leader (guard_reports)
+        self.on_reading: Callable[[dict[str, Figures]], None] | None = None
+        self.reports: Reports | None = None  # a leader without Prometheus: followers' figures
+
+    def resume(self, current: str | None) -> None:
+        """Go on with the window a restarted sidecar left open on `current`, if any."""
+        if self.journal is None:
+            return
+        found = guard_journal.load(self.journal, current, self.settings.window)
+        if found is None:
+            return
+        elapsed = time.time() - found.started_at
+        with self._lock:
+            self._watch = _Watch(found.snapshot, found.previous, found.key,
+                                 self._clock() - elapsed, found.start, found.baseline)
+        log.info("promotion_watch_resumed", snapshot=found.snapshot, previous=found.previous,
+                 seconds=round(elapsed, 1), window=self.settings.window)
 
     def start(self) -> None:
         """Start reading serving's metrics from a daemon thread."""
@@ -130,10 +151,22 @@ class PromotionGuard:
                                  new.version_set, self._clock(),
                                  latest.get(new.version_set, Figures()), baseline)
             self._trip = None
+        self._keep(self._watch)
         log.info("promotion_watched", snapshot=new.snapshotId,
                  previous=previous.snapshotId if previous else None, version_set=new.version_set,
                  window=self.settings.window, baseline_requests=int(baseline.requests),
                  baseline_p95_ms=_ms(baseline.p95()))
+
+    def _keep(self, watch: _Watch | None) -> None:
+        """Write the open window (None: closed) where a restarted sidecar finds it."""
+        if self.journal is None:
+            return
+        if watch is None:
+            guard_journal.clear(self.journal)
+            return
+        started = time.time() - (self._clock() - watch.since)
+        guard_journal.save(self.journal, guard_journal.OpenWindow(
+            watch.snapshot, watch.previous, watch.key, started, watch.start, watch.baseline))
 
     def take(self) -> Trip | None:
         """The trip not yet acted on, once."""
@@ -184,6 +217,8 @@ class PromotionGuard:
             last = self._readings[-1][1] if self._readings else {}
             figures = {k: last[k] if last.get(k) == v else v for k, v in figures.items()}
             self._readings.append((self._clock(), figures))
+        if self.on_reading is not None and not self.deciding():
+            self.on_reading(figures)
 
     def judge(self) -> Trip | None:
         """Judge the watched snapshot on the latest reading; a trip is kept and announced."""
@@ -195,6 +230,7 @@ class PromotionGuard:
             figures = latest.get(watch.key, Figures()).since(watch.start)
             if now - watch.since > self.settings.window:
                 self._watch = None
+                self._keep(None)
                 log.info("promotion_passed", snapshot=watch.snapshot,
                          requests=int(figures.requests),
                          previous_requests=int(watch.baseline.requests),
@@ -206,6 +242,7 @@ class PromotionGuard:
             check, reason = found
             self._trip = Trip(watch.snapshot, watch.previous, check, reason, time.time())
             self._watch = None
+            self._keep(None)
             trip = self._trip
         log.warning("guard_tripped", snapshot=trip.snapshot, previous=trip.previous,
                     check=check.value, reason=reason, requests=int(figures.requests),

@@ -1,8 +1,9 @@
 """What the promotion guard compares: one version set's champion figures, and the judgement.
 
 Figures are read from serving's /metrics (serving.champion_metrics: requests by outcome, the
-model call's latency histogram and answers by class, all by version set, a digest that is the
-same in every replica). Counters only grow, so a
+model call's latency histogram, answers by class, and a regressor's values as count, sum and sum
+of squares, all by version set, a digest that is the same in every replica). Counters only grow
+(the values' sum aside, which only the request count moves), so a
 window's figures are the difference of two readings, as Prometheus' `increase()` takes them;
 the p95 is read from the histogram's buckets as `histogram_quantile()` does.
 """
@@ -10,12 +11,14 @@ the p95 is read from the histogram's buckets as `histogram_quantile()` does.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 PREFIX = "serving_champion_"
 MAX_METRICS_BYTES = 4 * 1024 * 1024  # serving's /metrics read at most (a bound, not a limit)
+VALUE_SAMPLES = (PREFIX + "values_count", PREFIX + "values_sum", PREFIX + "value_squares_total")
 _PLAIN = re.compile(r"[A-Za-z0-9 _.+-]{1,40}")  # a class name fit for a reason, else `other`
 
 
@@ -29,6 +32,7 @@ class Check(enum.StrEnum):
     ERROR_RATE = "error_rate"
     LATENCY = "latency"
     ANSWERS = "answers"
+    VALUES = "values"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Thresholds:
     max_latency_ratio: float = 3.0
     min_latency_ms: float = 2.0
     max_share_shift: float = 0.25
+    max_mean_shift: float = 1.0  # in the previous version's standard deviations
+    max_spread_ratio: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Figures:
     failed: float = 0.0
     buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count), sorted
     classes: Mapping[str, float] = field(default_factory=dict)
+    values: tuple[float, float, float] = (0.0, 0.0, 0.0)  # a regressor's: count, sum, squares
 
     @property
     def requests(self) -> float:
@@ -64,7 +71,28 @@ class Figures:
         return Figures(self.ok - earlier.ok, self.failed - earlier.failed,
                        tuple((le, max(0.0, n - before.get(le, 0.0))) for le, n in self.buckets),
                        {k: max(0.0, v - earlier.classes.get(k, 0.0))
-                        for k, v in self.classes.items()})
+                        for k, v in self.classes.items()},
+                       _three(a - b for a, b in zip(self.values, earlier.values, strict=True)))
+
+    def plus(self, other: Figures) -> Figures:
+        """Two pods' counters summed (buckets by bound, classes by name)."""
+        buckets = dict(self.buckets)
+        for le, n in other.buckets:
+            buckets[le] = buckets.get(le, 0.0) + n
+        classes = dict(self.classes)
+        for k, v in other.classes.items():
+            classes[k] = classes.get(k, 0.0) + v
+        return Figures(self.ok + other.ok, self.failed + other.failed,
+                       tuple(sorted(buckets.items())), classes,
+                       _three(a + b for a, b in zip(self.values, other.values, strict=True)))
+
+    def value_stats(self) -> tuple[float, float] | None:
+        """The values' mean and standard deviation; None without values."""
+        count, total, squares = self.values
+        if count <= 0:
+            return None
+        mean = total / count
+        return mean, math.sqrt(max(0.0, squares / count - mean * mean))
 
     def error_rate(self) -> float:
         """Share of requests failed (0 without requests)."""
@@ -117,7 +145,7 @@ def parse(lines: Iterable[str]) -> dict[str, Figures]:
             if not key:
                 continue
             entry = raw.setdefault(key, {"ok": 0.0, "failed": 0.0, "buckets": {},
-                                              "classes": {}})
+                                              "classes": {}, "values": [0.0, 0.0, 0.0]})
             if sample.name == PREFIX + "requests_total":
                 outcome = sample.labels.get("outcome")
                 if outcome in ("ok", "failed"):
@@ -128,8 +156,10 @@ def parse(lines: Iterable[str]) -> dict[str, Figures]:
             elif sample.name == PREFIX + "answers_total":
                 label = plain_label(sample.labels.get("label", ""))
                 entry["classes"][label] = entry["classes"].get(label, 0.0) + sample.value
+            elif sample.name in VALUE_SAMPLES:
+                entry["values"][VALUE_SAMPLES.index(sample.name)] += sample.value
     return {s: Figures(e["ok"], e["failed"], tuple(sorted(e["buckets"].items())),
-                       e["classes"]) for s, e in raw.items()}
+                       e["classes"], tuple(e["values"])) for s, e in raw.items()}
 
 
 def margins(new: Figures, old: Figures) -> dict[str, float | None]:
@@ -141,7 +171,18 @@ def margins(new: Figures, old: Figures) -> dict[str, float | None]:
             "previous_p95_ms": round(1000 * old_p95, 3) if old_p95 is not None else None,
             "p95_ratio": round(new_p95 / old_p95, 3) if new_p95 and old_p95 else None,
             "share_shift": round(shift(new.shares(), old.shares()), 4)
-            if new.classes and old.classes else None}
+            if new.classes and old.classes else None,
+            **_value_margins(new, old)}
+
+
+def _value_margins(new: Figures, old: Figures) -> dict[str, float | None]:
+    """A regressor's window mean and spread beside the previous version's (none: omitted)."""
+    new_stats, old_stats = new.value_stats(), old.value_stats()
+    if new_stats is None:
+        return {}
+    return {"mean": round(new_stats[0], 6), "spread": round(new_stats[1], 6),
+            "previous_mean": round(old_stats[0], 6) if old_stats else None,
+            "previous_spread": round(old_stats[1], 6) if old_stats else None}
 
 
 def judge(new: Figures, old: Figures, limits: Thresholds) -> tuple[Check, str] | None:
@@ -167,4 +208,31 @@ def judge(new: Figures, old: Figures, limits: Thresholds) -> tuple[Check, str] |
         return Check.ANSWERS, (f"answers moved {moved:.0%} from the previous version's class "
                                f"shares (now {top[1]:.0%} {top[0]!r}), more than "
                                f"{limits.max_share_shift:.0%}")
+    if known and old.values[0] >= limits.min_requests:
+        return _judge_values(new, old, limits)
     return None
+
+
+def _judge_values(new: Figures, old: Figures, limits: Thresholds) -> tuple[Check, str] | None:
+    """A regressor's values: the mean moved by more than max_mean_shift previous spreads, or
+    the spread grew or shrank by more than max_spread_ratio (a constant answer has none)."""
+    new_stats, old_stats = new.value_stats(), old.value_stats()
+    if new_stats is None or old_stats is None:
+        return None
+    (mean, spread), (old_mean, old_spread) = new_stats, old_stats
+    noise = 1e-6 * max(1.0, abs(old_mean))  # what sum-of-squares arithmetic cannot tell apart
+    if abs(mean - old_mean) > limits.max_mean_shift * old_spread + noise:
+        return Check.VALUES, (f"mean value {mean:.4g} moved from the previous version's "
+                              f"{old_mean:.4g} by more than {limits.max_mean_shift:g}x its "
+                              f"spread {old_spread:.4g}")
+    ratio = limits.max_spread_ratio
+    if spread > ratio * old_spread + noise or old_spread > ratio * spread + noise:
+        return Check.VALUES, (f"spread of values {spread:.4g} against the previous version's "
+                              f"{old_spread:.4g}: more than {ratio:g}x apart")
+    return None
+
+
+def _three(numbers: Iterable[float]) -> tuple[float, float, float]:
+    """A regressor's (count, sum, squares) from a computation over two of them."""
+    count, total, squares = numbers
+    return count, total, squares
