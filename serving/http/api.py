@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 import numpy as np
 import orjson
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, request, send_file
 from werkzeug.exceptions import ClientDisconnected, UnsupportedMediaType
 
-from serving.challenger.report import describe, shadow_after_sending
+from serving.challenger.report import describe
 from serving.challenger.shadow import ModelInput
 from serving.errors import FieldError, InvalidInput
 from serving.http import rollbacks
@@ -23,10 +23,19 @@ from serving.inputs.checks import parse_body
 from serving.inputs.decoding import decoder
 from serving.inputs.schema import DIAMONDS, Schema
 from serving.model.predictions import Predictions, Task
+from serving.replies import Reply, flask_response
 from serving.telemetry import metrics
-from serving.telemetry.mpm_events import monitor
 
-from .context import client_key, holder, json_response, model_headers, roles, settings
+from .context import (
+    Services,
+    client_key,
+    holder,
+    json_response,
+    model_headers,
+    roles,
+    services,
+    settings,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 OPENAPI = Path(__file__).parents[1] / "openapi.json"  # serving/openapi.json
@@ -68,16 +77,24 @@ def read_body() -> bytes:
 def read_any_body() -> bytes:
     """The request's body, whatever its Content-Type (within MAX_BODY_BYTES, else 413)."""
     environ = request.environ
-    length = environ.get("CONTENT_LENGTH") or ""
-    if not (length.isascii() and length.isdigit()) or int(length) > settings().max_body_bytes \
-            or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+    length = declared_length(environ, settings().max_body_bytes)
+    if length is None:
         return request.get_data(cache=False)  # werkzeug says what is wrong (413, ...)
     # A declared length within the limit: read it at once (werkzeug's wrapped stream costs
     # 15 us on a small body, 50 us on 75 KB).
-    return _read(environ["wsgi.input"], int(length))
+    return read_declared(environ["wsgi.input"], length)
 
 
-def _read(stream, size: int) -> bytes:
+def declared_length(environ: dict[str, Any], limit: int) -> int | None:
+    """The body's declared length if within the limit and not chunked; else None."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    if not (length.isascii() and length.isdigit()) or int(length) > limit \
+            or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return None
+    return int(length)
+
+
+def read_declared(stream, size: int) -> bytes:
     """Up to size bytes of the input (fewer if it ends first); 400 if reading it fails."""
     parts: list[bytes] = []
     try:
@@ -131,17 +148,23 @@ def decode(raw: bytes, schema: Schema, limit: int) -> tuple[np.ndarray, bool]:
 @bp.post("/predict")
 def predict():
     """One instance -> one prediction; {"instances": [...]} -> one prediction each."""
-    model = holder().require()
-    raw = read_body()
-    limit = settings().max_batch
+    parts = services()
+    parts.holder.require()  # no model: 503 before the body is read
+    return flask_response(predict_reply(parts, read_body(), client_key))
+
+
+def predict_reply(parts: Services, raw: bytes, key: Callable[[], str]) -> Reply:
+    """/api/v1/predict's answer to a JSON body (for Flask's view and serving.lean alike)."""
+    model = parts.holder.require()
+    limit = parts.settings.max_batch
     matrix, batch = decode(raw, model.schema, limit)
     given = ModelInput(matrix, model.schema, lambda schema: decode(raw, schema, limit)[0])
-    both = roles()
-    answer = both.predict(given, client_key)
+    both = parts.roles
+    answer = both.predict(given, key)
     model, answers = answer.model, answer.predictions
     metrics.PREDICTIONS.labels("api", model.version).inc(answers.rows)
     # A batch's predictions have the ids <prediction_id>-<index> (for labels sent later).
-    sender = monitor()
+    sender = parts.monitor
     prediction_id = sender.new_id(model.version)
     sender.record(model, prediction_id, instances_of(raw, batch), answers, batch)
     payload = {**answers_json(answers, batch),
@@ -149,13 +172,9 @@ def predict():
                "prediction_id": prediction_id}
     # msgspec writes the same bytes as orjson (compact json.dumps); with the rows as structs,
     # 1000 rows take 0.14 ms where a dict per row and orjson took 0.24 ms.
-    # content_type and a list: werkzeug neither derives a charset nor copies a dict (~5 us).
     headers = [*model_headers(model, answer.role.value).items(),
                ("X-Prediction-Id", prediction_id)]
-    response = Response(_ENCODER.encode(payload), content_type="application/json",
-                        headers=headers)
-    shadow_after_sending(response, both, answer, given)
-    return response
+    return Reply(_ENCODER.encode(payload), headers, lambda: both.shadow(answer, given))
 
 
 def _iso(epoch: float) -> str:

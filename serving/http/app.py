@@ -21,6 +21,7 @@ from serving.challenger.experiment_log import VerdictSender
 from serving.challenger.roles import Roles
 from serving.errors import BatchTooLarge, FieldError, InvalidInput, NoModel, PredictionTimeout
 from serving.http import api, context, labels, ops, web, webhook
+from serving.lean import STARTED, LeanPredictions
 from serving.oip import endpoints as oip
 from serving.swap.holder import ModelHolder
 from serving.telemetry import metrics
@@ -34,7 +35,6 @@ log = logs.get(__name__)
 PACKAGE = Path(__file__).resolve().parents[1]  # serving/
 STARTUP_WAIT = 15.0  # at most, for a verdict at a worker's start (a worker's request timeout: 30 s)
 READ_CHUNK = 64 * 1024
-STARTED = "serving.started"  # the environ key of the request's perf_counter start
 DRAIN_FACTOR = 4  # after a 413, read on up to this many times the limit so the client sees it
 
 
@@ -73,6 +73,8 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     roles.converge(wait=min(settings.validation_wait, STARTUP_WAIT))
     if settings.watch:
         roles.start()
+    # Plain predictions skip Flask's request cycle (same answers); the rest reach Flask.
+    app.wsgi_app = LeanPredictions(app)  # type: ignore[method-assign]
     return app
 
 

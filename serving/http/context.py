@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, request
 
 from serving.challenger.roles import Roles
 from serving.config import ServingConfig
 from serving.errors import FieldError
 from serving.model.loader import ServedModel
 from serving.swap.holder import ModelHolder
+from serving.telemetry.mpm_events import MONITOR, Monitor
 
 HOLDER = "serving.swap.holder"
 SETTINGS = "serving.settings"
@@ -33,13 +35,43 @@ def roles() -> Roles:
 
 def client_key() -> str:
     """What keeps a client on one role: the CANARY_KEY_HEADER value, else its address."""
-    header = settings().challenger.key_header
-    value = request.headers.get(header) if header else None
+    return client_key_of(request.environ, settings().challenger.key_header)
+
+
+def client_key_of(environ: dict[str, Any], header: str | None) -> str:
+    """client_key read from a WSGI environ (headers found as werkzeug finds them)."""
+    value = environ.get(_environ_key(header)) if header else None
     # Behind a proxy (an ingress) the client is the last X-Forwarded-For entry, the one the
     # nearest proxy added; without one it is the peer. A client sending the header itself
     # only chooses its own bucket, which it could do anyway with CANARY_KEY_HEADER.
-    forwarded = request.headers.get("X-Forwarded-For", "").rpartition(",")[2].strip()
-    return value or forwarded or request.remote_addr or ""
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR", "").rpartition(",")[2].strip()
+    return value or forwarded or environ.get("REMOTE_ADDR") or ""
+
+
+def _environ_key(header: str) -> str:
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a prediction needs of an app: settings, models, roles and the MPM sender."""
+
+    settings: ServingConfig
+    holder: ModelHolder
+    roles: Roles
+    monitor: Monitor
+
+
+def services_of(app: Flask) -> Services:
+    """The services of an app (for code that runs outside its request context)."""
+    found = app.extensions
+    return Services(found[SETTINGS], found[HOLDER], found[ROLES], found[MONITOR])
+
+
+def services() -> Services:
+    """The services of the current app."""
+    return services_of(current_app)
 
 
 def settings() -> ServingConfig:

@@ -96,6 +96,17 @@ def encode(schema: Schema, rows: Sequence[Any], single: bool) -> np.ndarray:
     return matrix
 
 
+def encode_columns(schema: Schema, columns: Sequence[Sequence[Any]]) -> np.ndarray | None:
+    """The matrix of columns given in the schema's order (values as encode takes them), or
+    None if any value is refused: encode on the rows then names each one."""
+    matrix = np.empty((len(columns[0]), len(columns)), dtype=np.float64)
+    for j, (feature, column) in enumerate(zip(schema.features, columns, strict=True)):
+        encoder = _numbers if isinstance(feature, NumericFeature) else _categories
+        if not encoder(column, feature, matrix[:, j]):
+            return None
+    return matrix
+
+
 def _row_errors(rows: Sequence[Any], names: Sequence[str], single: bool) -> list:
     """(row, column, error) for rows that are not objects or lack / add fields."""
     expected = frozenset(names)

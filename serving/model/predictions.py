@@ -50,6 +50,18 @@ class Predictions:
         return {str(c): round(float(p) * 1e6) / 1e6
                 for c, p in zip(self.classes, self.class_probabilities[row], strict=True)}
 
+    def class_table(self, order: Sequence[str]) -> list[float] | None:
+        """Every row's per_class values in the given class order, flattened row by row (the
+        same numbers, in one numpy pass); None if not kept or the classes differ."""
+        if self.class_probabilities is None:
+            return None
+        names = [str(c) for c in self.classes]
+        if sorted(names) != sorted(order) or len(set(names)) != len(names):
+            return None
+        table = np.asarray(self.class_probabilities, dtype=np.float64)
+        columns = [names.index(c) for c in order]
+        return (np.rint(table[:, columns] * 1e6) / 1e6).ravel().tolist()
+
     def output(self, row: int) -> dict[str, Any]:
         """One row's answer in the SDK's output keys: value (and probability for a class)."""
         if self.task is Task.REGRESSION:

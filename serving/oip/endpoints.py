@@ -9,6 +9,7 @@ serving.oip.tensors turns tensors into rows); errors are the protocol's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -17,18 +18,19 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
-from serving.challenger.report import shadow_after_sending
 from serving.challenger.roles import Answer
 from serving.challenger.shadow import ModelInput
 from serving.http.api import read_any_body
-from serving.http.context import client_key, holder, model_headers, roles, settings
+from serving.http.context import Services, client_key, holder, model_headers, services, settings
 from serving.inputs.schema import CategoricalFeature, Schema
 from serving.model.loader import ServedModel
 from serving.model.predictions import Task
+from serving.swap.holder import ModelHolder
 from serving.telemetry import metrics
-from serving.telemetry.mpm_events import monitor
+from serving.telemetry.mpm_events import Monitor, monitor
 
 from ..errors import BatchTooLarge, InvalidInput, NoModel, PredictionTimeout
+from ..replies import Reply, flask_response
 from .tensors import Rows, rows_of
 from .wire import InferRequest, V2Error, parse_request, shown
 
@@ -58,7 +60,8 @@ class InferResponse(msgspec.Struct, omit_defaults=True, gc=False):
     id: str | None = None
 
 
-def outputs_of(answer: Answer, rows: Rows, prediction_id: str) -> list[OutputTensor]:
+def outputs_of(answer: Answer, rows: Rows, prediction_id: str,
+               sender: Monitor | None = None) -> list[OutputTensor]:
     """Offer the answer to MPM and write its output tensors: the one place reading predictions.
 
     A classifier's `label` and `probability` (of that label) as /api/v1/predict answers them,
@@ -68,16 +71,18 @@ def outputs_of(answer: Answer, rows: Rows, prediction_id: str) -> list[OutputTen
     model, answers = answer.model, answer.predictions
     count = answers.rows
     # Rows of a request of several rows have the ids <prediction_id>-<i>, as a batch's do.
-    monitor().record(model, prediction_id, rows.rows, answers, count != 1)
+    (sender or monitor()).record(model, prediction_id, lambda: rows.rows, answers, count != 1)
     if answers.task is Task.REGRESSION:
         return [OutputTensor("value", "FP64", [count], list(answers.values))]
     tensors = [OutputTensor("label", "BYTES", [count], list(answers.labels)),
                OutputTensor("probability", "FP64", [count], list(answers.probabilities))]
     classes = model.schema.classes
     if answers.class_probabilities is not None:
-        table = [answers.per_class(i) or {} for i in range(count)]
-        tensors.append(OutputTensor("probabilities", "FP64", [count, len(classes)],
-                                    [row[c] for row in table for c in classes]))
+        flat = answers.class_table(classes)
+        if flat is None:  # classes named otherwise than the schema's: row by row, as before
+            table = [answers.per_class(i) or {} for i in range(count)]
+            flat = [row[c] for row in table for c in classes]
+        tensors.append(OutputTensor("probabilities", "FP64", [count, len(classes)], flat))
     return tensors
 
 
@@ -102,9 +107,10 @@ def _json(payload: Any, status: int | None = None, headers: Any = None) -> Respo
                     content_type="application/json")
 
 
-def _served(name: str, version: str | None = None) -> ServedModel:
+def _served(name: str, version: str | None = None,
+            models: ModelHolder | None = None) -> ServedModel:
     """The live champion if it is the model (and version) asked for; else 404."""
-    model = holder().require()
+    model = (models or holder()).require()
     if name != model.primary:
         raise V2Error(f"model {shown(name)} is not served here; this server serves "
                       f"{model.primary!r}", 404)
@@ -161,28 +167,34 @@ def model_ready(name: str, version: str | None = None):
 @bp.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None):
     """Tensors in, one prediction per row out, through the same roles as /api/v1/predict."""
-    model = _served(name, version)
-    body = parse_request(read_any_body(),
-                         request.environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
+    parts = services()
+    _served(name, version, parts.holder)  # 404 or 503 before the body is read
+    return flask_response(infer_reply(parts, name, version, read_any_body(), request.environ,
+                                      client_key))
+
+
+def infer_reply(parts: Services, name: str, version: str | None, raw: bytes,
+                environ: dict[str, Any], key: Callable[[], str]) -> Reply:
+    """The infer endpoint's answer to a body (for Flask's view and serving.lean alike)."""
+    model = _served(name, version, parts.holder)
+    body = parse_request(raw, environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
     wanted = _wanted_outputs(body, model.schema)
-    rows = rows_of(body, model.schema, settings().max_batch)
+    rows = rows_of(body, model.schema, parts.settings.max_batch)
     # Another role's schema re-encodes the rows; its refusal is InvalidInput, as in /api/v1.
     given = ModelInput(rows.matrix(model.schema), model.schema, rows.encode)
-    both = roles()
-    answer = both.predict(given, client_key)
+    both = parts.roles
+    answer = both.predict(given, key)
     model = answer.model
-    metrics.PREDICTIONS.labels("v2", model.version).inc(len(rows.rows))
-    prediction_id = monitor().new_id(model.version)
-    outputs = [t for t in outputs_of(answer, rows, prediction_id)
+    metrics.PREDICTIONS.labels("v2", model.version).inc(rows.count)
+    prediction_id = parts.monitor.new_id(model.version)
+    outputs = [t for t in outputs_of(answer, rows, prediction_id, parts.monitor)
                if wanted is None or t.name in wanted]
     payload = InferResponse(model.primary, model.version, outputs,
                             {"role": answer.role.value, "snapshot": model.snapshot,
                              "prediction_id": prediction_id}, body.id)
     headers = [*model_headers(model, answer.role.value).items(),
                ("X-Prediction-Id", prediction_id)]
-    response = _json(payload, headers=headers)
-    shadow_after_sending(response, both, answer, given)
-    return response
+    return Reply(_ENCODER.encode(payload), headers, lambda: both.shadow(answer, given))
 
 
 def _wanted_outputs(body: InferRequest, schema: Schema) -> set[str] | None:

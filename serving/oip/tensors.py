@@ -13,11 +13,12 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from serving.inputs.checks import encode
+from serving.inputs.checks import encode, encode_columns
 from serving.inputs.schema import CategoricalFeature, Schema
 
 from ..errors import BatchTooLarge, FieldError, InvalidInput
@@ -31,14 +32,42 @@ _JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
 
 @dataclass(frozen=True)
 class Rows:
-    """A request's rows as /api/v1/predict instances, and how its inputs map to features."""
+    """A request's rows as /api/v1/predict instances, and how its inputs map to features.
 
-    rows: list[dict[str, Any]]
+    One tensor per feature keeps its columns (feature -> values, in the schema's order): the
+    matrix is read from them, and the rows are made only when something reads them (MPM, an
+    error to name, another role's schema).
+    """
+
+    given: list[dict[str, Any]] | None
     two_d: str | None  # the 2-D tensor's name, or None for one tensor per feature
+    columns: dict[str, list[Any]] | None = None
+
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row as an instance {feature: value}."""
+        if self.given is not None:
+            return self.given
+        assert self.columns is not None
+        names = list(self.columns)
+        return [dict(zip(names, values, strict=True))
+                for values in zip(*self.columns.values(), strict=True)]
+
+    @property
+    def count(self) -> int:
+        """How many rows."""
+        if self.given is not None:
+            return len(self.given)
+        assert self.columns is not None
+        return len(next(iter(self.columns.values())))
 
     def encode(self, schema: Schema) -> np.ndarray:
         """The float matrix for a schema; InvalidInput (as /api/v1 words it) if refused."""
-        return encode(schema, self.rows, single=len(self.rows) == 1)
+        if self.columns is not None and list(self.columns) == list(schema.names):
+            matrix = encode_columns(schema, list(self.columns.values()))
+            if matrix is not None:
+                return matrix
+        return encode(schema, self.rows, single=self.count == 1)
 
     def matrix(self, schema: Schema) -> np.ndarray:
         """The float matrix for a schema; V2Error naming the input if a value is refused."""
@@ -94,8 +123,7 @@ def rows_of(request: InferRequest, schema: Schema, max_batch: int) -> Rows:
         odd = next(name for name, column in given.items() if len(column) != usual)
         raise V2Error(f"input {shown(odd)} holds {len(given[odd])} rows where the others hold "
                       f"{usual}: inputs must all hold the same number of rows")
-    return Rows([dict(zip(names, values, strict=True)) for values in
-                 zip(*(given[name] for name in names), strict=True)], None)
+    return Rows(None, None, {name: given[name] for name in names})
 
 
 _features: list[tuple[Schema, dict[str, Any]]] = []

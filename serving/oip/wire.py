@@ -59,6 +59,7 @@ class InferRequest(msgspec.Struct, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(InferRequest)
+_LENGTH = struct.Struct("<I").unpack_from  # a BYTES element's length prefix
 
 
 def shown(name: str) -> str:
@@ -121,14 +122,17 @@ def _from_binary(tensor: Tensor, chunk: bytes) -> list[Any]:
     if tensor.datatype != "BYTES":
         raise V2Error(f"input {shown(tensor.name)}: datatype {shown(tensor.datatype)} is not "
                       "supported")
-    items, at = [], 0
-    while at < len(chunk):
-        (size,) = struct.unpack_from("<I", chunk, at) if at + 4 <= len(chunk) else (-1,)
-        if size < 0 or at + 4 + size > len(chunk):
-            raise V2Error(f"input {shown(tensor.name)}: BYTES data is cut short")
-        try:
-            items.append(chunk[at + 4:at + 4 + size].decode())
-        except UnicodeDecodeError:
-            raise V2Error(f"input {shown(tensor.name)}: BYTES data is not UTF-8") from None
-        at += 4 + size
+    items: list[str] = []
+    append, at, end = items.append, 0, len(chunk)
+    try:  # a loop of few operations: 3,000 strings cost the model's time for 1,000 rows
+        while at < end:
+            stop = at + 4 + _LENGTH(chunk, at)[0]
+            if stop > end:
+                raise V2Error(f"input {shown(tensor.name)}: BYTES data is cut short")
+            append(chunk[at + 4:stop].decode())
+            at = stop
+    except struct.error:  # fewer than 4 bytes left for a length
+        raise V2Error(f"input {shown(tensor.name)}: BYTES data is cut short") from None
+    except UnicodeDecodeError:
+        raise V2Error(f"input {shown(tensor.name)}: BYTES data is not UTF-8") from None
     return items

@@ -45,3 +45,16 @@ def test_a_challenger_of_another_task_is_a_failure_never_a_comparison():
     score_all([item], lambda model, matrix: regressed([1.0]))
     _, total = log.figures()
     assert (total.samples, total.errors, total.compared) == (1, 1, 0)
+
+
+def test_the_class_table_is_every_rows_per_class_in_the_order_asked():
+    """V2's `probabilities` tensor, read in one pass, holds per_class's numbers to the bit."""
+    rng = np.random.default_rng(0)
+    table = rng.dirichlet(np.ones(3), size=50)
+    table[0] = [0.1234565, 0.3765435, 0.5]  # halves at the sixth place round as per_class does
+    answers = classified(["b"] * 50, [0.5] * 50, ["b", "a", "c"], table)
+    order = ["a", "b", "c"]
+    assert answers.class_table(order) == [answers.per_class(i)[c]
+                                          for i in range(50) for c in order]
+    assert answers.class_table(["a", "b", "x"]) is None
+    assert classified(["b"], [0.5], ["b", "a"]).class_table(["a", "b"]) is None
