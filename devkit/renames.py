@@ -51,7 +51,7 @@ MOVED = {  # old module -> new module
     **{f"serving.{old}": f"serving.{new}" for old, new in {
         "api": "http.api", "app": "http.app", "context": "http.context", "labels": "http.labels",
         "ops": "http.ops", "rollbacks": "http.rollbacks", "token": "http.token", "web": "http.web",
-        "webhook": "http.webhook",
+        "webhook": "http.webhook", "lean": "http.lean", "replies": "http.replies",
         "columns": "inputs.columns", "decoding": "inputs.decoding", "schema": "inputs.schema",
         "validation": "inputs.checks",
         "dataset": "model.dataset", "description": "model.description", "forest": "model.forest",

@@ -19,11 +19,11 @@ from serving.challenger.report import describe
 from serving.challenger.shadow import ModelInput
 from serving.errors import FieldError, InvalidInput
 from serving.http import rollbacks
+from serving.http.replies import Reply, flask_response
 from serving.inputs.checks import parse_body
 from serving.inputs.decoding import decoder
 from serving.inputs.schema import DIAMONDS, Schema
 from serving.model.predictions import Predictions, Task
-from serving.replies import Reply, flask_response
 from serving.telemetry import metrics
 
 from .context import (
@@ -154,7 +154,7 @@ def predict():
 
 
 def predict_reply(parts: Services, raw: bytes, key: Callable[[], str]) -> Reply:
-    """/api/v1/predict's answer to a JSON body (for Flask's view and serving.lean alike)."""
+    """/api/v1/predict's answer to a JSON body (for Flask's view and serving.http.lean alike)."""
     model = parts.holder.require()
     limit = parts.settings.max_batch
     matrix, batch = decode(raw, model.schema, limit)

@@ -21,7 +21,7 @@ from serving.challenger.experiment_log import VerdictSender
 from serving.challenger.roles import Roles
 from serving.errors import BatchTooLarge, FieldError, InvalidInput, NoModel, PredictionTimeout
 from serving.http import api, context, labels, ops, web, webhook
-from serving.lean import STARTED, LeanPredictions
+from serving.http.lean import STARTED, LeanPredictions
 from serving.oip import endpoints as oip
 from serving.swap.holder import ModelHolder
 from serving.telemetry import metrics

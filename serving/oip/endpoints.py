@@ -22,6 +22,7 @@ from serving.challenger.roles import Answer
 from serving.challenger.shadow import ModelInput
 from serving.http.api import read_any_body
 from serving.http.context import Services, client_key, holder, model_headers, services, settings
+from serving.http.replies import Reply, flask_response
 from serving.inputs.schema import CategoricalFeature, Schema
 from serving.model.loader import ServedModel
 from serving.model.predictions import Task
@@ -30,7 +31,6 @@ from serving.telemetry import metrics
 from serving.telemetry.mpm_events import Monitor, monitor
 
 from ..errors import BatchTooLarge, InvalidInput, NoModel, PredictionTimeout
-from ..replies import Reply, flask_response
 from .tensors import Rows, rows_of
 from .wire import InferRequest, V2Error, parse_request, shown
 
@@ -175,7 +175,7 @@ def infer(name: str, version: str | None = None):
 
 def infer_reply(parts: Services, name: str, version: str | None, raw: bytes,
                 environ: dict[str, Any], key: Callable[[], str]) -> Reply:
-    """The infer endpoint's answer to a body (for Flask's view and serving.lean alike)."""
+    """The infer endpoint's answer to a body (for Flask's view and serving.http.lean alike)."""
     model = _served(name, version, parts.holder)
     body = parse_request(raw, environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
     wanted = _wanted_outputs(body, model.schema)

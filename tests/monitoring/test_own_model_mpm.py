@@ -30,7 +30,8 @@ def test_a_regressors_events_and_true_values_arrive_with_the_sdks_keys(
     build_snapshot(root, {"diamond-price": kind.folder}, "1.0.0")
     mpm = MpmConfig(enabled=True, api_key=local_registry.api_key, workspace="ws",
                     url=local_registry.comet_url_override, batch_seconds=1)
-    app = create_app(ServingConfig(model_root=root, watch=False, mpm=mpm))
+    # validation_wait: a pipeline with a column transformer takes seconds to validate here
+    app = create_app(ServingConfig(model_root=root, watch=False, mpm=mpm, validation_wait=30))
     try:
         client = app.test_client()
         single = client.post("/api/v1/predict", json=kind.instance(0)).get_json()

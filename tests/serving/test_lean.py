@@ -1,6 +1,6 @@
 """The lean prediction path answers exactly as Flask's views do, without Flask's dispatch.
 
-Each request of a corpus of good and bad ones is sent to the app as served (serving.lean in
+Each request of a corpus of good and bad ones is sent to the app as served (serving.http.lean in
 front) and to Flask's own WSGI app; status, headers in order and body must match, byte for
 byte, once the prediction id (new for every request) is set aside.
 """
@@ -17,7 +17,7 @@ from devkit.load import v2_body
 from devkit.snapshots import build_snapshot
 from serving.config import ServingConfig
 from serving.http.app import create_app
-from serving.lean import LeanPredictions
+from serving.http.lean import LeanPredictions
 from serving.telemetry import metrics
 from tests.serving.conftest import CLASSIFIER, TOKEN, VALID
 from tests.serving.test_v2 import BAD, with_input

@@ -22,9 +22,9 @@ from flask import Flask
 from model_contract import logs
 from serving.http.api import declared_length, predict_reply, read_declared
 from serving.http.context import client_key_of, services_of
+from serving.oip.endpoints import infer_reply
 from serving.telemetry import metrics
 
-from .oip.endpoints import infer_reply
 from .replies import JSON, Reply
 
 log = logs.get("serving.http.app")  # the request log event is the app's, whichever path answered
