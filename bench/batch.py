@@ -29,7 +29,7 @@ from serving.inputs.decoding import decoder
 from serving.inputs.schema import DIAMONDS
 from serving.model import dataset
 
-from . import models
+from . import models, v2_pieces
 from .common import Processes, median
 from .profiling import _ours_app, wsgi_call
 from .report import Section
@@ -103,8 +103,9 @@ def binary_request(rows: list[dict]) -> tuple[bytes, tuple[str, dict[str, str]]]
                   {"Inference-Header-Content-Length": str(json_size)})
 
 
-def _pieces(pipeline, predictor, body: bytes, root: Path) -> list[list]:
-    """Median milliseconds of each in-process piece of a batch request, and of the whole app."""
+def _pieces(pipeline, predictor, body: bytes, binary: tuple, root: Path) -> list[list]:
+    """Median milliseconds of each in-process piece of a batch request (JSON, then binary V2),
+    and of the whole app."""
     parsed = orjson.loads(body)
     fast = decoder(DIAMONDS, ROWS)
     matrix, _ = parse_body(parsed, DIAMONDS, ROWS)
@@ -117,12 +118,13 @@ def _pieces(pipeline, predictor, body: bytes, root: Path) -> list[list]:
         ("validation -> float matrix (the path that names bad fields)",
          lambda: parse_body(parsed, DIAMONDS, ROWS)),
         ("typed decode + checks -> float matrix (msgspec, served)", lambda: fast.decode(body)),
-        ("model: compiled trees (served: leaf-mask tables)", lambda: predictor.predict(matrix)),
+        (v2_pieces.MODEL, lambda: predictor.predict(matrix)),
         ("model: pipeline.predict_proba", lambda: pipeline.predict_proba(matrix)),
         ("answer JSON (msgspec, rows as structs, served)", lambda: _ENCODER.encode(
             {"predictions": list(map(Prediction, labels, probabilities))})),
         ("the whole app in-process: POST through Flask as WSGI (no sockets)",
          wsgi_call(app, "/api/v1/predict", body)),
+        *v2_pieces.pieces(app, *binary),
     ]
     try:
         return [[name, round(_timed(call, CALLS) * 1e3, 3)] for name, call in pieces]
@@ -236,15 +238,17 @@ def run(work: Path) -> Section:
                               "median": [median(r) * 1e3 for r in v]}
                   for k, v in times.items()}}
     _tables(section, {k: [min(r) for r in v] for k, v in times.items()}, served.fast, figures)
+    timed = _pieces(pipeline, PipelinePredictor(pipeline, matrix.shape[1]), body, binary, root)
     section.table("where a batch request's time goes (in-process pieces, median ms)",
-                  ["piece", "ms"], _pieces(pipeline, PipelinePredictor(pipeline, matrix.shape[1]),
-                                           body, root))
+                  ["piece", "ms"], timed)
+    figures["pieces_ms"] = dict(timed)
     figures["earlier"] = _earlier_run()
     figures["dropped_connections"] = next(iter(DROPS.values()))
     section.table("connections", ["what", "count"], [[k, v] for k, v in DROPS.items()])
     _judge(section, figures, rounds=len(served_s))
     section.figures.update(figures)
     section.notes.append(_note(figures))
+    section.notes.append(v2_pieces.note(figures, figures["pieces_ms"], CALLS + 1))
     return section
 
 

@@ -127,11 +127,14 @@ def cpu_per_call(call, count: int, rounds: int = 5) -> float:
     return median(results)
 
 
-def wsgi_call(app, path: str, body: bytes = b"", method: str = "POST"):
-    """A function making one request straight into a WSGI app (no sockets)."""
+def wsgi_call(app, path: str, body: bytes = b"", method: str = "POST",
+              environ: dict[str, str] | None = None):
+    """A function making one request straight into a WSGI app (no sockets); `environ` adds to
+    or replaces the request's (headers as HTTP_*)."""
 
     def call() -> bytes:
-        return b"".join(app(_environ(path, body, method), lambda *_: None))
+        return b"".join(app({**_environ(path, body, method), **(environ or {})},
+                            lambda *_: None))
 
     return call
 

@@ -19,7 +19,7 @@ _SIDECAR = ("registry_sync/", "local_registry/", "model_contract/")
 # What each part measures: a commit touching any of these paths makes its section stale.
 MEASURES: dict[str, tuple[str, ...]] = {
     "throughput": (*_SERVING, "bench/textbook_app.py"),
-    "batch": (*_SERVING, "bench/profiling.py"),
+    "batch": (*_SERVING, "bench/profiling.py", "bench/v2_pieces.py"),
     "swap": (*_SERVING, "registry_sync/store/publish.py"),
     "promotion": _SERVING + _SIDECAR,
     "download": _SIDECAR,
@@ -31,7 +31,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "challenger": _SERVING,
     "isolation": _SERVING,
     "peers": (*_SERVING, "bench/peer_servers/"),
-    "v2": (*_SERVING, "devkit/load.py"),
+    "v2": (*_SERVING, "devkit/load.py", "bench/profiling.py"),
 }
 
 

@@ -12,20 +12,22 @@ JSON = "application/json"
 
 @dataclass(frozen=True)
 class Reply:
-    """A 200 answer in JSON: its bytes, its headers, and what runs once it is sent."""
+    """A 200 answer (JSON unless said): its bytes, its headers, and what runs once it is sent."""
 
     body: bytes
     headers: list[tuple[str, str]]
     after: Callable[[], None]
+    content_type: str = JSON
 
     def wsgi_headers(self) -> list[tuple[str, str]]:
         """The headers as Flask sends this answer (see flask_response), in its order."""
-        return [*self.headers, ("Content-Type", JSON), ("Content-Length", str(len(self.body)))]
+        return [*self.headers, ("Content-Type", self.content_type),
+                ("Content-Length", str(len(self.body)))]
 
 
 def flask_response(reply: Reply) -> Response:
     """The reply as a Flask response (content_type and a list: werkzeug neither derives a
     charset nor copies a dict, ~5 us); its `after` runs once the answer is sent."""
-    response = Response(reply.body, content_type=JSON, headers=reply.headers)
+    response = Response(reply.body, content_type=reply.content_type, headers=reply.headers)
     response.call_on_close(reply.after)
     return response

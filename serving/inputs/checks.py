@@ -97,8 +97,9 @@ def encode(schema: Schema, rows: Sequence[Any], single: bool) -> np.ndarray:
 
 
 def encode_columns(schema: Schema, columns: Sequence[Sequence[Any]]) -> np.ndarray | None:
-    """The matrix of columns given in the schema's order (values as encode takes them), or
-    None if any value is refused: encode on the rows then names each one."""
+    """The matrix of columns given in the schema's order (values as encode takes them, or a
+    numpy array of numbers), or None if any value is refused: encode on the rows then names
+    each one."""
     matrix = np.empty((len(columns[0]), len(columns)), dtype=np.float64)
     for j, (feature, column) in enumerate(zip(schema.features, columns, strict=True)):
         encoder = _numbers if isinstance(feature, NumericFeature) else _categories
@@ -136,7 +137,7 @@ def _complete_columns(rows: Sequence[Any], names: Sequence[str]) -> list[tuple] 
 
 def _encode_small(schema: Schema, rows: Sequence[Any]) -> np.ndarray | None:
     """The matrix of a few valid rows, value by value; None at the first doubt."""
-    expected = frozenset(schema.names)
+    expected = schema.name_set
     values: list[float] = []
     for row in rows:
         if type(row) is not dict or row.keys() != expected:
@@ -171,13 +172,19 @@ def _shape_errors(row: dict, names: Sequence[str], prefix: str, i: int):
 
 
 def _numbers(column: Sequence[Any], feature: NumericFeature, out: np.ndarray) -> bool:
-    """Fill out with the column if every value is a number within bounds; else False."""
-    if not set(map(type, column)) <= _NUMBER_TYPES:
+    """Fill out with the column if every value is a number within bounds; else False.
+
+    A numpy column (numbers read from a binary section) is already typed: converted as is.
+    """
+    if type(column) is np.ndarray:
+        values = column.astype(np.float64)
+    elif not set(map(type, column)) <= _NUMBER_TYPES:
         return False
-    try:
-        values = np.fromiter(column, dtype=np.float64, count=len(column))
-    except OverflowError:
-        return False
+    else:
+        try:
+            values = np.fromiter(column, dtype=np.float64, count=len(column))
+        except OverflowError:
+            return False
     # NaN fails both comparisons, so it is caught here too.
     if not ((values >= feature.minimum) & (values <= feature.maximum)).all():
         return False
@@ -190,8 +197,14 @@ def _numbers(column: Sequence[Any], feature: NumericFeature, out: np.ndarray) ->
 def _categories(column: Sequence[Any], feature: CategoricalFeature, out: np.ndarray) -> bool:
     """Fill out with the codes of the column if every value is a known category; else False."""
     codes = feature.codes
+    # A binary section's strings (serving.oip.wire.Strings) find their codes themselves, in
+    # numpy (an isinstance check of a Protocol would cost more than that).
+    coded = getattr(column, "codes", None)
+    if coded is not None and (found := coded(codes)) is not None:
+        out[:] = found
+        return True
     try:
-        out[:] = list(map(codes.__getitem__, column))
+        out[:] = np.fromiter(map(codes.__getitem__, column), np.float64, len(column))
     except (KeyError, TypeError):
         return False
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from serving.model.predictions import Task
@@ -103,10 +104,15 @@ class Schema:
         """Whether the model answers a number."""
         return self.task is Task.REGRESSION
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """Feature names in column order."""
         return tuple(f.name for f in self.features)
+
+    @cached_property
+    def name_set(self) -> frozenset[str]:
+        """Feature names, to compare an instance's keys with."""
+        return frozenset(self.names)
 
     def feature(self, name: str) -> Feature:
         """One feature by name."""

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+FEW_ROWS = 8  # up to this many rows, plain Python beats numpy's per-call set-up
+
 
 class Task(enum.Enum):
     """What a model answers: a class or a number."""
@@ -52,15 +54,38 @@ class Predictions:
 
     def class_table(self, order: Sequence[str]) -> list[float] | None:
         """Every row's per_class values in the given class order, flattened row by row (the
-        same numbers, in one numpy pass); None if not kept or the classes differ."""
+        same numbers: a few rows as per_class computes them, more in one numpy pass); None if
+        not kept or the classes differ."""
+        columns = self._columns(order)
+        if columns is None:
+            return None
+        if len(self.class_probabilities) <= FEW_ROWS:  # numpy's set-up would cost more
+            try:
+                return [round(float(row[i]) * 1e6) / 1e6
+                        for row in self.class_probabilities for i in columns]
+            except (ValueError, OverflowError):  # not finite: as numpy answers it
+                pass
+        return self._rounded(columns).ravel().tolist()
+
+    def class_array(self, order: Sequence[str]) -> np.ndarray | None:
+        """class_table's numbers as a (rows x classes) float64 array; None as class_table."""
+        columns = self._columns(order)
+        return None if columns is None else self._rounded(columns)
+
+    def _columns(self, order: Sequence[str]) -> list[int] | None:
+        """Where each class of `order` is in `classes`; None if not kept or the classes differ."""
         if self.class_probabilities is None:
             return None
+        if self.classes == order and len(set(order)) == len(order):  # the usual case
+            return list(range(len(order)))
         names = [str(c) for c in self.classes]
         if sorted(names) != sorted(order) or len(set(names)) != len(names):
             return None
+        return [names.index(c) for c in order]
+
+    def _rounded(self, columns: list[int]) -> np.ndarray:
         table = np.asarray(self.class_probabilities, dtype=np.float64)
-        columns = [names.index(c) for c in order]
-        return (np.rint(table[:, columns] * 1e6) / 1e6).ravel().tolist()
+        return np.rint(table[:, columns] * 1e6) / 1e6
 
     def output(self, row: int) -> dict[str, Any]:
         """One row's answer in the SDK's output keys: value (and probability for a class)."""

@@ -3,7 +3,8 @@
 Health, server and model metadata, and POST /v2/models/{name}/infer with the same validation,
 roles (champion, shadow, canary), hot swap, metrics and MPM as /api/v1/predict. The model's
 name is the registry model that holds the classifier (serving.oip.wire reads bodies,
-serving.oip.tensors turns tensors into rows); errors are the protocol's
+serving.oip.tensors turns tensors into rows, serving.oip.outputs writes the answer's tensors,
+JSON or binary); errors are the protocol's
 {"error": "..."} with 400 (naming the input), 404 (another model or version), 413, 503 or 504.
 """
 
@@ -18,88 +19,25 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from model_contract import logs
-from serving.challenger.roles import Answer
 from serving.challenger.shadow import ModelInput
 from serving.http.api import read_any_body
 from serving.http.context import Services, client_key, holder, model_headers, services, settings
 from serving.http.replies import Reply, flask_response
-from serving.inputs.schema import CategoricalFeature, Schema
+from serving.inputs.schema import CategoricalFeature
 from serving.model.loader import ServedModel
-from serving.model.predictions import Task
 from serving.swap.holder import ModelHolder
 from serving.telemetry import metrics
-from serving.telemetry.mpm_events import Monitor, monitor
 
 from ..errors import BatchTooLarge, InvalidInput, NoModel, PredictionTimeout
-from .tensors import Rows, rows_of
-from .wire import InferRequest, V2Error, parse_request, shown
+from .outputs import InferResponse, forms_of, output_metadata, outputs_of, written
+from .tensors import rows_of
+from .wire import V2Error, parse_request, shown
 
 log = logs.get(__name__)
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 SERVER = "comet-registry-sync"
-EXTENSIONS = ["binary_tensor_data"]  # inputs only: outputs are always answered as JSON
+EXTENSIONS = ["binary_tensor_data"]  # inputs, and outputs when asked (serving.oip.outputs)
 _ENCODER = msgspec.json.Encoder()
-
-
-class OutputTensor(msgspec.Struct, gc=False):
-    """One output tensor of an answer."""
-
-    name: str
-    datatype: str
-    shape: list[int]
-    data: list[Any]
-
-
-class InferResponse(msgspec.Struct, omit_defaults=True, gc=False):
-    """The answer to POST /v2/models/{name}/infer."""
-
-    model_name: str
-    model_version: str
-    outputs: list[OutputTensor]
-    parameters: dict[str, Any]
-    id: str | None = None
-
-
-def outputs_of(answer: Answer, rows: Rows, prediction_id: str,
-               sender: Monitor | None = None) -> list[OutputTensor]:
-    """Offer the answer to MPM and write its output tensors: the one place reading predictions.
-
-    A classifier's `label` and `probability` (of that label) as /api/v1/predict answers them,
-    and `probabilities` per class (the schema's class order) where the answer holds them; a
-    regressor's `value`.
-    """
-    model, answers = answer.model, answer.predictions
-    count = answers.rows
-    # Rows of a request of several rows have the ids <prediction_id>-<i>, as a batch's do.
-    (sender or monitor()).record(model, prediction_id, lambda: rows.rows, answers, count != 1)
-    if answers.task is Task.REGRESSION:
-        return [OutputTensor("value", "FP64", [count], list(answers.values))]
-    tensors = [OutputTensor("label", "BYTES", [count], list(answers.labels)),
-               OutputTensor("probability", "FP64", [count], list(answers.probabilities))]
-    classes = model.schema.classes
-    if answers.class_probabilities is not None:
-        flat = answers.class_table(classes)
-        if flat is None:  # classes named otherwise than the schema's: row by row, as before
-            table = [answers.per_class(i) or {} for i in range(count)]
-            flat = [row[c] for row in table for c in classes]
-        tensors.append(OutputTensor("probabilities", "FP64", [count, len(classes)], flat))
-    return tensors
-
-
-def output_names(schema: Schema) -> tuple[str, ...]:
-    """The names of the outputs a model of this schema answers."""
-    if schema.regression:
-        return ("value",)
-    return ("label", "probability", "probabilities")
-
-
-def output_metadata(schema: Schema) -> list[dict[str, Any]]:
-    """The outputs the model answers, as model metadata lists them (see outputs_of)."""
-    if schema.regression:
-        return [{"name": "value", "datatype": "FP64", "shape": [-1]}]
-    return [{"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": "probability", "datatype": "FP64", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(schema.classes)]}]
 
 
 def _json(payload: Any, status: int | None = None, headers: Any = None) -> Response:
@@ -178,7 +116,7 @@ def infer_reply(parts: Services, name: str, version: str | None, raw: bytes,
     """The infer endpoint's answer to a body (for Flask's view and serving.http.lean alike)."""
     model = _served(name, version, parts.holder)
     body = parse_request(raw, environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
-    wanted = _wanted_outputs(body, model.schema)
+    forms = forms_of(body, model.schema)
     rows = rows_of(body, model.schema, parts.settings.max_batch)
     # Another role's schema re-encodes the rows; its refusal is InvalidInput, as in /api/v1.
     given = ModelInput(rows.matrix(model.schema), model.schema, rows.encode)
@@ -187,27 +125,14 @@ def infer_reply(parts: Services, name: str, version: str | None, raw: bytes,
     model = answer.model
     metrics.PREDICTIONS.labels("v2", model.version).inc(rows.count)
     prediction_id = parts.monitor.new_id(model.version)
-    outputs = [t for t in outputs_of(answer, rows, prediction_id, parts.monitor)
-               if wanted is None or t.name in wanted]
+    outputs, sections = outputs_of(answer, rows, prediction_id, forms, parts.monitor)
     payload = InferResponse(model.primary, model.version, outputs,
                             {"role": answer.role.value, "snapshot": model.snapshot,
                              "prediction_id": prediction_id}, body.id)
+    content, binary_headers, content_type = written(payload, sections)
     headers = [*model_headers(model, answer.role.value).items(),
-               ("X-Prediction-Id", prediction_id)]
-    return Reply(_ENCODER.encode(payload), headers, lambda: both.shadow(answer, given))
-
-
-def _wanted_outputs(body: InferRequest, schema: Schema) -> set[str] | None:
-    """The output names the request asks for (None: all); V2Error for an unknown one."""
-    if not body.outputs:
-        return None
-    known = set(output_names(schema))
-    wanted = {output.name for output in body.outputs}
-    unknown = sorted(wanted - known)
-    if unknown:
-        raise V2Error(f"output {shown(unknown[0])} is not an output of this model "
-                      f"(outputs: {', '.join(sorted(known))})")
-    return wanted
+               ("X-Prediction-Id", prediction_id), *binary_headers]
+    return Reply(content, headers, lambda: both.shadow(answer, given), content_type)
 
 
 def _error(status: int, message: str, headers: Any = None) -> Response:

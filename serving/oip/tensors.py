@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -34,24 +35,24 @@ _JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
 class Rows:
     """A request's rows as /api/v1/predict instances, and how its inputs map to features.
 
-    One tensor per feature keeps its columns (feature -> values, in the schema's order): the
-    matrix is read from them, and the rows are made only when something reads them (MPM, an
-    error to name, another role's schema).
+    One tensor per feature keeps its columns (feature -> values, in the schema's order; a
+    binary section's numbers as their numpy array): the matrix is read from them, and the rows
+    are made only when something reads them (MPM, an error to name, another role's schema).
     """
 
     given: list[dict[str, Any]] | None
     two_d: str | None  # the 2-D tensor's name, or None for one tensor per feature
-    columns: dict[str, list[Any]] | None = None
+    columns: dict[str, Sequence[Any]] | None = None
 
     @cached_property
     def rows(self) -> list[dict[str, Any]]:
-        """Every row as an instance {feature: value}."""
+        """Every row as an instance {feature: value} (plain Python values, as JSON gives)."""
         if self.given is not None:
             return self.given
         assert self.columns is not None
         names = list(self.columns)
-        return [dict(zip(names, values, strict=True))
-                for values in zip(*self.columns.values(), strict=True)]
+        columns = [c.tolist() if type(c) is np.ndarray else c for c in self.columns.values()]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     @property
     def count(self) -> int:
@@ -67,6 +68,9 @@ class Rows:
             matrix = encode_columns(schema, list(self.columns.values()))
             if matrix is not None:
                 return matrix
+        given = self.given
+        if given is not None:
+            return encode(schema, given, single=len(given) == 1)
         return encode(schema, self.rows, single=self.count == 1)
 
     def matrix(self, schema: Schema) -> np.ndarray:
@@ -96,14 +100,14 @@ def rows_of(request: InferRequest, schema: Schema, max_batch: int) -> Rows:
     inputs = request.inputs
     if not inputs:
         raise V2Error("inputs must hold one tensor per feature, or one 2-D tensor")
-    features = _features_of(schema)
-    row = _one_row(inputs, features)
+    row = _one_row(inputs, schema)
     if row is not None:
         return Rows([row], None)
+    features = _inputs_of(schema).features
     names = schema.names
     if len(inputs) == 1 and inputs[0].name not in names and len(names) > 1:
         return _two_d(inputs[0], schema, max_batch)
-    given: dict[str, list[Any]] = {}
+    given: dict[str, Sequence[Any]] = {}
     for tensor in inputs:
         feature = features.get(tensor.name)
         if feature is None:
@@ -126,36 +130,55 @@ def rows_of(request: InferRequest, schema: Schema, max_batch: int) -> Rows:
     return Rows(None, None, {name: given[name] for name in names})
 
 
-_features: list[tuple[Schema, dict[str, Any]]] = []
+@dataclass(frozen=True)
+class _Inputs:
+    """What a schema's tensors must be: its features by name, and the Python types each
+    feature's value may have, by datatype."""
+
+    schema: Schema
+    features: dict[str, Any]
+    types: dict[str, dict[str, frozenset[type]]]
 
 
-def _features_of(schema: Schema) -> dict[str, Any]:
-    """The schema's features by name (kept for the last schema asked: the live model's)."""
-    if _features and _features[0][0] is schema:
-        return _features[0][1]
-    made = {feature.name: feature for feature in schema.features}
-    _features[:] = [(schema, made)]
+_inputs: list[_Inputs] = []
+_ONE = [1]  # the shape of a one-row tensor
+
+
+def _inputs_of(schema: Schema) -> _Inputs:
+    """The inputs of a schema (kept for the last schema asked: the live model's)."""
+    if _inputs and _inputs[0].schema is schema:
+        return _inputs[0]
+    categories = {"BYTES": _PYTHON_TYPES["BYTES"]}
+    numbers = {t: _PYTHON_TYPES[t] for t in NUMBERS}
+    made = _Inputs(schema, {feature.name: feature for feature in schema.features},
+                   {f.name: categories if isinstance(f, CategoricalFeature) else numbers
+                    for f in schema.features})
+    _inputs[:] = [made]
     return made
 
 
-def _one_row(inputs: list[Tensor], features: dict[str, Any]) -> dict[str, Any] | None:
+def _one_row(inputs: list[Tensor], schema: Schema) -> dict[str, Any] | None:
     """The row of the common request (one tensor of one well-typed value per feature, shape
     [1]); None at the first doubt, for the path that names what is wrong. A third of the cost.
     """
-    if len(inputs) != len(features):
+    types = _inputs_of(schema).types
+    if len(inputs) != len(types):
         return None
     row: dict[str, Any] = {}
     for tensor in inputs:
-        feature, data = features.get(tensor.name), tensor.data
-        if feature is None or tensor.shape != [1] or data is None or len(data) != 1 or \
-                (feature.kind == "category") != (tensor.datatype == "BYTES") or \
-                type(data[0]) not in _PYTHON_TYPES.get(tensor.datatype, ()):
+        takes, data = types.get(tensor.name), tensor.data
+        if takes is None or tensor.shape != _ONE or data is None or len(data) != 1:
             return None
-        row[tensor.name] = data[0]
-    return row if len(row) == len(features) else None
+        value = data[0]
+        if type(data) is np.ndarray:  # a binary section's number
+            value = value.item()
+        if type(value) not in takes.get(tensor.datatype, ()):
+            return None
+        row[tensor.name] = value
+    return row if len(row) == len(types) else None
 
 
-def _column(tensor: Tensor, feature: Any, max_batch: int) -> list[Any]:
+def _column(tensor: Tensor, feature: Any, max_batch: int) -> Sequence[Any]:
     """One feature's values from its tensor: shape [N] or [N, 1], the feature's datatype."""
     shape = tensor.shape
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
@@ -181,7 +204,9 @@ def _two_d(tensor: Tensor, schema: Schema, max_batch: int) -> Rows:
                       f"hold the category {categories[0]}: send BYTES, or one tensor per "
                       "feature")
     values = _elements(tensor, max_batch * width)
-    if tensor.datatype == "BYTES":
+    if type(values) is np.ndarray:
+        values = values.tolist()
+    elif tensor.datatype == "BYTES":
         values = [_number_or_text(v, f) for v, f in zip(values, schema.features * shape[0],
                                                         strict=True)]
     return Rows([dict(zip(schema.names, values[i:i + width], strict=True))
@@ -196,7 +221,7 @@ def _number_or_text(value: str, feature: Any) -> Any:
     return number if math.isfinite(number) else value
 
 
-def _elements(tensor: Tensor, most: int) -> list[Any]:
+def _elements(tensor: Tensor, most: int) -> Sequence[Any]:
     """The tensor's data, flattened, checked against its shape, size bound and datatype."""
     shape = tensor.shape
     if shape[0] < 1 or min(shape) < 0:
@@ -208,7 +233,7 @@ def _elements(tensor: Tensor, most: int) -> list[Any]:
     data = tensor.data
     if data is None:
         raise V2Error(f"input {shown(tensor.name)}: data is missing")
-    if data and type(data[0]) is list:  # nested row-major: one level per extra dimension
+    if type(data) is list and data and type(data[0]) is list:  # nested JSON, row-major
         data = [v for row in data for v in (row if type(row) is list else [row])]
     if len(data) != size:
         raise V2Error(f"input {shown(tensor.name)}: shape {shape} needs {size} values; data "
@@ -217,7 +242,9 @@ def _elements(tensor: Tensor, most: int) -> list[Any]:
     if allowed is None:
         raise V2Error(f"input {shown(tensor.name)}: datatype {shown(tensor.datatype)} is not "
                       "supported")
-    if not allowed.issuperset(map(type, data)):  # one C pass; the slow walk only to name one
+    # JSON's values in one C pass (a binary section's are typed by its datatype); the slow walk
+    # only to name one.
+    if type(data) is list and not allowed.issuperset(map(type, data)):
         i, value = next((i, v) for i, v in enumerate(data) if type(v) not in allowed)
         raise V2Error(f"input {shown(tensor.name)} element {i}: {shown(str(value))} is not of "
                       f"datatype {tensor.datatype}")

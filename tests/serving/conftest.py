@@ -62,8 +62,22 @@ def make_app(model_root: Path, tmp_path: Path) -> Iterator[Callable[..., Flask]]
 
     yield make
     for app in made:
-        app.extensions["serving.challenger.roles"].stop()
-        app.extensions["serving.swap.holder"].stop()
+        stop_app(app)
+
+
+def app_serving(root: Path, folders: dict[str, Path]) -> Flask:
+    """An app serving version 1.0.0 of these model folders from root, settings as make_app's
+    (for a module's fixture; stop it with stop_app)."""
+    build_snapshot(root, folders, "1.0.0")
+    return create_app(ServingConfig(model_root=root, reload_token=TOKEN, watch=False,
+                                    isolate_validation=False, validation_wait=60.0,
+                                    validation_dir=root / "verdicts", predict_timeout=120.0))
+
+
+def stop_app(app: Flask) -> None:
+    """Stop an app's background threads (its roles' watcher, its holder's)."""
+    app.extensions["serving.challenger.roles"].stop()
+    app.extensions["serving.swap.holder"].stop()
 
 
 @pytest.fixture

@@ -14,13 +14,11 @@ import pytest
 from werkzeug.test import Client
 
 from devkit.load import v2_body
-from devkit.snapshots import build_snapshot
-from serving.config import ServingConfig
-from serving.http.app import create_app
 from serving.http.lean import LeanPredictions
 from serving.telemetry import metrics
-from tests.serving.conftest import CLASSIFIER, TOKEN, VALID
+from tests.serving.conftest import CLASSIFIER, VALID, app_serving, stop_app
 from tests.serving.test_v2 import BAD, with_input
+from tests.serving.test_v2_binary import ROWS, binary_body
 
 INFER = f"/v2/models/{CLASSIFIER}/infer"
 JSON = {"Content-Type": "application/json"}
@@ -50,6 +48,9 @@ PLAIN = {  # answered by the lean path: the right method, path, type and a decla
     "v2 other version": (f"/v2/models/{CLASSIFIER}/versions/9.9.9/infer", v2_body(VALID), {}),
     "v2 other model": ("/v2/models/other/infer", v2_body(VALID), {}),
     "v2 binary": (INFER, *_binary_body()),
+    "v2 binary sections": (INFER, *binary_body(ROWS[:5])),
+    "v2 binary outputs": (INFER, {**v2_body(VALID), "parameters": {"binary_data_output": True}},
+                          {}),
     "v2 bad binary length": (INFER, _binary_body()[0],
                              {"Inference-Header-Content-Length": "99999"}),
     **{f"v2 {name}": (INFER, case[0], {}) for name, case in BAD.items()},
@@ -78,11 +79,7 @@ def _normalized(response) -> tuple[int, list[tuple[str, str]], bytes]:
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory, trained_models):
     """The app as served (lean in front), Flask's own, and the paths Flask dispatched."""
-    tmp = tmp_path_factory.mktemp("lean")
-    build_snapshot(tmp, {CLASSIFIER: trained_models.pipeline}, "1.0.0")
-    app = create_app(ServingConfig(model_root=tmp, reload_token=TOKEN, watch=False,
-                                   isolate_validation=False, validation_wait=60.0,
-                                   validation_dir=tmp / "verdicts", predict_timeout=120.0))
+    app = app_serving(tmp_path_factory.mktemp("lean"), {CLASSIFIER: trained_models.pipeline})
     lean = app.wsgi_app
     assert isinstance(lean, LeanPredictions)
     dispatched = []
@@ -94,8 +91,7 @@ def apps(tmp_path_factory, trained_models):
 
     lean.flask = counted
     yield Client(lean), Client(flask), dispatched
-    app.extensions["serving.challenger.roles"].stop()
-    app.extensions["serving.swap.holder"].stop()
+    stop_app(app)
 
 
 @pytest.mark.parametrize("case", [*PLAIN.values(), *FALLBACK.values()],

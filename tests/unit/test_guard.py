@@ -69,6 +69,13 @@ def test_the_figures_read_back_what_serving_counted():
     assert found.since(found).requests == 0
 
 
+def test_a_batchs_rows_are_counted_by_class_and_an_unknown_label_as_other():
+    served = model("fig-batch")
+    champion_metrics.answered(served, 0.001, ["Gold", "Silver", "Gold"] * 300)
+    champion_metrics.answered(served, 0.001, ["Gold", "Bronze"])  # not a class of the model
+    assert figures("fig-batch").classes == {"Gold": 601, "Silver": 300, "other": 1}
+
+
 def test_a_class_name_that_is_not_plain_is_counted_as_other():
     served = model("fig-2", classes=("Gold", "<script>\nx"))
     serve(served, 4, 0.001, classes=("Gold", "<script>\nx"))

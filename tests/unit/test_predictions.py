@@ -56,5 +56,9 @@ def test_the_class_table_is_every_rows_per_class_in_the_order_asked():
     order = ["a", "b", "c"]
     assert answers.class_table(order) == [answers.per_class(i)[c]
                                           for i in range(50) for c in order]
+    few = classified(["b"] * 3, [0.5] * 3, ["b", "a", "c"], table[:3])  # rounded in Python
+    assert few.class_table(order) == [few.per_class(i)[c] for i in range(3) for c in order] \
+        == few.class_array(order).ravel().tolist()  # the binary output's numbers
+    assert answers.class_array(order).shape == (50, 3)
     assert answers.class_table(["a", "b", "x"]) is None
     assert classified(["b"], [0.5], ["b", "a"]).class_table(["a", "b"]) is None
