@@ -97,7 +97,7 @@ class ShadowScorer:
         # No lock: two request threads (gunicorn's threads) could each add one past the limit.
         if len(self._items) >= self._size:
             self.dropped += 1
-            role_metrics.SHADOW_DROPPED.inc()
+            role_metrics.SHADOW_DROPPED.labels(item.challenger.version).inc()
             return False
         self._items.append(item)
         if not self._arrived.is_set():  # wake the scorer once per batch, not once per input

@@ -251,6 +251,8 @@ def test_a_challenger_that_raises_or_sleeps_never_fails_nor_delays_the_champion(
     else:
         # the sleeping scorer holds at most one batch (one queue's worth); the queue 4 more
         assert shadow["dropped"] >= 20 - 4 - 4, "a full queue must drop, not block"
+        everyone = challenger_of(client)["challenger"]["all_workers"]  # the counters' sum
+        assert everyone["dropped"] >= shadow["dropped"]
 
 
 def test_canary_answers_its_share_sticky_per_client_key(both):
