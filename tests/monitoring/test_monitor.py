@@ -100,7 +100,7 @@ def test_config_requires_a_key_when_enabled_and_checks_the_rate(tmp_path: Path):
     with pytest.raises(ConfigError, match="MPM_SAMPLE_RATE is '2'"):
         from_env({"MODEL_ROOT": str(tmp_path), "MPM_SAMPLE_RATE": "2"})
     assert from_env({"MODEL_ROOT": str(tmp_path)}).mpm.enabled is False
-    assert mpm_root("http://127.0.0.1:5/clientlib/") == "http://127.0.0.1:5/mpm/"
+    assert mpm_root(MpmConfig(url="http://127.0.0.1:5/clientlib/")) == "http://127.0.0.1:5/mpm/"
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from serving.challenger.canary import CanaryGuard, bucket_of, in_canary
 from serving.challenger.comparison import ComparisonLog, Sample, probability_gap
-from serving.challenger.experiment_log import rest_root
+from serving.challenger.experiment_log import METRIC_PATH, metric_url
 from serving.config import ChallengerConfig
 
 
@@ -50,5 +50,6 @@ def test_the_guard_waits_for_enough_answers_then_trips_once():
 
 
 def test_the_verdict_reaches_the_server_root_of_a_clientlib_override():
-    assert rest_root("http://127.0.0.1:5050/clientlib/") == "http://127.0.0.1:5050"
-    assert rest_root("https://www.comet.com") == "https://www.comet.com"
+    assert metric_url(ChallengerConfig(url="http://127.0.0.1:5050/clientlib/")) == \
+        "http://127.0.0.1:5050" + METRIC_PATH
+    assert metric_url(ChallengerConfig()) == "https://www.comet.com" + METRIC_PATH
