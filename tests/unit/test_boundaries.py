@@ -174,3 +174,19 @@ def test_the_environment_walk_sees_an_unexplained_read(tmp_path):
     sample.write_text("import os\nx = os.environ.get('A')\nos.environ['B'] = '1'\n"
                       "y = os.getenv('C')  # why\n")
     assert environment_reads(sample) == ["2: x = os.environ.get('A')"]
+
+
+def test_a_test_folder_shares_helpers_only_through_tests_support():
+    """No test module imports a conftest or a test module of another folder: what two folders
+    share lives in tests/support (a helper moved there is found by every folder, a fixture file
+    imported across folders is not)."""
+    reached = {}
+    for path in sources("tests"):
+        folder = path.relative_to(REPO_ROOT).parts[1]
+        bad = sorted(m for m in imported(path) if m.startswith("tests.")
+                     and not m.startswith("tests.support")
+                     and (m.split(".")[1] != folder or m.split(".")[-1] == "conftest"
+                          or ".conftest." in m))
+        if bad:
+            reached[str(path.relative_to(REPO_ROOT))] = bad
+    assert not reached
