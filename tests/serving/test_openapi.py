@@ -23,7 +23,7 @@ from serving.inputs.schema import DIAMONDS, from_metadata, inferred
 from serving.model.loader import ServedModel
 from serving.model.predictions import Task
 from serving.oip.endpoints import InferResponse, OutputTensor
-from tests.serving.conftest import CLASSIFIER
+from tests.support.diamonds import CLASSIFIER
 from tests.support.own_models import own_models  # noqa: F401
 
 TEMPLATE = json.loads(openapi.TEMPLATE.read_text())

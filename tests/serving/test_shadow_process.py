@@ -22,8 +22,8 @@ from devkit.processes import wait_until
 from serving.challenger.shadow_process import WALL_FACTOR, ShadowFailed, ShadowProcess, answer_limit
 from serving.config import ChallengerConfig
 from serving.inputs.schema import DIAMONDS
-from tests.serving.conftest import VALID
 from tests.serving.test_challenger import KEY_HEADER, challenger_of, settle, stage_candidate
+from tests.support.diamonds import VALID
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 TIMEOUT = 0.25  # PREDICT_TIMEOUT: a shadow call's CPU time; 20 times that on the clock

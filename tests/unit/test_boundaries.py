@@ -142,3 +142,19 @@ def test_the_private_walk_sees_a_reach_in(tmp_path):
     assert private_reach_ins(sample, {"_refuse"}) == ["2: ._refuse"]
     syncer = REPO_ROOT / "registry_sync" / "sync" / "syncer.py"
     assert {"_hand_over", "_prune", "_remember"} <= private_names(syncer)
+
+
+def test_a_test_folder_shares_helpers_only_through_tests_support():
+    """No test module imports a conftest or a test module of another folder: what two folders
+    share lives in tests/support (a helper moved there is found by every folder, a fixture file
+    imported across folders is not)."""
+    reached = {}
+    for path in sources("tests"):
+        folder = path.relative_to(REPO_ROOT).parts[1]
+        bad = sorted(m for m in imported(path) if m.startswith("tests.")
+                     and not m.startswith("tests.support")
+                     and (m.split(".")[1] != folder or m.split(".")[-1] == "conftest"
+                          or ".conftest." in m))
+        if bad:
+            reached[str(path.relative_to(REPO_ROOT))] = bad
+    assert not reached
