@@ -5,7 +5,8 @@ GIL) delays every request of that worker, whatever the scoring thread's priority
 scheduled by the OS. So the scoring thread forks a child holding the challenger (it shares the
 worker's memory, copy on write: no second load) and hands it each batch's matrix over a socket
 pair. The child keeps only that socket (never the public port), dies with its worker, runs at
-nice 19, and answers plain lists as JSON (never a pickle: its answers are untrusted). Its
+nice 19, and answers plain lists as JSON (never a pickle: its answers are untrusted): a label
+and its probability per row, and with more than two classes every class's probability. Its
 deadline is CPU time, so a busy machine that starves it is not its failure: each call may burn
 PREDICT_TIMEOUT of CPU, then the kernel kills the child (SIGPROF, no Python needed, the GIL held
 or not); a call that burns nothing (a sleep, a trickled answer) is cut at WALL_FACTOR times that
@@ -41,6 +42,7 @@ LONGEST_PAUSE = 60.0
 WALL_FACTOR = 20  # a call's wall-clock deadline, in CPU deadlines (a starved child is slow)
 CHILD_NICE = 19
 MAX_LABEL_CHARS = 256  # a class name longer than this is an error the child answers
+NUMBER_CHARS = 25  # the longest JSON float (-1.2345678901234567e-308) and its comma
 ANSWER_OVERHEAD = 4096  # bytes of an answer beside its rows (an error's text, the JSON keys)
 PROCESS_NAME = "shadow"
 log = logs.get(__name__)
@@ -72,15 +74,16 @@ class ShadowProcess:
             self._start(model)
         assert self._socket is not None
         matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        classes = model.schema.classes
+        limit = answer_limit(len(matrix), len(classes))
         ends = time.monotonic() + self._deadline * WALL_FACTOR  # for the whole exchange
         try:
             self._socket.settimeout(self._deadline * WALL_FACTOR)
             self._socket.sendall(HEADER.pack(*matrix.shape) + matrix.tobytes())
             (size,) = LENGTH.unpack(_exactly(self._socket, LENGTH.size, ends))
-            if size > answer_limit(len(matrix)):
+            if size > limit:
                 raise AnswerTooLarge(f"the challenger's process announced an answer of {size} "
-                                     f"bytes for {len(matrix)} rows (at most "
-                                     f"{answer_limit(len(matrix))})")
+                                     f"bytes for {len(matrix)} rows (at most {limit})")
             answer = orjson.loads(_receive(self._socket, size, ends))
         except AnswerTooLarge as exc:
             self.stop()
@@ -91,7 +94,7 @@ class ShadowProcess:
         self._pause = RESTART_PAUSE  # it answered: a later death pauses as the first
         if "error" in answer:
             raise ShadowFailed(str(answer["error"]))
-        return predictions.from_json(answer)
+        return predictions.from_json(answer, classes)
 
     def _start(self, model: ServedModel) -> None:
         self.stop()
@@ -128,10 +131,12 @@ def _why(exc: Exception, deadline: float) -> str:
             f"{deadline:g}s of CPU, or crashed): {type(exc).__name__}")
 
 
-def answer_limit(rows: int) -> int:
+def answer_limit(rows: int, classes: int = 0) -> int:
     """The most bytes an answer for `rows` rows may announce (a label of MAX_LABEL_CHARS and a
-    probability per row, an error's text): more is a lie or a flood, refused before a byte."""
-    return ANSWER_OVERHEAD + rows * (4 * MAX_LABEL_CHARS + 64)
+    probability per row, with more than two classes a number per class and row, an error's
+    text): more is a lie or a flood, refused before a byte."""
+    per_class = classes * NUMBER_CHARS if classes > 2 else 0
+    return ANSWER_OVERHEAD + rows * (4 * MAX_LABEL_CHARS + 64 + per_class)
 
 
 def _exactly(connection: socket.socket, size: int, ends: float | None = None) -> bytes:
@@ -197,7 +202,7 @@ def _answer(model: ServedModel, matrix: np.ndarray) -> bytes:
                                      model.schema.task)
         if any(len(label) > MAX_LABEL_CHARS for label in answer.labels):
             raise ValueError(f"a label longer than {MAX_LABEL_CHARS} characters")
-        body = orjson.dumps(predictions.to_json(answer))
+        body = orjson.dumps(predictions.to_json(answer, model.schema.classes))
     except Exception as exc:
         body = orjson.dumps({"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
     return LENGTH.pack(len(body)) + body

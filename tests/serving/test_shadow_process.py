@@ -21,6 +21,7 @@ from devkit.models import HANGING_CARAT, hanging
 from devkit.processes import wait_until
 from serving.challenger.shadow_process import WALL_FACTOR, ShadowFailed, ShadowProcess, answer_limit
 from serving.config import ChallengerConfig
+from serving.inputs.schema import DIAMONDS
 from tests.serving.test_challenger import KEY_HEADER, challenger_of, settle, stage_candidate
 from tests.support.diamonds import VALID
 
@@ -100,7 +101,8 @@ class WritesItsOwnAnswer:
 def hostile_shadow(how: str, deadline: float) -> tuple[ShadowFailed, float]:
     """The failure of one shadow call to a WritesItsOwnAnswer challenger, and its seconds."""
     scorer = ShadowProcess(deadline)
-    model = types.SimpleNamespace(version="6.6.6", predictor=WritesItsOwnAnswer(how))
+    model = types.SimpleNamespace(version="6.6.6", predictor=WritesItsOwnAnswer(how),
+                                  schema=DIAMONDS)
     started = time.monotonic()
     try:
         with pytest.raises(ShadowFailed) as failed:

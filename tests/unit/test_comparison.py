@@ -13,6 +13,9 @@ from serving.config import ChallengerConfig
 def test_the_gap_is_taken_on_the_champions_label():
     assert probability_gap(("Gold", 0.9), ("Gold", 0.7), 2) == pytest.approx(0.2)
     assert probability_gap(("Gold", 0.9), ("Silver", 0.6), 2) == pytest.approx(0.5)
+    # more classes: the challenger's own probability of the champion's label, when given
+    assert probability_gap(("Fair", 0.5), ("Good", 0.4), 5, of_label=0.3) == pytest.approx(0.2)
+    assert probability_gap(("Fair", 0.5), ("Good", 0.4), 5) == pytest.approx(0.1)
 
 
 def test_the_window_keeps_the_latest_and_the_total_keeps_everything():
