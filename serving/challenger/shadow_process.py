@@ -6,16 +6,18 @@ scheduled by the OS. So the scoring thread forks a child holding the challenger 
 worker's memory, copy on write: no second load) and hands it each batch's matrix over a socket
 pair. The child keeps only that socket (never the public port), dies with its worker, runs under
 SCHED_IDLE (only on CPU the workers leave: serving.swap.priority; nice 19 where refused), and
-answers plain lists as JSON (never a pickle: its answers are untrusted). Its deadline is CPU time,
-so a busy machine that starves it is not its failure: each call may burn PREDICT_TIMEOUT of CPU,
-then the kernel kills the child (SIGPROF, no Python needed, the GIL held or not); a call that
-burns nothing (a sleep, a trickled answer) is cut at WALL_FACTOR times that by the worker, for
-the whole exchange, not counting the time the child waited for a CPU (a starved call only holds
-its batch: the queue behind it fills and drops, counted, and fewer inputs get compared). An
-answer announced longer than its rows can need (`answer_limit`) is refused before a byte of it
-is read. A failed batch, or a child that dies, is the challenger's failure: the child is killed
-and another forked for a later batch, after a pause that doubles at each failure in a row (each
-fork copies the worker's page tables and costs its requests a little).
+answers plain lists as JSON (never a pickle: its answers are untrusted): a label and its
+probability per row, and with more than two classes every class's probability. Its deadline is
+CPU time, so a busy machine that starves it is not its failure: each call may burn
+PREDICT_TIMEOUT of CPU, then the kernel kills the child (SIGPROF, no Python needed, the GIL held
+or not); a call that burns nothing (a sleep, a trickled answer) is cut at WALL_FACTOR times that
+by the worker, for the whole exchange, not counting the time the child waited for a CPU (a
+starved call only holds its batch: the queue behind it fills and drops, counted, and fewer
+inputs get compared). An answer announced longer than its rows can need (`answer_limit`) is
+refused before a byte of it is read. A failed batch, or a child that dies, is the challenger's
+failure: the child is killed and another forked for a later batch, after a pause that doubles at
+each failure in a row (each fork copies the worker's page tables and costs its requests a
+little).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ LONGEST_PAUSE = 60.0
 WALL_FACTOR = 20  # a call's wall-clock deadline, in CPU deadlines (waiting for a CPU not counted)
 RUNNABLE_GRACE = 0.05  # seconds more for a child still runnable at its wall-clock deadline
 MAX_LABEL_CHARS = 256  # a class name longer than this is an error the child answers
+NUMBER_CHARS = 25  # the longest JSON float (-1.2345678901234567e-308) and its comma
 ANSWER_OVERHEAD = 4096  # bytes of an answer beside its rows (an error's text, the JSON keys)
 PROCESS_NAME = "shadow"
 log = logs.get(__name__)
@@ -75,14 +78,15 @@ class ShadowProcess:
             self._start(model)
         assert self._socket is not None and self._pid is not None
         matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        classes = model.schema.classes
+        limit = answer_limit(len(matrix), len(classes))
         ends = WallDeadline(self._pid, self._deadline * WALL_FACTOR)  # for the whole exchange
         try:
             _send(self._socket, HEADER.pack(*matrix.shape) + matrix.tobytes(), ends)
             (size,) = LENGTH.unpack(_exactly(self._socket, LENGTH.size, ends))
-            if size > answer_limit(len(matrix)):
+            if size > limit:
                 raise AnswerTooLarge(f"the challenger's process announced an answer of {size} "
-                                     f"bytes for {len(matrix)} rows (at most "
-                                     f"{answer_limit(len(matrix))})")
+                                     f"bytes for {len(matrix)} rows (at most {limit})")
             answer = orjson.loads(_receive(self._socket, size, ends))
         except AnswerTooLarge as exc:
             self.stop()
@@ -93,7 +97,7 @@ class ShadowProcess:
         self._pause = RESTART_PAUSE  # it answered: a later death pauses as the first
         if "error" in answer:
             raise ShadowFailed(str(answer["error"]))
-        return predictions.from_json(answer)
+        return predictions.from_json(answer, classes)
 
     def _start(self, model: ServedModel) -> None:
         self.stop()
@@ -134,10 +138,12 @@ def _why(exc: Exception, deadline: float) -> str:
             f"{deadline:g}s of CPU, or crashed): {type(exc).__name__}")
 
 
-def answer_limit(rows: int) -> int:
+def answer_limit(rows: int, classes: int = 0) -> int:
     """The most bytes an answer for `rows` rows may announce (a label of MAX_LABEL_CHARS and a
-    probability per row, an error's text): more is a lie or a flood, refused before a byte."""
-    return ANSWER_OVERHEAD + rows * (4 * MAX_LABEL_CHARS + 64)
+    probability per row, with more than two classes a number per class and row, an error's
+    text): more is a lie or a flood, refused before a byte."""
+    per_class = classes * NUMBER_CHARS if classes > 2 else 0
+    return ANSWER_OVERHEAD + rows * (4 * MAX_LABEL_CHARS + 64 + per_class)
 
 
 class WallDeadline:
@@ -249,7 +255,7 @@ def _answer(model: ServedModel, matrix: np.ndarray) -> bytes:
                                      model.schema.task)
         if any(len(label) > MAX_LABEL_CHARS for label in answer.labels):
             raise ValueError(f"a label longer than {MAX_LABEL_CHARS} characters")
-        body = orjson.dumps(predictions.to_json(answer))
+        body = orjson.dumps(predictions.to_json(answer, model.schema.classes))
     except Exception as exc:
         body = orjson.dumps({"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
     return LENGTH.pack(len(body)) + body

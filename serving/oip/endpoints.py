@@ -93,6 +93,12 @@ def output_names(schema: Schema) -> tuple[str, ...]:
     return ("label", "probability", "probabilities")
 
 
+def input_metadata(schema: Schema) -> list[dict[str, Any]]:
+    """The inputs the model takes, as model metadata lists them: one tensor per feature."""
+    return [{"name": f.name, "datatype": "BYTES" if isinstance(f, CategoricalFeature)
+             else "INT64" if f.integer else "FP64", "shape": [-1]} for f in schema.features]
+
+
 def output_metadata(schema: Schema) -> list[dict[str, Any]]:
     """The outputs the model answers, as model metadata lists them (see outputs_of)."""
     if schema.regression:
@@ -148,11 +154,9 @@ def server_metadata():
 def model_metadata(name: str, version: str | None = None):
     """Inputs (one tensor per feature, in column order) and outputs of the served model."""
     model = _served(name, version)
-    inputs = [{"name": f.name, "datatype": "BYTES" if isinstance(f, CategoricalFeature)
-               else "INT64" if f.integer else "FP64", "shape": [-1]}
-              for f in model.schema.features]
     return _json({"name": model.primary, "versions": [model.version], "platform": "sklearn",
-                  "inputs": inputs, "outputs": output_metadata(model.schema)})
+                  "inputs": input_metadata(model.schema),
+                  "outputs": output_metadata(model.schema)})
 
 
 @bp.get("/models/<name>/ready")

@@ -139,6 +139,8 @@ def main(argv: list[str]) -> int:
               "MIN_ACCURACY MEMORY_LIMIT", file=sys.stderr)
         return EXIT_USAGE
     root, snapshot_id, result_file = Path(argv[1]), argv[2], Path(argv[3])
+    # Not a setting: the pid runners.run_standalone hands its child, to tell whether that parent
+    # died before PDEATHSIG was armed (getppid then names another process).
     die_with_parent(int(os.environ.get("SERVING_VALIDATOR_PARENT", os.getppid())))
     logs.setup("warning")
     yield_cpu_to_workers("validator")

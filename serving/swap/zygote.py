@@ -61,7 +61,7 @@ def start(folder: Path) -> int | None:
         listener.bind(str(path))
         os.chmod(path, 0o600)
         listener.listen(16)  # asks wait here while the new process imports the libraries
-        env = containment.clean_environ(os.environ)
+        env = containment.clean_environ(os.environ)  # the child's environment, built, not read
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_PARENT, env.get("PYTHONPATH"))))
         command = [sys.executable, "-m", "serving.swap.zygote", str(listener.fileno()),
                    str(os.getpid())]

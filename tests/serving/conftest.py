@@ -12,12 +12,7 @@ from devkit.models import TrainedModels, trained_models  # noqa: F401
 from devkit.snapshots import build_snapshot
 from serving.config import ServingConfig
 from serving.http.app import create_app
-
-TOKEN = "test-reload-token-0123"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CLASSIFIER = "diamonds-classifier"
-VALID = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
-         "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}
+from tests.support.diamonds import AUTH, CLASSIFIER, TOKEN, VALID  # noqa: F401
 
 
 @pytest.fixture
@@ -80,7 +75,7 @@ def served(tmp_path_factory, trained_models):  # noqa: F811
 
     /-/validate answers 202 after 2 s; the validator process gets 20 s (hanging models).
     """
-    from tests.serving.server import start
+    from tests.support.serving_process import start
 
     work = tmp_path_factory.mktemp("served")
     root = work / "models"

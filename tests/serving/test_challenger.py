@@ -30,7 +30,7 @@ from serving.errors import InvalidInput
 from serving.inputs.checks import encode, parse_body
 from serving.inputs.schema import LABELS
 from serving.model.predictions import classified, regressed
-from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.diamonds import CLASSIFIER, VALID
 
 KEY_HEADER = "X-Client-Id"
 

@@ -19,8 +19,8 @@ from serving.config import ServingConfig
 from serving.http.app import create_app
 from serving.http.lean import LeanPredictions
 from serving.telemetry import metrics
-from tests.serving.conftest import CLASSIFIER, TOKEN, VALID
 from tests.serving.test_v2 import BAD, with_input
+from tests.support.diamonds import CLASSIFIER, TOKEN, VALID
 
 INFER = f"/v2/models/{CLASSIFIER}/infer"
 JSON = {"Content-Type": "application/json"}

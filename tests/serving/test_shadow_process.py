@@ -25,11 +25,12 @@ from devkit.models import HANGING_CARAT, hanging
 from devkit.processes import wait_until
 from serving.challenger.shadow_process import WALL_FACTOR, ShadowFailed, ShadowProcess, answer_limit
 from serving.config import ChallengerConfig
+from serving.inputs.schema import DIAMONDS
 from serving.model import predictions
 from serving.model.predictions import Task
 from serving.swap import priority
-from tests.serving.conftest import VALID
 from tests.serving.test_challenger import KEY_HEADER, challenger_of, settle, stage_candidate
+from tests.support.diamonds import VALID
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 TIMEOUT = 0.25  # PREDICT_TIMEOUT: a shadow call's CPU time; 20 times that on the clock
@@ -108,7 +109,8 @@ class WritesItsOwnAnswer:
 def hostile_shadow(how: str, deadline: float) -> tuple[ShadowFailed, float]:
     """The failure of one shadow call to a WritesItsOwnAnswer challenger, and its seconds."""
     scorer = ShadowProcess(deadline)
-    model = types.SimpleNamespace(version="6.6.6", predictor=WritesItsOwnAnswer(how))
+    model = types.SimpleNamespace(version="6.6.6", predictor=WritesItsOwnAnswer(how),
+                                  schema=DIAMONDS)
     started = time.monotonic()
     try:
         with pytest.raises(ShadowFailed) as failed:
@@ -153,7 +155,7 @@ class BurnsCpu:
 
 def burning_model(seconds: float) -> types.SimpleNamespace:
     return types.SimpleNamespace(version="7.7.7", predictor=BurnsCpu(seconds),
-                                 schema=types.SimpleNamespace(task=Task.REGRESSION))
+                                 schema=types.SimpleNamespace(task=Task.REGRESSION, classes=()))
 
 
 def test_a_child_starved_of_cpu_past_its_wall_clock_deadline_still_answers():

@@ -16,7 +16,7 @@ from devkit.models import hostile
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
 from serving.swap import zygote
-from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.diamonds import CLASSIFIER, VALID
 
 pytestmark = pytest.mark.slow
 
@@ -233,7 +233,7 @@ def test_serving_started_on_a_current_that_kills_its_loader_stays_up_without_a_m
         trained_models, tmp_path):
     """`current` published unvalidated is a model that SIGKILLs its loader: the front starts,
     no worker dies, /readyz and /api/v1/model say why there is no model."""
-    from tests.serving.server import launch
+    from tests.support.serving_process import launch
 
     root = tmp_path / "models"
     root.mkdir()
