@@ -1,40 +1,37 @@
 """gunicorn settings for the benchmarks' baseline: serving as it ran before the front.
 
 `gunicorn --config python:bench.gunicorn_conf serving.wsgi:app` with BIND, ADMIN_PORT (a second
-bind on loopback), WEB_CONCURRENCY, GUNICORN_THREADS (1: sync workers), LOG_LEVEL and
-PROMETHEUS_MULTIPROC_DIR from the environment; the master prepares as the front's does
-(serving.swap.prefork).
+bind on loopback), WEB_CONCURRENCY, LOG_LEVEL and PROMETHEUS_MULTIPROC_DIR read as the front reads
+them (serving.config), and GUNICORN_THREADS (1: sync workers); the master prepares as the front's
+does (serving.swap.prefork).
 """
 
 import os
-from pathlib import Path
 
+from serving.config import front_from_env
 from serving.swap import prefork
 
-_metrics_dir = prefork.prepare(
-    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None)
-_admin_port = os.environ.get("ADMIN_PORT")
+_config = prefork.prepare(front_from_env())
+_metrics_dir = _config.metrics_dir
 
 wsgi_app = "serving.wsgi:app"
-bind = [os.environ.get("BIND", "127.0.0.1:8080"),
-        *([f"127.0.0.1:{_admin_port}"] if _admin_port else [])]
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+bind = [_config.bind, *([f"127.0.0.1:{_config.admin_port}"] if _config.admin_port else [])]
+workers = _config.workers
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))  # the baseline's own knob, not serving's
 worker_class = "gthread" if threads > 1 else "sync"
 preload_app = False  # each worker loads its own model after the fork, with its own watcher
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
 control_socket_disable = True
-loglevel = os.environ.get("LOG_LEVEL", "warning")
+loglevel = _config.log_level
 accesslog = None
 errorlog = "-"
 
 
 def on_starting(server):
     """Start every run with an empty metrics folder and a warm validator."""
-    prefork.start(_metrics_dir)
+    prefork.start(_config)
 
 
 def child_exit(server, worker):

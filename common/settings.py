@@ -3,20 +3,26 @@
 A `Setting` row holds everything about one setting: its environment variable, its flag twin
 (`--sync-interval` for SYNC_INTERVAL), its parser, its default, its one-line meaning, and whether
 it is a secret (never shown in an error). A process declares its rows in one `SettingsTable`,
-which gives argparse the flags, reads flag before variable before default, and raises the
-process's own configuration error naming the variable (and flag) and what it expects.
+which gives argparse the flags (the sidecar's; serving has none), reads flag before variable
+before default (a blank value is unset), gives the parsed default for code that builds its
+configuration by hand, and raises the process's own configuration error naming the variable (and
+flag) and what it expects. env.example and the docs' settings tables are checked against the
+rows (tests/unit/test_settings_docs.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 Parser = Callable[[str], Any]
+Config = TypeVar("Config")
+ROW = "setting"  # a dataclass field's metadata key: the row it is read from
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,15 @@ class Setting:
 class SettingsTable(Mapping[str, Setting]):
     """A process's settings by variable name, and the reading of them."""
 
-    def __init__(self, settings: Iterable[Setting], error: Callable[[str], Exception]) -> None:
+    def __init__(self, settings: Iterable[Setting], error: Callable[[str], Exception],
+                 flags: bool = True) -> None:
         self._rows = {s.env: s for s in settings}
         self._error = error  # the process's ConfigError: one line, exit 2
+        self._flags = flags  # False: environment only, and errors name no flag
+
+    def named(self, name: str) -> str:
+        """How errors name a setting: NAME (or --flag), or NAME alone in a table without flags."""
+        return f"{name} (or {self[name].flag})" if self._flags else name
 
     def __getitem__(self, name: str) -> Setting:
         return self._rows[name]
@@ -67,15 +79,20 @@ class SettingsTable(Mapping[str, Setting]):
             parser.add_argument(setting.flag, dest=setting.dest, metavar=name, default=None,
                                 help=text.replace("%", "%%"))
 
-    def read(self, args: argparse.Namespace, environ: Mapping[str, str],
+    def read(self, args: argparse.Namespace | None, environ: Mapping[str, Any],
              names: Iterable[str]) -> dict[str, Any]:
-        """Parse the named settings, flag before variable before default; None where unset."""
+        """Parse the named settings, flag before variable before default; None where unset.
+
+        Values are stripped: a blank one is unset (its default), unless the setting keeps an
+        empty value to turn its feature off.
+        """
         values: dict[str, Any] = {}
         for name in names:
             setting = self[name]
             raw = getattr(args, setting.dest, None)
             if raw is None:
                 raw = environ.get(name)
+            raw = None if raw is None else str(raw).strip()
             if raw is None or (raw == "" and not setting.empty_means_off):
                 raw = setting.default
             values[name] = None if raw is None else self.parse(setting, raw)
@@ -87,15 +104,37 @@ class SettingsTable(Mapping[str, Setting]):
             return setting.parse(raw) if raw != "" else raw
         except ValueError as exc:
             shown = "(hidden)" if setting.secret else repr(raw)
-            raise self._error(f"{setting.env} (or {setting.flag}) is {shown}: "
-                              f"expected {exc}") from None
+            raise self._error(f"{self.named(setting.env)} is {shown}: expected {exc}") from None
+
+    def default(self, name: str) -> Any:
+        """The setting's default as its parser reads it (None when it has none)."""
+        setting = self[name]
+        return None if setting.default is None else self.parse(setting, setting.default)
+
+    def field(self, name: str, required: bool = False) -> Any:
+        """A dataclass field read from the row NAME, its default the row's (parsed; none when
+        required): the only default. A secret's value stays out of repr."""
+        metadata = {ROW: name}
+        if required:
+            return dataclasses.field(metadata=metadata)
+        return dataclasses.field(default=self.default(name), repr=not self[name].secret,
+                                 metadata=metadata)
+
+    def read_into(self, cls: type[Config], environ: Mapping[str, Any], **given: Any) -> Config:
+        """cls with each of its `field`s read from its row (one without a default is required);
+        the `given` fields (worked out by the caller) as given, their rows left unread."""
+        fields = [field for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+                  if ROW in field.metadata and field.name not in given]
+        values = self.read(None, environ, [field.metadata[ROW] for field in fields])
+        self.require(values, *[field.metadata[ROW] for field in fields
+                               if field.default is dataclasses.MISSING])
+        return cls(**{field.name: values[field.metadata[ROW]] for field in fields}, **given)
 
     def require(self, values: Mapping[str, Any], *names: str) -> None:
         """Raise the configuration error naming the first required setting that is unset."""
         for name in names:
             if values.get(name) in (None, ""):
-                setting = self[name]
-                raise self._error(f"{name} (or {setting.flag}) is required: {setting.help}")
+                raise self._error(f"{self.named(name)} is required: {self[name].help}")
 
 
 def number(value: str, kind: type[int] | type[float], minimum: float, strict: bool,
@@ -162,6 +201,24 @@ def choice(*options: str) -> Parser:
         return value
 
     return parse
+
+
+def flag(value: str) -> bool:
+    """On or off: true/false, 1/0, yes/no, on/off (any case)."""
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
+def http_url(value: str) -> str:
+    """An http(s) URL with a host, path kept, without its trailing slash."""
+    try:
+        url_root(value)  # the same check as a Comet URL's
+    except ValueError:
+        raise ValueError("an http(s) URL such as http://127.0.0.1:8080") from None
+    return value.strip().rstrip("/")
 
 
 def url_root(value: str) -> str:

@@ -189,7 +189,7 @@ def _reporter(settings: config.SyncConfig):
 
     options = dict(settings.kube)
     return kube.PodReporter.in_cluster(options.pop("pod_name"), options.pop("namespace"),
-                                       **options)
+                                       token_file=settings.kube_token_file, **options)
 
 
 def run(args: argparse.Namespace) -> int:

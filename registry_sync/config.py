@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.settings import url_root
 from model_contract import logs
 from registry_sync.guard.figures import Thresholds
 from registry_sync.guard.watch import GuardSettings
@@ -26,12 +25,12 @@ from .registries.comet.settings import CometSettings, comet_settings
 from .secret_files import check_secret_file, read_secret_file
 from .settings import (  # noqa: F401 - the table's readers, as config.X for the commands
     COMET_NAMES,
-    SERVICE_ACCOUNT_DIR,
     SETTINGS,
     SYNC_NAMES,
     add_flags,
     read,
     require,
+    setting,
 )
 
 
@@ -39,9 +38,9 @@ from .settings import (  # noqa: F401 - the table's readers, as config.X for the
 class ArchiveLimits:
     """Caps that a downloaded zip must stay within."""
 
-    max_bytes: int = 4 * 1024**3
-    max_entries: int = 10000
-    max_ratio: float = 200.0
+    max_bytes: int = setting("MAX_MODEL_BYTES")
+    max_entries: int = setting("MAX_ZIP_ENTRIES")
+    max_ratio: float = setting("MAX_COMPRESSION_RATIO")
 
 
 @dataclass(frozen=True)
@@ -67,14 +66,14 @@ class SyncConfig:
     election: ElectionSettings | None = None  # None: every sidecar polls on its own
     peer_url: str = ""  # http://POD_IP:port where the other replicas fetch our files
     kube_api_url: str = ""
-    kube_token_file: Path = SERVICE_ACCOUNT_DIR / "token"
+    kube_token_file: Path = setting("KUBERNETES_TOKEN_FILE")
     reload_token_file: Path | None = None
-    validation_deadline: float = 300.0
+    validation_deadline: float = setting("VALIDATION_DEADLINE")
     candidate_status: str = ""  # the challenger's status; empty: none (the CLI default: Staging)
     decision_key: str = ""  # as read at start; read_decision_key() gives the current one
     decision_key_file: Path | None = None
-    step_down_after: float = 300.0
-    poll_now_min_interval: float = 5.0
+    step_down_after: float = setting("LEADER_STEP_DOWN_AFTER")
+    poll_now_min_interval: float = setting("POLL_NOW_MIN_INTERVAL")
     guard: GuardSettings = field(default_factory=GuardSettings)
 
     @property
@@ -104,15 +103,9 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     values = read(args, os.environ if environ is None else environ, SYNC_NAMES)
     require(values, "MODEL_ROOT", "REGISTRY_MODELS")
     token, token_file = _secret_at_start(values, "RELOAD_TOKEN")
-    serving_url = values["SERVING_URL"].rstrip("/")
-    if serving_url:
-        try:
-            url_root(serving_url)
-        except ValueError as exc:
-            raise ConfigError(
-                f"SERVING_URL (or --serving-url) is {serving_url!r}: expected {exc}") from None
-        if not token and not token_file:
-            raise ConfigError("RELOAD_TOKEN (or RELOAD_TOKEN_FILE) is required with SERVING_URL")
+    serving_url = values["SERVING_URL"]
+    if serving_url and not token and not token_file:
+        raise ConfigError("RELOAD_TOKEN (or RELOAD_TOKEN_FILE) is required with SERVING_URL")
     return SyncConfig(
         comet=comet_settings(values),
         model_root=values["MODEL_ROOT"].absolute(),
@@ -137,7 +130,7 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         kube_token_file=values["KUBERNETES_TOKEN_FILE"],
         reload_token_file=token_file,
         validation_deadline=values["VALIDATION_DEADLINE"],
-        candidate_status=values["REGISTRY_CANDIDATE_STATUS"].strip(),
+        candidate_status=values["REGISTRY_CANDIDATE_STATUS"],
         decision_key=_decision_key(values),
         decision_key_file=values.get("DECISION_KEY_FILE"),
         step_down_after=values["LEADER_STEP_DOWN_AFTER"],
@@ -149,26 +142,14 @@ def sync_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
 def guard_settings(values: Mapping[str, Any]) -> GuardSettings:
     """The promotion guard's settings (registry_sync.guard)."""
     return GuardSettings(
-        enabled=values["GUARD_ENABLED"] == "true", window=values["GUARD_WINDOW"],
+        enabled=values["GUARD_ENABLED"], window=values["GUARD_WINDOW"],
         sample_interval=values["GUARD_SAMPLE_INTERVAL"],
         thresholds=Thresholds(values["GUARD_MIN_REQUESTS"], values["GUARD_MAX_ERROR_RATE"],
                               values["GUARD_MAX_LATENCY_RATIO"], values["GUARD_MIN_LATENCY_MS"],
                               values["GUARD_MAX_SHARE_SHIFT"], values["GUARD_MAX_MEAN_SHIFT"],
                               values["GUARD_MAX_SPREAD_RATIO"]),
-        comet_tag=values["GUARD_COMET_TAG"].strip(),
-        prometheus_url=_optional_url(values, "PROMETHEUS_URL"))
-
-
-def _optional_url(values: Mapping[str, Any], name: str) -> str:
-    """An http(s) URL (without its trailing slash), or '' when unset."""
-    url = values[name].strip().rstrip("/")
-    if url:
-        try:
-            url_root(url)
-        except ValueError as exc:
-            raise ConfigError(f"{name} (or {SETTINGS[name].flag}) is {url[:80]!r}: "
-                              f"expected {exc}") from None
-    return url
+        comet_tag=values["GUARD_COMET_TAG"],
+        prometheus_url=values["PROMETHEUS_URL"])
 
 
 MIN_DECISION_KEY = 16  # characters

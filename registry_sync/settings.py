@@ -1,19 +1,23 @@
 """The sidecar's settings, each declared once: variable, flag twin, parser, default, meaning.
 
 The rows drive the flags, the reading (flag before variable before default), the help and the
-masking of secrets (common/settings.py is the engine); env.example and docs/configuration.md
-list the same rows. config.py builds the typed configuration from what they read.
+masking of secrets (common/settings.py is the engine); env.example and docs/monitoring.md's guard
+table list the same rows (tests/unit/test_settings_docs.py checks them). config.py builds the
+typed configuration from what they read.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from common.settings import (
     Setting,
     SettingsTable,
     choice,
+    flag,
     fraction,
+    http_url,
     listen,
     name_list,
     non_negative_float,
@@ -75,7 +79,7 @@ SETTINGS = SettingsTable([
     Setting("MAX_ZIP_ENTRIES", positive_int, "10000", "cap on the number of files in one zip"),
     Setting("MAX_COMPRESSION_RATIO", positive_float, "200",
             "cap on a zip entry's uncompressed/compressed size ratio"),
-    Setting("SERVING_URL", str, "",
+    Setting("SERVING_URL", http_url, "",
             "serving's base URL for validate/reload (empty: publish without validation)"),
     Setting("RELOAD_TOKEN", secret_file.checked, "",
             "shared token for serving's /-/validate and /-/reload", True),
@@ -115,7 +119,7 @@ SETTINGS = SettingsTable([
             "seconds of failed passes after which a leader hands the Lease over"),
     Setting("POLL_NOW_MIN_INTERVAL", non_negative_float, "5",
             "seconds between passes woken by /-/poll-now (wake-ups in between are merged)"),
-    Setting("GUARD_ENABLED", choice("true", "false"), "false",
+    Setting("GUARD_ENABLED", flag, "false",
             "watch each newly published champion and roll it back when it hurts traffic"),
     Setting("GUARD_WINDOW", positive_float, "60",
             "seconds a new champion is watched after its publication"),
@@ -138,7 +142,7 @@ SETTINGS = SettingsTable([
     Setting("GUARD_COMET_TAG", str, "", "tag put on a rolled-back version in the registry, "
             "with the reason in its metadata (needs a key that may write); empty: the "
             "registry is not told"),
-    Setting("PROMETHEUS_URL", str, "", "Prometheus scraping every pod's serving: the guard "
+    Setting("PROMETHEUS_URL", http_url, "", "Prometheus scraping every pod's serving: the guard "
             "judges the Deployment's summed figures; empty: this pod's serving /metrics"),
     Setting("KUBERNETES_API_URL", str, "", "the API server for the election; empty: "
             "https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT"),
@@ -149,6 +153,11 @@ SETTINGS = SettingsTable([
 add_flags = SETTINGS.add_flags
 read = SETTINGS.read
 require = SETTINGS.require
+
+
+def setting(name: str) -> Any:
+    """A dataclass field whose default is the row NAME's, parsed: the only default."""
+    return SETTINGS.field(name)
 
 COMET_NAMES = ["COMET_API_KEY", "COMET_API_KEY_FILE", "COMET_WORKSPACE", "COMET_URL_OVERRIDE",
                "COMET_TIMEOUT", "COMET_DOWNLOAD_TIMEOUT", "COMET_MIN_DOWNLOAD_RATE",

@@ -1,20 +1,32 @@
 """Configuration of serving: read once from the environment into frozen objects.
 
-This is the only module of serving that reads os.environ. A missing or malformed setting raises
-ConfigError naming the variable and what it expects.
+This is the only module of serving that reads its settings from os.environ. Each setting is
+declared once, as a row of SETTINGS (common/settings.py is the engine the sidecar uses too), and
+each dataclass field says which row it is read from (`setting("MAX_BATCH")`), so the row's
+default is the field's default: there is no second one. A missing or malformed setting raises
+ConfigError naming the variable and what it expects; secrets are never shown.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.settings import (
+    Setting,
+    SettingsTable,
+    flag,
+    fraction,
+    http_url,
+    positive_float,
+    positive_int,
+    url_root,
+)
 from model_contract import logs, secret_file
 
 from .errors import ConfigError
@@ -23,74 +35,51 @@ MIB = 1024 * 1024
 MIN_HEADER_BYTES = 8192  # the smallest read buffer granian's HTTP/1 parser (hyper) accepts
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError("a whole number >= 1")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not (number > 0 and math.isfinite(number)):
-        raise ValueError("a positive number")
-    return number
-
-
-def _fraction(value: str) -> float:
-    number = float(value)
-    if not 0 <= number <= 1:
-        raise ValueError("a number between 0 and 1")
-    return number
-
-
 def _percent(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("a percentage between 0 and 100") from None
     if not 0 <= number <= 100:
         raise ValueError("a percentage between 0 and 100")
     return number
 
 
 def _header_name(value: str) -> str:
+    # Stricter than an HTTP token: the front drops names with `_` (rsgi.py), so only letters,
+    # digits and dashes can reach the app.
     if not value.replace("-", "").isalnum() or not value.isascii() or len(value) > 64:
         raise ValueError("an HTTP header name (letters, digits, dashes)")
     return value
 
 
+def _whole(value: str, expects: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(expects) from None
+
+
 def _port(value: str) -> int:
-    number = int(value)
+    number = _whole(value, "a TCP port between 1 and 65535")
     if not 0 < number < 65536:
         raise ValueError("a TCP port between 1 and 65535")
     return number
 
 
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")) or len(value) < 10:
-        raise ValueError("an http(s) URL such as http://127.0.0.1:8090")
-    return value.rstrip("/")
-
-
 def _mebibytes(value: str) -> int:
-    number = int(value)
+    expects = "a whole number of MiB >= 0 (0: no limit)"
+    number = _whole(value, expects)
     if number < 0:
-        raise ValueError("a whole number of MiB >= 0 (0: no limit)")
+        raise ValueError(expects)
     return number * MIB
 
 
 def _header_bytes(value: str) -> int:
-    number = int(value)
-    if number < MIN_HEADER_BYTES:
-        raise ValueError(f"a whole number of bytes >= {MIN_HEADER_BYTES} (HTTP's smallest "
-                         "header buffer)")
-    return number
-
-
-def _flag(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("true or false")
+    expects = f"a whole number of bytes >= {MIN_HEADER_BYTES} (HTTP's smallest header buffer)"
+    if _whole(value, expects) < MIN_HEADER_BYTES:
+        raise ValueError(expects)
+    return int(value)
 
 
 class PinWorkers(enum.Enum):
@@ -120,187 +109,198 @@ WORKER_TIMEOUT = 30.0  # seconds one request may run in the front before its wor
 # the GIL) before the master kills its worker.
 HARD_DEADLINE_GRACE = 1.0
 
-# Variable -> (parser, default, meaning). docs/serving.md lists the same table.
-SETTINGS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
-    "MODEL_ROOT": (Path, None, "shared directory holding snapshots/ and the current symlink"),
-    "RELOAD_TOKEN": (secret_file.checked, None,
-                     "shared token for /-/validate and /-/reload"),
-    "RELOAD_TOKEN_FILE": (Path, None, "file holding the reload token (instead of RELOAD_TOKEN)"),
-    "ADMIN_PORT": (_port, None, "if set, /-/ endpoints and /metrics answer only on this port "
-                                "(127.0.0.1)"),
-    "METRICS_PORT": (_port, None, "if set (with ADMIN_PORT), GET /metrics also answers on this "
-                                  "port of BIND's address, for Prometheus; nothing else does"),
-    "MAX_BATCH": (_positive_int, "1000", "most instances in one batch request"),
-    "MAX_BODY_BYTES": (_positive_int, str(2 * MIB), "largest accepted request body in bytes"),
-    "MODEL_CHECK_INTERVAL": (_positive_float, "0.2", "seconds between checks of `current`"),
-    "GOLDEN_MIN_ACCURACY": (_fraction, "0.7",
-                            "accuracy a seed-layout snapshot must reach on the bundled sample"),
-    "VALIDATION_TIMEOUT": (_positive_float, "120",
-                           "seconds the validator process may take to load and check a snapshot"),
-    "VALIDATION_MEMORY_LIMIT": (_mebibytes, "768",
-                                "address space of the validator process in MiB (0: no limit)"),
-    "VALIDATION_WAIT": (_positive_float, "1", "seconds /-/validate (or a worker's start) waits "
-                                              "for a verdict before answering 202 (running)"),
-    "PREDICT_TIMEOUT": (_positive_float, "0.5",
-                        "seconds one model call (champion or canary) may run; then 504, and the "
-                        "worker is replaced if the call cannot be stopped"),
-    "VALIDATION_DIR": (Path, None, "serving's private folder of validation verdicts, shared by "
-                                   "its workers (default: a temporary folder)"),
-    "LOG_LEVEL": (logs.parse_level, "info", "debug, info, warning or error"),
-    "PROMETHEUS_MULTIPROC_DIR": (Path, None, "metrics folder shared by the workers"),
-    "BIND": (_bind, "127.0.0.1:8080", "public address"),
-    "WEB_CONCURRENCY": (_positive_int, "2", "worker processes"),
-    "FRONT_HEADER_TIMEOUT": (_positive_int, "10", "seconds a client has to send a request's "
-                                                  "whole header, and an idle keep-alive "
-                                                  "connection stays open"),
-    "FRONT_BODY_TIMEOUT": (_positive_int, "10", "seconds a request's whole body has to arrive"),
-    "FRONT_MAX_CONNECTIONS": (_positive_int, "1024", "most connections the pod holds at once "
-                                                     "(split over its workers)"),
-    "FRONT_DRAIN_SECONDS": (_positive_int, "20", "on SIGTERM, seconds to finish requests in "
-                                                 "flight before exiting"),
-    "FRONT_BODY_MEMORY": (_mebibytes, "64", "MiB of request bodies one worker receives at once; "
-                                            "past it, 503"),
-    "FRONT_SEND_TIMEOUT": (_positive_int, "10", "seconds an answer may wait unread (or "
-                                                "unacknowledged) by its client; then the "
-                                                "connection is closed"),
-    "FRONT_MAX_HEADER_BYTES": (_header_bytes, "16384", "largest request head (request line and "
-                                                       "headers) in bytes; larger: 431"),
-    "FRONT_WORKER_MAX_RSS": (_mebibytes, "0", "MiB of resident memory past which a worker is "
-                                              "replaced gracefully (0: never)"),
-    "FRONT_BALANCE": (_flag, "true", "a worker holding 2 more busy kept-alive connections than "
-                                     "another closes one after its answer, so clients reconnect "
-                                     "evenly"),
-    "FRONT_PIN_WORKERS": (_pin_workers, "auto", "run each worker on a CPU of its own: auto "
-                                                "(when the CPUs serving may use number exactly "
-                                                "WEB_CONCURRENCY), true or false"),
+# docs/serving.md, docs/monitoring.md and docs/challenger.md list the same rows, and env.example
+# (tests/unit/test_settings_docs.py checks them against these).
+SETTINGS = SettingsTable([
+    Setting("MODEL_ROOT", Path, None,
+            "shared directory holding snapshots/ and the current symlink"),
+    Setting("RELOAD_TOKEN", secret_file.checked, None,
+            "shared token for /-/validate and /-/reload", secret=True),
+    Setting("RELOAD_TOKEN_FILE", Path, None,
+            "file holding the reload token (instead of RELOAD_TOKEN)"),
+    Setting("ADMIN_PORT", _port, None,
+            "if set, /-/ endpoints and /metrics answer only on this port (127.0.0.1)"),
+    Setting("METRICS_PORT", _port, None,
+            "if set (with ADMIN_PORT), GET /metrics also answers on this port of BIND's address, "
+            "for Prometheus; nothing else does"),
+    Setting("MAX_BATCH", positive_int, "1000", "most instances in one batch request"),
+    Setting("MAX_BODY_BYTES", positive_int, str(2 * MIB),
+            "largest accepted request body in bytes"),
+    Setting("MODEL_CHECK_INTERVAL", positive_float, "0.2", "seconds between checks of `current`"),
+    Setting("GOLDEN_MIN_ACCURACY", fraction, "0.7",
+            "accuracy a seed-layout snapshot must reach on the bundled sample"),
+    Setting("VALIDATION_TIMEOUT", positive_float, "120",
+            "seconds the validator process may take to load and check a snapshot"),
+    Setting("VALIDATION_MEMORY_LIMIT", _mebibytes, "768",
+            "address space of the validator process in MiB (0: no limit)"),
+    Setting("VALIDATION_WAIT", positive_float, "1",
+            "seconds /-/validate (or a worker's start) waits for a verdict before answering 202 "
+            "(running)"),
+    Setting("PREDICT_TIMEOUT", positive_float, "0.5",
+            "seconds one model call (champion or canary) may run; then 504, and the worker is "
+            "replaced if the call cannot be stopped"),
+    Setting("VALIDATION_DIR", Path, None,
+            "serving's private folder of validation verdicts, shared by its workers (default: a "
+            "temporary folder)"),
+    Setting("LOG_LEVEL", logs.parse_level, "info", "debug, info, warning or error"),
+    Setting("PROMETHEUS_MULTIPROC_DIR", Path, None, "metrics folder shared by the workers"),
+    Setting("BIND", _bind, "127.0.0.1:8080", "public address"),
+    Setting("WEB_CONCURRENCY", positive_int, "2", "worker processes"),
+    Setting("FRONT_HEADER_TIMEOUT", positive_int, "10",
+            "seconds a client has to send a request's whole header, and an idle keep-alive "
+            "connection stays open"),
+    Setting("FRONT_BODY_TIMEOUT", positive_int, "10",
+            "seconds a request's whole body has to arrive"),
+    Setting("FRONT_MAX_CONNECTIONS", positive_int, "1024",
+            "most connections the pod holds at once (split over its workers)"),
+    Setting("FRONT_DRAIN_SECONDS", positive_int, "20",
+            "on SIGTERM, seconds to finish requests in flight before exiting"),
+    Setting("FRONT_BODY_MEMORY", _mebibytes, "64",
+            "MiB of request bodies one worker receives at once; past it, 503"),
+    Setting("FRONT_SEND_TIMEOUT", positive_int, "10",
+            "seconds an answer may wait unread (or unacknowledged) by its client; then the "
+            "connection is closed"),
+    Setting("FRONT_MAX_HEADER_BYTES", _header_bytes, "16384",
+            "largest request head (request line and headers) in bytes; larger: 431"),
+    Setting("FRONT_WORKER_MAX_RSS", _mebibytes, "0",
+            "MiB of resident memory past which a worker is replaced gracefully (0: never)"),
+    Setting("FRONT_BALANCE", flag, "true",
+            "a worker holding 2 more busy kept-alive connections than another closes one after "
+            "its answer, so clients reconnect evenly"),
+    Setting("FRONT_PIN_WORKERS", _pin_workers, "auto",
+            "run each worker on a CPU of its own: auto (when the CPUs serving may use number "
+            "exactly WEB_CONCURRENCY), true or false"),
     # Comet MPM (docs/monitoring.md). The comet_mpm SDK reads COMET_URL_OVERRIDE itself too.
-    "MPM_ENABLED": (_flag, "false", "send prediction events to Comet Model Production Monitoring"),
-    "MPM_SAMPLE_RATE": (_fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
-    "MPM_QUEUE_SIZE": (_positive_int, "1000",
-                       "MPM events a worker buffers before dropping (and counting) new ones"),
-    "MPM_BATCH_SECONDS": (_positive_int, None, "most seconds an MPM event waits to be sent "
-                          "(unset: the SDK's COMET_MPM_MAX_BATCH_TIME, default 60)"),
-    "MPM_BATCH_SIZE": (_positive_int, None, "most MPM events in one upload "
-                       "(unset: the SDK's COMET_MPM_MAX_BATCH_SIZE, default 1000)"),
-    "MPM_SEND_TIMEOUT": (_positive_int, "10", "seconds an MPM upload or ping may take"),
-    "LABELS_PER_SECOND": (_positive_int, "20", "labels a worker accepts per second; past it, 429"),
-    "LABELS_QUEUE_SIZE": (_positive_int, "200", "labels a worker buffers for MPM (apart from "
-                                                "prediction events); past it, 503"),
-    "LABELS_MAX_AGE": (_positive_float, "604800", "seconds after a prediction its label is "
-                                                  "still accepted"),
-    "COMET_API_KEY": (secret_file.checked, None,
-                      "Comet API key, for MPM (or use COMET_API_KEY_FILE)"),
-    "COMET_API_KEY_FILE": (Path, None, "file holding the Comet API key, read at start"),
-    "COMET_WORKSPACE": (str, None, "MPM workspace when the snapshot's manifest names none"),
-    "COMET_URL_OVERRIDE": (str, None, "Comet server (else the one the API key names, else "
-                           "https://www.comet.com); MPM is at its scheme://host:port/mpm/"),
-    "WEBHOOK_SECRET": (secret_file.checked, None,
-                       "secret Comet's webhook sends; unset: the webhook is off"),
-    "WEBHOOK_HEADER": (str, "Authorization", "header that carries the webhook secret"),
-    "WEBHOOK_PER_MINUTE": (_positive_int, "6", "webhook calls accepted per minute per worker"),
-    "SIDECAR_URL": (_http_url, "http://127.0.0.1:8090", "the local sidecar a webhook call wakes"),
+    Setting("MPM_ENABLED", flag, "false",
+            "send prediction events to Comet Model Production Monitoring"),
+    Setting("MPM_SAMPLE_RATE", fraction, "1", "share of prediction requests sent to MPM (0 to 1)"),
+    Setting("MPM_QUEUE_SIZE", positive_int, "1000",
+            "MPM events a worker buffers before dropping (and counting) new ones"),
+    Setting("MPM_BATCH_SECONDS", positive_int, None,
+            "most seconds an MPM event waits to be sent (unset: the SDK's "
+            "COMET_MPM_MAX_BATCH_TIME, default 60)"),
+    Setting("MPM_BATCH_SIZE", positive_int, None,
+            "most MPM events in one upload (unset: the SDK's COMET_MPM_MAX_BATCH_SIZE, default "
+            "1000)"),
+    Setting("MPM_SEND_TIMEOUT", positive_int, "10", "seconds an MPM upload or ping may take"),
+    Setting("LABELS_PER_SECOND", positive_int, "20",
+            "labels a worker accepts per second; past it, 429"),
+    Setting("LABELS_QUEUE_SIZE", positive_int, "200",
+            "labels a worker buffers for MPM (apart from prediction events); past it, 503"),
+    Setting("LABELS_MAX_AGE", positive_float, "604800",
+            "seconds after a prediction its label is still accepted"),
+    Setting("COMET_API_KEY", secret_file.checked, None,
+            "Comet API key, for MPM and the verdict (or use COMET_API_KEY_FILE)", secret=True),
+    Setting("COMET_API_KEY_FILE", Path, None, "file holding the Comet API key, read at start"),
+    Setting("COMET_WORKSPACE", str, None, "MPM workspace when the snapshot's manifest names none"),
+    Setting("COMET_URL_OVERRIDE", url_root, None,
+            "Comet server; only scheme://host:port is used, as by the comet_ml SDK (unset: the "
+            "key's baseUrl, else https://www.comet.com); MPM is at its /mpm/"),
+    Setting("WEBHOOK_SECRET", secret_file.checked, None,
+            "secret Comet's webhook sends; unset: the webhook is off", secret=True),
+    Setting("WEBHOOK_HEADER", str, "Authorization", "header that carries the webhook secret"),
+    Setting("WEBHOOK_PER_MINUTE", positive_int, "6",
+            "webhook calls accepted per minute per worker"),
+    Setting("SIDECAR_URL", http_url, "http://127.0.0.1:8090",
+            "the local sidecar a webhook call wakes"),
     # Champion and challenger (docs/challenger.md): MODEL_ROOT/candidate, when present.
-    "CHALLENGER_ENABLED": (_flag, "true", "load MODEL_ROOT/candidate beside the champion"),
-    "CANARY_PERCENT": (_percent, "0", "share of requests the challenger answers (0: shadow)"),
-    "CANARY_KEY_HEADER": (_header_name, None,
-                          "request header whose value keeps a client on one role (else the "
-                          "client address)"),
-    "SHADOW_QUEUE_SIZE": (_positive_int, "1000",
-                          "inputs a worker holds for the challenger before dropping new ones"),
-    "SHADOW_PROCESS": (_flag, "true", "score the challenger's shadow calls in a process of its "
-                                      "own, each bounded by PREDICT_TIMEOUT (false: a thread of "
-                                      "the worker, sharing its GIL)"),
-    "CHALLENGER_WINDOW": (_positive_int, "1000", "latest comparisons in the rolling figures"),
-    "GUARD_WINDOW": (_positive_int, "100", "latest canary answers the guard judges"),
-    "GUARD_MIN_ANSWERS": (_positive_int, "20", "canary answers the guard needs before judging"),
-    "GUARD_MAX_ERROR_RATE": (_fraction, "0.05",
-                             "challenger error rate that ends the canary"),
-    "GUARD_MAX_LATENCY_MS": (_positive_float, "250",
-                             "challenger p95 latency in ms that ends the canary"),
-    "VERDICT_ENABLED": (_flag, "false",
-                        "log the comparison as metrics on the challenger's Comet experiment"),
-    "VERDICT_INTERVAL": (_positive_float, "30", "seconds between uploads of the comparison"),
-}
+    Setting("CHALLENGER_ENABLED", flag, "true", "load MODEL_ROOT/candidate beside the champion"),
+    Setting("CANARY_PERCENT", _percent, "0",
+            "share of requests the challenger answers (0: shadow)"),
+    Setting("CANARY_KEY_HEADER", _header_name, None,
+            "request header whose value keeps a client on one role (else the client address)"),
+    Setting("SHADOW_QUEUE_SIZE", positive_int, "1000",
+            "inputs a worker holds for the challenger before dropping new ones"),
+    Setting("SHADOW_PROCESS", flag, "true",
+            "score the challenger's shadow calls in a process of its own, each bounded by "
+            "PREDICT_TIMEOUT (false: a thread of the worker, sharing its GIL)"),
+    Setting("CHALLENGER_WINDOW", positive_int, "1000",
+            "latest comparisons in the rolling figures"),
+    Setting("GUARD_WINDOW", positive_int, "100", "latest canary answers the guard judges"),
+    Setting("GUARD_MIN_ANSWERS", positive_int, "20",
+            "canary answers the guard needs before judging"),
+    Setting("GUARD_MAX_ERROR_RATE", fraction, "0.05",
+            "challenger error rate that ends the canary"),
+    Setting("GUARD_MAX_LATENCY_MS", positive_float, "250",
+            "challenger p95 latency in ms that ends the canary"),
+    Setting("VERDICT_ENABLED", flag, "false",
+            "log the comparison as metrics on the challenger's Comet experiment"),
+    Setting("VERDICT_INTERVAL", positive_float, "30",
+            "seconds between uploads of the comparison"),
+], error=ConfigError, flags=False)
+
+_read_into = SETTINGS.read_into
 
 
-def _read(environ: Mapping[str, Any], name: str) -> Any:
-    parse, default, _ = SETTINGS[name]
-    raw = environ.get(name)
-    raw = default if raw is None or str(raw).strip() == "" else str(raw).strip()
-    if raw is None:
-        return None
-    try:
-        return parse(raw)
-    except ValueError as exc:
-        shown = "(hidden)" if name in ("RELOAD_TOKEN", "COMET_API_KEY", "WEBHOOK_SECRET") \
-            else repr(raw)
-        raise ConfigError(f"{name} is {shown}: expected {exc}") from None
+def setting(name: str, required: bool = False) -> Any:
+    """A dataclass field read from the row NAME, its default the row's (SettingsTable.field)."""
+    return SETTINGS.field(name, required)
 
 
 @dataclass(frozen=True)
 class MpmConfig:
     """Comet MPM settings: off unless enabled, then an API key is required."""
 
-    enabled: bool = False
-    sample_rate: float = 1.0
-    queue_size: int = 1000
-    batch_seconds: int | None = None  # None: the comet_mpm SDK's own setting decides
-    batch_size: int | None = None
-    send_timeout: int = 10
-    api_key: str | None = dataclasses.field(default=None, repr=False)
-    workspace: str | None = None
-    url: str | None = None  # None: the server the API key names, else Comet's own
-    labels_per_second: int = 20
-    labels_queue_size: int = 200
-    labels_max_age: float = 604800.0
+    enabled: bool = setting("MPM_ENABLED")
+    sample_rate: float = setting("MPM_SAMPLE_RATE")
+    queue_size: int = setting("MPM_QUEUE_SIZE")
+    batch_seconds: int | None = setting("MPM_BATCH_SECONDS")  # None: the SDK's own setting
+    batch_size: int | None = setting("MPM_BATCH_SIZE")
+    send_timeout: int = setting("MPM_SEND_TIMEOUT")
+    api_key: str | None = setting("COMET_API_KEY")  # from it or COMET_API_KEY_FILE, if enabled
+    workspace: str | None = setting("COMET_WORKSPACE")
+    url: str | None = setting("COMET_URL_OVERRIDE")  # None: the key's server, else Comet's own
+    labels_per_second: int = setting("LABELS_PER_SECOND")
+    labels_queue_size: int = setting("LABELS_QUEUE_SIZE")
+    labels_max_age: float = setting("LABELS_MAX_AGE")
 
 
 @dataclass(frozen=True)
 class ChallengerConfig:
     """The challenger: shadow unless a canary share is set; the guard; the verdict in Comet."""
 
-    enabled: bool = True
-    canary_percent: float = 0.0
-    key_header: str | None = None
-    queue_size: int = 1000
-    shadow_process: bool = True
-    window: int = 1000
-    guard_window: int = 100
-    guard_min_answers: int = 20
-    guard_max_error_rate: float = 0.05
-    guard_max_latency_ms: float = 250.0
-    verdict_enabled: bool = False
-    verdict_interval: float = 30.0
-    api_key: str | None = dataclasses.field(default=None, repr=False)
-    url: str | None = None  # COMET_URL_OVERRIDE; else the key's server, else Comet's own
+    enabled: bool = setting("CHALLENGER_ENABLED")
+    canary_percent: float = setting("CANARY_PERCENT")
+    key_header: str | None = setting("CANARY_KEY_HEADER")
+    queue_size: int = setting("SHADOW_QUEUE_SIZE")
+    shadow_process: bool = setting("SHADOW_PROCESS")
+    window: int = setting("CHALLENGER_WINDOW")
+    guard_window: int = setting("GUARD_WINDOW")
+    guard_min_answers: int = setting("GUARD_MIN_ANSWERS")
+    guard_max_error_rate: float = setting("GUARD_MAX_ERROR_RATE")
+    guard_max_latency_ms: float = setting("GUARD_MAX_LATENCY_MS")
+    verdict_enabled: bool = setting("VERDICT_ENABLED")
+    verdict_interval: float = setting("VERDICT_INTERVAL")
+    api_key: str | None = setting("COMET_API_KEY")  # from it or its file, if the verdict is on
+    url: str | None = setting("COMET_URL_OVERRIDE")  # None: the key's server, else Comet's own
 
 
 @dataclass(frozen=True)
 class ServingConfig:
     """Everything the Flask application needs, validated."""
 
-    model_root: Path
-    reload_token: str | None = dataclasses.field(default=None, repr=False)
-    reload_token_file: Path | None = None
-    admin_port: int | None = None
-    max_batch: int = 1000
-    max_body_bytes: int = 2 * MIB
-    check_interval: float = 0.2
-    golden_min_accuracy: float = 0.7
-    validation_timeout: float = 120.0
-    validation_memory_limit: int = 768 * MIB
-    validation_wait: float = 1.0
-    validation_dir: Path | None = None
-    predict_timeout: float = 0.5
-    log_level: str = "info"
-    metrics_dir: Path | None = None
+    model_root: Path = setting("MODEL_ROOT", required=True)
+    reload_token: str | None = setting("RELOAD_TOKEN")  # from it or RELOAD_TOKEN_FILE
+    reload_token_file: Path | None = setting("RELOAD_TOKEN_FILE")  # None: the token is inline
+    admin_port: int | None = setting("ADMIN_PORT")
+    max_batch: int = setting("MAX_BATCH")
+    max_body_bytes: int = setting("MAX_BODY_BYTES")
+    check_interval: float = setting("MODEL_CHECK_INTERVAL")
+    golden_min_accuracy: float = setting("GOLDEN_MIN_ACCURACY")
+    validation_timeout: float = setting("VALIDATION_TIMEOUT")
+    validation_memory_limit: int = setting("VALIDATION_MEMORY_LIMIT")  # bytes; 0: no limit
+    validation_wait: float = setting("VALIDATION_WAIT")
+    validation_dir: Path | None = setting("VALIDATION_DIR")
+    predict_timeout: float = setting("PREDICT_TIMEOUT")
+    log_level: str = setting("LOG_LEVEL")
+    metrics_dir: Path | None = setting("PROMETHEUS_MULTIPROC_DIR")
     mpm: MpmConfig = MpmConfig()
     challenger: ChallengerConfig = ChallengerConfig()
     watch: bool = True  # tests turn the background watcher off to drive swaps by hand
-    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
-    webhook_header: str = "Authorization"
-    webhook_per_minute: int = 6
-    sidecar_url: str = "http://127.0.0.1:8090"
+    webhook_secret: str | None = setting("WEBHOOK_SECRET")
+    webhook_header: str = setting("WEBHOOK_HEADER")
+    webhook_per_minute: int = setting("WEBHOOK_PER_MINUTE")
+    sidecar_url: str = setting("SIDECAR_URL")
     isolate_validation: bool = True  # tests of other parts validate in-process, faster
 
 
@@ -308,40 +308,39 @@ class ServingConfig:
 class FrontConfig:
     """What `python -m serving.front` needs: addresses, workers, deadlines and limits."""
 
-    bind: str
-    admin_port: int | None
-    metrics_port: int | None
-    workers: int
-    max_body_bytes: int
-    header_timeout: int
-    body_timeout: int
-    max_connections: int
-    drain_seconds: int
-    body_memory: int
-    send_timeout: int
-    max_header_bytes: int
-    worker_max_rss: int  # bytes; 0: no bound
-    balance: bool
-    pin_workers: PinWorkers
-    validation_wait: float
-    metrics_dir: Path | None
-    log_level: str
-    predict_timeout: float = 0.5
-    model_root: Path | None = None
+    bind: str = setting("BIND")
+    admin_port: int | None = setting("ADMIN_PORT")
+    metrics_port: int | None = setting("METRICS_PORT")
+    workers: int = setting("WEB_CONCURRENCY")
+    max_body_bytes: int = setting("MAX_BODY_BYTES")
+    header_timeout: int = setting("FRONT_HEADER_TIMEOUT")
+    body_timeout: int = setting("FRONT_BODY_TIMEOUT")
+    max_connections: int = setting("FRONT_MAX_CONNECTIONS")
+    drain_seconds: int = setting("FRONT_DRAIN_SECONDS")
+    body_memory: int = setting("FRONT_BODY_MEMORY")  # bytes
+    send_timeout: int = setting("FRONT_SEND_TIMEOUT")
+    max_header_bytes: int = setting("FRONT_MAX_HEADER_BYTES")
+    worker_max_rss: int = setting("FRONT_WORKER_MAX_RSS")  # bytes; 0: no bound
+    balance: bool = setting("FRONT_BALANCE")
+    pin_workers: PinWorkers = setting("FRONT_PIN_WORKERS")
+    validation_wait: float = setting("VALIDATION_WAIT")
+    validation_dir: Path | None = setting("VALIDATION_DIR")  # None: prefork makes one
+    metrics_dir: Path | None = setting("PROMETHEUS_MULTIPROC_DIR")  # None: prefork makes one
+    log_level: str = setting("LOG_LEVEL")
+    predict_timeout: float = setting("PREDICT_TIMEOUT")
+    model_root: Path | None = setting("MODEL_ROOT")
 
 
-def _token(environ: Mapping[str, Any]) -> str | None:
-    return _secret(environ, "RELOAD_TOKEN", "RELOAD_TOKEN_FILE")
-
-
-def _secret(environ: Mapping[str, Any], name: str, file_name: str) -> str | None:
-    """A secret given in a variable, or else in the file another variable names."""
-    token = _read(environ, name)
-    path = _read(environ, file_name)
+def _secret(environ: Mapping[str, Any], name: str,
+            file_name: str) -> tuple[str | None, Path | None]:
+    """A secret given in a variable, or else in the file another variable names; and that file
+    (None when the secret is given inline, or not at all)."""
+    values = SETTINGS.read(None, environ, (name, file_name))
+    token, path = values[name], values[file_name]
     if token or path is None:
-        return token or None
+        return token or None, None
     try:
-        return secret_file.read(path, file_name)
+        return secret_file.read(path, file_name), path
     except secret_file.SecretFileError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -349,63 +348,28 @@ def _secret(environ: Mapping[str, Any], name: str, file_name: str) -> str | None
 def from_env(environ: Mapping[str, Any] | None = None) -> ServingConfig:
     """Read the serving settings from the environment (or a mapping of variables)."""
     env = os.environ if environ is None else environ
-    root = _read(env, "MODEL_ROOT")
-    if root is None:
-        raise ConfigError("MODEL_ROOT is required: " + SETTINGS["MODEL_ROOT"][2])
-    return ServingConfig(
-        model_root=root, reload_token=_token(env),
-        reload_token_file=None if _read(env, "RELOAD_TOKEN") else _read(env, "RELOAD_TOKEN_FILE"),
-        admin_port=_read(env, "ADMIN_PORT"),
-        max_batch=_read(env, "MAX_BATCH"), max_body_bytes=_read(env, "MAX_BODY_BYTES"),
-        check_interval=_read(env, "MODEL_CHECK_INTERVAL"),
-        golden_min_accuracy=_read(env, "GOLDEN_MIN_ACCURACY"),
-        validation_timeout=_read(env, "VALIDATION_TIMEOUT"),
-        validation_memory_limit=_read(env, "VALIDATION_MEMORY_LIMIT"),
-        validation_wait=_read(env, "VALIDATION_WAIT"), validation_dir=_read(env, "VALIDATION_DIR"),
-        log_level=_read(env, "LOG_LEVEL"), predict_timeout=_read(env, "PREDICT_TIMEOUT"),
-        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), mpm=_mpm(env),
-        webhook_secret=_read(env, "WEBHOOK_SECRET"), webhook_header=_read(env, "WEBHOOK_HEADER"),
-        webhook_per_minute=_read(env, "WEBHOOK_PER_MINUTE"),
-        sidecar_url=_read(env, "SIDECAR_URL"),
-        challenger=_challenger(env),
-    )
+    token, token_file = _secret(env, "RELOAD_TOKEN", "RELOAD_TOKEN_FILE")
+    return _read_into(ServingConfig, env, reload_token=token, reload_token_file=token_file,
+                      mpm=_mpm(env), challenger=_challenger(env))
+
+
+def _comet_key(environ: Mapping[str, Any], needed_by: str) -> str | None:
+    """The Comet API key when the feature `needed_by` names is on (then it is required)."""
+    if not SETTINGS.read(None, environ, [needed_by])[needed_by]:
+        return None
+    key, _ = _secret(environ, "COMET_API_KEY", "COMET_API_KEY_FILE")
+    if not key:
+        raise ConfigError(f"{needed_by} is true: COMET_API_KEY (or COMET_API_KEY_FILE) is "
+                          "required")
+    return key
 
 
 def _mpm(environ: Mapping[str, Any]) -> MpmConfig:
-    enabled = _read(environ, "MPM_ENABLED")
-    key = _secret(environ, "COMET_API_KEY", "COMET_API_KEY_FILE") if enabled else None
-    if enabled and not key:
-        raise ConfigError("MPM_ENABLED is true: COMET_API_KEY (or COMET_API_KEY_FILE) is required")
-    return MpmConfig(enabled=enabled, sample_rate=_read(environ, "MPM_SAMPLE_RATE"),
-                     queue_size=_read(environ, "MPM_QUEUE_SIZE"),
-                     batch_seconds=_read(environ, "MPM_BATCH_SECONDS"),
-                     batch_size=_read(environ, "MPM_BATCH_SIZE"),
-                     send_timeout=_read(environ, "MPM_SEND_TIMEOUT"), api_key=key,
-                     workspace=_read(environ, "COMET_WORKSPACE"),
-                     url=_read(environ, "COMET_URL_OVERRIDE"),
-                     labels_per_second=_read(environ, "LABELS_PER_SECOND"),
-                     labels_queue_size=_read(environ, "LABELS_QUEUE_SIZE"),
-                     labels_max_age=_read(environ, "LABELS_MAX_AGE"))
+    return _read_into(MpmConfig, environ, api_key=_comet_key(environ, "MPM_ENABLED"))
 
 
 def _challenger(environ: Mapping[str, Any]) -> ChallengerConfig:
-    verdict = _read(environ, "VERDICT_ENABLED")
-    key = _secret(environ, "COMET_API_KEY", "COMET_API_KEY_FILE") if verdict else None
-    if verdict and not key:
-        raise ConfigError("VERDICT_ENABLED is true: COMET_API_KEY (or COMET_API_KEY_FILE) is "
-                          "required")
-    return ChallengerConfig(
-        enabled=_read(environ, "CHALLENGER_ENABLED"),
-        canary_percent=_read(environ, "CANARY_PERCENT"),
-        key_header=_read(environ, "CANARY_KEY_HEADER"),
-        queue_size=_read(environ, "SHADOW_QUEUE_SIZE"),
-        shadow_process=_read(environ, "SHADOW_PROCESS"), window=_read(environ, "CHALLENGER_WINDOW"),
-        guard_window=_read(environ, "GUARD_WINDOW"),
-        guard_min_answers=_read(environ, "GUARD_MIN_ANSWERS"),
-        guard_max_error_rate=_read(environ, "GUARD_MAX_ERROR_RATE"),
-        guard_max_latency_ms=_read(environ, "GUARD_MAX_LATENCY_MS"),
-        verdict_enabled=verdict, verdict_interval=_read(environ, "VERDICT_INTERVAL"),
-        api_key=key, url=_read(environ, "COMET_URL_OVERRIDE"))
+    return _read_into(ChallengerConfig, environ, api_key=_comet_key(environ, "VERDICT_ENABLED"))
 
 
 def load(config: ServingConfig | Mapping[str, Any] | None = None) -> ServingConfig:
@@ -423,21 +387,7 @@ def load(config: ServingConfig | Mapping[str, Any] | None = None) -> ServingConf
 
 def front_from_env(environ: Mapping[str, Any] | None = None) -> FrontConfig:
     """Read the front's settings (granian on BIND, the admin listener on ADMIN_PORT)."""
-    env = os.environ if environ is None else environ
-    config = FrontConfig(
-        bind=_read(env, "BIND"), admin_port=_read(env, "ADMIN_PORT"),
-        metrics_port=_read(env, "METRICS_PORT"),
-        workers=_read(env, "WEB_CONCURRENCY"), max_body_bytes=_read(env, "MAX_BODY_BYTES"),
-        header_timeout=_read(env, "FRONT_HEADER_TIMEOUT"),
-        body_timeout=_read(env, "FRONT_BODY_TIMEOUT"),
-        max_connections=_read(env, "FRONT_MAX_CONNECTIONS"),
-        drain_seconds=_read(env, "FRONT_DRAIN_SECONDS"),
-        body_memory=_read(env, "FRONT_BODY_MEMORY"), send_timeout=_read(env, "FRONT_SEND_TIMEOUT"),
-        max_header_bytes=_read(env, "FRONT_MAX_HEADER_BYTES"),
-        worker_max_rss=_read(env, "FRONT_WORKER_MAX_RSS"), balance=_read(env, "FRONT_BALANCE"),
-        pin_workers=_read(env, "FRONT_PIN_WORKERS"), validation_wait=_read(env, "VALIDATION_WAIT"),
-        metrics_dir=_read(env, "PROMETHEUS_MULTIPROC_DIR"), log_level=_read(env, "LOG_LEVEL"),
-        predict_timeout=_read(env, "PREDICT_TIMEOUT"), model_root=_read(env, "MODEL_ROOT"))
+    config = _read_into(FrontConfig, os.environ if environ is None else environ)
     if config.validation_wait >= WORKER_TIMEOUT:
         raise ConfigError(f"VALIDATION_WAIT is {config.validation_wait:g}: expected less than "
                           f"the {WORKER_TIMEOUT:g} s a worker's request may run")

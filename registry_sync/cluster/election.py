@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from model_contract import logs
+from registry_sync.settings import setting
 
 log = logs.get(__name__)
 
@@ -48,9 +49,9 @@ class ElectionSettings:
     namespace: str
     lease_name: str
     identity: str
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
+    lease_duration: float = setting("LEADER_ELECTION_LEASE_DURATION")
+    renew_deadline: float = setting("LEADER_ELECTION_RENEW_DEADLINE")
+    retry_period: float = setting("LEADER_ELECTION_RETRY_PERIOD")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from registry_sync.settings import setting
+
 PREFIX = "serving_champion_"
 MAX_METRICS_BYTES = 4 * 1024 * 1024  # serving's /metrics read at most (a bound, not a limit)
 VALUE_SAMPLES = (PREFIX + "values_count", PREFIX + "values_sum", PREFIX + "value_squares_total")
@@ -39,13 +41,13 @@ class Check(enum.StrEnum):
 class Thresholds:
     """The operator's limits (GUARD_* settings)."""
 
-    min_requests: int = 100
-    max_error_rate: float = 0.05
-    max_latency_ratio: float = 3.0
-    min_latency_ms: float = 2.0
-    max_share_shift: float = 0.25
-    max_mean_shift: float = 1.0  # in the previous version's standard deviations
-    max_spread_ratio: float = 3.0
+    min_requests: int = setting("GUARD_MIN_REQUESTS")
+    max_error_rate: float = setting("GUARD_MAX_ERROR_RATE")
+    max_latency_ratio: float = setting("GUARD_MAX_LATENCY_RATIO")
+    min_latency_ms: float = setting("GUARD_MIN_LATENCY_MS")
+    max_share_shift: float = setting("GUARD_MAX_SHARE_SHIFT")
+    max_mean_shift: float = setting("GUARD_MAX_MEAN_SHIFT")  # in the previous one's std devs
+    max_spread_ratio: float = setting("GUARD_MAX_SPREAD_RATIO")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from registry_sync.guard.figures import (
     parse,
 )
 from registry_sync.guard.reports import Reports
+from registry_sync.settings import setting
 
 log = logs.get(__name__)
 Reading = tuple[float, dict[str, Figures]]  # (monotonic seconds, figures per snapshot)
@@ -45,12 +46,12 @@ Reading = tuple[float, dict[str, Figures]]  # (monotonic seconds, figures per sn
 class GuardSettings:
     """GUARD_* settings: on or off, the window, the sampling and the thresholds."""
 
-    enabled: bool = False
-    window: float = 60.0
-    sample_interval: float = 1.0
+    enabled: bool = setting("GUARD_ENABLED")
+    window: float = setting("GUARD_WINDOW")
+    sample_interval: float = setting("GUARD_SAMPLE_INTERVAL")
     thresholds: Thresholds = field(default_factory=Thresholds)
-    comet_tag: str = ""  # tag put on a rolled-back version in the registry; empty: none
-    prometheus_url: str = ""  # where set, the Deployment's figures come from this Prometheus
+    comet_tag: str = setting("GUARD_COMET_TAG")  # tag put on a rolled-back version; empty: none
+    prometheus_url: str = setting("PROMETHEUS_URL")  # set: the Deployment's figures come from it
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 
 log = logs.get(__name__)
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-TOKEN_FILE = SERVICE_ACCOUNT_DIR / "token"
-CA_FILE = SERVICE_ACCOUNT_DIR / "ca.crt"
 COMPONENT = "registry-sync"
 ANNOTATION_PREFIX = "registry-sync.comet.com/"
 VERSIONS_ANNOTATION = ANNOTATION_PREFIX + "versions"
@@ -197,17 +194,19 @@ class PodReporter:
         namespace: str,
         *,
         service_host: str,
-        service_port: str = "443",
+        service_port: str,
+        token_file: Path,
         pod_uid: str = "",
-        token_file: Path = TOKEN_FILE,
-        ca_file: Path = CA_FILE,
+        ca_file: Path | None = None,
         **options: Any,
     ) -> PodReporter | None:
         """A reporter when running in a pod with a service-account token, else None (silently).
 
-        service_host/service_port are KUBERNETES_SERVICE_HOST/PORT, pod_name/namespace/pod_uid
-        the Downward API's metadata.name/namespace/uid; options go to the constructor.
+        service_host/service_port are KUBERNETES_SERVICE_HOST/PORT, token_file
+        KUBERNETES_TOKEN_FILE (ca_file: ca.crt beside it), pod_name/namespace/pod_uid the
+        Downward API's metadata.name/namespace/uid; options go to the constructor.
         """
+        ca_file = ca_file or token_file.with_name("ca.crt")
         if not service_host or not token_file.is_file():
             return None
         if not pod_name or not namespace:

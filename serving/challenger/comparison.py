@@ -1,9 +1,11 @@
 """How the challenger compares with the champion: one sample per input, figured as typed values.
 
 A sample is one input scored by both (shadow) or answered by the challenger (canary): for a
-classifier whether the labels agree and the probability gap, for a regressor the absolute and
-relative differences of the values; the challenger's latency, or that it failed. The log keeps
-a rolling window and running totals for one challenger; `figures()` reads both as Comparison.
+classifier whether the labels agree and the gap of the probabilities both give the champion's
+label (with more than two classes, read from the challenger's per-class probabilities), for a
+regressor the absolute and relative differences of the values; the challenger's latency, or that
+it failed. The log keeps a rolling window and running totals for one challenger; `figures()`
+reads both as Comparison.
 """
 
 from __future__ import annotations
@@ -52,14 +54,17 @@ class Comparison:
 
 
 def probability_gap(champion: tuple[str, float], challenger: tuple[str, float],
-                    class_count: int) -> float:
+                    class_count: int, of_label: float | None = None) -> float:
     """|difference| of the probabilities both give the champion's label.
 
-    Known exactly when the labels agree, or with two classes (the other label's probability is
-    one minus); otherwise the gap between the two answers' own probabilities.
+    Known exactly when the labels agree, with two classes (the other label's probability is one
+    minus), or from `of_label`, the challenger's probability of the champion's label (its
+    per-class probabilities); otherwise the gap between the two answers' own probabilities.
     """
     (label, probability), (other_label, other) = champion, challenger
-    if label != other_label and class_count == 2:
+    if of_label is not None:
+        other = of_label
+    elif label != other_label and class_count == 2:
         other = 1.0 - other
     return abs(probability - other)
 

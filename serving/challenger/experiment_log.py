@@ -20,7 +20,7 @@ import requests
 
 from common.comet_server import server_root_or_default
 from model_contract import api_key, logs
-from serving.config import ServingConfig
+from serving.config import ChallengerConfig, ServingConfig
 from serving.swap.background import ProcessThread
 
 from .roles import Roles
@@ -31,10 +31,9 @@ LOCK_NAME = "challenger-verdict.lock"
 TIMEOUT = 10.0
 
 
-def rest_root(comet_url: str) -> str:
-    """The server's root from COMET_URL_OVERRIDE (the SDK drops a trailing /clientlib/)."""
-    root = comet_url.rstrip("/")
-    return root[:-len("/clientlib")] if root.endswith("/clientlib") else root
+def metric_url(settings: ChallengerConfig) -> str:
+    """Where metrics are logged: the Comet server's scheme://host:port, then the REST path."""
+    return server_root_or_default(settings.url, settings.api_key) + METRIC_PATH
 
 
 def figures(roles: Roles) -> tuple[str, str, int, dict[str, float]] | None:
@@ -69,8 +68,7 @@ class VerdictSender:
         settings = config.challenger
         self._roles, self._interval = roles, settings.verdict_interval
         self._key = api_key.key_to_send(settings.api_key or "")
-        root = server_root_or_default(settings.url, settings.api_key)
-        self._url = rest_root(root) + METRIC_PATH
+        self._url = metric_url(settings)
         self._lock_path = Path(config.metrics_dir) / LOCK_NAME if config.metrics_dir else None
         self._session = session or requests.Session()
         self._sent: tuple[str, int] | None = None

@@ -41,7 +41,7 @@ def describe(roles: Roles) -> dict[str, Any]:
                         "mean_abs_probability_diff": everyone.mean_gap,
                         "mean_abs_difference": everyone.mean_difference,
                         "mean_relative_difference": everyone.mean_relative,
-                        "errors": everyone.failed},
+                        "errors": everyone.failed, "dropped": everyone.dropped},
         "canary": {"window": guard_window.to_json(),
                    "guard": tracking.guard.trip.to_json() if tracking.guard.trip else None},
     }

@@ -30,8 +30,9 @@ SHADOW_RELATIVE = Counter("serving_shadow_relative_diff",
                           "compared inputs of a regressor, by version", ["version"],
                           registry=REGISTRY)
 SHADOW_DROPPED = Counter("serving_shadow_dropped",
-                         "Inputs not given to the challenger because its queue was full",
-                         registry=REGISTRY)
+                         "Inputs not given to the challenger because its queue was full (it "
+                         "scores only on CPU the workers leave), by version",
+                         ["version"], registry=REGISTRY)
 CHALLENGER_LATENCY = Histogram("serving_challenger_duration_seconds",
                                "Time the challenger took per input, by mode (canary: one "
                                "observation per answer; shadow: one per challenger call, its "
@@ -70,6 +71,7 @@ class ShadowTotals:
     valued: int = 0  # a regressor's compared inputs
     diff_sum: float = 0.0
     relative_sum: float = 0.0
+    dropped: int = 0  # inputs never given to it: its queue was full
 
     @property
     def agreement(self) -> float | None:
@@ -107,9 +109,12 @@ def totals(metrics_dir: Path | None, version: str) -> ShadowTotals:
                 continue
             if sample.name == "serving_shadow_scored_total":
                 scored[sample.labels["outcome"]] = sample.value
+            elif sample.name == "serving_shadow_dropped_total":
+                scored["dropped"] = sample.value
             elif sample.name in sums:
                 sums[sample.name] = sample.value
     agreed, disagreed = int(scored.get("agreed", 0)), int(scored.get("disagreed", 0))
     gap, diff, relative = sums.values()
     return ShadowTotals(agreed + disagreed, agreed, int(scored.get("failed", 0)), gap,
-                        int(scored.get("compared", 0)), diff, relative)
+                        int(scored.get("compared", 0)), diff, relative,
+                        int(scored.get("dropped", 0)))

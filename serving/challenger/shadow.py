@@ -97,7 +97,7 @@ class ShadowScorer:
         # No lock: two request threads (gunicorn's threads) could each add one past the limit.
         if len(self._items) >= self._size:
             self.dropped += 1
-            role_metrics.SHADOW_DROPPED.inc()
+            role_metrics.SHADOW_DROPPED.labels(item.challenger.version).inc()
             return False
         self._items.append(item)
         if not self._arrived.is_set():  # wake the scorer once per batch, not once per input
@@ -234,21 +234,39 @@ def _compared(group: list[ShadowInput], matrices: list[np.ndarray], answer: Pred
         return _compared_values(group, matrices, answer.values, seconds)
     classes = len(group[0].challenger.schema.classes)
     labels, probabilities = answer.labels, answer.probabilities
+    of_label = _of_label(answer) if classes > 2 else None
     samples, agreed, gap, offset = [], 0, 0.0, 0
     for item, matrix in zip(group, matrices, strict=True):
         rows = len(matrix)
         answered = zip(labels[offset:offset + rows], probabilities[offset:offset + rows],
                        strict=True)
-        offset += rows
         item_agreed, item_gap = 0, 0.0
         champion = item.champion
-        for mine, theirs in zip(zip(champion.labels, champion.probabilities, strict=True),
-                                answered, strict=True):
+        for row, (mine, theirs) in enumerate(zip(
+                zip(champion.labels, champion.probabilities, strict=True), answered,
+                strict=True), offset):
             item_agreed += mine[0] == theirs[0]
-            item_gap += probability_gap(mine, theirs, classes)
+            item_gap += probability_gap(mine, theirs, classes,
+                                        of_label(row, mine[0]) if of_label else None)
+        offset += rows
         samples.append(Sample(seconds, agreed=item_agreed == rows, gap=item_gap / rows))
         agreed, gap = agreed + item_agreed, gap + item_gap
     return _Compared(samples, agreed, offset, gap)
+
+
+def _of_label(answer: Predictions) -> Callable[[int, str], float] | None:
+    """(row, label) -> the challenger's probability of that label (0 for a class it does not
+    know), from its per-class probabilities; None if it did not give them."""
+    table = answer.class_probabilities
+    if table is None:
+        return None
+    column = {str(c): i for i, c in enumerate(answer.classes)}
+
+    def of_label(row: int, label: str) -> float:
+        index = column.get(label)
+        return 0.0 if index is None else float(table[row][index])
+
+    return of_label
 
 
 def _compared_values(group: list[ShadowInput], matrices: list[np.ndarray],

@@ -19,7 +19,6 @@ import importlib.util
 import os
 import sys
 import threading
-from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
@@ -79,8 +78,9 @@ def admin_settings(config: FrontConfig) -> admin.AdminSettings | None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """No options: every setting is an environment variable, which --help lists."""
-    settings = "\n".join(f"  {name:<26} {meaning}" + (f" (default {default})" if default else "")
-                         for name, (_, default, meaning) in SETTINGS.items())
+    settings = "\n".join(f"  {name:<26} {row.help}" + (f" (default {row.default})"
+                                                      if row.default else "")
+                         for name, row in SETTINGS.items())
     parser = argparse.ArgumentParser(
         prog="python -m serving.front", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         print("serving.front: uvloop is not installed: install the [serving] extra",
               file=sys.stderr)
         return 2
-    validator = prefork.start(prefork.prepare(config.metrics_dir))
+    config = prefork.prepare(config)
+    validator = prefork.start(config)
     if validator is not None:
         # granian reaps only its workers: a warm validator that dies must not stay a zombie.
         threading.Thread(target=os.waitpid, args=(validator, 0), name="validator-reaper",
@@ -133,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     # Model calls that no alarm can stop (a C call holding the GIL): the master kills the worker.
     calls.share(config.workers)
     assert calls.CALLS is not None
+    assert config.validation_dir is not None  # prepare chose it
     calls.watch(calls.CALLS, config.predict_timeout + HARD_DEADLINE_GRACE, config.model_root,
-                Path(os.environ["VALIDATION_DIR"]))
+                config.validation_dir)
     failed = open_listeners(config)
     if failed:
         print(f"serving.front: {failed}", file=sys.stderr)

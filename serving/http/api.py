@@ -1,4 +1,4 @@
-"""The JSON API, for programs: predictions, the served model, and the OpenAPI document."""
+"""The JSON API, for programs: predictions and the served model (the document: openapi.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 import orjson
-from flask import Blueprint, request, send_file
+from flask import Blueprint, request
 from werkzeug.exceptions import ClientDisconnected, UnsupportedMediaType
 
 from serving.challenger.report import describe
@@ -38,7 +37,6 @@ from .context import (
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-OPENAPI = Path(__file__).parents[1] / "openapi.json"  # serving/openapi.json
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -207,9 +205,3 @@ def model():
     payload["rolled_back"] = rollbacks.last(settings().model_root)  # by the promotion guard
     payload["roles"] = describe(roles())
     return json_response(payload)
-
-
-@bp.get("/openapi.json")
-def openapi():
-    """The OpenAPI document of this API."""
-    return send_file(OPENAPI, mimetype="application/json", max_age=60)

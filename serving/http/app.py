@@ -20,7 +20,7 @@ from serving.challenger.candidate import ChallengerHolder
 from serving.challenger.experiment_log import VerdictSender
 from serving.challenger.roles import Roles
 from serving.errors import BatchTooLarge, FieldError, InvalidInput, NoModel, PredictionTimeout
-from serving.http import api, context, labels, ops, web, webhook
+from serving.http import api, context, labels, openapi, ops, web, webhook
 from serving.http.lean import STARTED, LeanPredictions
 from serving.oip import endpoints as oip
 from serving.swap.holder import ModelHolder
@@ -61,7 +61,7 @@ def create_app(settings: config.ServingConfig | Mapping[str, Any] | None = None)
     roles = app.extensions[ROLES] = Roles(settings, models, challenger)
     if settings.challenger.verdict_enabled:
         roles.verdict = VerdictSender(settings, roles)
-    for blueprint in (web.bp, api.bp, oip.bp, labels.bp, ops.bp, webhook.bp):
+    for blueprint in (web.bp, api.bp, openapi.bp, oip.bp, labels.bp, ops.bp, webhook.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(_number, "num")
     for error, handler in ERROR_HANDLERS:

@@ -8,7 +8,7 @@ from serving.challenger.report import page_line, shadow_after_sending
 from serving.challenger.shadow import ModelInput
 from serving.errors import InvalidInput
 from serving.inputs.checks import parse_form
-from serving.inputs.schema import DIAMONDS
+from serving.inputs.schema import DIAMONDS, is_demo, tagline
 from serving.telemetry import metrics
 from serving.telemetry.mpm_events import monitor
 
@@ -42,14 +42,10 @@ def heading() -> dict[str, object]:
     """The page's title and tagline: the demo's, or the served model's own."""
     model = holder().live
     schema = model.schema if model else DIAMONDS
-    # The demo's nine features and Gold/Silver (the seed layout codes its categories its own way)
-    demo = schema.names == DIAMONDS.names and schema.classes == DIAMONDS.classes
-    if demo:
+    if is_demo(schema):
         return {"demo": True, "site_title": "Diamond grader"}
-    what = schema.target or ("a value" if schema.regression else "a class")
     return {"demo": False, "site_title": model.primary if model else "Model",
-            "tagline": f"Predicts {what}" + (f" ({schema.unit})" if schema.unit else "")
-            + ("" if schema.regression else " of " + ", ".join(schema.classes))}
+            "tagline": tagline(schema)}
 
 
 @bp.get("/")

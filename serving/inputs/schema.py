@@ -155,6 +155,19 @@ DIAMONDS = Schema(features=(
 ))
 
 
+
+def is_demo(schema: Schema) -> bool:
+    """Whether a schema is the demo's: its nine features and Gold/Silver (the seed layout codes
+    its categories its own way)."""
+    return schema.names == DIAMONDS.names and schema.classes == DIAMONDS.classes
+
+
+def tagline(schema: Schema) -> str:
+    """What a model predicts, in a few words: "Predicts price (USD)", "Predicts a class of A, B"."""
+    what = schema.target or ("a value" if schema.regression else "a class")
+    return f"Predicts {what}" + (f" ({schema.unit})" if schema.unit else "") \
+        + ("" if schema.regression else " of " + ", ".join(schema.classes))
+
 def _feature_from_json(item: Mapping[str, Any]) -> Feature:
     name, label = str(item["name"]), str(item.get("label") or item["name"])
     if item["type"] == "boolean":

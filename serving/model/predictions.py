@@ -145,19 +145,31 @@ def _checked_per_class(answered: Predictions, rows: int) -> list[list[float]] | 
     return np.round(table, 6).tolist()
 
 
-def to_json(predictions: Predictions) -> dict[str, Any]:
-    """The answers as JSON lists (the shadow process's wire format: one bounded item per row;
-    the class names and per-class probabilities stay out)."""
-    return {"task": predictions.task.value, "labels": list(predictions.labels),
+def to_json(predictions: Predictions, classes: Sequence[str] = ()) -> dict[str, Any]:
+    """The answers as JSON lists (the shadow process's wire format: bounded items per row); with
+    more than two `classes`, every row's probability of each, in that order, flattened (two
+    classes need none: one probability says both)."""
+    body = {"task": predictions.task.value, "labels": list(predictions.labels),
             "probabilities": list(predictions.probabilities),
             "values": list(predictions.values)}
+    table = predictions.class_table(classes) if len(classes) > 2 else None
+    if table is not None:
+        body["class_probabilities"] = table
+    return body
 
 
-def from_json(body: dict[str, Any]) -> Predictions:
-    """The answers to_json wrote; ValueError if malformed."""
+def from_json(body: dict[str, Any], classes: Sequence[str] = ()) -> Predictions:
+    """The answers to_json wrote for these classes; ValueError if malformed (per-class
+    probabilities of the wrong length are left out, as checked() leaves out odd ones)."""
     try:
         task = Task(body["task"])
-        return Predictions(task, body["labels"], body["probabilities"], body["values"])
+        labels, width = body["labels"], len(classes)
+        flat = body.get("class_probabilities")
+        table = None
+        if width > 2 and isinstance(flat, list) and len(flat) == len(labels) * width:
+            table = [flat[i:i + width] for i in range(0, len(flat), width)]
+        return Predictions(task, labels, body["probabilities"], body["values"],
+                           tuple(classes) if table is not None else (), table)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"a malformed answer: {exc}") from None
 

@@ -23,7 +23,7 @@ from serving.challenger.shadow import ModelInput
 from serving.http.api import read_any_body
 from serving.http.context import Services, client_key, holder, model_headers, services, settings
 from serving.http.replies import Reply, flask_response
-from serving.inputs.schema import CategoricalFeature
+from serving.inputs.schema import CategoricalFeature, Schema
 from serving.model.loader import ServedModel
 from serving.swap.holder import ModelHolder
 from serving.telemetry import metrics
@@ -38,6 +38,12 @@ bp = Blueprint("v2", __name__, url_prefix="/v2")
 SERVER = "comet-registry-sync"
 EXTENSIONS = ["binary_tensor_data"]  # inputs, and outputs when asked (serving.oip.outputs)
 _ENCODER = msgspec.json.Encoder()
+
+
+def input_metadata(schema: Schema) -> list[dict[str, Any]]:
+    """The inputs the model takes, as model metadata lists them: one tensor per feature."""
+    return [{"name": f.name, "datatype": "BYTES" if isinstance(f, CategoricalFeature)
+             else "INT64" if f.integer else "FP64", "shape": [-1]} for f in schema.features]
 
 
 def _json(payload: Any, status: int | None = None, headers: Any = None) -> Response:
@@ -86,11 +92,9 @@ def server_metadata():
 def model_metadata(name: str, version: str | None = None):
     """Inputs (one tensor per feature, in column order) and outputs of the served model."""
     model = _served(name, version)
-    inputs = [{"name": f.name, "datatype": "BYTES" if isinstance(f, CategoricalFeature)
-               else "INT64" if f.integer else "FP64", "shape": [-1]}
-              for f in model.schema.features]
     return _json({"name": model.primary, "versions": [model.version], "platform": "sklearn",
-                  "inputs": inputs, "outputs": output_metadata(model.schema)})
+                  "inputs": input_metadata(model.schema),
+                  "outputs": output_metadata(model.schema)})
 
 
 @bp.get("/models/<name>/ready")

@@ -71,7 +71,7 @@ def _kill(pid: int) -> None:
 def run_standalone(config: ServingConfig, snapshot_id: str, result: Path,
                    timeout: float) -> int:
     """Start `python -m serving.swap.validator`; its exit status (TimeoutError past deadline)."""
-    env = containment.clean_environ(os.environ)
+    env = containment.clean_environ(os.environ)  # the child's environment, built, not read
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_PARENT, env.get("PYTHONPATH"))))
     env["SERVING_VALIDATOR_PARENT"] = str(os.getpid())
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

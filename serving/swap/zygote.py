@@ -27,6 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from model_contract import logs
+
 from . import cgroups, containment
 
 SOCKET_NAME = "validator.sock"
@@ -59,7 +61,7 @@ def start(folder: Path) -> int | None:
         listener.bind(str(path))
         os.chmod(path, 0o600)
         listener.listen(16)  # asks wait here while the new process imports the libraries
-        env = containment.clean_environ(os.environ)
+        env = containment.clean_environ(os.environ)  # the child's environment, built, not read
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_PARENT, env.get("PYTHONPATH"))))
         command = [sys.executable, "-m", "serving.swap.zygote", str(listener.fileno()),
                    str(os.getpid())]
@@ -79,6 +81,8 @@ def main(argv: list[str]) -> int:
     validator.name_process(PROCESS_NAME)
     listener = socket.socket(fileno=int(argv[1]))
     validator.die_with_parent(int(argv[2]))
+    logs.setup("warning")
+    validator.yield_cpu_to_workers(PROCESS_NAME)  # each child it forks inherits it
     containment.become_subreaper()  # a double-forked grandchild comes back here to be killed
     if not containment.deny_listening():
         containment.warn_unconfined()

@@ -54,7 +54,7 @@ def client_options(config: MpmConfig, key: ModelKey) -> dict[str, Any]:
 
 def ping(config: MpmConfig) -> bool:
     """Whether MPM answers its ping within MPM_SEND_TIMEOUT."""
-    url = mpm_root(server_root_or_default(config.url, config.api_key)) + "isAlive/ping"
+    url = mpm_root(config) + "isAlive/ping"
     try:
         answer = requests.get(url, headers={"Authorization": config.api_key or ""},
                               timeout=config.send_timeout)
@@ -66,10 +66,9 @@ def ping(config: MpmConfig) -> bool:
     return answer.status_code == 200
 
 
-def mpm_root(comet_url: str) -> str:
-    """Where MPM answers: COMET_URL_OVERRIDE's scheme://host:port, then /mpm/ (as the SDK)."""
-    scheme, _, rest = comet_url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}/mpm/"
+def mpm_root(config: MpmConfig) -> str:
+    """Where MPM answers: the Comet server's scheme://host:port, then /mpm/ (as the SDK)."""
+    return server_root_or_default(config.url, config.api_key) + "/mpm/"
 
 
 def _adopt_sdk_logs() -> None:

@@ -23,10 +23,10 @@ from devkit.processes import wait_until
 from devkit.registry import local_registry_server  # noqa: F401
 from devkit.snapshots import build_snapshot
 from serving.swap import zygote
-from tests.monitoring.conftest import model_root, mpm_env
-from tests.serving.conftest import CLASSIFIER
-from tests.serving.server import Serving, launch
+from tests.support.diamonds import CLASSIFIER
 from tests.support.escapes import attempts, escaping
+from tests.support.mpm import model_root, mpm_env
+from tests.support.serving_process import Serving, launch
 
 TOKEN = "e2e-contained-reload-token-7a11c0de"
 HIDDEN = (b"COMET_API_KEY=", b"RELOAD_TOKEN=", b"RELOAD_TOKEN_FILE=", b"COMET_API_KEY_FILE=")

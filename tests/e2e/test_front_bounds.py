@@ -25,9 +25,9 @@ from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
 from serving.config import client_memory, front_from_env
 from serving.front.listener import is_listening
-from tests.serving.server import Serving, launch, spreading_session
 from tests.support import cgroup, pod
 from tests.support.greedy_clients import Heavy, HeavySenders, SlowReaders
+from tests.support.serving_process import Serving, launch, spreading_session
 
 MIB = 1024 * 1024
 SLACK = 6.0  # seconds: this machine is shared and loaded

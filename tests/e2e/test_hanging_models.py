@@ -181,8 +181,10 @@ def test_a_shadow_challenger_looping_for_ever_costs_the_champion_nothing(pod, tr
         sent = clients(pod.serving.url + "/api/v1/predict", every=10)
         assert_normal_clients_served(sent)  # the rows that hang the challenger too: champion's
         assert booted_workers(pod) == workers and pod.serving.process.poll() is None
+        # Its child runs on CPU nothing else wants (SCHED_IDLE): on a machine others keep busy
+        # it burns its PREDICT_TIMEOUT of CPU slowly, and waiting for a CPU is not its failure.
         wait_until(lambda: pod.served_model()["roles"]["challenger"]["all_workers"]["errors"],
-                   20, what="the challenger's failures counted")
+                   90, what="the challenger's failures counted")
     finally:
         unstage(pod, version)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from devkit.processes import wait_until
-from tests.serving.test_browser import ARTIFACTS, browser, submit_and_wait_for  # noqa: F401
+from tests.support.browser import ARTIFACTS, browser, submit_and_wait_for  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from devkit.load import Load
 from devkit.processes import wait_until
 from devkit.slow_clients import KINDS, SlowClients
 from devkit.snapshots import build_snapshot
-from tests.serving.server import Serving, launch
+from tests.support.serving_process import Serving, launch
 
 HEADER_TIMEOUT, BODY_TIMEOUT = 3, 1
 SLOW, TRICKLE = 200, 1.5

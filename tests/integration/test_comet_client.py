@@ -10,7 +10,6 @@ import pytest
 
 from devkit.processes import REPO_ROOT
 from devkit.registry import running_local_registry, unique_name
-from registry_sync.config import CometSettings
 from registry_sync.errors import (
     CometUnavailable,
     ModelNotFound,
@@ -18,16 +17,7 @@ from registry_sync.errors import (
     VersionNotFound,
     WorkspaceNotFound,
 )
-from registry_sync.registries.comet.client import CometClient
-
-
-def client_for(registry, sleeps=None, key=None, workspace=None, **settings) -> CometClient:
-    comet = CometSettings(url=registry.url, workspace=workspace or registry.workspace,
-                          api_key=key or registry.api_key, api_key_file=None,
-                          timeout=settings.pop("timeout", 5.0),
-                          download_timeout=settings.pop("download_timeout", 5.0))
-    return CometClient(comet, sleep=(sleeps.append if sleeps is not None else lambda _: None),
-                       **settings)
+from tests.support.comet_clients import client_for
 
 
 def test_wrong_key_is_unauthorized_and_the_message_never_holds_it(local_registry):

@@ -9,7 +9,7 @@ import pytest
 from devkit.registry import unique_name
 from registry_sync.errors import StatusUnknown
 from registry_sync.registries.comet.finder import VersionFinder
-from tests.integration.test_comet_client import client_for
+from tests.support.comet_clients import client_for
 
 
 @pytest.fixture(params=["sdk", "full"])

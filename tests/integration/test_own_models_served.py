@@ -20,9 +20,9 @@ from devkit.own_models import OwnModel
 from devkit.processes import running_sidecar, wait_until
 from devkit.registry import unique_name
 from registry_sync.cli import main
-from tests.serving.server import launch
-from tests.serving.test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, FLAGS, fill
+from tests.support.browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, FLAGS, fill
 from tests.support.own_models import own_models  # noqa: F401
+from tests.support.serving_process import launch
 
 TOKEN = "own-models-token-4471"
 pytestmark = pytest.mark.slow

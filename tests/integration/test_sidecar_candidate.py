@@ -17,7 +17,7 @@ from devkit.models import trained_models, wrong_golden  # noqa: F401
 from devkit.processes import REPO_ROOT, python_env, running_sidecar, start_sidecar, wait_until
 from devkit.registry import unique_name, zip_bytes
 from model_contract import layout
-from tests.serving.server import launch
+from tests.support.serving_process import launch
 
 TOKEN = "candidate-token-4242"
 

@@ -6,7 +6,7 @@ import time
 from devkit.models import trained_models, wrong_golden  # noqa: F401
 from devkit.processes import free_port, published_versions, running_sidecar, wait_until
 from devkit.registry import unique_name
-from tests.serving.server import launch
+from tests.support.serving_process import launch
 
 TOKEN = "handover-token-8086"
 

@@ -8,8 +8,7 @@ from devkit.fake_kube_api import FakeApi, Server
 from devkit.registry import local_registry, local_registry_server  # noqa: F401
 from registry_sync.cluster.lease_api import KubeLease
 from registry_sync.hooks import kube
-
-NAMESPACE, LEASE = "ml-serving", "comet-registry-sync"
+from tests.support.kube import LEASE, NAMESPACE
 
 
 @pytest.fixture

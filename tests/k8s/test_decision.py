@@ -17,7 +17,7 @@ from registry_sync.cluster.decision import DecidedSet, Decision, DecisionError
 from registry_sync.cluster.decision_refusals import HandedRefusal
 from registry_sync.cluster.decision_watch import DecisionWatcher
 from registry_sync.cluster.election import ElectionSettings, Elector
-from tests.k8s.conftest import LEASE, NAMESPACE
+from tests.support.kube import LEASE, NAMESPACE
 
 DIGEST = "ab" * 32
 

@@ -10,7 +10,7 @@ import pytest
 
 from registry_sync.cluster.election import ElectionSettings, Elector, LeaseConflict, LeaseRecord
 from registry_sync.cluster.lease_api import WatchExpired
-from tests.k8s.conftest import LEASE, NAMESPACE
+from tests.support.kube import LEASE, NAMESPACE
 
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

@@ -26,7 +26,7 @@ from devkit.load import Load
 from devkit.models import guard_rows, misbehaving, trained_models  # noqa: F401
 from devkit.processes import free_port, published_versions, start_sidecar, wait_until
 from devkit.registry import unique_name
-from tests.serving.server import launch
+from tests.support.serving_process import launch
 
 TAG = "rolled-back"
 GUARD = {"GUARD_ENABLED": "true", "GUARD_WINDOW": "30", "GUARD_SAMPLE_INTERVAL": "0.5",

@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from tests.k8s.test_images import DOCKERFILES, REPO_ROOT, stages
+from tests.support.dockerfiles import DOCKERFILES, REPO_ROOT, stages
 
 PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 REQUIRED = ("title", "description", "version", "licenses", "revision")

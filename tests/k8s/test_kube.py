@@ -296,12 +296,12 @@ def test_outside_a_cluster_there_is_no_reporter_and_no_log(tmp_path, kube_logs):
     """No KUBERNETES_SERVICE_HOST, or no token mounted: None, silently."""
     token = tmp_path / "token"
     assert kube.PodReporter.in_cluster(POD.name, POD.namespace, service_host="",
-                                       token_file=token) is None
+                                       service_port="443", token_file=token) is None
     assert kube.PodReporter.in_cluster(POD.name, POD.namespace, service_host="10.0.0.1",
-                                       token_file=token) is None
+                                       service_port="443", token_file=token) is None
     token.write_text(TOKEN)
     assert kube.PodReporter.in_cluster(POD.name, POD.namespace, service_host="",
-                                       token_file=token) is None
+                                       service_port="443", token_file=token) is None
     assert kube_logs() == []
 
 
@@ -310,7 +310,8 @@ def test_in_a_cluster_without_the_downward_api_reporting_is_off_and_says_why(tmp
     """A token but no POD_NAME/POD_NAMESPACE: None, with one info event."""
     token = tmp_path / "token"
     token.write_text(TOKEN)
-    assert kube.PodReporter.in_cluster("", "", service_host="10.0.0.1", token_file=token) is None
+    assert kube.PodReporter.in_cluster("", "", service_host="10.0.0.1", service_port="443",
+                                       token_file=token) is None
     assert kube_logs() == [("kube_reporting_off",
                             {"reason": "POD_NAME or POD_NAMESPACE is not set"})]
 

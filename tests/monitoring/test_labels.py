@@ -18,9 +18,8 @@ from serving.inputs.schema import LABELS
 from serving.model.predictions import classified
 from serving.telemetry.mpm_events import LABEL_CLIENTS, Monitor
 from serving.telemetry.prediction_ids import PredictionIds, key_from
-from tests.monitoring.conftest import model_root
-from tests.monitoring.test_monitor import DOWN, MODEL, FakeMpm
-from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.diamonds import CLASSIFIER, VALID
+from tests.support.mpm import DOWN, MODEL, FakeMpm, model_root
 
 
 @pytest.fixture

@@ -18,35 +18,8 @@ from serving.model.predictions import classified
 from serving.telemetry import metrics
 from serving.telemetry.mpm_events import Monitor
 from serving.telemetry.mpm_sdk import mpm_root
-from tests.monitoring.conftest import model_root
-from tests.serving.conftest import CLASSIFIER, VALID
-
-MODEL = SimpleNamespace(snapshot="s1", primary="clf", version="1.0.0",
-                        schema=SimpleNamespace(names=("carat",)))
-# Nothing listens on port 9 (discard) here: MPM is down.
-DOWN = MpmConfig(enabled=True, api_key="k", url="http://127.0.0.1:9/clientlib/", send_timeout=1)
-
-
-class FakeMpm:
-    """Stands in for a CometMPM instance (the SDK's network side is tested in real workers);
-    leaves out batching, uploads and the SDK's own queue."""
-
-    def __init__(self, key, gate: threading.Event):
-        self.key, self.gate, self.events, self.labels, self.ended = key, gate, [], [], False
-
-    def log_event(self, prediction_id, **fields):
-        self.gate.wait(30)
-        self.events.append(prediction_id)
-
-    def log_label(self, prediction_id, labels):
-        self.gate.wait(30)
-        self.labels.append((prediction_id, labels))
-
-    def get_logging_errors(self, clear=True):
-        return []
-
-    def end(self, timeout=None):
-        self.ended = True
+from tests.support.diamonds import CLASSIFIER, VALID
+from tests.support.mpm import DOWN, MODEL, FakeMpm, model_root
 
 
 def fake_monitor(tmp_path: Path, gate: threading.Event, **config) -> tuple[Monitor, list]:
@@ -100,7 +73,7 @@ def test_config_requires_a_key_when_enabled_and_checks_the_rate(tmp_path: Path):
     with pytest.raises(ConfigError, match="MPM_SAMPLE_RATE is '2'"):
         from_env({"MODEL_ROOT": str(tmp_path), "MPM_SAMPLE_RATE": "2"})
     assert from_env({"MODEL_ROOT": str(tmp_path)}).mpm.enabled is False
-    assert mpm_root("http://127.0.0.1:5/clientlib/") == "http://127.0.0.1:5/mpm/"
+    assert mpm_root(MpmConfig(url="http://127.0.0.1:5/clientlib/")) == "http://127.0.0.1:5/mpm/"
 
 
 @pytest.fixture

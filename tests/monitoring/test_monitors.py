@@ -9,7 +9,7 @@ import yaml
 
 from registry_sync.ops.metrics import SyncMetrics
 from serving.telemetry import metrics as serving_metrics
-from tests.monitoring.test_alert_rules import OUR_METRIC, exported, rules
+from tests.support.alert_rules import OUR_METRIC, exported, rules
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "k8s" / "monitoring"

@@ -6,37 +6,21 @@ import socket
 from pathlib import Path
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from devkit.processes import wait_until
 from devkit.snapshots import WORKSPACE, build_snapshot
-from tests.monitoring.conftest import model_root, mpm_env
-from tests.serving.conftest import CLASSIFIER, VALID
-from tests.serving.server import Serving, launch
+from tests.support.diamonds import CLASSIFIER, VALID
+from tests.support.mpm import events_by_id, model_root, mpm_env, sample
+from tests.support.serving_process import Serving, launch
 
 # Generous: a request that waited on a stalled Comet would take MPM_SEND_TIMEOUT or more.
 SLOW_REQUEST = 5.0
-
-
-def sample(server: Serving, name: str, **labels: str) -> float:
-    """A sample of serving's /metrics (summed over workers), 0 if absent."""
-    text = server.session.get(server.admin_url + "/metrics", timeout=10).text
-    return sum(s.value for family in text_string_to_metric_families(text)
-               for s in family.samples
-               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 def counts(registry) -> dict[str, dict]:
     """The local registry's MPM counts per model version."""
     answer = requests.get(registry.url + "/mpm/local/counts", timeout=10).json()
     return {m["modelVersion"]: m for m in answer["models"]}
-
-
-def events_by_id(registry) -> dict[str, dict]:
-    """The latest MPM events received, by prediction id."""
-    answer = requests.get(registry.url + "/mpm/local/events", params={"limit": 1000},
-                          headers=registry.headers, timeout=10).json()
-    return {e["predictionId"]: e for e in answer["items"] if e["kind"] == "event"}
 
 
 def predict_many(server: Serving, n: int) -> list[requests.Response]:

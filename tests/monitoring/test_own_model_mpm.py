@@ -9,7 +9,7 @@ from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
 from serving.config import MpmConfig, ServingConfig
 from serving.http.app import create_app
-from tests.monitoring.conftest import model_root
+from tests.support.mpm import model_root
 from tests.support.own_models import own_models  # noqa: F401
 
 

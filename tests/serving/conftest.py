@@ -12,12 +12,7 @@ from devkit.models import TrainedModels, trained_models  # noqa: F401
 from devkit.snapshots import build_snapshot
 from serving.config import ServingConfig
 from serving.http.app import create_app
-
-TOKEN = "test-reload-token-0123"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CLASSIFIER = "diamonds-classifier"
-VALID = {"carat": 0.31, "color": "E", "clarity": "SI1", "depth": 61.5, "table": 55.0,
-         "price": 420, "x": 4.3, "y": 4.32, "z": 2.65}
+from tests.support.diamonds import AUTH, CLASSIFIER, TOKEN, VALID  # noqa: F401
 
 
 @pytest.fixture
@@ -65,13 +60,16 @@ def make_app(model_root: Path, tmp_path: Path) -> Iterator[Callable[..., Flask]]
         stop_app(app)
 
 
-def app_serving(root: Path, folders: dict[str, Path]) -> Flask:
-    """An app serving version 1.0.0 of these model folders from root, settings as make_app's
-    (for a module's fixture; stop it with stop_app)."""
-    build_snapshot(root, folders, "1.0.0")
-    return create_app(ServingConfig(model_root=root, reload_token=TOKEN, watch=False,
-                                    isolate_validation=False, validation_wait=60.0,
-                                    validation_dir=root / "verdicts", predict_timeout=120.0))
+@pytest.fixture(scope="module")
+def module_app(tmp_path_factory, trained_models: TrainedModels) -> Iterator[Flask]:  # noqa: F811
+    """An app serving version 1.0.0 of our layout, one for the module (settings as make_app's)."""
+    root = tmp_path_factory.mktemp("served")
+    build_snapshot(root, {CLASSIFIER: trained_models.pipeline}, "1.0.0")
+    app = create_app(ServingConfig(model_root=root, reload_token=TOKEN, watch=False,
+                                   isolate_validation=False, validation_wait=60.0,
+                                   validation_dir=root / "verdicts", predict_timeout=120.0))
+    yield app
+    stop_app(app)
 
 
 def stop_app(app: Flask) -> None:
@@ -94,7 +92,7 @@ def served(tmp_path_factory, trained_models):  # noqa: F811
 
     /-/validate answers 202 after 2 s; the validator process gets 20 s (hanging models).
     """
-    from tests.serving.server import start
+    from tests.support.serving_process import start
 
     work = tmp_path_factory.mktemp("served")
     root = work / "models"

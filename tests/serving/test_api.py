@@ -8,7 +8,7 @@ import json
 import pytest
 
 from serving.http.context import header_safe
-from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.diamonds import CLASSIFIER, VALID
 
 
 def fields_of(response) -> list[str]:

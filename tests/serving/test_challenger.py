@@ -30,7 +30,7 @@ from serving.errors import InvalidInput
 from serving.inputs.checks import encode, parse_body
 from serving.inputs.schema import LABELS
 from serving.model.predictions import classified, regressed
-from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.diamonds import CLASSIFIER, VALID
 
 KEY_HEADER = "X-Client-Id"
 
@@ -251,6 +251,8 @@ def test_a_challenger_that_raises_or_sleeps_never_fails_nor_delays_the_champion(
     else:
         # the sleeping scorer holds at most one batch (one queue's worth); the queue 4 more
         assert shadow["dropped"] >= 20 - 4 - 4, "a full queue must drop, not block"
+        everyone = challenger_of(client)["challenger"]["all_workers"]  # the counters' sum
+        assert everyone["dropped"] >= shadow["dropped"]
 
 
 def test_canary_answers_its_share_sticky_per_client_key(both):

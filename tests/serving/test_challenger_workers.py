@@ -17,8 +17,8 @@ from devkit.registry import running_local_registry
 from devkit.snapshots import build_snapshot
 from model_contract import manifest
 from registry_sync.store.publish import publish as publish_link
-from tests.serving.conftest import CLASSIFIER
-from tests.serving.server import launch
+from tests.support.diamonds import CLASSIFIER
+from tests.support.serving_process import launch
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,32 @@ def test_a_secret_variable_no_header_could_carry_is_refused_at_start_naming_it(
         from_env({"MODEL_ROOT": str(tmp_path), "MPM_ENABLED": "true",
                   "COMET_API_KEY": "a-valid-key", name: value})
     assert "s3cr" not in str(raised.value)
+
+
+def test_a_blank_value_is_unset_and_values_are_stripped():
+    """`MAX_BATCH=   ` (an env file's trailing blanks) keeps the default; ` 7 ` is 7."""
+    assert from_env({"MODEL_ROOT": "/m", "MAX_BATCH": "   ", "RELOAD_TOKEN": " "}) == \
+        from_env({"MODEL_ROOT": "/m"})
+    assert from_env({"MODEL_ROOT": " /m ", "MAX_BATCH": " 7 "}).max_batch == 7
+    with pytest.raises(ConfigError, match=r"^MODEL_ROOT is required: shared directory"):
+        from_env({"MODEL_ROOT": "  "})
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("SIDECAR_URL", "127.0.0.1:8090", "an http(s) URL"),
+    ("COMET_URL_OVERRIDE", "ftp://comet", "an http(s) URL"),
+    ("CANARY_PERCENT", "half", "a percentage between 0 and 100"),
+    ("ADMIN_PORT", "admin", "a TCP port between 1 and 65535"),
+    ("FRONT_BALANCE", "maybe", "true or false"),
+])
+def test_a_malformed_value_says_what_is_expected_in_words(name, value, expected):
+    """Never Python's own message (`invalid literal for int()`), never a flag serving has not."""
+    read = front_from_env if name.startswith(("FRONT_", "ADMIN_")) else from_env
+    with pytest.raises(ConfigError, match=re.escape(f"{name} is '{value}': expected {expected}")):
+        read({"MODEL_ROOT": "/m", name: value})
+
+
+def test_the_comet_server_is_kept_as_its_root():
+    """COMET_URL_OVERRIDE as the SDK reads it: only scheme://host:port, for MPM and the verdict."""
+    config = from_env({"MODEL_ROOT": "/m", "COMET_URL_OVERRIDE": "http://127.0.0.1:9/clientlib/"})
+    assert config.mpm.url == config.challenger.url == "http://127.0.0.1:9"

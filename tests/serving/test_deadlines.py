@@ -18,8 +18,8 @@ from devkit.models import HANGING_CARAT, hanging
 from devkit.snapshots import build_snapshot
 from serving.config import ChallengerConfig
 from serving.model.loader import MAX_METADATA_BYTES
-from tests.serving.conftest import AUTH, CLASSIFIER, VALID
 from tests.serving.test_challenger import KEY_HEADER, settle, stage_candidate
+from tests.support.diamonds import AUTH, CLASSIFIER, VALID
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 TIMEOUT = 2.0  # generous: in tests scikit-learn runs OpenMP threads on a busy machine

@@ -13,8 +13,8 @@ from serving.errors import InvalidInput
 from serving.inputs.checks import parse_body
 from serving.inputs.decoding import decoder
 from serving.inputs.schema import DIAMONDS
-from tests.serving.conftest import VALID
 from tests.serving.test_validation import junk, valid_instances
+from tests.support.diamonds import VALID
 
 
 def _raw(body) -> bytes:

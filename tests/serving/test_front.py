@@ -87,8 +87,8 @@ def test_a_forged_admin_mark_on_the_public_port_is_still_404(served):
 
 def test_a_killed_worker_is_replaced_and_its_live_gauges_dropped(tmp_path, trained_models):
     """SIGKILL a worker: another one answers, and /metrics no longer reads the dead one's file."""
-    from tests.serving.conftest import CLASSIFIER
-    from tests.serving.server import start
+    from tests.support.diamonds import CLASSIFIER
+    from tests.support.serving_process import start
 
     server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline})
     try:
@@ -119,8 +119,8 @@ def test_each_worker_runs_on_a_cpu_of_its_own_and_a_replacement_takes_the_dead_o
         tmp_path, trained_models):
     """FRONT_PIN_WORKERS=true: each worker's threads on one CPU, its own; a replacement on the
     dead worker's CPU."""
-    from tests.serving.conftest import CLASSIFIER, VALID
-    from tests.serving.server import start
+    from tests.support.diamonds import CLASSIFIER, VALID
+    from tests.support.serving_process import start
 
     server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline},
                    FRONT_PIN_WORKERS="true")
@@ -150,8 +150,8 @@ def test_sigterm_drains_a_request_in_flight_then_exits_within_the_drain_time(
         tmp_path, trained_models):
     """A request whose body is still arriving at SIGTERM is answered; one that never completes
     does not hold the exit past FRONT_DRAIN_SECONDS."""
-    from tests.serving.conftest import CLASSIFIER, VALID
-    from tests.serving.server import start
+    from tests.support.diamonds import CLASSIFIER, VALID
+    from tests.support.serving_process import start
 
     server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline},
                    FRONT_DRAIN_SECONDS="3", FRONT_BODY_TIMEOUT="60")
@@ -189,8 +189,8 @@ def test_bodies_held_open_are_bounded_by_the_body_memory_then_others_pass(
         tmp_path, trained_models):
     """Many large bodies held open: once FRONT_BODY_MEMORY is in use, 503 with Retry-After;
     small predictions still pass, and once they close, so do large bodies."""
-    from tests.serving.conftest import CLASSIFIER
-    from tests.serving.server import start
+    from tests.support.diamonds import CLASSIFIER
+    from tests.support.serving_process import start
 
     size = 300_000  # over WHOLE_READ_BYTES: streamed and counted
     server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline},
@@ -225,8 +225,8 @@ def test_a_body_cut_short_is_400_and_never_reaches_the_app(served):
 
 def test_workers_die_with_a_killed_master(tmp_path, trained_models):
     """SIGKILL of the master: no worker stays behind answering the public port."""
-    from tests.serving.conftest import CLASSIFIER
-    from tests.serving.server import start
+    from tests.support.diamonds import CLASSIFIER
+    from tests.support.serving_process import start
 
     server = start(tmp_path / "models", tmp_path, "1.0.0", {CLASSIFIER: trained_models.pipeline})
     master = psutil.Process(server.master_pid())

@@ -20,7 +20,7 @@ from serving.inputs.checks import parse_body
 from serving.model import loader
 from serving.swap.holder import ModelHolder
 from serving.swap.jobs import State
-from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.diamonds import CLASSIFIER, VALID
 
 
 class CountingLoader:

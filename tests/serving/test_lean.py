@@ -16,9 +16,9 @@ from werkzeug.test import Client
 from devkit.load import v2_body
 from serving.http.lean import LeanPredictions
 from serving.telemetry import metrics
-from tests.serving.conftest import CLASSIFIER, VALID, app_serving, stop_app
 from tests.serving.test_v2 import BAD, with_input
 from tests.serving.test_v2_binary import ROWS, binary_body
+from tests.support.diamonds import CLASSIFIER, VALID
 
 INFER = f"/v2/models/{CLASSIFIER}/infer"
 JSON = {"Content-Type": "application/json"}
@@ -77,10 +77,9 @@ def _normalized(response) -> tuple[int, list[tuple[str, str]], bytes]:
 
 
 @pytest.fixture(scope="module")
-def apps(tmp_path_factory, trained_models):
+def apps(module_app):
     """The app as served (lean in front), Flask's own, and the paths Flask dispatched."""
-    app = app_serving(tmp_path_factory.mktemp("lean"), {CLASSIFIER: trained_models.pipeline})
-    lean = app.wsgi_app
+    lean = module_app.wsgi_app
     assert isinstance(lean, LeanPredictions)
     dispatched = []
     flask = lean.flask
@@ -91,7 +90,6 @@ def apps(tmp_path_factory, trained_models):
 
     lean.flask = counted
     yield Client(lean), Client(flask), dispatched
-    stop_app(app)
 
 
 @pytest.mark.parametrize("case", [*PLAIN.values(), *FALLBACK.values()],

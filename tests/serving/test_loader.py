@@ -14,7 +14,7 @@ from devkit.snapshots import build_snapshot, seed_models
 from serving.errors import ModelRejected, SnapshotNotFound
 from serving.inputs.checks import parse_body
 from serving.model import dataset, loader
-from tests.serving.conftest import CLASSIFIER
+from tests.support.diamonds import CLASSIFIER
 
 MIN_ACCURACY = 0.7
 

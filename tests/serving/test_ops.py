@@ -6,7 +6,7 @@ import pytest
 
 from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as point_current_at
-from tests.serving.conftest import AUTH, CLASSIFIER, TOKEN, VALID
+from tests.support.diamonds import AUTH, CLASSIFIER, TOKEN, VALID
 
 
 @pytest.fixture

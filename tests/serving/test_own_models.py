@@ -16,7 +16,7 @@ from devkit.own_models import OwnModel
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
 from registry_sync.cli import main
-from tests.serving.test_challenger import _defaults, settle
+from tests.serving.test_challenger import _defaults, challenger_of, settle
 from tests.support.own_models import own_models  # noqa: F401
 
 KINDS = ("gold", "cut", "price")
@@ -230,6 +230,63 @@ def test_a_regression_shadow_reports_its_mean_difference(own_models, make_app,  
                       and page, timeout=10, what="the page's line with the mean difference")
     assert "USD on average" in line
 
+
+
+def load_skops(folder):
+    import skops.io
+
+    path = folder / "pipeline.skops"
+    return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+
+
+def test_a_five_class_shadow_reports_the_same_exact_gap_in_its_process_as_in_thread(
+        own_models, make_app, model_root):  # noqa: F811
+    """Version 2 in shadow of version 1, where they disagree too: agreement, and the gap of
+    the probabilities both give the champion's class (the challenger's per-class
+    probabilities cross the shadow process's wire), the same in a thread and in its process."""
+    import dataclasses
+
+    from registry_sync.store.publish import publish as publish_link
+
+    kind = own_models["cut"]
+    build_snapshot(model_root, {"cut": kind.folder}, "1.0.0")
+    candidate = build_snapshot(model_root, {"cut": kind.other}, "1.1.0", publish=False)
+    publish_link(model_root, candidate, link="candidate")
+    frame = kind.sample.drop(columns=["cut"])
+    champion, challenger = kind.estimator, load_skops(kind.other)
+    labels = [champion.predict(frame), challenger.predict(frame)]
+    differ = np.flatnonzero(labels[0] != labels[1])[:4]
+    same = np.flatnonzero(labels[0] == labels[1])[:4]
+    assert len(differ) == 4, "the two versions never disagree: nothing to show"
+    rows = sorted([*differ, *same])
+    mine = champion.predict_proba(frame.iloc[rows])
+    theirs = challenger.predict_proba(frame.iloc[rows])
+    classes = list(champion.classes_)
+    at = [classes.index(label) for label in labels[0][rows]]
+    gaps = [abs(round(mine[i, c], 6) - round(theirs[i, c], 6)) for i, c in enumerate(at)]
+    approximate = [abs(round(mine[i].max(), 6) - round(theirs[i].max(), 6))
+                   for i in range(len(rows))]
+    assert not np.allclose(gaps, approximate), "the exact gap would not show"
+
+    figures = {}
+    for in_process in (False, True):
+        settings = dataclasses.replace(_defaults(), shadow_process=in_process)
+        client = settle(make_app(challenger=settings)).test_client()
+        for row in rows:
+            answer = client.post("/api/v1/predict", json=kind.instance(row), buffered=True)
+            assert answer.status_code == 200
+
+        def total(client=client):
+            return challenger_of(client)["challenger"]["shadow"]["total"]
+
+        wait_until(lambda total=total: total()["samples"] == len(rows), timeout=30,
+                   what="every input scored by the challenger")
+        figures[in_process] = {k: total()[k] for k in (
+            "compared", "agreement", "mean_abs_probability_diff", "errors")}
+    assert figures[True] == figures[False]
+    assert figures[True]["errors"] == 0 and figures[True]["compared"] == len(rows)
+    assert figures[True]["agreement"] == pytest.approx(len(same) / len(rows))
+    assert figures[True]["mean_abs_probability_diff"] == pytest.approx(np.mean(gaps), abs=2e-6)
 
 def test_a_training_script_describes_booleans_and_integers_with_the_python_function(
         make_app, model_root, tmp_path):

@@ -2,14 +2,18 @@
 
 A real app, real snapshots: the champion is our pipeline, the challenger the pickled pipeline
 wrapped to hang, holding the GIL in a C call, on rows with carat 0.317. Its shadow calls run in a
-child of the worker: the champion answers at once while the child hangs, the child is killed at
-its wall-clock deadline (it burns no CPU) and replaced, and the failure is the challenger's
-figure.
+child of the worker, under SCHED_IDLE: the champion answers at once while the child hangs, the
+child is killed at its wall-clock deadline (it burns no CPU) and replaced, and the failure is the
+challenger's figure; a child starved of CPU past that deadline is not failed for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import threading
 import time
 import types
 
@@ -21,8 +25,12 @@ from devkit.models import HANGING_CARAT, hanging
 from devkit.processes import wait_until
 from serving.challenger.shadow_process import WALL_FACTOR, ShadowFailed, ShadowProcess, answer_limit
 from serving.config import ChallengerConfig
-from tests.serving.conftest import VALID
+from serving.inputs.schema import DIAMONDS
+from serving.model import predictions
+from serving.model.predictions import Task
+from serving.swap import priority
 from tests.serving.test_challenger import KEY_HEADER, challenger_of, settle, stage_candidate
+from tests.support.diamonds import VALID
 
 BAD = {**VALID, "carat": HANGING_CARAT}
 TIMEOUT = 0.25  # PREDICT_TIMEOUT: a shadow call's CPU time; 20 times that on the clock
@@ -49,6 +57,7 @@ def test_a_challenger_hanging_with_the_gil_held_costs_only_its_own_figures(
     wait_until(lambda: total()["compared"] == 1, 30, what="one input compared by the child")
     (child,) = shadow_children(earlier)
     assert child.pid != psutil.Process().pid
+    assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE, "it would take CPU from requests"
     started = time.monotonic()
     hung = client.post("/api/v1/predict", json=BAD, buffered=True)
     assert hung.status_code == 200 and hung.headers["X-Model-Role"] == "champion"
@@ -100,7 +109,8 @@ class WritesItsOwnAnswer:
 def hostile_shadow(how: str, deadline: float) -> tuple[ShadowFailed, float]:
     """The failure of one shadow call to a WritesItsOwnAnswer challenger, and its seconds."""
     scorer = ShadowProcess(deadline)
-    model = types.SimpleNamespace(version="6.6.6", predictor=WritesItsOwnAnswer(how))
+    model = types.SimpleNamespace(version="6.6.6", predictor=WritesItsOwnAnswer(how),
+                                  schema=DIAMONDS)
     started = time.monotonic()
     try:
         with pytest.raises(ShadowFailed) as failed:
@@ -123,5 +133,75 @@ def test_a_trickled_answer_is_cut_at_the_wall_clock_deadline_of_the_whole_answer
     """One byte every 50 ms keeps each read under its own timeout; the whole answer has
     WALL_FACTOR x PREDICT_TIMEOUT (2 s here) on the clock, then the child is killed."""
     failure, seconds = hostile_shadow("trickle", deadline=0.1)
-    assert str(failure) == f"the challenger took longer than {0.1 * WALL_FACTOR:g}s"
+    assert str(failure) == (f"the challenger took longer than {0.1 * WALL_FACTOR:g}s (not "
+                            "counting its waits for a CPU)")
     assert 0.1 * WALL_FACTOR - 0.1 < seconds < 0.1 * WALL_FACTOR + 5, seconds
+
+
+class BurnsCpu:
+    """A challenger's predictor that computes for `seconds` of its own CPU time, then answers
+    zeros (a regressor)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def predict(self, matrix):
+        """Zeros, after burning the CPU time."""
+        ends = time.process_time() + self.seconds
+        while time.process_time() < ends:
+            pass
+        return predictions.regressed([0.0] * len(matrix))
+
+
+def burning_model(seconds: float) -> types.SimpleNamespace:
+    return types.SimpleNamespace(version="7.7.7", predictor=BurnsCpu(seconds),
+                                 schema=types.SimpleNamespace(task=Task.REGRESSION, classes=()))
+
+
+def test_a_child_starved_of_cpu_past_its_wall_clock_deadline_still_answers():
+    """The child shares its CPU with a busy process for 2 s: under SCHED_IDLE it gets almost
+    none of it, so its 5 ms of work outlasts its 0.4 s on the clock, yet waiting for a CPU is not
+    counted: it answers once the CPU is free (comparisons get fewer, never false failures)."""
+    cpu = min(os.sched_getaffinity(0))
+    mine = os.sched_getaffinity(0)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    scorer = ShadowProcess(0.02)  # 0.02 s of CPU, 0.4 s on the clock
+    stop_busy = threading.Timer(2.0, busy.kill)
+    try:
+        os.sched_setaffinity(busy.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})  # this thread's CPU is the child's: it forks from here
+        stop_busy.start()
+        started = time.monotonic()
+        answer = scorer.predict(burning_model(0.005), np.zeros((3, 4)))
+        seconds = time.monotonic() - started
+    finally:
+        os.sched_setaffinity(0, mine)
+        stop_busy.cancel()
+        busy.kill()
+        busy.wait()
+        scorer.stop()
+    assert list(answer.values) == [0.0, 0.0, 0.0]
+    assert seconds > 0.02 * WALL_FACTOR, f"not starved ({seconds:.2f}s): the test proves nothing"
+
+
+def test_where_sched_idle_is_refused_the_child_runs_at_nice_19_said_once(monkeypatch, caplog):
+    """A sandbox refusing SCHED_IDLE: each child still scores, at nice 19; one warning per
+    worker, not one per child."""
+    def refuse(*_args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    monkeypatch.setattr(priority, "_REFUSED", set())
+    for _ in range(2):
+        scorer = ShadowProcess(0.5)
+        try:
+            answer = scorer.predict(burning_model(0.0), np.zeros((2, 4)))
+            (child,) = [p for p in psutil.Process().children() if p.pid == scorer._pid]
+            assert child.nice() == 19
+            assert os.sched_getscheduler(child.pid) == os.SCHED_OTHER
+        finally:
+            scorer.stop()
+        assert list(answer.values) == [0.0, 0.0]
+    (warning,) = [r for r in caplog.records if r.getMessage() == "cpu_policy_refused"]
+    assert warning.fields == {"process": "shadow", "policy": "SCHED_IDLE", "fallback": "nice 19",
+                              "error": "Operation not permitted"}

@@ -12,8 +12,8 @@ import struct
 import pytest
 
 from devkit.load import v2_body
-from tests.serving.conftest import CLASSIFIER, VALID
 from tests.serving.test_challenger import KEY_HEADER, both  # noqa: F401
+from tests.support.diamonds import CLASSIFIER, VALID
 
 INFER = f"/v2/models/{CLASSIFIER}/infer"
 

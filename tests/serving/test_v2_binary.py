@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from serving.model import dataset
-from tests.serving.conftest import CLASSIFIER, VALID, app_serving, stop_app
+from tests.support.diamonds import CLASSIFIER, VALID
 
 INFER = f"/v2/models/{CLASSIFIER}/infer"
 FEATURES = list(VALID)
@@ -29,11 +29,9 @@ PACKED = {"FP64": "<d", "FP32": "<f", "INT64": "<q"}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, trained_models):
+def client(module_app):
     """A test client of an app serving version 1.0.0 of our layout (one for the module)."""
-    app = app_serving(tmp_path_factory.mktemp("binary"), {CLASSIFIER: trained_models.pipeline})
-    yield app.test_client()
-    stop_app(app)
+    return module_app.test_client()
 
 
 def strings_section(values: list[str]) -> bytes:

@@ -18,10 +18,9 @@ from devkit.processes import wait_until
 from devkit.registry import local_registry_server  # noqa: F401
 from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as publish_link
-from tests.monitoring.conftest import mpm_env
-from tests.monitoring.test_mpm_workers import events_by_id, sample
-from tests.serving.conftest import CLASSIFIER, VALID
-from tests.serving.server import launch
+from tests.support.diamonds import CLASSIFIER, VALID
+from tests.support.mpm import events_by_id, mpm_env, sample
+from tests.support.serving_process import launch
 
 FEATURES = list(VALID)
 OTHERS = [{**VALID, "carat": 1.2, "color": "J", "price": 9000.0, "x": 6.8, "y": 6.7, "z": 4.2},

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from serving.errors import BatchTooLarge, InvalidInput
 from serving.inputs.checks import encode, parse_body, parse_form
 from serving.inputs.schema import DIAMONDS, CategoricalFeature, from_metadata
-from tests.serving.conftest import VALID
+from tests.support.diamonds import VALID
 
 
 def valid_instances():

@@ -22,7 +22,7 @@ from devkit.snapshots import build_snapshot
 from serving.config import MIB, ServingConfig
 from serving.swap import cgroups
 from serving.swap.jobs import State, Validations
-from tests.serving.conftest import CLASSIFIER
+from tests.support.diamonds import CLASSIFIER
 from tests.support.escapes import attempts, escaping, threading_model
 
 VERDICT_WAIT = 120.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.serving.conftest import VALID
+from tests.support.diamonds import VALID
 
 
 def form(**changes) -> dict[str, str]:

@@ -10,7 +10,7 @@ from devkit.registry import (  # noqa: F401 - fixtures
     local_registry_server,
     unique_name,
 )
-from tests.serving.conftest import TOKEN, VALID
+from tests.support.diamonds import TOKEN, VALID
 
 SECRET = "comet-webhook-secret-42"
 URL = "/api/v1/webhooks/comet"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from devkit.models import hostile
 from devkit.processes import wait_until
 from devkit.snapshots import build_snapshot
 from serving.swap import zygote
-from tests.serving.conftest import CLASSIFIER, VALID
+from tests.support.diamonds import CLASSIFIER, VALID
 
 pytestmark = pytest.mark.slow
 
@@ -173,11 +174,13 @@ def test_validate_answers_running_then_the_shared_verdict_of_a_hanging_model(
 def test_a_model_that_kills_its_loader_is_refused_and_no_worker_dies(
         served, trained_models, tmp_path):
     """SIGKILL, SIGSEGV, too much memory in the warm validator's child: 422 naming it, the same
-    workers serving."""
+    workers serving. The warm validator, and so each child it forks, yields the CPU to the
+    workers (SCHED_BATCH at nice 10)."""
     server = served
     workers = server.worker_pids()
     master = psutil.Process(server.master_pid())
-    assert [p.name() for p in master.children()].count(zygote.PROCESS_NAME) == 1
+    (warm,) = [p for p in master.children() if p.name() == zygote.PROCESS_NAME]
+    assert (os.sched_getscheduler(warm.pid), warm.nice()) == (os.SCHED_BATCH, 10)
     for payload, reason in (("sigkill", "SIGKILL"), ("segfault", "SIGSEGV"),
                             ("allocate", "VALIDATION_MEMORY_LIMIT")):
         folder = hostile(trained_models.pickled, tmp_path / payload, payload)
@@ -230,7 +233,7 @@ def test_serving_started_on_a_current_that_kills_its_loader_stays_up_without_a_m
         trained_models, tmp_path):
     """`current` published unvalidated is a model that SIGKILLs its loader: the front starts,
     no worker dies, /readyz and /api/v1/model say why there is no model."""
-    from tests.serving.server import launch
+    from tests.support.serving_process import launch
 
     root = tmp_path / "models"
     root.mkdir()

@@ -45,8 +45,8 @@ from devkit.processes import (
 from devkit.registry import LocalRegistry, running_local_registry, unique_name
 from model_contract import layout, manifest
 from registry_sync.store import snapshot
-from tests.serving.server import Serving, launch
 from tests.support.secret_scan import SecretScan
+from tests.support.serving_process import Serving, launch
 
 API_KEY = "e2e-api-key-6c0ffee1-must-never-be-logged"
 ROTATED_API_KEY = "e2e-rotated-api-key-9badc0de-must-never-be-logged"

@@ -142,3 +142,51 @@ def test_the_private_walk_sees_a_reach_in(tmp_path):
     assert private_reach_ins(sample, {"_refuse"}) == ["2: ._refuse"]
     syncer = REPO_ROOT / "registry_sync" / "sync" / "syncer.py"
     assert {"_hand_over", "_prune", "_remember"} <= private_names(syncer)
+
+
+def environment_reads(path: Path) -> list[str]:
+    """Lines of a file that read os.environ (or os.getenv) with no comment saying why: a write
+    (`os.environ[X] = ...`) is not a read; a comment on the line or the one above excuses it."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    tree = ast.parse("\n".join(lines))
+    writes = {node.lineno for node in ast.walk(tree)
+              if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)}
+    touching = sorted({node.lineno for node in ast.walk(tree)
+                       if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")
+                       and isinstance(node.value, ast.Name) and node.value.id == "os"} - writes)
+    return [f"{number}: {lines[number - 1].strip()}" for number in touching
+            if "#" not in lines[number - 1] and not lines[number - 2].lstrip().startswith("#")]
+
+
+def test_serving_reads_its_settings_only_through_its_config():
+    """serving/config.py reads the environment (once, through the settings engine); anywhere
+    else in serving, touching os.environ says why (a child's environment being built, the
+    folders the master hands its workers, the validator's parent pid)."""
+    reads = {str(path.relative_to(REPO_ROOT)): environment_reads(path)
+             for path in sources("serving") if path.name != "config.py"}
+    assert not {f: r for f, r in reads.items() if r}
+
+
+def test_the_environment_walk_sees_an_unexplained_read(tmp_path):
+    """A mutation of the rule's subject: a bare read is found; a write or a commented read is
+    not."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\nx = os.environ.get('A')\nos.environ['B'] = '1'\n"
+                      "y = os.getenv('C')  # why\n")
+    assert environment_reads(sample) == ["2: x = os.environ.get('A')"]
+
+
+def test_a_test_folder_shares_helpers_only_through_tests_support():
+    """No test module imports a conftest or a test module of another folder: what two folders
+    share lives in tests/support (a helper moved there is found by every folder, a fixture file
+    imported across folders is not)."""
+    reached = {}
+    for path in sources("tests"):
+        folder = path.relative_to(REPO_ROOT).parts[1]
+        bad = sorted(m for m in imported(path) if m.startswith("tests.")
+                     and not m.startswith("tests.support")
+                     and (m.split(".")[1] != folder or m.split(".")[-1] == "conftest"
+                          or ".conftest." in m))
+        if bad:
+            reached[str(path.relative_to(REPO_ROOT))] = bad
+    assert not reached

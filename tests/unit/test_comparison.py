@@ -6,13 +6,16 @@ import pytest
 
 from serving.challenger.canary import CanaryGuard, bucket_of, in_canary
 from serving.challenger.comparison import ComparisonLog, Sample, probability_gap
-from serving.challenger.experiment_log import rest_root
+from serving.challenger.experiment_log import METRIC_PATH, metric_url
 from serving.config import ChallengerConfig
 
 
 def test_the_gap_is_taken_on_the_champions_label():
     assert probability_gap(("Gold", 0.9), ("Gold", 0.7), 2) == pytest.approx(0.2)
     assert probability_gap(("Gold", 0.9), ("Silver", 0.6), 2) == pytest.approx(0.5)
+    # more classes: the challenger's own probability of the champion's label, when given
+    assert probability_gap(("Fair", 0.5), ("Good", 0.4), 5, of_label=0.3) == pytest.approx(0.2)
+    assert probability_gap(("Fair", 0.5), ("Good", 0.4), 5) == pytest.approx(0.1)
 
 
 def test_the_window_keeps_the_latest_and_the_total_keeps_everything():
@@ -50,5 +53,6 @@ def test_the_guard_waits_for_enough_answers_then_trips_once():
 
 
 def test_the_verdict_reaches_the_server_root_of_a_clientlib_override():
-    assert rest_root("http://127.0.0.1:5050/clientlib/") == "http://127.0.0.1:5050"
-    assert rest_root("https://www.comet.com") == "https://www.comet.com"
+    assert metric_url(ChallengerConfig(url="http://127.0.0.1:5050/clientlib/")) == \
+        "http://127.0.0.1:5050" + METRIC_PATH
+    assert metric_url(ChallengerConfig()) == "https://www.comet.com" + METRIC_PATH

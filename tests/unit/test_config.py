@@ -47,6 +47,10 @@ def test_flag_wins_over_environment():
     ("SYNC_GROUPING", "sometimes", "expected one of experiment, independent"),
     ("SIDECAR_LISTEN", "nowhere", "expected HOST:PORT"),
     ("REGISTRY_MODELS", " , ", "expected a comma-separated list"),
+    ("SERVING_URL", "127.0.0.1:8081", "SERVING_URL (or --serving-url) is '127.0.0.1:8081': "
+                                      "expected an http(s) URL"),
+    ("GUARD_ENABLED", "maybe", "GUARD_ENABLED (or --guard-enabled) is 'maybe': expected true or "
+                               "false"),
 ])
 def test_malformed_setting_is_named_with_what_is_expected(name, value, expected):
     with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
@@ -139,26 +143,6 @@ def test_cli_prints_one_line_and_exits_2_without_traceback(tmp_path: Path):
     assert done.stderr.strip().splitlines() == [
         "registry-sync: configuration error: KEEP_SNAPSHOTS (or --keep-snapshots) is 'many': "
         "expected a whole number >= 1"]
-
-
-def test_env_example_lists_every_setting_of_both_processes_with_its_default():
-    from serving.config import SETTINGS as SERVING_SETTINGS
-
-    text = (Path(__file__).parents[2] / "env.example").read_text()
-    defaults = {name: s.default for name, s in config.SETTINGS.items()}
-    defaults.update({name: default for name, (_, default, _) in SERVING_SETTINGS.items()})
-    for name, default in defaults.items():
-        assert f"{name}=" in text, f"{name} missing from env.example"
-        if default not in (None, ""):
-            assert f"\n{name}={default}\n" in text or f"\n# {name}={default}\n" in text, (
-                f"{name}'s default differs in env.example")
-
-
-def test_env_example_leaves_the_images_listen_addresses_alone():
-    """`docker run --env-file` with a copy of env.example keeps the images' 0.0.0.0 addresses."""
-    lines = (Path(__file__).parents[2] / "env.example").read_text().splitlines()
-    active = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
-    assert not active & {"BIND", "SIDECAR_LISTEN", "MODEL_ROOT", "ADMIN_PORT"}
 
 
 def _key_with_server(url: str) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
+import orjson
 import pytest
 
 from serving.challenger.comparison import ComparisonLog
 from serving.challenger.shadow import ShadowInput, score_all
-from serving.model.predictions import Task, checked, classified, regressed
+from serving.challenger.shadow_process import MAX_LABEL_CHARS, answer_limit
+from serving.model.predictions import Task, checked, classified, from_json, regressed, to_json
 
 
 def test_output_keys_and_per_class_probabilities_per_task():
@@ -62,3 +65,32 @@ def test_the_class_table_is_every_rows_per_class_in_the_order_asked():
     assert answers.class_array(order).shape == (50, 3)
     assert answers.class_table(["a", "b", "x"]) is None
     assert classified(["b"], [0.5], ["b", "a"]).class_table(["a", "b"]) is None
+
+
+def test_the_shadow_wire_carries_per_class_probabilities_beyond_two_classes():
+    """Three classes and more: every row's probabilities in the schema's class order, read back
+    as checked() keeps them; two classes: none (one probability says both); a table of the
+    wrong length: left out, the labels kept."""
+    order = ("a", "b", "c")
+    answer = checked(classified(["c", "a"], [0.5, 0.6], ("c", "a", "b"),
+                                [[0.5, 0.2, 0.3], [0.1, 0.6, 0.3]]), 2, Task.CLASSIFICATION)
+    wire = json.loads(json.dumps(to_json(answer, order)))
+    assert wire["class_probabilities"] == [0.2, 0.3, 0.5, 0.6, 0.3, 0.1]
+    back = checked(from_json(wire, order), 2, Task.CLASSIFICATION)
+    assert [back.per_class(i) for i in range(2)] == [answer.per_class(i) for i in range(2)]
+    assert "class_probabilities" not in to_json(classified(["a"], [0.9], ("a", "b"),
+                                                           [[0.9, 0.1]]), ("a", "b"))
+    short = from_json({**wire, "class_probabilities": [0.2, 0.3]}, order)
+    assert short.class_probabilities is None and short.labels == ["c", "a"]
+
+
+def test_the_largest_honest_shadow_answer_fits_the_announced_limit():
+    """MAX_BATCH rows of 4-byte characters for labels, and 20 classes: within answer_limit."""
+    classes = tuple(f"class-{i}" for i in range(20))
+    label = "\U0001f48e" * MAX_LABEL_CHARS
+    table = np.full((1000, 20), 1e-6)
+    table[:, 0] = 0.123457
+    answer = classified([label] * 1000, [0.999999] * 1000, classes, table)
+    body = orjson.dumps(to_json(answer, classes))
+    assert len(body) <= answer_limit(1000, 20)
+    assert answer_limit(1000, 2) == answer_limit(1000)  # two classes: no table on the wire

@@ -1,54 +1,53 @@
-"""Serving states each default once: the dataclass defaults equal its settings table's.
+"""Serving states each default once: in its settings rows, which the dataclass fields read.
 
-serving/config.py reads every setting through its table (variable -> parser, default, meaning)
-into frozen dataclasses that also carry defaults (for tests and code that build them directly);
-the two must never drift (VALIDATION_WAIT once said 1 in the table and 20.0 in the dataclass).
+serving/config.py declares every setting as a row of SETTINGS; each field of its frozen
+dataclasses names the row it is read from (`setting("MAX_BATCH")`), and takes the row's parsed
+default, so code and tests that build `ServingConfig(model_root=...)` get what an unset variable
+gives. (VALIDATION_WAIT once said 1 in the table and 20.0 in a dataclass.)
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
+from pathlib import Path
 
-import pytest
-
+from common.settings import ROW
 from serving import config
 
-CLASSES = {cls.__name__: cls for cls in (config.ServingConfig, config.MpmConfig,
-                                         config.ChallengerConfig, config.FrontConfig)}
+CLASSES = (config.ServingConfig, config.MpmConfig, config.ChallengerConfig, config.FrontConfig)
+# Fields that are not settings: the nested configs, and switches only tests turn.
+NOT_SETTINGS = {"mpm", "challenger", "watch", "isolate_validation"}
 
 
-def read_fields() -> list[tuple[str, str, str]]:
-    """(dataclass, field, variable) for each `field=_read(env, "VARIABLE")` of serving/config.py."""
-    found = []
-    for call in ast.walk(ast.parse(inspect.getsource(config))):
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-                and call.func.id in CLASSES):
-            continue
-        for keyword in call.keywords:
-            value = keyword.value
-            if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-                    and value.func.id == "_read" and isinstance(value.args[1], ast.Constant)):
-                found.append((call.func.id, keyword.arg, value.args[1].value))
-    return found
+def bound_rows() -> dict[str, str]:
+    """Field (Class.field) -> the row it is read from, for every field of the config classes."""
+    return {f"{cls.__name__}.{field.name}": field.metadata.get(ROW, "")
+            for cls in CLASSES for field in dataclasses.fields(cls)}
 
 
-def test_the_reading_code_is_found():
-    """The walk finds the settings read into each dataclass (so the next test checks them)."""
-    read = read_fields()
-    assert {cls for cls, _, _ in read} == set(CLASSES)
-    assert ("ServingConfig", "validation_wait", "VALIDATION_WAIT") in read
-    assert len(read) >= 40
+def test_an_unset_environment_reads_as_the_dataclasses_defaults():
+    """Reading nothing but MODEL_ROOT gives what building the config by hand gives."""
+    assert config.from_env({"MODEL_ROOT": "/m"}) == config.ServingConfig(model_root=Path("/m"))
+    assert config.front_from_env({}) == config.FrontConfig()
+    assert config.ServingConfig(model_root=Path("/m")).validation_wait == 1.0
+    assert config.FrontConfig().body_memory == 64 * config.MIB  # the row's "64", parsed
 
 
-@pytest.mark.parametrize("cls,name,variable", read_fields())
-def test_a_dataclass_default_is_the_tables_default(cls, name, variable):
-    """Where the dataclass has a default, it is what the table's default parses to."""
-    field = {f.name: f for f in dataclasses.fields(CLASSES[cls])}[name]
-    if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-        return  # no second default to drift
-    parse, default, _ = config.SETTINGS[variable]
-    expected = None if default is None else parse(default)
-    assert field.default == expected, (
-        f"{cls}.{name} defaults to {field.default!r}, the table's {variable} to {default!r}")
+def test_every_field_is_read_from_a_row_so_none_has_a_default_of_its_own():
+    """A field added with a literal default (a second one) and no row is refused here."""
+    unbound = {name for name, row in bound_rows().items() if not row}
+    assert {name.split(".")[1] for name in unbound} == NOT_SETTINGS
+    assert {row for row in bound_rows().values() if row} <= set(config.SETTINGS)
+
+
+def test_every_declared_setting_is_read():
+    """Nothing declared goes unread (COMET_API_KEY_FILE is read into api_key, with its twin)."""
+    assert set(config.SETTINGS) - set(bound_rows().values()) == {"COMET_API_KEY_FILE"}
+
+
+def test_secrets_stay_out_of_repr():
+    """The secret rows' fields are hidden from repr (and the rows from errors)."""
+    shown = repr(config.ServingConfig(model_root=Path("/m"), reload_token="s3cret",
+                                      webhook_secret="s3cret",
+                                      mpm=config.MpmConfig(api_key="s3cret")))
+    assert "s3cret" not in shown

@@ -13,7 +13,7 @@ from model_contract import api_key
 
 from ...errors import ConfigError, SecretUnavailable
 from ...secret_files import check_secret_file, read_secret_file
-from ...settings import DEFAULT_MIN_DOWNLOAD_RATE, require
+from ...settings import require, setting
 from . import onprem
 
 DEFAULT_COMET_URL = comet_server.DEFAULT_SERVER
@@ -27,9 +27,9 @@ class CometSettings:
     workspace: str
     api_key: str | None
     api_key_file: Path | None
-    timeout: float = 10.0
-    download_timeout: float = 60.0
-    min_download_rate: int = DEFAULT_MIN_DOWNLOAD_RATE
+    timeout: float = setting("COMET_TIMEOUT")
+    download_timeout: float = setting("COMET_DOWNLOAD_TIMEOUT")
+    min_download_rate: int = setting("COMET_MIN_DOWNLOAD_RATE")
     allow_header: tuple[str, str] | None = field(default=None, repr=False)
     ca_bundle: Path | None = None
     s3_endpoint: str = ""  # AWS_ENDPOINT_URL and AWS_REGION: where s3:// remote assets are
@@ -72,7 +72,7 @@ def comet_settings(values: Mapping[str, Any]) -> CometSettings:
         url=DEFAULT_COMET_URL, workspace=values["COMET_WORKSPACE"],
         api_key=values.get("COMET_API_KEY") or None, api_key_file=values.get("COMET_API_KEY_FILE"),
         timeout=values["COMET_TIMEOUT"], download_timeout=values["COMET_DOWNLOAD_TIMEOUT"],
-        min_download_rate=values.get("COMET_MIN_DOWNLOAD_RATE") or DEFAULT_MIN_DOWNLOAD_RATE,
+        min_download_rate=values["COMET_MIN_DOWNLOAD_RATE"],
         allow_header=onprem.allow_header(values.get("COMET_ALLOW_HEADER_NAME"),
                                          values.get("COMET_ALLOW_HEADER_VALUE")),
         ca_bundle=_ca_bundle(values.get("COMET_INCLUDE_CUSTOM_CA_BUNDLE")),

@@ -19,7 +19,7 @@ from devkit.sessions import spreading_session
 from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as publish_snapshot
 from serving.front.command import WORKER_PROCESS_NAME, serving_argv
-from tests.serving.conftest import TOKEN, VALID
+from tests.support.diamonds import TOKEN, VALID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0  # a worker starts on a model only once the validator process accepted it
