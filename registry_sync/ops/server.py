@@ -16,7 +16,9 @@ import json
 import resource
 import shutil
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
+from typing import cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -53,115 +55,141 @@ def health(daemon: Daemon) -> tuple[bool, str]:
     return True, detail
 
 
-def make_handler(daemon: Daemon) -> type[BaseHTTPRequestHandler]:
-    """A request handler bound to one daemon."""
+class SidecarServer(BoundedHTTPServer):
+    """The bounded server of one daemon's endpoints: its handlers reach the daemon here."""
 
-    class Handler(BaseHTTPRequestHandler):
-        timeout = CONNECTION_TIMEOUT  # per read and write: an idle client is let go
+    def __init__(self, address: tuple[str, int], daemon: Daemon):
+        self.daemon = daemon
+        super().__init__(address, Handler, MAX_CONNECTIONS)
 
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/healthz":
-                ok, detail = health(daemon)
-                self._send(200 if ok else 503, {"ok": ok, "detail": detail})
-            elif path == "/readyz":
-                ready = daemon.has_good_snapshot()
-                self._send(200 if ready else 503, {"ready": ready})
-            elif path == "/status":
-                report = status.report(daemon.config.model_root, daemon.state)
-                if daemon.cluster is not None:
-                    report["cluster"] = daemon.cluster.describe()
-                tokens = _tokens(daemon)
-                self._send(200, report if not tokens or self._holds(tokens) else trimmed(report))
-            elif path == "/metrics":
-                body = generate_latest(daemon.syncer.metrics.registry)
-                self._raw(200, body, CONTENT_TYPE_LATEST)
-            elif path.startswith(peer.FILES_PREFIX):
-                self._file(path)
-            else:
-                self._send(404, {"error": "not found", "paths": ["/healthz", "/readyz",
-                                                                 "/metrics", "/status"]})
 
-        def do_POST(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path not in ("/-/poll-now", guard_reports.PATH):
-                self._send(404, {"error": "not found",
-                                 "paths": ["/-/poll-now", guard_reports.PATH]})
-            elif not self._authorized():
-                return
-            elif path == guard_reports.PATH:
-                self._report()
-            else:
-                daemon.poll_now()
-                self._send(202, {"accepted": True})
+class Handler(BaseHTTPRequestHandler):
+    """One request to the sidecar's endpoints, answered for the server's daemon."""
 
-        def _report(self) -> None:
-            """A follower's champion figures, for the leader's guard (guard_reports)."""
-            guard = daemon.syncer.guard
-            if guard is None or guard.reports is None:
-                self._send(404, {"error": "no guard here takes reports"})
-                return
-            length = self.headers.get("Content-Length", "")
-            if not length.isdigit() or int(length) > guard_reports.MAX_REPORT_BYTES:
-                self._send(413, {"error": f"Content-Length: at most "
-                                          f"{guard_reports.MAX_REPORT_BYTES} bytes"})
-                return
-            try:
-                pod, figures = guard_reports.decode(self.rfile.read(int(length)))
-            except guard_reports.ReportError as exc:
-                self._send(400, {"error": str(exc)})
-                return
-            guard.reports.put(pod, figures)
-            self._send(202, {"accepted": True})
+    timeout = CONNECTION_TIMEOUT  # per read and write: an idle client is let go
 
-        def _authorized(self) -> bool:
-            """True for the reload token or the peer credential; else 401 (403: none set)."""
-            tokens = _tokens(daemon)
-            if not tokens:
-                self._send(403, {"error": "peer endpoints are off: no RELOAD_TOKEN"})
-                return False
-            if not self._holds(tokens):
-                self._send(401, {"error": "missing or wrong token"})
-                return False
-            return True
+    @property
+    def daemon(self) -> Daemon:
+        return cast(SidecarServer, self.server).daemon
 
-        def _holds(self, tokens: list[str]) -> bool:
-            return bearer.holds(self.headers.get("Authorization"), tokens)
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        route = _GET_ROUTES.get(path)
+        if route is not None:
+            route(self)
+        elif path.startswith(peer.FILES_PREFIX):
+            self._file(path)
+        else:
+            self._send(404, {"error": "not found", "paths": ["/healthz", "/readyz",
+                                                             "/metrics", "/status"]})
 
-        def _file(self, path: str) -> None:
-            if not self._authorized():
-                return
-            found = peer.find_file(daemon.config.model_root, path)
-            try:
-                handle = open(found, "rb") if found else None  # noqa: SIM115 - closed below
-            except OSError:
-                handle = None
-            if handle is None:
-                self._send(404, {"error": "no such file in a complete snapshot"})
-                return
-            with handle:
-                size = handle.seek(0, 2)
-                handle.seek(0)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(size))
-                self.end_headers()
-                shutil.copyfileobj(handle, self.wfile, 256 * 1024)
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        route = _POST_ROUTES.get(path)
+        if route is None:
+            self._send(404, {"error": "not found",
+                             "paths": ["/-/poll-now", guard_reports.PATH]})
+        elif self._authorized():
+            route(self)
 
-        def _send(self, code: int, body: dict) -> None:
-            self._raw(code, json.dumps(body, default=str).encode(), "application/json")
+    def _healthz(self) -> None:
+        ok, detail = health(self.daemon)
+        self._send(200 if ok else 503, {"ok": ok, "detail": detail})
 
-        def _raw(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+    def _readyz(self) -> None:
+        ready = self.daemon.has_good_snapshot()
+        self._send(200 if ready else 503, {"ready": ready})
+
+    def _status(self) -> None:
+        daemon = self.daemon
+        report = status.report(daemon.config.model_root, daemon.state)
+        if daemon.cluster is not None:
+            report["cluster"] = daemon.cluster.describe()
+        tokens = _tokens(daemon)
+        self._send(200, report if not tokens or self._holds(tokens) else trimmed(report))
+
+    def _metrics(self) -> None:
+        body = generate_latest(self.daemon.syncer.metrics.registry)
+        self._raw(200, body, CONTENT_TYPE_LATEST)
+
+    def _poll_now(self) -> None:
+        self.daemon.poll_now()
+        self._send(202, {"accepted": True})
+
+    def _report(self) -> None:
+        """A follower's champion figures, for the leader's guard (guard_reports)."""
+        guard = self.daemon.syncer.guard
+        if guard is None or guard.reports is None:
+            self._send(404, {"error": "no guard here takes reports"})
+            return
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or int(length) > guard_reports.MAX_REPORT_BYTES:
+            self._send(413, {"error": f"Content-Length: at most "
+                                      f"{guard_reports.MAX_REPORT_BYTES} bytes"})
+            return
+        try:
+            pod, figures = guard_reports.decode(self.rfile.read(int(length)))
+        except guard_reports.ReportError as exc:
+            self._send(400, {"error": str(exc)})
+            return
+        guard.reports.put(pod, figures)
+        self._send(202, {"accepted": True})
+
+    def _authorized(self) -> bool:
+        """True for the reload token or the peer credential; else 401 (403: none set)."""
+        tokens = _tokens(self.daemon)
+        if not tokens:
+            self._send(403, {"error": "peer endpoints are off: no RELOAD_TOKEN"})
+            return False
+        if not self._holds(tokens):
+            self._send(401, {"error": "missing or wrong token"})
+            return False
+        return True
+
+    def _holds(self, tokens: list[str]) -> bool:
+        return bearer.holds(self.headers.get("Authorization"), tokens)
+
+    def _file(self, path: str) -> None:
+        if not self._authorized():
+            return
+        found = peer.find_file(self.daemon.config.model_root, path)
+        try:
+            handle = open(found, "rb") if found else None  # noqa: SIM115 - closed below
+        except OSError:
+            handle = None
+        if handle is None:
+            self._send(404, {"error": "no such file in a complete snapshot"})
+            return
+        with handle:
+            size = handle.seek(0, 2)
+            handle.seek(0)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
             self.end_headers()
-            self.wfile.write(body)
+            shutil.copyfileobj(handle, self.wfile, 256 * 1024)
 
-        def log_message(self, format: str, *args) -> None:  # probes every few seconds: no noise
-            pass
+    def _send(self, code: int, body: dict) -> None:
+        self._raw(code, json.dumps(body, default=str).encode(), "application/json")
 
-    return Handler
+    def _raw(self, code: int, body: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # probes every few seconds: no noise
+        pass
+
+
+_GET_ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/healthz": Handler._healthz, "/readyz": Handler._readyz,
+    "/status": Handler._status, "/metrics": Handler._metrics,
+}
+_POST_ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/-/poll-now": Handler._poll_now, guard_reports.PATH: Handler._report,
+}
 
 
 PUBLIC_STATUS = ("ready", "published", "desired", "consecutiveFailures", "lastSuccessAt")
@@ -200,8 +228,8 @@ def spare_descriptors() -> None:
             log.warning("descriptor_limit_unchanged", soft=soft, hard=hard, error=str(exc))
 
 
-def start(daemon: Daemon, host: str, port: int) -> BoundedHTTPServer:
+def start(daemon: Daemon, host: str, port: int) -> SidecarServer:
     """Serve the endpoints on a background thread; return the server (shutdown() stops it)."""
-    server = BoundedHTTPServer((host, port), make_handler(daemon), MAX_CONNECTIONS)
+    server = SidecarServer((host, port), daemon)
     threading.Thread(target=server.serve_forever, name="ops-server", daemon=True).start()
     return server

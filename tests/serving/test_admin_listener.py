@@ -17,7 +17,7 @@ def test_before_the_workers_listen_it_answers_starting_which_the_sidecar_takes_a
     reload then meet a 503 `serving_starting`, not a 502 it would log as a failed sync."""
     settings = admin.AdminSettings(port=0, upstream_host="127.0.0.1", upstream_port=free_port(),
                                    max_body_bytes=1024, read_timeout=5, answer_timeout=5)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), admin._handler(settings))
+    server = admin.Listener(settings)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
@@ -56,7 +56,7 @@ def test_a_client_that_asks_to_close_is_told_so_and_never_reuses_a_closing_conne
     settings = admin.AdminSettings(port=0, upstream_host="127.0.0.1",
                                    upstream_port=upstream.server_address[1],
                                    max_body_bytes=1024, read_timeout=5, answer_timeout=5)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), admin._handler(settings))
+    server = admin.Listener(settings)
     for each in (upstream, server):
         threading.Thread(target=each.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/-/validate"
