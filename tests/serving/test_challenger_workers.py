@@ -18,7 +18,7 @@ from devkit.snapshots import build_snapshot
 from model_contract import manifest
 from registry_sync.store.publish import publish as publish_link
 from tests.support.diamonds import CLASSIFIER
-from tests.support.serving_process import launch
+from tests.support.serving_process import launch, wait_for_workers
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +46,8 @@ def server(tmp_path_factory, trained_models, registry):
     running.stop()
 
 
-def _wait_for_workers(server, condition) -> dict[int, dict]:
-    """Poll /api/v1/model until both workers' `roles` meet the condition; worker -> roles."""
-    seen: dict[int, dict] = {}
-
-    def both_workers() -> bool:
-        answer = server.session.get(server.url + "/api/v1/model", timeout=10).json()
-        seen[answer["worker"]] = answer["roles"]
-        return len(seen) == 2 and all(condition(r) for r in seen.values())
-
-    wait_until(both_workers, timeout=30, what="both workers' roles")
-    return seen
-
-
 def test_every_worker_holds_the_staging_version_in_shadow(server):
-    seen = _wait_for_workers(server, lambda roles: roles["challenger"] is not None)
+    seen = wait_for_workers(server, lambda roles: roles["challenger"] is not None)
     for roles in seen.values():
         assert roles["mode"] == "shadow"
         assert roles["challenger"]["version"] == "2.1.0"
@@ -99,13 +86,13 @@ def test_removing_the_challenger_mid_load_costs_no_request(server):
     with Load(server.url, clients=2, seconds=60, max_requests=2000) as load:
         wait_until(lambda: len(load.answers) > 50, timeout=20, what="the load to run")
         (server.model_root / "candidate").unlink()
-        _wait_for_workers(server, lambda roles: roles["challenger"] is None)
+        wait_for_workers(server, lambda roles: roles["challenger"] is None)
         count = len(load.answers)
         wait_until(lambda: len(load.answers) > count + 50, timeout=20, what="more answers")
     load.assert_all_ok()
     assert load.versions() == {"2.0.0"}
     publish_link(server.model_root, server.candidate, link="candidate")
-    _wait_for_workers(server, lambda roles: roles["challenger"] is not None)
+    wait_for_workers(server, lambda roles: roles["challenger"] is not None)
 
 
 def test_promoting_the_challenger_swaps_with_zero_failures_and_no_reload(server):

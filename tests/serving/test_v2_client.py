@@ -20,7 +20,7 @@ from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as publish_link
 from tests.support.diamonds import CLASSIFIER, VALID
 from tests.support.mpm import events_by_id, mpm_env, sample
-from tests.support.serving_process import launch
+from tests.support.serving_process import launch, wait_for_workers
 
 FEATURES = list(VALID)
 OTHERS = [{**VALID, "carat": 1.2, "color": "J", "price": 9000.0, "x": 6.8, "y": 6.7, "z": 4.2},
@@ -40,6 +40,8 @@ def server(tmp_path_factory, trained_models, local_registry_server):  # noqa: F8
     publish_link(root, candidate, link="candidate")
     running = launch(root, work, **mpm_env(local_registry_server))
     running.wait_for_version("2.0.0", timeout=60)
+    # Inputs reach the shadow only once a worker holds the challenger (loaded after the champion)
+    wait_for_workers(running, lambda roles: roles["challenger"] is not None)
     yield running
     running.stop()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from devkit.processes import free_port
+from devkit.processes import free_port, wait_until
 from devkit.sessions import spreading_session
 from devkit.snapshots import build_snapshot
 from registry_sync.store.publish import publish as publish_snapshot
@@ -169,3 +169,16 @@ def _wait_until_ready(server: Serving) -> None:
         except requests.RequestException:
             pass  # not listening yet, or a worker still importing
         time.sleep(0.1)
+
+
+def wait_for_workers(server, condition) -> dict[int, dict]:
+    """Poll /api/v1/model until both workers' `roles` meet the condition; worker -> roles."""
+    seen: dict[int, dict] = {}
+
+    def both_workers() -> bool:
+        answer = server.session.get(server.url + "/api/v1/model", timeout=10).json()
+        seen[answer["worker"]] = answer["roles"]
+        return len(seen) == 2 and all(condition(r) for r in seen.values())
+
+    wait_until(both_workers, timeout=30, what="both workers' roles")
+    return seen
