@@ -110,12 +110,9 @@ def _watch(calls: ModelCalls, hard_seconds: float, model_root: Path | None,
 def kill_hung(pid: int, role: int, hard_seconds: float, model_root: Path | None,
               folder: Path) -> None:
     """Kill a worker stuck in a model call; record the overrun of the snapshot it served."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
     name = ROLES.get(role, "champion")
     snapshot = layout.linked_snapshot_id(model_root, LINKS.get(role, "current")) \
         if model_root is not None else None
-    log.error("model_call_hung", pid=pid, role=name, snapshot=snapshot, seconds=hard_seconds)
     if snapshot is not None and role == deadline.CHAMPION:
         _count_failed(model_root, snapshot)
     if snapshot is not None:
@@ -123,6 +120,12 @@ def kill_hung(pid: int, role: int, hard_seconds: float, model_root: Path | None,
             overruns.record(folder, overruns.Overrun(
                 name, snapshot, f"a model call ran {hard_seconds:g}s and could not be stopped: "
                                 "its worker was killed", time.time(), worker_killed=True))
+    # Whoever reads the event finds the failure counted and the overrun recorded. The kill comes
+    # last: granian forks the replacement as soon as the worker dies, and a fork taken while this
+    # thread imports or writes the metrics would give the new worker a lock no one releases.
+    log.error("model_call_hung", pid=pid, role=name, snapshot=snapshot, seconds=hard_seconds)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _count_failed(model_root: Path, snapshot: str) -> None:
