@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from devkit.load import triton_tensors
 from devkit.snapshots import build_snapshot
 from serving.http.api import _ENCODER, Prediction
 from serving.inputs.checks import encode, parse_body
@@ -90,15 +91,7 @@ def binary_request(rows: list[dict]) -> tuple[bytes, tuple[str, dict[str, str]]]
     """The rows as tritonclient sends them (binary tensor data, one tensor per feature)."""
     import tritonclient.http as triton
 
-    inputs = []
-    for name in rows[0]:
-        values = [row[name] for row in rows]
-        text = isinstance(values[0], str)
-        tensor = triton.InferInput(name, [len(values)], "BYTES" if text else "FP64")
-        tensor.set_data_from_numpy(np.array(values, dtype=object if text else np.float64),
-                                   binary_data=True)
-        inputs.append(tensor)
-    body, json_size = triton.InferenceServerClient.generate_request_body(inputs)
+    body, json_size = triton.InferenceServerClient.generate_request_body(triton_tensors(rows))
     return body, (f"/v2/models/{models.CLASSIFIER}/infer",
                   {"Inference-Header-Content-Length": str(json_size)})
 

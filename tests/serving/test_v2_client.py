@@ -13,7 +13,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from devkit.load import Load
+from devkit.load import Load, triton_tensors
 from devkit.processes import wait_until
 from devkit.registry import local_registry_server  # noqa: F401
 from devkit.snapshots import build_snapshot
@@ -56,16 +56,8 @@ def client(server):
 
 
 def tensors(instances: list[dict], binary: bool) -> list[triton.InferInput]:
-    """One tensor per feature, as a tritonclient user builds them from numpy columns."""
-    made = []
-    for name in FEATURES:
-        values = [instance[name] for instance in instances]
-        text = isinstance(values[0], str)
-        tensor = triton.InferInput(name, [len(values)], "BYTES" if text else "FP64")
-        tensor.set_data_from_numpy(np.array(values, dtype=object if text else np.float64),
-                                   binary_data=binary)
-        made.append(tensor)
-    return made
+    """One tensor per feature, in the schema's order, as a tritonclient user builds them."""
+    return triton_tensors([{name: i[name] for name in FEATURES} for i in instances], binary)
 
 
 def api_v1(server, instances: list[dict]) -> list[dict]:
